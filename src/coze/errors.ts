@@ -1,0 +1,216 @@
+import { errors as undiciErrors } from "undici";
+
+/**
+ * What went wrong, as a stable string the layers above switch on. The RPC boundary maps each
+ * code to one Connect code and the REST shim to one HTTP status.
+ *
+ * - `authentication`: Coze rejected our credentials (JWT or access token).
+ * - `permission`: the token is valid but may not use the resource, or the plan does not allow it.
+ * - `not_found`: the bot, workflow, conversation, chat or run does not exist.
+ * - `rate_limited`: Coze throttled us or a quota is exhausted; `retryAfterMs` when Coze said.
+ * - `bad_request`: Coze refused the request's parameters.
+ * - `unavailable`: Coze could not be reached, reset the connection or answered 5xx.
+ * - `timeout`: a connect, headers, body, idle or overall deadline passed.
+ * - `canceled`: the caller aborted.
+ * - `protocol`: Coze answered something this client cannot understand.
+ * - `failed`: Coze accepted the work and reports that it failed (a failed chat or workflow
+ *   run), or answered an error code this client does not classify.
+ */
+export type CozeErrorCode =
+  | "authentication"
+  | "permission"
+  | "not_found"
+  | "rate_limited"
+  | "bad_request"
+  | "unavailable"
+  | "timeout"
+  | "canceled"
+  | "protocol"
+  | "failed";
+
+/** Options for {@link CozeError}. */
+export interface CozeErrorOptions {
+  /** The upstream step that failed, such as `token`, `chat.create` or `workflow.history`. */
+  step: string;
+  /** The underlying error, kept for debugging; never rendered on the wire. */
+  cause?: unknown;
+  /** HTTP status of the upstream response, when there was one. */
+  status?: number;
+  /** Coze's own error code: a number for API envelopes, a string for OAuth errors. */
+  cozeCode?: number | string;
+  /**
+   * Coze's own error text. Kept apart from `message` because it is upstream text: it may be
+   * logged at debug level but never goes into a message on the wire.
+   */
+  cozeMessage?: string;
+  /** Coze's log id (`X-Tt-Logid` or `detail.logid`), for support requests. */
+  logId?: string;
+  /** How long Coze asked us to wait before retrying, in milliseconds. */
+  retryAfterMs?: number;
+}
+
+/**
+ * The one error type of the Coze client. `message` is short, safe and ours: it names the step
+ * and the kind of failure, never a token, a key or an upstream body.
+ */
+export class CozeError extends Error {
+  override readonly name = "CozeError";
+  readonly code: CozeErrorCode;
+  readonly step: string;
+  readonly status: number | undefined;
+  readonly cozeCode: number | string | undefined;
+  readonly cozeMessage: string | undefined;
+  readonly logId: string | undefined;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(code: CozeErrorCode, message: string, options: CozeErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.step = options.step;
+    this.status = options.status;
+    this.cozeCode = options.cozeCode;
+    this.cozeMessage = options.cozeMessage;
+    this.logId = options.logId;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** True when `err` is a {@link CozeError}, optionally with one of the given codes. */
+export function isCozeError(err: unknown, ...codes: CozeErrorCode[]): err is CozeError {
+  return err instanceof CozeError && (codes.length === 0 || codes.includes(err.code));
+}
+
+const codeText: Record<CozeErrorCode, string> = {
+  authentication: "authentication failed",
+  permission: "permission denied",
+  not_found: "not found",
+  rate_limited: "rate limited",
+  bad_request: "request rejected",
+  unavailable: "unavailable",
+  timeout: "timed out",
+  canceled: "canceled",
+  protocol: "unexpected response",
+  failed: "failed",
+};
+
+/** Builds the standard safe message: `<step>: <what> [(Coze code N)]`. */
+export function safeMessage(code: CozeErrorCode, step: string, cozeCode?: number | string): string {
+  const suffix = cozeCode === undefined || cozeCode === "" ? "" : ` (Coze code ${cozeCode})`;
+  return `${step}: ${codeText[code]}${suffix}`;
+}
+
+// Coze API codes with a meaning of their own (coze-api.md §1.5). Anything else that is not 0 is
+// `failed`, unless the HTTP status says more.
+const apiCodes: ReadonlyMap<number, CozeErrorCode> = new Map<number, CozeErrorCode>([
+  [4000, "bad_request"],
+  [4003, "bad_request"],
+  [4004, "bad_request"],
+  [4010, "bad_request"],
+  [4012, "bad_request"],
+  [4016, "bad_request"],
+  [4104, "bad_request"],
+  [4001, "not_found"],
+  [4002, "not_found"],
+  [4005, "not_found"],
+  [4006, "not_found"],
+  [4015, "not_found"],
+  [4200, "not_found"],
+  [4100, "authentication"],
+  [700012006, "authentication"],
+  [4101, "permission"],
+  [6003, "permission"],
+  [4008, "rate_limited"],
+  [4009, "rate_limited"],
+  [4011, "rate_limited"],
+  [4013, "rate_limited"],
+  [4019, "rate_limited"],
+  [4020, "rate_limited"],
+  [4027, "rate_limited"],
+  [4028, "rate_limited"],
+  [5000, "unavailable"],
+]);
+
+/** Classifies an HTTP status alone; `undefined` for 2xx and statuses with no clear meaning. */
+export function codeFromStatus(status: number): CozeErrorCode | undefined {
+  if (status === 400 || status === 413 || status === 422) return "bad_request";
+  if (status === 401) return "authentication";
+  if (status === 403) return "permission";
+  if (status === 404) return "not_found";
+  if (status === 408 || status === 504) return "timeout";
+  if (status === 429) return "rate_limited";
+  if (status >= 500) return "unavailable";
+  if (status >= 400) return "failed";
+  return undefined;
+}
+
+/**
+ * Classifies a Coze API error envelope (`{code, msg}`, code ≠ 0). A known Coze code wins over
+ * the HTTP status; an unknown one falls back to the status, then to `failed`.
+ */
+export function codeFromCoze(cozeCode: number, status: number): CozeErrorCode {
+  return apiCodes.get(cozeCode) ?? codeFromStatus(status) ?? "failed";
+}
+
+// OAuth token endpoint errors (coze-api.md §2.4).
+const oauthCodes: ReadonlyMap<string, CozeErrorCode> = new Map<string, CozeErrorCode>([
+  ["invalid_client", "authentication"],
+  ["invalid_grant", "authentication"],
+  ["access_deny", "permission"],
+  ["access_denied", "permission"],
+  ["invalid_request", "bad_request"],
+  ["unsupported_grant_type", "bad_request"],
+  ["internal_error", "unavailable"],
+]);
+
+/** Classifies an OAuth error (`error_code` / `error`), falling back to the HTTP status. */
+export function codeFromOAuth(oauthCode: string, status: number): CozeErrorCode {
+  return oauthCodes.get(oauthCode) ?? codeFromStatus(status) ?? "authentication";
+}
+
+/**
+ * Parses a `Retry-After` header (delta seconds or an HTTP date) into milliseconds from `now`.
+ * Returns `undefined` when absent or unparsable; never negative.
+ */
+export function parseRetryAfter(
+  value: string | string[] | undefined,
+  now: number,
+): number | undefined {
+  const raw = Array.isArray(value) ? value[0] : value;
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const trimmed = raw.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const date = Date.parse(trimmed);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - now);
+}
+
+/**
+ * Turns whatever an undici call threw into a {@link CozeError}. An abort caused by `signal`
+ * becomes `canceled`, or `timeout` when the abort reason is a `TimeoutError` (as with
+ * `AbortSignal.timeout`); undici's timeout errors become `timeout`; socket and DNS failures
+ * become `unavailable`. A `CozeError` passes through unchanged.
+ */
+export function fromTransportError(step: string, err: unknown, signal?: AbortSignal): CozeError {
+  if (err instanceof CozeError) return err;
+  if (signal?.aborted) {
+    const reason: unknown = signal.reason;
+    if (reason instanceof CozeError) return reason;
+    const timedOut = reason instanceof Error && reason.name === "TimeoutError";
+    return new CozeError(
+      timedOut ? "timeout" : "canceled",
+      safeMessage(timedOut ? "timeout" : "canceled", step),
+      { step, cause: err },
+    );
+  }
+  if (
+    err instanceof undiciErrors.ConnectTimeoutError ||
+    err instanceof undiciErrors.HeadersTimeoutError ||
+    err instanceof undiciErrors.BodyTimeoutError
+  ) {
+    return new CozeError("timeout", safeMessage("timeout", step), { step, cause: err });
+  }
+  if (err instanceof Error && err.name === "AbortError") {
+    return new CozeError("canceled", safeMessage("canceled", step), { step, cause: err });
+  }
+  return new CozeError("unavailable", safeMessage("unavailable", step), { step, cause: err });
+}
