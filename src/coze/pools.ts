@@ -1,0 +1,83 @@
+import { type Dispatcher, Pool } from "undici";
+
+/** Timeouts applied to every connection and request of a pool, in milliseconds. */
+export interface PoolTimeouts {
+  /** Time to establish a TCP (and TLS) connection. Default 5 000. */
+  connectMs?: number;
+  /** Time from sending the request to receiving the response headers. Default 30 000. */
+  headersMs?: number;
+  /**
+   * Longest silence between two body chunks. For streams this is the idle timeout: a stalled
+   * Coze stream fails after this long. Default 60 000.
+   */
+  bodyMs?: number;
+  /** How long an idle keep-alive socket is kept. Default 30 000. */
+  keepAliveMs?: number;
+}
+
+/** Options for {@link createPools}. */
+export interface PoolsOptions extends PoolTimeouts {
+  /** Most sockets per origin. Default 128. */
+  connections?: number;
+}
+
+/**
+ * One pooled undici dispatcher per origin (scheme, host and port), created on first use. Token
+ * requests and API calls to the same Coze host share sockets.
+ */
+export interface Pools {
+  /** The dispatcher for `url`'s origin. Throws `TypeError` for a URL that is not http(s). */
+  get(url: string | URL): Dispatcher;
+  /** Closes every pool: waits for requests under way, then closes the sockets. */
+  close(): Promise<void>;
+  /** Destroys every pool at once, failing requests under way. */
+  destroy(): Promise<void>;
+}
+
+/** Default timeouts, exported so callers can document and reuse them. */
+export const defaultPoolTimeouts: Required<PoolTimeouts> = {
+  connectMs: 5_000,
+  headersMs: 30_000,
+  bodyMs: 60_000,
+  keepAliveMs: 30_000,
+};
+
+/** Creates the per-origin pools. Nothing connects until the first request. */
+export function createPools(options: PoolsOptions = {}): Pools {
+  const pools = new Map<string, Pool>();
+  const timeouts = { ...defaultPoolTimeouts, ...stripUndefined(options) };
+  return {
+    get(url) {
+      const parsed = typeof url === "string" ? new URL(url) : url;
+      if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+        throw new TypeError(`unsupported protocol ${parsed.protocol} in Coze base URL`);
+      }
+      let pool = pools.get(parsed.origin);
+      if (pool === undefined) {
+        pool = new Pool(parsed.origin, {
+          connections: options.connections ?? 128,
+          connect: { timeout: timeouts.connectMs },
+          headersTimeout: timeouts.headersMs,
+          bodyTimeout: timeouts.bodyMs,
+          keepAliveTimeout: timeouts.keepAliveMs,
+        });
+        pools.set(parsed.origin, pool);
+      }
+      return pool;
+    },
+    async close() {
+      const all = [...pools.values()];
+      pools.clear();
+      await Promise.all(all.map((p) => p.close()));
+    },
+    async destroy() {
+      const all = [...pools.values()];
+      pools.clear();
+      await Promise.all(all.map((p) => p.destroy()));
+    },
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
