@@ -1,0 +1,225 @@
+import { afterEach, describe, expect, it } from "vitest";
+import { json, sse, startScriptedServer } from "../../test/support/scripted-server.js";
+import { CozeError } from "./errors.js";
+import { type AccessTokens, type CallInfo, createCozeHttp } from "./http.js";
+import { createPools, type Pools } from "./pools.js";
+
+/** Hands out tok-1, tok-2, … and records invalidations. */
+function fakeTokens(): AccessTokens & { invalidated: string[]; issued: number } {
+  let current = "tok-1";
+  const self = {
+    invalidated: [] as string[],
+    issued: 1,
+    async getToken() {
+      return current;
+    },
+    invalidate(token: string) {
+      self.invalidated.push(token);
+      if (token === current) current = `tok-${++self.issued}`;
+    },
+  };
+  return self;
+}
+
+let server: Awaited<ReturnType<typeof startScriptedServer>> | undefined;
+let pools: Pools | undefined;
+afterEach(async () => {
+  await pools?.destroy();
+  await server?.close();
+  server = undefined;
+  pools = undefined;
+});
+
+async function setup(...handlers: Parameters<typeof startScriptedServer>) {
+  server = await startScriptedServer(...handlers);
+  pools = createPools();
+  const tokens = fakeTokens();
+  const calls: CallInfo[] = [];
+  const http = createCozeHttp({
+    baseUrl: server.url,
+    tokens,
+    pools,
+    requestTimeoutMs: 2_000,
+    streamIdleTimeoutMs: 500,
+    onCall: (c) => calls.push(c),
+  });
+  return { http, tokens, calls, server };
+}
+
+async function failure(p: Promise<unknown>): Promise<CozeError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(CozeError);
+  return err as CozeError;
+}
+
+describe("CozeHttp.json", () => {
+  it("sends the bearer token and JSON body, and returns the decoded envelope", async () => {
+    const { http, server } = await setup(json(200, { code: 0, msg: "", data: { id: "7" } }));
+    const res = await http.json({
+      step: "chat.create",
+      method: "POST",
+      path: "/v3/chat",
+      query: { conversation_id: "123", skip: undefined },
+      body: { bot_id: "1" },
+    });
+    expect(res.body.data).toEqual({ id: "7" });
+    expect(res.logId).toBe("20240101000000TESTLOGID0000000000");
+    expect(server.seen[0]?.url).toBe("/v3/chat?conversation_id=123");
+    expect(server.seen[0]?.headers.authorization).toBe("Bearer tok-1");
+    expect(server.seen[0]?.headers["content-type"]).toBe("application/json");
+    expect(JSON.parse(server.seen[0]?.body ?? "")).toEqual({ bot_id: "1" });
+  });
+
+  it("treats a body without code as success, as every SDK does (async run shape)", async () => {
+    const { http } = await setup(json(200, { execute_id: "74248231312884", msg: "" }));
+    const res = await http.json({ step: "workflow.start", method: "POST", path: "/x" });
+    expect(res.body.execute_id).toBe("74248231312884");
+  });
+
+  it("turns a non-zero code into a typed error with Coze's code, message and log id", async () => {
+    const { http } = await setup(
+      json(200, { code: 4200, msg: "workflow not found", detail: { logid: "BODYLOG" } }),
+    );
+    const err = await failure(http.json({ step: "workflow.run", method: "POST", path: "/x" }));
+    expect(err.code).toBe("not_found");
+    expect(err.cozeCode).toBe(4200);
+    expect(err.cozeMessage).toBe("workflow not found");
+    expect(err.logId).toBe("BODYLOG");
+    expect(err.message).toBe("workflow.run: not found (Coze code 4200)");
+  });
+
+  it("reports 429 as rate_limited with the Retry-After delay", async () => {
+    const { http } = await setup(
+      json(429, { code: 4013, msg: "rate limit" }, { "retry-after": "7" }),
+    );
+    const err = await failure(http.json({ step: "chat.retrieve", method: "GET", path: "/x" }));
+    expect(err.code).toBe("rate_limited");
+    expect(err.retryAfterMs).toBe(7_000);
+  });
+
+  it("reports a 5xx with a non-JSON body as unavailable without the body in the message", async () => {
+    const { http } = await setup((_req, res) => {
+      res.writeHead(502, { "content-type": "text/html" });
+      res.end("<html>secret upstream page</html>");
+    });
+    const err = await failure(http.json({ step: "chat.retrieve", method: "GET", path: "/x" }));
+    expect(err.code).toBe("unavailable");
+    expect(err.status).toBe(502);
+    expect(err.message).not.toContain("secret");
+  });
+
+  it("invalidates a rejected token and retries exactly once with a fresh one", async () => {
+    const { http, tokens, server, calls } = await setup(
+      json(401, { code: 4100, msg: "authentication is invalid" }),
+      json(200, { code: 0, data: { ok: true } }),
+    );
+    const res = await http.json({ step: "chat.retrieve", method: "GET", path: "/x" });
+    expect(res.body.data).toEqual({ ok: true });
+    expect(tokens.invalidated).toEqual(["tok-1"]);
+    expect(server.seen.map((r) => r.headers.authorization)).toEqual([
+      "Bearer tok-1",
+      "Bearer tok-2",
+    ]);
+    expect(calls).toMatchObject([{ outcome: "ok", retriedAuth: true }]);
+  });
+
+  it("retries a 4100 answered with HTTP 200 too, but gives up after the second rejection", async () => {
+    const { http, tokens, server } = await setup(json(200, { code: 4100, msg: "bad" }));
+    const err = await failure(http.json({ step: "chat.retrieve", method: "GET", path: "/x" }));
+    expect(err.code).toBe("authentication");
+    expect(server.seen).toHaveLength(2);
+    expect(tokens.invalidated).toEqual(["tok-1"]);
+  });
+
+  it("does not retry other errors", async () => {
+    const { http, server } = await setup(json(503, { code: 5000, msg: "busy" }));
+    await failure(http.json({ step: "workflow.run", method: "POST", path: "/x" }));
+    expect(server.seen).toHaveLength(1);
+  });
+
+  it("fails with timeout when the response does not arrive before the deadline", async () => {
+    const { http } = await setup(() => {
+      /* never answers */
+    });
+    const err = await failure(
+      http.json({ step: "chat.retrieve", method: "GET", path: "/x", timeoutMs: 50 }),
+    );
+    expect(err.code).toBe("timeout");
+  });
+
+  it("fails with canceled when the caller aborts", async () => {
+    const { http } = await setup(() => {});
+    const ac = new AbortController();
+    const p = http.json({ step: "chat.retrieve", method: "GET", path: "/x", signal: ac.signal });
+    setTimeout(() => ac.abort(), 10);
+    expect((await failure(p)).code).toBe("canceled");
+  });
+
+  it("reports a connection reset as unavailable", async () => {
+    const { http } = await setup((_req, _res, socket) => socket.destroy());
+    const err = await failure(http.json({ step: "chat.retrieve", method: "GET", path: "/x" }));
+    expect(err.code).toBe("unavailable");
+  });
+});
+
+describe("CozeHttp.stream", () => {
+  it("yields the events of an event-stream response", async () => {
+    const { http } = await setup(sse('event:done\ndata:"[DONE]"\n\n'));
+    const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
+    const events = [];
+    for await (const e of stream) events.push(e);
+    expect(events).toEqual([{ id: undefined, event: "done", data: '"[DONE]"' }]);
+  });
+
+  it("throws the JSON envelope answered instead of a stream, and retries a token rejection", async () => {
+    const { http, server } = await setup(
+      json(200, { code: 4100, msg: "authentication is invalid" }),
+      json(200, { code: 4000, msg: "json fail" }),
+    );
+    const err = await failure(
+      http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" }),
+    );
+    expect(err.code).toBe("bad_request");
+    expect(err.cozeCode).toBe(4000);
+    expect(server.seen).toHaveLength(2);
+  });
+
+  it("treats a bare JSON envelope inside an event stream as an error before the stream", async () => {
+    const { http } = await setup(sse('{"code":4101,"msg":"no permission"}'));
+    const err = await failure(
+      http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" }),
+    );
+    expect(err.code).toBe("permission");
+    expect(err.cozeCode).toBe(4101);
+  });
+
+  it("fails an idle stream with timeout and releases the connection", async () => {
+    const { http, server } = await setup((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write("event:conversation.chat.created\ndata:{}\n\n");
+    });
+    const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
+    const err = await failure(
+      (async () => {
+        for await (const _ of stream) {
+          /* drain */
+        }
+      })(),
+    );
+    expect(err.code).toBe("timeout");
+    await expect.poll(() => server.openResponses()).toBe(0);
+  });
+
+  it("closes the upstream connection when the consumer stops early", async () => {
+    const { http, server } = await setup((_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write("event:a\ndata:{}\n\nevent:b\ndata:{}\n\n");
+    });
+    const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
+    for await (const _ of stream) break;
+    await expect.poll(() => server.openResponses()).toBe(0);
+  });
+});

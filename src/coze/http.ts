@@ -1,0 +1,470 @@
+import { type Dispatcher, type FormData, request } from "undici";
+import { type Clock, systemClock } from "./clock.js";
+import { createDeadline } from "./deadline.js";
+import {
+  CozeError,
+  type CozeErrorCode,
+  codeFromCoze,
+  codeFromOAuth,
+  codeFromStatus,
+  fromTransportError,
+  parseRetryAfter,
+  safeMessage,
+} from "./errors.js";
+import type { Pools } from "./pools.js";
+import { parseSse, type SseEvent } from "./sse.js";
+
+/** Where the HTTP layer gets access tokens. `TokenSource` from `token-cache.ts` fits. */
+export interface AccessTokens {
+  /** A valid access token for this credential. */
+  getToken(signal?: AbortSignal): Promise<string>;
+  /** Drops `token` if it is still the cached one, so the next `getToken` fetches another. */
+  invalidate(token: string): void;
+}
+
+/** What the HTTP layer reports after each upstream call (for metrics and logs; no secrets). */
+export interface CallInfo {
+  step: string;
+  /** HTTP status of the last attempt, when a response arrived. */
+  status: number | undefined;
+  /** From the start of the call to the end of the body (unary) or to the headers (stream). */
+  durationMs: number;
+  outcome: "ok" | CozeErrorCode;
+  logId: string | undefined;
+  /** True when the call was sent a second time after Coze rejected the token. */
+  retriedAuth: boolean;
+}
+
+/** Options for {@link createCozeHttp}. */
+export interface CozeHttpOptions {
+  /** Coze API base URL, e.g. `https://api.coze.cn`. */
+  baseUrl: string;
+  tokens: AccessTokens;
+  pools: Pools;
+  clock?: Clock;
+  /** `User-Agent` sent upstream. */
+  userAgent?: string;
+  /** Overall deadline of a unary call, headers and body, in ms. Default 60 000. */
+  requestTimeoutMs?: number;
+  /** Most time to wait for response headers, in ms. Default 30 000. */
+  headersTimeoutMs?: number;
+  /** Longest silence on an open event stream before it fails with `timeout`, in ms. Default 60 000. */
+  streamIdleTimeoutMs?: number;
+  /** Largest JSON body accepted, in bytes. Default 64 MiB. */
+  maxBodyBytes?: number;
+  onCall?: (info: CallInfo) => void;
+}
+
+/** One upstream request. */
+export interface CozeRequest {
+  /** Names the step in errors and metrics, e.g. `chat.create`. */
+  step: string;
+  method: "GET" | "POST";
+  /** Path below the base URL, starting with `/`. */
+  path: string;
+  /** Query parameters; `undefined` values are left out. */
+  query?: Record<string, string | number | boolean | undefined>;
+  /** A JSON body. */
+  body?: unknown;
+  /** A multipart body (file upload). Sent once: a multipart call is not retried. */
+  form?: FormData;
+  signal?: AbortSignal;
+  /** Overrides the unary deadline for this call, in ms. */
+  timeoutMs?: number;
+}
+
+/** A decoded JSON response whose envelope said success. */
+export interface JsonResponse {
+  body: Record<string, unknown>;
+  status: number;
+  logId: string | undefined;
+}
+
+/**
+ * An open event stream. Iterate it once; breaking out of the loop, or `close()`, releases the
+ * connection (which also tells Coze the client went away).
+ */
+export interface StreamResponse extends AsyncIterable<SseEvent> {
+  readonly status: number;
+  readonly logId: string | undefined;
+  close(): void;
+}
+
+/** The Coze HTTP layer: auth, envelopes, errors and streams for one base URL. */
+export interface CozeHttp {
+  readonly baseUrl: string;
+  /** Sends a request and decodes the JSON envelope; throws {@link CozeError} on any failure. */
+  json(req: CozeRequest): Promise<JsonResponse>;
+  /**
+   * Sends a request that answers with an event stream. An error answered before the stream
+   * (a JSON envelope, or a bare JSON envelope as the stream's first line) throws; the stream's
+   * own events are the caller's to interpret.
+   */
+  stream(req: CozeRequest): Promise<StreamResponse>;
+}
+
+const mib = 1024 * 1024;
+
+/**
+ * Creates the HTTP layer for one Coze base URL. Every call carries a bearer token from
+ * `tokens`; when Coze rejects the token (code 4100, 4101 or 700012006, or HTTP 401) the layer
+ * invalidates exactly that token and sends the call once more with a fresh one (coze-api.md §3,
+ * chat-sdk behaviour). Nothing else is retried here: a chat or workflow run that Coze may have
+ * accepted is never sent twice.
+ */
+export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
+  const clock = options.clock ?? systemClock;
+  const base = new URL(options.baseUrl);
+  const dispatcher: Dispatcher = options.pools.get(base);
+  const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
+  const headersTimeoutMs = options.headersTimeoutMs ?? 30_000;
+  const idleTimeoutMs = options.streamIdleTimeoutMs ?? 60_000;
+  const maxBodyBytes = options.maxBodyBytes ?? 64 * mib;
+  const basePath = base.pathname.replace(/\/+$/, "");
+
+  function urlOf(req: CozeRequest): string {
+    const url = new URL(basePath + req.path, base.origin);
+    for (const [k, v] of Object.entries(req.query ?? {})) {
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    }
+    return url.toString();
+  }
+
+  function report(
+    req: CozeRequest,
+    started: number,
+    status: number | undefined,
+    err: unknown,
+    logId: string | undefined,
+    retriedAuth: boolean,
+  ) {
+    options.onCall?.({
+      step: req.step,
+      status,
+      durationMs: clock.now() - started,
+      outcome: err === undefined ? "ok" : err instanceof CozeError ? err.code : "unavailable",
+      logId: err instanceof CozeError ? (err.logId ?? logId) : logId,
+      retriedAuth,
+    });
+  }
+
+  async function send(req: CozeRequest, token: string, signal: AbortSignal, stream: boolean) {
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${token}`,
+      accept: stream ? "text/event-stream, application/json" : "application/json",
+    };
+    if (options.userAgent) headers["user-agent"] = options.userAgent;
+    let body: string | FormData | undefined;
+    if (req.form !== undefined) {
+      body = req.form;
+    } else if (req.body !== undefined) {
+      body = JSON.stringify(req.body);
+      headers["content-type"] = "application/json";
+    }
+    try {
+      return await request(urlOf(req), {
+        dispatcher,
+        method: req.method,
+        headers,
+        body,
+        signal,
+        headersTimeout: headersTimeoutMs,
+        bodyTimeout: stream ? idleTimeoutMs : requestTimeoutMs,
+      });
+    } catch (err) {
+      throw fromTransportError(req.step, err, signal);
+    }
+  }
+
+  async function attempt<T>(
+    req: CozeRequest,
+    signal: AbortSignal,
+    run: (token: string) => Promise<T>,
+  ): Promise<{ value: T; retriedAuth: boolean }> {
+    let token = await getToken(req.step, signal);
+    try {
+      return { value: await run(token), retriedAuth: false };
+    } catch (err) {
+      if (!isTokenRejection(err) || req.form !== undefined) throw err;
+      options.tokens.invalidate(token);
+      token = await getToken(req.step, signal);
+      return { value: await run(token), retriedAuth: true };
+    }
+  }
+
+  async function getToken(step: string, signal: AbortSignal): Promise<string> {
+    try {
+      return await options.tokens.getToken(signal);
+    } catch (err) {
+      throw fromTransportError(step, err, signal);
+    }
+  }
+
+  return {
+    baseUrl: options.baseUrl,
+
+    async json(req) {
+      const started = clock.now();
+      const deadline = createDeadline(clock, req.timeoutMs ?? requestTimeoutMs, req.signal);
+      let status: number | undefined;
+      let logId: string | undefined;
+      let retried = false;
+      try {
+        const { value, retriedAuth } = await attempt(req, deadline.signal, async (token) => {
+          const res = await send(req, token, deadline.signal, false);
+          status = res.statusCode;
+          logId = headerLogId(res.headers);
+          const text = await readText(req.step, res.body, maxBodyBytes, deadline.signal);
+          return decodeJson(req.step, res.statusCode, res.headers, text, clock.now());
+        });
+        retried = retriedAuth;
+        report(req, started, status, undefined, value.logId ?? logId, retried);
+        return value;
+      } catch (err) {
+        const error = fromTransportError(req.step, err, deadline.signal);
+        report(req, started, status, error, logId, retried);
+        throw error;
+      } finally {
+        deadline.dispose();
+      }
+    },
+
+    async stream(req) {
+      const started = clock.now();
+      // The headers phase is bounded by headersTimeoutMs inside undici; the open stream by the
+      // idle timeout. The caller's signal cancels either.
+      const signal = req.signal ?? new AbortController().signal;
+      let status: number | undefined;
+      try {
+        const { value, retriedAuth } = await attempt(req, signal, async (token) => {
+          const res = await send(req, token, signal, true);
+          status = res.statusCode;
+          return openStream(req.step, res, signal, maxBodyBytes, clock.now());
+        });
+        report(req, started, status, undefined, value.logId, retriedAuth);
+        return value;
+      } catch (err) {
+        const error = fromTransportError(req.step, err, signal);
+        report(req, started, status, error, undefined, false);
+        throw error;
+      }
+    },
+  };
+}
+
+function isTokenRejection(err: unknown): boolean {
+  return (
+    err instanceof CozeError &&
+    (err.code === "authentication" || err.cozeCode === 4101) &&
+    err.step !== "token"
+  );
+}
+
+function headerLogId(headers: Dispatcher.ResponseData["headers"]): string | undefined {
+  const v = headers["x-tt-logid"];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function isJson(headers: Dispatcher.ResponseData["headers"]): boolean {
+  const ct = headers["content-type"];
+  return String(Array.isArray(ct) ? ct[0] : (ct ?? "")).includes("json");
+}
+
+async function readText(
+  step: string,
+  body: Dispatcher.ResponseData["body"],
+  max: number,
+  signal: AbortSignal,
+): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body) {
+      size += (chunk as Buffer).length;
+      if (size > max) {
+        body.destroy();
+        throw new CozeError("protocol", `${step}: response body too large`, { step });
+      }
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    throw fromTransportError(step, err, signal);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/**
+ * Decodes a Coze JSON response and decides success from the body and the status together
+ * (coze-api.md §1.3, §1.4, §8): a non-zero `code`, a non-empty OAuth `error_code`/`error`, or an
+ * HTTP status of 400 and above is an error; a missing `code` is success.
+ */
+function decodeJson(
+  step: string,
+  status: number,
+  headers: Dispatcher.ResponseData["headers"],
+  text: string,
+  now: number,
+): JsonResponse {
+  const logId = headerLogId(headers);
+  const retryAfterMs = parseRetryAfter(headers["retry-after"], now);
+  let body: unknown;
+  try {
+    body = text === "" ? undefined : JSON.parse(text);
+  } catch {
+    body = undefined;
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    const code = codeFromStatus(status) ?? "protocol";
+    throw new CozeError(code, safeMessage(code, step), { step, status, logId, retryAfterMs });
+  }
+  const record = body as Record<string, unknown>;
+  const error = envelopeError(step, status, record, logId, retryAfterMs);
+  if (error) throw error;
+  if (!isJson(headers) && status >= 300) {
+    const code = codeFromStatus(status) ?? "protocol";
+    throw new CozeError(code, safeMessage(code, step), { step, status, logId, retryAfterMs });
+  }
+  return { body: record, status, logId: bodyLogId(record) ?? logId };
+}
+
+function bodyLogId(body: Record<string, unknown>): string | undefined {
+  const detail = body.detail;
+  if (typeof detail === "object" && detail !== null) {
+    const id = (detail as Record<string, unknown>).logid;
+    if (typeof id === "string" && id !== "") return id;
+  }
+  return undefined;
+}
+
+/** The error a Coze envelope (`{code,msg}` or an OAuth body) describes, if any. */
+export function envelopeError(
+  step: string,
+  status: number,
+  body: Record<string, unknown>,
+  headerLog: string | undefined,
+  retryAfterMs?: number,
+): CozeError | undefined {
+  const logId = bodyLogId(body) ?? headerLog;
+  const rawCode = body.code;
+  const numeric =
+    typeof rawCode === "number"
+      ? rawCode
+      : typeof rawCode === "string" && /^-?\d+$/.test(rawCode)
+        ? Number(rawCode)
+        : undefined;
+  if (numeric !== undefined && numeric !== 0) {
+    const code = codeFromCoze(numeric, status);
+    return new CozeError(code, safeMessage(code, step, numeric), {
+      step,
+      status,
+      cozeCode: numeric,
+      cozeMessage: typeof body.msg === "string" ? body.msg : undefined,
+      logId,
+      retryAfterMs,
+    });
+  }
+  const oauth = [body.error_code, body.error].find((v) => typeof v === "string" && v !== "");
+  if (typeof oauth === "string") {
+    const code = codeFromOAuth(oauth, status);
+    return new CozeError(code, safeMessage(code, step, oauth), {
+      step,
+      status,
+      cozeCode: oauth,
+      cozeMessage: typeof body.error_message === "string" ? body.error_message : undefined,
+      logId,
+      retryAfterMs,
+    });
+  }
+  const byStatus = codeFromStatus(status);
+  if (byStatus !== undefined) {
+    return new CozeError(byStatus, safeMessage(byStatus, step), {
+      step,
+      status,
+      logId,
+      retryAfterMs,
+    });
+  }
+  return undefined;
+}
+
+async function openStream(
+  step: string,
+  res: Dispatcher.ResponseData,
+  signal: AbortSignal,
+  maxBodyBytes: number,
+  now: number,
+): Promise<StreamResponse> {
+  const ct = res.headers["content-type"];
+  const contentType = String(Array.isArray(ct) ? ct[0] : (ct ?? ""));
+  const headerLog = headerLogId(res.headers);
+  if (!contentType.includes("event-stream") || res.statusCode >= 300) {
+    // An error before the stream starts is a JSON envelope (coze-api.md §4.5 "Errors before the
+    // stream starts"). Anything that decodes as success here is still not a stream.
+    const text = await readText(step, res.body, maxBodyBytes, signal);
+    decodeJson(step, res.statusCode, res.headers, text, now);
+    throw new CozeError("protocol", safeMessage("protocol", step), {
+      step,
+      status: res.statusCode,
+      logId: headerLog,
+    });
+  }
+  const body = res.body;
+  const events = parseSse(body, { step })[Symbol.asyncIterator]();
+  let first: IteratorResult<SseEvent>;
+  try {
+    first = await events.next();
+  } catch (err) {
+    body.destroy();
+    throw fromTransportError(step, err, signal);
+  }
+  // js special-cases a stream whose only content is a bare `{"code":4101,...}` envelope
+  // (coze-api.md §1.4, §10.1): treat it like an envelope answered before the stream.
+  if (!first.done && first.value.event === undefined) {
+    const bare = parseObject(first.value.data);
+    const error = bare && envelopeError(step, res.statusCode, bare, headerLog);
+    if (error) {
+      body.destroy();
+      throw error;
+    }
+  }
+  let consumed = false;
+  return {
+    status: res.statusCode,
+    logId: headerLog,
+    close() {
+      if (!body.destroyed) body.destroy();
+    },
+    async *[Symbol.asyncIterator]() {
+      if (consumed) throw new TypeError("a Coze event stream can be read once");
+      consumed = true;
+      try {
+        if (first.done) return;
+        yield first.value;
+        while (true) {
+          let next: IteratorResult<SseEvent>;
+          try {
+            next = await events.next();
+          } catch (err) {
+            throw fromTransportError(step, err, signal);
+          }
+          if (next.done) return;
+          yield next.value;
+        }
+      } finally {
+        // Release the connection if the consumer stopped early; a fully read body is done.
+        if (!body.destroyed && !body.readableEnded) body.destroy();
+      }
+    },
+  };
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === "object" && v !== null && !Array.isArray(v)
+      ? (v as Record<string, unknown>)
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
