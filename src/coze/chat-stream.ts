@@ -1,0 +1,161 @@
+import {
+  type ChatInfo,
+  type ChatMessage,
+  parseChat,
+  parseMessage,
+  type ToolCall,
+} from "./chat-types.js";
+import { CozeError, codeFromCoze, safeMessage } from "./errors.js";
+import { envelopeError, type StreamResponse } from "./http.js";
+import { num, obj, parseJsonObject, str } from "./wire.js";
+
+/**
+ * A typed event of a Coze chat stream (`/v3/chat`, `submit_tool_outputs`, `/v1/workflows/chat`),
+ * coze-api.md §4.5.
+ *
+ * Failures are typed events too (`chat.failed`, `error`), so a relay can show them; the
+ * iterator then throws a {@link CozeError} right after yielding them, so no consumer can
+ * mistake a failed chat for a finished one.
+ */
+export type ChatEvent =
+  | { type: "chat.created"; chat: ChatInfo }
+  | { type: "chat.in_progress"; chat: ChatInfo }
+  /** An incremental piece: `message.content` and `message.reasoningContent` hold only the new text. */
+  | { type: "message.delta"; message: ChatMessage }
+  | { type: "audio.delta"; message: ChatMessage }
+  /** A whole message: answers, and the verbose, follow_up and tool messages that have no deltas. */
+  | { type: "message.completed"; message: ChatMessage }
+  | { type: "chat.completed"; chat: ChatInfo }
+  | { type: "chat.requires_action"; chat: ChatInfo; toolCalls: ToolCall[] }
+  | { type: "chat.failed"; chat: ChatInfo | undefined; code: number; msg: string }
+  | { type: "error"; code: number; msg: string }
+  /** The stream's end marker; `debugUrl` on chatflow streams. */
+  | { type: "done"; debugUrl: string | undefined };
+
+/** What the chat stream has learned so far; read it in `finally` to clean up upstream. */
+export interface ChatStreamState {
+  conversationId: string | undefined;
+  chatId: string | undefined;
+  /** True once the chat reached completed, failed, requires_action or canceled. */
+  finished: boolean;
+}
+
+/**
+ * Turns the SSE events of a chat stream into {@link ChatEvent}s. Ends after `done`, or at the end
+ * of the body when the chat already finished; a body that ends before the chat finished throws
+ * `unavailable` ("a cut stream never looks like success").
+ */
+export async function* chatEvents(
+  step: string,
+  stream: StreamResponse,
+  state: ChatStreamState,
+): AsyncGenerator<ChatEvent, void> {
+  for await (const sse of stream) {
+    if (sse.event === undefined) {
+      // A bare JSON line: an error envelope inside the stream (coze-api.md §10.1).
+      const body = parseJsonObject(step, sse.data);
+      throw (
+        envelopeError(step, stream.status, body, stream.logId) ??
+        new CozeError("protocol", safeMessage("protocol", step), { step, logId: stream.logId })
+      );
+    }
+    const name = sse.event;
+    if (name === "done") {
+      yield { type: "done", debugUrl: parseDone(sse.data) };
+      return;
+    }
+    if (name === "ping" || name === "PING") continue;
+    const data = parseJsonObject(step, sse.data);
+    switch (name) {
+      case "conversation.chat.created":
+      case "conversation.chat.in_progress":
+      case "conversation.chat.completed":
+      case "conversation.chat.requires_action":
+      case "conversation.chat.canceled": {
+        const chat = parseChat(data);
+        if (!chat) throw new CozeError("protocol", safeMessage("protocol", step), { step });
+        state.conversationId = chat.conversationId || state.conversationId;
+        state.chatId = chat.id;
+        if (name === "conversation.chat.created") yield { type: "chat.created", chat };
+        else if (name === "conversation.chat.in_progress") yield { type: "chat.in_progress", chat };
+        else if (name === "conversation.chat.completed") {
+          state.finished = true;
+          yield { type: "chat.completed", chat };
+        } else if (name === "conversation.chat.requires_action") {
+          state.finished = true;
+          yield { type: "chat.requires_action", chat, toolCalls: chat.toolCalls };
+        } else {
+          state.finished = true;
+          throw new CozeError("canceled", safeMessage("canceled", step), {
+            step,
+            logId: stream.logId,
+          });
+        }
+        break;
+      }
+      case "conversation.message.delta":
+      case "conversation.audio.delta":
+      case "conversation.message.completed": {
+        const message = parseMessage(data);
+        if (!message) throw new CozeError("protocol", safeMessage("protocol", step), { step });
+        yield {
+          type:
+            name === "conversation.message.delta"
+              ? "message.delta"
+              : name === "conversation.audio.delta"
+                ? "audio.delta"
+                : "message.completed",
+          message,
+        };
+        break;
+      }
+      case "conversation.chat.failed": {
+        // Recorded form: a Chat object with last_error; docs form: a bare {code,msg} with the
+        // code sometimes a string (coze-api.md §4.5, §9). Accept both.
+        const chat = parseChat(data);
+        const code = chat?.lastError?.code ?? num(data.code) ?? 0;
+        const msg = chat?.lastError?.msg ?? str(data.msg) ?? "";
+        state.finished = true;
+        yield { type: "chat.failed", chat, code, msg };
+        throw new CozeError("failed", safeMessage("failed", step, code || undefined), {
+          step,
+          cozeCode: code || undefined,
+          cozeMessage: msg,
+          logId: stream.logId,
+        });
+      }
+      case "error": {
+        const code = num(data.code) ?? 0;
+        const msg = str(data.msg) ?? "";
+        yield { type: "error", code, msg };
+        const kind = code === 0 ? "failed" : codeFromCoze(code, 200);
+        throw new CozeError(kind, safeMessage(kind, step, code || undefined), {
+          step,
+          cozeCode: code || undefined,
+          cozeMessage: msg,
+          logId: stream.logId,
+        });
+      }
+      default:
+        // Events this client does not know (new Coze features) are skipped, like go does.
+        break;
+    }
+  }
+  if (!state.finished) {
+    throw new CozeError("unavailable", `${step}: stream ended before the chat finished`, {
+      step,
+      logId: stream.logId,
+    });
+  }
+}
+
+/** Reads a `done` payload: `"[DONE]"`, `[DONE]`, empty, or `{debug_url}` (§4.5). */
+function parseDone(data: string): string | undefined {
+  const trimmed = data.trim();
+  if (!trimmed.startsWith("{")) return undefined;
+  try {
+    return str(obj(JSON.parse(trimmed))?.debug_url);
+  } catch {
+    return undefined;
+  }
+}

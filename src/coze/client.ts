@@ -1,0 +1,66 @@
+import { type ChatApi, type ChatPolling, createChatApi } from "./chat.js";
+import { type Clock, systemClock } from "./clock.js";
+import { createFilesApi, type FilesApi } from "./files.js";
+import { type AccessTokens, type CallInfo, createCozeHttp } from "./http.js";
+import type { Pools } from "./pools.js";
+import { createWorkflowApi, type RunPolling, type WorkflowApi } from "./workflow.js";
+
+/** Options for {@link createCozeClient}. */
+export interface CozeClientOptions {
+  /** Coze API base URL: `https://api.coze.cn`, `https://api.coze.com`, or an emulator. */
+  baseUrl: string;
+  /** Access tokens for this client's credential (a `TokenSource` from the token cache). */
+  tokens: AccessTokens;
+  /** Shared per-origin connection pools. */
+  pools: Pools;
+  clock?: Clock;
+  userAgent?: string;
+  /** Deadline of unary calls in ms. Default 60 000. */
+  requestTimeoutMs?: number;
+  /** Most time to wait for response headers in ms. Default 30 000. */
+  headersTimeoutMs?: number;
+  /** Longest silence on an open stream in ms. Default 60 000. */
+  streamIdleTimeoutMs?: number;
+  /** Deadline of a synchronous workflow run in ms. Default 100 000. */
+  syncRunTimeoutMs?: number;
+  /** Async workflow polling: default every 2 000 ms, at most 150 polls. */
+  workflowPolling?: RunPolling;
+  /** Chat polling (create-retrieve-list mode): default every 1 000 ms, at most 300 polls. */
+  chatPolling?: ChatPolling;
+  onCall?: (info: CallInfo) => void;
+}
+
+/** A Coze client for one credential: chat, workflows and files. */
+export interface CozeClient {
+  readonly baseUrl: string;
+  readonly chat: ChatApi;
+  readonly workflows: WorkflowApi;
+  readonly files: FilesApi;
+}
+
+/** Creates a Coze client. It owns nothing that needs closing: the pools belong to the caller. */
+export function createCozeClient(options: CozeClientOptions): CozeClient {
+  const clock = options.clock ?? systemClock;
+  const http = createCozeHttp({
+    baseUrl: options.baseUrl,
+    tokens: options.tokens,
+    pools: options.pools,
+    clock,
+    userAgent: options.userAgent,
+    requestTimeoutMs: options.requestTimeoutMs,
+    headersTimeoutMs: options.headersTimeoutMs,
+    streamIdleTimeoutMs: options.streamIdleTimeoutMs,
+    onCall: options.onCall,
+  });
+  return {
+    baseUrl: options.baseUrl,
+    chat: createChatApi({ http, clock, polling: options.chatPolling }),
+    workflows: createWorkflowApi({
+      http,
+      clock,
+      polling: options.workflowPolling,
+      syncRunTimeoutMs: options.syncRunTimeoutMs,
+    }),
+    files: createFilesApi(http),
+  };
+}

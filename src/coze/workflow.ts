@@ -1,0 +1,306 @@
+import { type ChatEvent, type ChatStreamState, chatEvents } from "./chat-stream.js";
+import { type EnterMessage, encodeMessages } from "./chat-types.js";
+import type { Clock } from "./clock.js";
+import { CozeError, safeMessage } from "./errors.js";
+import type { CozeHttp } from "./http.js";
+import { type PollOptions, type PollTick, pollToEnd, pollUntil } from "./poll.js";
+import { compact, id, type Json, obj, parseUsage, str } from "./wire.js";
+import { type WorkflowEvent, workflowEvents } from "./workflow-stream.js";
+import {
+  parseInterrupt,
+  parseRun,
+  toOutput,
+  type WorkflowRun,
+  type WorkflowRunResult,
+} from "./workflow-types.js";
+
+/** Starts a workflow (`/v1/workflow/run`, `/v1/workflow/stream_run`, coze-api.md §5.1). */
+export interface WorkflowRunRequest {
+  workflowId: string;
+  /** Input parameters, sent as an object. File inputs are strings holding JSON. */
+  parameters?: Record<string, unknown>;
+  botId?: string;
+  appId?: string;
+  ext?: Record<string, string>;
+  workflowVersion?: string;
+  connectorId?: string;
+  signal?: AbortSignal;
+}
+
+/** Resumes an interrupted run (`/v1/workflow/stream_resume`, §5.3). */
+export interface WorkflowResumeRequest {
+  workflowId: string;
+  eventId: string;
+  resumeData: string;
+  /** The interrupt's type, as reported with it. */
+  interruptType: number;
+  signal?: AbortSignal;
+}
+
+/** A chatflow turn (`/v1/workflows/chat`, §5.6). */
+export interface ChatflowRequest {
+  workflowId: string;
+  messages: readonly EnterMessage[];
+  parameters?: Record<string, unknown>;
+  appId?: string;
+  botId?: string;
+  conversationId?: string;
+  ext?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** Identifies a run. */
+export interface RunRef {
+  workflowId: string;
+  executeId: string;
+  signal?: AbortSignal;
+}
+
+/** Polling settings for async runs. */
+export type RunPolling = Omit<PollOptions, "step" | "clock" | "signal">;
+
+/** Options for {@link createWorkflowApi}. */
+export interface WorkflowApiOptions {
+  http: CozeHttp;
+  clock: Clock;
+  /** Async-run polling defaults: every 2 s, at most 150 polls (the old channel's values). */
+  polling?: RunPolling;
+  /** Deadline of a synchronous run in ms; Coze cuts sync runs at 90 s. Default 100 000. */
+  syncRunTimeoutMs?: number;
+}
+
+/** The Coze workflow API. */
+export interface WorkflowApi {
+  /** Runs a workflow and waits for its output (one request). */
+  run(req: WorkflowRunRequest): Promise<WorkflowRunResult>;
+  /** Starts an async run (`is_async`) and returns its execute id at once. */
+  start(req: WorkflowRunRequest): Promise<{ executeId: string; debugUrl: string | undefined }>;
+  /** Reads one run from the run history. */
+  getRun(ref: RunRef): Promise<WorkflowRun>;
+  /**
+   * Polls a run until it leaves `running`, yielding every status read (with the poll number and
+   * the elapsed time). Bounded by the polling settings; throws `timeout` when they run out.
+   */
+  watch(ref: RunRef, polling?: RunPolling): AsyncGenerator<PollTick<WorkflowRun>, void>;
+  /** Starts an async run and polls it to the end. A failed run throws `failed`. */
+  runAsync(
+    req: WorkflowRunRequest,
+    polling?: RunPolling,
+  ): Promise<WorkflowRun & { output: NonNullable<WorkflowRun["output"]> }>;
+  /** Streams a run (`stream_run`). */
+  stream(req: WorkflowRunRequest): AsyncGenerator<WorkflowEvent, void>;
+  /** Resumes an interrupted run and streams the rest (`stream_resume`). */
+  resume(req: WorkflowResumeRequest): AsyncGenerator<WorkflowEvent, void>;
+  /** Streams a chatflow turn; the events are chat events (§5.6). */
+  chatflow(req: ChatflowRequest): AsyncGenerator<ChatEvent, void>;
+  /** The whole output of one node of a run whose history output was trimmed (§5.5). */
+  nodeOutput(
+    ref: RunRef & { nodeExecuteUuid: string },
+  ): Promise<{ output: string; isFinish: boolean }>;
+}
+
+/** Creates the workflow API on top of the HTTP layer. */
+export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
+  const { http, clock } = options;
+  const syncRunTimeoutMs = options.syncRunTimeoutMs ?? 100_000;
+
+  function runBody(req: WorkflowRunRequest, isAsync: boolean | undefined): Json {
+    return compact({
+      workflow_id: req.workflowId,
+      parameters: req.parameters ?? {},
+      bot_id: req.botId,
+      app_id: req.appId,
+      ext: req.ext,
+      workflow_version: req.workflowVersion,
+      connector_id: req.connectorId,
+      is_async: isAsync,
+    });
+  }
+
+  function pollOptions(step: string, signal: AbortSignal | undefined, polling?: RunPolling) {
+    return {
+      intervalMs: 2_000,
+      maxPolls: 150,
+      ...options.polling,
+      ...polling,
+      step,
+      clock,
+      signal,
+    };
+  }
+
+  async function* streamFrom(step: string, open: () => ReturnType<CozeHttp["stream"]>) {
+    const stream = await open();
+    try {
+      yield* workflowEvents(step, stream);
+    } finally {
+      stream.close();
+    }
+  }
+
+  const api: WorkflowApi = {
+    async run(req) {
+      const res = await http.json({
+        step: "workflow.run",
+        method: "POST",
+        path: "/v1/workflow/run",
+        body: runBody(req, undefined),
+        signal: req.signal,
+        timeoutMs: syncRunTimeoutMs,
+      });
+      const body = res.body;
+      // Real shape: `data` is a JSON string next to `debug_url` at the top level. py's own test
+      // mock nests both under `data` (coze-api.md §5.1, §9); accept that too.
+      const nested = obj(body.data);
+      const top = nested && typeof nested.data === "string" ? nested : body;
+      const data = top.data;
+      const interrupt = parseInterrupt(top.interrupt_data);
+      if (typeof data !== "string" && interrupt === undefined) {
+        throw new CozeError("protocol", safeMessage("protocol", "workflow.run"), {
+          step: "workflow.run",
+          logId: res.logId,
+        });
+      }
+      return {
+        executeId: id(top.execute_id),
+        output: toOutput(typeof data === "string" ? data : ""),
+        debugUrl: str(top.debug_url) || undefined,
+        usage: parseUsage(top.usage),
+        interrupt,
+        logId: res.logId,
+      };
+    },
+
+    async start(req) {
+      const res = await http.json({
+        step: "workflow.start",
+        method: "POST",
+        path: "/v1/workflow/run",
+        body: runBody(req, true),
+        signal: req.signal,
+      });
+      const top = obj(res.body.data) ?? res.body;
+      const executeId = id(top.execute_id) ?? id(res.body.execute_id);
+      if (executeId === undefined) {
+        throw new CozeError("protocol", safeMessage("protocol", "workflow.start"), {
+          step: "workflow.start",
+          logId: res.logId,
+        });
+      }
+      return { executeId, debugUrl: str(top.debug_url) || str(res.body.debug_url) || undefined };
+    },
+
+    async getRun(ref) {
+      const res = await http.json({
+        step: "workflow.history",
+        method: "GET",
+        path: `/v1/workflows/${encodeURIComponent(ref.workflowId)}/run_histories/${encodeURIComponent(ref.executeId)}`,
+        signal: ref.signal,
+      });
+      // `data` is a one-element array (§5.4).
+      const data = res.body.data;
+      const run = parseRun(Array.isArray(data) ? data[0] : data);
+      if (!run) {
+        throw new CozeError("protocol", safeMessage("protocol", "workflow.history"), {
+          step: "workflow.history",
+          logId: res.logId,
+        });
+      }
+      return run;
+    },
+
+    watch(ref, polling) {
+      return pollUntil(
+        (signal) => api.getRun({ ...ref, signal }),
+        (run) => run.status !== "running",
+        pollOptions("workflow.history", ref.signal, polling),
+      );
+    },
+
+    async runAsync(req, polling) {
+      const { executeId } = await api.start(req);
+      const run = await pollToEnd(
+        (signal) => api.getRun({ workflowId: req.workflowId, executeId, signal }),
+        (r) => r.status !== "running",
+        pollOptions("workflow.history", req.signal, polling),
+      );
+      if (run.status !== "success") {
+        throw new CozeError("failed", safeMessage("failed", "workflow.run", run.errorCode), {
+          step: "workflow.run",
+          cozeCode: run.errorCode,
+          cozeMessage: run.errorMessage,
+        });
+      }
+      return { ...run, output: run.output ?? toOutput("") };
+    },
+
+    stream(req) {
+      return streamFrom("workflow.stream", () =>
+        http.stream({
+          step: "workflow.stream",
+          method: "POST",
+          path: "/v1/workflow/stream_run",
+          body: runBody(req, undefined),
+          signal: req.signal,
+        }),
+      );
+    },
+
+    resume(req) {
+      return streamFrom("workflow.resume", () =>
+        http.stream({
+          step: "workflow.resume",
+          method: "POST",
+          path: "/v1/workflow/stream_resume",
+          body: {
+            workflow_id: req.workflowId,
+            event_id: req.eventId,
+            resume_data: req.resumeData,
+            interrupt_type: req.interruptType,
+          },
+          signal: req.signal,
+        }),
+      );
+    },
+
+    async *chatflow(req) {
+      const stream = await http.stream({
+        step: "workflow.chat",
+        method: "POST",
+        path: "/v1/workflows/chat",
+        body: compact({
+          workflow_id: req.workflowId,
+          additional_messages: encodeMessages(req.messages),
+          parameters: req.parameters ?? {},
+          app_id: req.appId,
+          bot_id: req.botId,
+          conversation_id: req.conversationId,
+          ext: req.ext,
+        }),
+        signal: req.signal,
+      });
+      const state: ChatStreamState = {
+        conversationId: req.conversationId,
+        chatId: undefined,
+        finished: false,
+      };
+      try {
+        yield* chatEvents("workflow.chat", stream, state);
+      } finally {
+        stream.close();
+      }
+    },
+
+    async nodeOutput(ref) {
+      const res = await http.json({
+        step: "workflow.node_output",
+        method: "GET",
+        path: `/v1/workflows/${encodeURIComponent(ref.workflowId)}/run_histories/${encodeURIComponent(ref.executeId)}/execute_nodes/${encodeURIComponent(ref.nodeExecuteUuid)}`,
+        signal: ref.signal,
+      });
+      const data = obj(res.body.data);
+      return { output: str(data?.node_output) ?? "", isFinish: data?.is_finish === true };
+    },
+  };
+  return api;
+}
