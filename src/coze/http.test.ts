@@ -159,7 +159,9 @@ describe("CozeHttp.json", () => {
   });
 
   it("reports a connection reset as unavailable", async () => {
-    const { http } = await setup((_req, _res, socket) => socket.destroy());
+    const { http } = await setup((_req, _res, socket) => {
+      socket.destroy();
+    });
     const err = await failure(http.json({ step: "chat.retrieve", method: "GET", path: "/x" }));
     expect(err.code).toBe("unavailable");
   });

@@ -81,7 +81,7 @@ export interface WorkflowApi {
    * Polls a run until it leaves `running`, yielding every status read (with the poll number and
    * the elapsed time). Bounded by the polling settings; throws `timeout` when they run out.
    */
-  watch(ref: RunRef, polling?: RunPolling): AsyncGenerator<PollTick<WorkflowRun>, void>;
+  watch(ref: RunRef, polling?: RunPolling): AsyncGenerator<PollTick<WorkflowRun>, WorkflowRun>;
   /** Starts an async run and polls it to the end. A failed run throws `failed`. */
   runAsync(
     req: WorkflowRunRequest,

@@ -1,0 +1,181 @@
+import { CozeError, safeMessage } from "./errors.js";
+
+/**
+ * One event of a Coze event stream. Coze sends one `data:` line of JSON per event (coze-api.md
+ * §4.5, §5.2), so `data` is that line's value, not parsed.
+ */
+export interface SseEvent {
+  /** The `id:` in force when the data line came: `"0"`, `"1"`, … on workflow streams (§5.2). */
+  id: string | undefined;
+  /** The `event:` in force when the data line came, such as `conversation.message.delta`. */
+  event: string | undefined;
+  /** The value of the `data:` line (one leading space removed), or a bare JSON line. */
+  data: string;
+}
+
+/** Options for {@link parseSse}. */
+export interface SseOptions {
+  /** The upstream step, named in errors: `chat.stream`, `workflow.stream`, … */
+  step: string;
+  /**
+   * Longest line accepted, in UTF-8 bytes without its line end. A longer line fails the stream
+   * with a `protocol` error before more than about this much is buffered. Default 16 MiB.
+   */
+  maxLineBytes?: number;
+}
+
+const defaultMaxLineBytes = 16 * 1024 * 1024;
+const LF = 0x0a;
+const CR = 0x0d;
+const COLON = 0x3a;
+const SPACE = 0x20;
+const OPEN_BRACE = 0x7b;
+const BOM = 0xfeff;
+
+/**
+ * Parses a Coze event stream from raw body chunks (bytes or already decoded text; both may be
+ * mixed at character boundaries) and yields one {@link SseEvent} per `data:` line, as soon as that
+ * line's end has arrived.
+ *
+ * Accepts every framing Coze uses (coze-api.md §4.5, §5.2, §5.3, §8): `field:value` with or
+ * without a space after the colon; lines ending in `\n`, `\r\n` or `\r`; `event:` and `id:`
+ * before the data line, kept until replaced or until a blank line; no blank line between events;
+ * a UTF-8 BOM at the start; an unterminated last line; comments and `retry:` (ignored); and a bare
+ * JSON line such as a `{"code":4101,...}` body sent as an event stream (§1.4, §10.1), yielded with
+ * no id and no event. Blank `event:` and `id:` values read as `undefined`.
+ *
+ * Fails with `CozeError("protocol")` on a line that is none of these (unknown field, no colon) or
+ * longer than `maxLineBytes`; the message never contains stream content. An error thrown by
+ * `body` (a reset connection, an idle timeout) propagates unchanged. Breaking out of the loop
+ * returns `body`'s iterator, which releases the upstream body.
+ */
+export async function* parseSse(
+  body: AsyncIterable<Uint8Array | string>,
+  options: SseOptions,
+): AsyncGenerator<SseEvent, void, undefined> {
+  const { step } = options;
+  const maxLineBytes = options.maxLineBytes ?? defaultMaxLineBytes;
+  // ignoreBOM keeps a BOM in the text so that byte and string chunks get the same handling below.
+  const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  let decoderUsed = false;
+  let atStart = true;
+  // A `\r` ended the previous chunk: a `\n` opening the next one belongs to the same line end.
+  let skipLf = false;
+  // The start of a line whose end has not arrived yet, in pieces: each piece is scanned once, so a
+  // long line in many small chunks costs linear time, and its byte count guards memory.
+  let pending: string[] = [];
+  let pendingBytes = 0;
+  let id: string | undefined;
+  let event: string | undefined;
+
+  const protocolError = (reason: string) =>
+    new CozeError("protocol", safeMessage("protocol", step), { step, cause: new Error(reason) });
+
+  // Guards memory (§8 asks for no unbounded buffering). UTF-8 needs 1 to 3 bytes per UTF-16 code
+  // unit, so a line of at most a third of the limit in code units is counted without a pass.
+  const checkLength = (text: string, usedBytes: number) => {
+    const budget = maxLineBytes - usedBytes;
+    if (text.length * 3 <= budget) return;
+    if (text.length > budget || Buffer.byteLength(text, "utf8") > budget) {
+      throw protocolError("event stream line too long");
+    }
+  };
+  const appendPending = (piece: string) => {
+    checkLength(piece, pendingBytes);
+    pendingBytes += Buffer.byteLength(piece, "utf8");
+    pending.push(piece);
+  };
+
+  // Returns the event a line dispatches, if any. No regex: one charCodeAt, one indexOf.
+  const handleLine = (line: string): SseEvent | undefined => {
+    if (line.length === 0) {
+      // A blank line ends the event (§5.2): forget its id and name.
+      id = undefined;
+      event = undefined;
+      return undefined;
+    }
+    const first = line.charCodeAt(0);
+    if (first === COLON) return undefined; // comment
+    if (first === OPEN_BRACE) return { id: undefined, event: undefined, data: line }; // §1.4
+    const colon = line.indexOf(":");
+    if (colon === -1) throw protocolError("event stream line without a field name");
+    const valueStart = line.charCodeAt(colon + 1) === SPACE ? colon + 2 : colon + 1;
+    switch (line.slice(0, colon)) {
+      case "data":
+        // Dispatch now: Coze data is one line (§4.5), and go, java and js dispatch here too.
+        return { id, event, data: line.slice(valueStart) };
+      case "event":
+        event = line.slice(valueStart).trim() || undefined;
+        return undefined;
+      case "id":
+        id = line.slice(valueStart).trim() || undefined;
+        return undefined;
+      case "retry":
+        return undefined;
+      default:
+        throw protocolError("event stream line with an unknown field");
+    }
+  };
+
+  for await (const chunk of body) {
+    let text: string;
+    if (typeof chunk === "string") {
+      // Flush bytes still held by the decoder (a complete stream never leaves any).
+      text = decoderUsed ? decoder.decode() + chunk : chunk;
+      decoderUsed = false;
+    } else {
+      text = decoder.decode(chunk, { stream: true });
+      decoderUsed = true;
+    }
+    const n = text.length;
+    if (n === 0) continue;
+    let pos = 0;
+    if (atStart) {
+      atStart = false;
+      if (text.charCodeAt(0) === BOM) pos = 1;
+    }
+    if (skipLf) {
+      skipLf = false;
+      if (text.charCodeAt(pos) === LF) pos++;
+    }
+    // Positions of the next `\n` and `\r`, each rescanned only once passed, so a chunk full of
+    // `\n` lines is not searched to its end for a `\r` on every line.
+    let lf = text.indexOf("\n", pos);
+    let cr = text.indexOf("\r", pos);
+    while (pos < n) {
+      if (lf !== -1 && lf < pos) lf = text.indexOf("\n", pos);
+      if (cr !== -1 && cr < pos) cr = text.indexOf("\r", pos);
+      const end = lf === -1 ? cr : cr === -1 ? lf : Math.min(lf, cr);
+      if (end === -1) {
+        appendPending(text.slice(pos));
+        break;
+      }
+      let line = text.slice(pos, end);
+      checkLength(line, pendingBytes);
+      if (pending.length > 0) {
+        pending.push(line);
+        line = pending.join("");
+        pending = [];
+        pendingBytes = 0;
+      }
+      if (text.charCodeAt(end) === CR) {
+        if (end + 1 === n) skipLf = true;
+        pos = text.charCodeAt(end + 1) === LF ? end + 2 : end + 1;
+      } else {
+        pos = end + 1;
+      }
+      const dispatched = handleLine(line);
+      if (dispatched !== undefined) yield dispatched;
+    }
+  }
+
+  // EOF: the decoder may hold an incomplete character (it becomes U+FFFD), and an unterminated
+  // last line is still a line (lenient, like js, §4.5; the recorded py fixtures end this way).
+  const tail = decoderUsed ? decoder.decode() : "";
+  if (tail.length > 0) appendPending(atStart && tail.charCodeAt(0) === BOM ? tail.slice(1) : tail);
+  if (pending.length > 0) {
+    const dispatched = handleLine(pending.join(""));
+    pending = [];
+    if (dispatched !== undefined) yield dispatched;
+  }
+}
