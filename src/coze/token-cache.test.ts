@@ -437,6 +437,19 @@ describe("refresh ahead of expiry", () => {
     expect(tokens.stats()).toMatchObject({ backgroundRefreshes: 1, cacheHits: 201 });
   });
 
+  it("uses a credential's own refresh margin over the cache default", async () => {
+    const tokens = cache();
+    const source = tokens.source({ ...credential(), refreshMarginMs: 10 * minute });
+    await source.getToken();
+    clock.advance(hour - 10 * minute - 1); // just before this credential's refresh point
+    await source.getToken();
+    expect(server.requests).toHaveLength(1);
+    clock.advance(1);
+    await source.getToken();
+    await server.until(2);
+    expect(tokens.stats().backgroundRefreshes).toBe(1);
+  });
+
   it("keeps serving the old token while background refreshes fail, until it expires", async () => {
     const tokens = cache();
     const source = tokens.source(credential());

@@ -35,6 +35,11 @@ export interface CozeCredential {
    * and py SDKs (coze-api.md §2.1).
    */
   audience?: string;
+  /**
+   * How long before expiry a token is refreshed in the background, in ms. Overrides the cache's
+   * `refreshMarginMs` for this credential.
+   */
+  refreshMarginMs?: number;
 }
 
 /** Access tokens of one credential. */
@@ -169,6 +174,7 @@ interface Settings {
   sessionName: string | undefined;
   durationSeconds: number;
   audience: string;
+  refreshMarginMs: number | undefined;
 }
 
 interface Cached {
@@ -292,7 +298,7 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
         }
         const expiresAt = start + lifetimeMs;
         // A token shorter-lived than twice the margin refreshes at half-life instead.
-        const refreshAt = expiresAt - Math.min(margin, lifetimeMs / 2);
+        const refreshAt = expiresAt - Math.min(s.refreshMarginMs ?? margin, lifetimeMs / 2);
         if (owned()) {
           cached = { token: response.accessToken, expiresAt, refreshAt };
           failures = 0;
@@ -466,6 +472,9 @@ function validate(c: CozeCredential): Omit<Settings, "privateKey"> {
   if (!Number.isSafeInteger(durationSeconds) || durationSeconds < 1 || durationSeconds > 86399) {
     throw new TypeError("credential.durationSeconds: must be an integer from 1 to 86399");
   }
+  if (c.refreshMarginMs !== undefined && !(c.refreshMarginMs >= 0)) {
+    throw new TypeError("credential.refreshMarginMs: must be a number of ms, 0 or more");
+  }
   let path: string;
   try {
     path = tokenPath(c.accountId, c.enterpriseId);
@@ -497,6 +506,7 @@ function validate(c: CozeCredential): Omit<Settings, "privateKey"> {
     sessionName: c.sessionName,
     durationSeconds,
     audience,
+    refreshMarginMs: c.refreshMarginMs,
   };
 }
 
