@@ -1,0 +1,41 @@
+import { createHash } from "node:crypto";
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+
+/** Who is calling. The server's auth step puts it into every handler context. */
+export interface Caller {
+  /** The API key's configured name (never the key). */
+  name: string;
+  /** Model names or `prefix*` patterns the key may use; `undefined` allows every model. */
+  models: readonly string[] | undefined;
+}
+
+/** Context key under which the server stores the authenticated {@link Caller}. */
+export const callerKey = createContextKey<Caller | undefined>(undefined, {
+  description: "the authenticated caller",
+});
+
+/** The caller of a handler; `undefined` only when no auth step ran (in-process tests). */
+export function callerOf(ctx: HandlerContext): Caller | undefined {
+  return ctx.values.get(callerKey);
+}
+
+/**
+ * The Coze user id for a caller that sent none: stable per API key, so Coze's per-user memory
+ * and conversations stay with the key, and never random (the REST issue's rule).
+ */
+export function defaultUserId(caller: Caller | undefined): string {
+  const name = caller?.name ?? "anonymous";
+  return `gw-${createHash("sha256").update(name).digest("hex").slice(0, 24)}`;
+}
+
+/**
+ * Whether `caller` may use `model`: no allow-list allows everything; an entry matches exactly,
+ * or as a prefix when it ends in `*` (`workflow:*`).
+ */
+export function mayUse(caller: Caller | undefined, model: string): boolean {
+  const list = caller?.models;
+  if (list === undefined) return true;
+  return list.some((entry) =>
+    entry.endsWith("*") ? model.startsWith(entry.slice(0, -1)) : entry === model,
+  );
+}

@@ -1,0 +1,69 @@
+import type { ChannelConfig } from "../config/index.js";
+import { type CozeClient, createCozeClient } from "../coze/client.js";
+import type { Clock } from "../coze/clock.js";
+import type { CallInfo } from "../coze/http.js";
+import type { Pools } from "../coze/pools.js";
+import type { TokenCache } from "../coze/token-cache.js";
+
+/** A configured channel with its live Coze client. */
+export interface Channel {
+  readonly name: string;
+  readonly config: ChannelConfig;
+  readonly client: CozeClient;
+}
+
+/** The channels by name, plus the one that receives dynamic model names. */
+export interface Channels {
+  get(name: string): Channel | undefined;
+  /** The default channel (the one marked default, or the only one). */
+  readonly default: Channel;
+  readonly all: readonly Channel[];
+}
+
+/** Options for {@link createChannels}. */
+export interface ChannelsOptions {
+  channels: readonly ChannelConfig[];
+  /** The token cache all channels share; it keys tokens per credential. */
+  tokens: TokenCache;
+  pools: Pools;
+  clock?: Clock;
+  userAgent?: string;
+  onCall?: (channel: string, info: CallInfo) => void;
+}
+
+/**
+ * Builds one Coze client per channel on a shared token cache and shared connection pools.
+ * Throws `TypeError` for an empty channel list or an invalid credential (config validation
+ * normally catches both first).
+ */
+export function createChannels(options: ChannelsOptions): Channels {
+  if (options.channels.length === 0) throw new TypeError("at least one channel is required");
+  const all = options.channels.map((config): Channel => {
+    const tokens = options.tokens.source({
+      ...config.credential,
+      refreshMarginMs: config.refreshMarginMs,
+    });
+    const client = createCozeClient({
+      baseUrl: config.baseUrl,
+      tokens,
+      pools: options.pools,
+      clock: options.clock,
+      userAgent: options.userAgent,
+      requestTimeoutMs: config.timeouts.requestMs,
+      headersTimeoutMs: config.timeouts.headersMs,
+      streamIdleTimeoutMs: config.timeouts.streamIdleMs,
+      syncRunTimeoutMs: config.timeouts.syncRunMs,
+      workflowPolling: {
+        intervalMs: config.polling.intervalMs,
+        maxPolls: config.polling.maxPolls,
+        deadlineMs: config.polling.deadlineMs,
+      },
+      onCall: options.onCall && ((info) => options.onCall?.(config.name, info)),
+    });
+    return { name: config.name, config, client };
+  });
+  const byName = new Map(all.map((c) => [c.name, c]));
+  const fallback = all.find((c) => c.config.isDefault) ?? all[0];
+  if (fallback === undefined) throw new TypeError("at least one channel is required");
+  return { get: (name) => byName.get(name), default: fallback, all };
+}

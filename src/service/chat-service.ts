@@ -1,0 +1,218 @@
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { type ChatResult, createChatAccumulator } from "../coze/chat-result.js";
+import type { ChatEvent } from "../coze/chat-stream.js";
+import type { ChatMessage as CozeMessage, ToolCall } from "../coze/chat-types.js";
+import type { Usage as CozeUsage } from "../coze/wire.js";
+import {
+  type ChatRequest,
+  type ChatResponseSchema,
+  type ChatService,
+  ChatStatus,
+  type ChatStreamRequest,
+  type ChatStreamResponse,
+  ChatStreamResponseSchema,
+} from "../gen/cozegateway/v1/chat_pb.js";
+import type { UsageSchema } from "../gen/cozegateway/v1/common_pb.js";
+import { callerOf, defaultUserId } from "./caller.js";
+import { invalidArgument, toConnectError } from "./errors.js";
+import { toCozeMessages } from "./messages.js";
+import type { Router, Target } from "./routing.js";
+
+type TurnRequest = ChatRequest | ChatStreamRequest;
+
+/** Maps a Coze usage to the contract's. */
+export function usageOf(
+  u: CozeUsage | undefined,
+): MessageInitShape<typeof UsageSchema> | undefined {
+  return u && { tokenCount: u.tokenCount, inputCount: u.inputCount, outputCount: u.outputCount };
+}
+
+function toolCallsOf(calls: readonly ToolCall[]) {
+  return calls.map((c) => ({ id: c.id, type: c.type, name: c.name, arguments: c.arguments }));
+}
+
+function botMessage(m: CozeMessage) {
+  return {
+    id: m.id,
+    type: m.type,
+    content: m.content,
+    contentType: m.contentType,
+    reasoning: m.reasoningContent,
+  };
+}
+
+/** The response fields of a finished turn (shared by Chat and the REST shim's non-stream path). */
+export function chatResponseOf(r: ChatResult): MessageInitShape<typeof ChatResponseSchema> {
+  return {
+    conversationId: r.conversationId,
+    chatId: r.chatId,
+    status: r.status === "requires_action" ? ChatStatus.REQUIRES_ACTION : ChatStatus.COMPLETED,
+    answer: r.answer,
+    reasoning: r.reasoning,
+    followUps: r.followUps,
+    toolCalls: toolCallsOf(r.toolCalls),
+    usage: usageOf(r.usage),
+    messages: r.messages.map(botMessage),
+  };
+}
+
+/** Options for {@link createChatService}. */
+export interface ChatServiceOptions {
+  router: Router;
+}
+
+/**
+ * The ChatService implementation: routes the request, maps messages, runs the turn on the
+ * channel's Coze client with the call's signal (a client that goes away cancels the Coze chat),
+ * and maps every failure through {@link toConnectError}.
+ */
+export function createChatService(options: ChatServiceOptions): ServiceImpl<typeof ChatService> {
+  const { router } = options;
+
+  function target(req: TurnRequest, ctx: HandlerContext): Target {
+    const t = router.resolve(req, { field: "bot_id", id: req.botId, kind: "bot" }, callerOf(ctx));
+    if (t.kind !== "bot" && t.kind !== "chatflow") {
+      throw invalidArgument("model", `"${t.model}" is a workflow: call WorkflowService`);
+    }
+    return t;
+  }
+
+  /** Opens the upstream event stream of a turn: a new turn, a chatflow turn or tool outputs. */
+  async function open(
+    req: TurnRequest,
+    ctx: HandlerContext,
+  ): Promise<AsyncGenerator<ChatEvent, void>> {
+    const t = target(req, ctx);
+    const client = t.channel.client;
+    if (req.toolOutputs.length > 0) {
+      if (t.kind !== "bot") throw invalidArgument("tool_outputs", "only bots take tool outputs");
+      if (req.conversationId === "")
+        throw invalidArgument("conversation_id", "is required with tool_outputs");
+      if (req.chatId === "") throw invalidArgument("chat_id", "is required with tool_outputs");
+      req.toolOutputs.forEach((o, i) => {
+        if (o.toolCallId === "")
+          throw invalidArgument(`tool_outputs[${i}].tool_call_id`, "is required");
+      });
+      return client.chat.streamToolOutputs({
+        conversationId: req.conversationId,
+        chatId: req.chatId,
+        outputs: req.toolOutputs.map((o) => ({ toolCallId: o.toolCallId, output: o.output })),
+        signal: ctx.signal,
+      });
+    }
+    const messages = await toCozeMessages(req.messages, {
+      files: client.files,
+      signal: ctx.signal,
+    });
+    const userId = req.userId || defaultUserId(callerOf(ctx));
+    if (t.kind === "chatflow") {
+      return client.workflows.chatflow({
+        workflowId: t.id,
+        messages,
+        parameters: req.parameters,
+        conversationId: req.conversationId || undefined,
+        ext: { user_id: userId },
+        signal: ctx.signal,
+      });
+    }
+    return client.chat.stream({
+      botId: t.id,
+      userId,
+      conversationId: req.conversationId || undefined,
+      messages,
+      customVariables: nonEmpty(req.customVariables),
+      metaData: nonEmpty(req.metaData),
+      parameters: req.parameters,
+      signal: ctx.signal,
+    });
+  }
+
+  return {
+    async chat(req, ctx) {
+      try {
+        const acc = createChatAccumulator();
+        for await (const event of await open(req, ctx)) acc.add(event);
+        return chatResponseOf(acc.result());
+      } catch (err) {
+        throw toConnectError(err);
+      }
+    },
+
+    async *chatStream(req, ctx) {
+      try {
+        let started = false;
+        for await (const event of await open(req, ctx)) {
+          const out = streamEvent(event, started);
+          if (event.type === "chat.created" || event.type === "chat.in_progress") started = true;
+          if (out) yield out;
+        }
+      } catch (err) {
+        throw toConnectError(err);
+      }
+    },
+
+    async cancelChat(req, ctx) {
+      try {
+        const channel = req.model
+          ? router.resolve(req, { field: "channel", id: "", kind: "bot" }, callerOf(ctx)).channel
+          : router.channel(req.channel);
+        if (req.conversationId === "") throw invalidArgument("conversation_id", "is required");
+        if (req.chatId === "") throw invalidArgument("chat_id", "is required");
+        const chat = await channel.client.chat.cancel({
+          conversationId: req.conversationId,
+          chatId: req.chatId,
+          signal: ctx.signal,
+        });
+        return { canceled: chat.status === "canceled" };
+      } catch (err) {
+        throw toConnectError(err);
+      }
+    },
+  };
+}
+
+/** One upstream event as a stream response, or `undefined` for events callers do not see. */
+function streamEvent(event: ChatEvent, started: boolean): ChatStreamResponse | undefined {
+  switch (event.type) {
+    case "chat.created":
+    case "chat.in_progress":
+      if (started) return undefined;
+      return create(ChatStreamResponseSchema, {
+        event: {
+          case: "started",
+          value: { conversationId: event.chat.conversationId, chatId: event.chat.id },
+        },
+      });
+    case "message.delta":
+      if (event.message.type !== "answer") return undefined;
+      return create(ChatStreamResponseSchema, {
+        event: {
+          case: "delta",
+          value: {
+            messageId: event.message.id,
+            text: event.message.content,
+            reasoning: event.message.reasoningContent,
+          },
+        },
+      });
+    case "message.completed":
+      return create(ChatStreamResponseSchema, {
+        event: { case: "message", value: botMessage(event.message) },
+      });
+    case "chat.requires_action":
+      return create(ChatStreamResponseSchema, {
+        event: { case: "requiresAction", value: { toolCalls: toolCallsOf(event.toolCalls) } },
+      });
+    case "chat.completed":
+      return create(ChatStreamResponseSchema, {
+        event: { case: "completed", value: { usage: usageOf(event.chat.usage) } },
+      });
+    default:
+      return undefined;
+  }
+}
+
+function nonEmpty(map: Record<string, string>): Record<string, string> | undefined {
+  return Object.keys(map).length > 0 ? map : undefined;
+}

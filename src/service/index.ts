@@ -1,0 +1,8 @@
+export { type Caller, callerKey, callerOf, defaultUserId, mayUse } from "./caller.js";
+export { type Channel, type Channels, type ChannelsOptions, createChannels } from "./channels.js";
+export { chatResponseOf, createChatService } from "./chat-service.js";
+export { errorHeaders, invalidArgument, toConnectError } from "./errors.js";
+export { createModelService } from "./model-service.js";
+export { createRouter, type Router, type Target } from "./routing.js";
+export { createServices, type ServicesOptions } from "./services.js";
+export { createWorkflowService } from "./workflow-service.js";

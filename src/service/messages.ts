@@ -1,0 +1,182 @@
+import { type ContentItem, type EnterMessage, objectString } from "../coze/chat-types.js";
+import type { FilesApi } from "../coze/files.js";
+import { type ChatMessage, type MediaPart, Role } from "../gen/cozegateway/v1/chat_pb.js";
+import { invalidArgument } from "./errors.js";
+
+/** Coze accepts at most 100 `additional_messages` (coze-api.md §4.1). */
+export const maxMessages = 100;
+
+type Media = Extract<ContentItem, { type: "image" | "file" | "audio" }>;
+
+/**
+ * Turns the caller's messages into Coze `additional_messages`.
+ *
+ * - Coze has no system role. System messages are never dropped: their texts, in order and
+ *   joined by a blank line, are put before the text of the first user message that is sent.
+ * - Only the last {@link maxMessages} user and assistant messages are sent (Coze's limit); the
+ *   system text still goes into the first of those.
+ * - Text-only messages go as `text`; messages with images, files or audio go as
+ *   `object_string` with one text item (several text parts are joined by a newline). Inline data
+ *   is uploaded to Coze first and referenced by file id.
+ * - The last message must be a user message: it is the turn's input.
+ *
+ * @throws ConnectError InvalidArgument naming the field (`messages[2].role`, …).
+ */
+export async function toCozeMessages(
+  messages: readonly ChatMessage[],
+  options: { files: FilesApi; signal?: AbortSignal },
+): Promise<EnterMessage[]> {
+  const system: string[] = [];
+  const turns: { index: number; message: ChatMessage }[] = [];
+  messages.forEach((message, index) => {
+    if (message.role === Role.SYSTEM) {
+      const text = plainText(message, index, "system");
+      if (text !== "") system.push(text);
+    } else if (message.role === Role.USER || message.role === Role.ASSISTANT) {
+      turns.push({ index, message });
+    } else {
+      throw invalidArgument(
+        `messages[${index}].role`,
+        "must be ROLE_USER, ROLE_ASSISTANT or ROLE_SYSTEM",
+      );
+    }
+  });
+  const last = turns.at(-1);
+  if (!last) throw invalidArgument("messages", "needs at least one user message");
+  if (last.message.role !== Role.USER) {
+    throw invalidArgument(
+      `messages[${last.index}].role`,
+      "the last message must be a user message",
+    );
+  }
+  const kept = turns.slice(-maxMessages);
+  let prefix = system.length > 0 ? system.join("\n\n") : undefined;
+  const out: EnterMessage[] = [];
+  for (const { index, message } of kept) {
+    if (message.role === Role.ASSISTANT) {
+      out.push({
+        role: "assistant",
+        type: "answer",
+        content: plainText(message, index, "assistant"),
+        contentType: "text",
+      });
+      continue;
+    }
+    const items = await userItems(message, index, options);
+    if (prefix !== undefined) {
+      const text = items.find((i) => i.type === "text");
+      if (text && text.type === "text") text.text = `${prefix}\n\n${text.text}`;
+      else items.unshift({ type: "text", text: prefix });
+      prefix = undefined;
+    }
+    const media = items.filter((i) => i.type !== "text");
+    if (media.length === 0) {
+      const text = items[0];
+      out.push({
+        role: "user",
+        content: text?.type === "text" ? text.text : "",
+        contentType: "text",
+      });
+    } else {
+      out.push({ role: "user", content: objectString(items), contentType: "object_string" });
+    }
+  }
+  return out;
+}
+
+function plainText(message: ChatMessage, index: number, role: string): string {
+  const texts: string[] = [];
+  if (message.content !== "") texts.push(message.content);
+  message.parts.forEach((part, p) => {
+    if (part.kind.case === "text") texts.push(part.kind.value);
+    else if (part.kind.case !== undefined) {
+      throw invalidArgument(
+        `messages[${index}].parts[${p}]`,
+        `a ${role} message can only hold text`,
+      );
+    }
+  });
+  const text = texts.join("\n");
+  if (text === "" && role === "assistant") {
+    throw invalidArgument(`messages[${index}].content`, "is empty");
+  }
+  return text;
+}
+
+async function userItems(
+  message: ChatMessage,
+  index: number,
+  options: { files: FilesApi; signal?: AbortSignal },
+): Promise<ContentItem[]> {
+  const texts: string[] = message.content === "" ? [] : [message.content];
+  const media: Media[] = [];
+  for (const [p, part] of message.parts.entries()) {
+    const field = `messages[${index}].parts[${p}]`;
+    const kind = part.kind;
+    switch (kind.case) {
+      case "text":
+        if (kind.value !== "") texts.push(kind.value);
+        break;
+      case "image":
+      case "file":
+      case "audio":
+        media.push(await mediaItem(kind.case, kind.value, field, options));
+        break;
+      default:
+        throw invalidArgument(field, "is empty");
+    }
+  }
+  if (texts.length === 0 && media.length === 0) {
+    throw invalidArgument(`messages[${index}].content`, "is empty");
+  }
+  const items: ContentItem[] = [];
+  if (texts.length > 0) items.push({ type: "text", text: texts.join("\n") });
+  items.push(...media);
+  return items;
+}
+
+async function mediaItem(
+  type: Media["type"],
+  part: MediaPart,
+  field: string,
+  options: { files: FilesApi; signal?: AbortSignal },
+): Promise<Media> {
+  const source = part.source;
+  switch (source.case) {
+    case "url": {
+      let url: URL;
+      try {
+        url = new URL(source.value);
+      } catch {
+        throw invalidArgument(`${field}.${type}.url`, "is not a valid URL");
+      }
+      if (url.protocol !== "http:" && url.protocol !== "https:") {
+        throw invalidArgument(`${field}.${type}.url`, "must be an http(s) URL");
+      }
+      return { type, fileUrl: url.toString() };
+    }
+    case "fileId":
+      if (!/^\d+$/.test(source.value)) {
+        throw invalidArgument(`${field}.${type}.file_id`, "must be a Coze file id (digits)");
+      }
+      return { type, fileId: source.value };
+    case "data": {
+      const data = source.value;
+      if (data.data.length === 0) throw invalidArgument(`${field}.${type}.data`, "is empty");
+      const uploaded = await options.files.upload({
+        data: data.data,
+        fileName: data.fileName || `${type}${extensionOf(data.mimeType)}`,
+        contentType: data.mimeType || undefined,
+        signal: options.signal,
+      });
+      return { type, fileId: uploaded.id };
+    }
+    default:
+      throw invalidArgument(`${field}.${type}`, "needs a url, file_id or data");
+  }
+}
+
+function extensionOf(mime: string): string {
+  const sub = /^[a-z]+\/([a-z0-9.+-]+)$/i.exec(mime)?.[1];
+  return sub ? `.${sub.replace(/^x-/, "").replace("jpeg", "jpg").replace(/\+.*$/, "")}` : "";
+}

@@ -1,0 +1,25 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { GatewayConfig, ModelRoute } from "../config/index.js";
+import { ModelKind, type ModelService } from "../gen/cozegateway/v1/model_pb.js";
+import { callerOf, mayUse } from "./caller.js";
+
+const kinds: Record<ModelRoute["kind"], ModelKind> = {
+  bot: ModelKind.BOT,
+  workflow: ModelKind.WORKFLOW,
+  workflow_async: ModelKind.WORKFLOW_ASYNC,
+  chatflow: ModelKind.CHATFLOW,
+};
+
+/** The ModelService implementation: the configured routes the calling key may use. */
+export function createModelService(config: GatewayConfig): ServiceImpl<typeof ModelService> {
+  return {
+    listModels(_req, ctx) {
+      const caller = callerOf(ctx);
+      return {
+        models: config.models
+          .filter((m) => mayUse(caller, m.name))
+          .map((m) => ({ name: m.name, kind: kinds[m.kind], channel: m.channel })),
+      };
+    },
+  };
+}

@@ -1,0 +1,311 @@
+import { create, fromJson, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import { CozeError, safeMessage } from "../coze/errors.js";
+import type { WorkflowEvent } from "../coze/workflow-stream.js";
+import type {
+  WorkflowInterrupt as CozeInterrupt,
+  WorkflowOutput,
+  WorkflowRun,
+} from "../coze/workflow-types.js";
+import {
+  ResumeWorkflowResponseSchema,
+  RunMode,
+  RunStatus,
+  type WatchWorkflowResponse,
+  WatchWorkflowResponseSchema,
+  type WorkflowInterruptSchema,
+  type WorkflowNodeMessageSchema,
+  type WorkflowResultSchema,
+  type WorkflowService,
+} from "../gen/cozegateway/v1/workflow_pb.js";
+import { callerOf } from "./caller.js";
+import { usageOf } from "./chat-service.js";
+import { invalidArgument, toConnectError } from "./errors.js";
+import type { Router, Target } from "./routing.js";
+
+/** Options for {@link createWorkflowService}. */
+export interface WorkflowServiceOptions {
+  router: Router;
+  /** Milliseconds since some origin, for the progress events' elapsed time. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** The output as JSON text plus a structured value when it parses (never re-quoted). */
+function outputFields(output: WorkflowOutput | undefined) {
+  return {
+    outputJson: output?.text ?? "",
+    output:
+      output?.value === undefined ? undefined : fromJson(ValueSchema, output.value as JsonValue),
+  };
+}
+
+function interruptOf(i: CozeInterrupt): MessageInitShape<typeof WorkflowInterruptSchema> {
+  return { eventId: i.eventId, type: i.type, question: i.data, nodeTitle: i.nodeTitle ?? "" };
+}
+
+const statusOf: Record<WorkflowRun["status"], RunStatus> = {
+  running: RunStatus.RUNNING,
+  success: RunStatus.SUCCEEDED,
+  fail: RunStatus.FAILED,
+  unknown: RunStatus.UNSPECIFIED,
+};
+
+/** A relayed workflow event, valid in both WatchWorkflowResponse and ResumeWorkflowResponse. */
+type RelayEvent =
+  | { case: "message"; value: MessageInitShape<typeof WorkflowNodeMessageSchema> }
+  | { case: "interrupt"; value: MessageInitShape<typeof WorkflowInterruptSchema> }
+  | { case: "result"; value: MessageInitShape<typeof WorkflowResultSchema> };
+
+/**
+ * Relays a stream_run / stream_resume as contract events: node messages, an interrupt (the
+ * last event), and at `Done` the result, whose output is the last node message (the End node's,
+ * coze-api.md §5.2).
+ */
+async function* relay(events: AsyncIterable<WorkflowEvent>): AsyncGenerator<RelayEvent, void> {
+  let last: Extract<WorkflowEvent, { type: "message" }> | undefined;
+  for await (const e of events) {
+    if (e.type === "message") {
+      last = e;
+      yield {
+        case: "message",
+        value: {
+          nodeTitle: e.nodeTitle,
+          nodeId: e.nodeId ?? "",
+          content: e.content,
+          nodeFinished: e.nodeIsFinish,
+          nodeSeqId: e.nodeSeqId,
+        },
+      };
+    } else if (e.type === "interrupt") {
+      yield { case: "interrupt", value: interruptOf(e.interrupt) };
+    } else if (e.type === "done") {
+      const output = last && { text: last.content, value: tryParse(last.content) };
+      yield {
+        case: "result",
+        value: { ...outputFields(output), debugUrl: e.debugUrl ?? "", usage: usageOf(last?.usage) },
+      };
+    }
+  }
+}
+
+function tryParse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The WorkflowService implementation. */
+export function createWorkflowService(
+  options: WorkflowServiceOptions,
+): ServiceImpl<typeof WorkflowService> {
+  const { router } = options;
+  const now = options.now ?? Date.now;
+
+  function target(
+    req: { model: string; channel: string; workflowId: string },
+    ctx: HandlerContext,
+  ): Target {
+    const t = router.resolve(
+      req,
+      { field: "workflow_id", id: req.workflowId, kind: "workflow" },
+      callerOf(ctx),
+    );
+    if (t.kind === "bot" || t.kind === "chatflow") {
+      throw invalidArgument("model", `"${t.model}" is not a workflow: call ChatService`);
+    }
+    return t;
+  }
+
+  function runRequest(
+    t: Target,
+    req: {
+      parameters?: Record<string, unknown>;
+      botId: string;
+      appId: string;
+      ext: Record<string, string>;
+      workflowVersion: string;
+    },
+    ctx: HandlerContext,
+  ) {
+    if (req.botId !== "" && req.appId !== "") {
+      // Coze answers 4000 for both (coze-api.md §5.1); say so before calling it.
+      throw invalidArgument("bot_id", "cannot be combined with app_id");
+    }
+    return {
+      workflowId: t.id,
+      parameters: req.parameters ?? {},
+      botId: req.botId || undefined,
+      appId: req.appId || undefined,
+      ext: Object.keys(req.ext).length > 0 ? req.ext : undefined,
+      workflowVersion: req.workflowVersion || undefined,
+      signal: ctx.signal,
+    };
+  }
+
+  async function* attach(
+    t: Target,
+    executeId: string,
+    ctx: HandlerContext,
+  ): AsyncGenerator<WatchWorkflowResponse> {
+    const started = now();
+    const ticks = t.channel.client.workflows.watch({
+      workflowId: t.id,
+      executeId,
+      signal: ctx.signal,
+    });
+    let final: WorkflowRun | undefined;
+    for await (const tick of ticks) {
+      final = tick.value;
+      yield create(WatchWorkflowResponseSchema, {
+        event: {
+          case: "progress",
+          value: {
+            executeId,
+            status: statusOf[tick.value.status],
+            elapsedMs: Math.min(now() - started, 0xffffffff),
+            polls: tick.poll,
+          },
+        },
+      });
+    }
+    yield create(WatchWorkflowResponseSchema, {
+      event: { case: "result", value: resultOf(executeId, final) },
+    });
+  }
+
+  return {
+    async runWorkflow(req, ctx) {
+      try {
+        const t = target(req, ctx);
+        const run = runRequest(t, req, ctx);
+        const mode =
+          req.mode === RunMode.UNSPECIFIED
+            ? t.kind === "workflow_async"
+              ? RunMode.ASYNC_WAIT
+              : RunMode.SYNC
+            : req.mode;
+        const workflows = t.channel.client.workflows;
+        if (mode === RunMode.ASYNC) {
+          const started = await workflows.start(run);
+          return {
+            executeId: started.executeId,
+            status: RunStatus.RUNNING,
+            debugUrl: started.debugUrl ?? "",
+          };
+        }
+        if (mode === RunMode.ASYNC_WAIT) {
+          const done = await workflows.runAsync(run);
+          return {
+            executeId: done.executeId,
+            status: RunStatus.SUCCEEDED,
+            ...outputFields(done.output),
+            debugUrl: done.debugUrl ?? "",
+            usage: usageOf(done.usage),
+          };
+        }
+        const result = await workflows.run(run);
+        return {
+          executeId: result.executeId ?? "",
+          status: result.interrupt ? RunStatus.INTERRUPTED : RunStatus.SUCCEEDED,
+          ...outputFields(result.interrupt ? undefined : result.output),
+          debugUrl: result.debugUrl ?? "",
+          usage: usageOf(result.usage),
+          interrupt: result.interrupt && interruptOf(result.interrupt),
+        };
+      } catch (err) {
+        throw toConnectError(err);
+      }
+    },
+
+    async *watchWorkflow(req, ctx) {
+      try {
+        const t = target(req, ctx);
+        if (req.executeId !== "") {
+          if (!/^\d+$/.test(req.executeId))
+            throw invalidArgument("execute_id", "must be a Coze id (digits)");
+          yield* attach(t, req.executeId, ctx);
+          return;
+        }
+        const run = runRequest(t, req, ctx);
+        if (t.kind === "workflow_async") {
+          const started = await t.channel.client.workflows.start(run);
+          yield* attach(t, started.executeId, ctx);
+          return;
+        }
+        for await (const e of relay(t.channel.client.workflows.stream(run))) {
+          yield create(WatchWorkflowResponseSchema, { event: e });
+        }
+      } catch (err) {
+        throw toConnectError(err);
+      }
+    },
+
+    async *resumeWorkflow(req, ctx) {
+      try {
+        const t = target(req, ctx);
+        if (req.eventId === "") throw invalidArgument("event_id", "is required");
+        const events = t.channel.client.workflows.resume({
+          workflowId: t.id,
+          eventId: req.eventId,
+          resumeData: req.resumeData,
+          interruptType: req.interruptType,
+          signal: ctx.signal,
+        });
+        for await (const e of relay(events)) {
+          yield create(ResumeWorkflowResponseSchema, { event: e });
+        }
+      } catch (err) {
+        throw toConnectError(err);
+      }
+    },
+
+    async getWorkflowRun(req, ctx) {
+      try {
+        const t = target(req, ctx);
+        if (!/^\d+$/.test(req.executeId))
+          throw invalidArgument("execute_id", "must be a Coze id (digits)");
+        const run = await t.channel.client.workflows.getRun({
+          workflowId: t.id,
+          executeId: req.executeId,
+          signal: ctx.signal,
+        });
+        return {
+          executeId: run.executeId,
+          status: statusOf[run.status],
+          ...outputFields(run.status === "success" ? run.output : undefined),
+          errorCode: run.errorCode ?? "",
+          errorMessage: run.errorMessage ?? "",
+          debugUrl: run.debugUrl ?? "",
+          usage: usageOf(run.usage),
+          createTime:
+            run.createTime === undefined ? undefined : timestampFromMs(run.createTime * 1000),
+          updateTime:
+            run.updateTime === undefined ? undefined : timestampFromMs(run.updateTime * 1000),
+        };
+      } catch (err) {
+        throw toConnectError(err);
+      }
+    },
+  };
+}
+
+/** The result of an attached run that stopped running; a run that did not succeed throws. */
+function resultOf(executeId: string, run: WorkflowRun | undefined) {
+  if (run?.status !== "success") {
+    const step = "workflow.run";
+    throw new CozeError("failed", safeMessage("failed", step, run?.errorCode), {
+      step,
+      cozeCode: run?.errorCode,
+      cozeMessage: run?.errorMessage,
+    });
+  }
+  return {
+    executeId,
+    ...outputFields(run.output),
+    debugUrl: run.debugUrl ?? "",
+    usage: usageOf(run.usage),
+  };
+}
