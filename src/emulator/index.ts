@@ -1,0 +1,13 @@
+export { catalog } from "./catalog.js";
+export { type AppJwtClaims, signAppJwt } from "./client-jwt.js";
+export { generateApp } from "./keys.js";
+export { startEmulator } from "./server.js";
+export type {
+  Emulator,
+  EmulatorApp,
+  EmulatorOptions,
+  EmulatorStats,
+  EndpointName,
+  Fault,
+  GeneratedApp,
+} from "./types.js";

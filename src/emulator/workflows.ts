@@ -1,0 +1,182 @@
+import { randomUUID } from "node:crypto";
+import { type WorkflowName, workflowName } from "./catalog.js";
+import { optionalId, optionalMap, unset } from "./chat-input.js";
+import { badRequest, type Ctx, notFound } from "./http-io.js";
+import { newId } from "./ids.js";
+import { type EmulatorState, remember } from "./state.js";
+import type { TokenInfo } from "./tokens.js";
+import type { PendingInterrupt, WorkflowRun } from "./workflow-model.js";
+
+/** What a scripted workflow does with its parameters. */
+export type Outcome =
+  | { kind: "success"; output: string; message?: string }
+  | { kind: "wait"; runMs: number; polls?: number; output: string }
+  | { kind: "fail"; code: number; message: string }
+  | { kind: "interrupt"; question: string };
+
+/**
+ * Failure of the failing workflow: 720702017 is a workflow-runtime code seen on the wire
+ * (`{"error_code":720702017,...}` in a public SSE test fixture). The message is ours.
+ */
+export const WORKFLOW_FAILURE = {
+  code: 720702017,
+  message: "An error occurred while the workflow was running: the Code node raised an exception.",
+};
+
+/** Default output size of the large workflow: 1.5 MiB, over the 1 MB history limit (§5.5). */
+const DEFAULT_LARGE = 1.5 * 1024 * 1024;
+const MAX_LARGE = 16 * 1024 * 1024;
+
+/** The outcome of workflow `name` for `parameters` (see `catalog.workflows`). */
+export function outcomeFor(name: WorkflowName, parameters: Record<string, unknown>): Outcome {
+  const input = parameters.input ?? "";
+  const spoken = typeof input === "string" ? input : JSON.stringify(input);
+  switch (name) {
+    case "echo":
+    case "chatflow":
+      return { kind: "success", output: echoOutput(parameters), message: `You said: ${spoken}` };
+    case "slowAsync": {
+      const runMs = nonNegative(parameters.run_ms) ?? 4000;
+      const polls = nonNegative(parameters.polls);
+      const output = echoOutput(parameters);
+      return polls === undefined
+        ? { kind: "wait", runMs, output }
+        : { kind: "wait", runMs, polls, output };
+    }
+    case "interrupt":
+      return { kind: "interrupt", question: "Which city?" };
+    case "failing":
+      return { kind: "fail", ...WORKFLOW_FAILURE };
+    case "large": {
+      const size = nonNegative(parameters.size_bytes) ?? DEFAULT_LARGE;
+      if (size > MAX_LARGE) throw badRequest(`size_bytes must be at most ${MAX_LARGE}`);
+      return { kind: "success", output: largeOutput(size) };
+    }
+  }
+}
+
+/** `{"output": input}` when `input` is the only parameter, else the parameters come along. */
+function echoOutput(parameters: Record<string, unknown>): string {
+  const input = parameters.input ?? "";
+  const keys = Object.keys(parameters);
+  const only = keys.length === 1 && keys[0] === "input";
+  return JSON.stringify(only ? { output: input } : { output: input, parameters });
+}
+
+/** Large outputs by size, shared by every run of that size (runs keep their output). */
+const largeOutputs = new Map<number, string>();
+
+function largeOutput(size: number): string {
+  let output = largeOutputs.get(size);
+  if (output === undefined) {
+    output = JSON.stringify({ output: "x".repeat(size) });
+    remember(largeOutputs, size, output, 4);
+  }
+  return output;
+}
+
+function nonNegative(value: unknown): number | undefined {
+  const n = typeof value === "string" && value !== "" ? Number(value) : value;
+  return typeof n === "number" && Number.isFinite(n) && n >= 0 ? Math.floor(n) : undefined;
+}
+
+/** A validated run request (`/v1/workflow/run` and `stream_run`, §5.1). */
+export interface RunRequest {
+  workflowId: string;
+  workflow: WorkflowName;
+  parameters: Record<string, unknown>;
+  botId: string;
+  isAsync: boolean;
+  ext: Record<string, unknown>;
+}
+
+/**
+ * Validates a run body: `workflow_id` required (4000) and known (4200), not both `bot_id` and
+ * `app_id` (4000, docs:workflow_stream_run.md:14). `parameters` is an object; a string holding a
+ * JSON object is accepted too, since the docs table calls it "JSON-serialized" (§9).
+ */
+export function parseRunRequest(body: Record<string, unknown>): RunRequest {
+  const workflowId = optionalId(body.workflow_id);
+  if (!workflowId) throw badRequest("workflow_id is required");
+  const workflow = workflowName(workflowId);
+  if (!workflow) throw notFound(`workflow ${workflowId} not found or not published`);
+  const botId = optionalId(body.bot_id);
+  if (botId && optionalId(body.app_id)) throw badRequest("bot_id and app_id cannot both be set");
+  let parameters: unknown = body.parameters;
+  if (typeof parameters === "string" && parameters !== "") {
+    try {
+      parameters = JSON.parse(parameters);
+    } catch {
+      throw badRequest("parameters is not a JSON object");
+    }
+  }
+  return {
+    workflowId,
+    workflow,
+    parameters: optionalMap(parameters, "parameters"),
+    botId: botId ?? "",
+    isAsync: body.is_async === true,
+    ext: optionalMap(body.ext, "ext"),
+  };
+}
+
+/** Registers a new run (status Running) and counts it. */
+export function startRun(
+  state: EmulatorState,
+  ctx: Ctx,
+  token: TokenInfo,
+  request: RunRequest,
+  runMode: WorkflowRun["runMode"],
+): WorkflowRun {
+  const now = state.now();
+  const userId = request.ext.user_id;
+  const run: WorkflowRun = {
+    executeId: newId(),
+    workflowId: request.workflowId,
+    workflow: request.workflow,
+    botId: request.botId,
+    connectorUid: unset(userId) ? token.clientId : String(userId),
+    runMode,
+    logid: ctx.logid,
+    createdAt: now,
+    updatedAt: now,
+    status: "Running",
+    resumes: 0,
+    historyReads: 0,
+    endNodeUuid: randomUUID(),
+  };
+  remember(state.runs, run.executeId, run);
+  state.stats.workflowRunStarted();
+  return run;
+}
+
+/** Puts `run` on hold at a question node; its event id can be resumed once (§5.3). */
+export function interruptRun(
+  state: EmulatorState,
+  run: WorkflowRun,
+  question: string,
+): PendingInterrupt {
+  const interrupt = {
+    eventId: `${newId()}/${newId()}`,
+    data: question,
+    type: 2,
+    nodeTitle: "Question",
+  };
+  run.interrupt = interrupt;
+  run.updatedAt = state.now();
+  remember(state.interrupts, interrupt.eventId, { executeId: run.executeId, used: false });
+  return interrupt;
+}
+
+/** Marks `run` failed with a numeric code (sent as a string in history, §5.4). */
+export function failRun(
+  state: EmulatorState,
+  run: WorkflowRun,
+  code: number,
+  message: string,
+): void {
+  run.status = "Fail";
+  run.errorCode = code;
+  run.errorMessage = message;
+  run.updatedAt = state.now();
+}
