@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { modelAllowed } from "../config/index.js";
 
 /** Who is calling. The server's auth step puts it into every handler context. */
 export interface Caller {
@@ -28,14 +29,7 @@ export function defaultUserId(caller: Caller | undefined): string {
   return `gw-${createHash("sha256").update(name).digest("hex").slice(0, 24)}`;
 }
 
-/**
- * Whether `caller` may use `model`: no allow-list allows everything; an entry matches exactly,
- * or as a prefix when it ends in `*` (`workflow:*`).
- */
+/** Whether `caller` may use `model` under its key's allow-list (no caller: in-process use). */
 export function mayUse(caller: Caller | undefined, model: string): boolean {
-  const list = caller?.models;
-  if (list === undefined) return true;
-  return list.some((entry) =>
-    entry.endsWith("*") ? model.startsWith(entry.slice(0, -1)) : entry === model,
-  );
+  return caller === undefined || modelAllowed(caller, model);
 }

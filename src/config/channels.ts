@@ -1,0 +1,260 @@
+import type { CozeCredential } from "../coze/token-cache.js";
+import { readModels } from "./channel-models.js";
+import { readCredentials } from "./credentials.js";
+import {
+  asList,
+  asMapping,
+  child,
+  fail,
+  flag,
+  integer,
+  item,
+  type LoadContext,
+  onlyKnownKeys,
+  type Place,
+  required,
+  root,
+  section,
+  text,
+} from "./fields.js";
+import type { ChannelConfig, ModelRoute, PollingConfig, TimeoutsConfig } from "./gateway-config.js";
+
+const channelKeys = [
+  "name",
+  "base_url",
+  "credentials",
+  "session_name",
+  "default",
+  "token",
+  "polling",
+  "timeouts",
+  "models",
+];
+
+/** Defaults of a channel, as the old channel had them where they were sensible. */
+export const channelDefaults = {
+  baseUrl: "https://api.coze.cn",
+  durationSeconds: 3600,
+  refreshMarginSeconds: 300,
+  polling: { intervalMs: 2000, maxPolls: 150, deadlineMs: 0 },
+  timeouts: {
+    connectMs: 5000,
+    headersMs: 30_000,
+    streamIdleMs: 60_000,
+    requestMs: 60_000,
+    syncRunMs: 100_000,
+  },
+} as const;
+
+const nameRule =
+  "a channel name: 1 to 64 lower-case letters, digits, _ and -, starting with a letter or digit";
+const urlRule = "an http(s) URL without query or fragment, e.g. https://api.coze.cn";
+const day = 86_400_000;
+
+/** The channels and every explicit model route, in file order. */
+export interface Channels {
+  channels: ChannelConfig[];
+  models: ModelRoute[];
+}
+
+/**
+ * Reads the `channels` list: at least one channel; names unique; model names unique across all
+ * channels; exactly one `default: true` when there are several (a lone channel is always the
+ * default).
+ *
+ * @throws ConfigError naming the channel (by name once known, else by index) and the field.
+ */
+export async function readChannels(ctx: LoadContext, value: unknown): Promise<Channels> {
+  const place = child(root, "channels");
+  const list = asList(ctx, place, value, "a list of channels, at least one");
+  if (list.length === 0) fail(ctx, place, "is empty; expected at least one channel");
+  const channels: ChannelConfig[] = [];
+  const models: ModelRoute[] = [];
+  const modelOwner = new Map<string, string>();
+  const defaults: string[] = [];
+  for (const [i, entry] of list.entries()) {
+    const map = asMapping(
+      ctx,
+      item(place, i),
+      entry,
+      "a channel mapping with name and credentials",
+    );
+    const namePlace = child(item(place, i), "name");
+    required(ctx, namePlace, map.name, nameRule);
+    const name = text(ctx, namePlace, map.name, nameRule) ?? "";
+    if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name)) fail(ctx, namePlace, `must be ${nameRule}`);
+    const earlier = channels.findIndex((c) => c.name === name);
+    if (earlier >= 0) {
+      fail(
+        ctx,
+        { ...namePlace, channel: name },
+        `${name} is already the name of channels[${earlier}]`,
+      );
+    }
+    const at = item(place, name, name);
+    onlyKnownKeys(ctx, at, map, channelKeys);
+    const isDefault = flag(ctx, child(at, "default"), map.default, false);
+    if (isDefault) {
+      if (defaults.length > 0) {
+        fail(
+          ctx,
+          child(at, "default"),
+          `channels[${defaults[0]}] is already the default; only one channel may be`,
+        );
+      }
+      defaults.push(name);
+    }
+    const channel = await readChannel(ctx, at, name, map, list.length === 1 || isDefault);
+    const routes = readModels(ctx, child(at, "models"), map.models, channel);
+    for (const route of routes) {
+      const owner = modelOwner.get(route.name);
+      if (owner !== undefined) {
+        const where =
+          owner === name
+            ? "is listed twice in this channel"
+            : `is already served by channels[${owner}]`;
+        fail(ctx, item(child(at, "models"), route.name), where);
+      }
+      modelOwner.set(route.name, name);
+    }
+    channels.push(channel);
+    models.push(...routes);
+  }
+  if (list.length > 1 && defaults.length === 0) {
+    fail(
+      ctx,
+      place,
+      `has ${list.length} channels but none has default: true; mark the one that serves workflow:, workflow-async:, chatflow: and bot: names`,
+    );
+  }
+  return { channels, models };
+}
+
+async function readChannel(
+  ctx: LoadContext,
+  at: Place,
+  name: string,
+  map: Record<string, unknown>,
+  isDefault: boolean,
+): Promise<ChannelConfig> {
+  const baseUrl = readBaseUrl(ctx, child(at, "base_url"), map.base_url);
+  const settings = await readCredentials(ctx, child(at, "credentials"), map.credentials);
+  const sessionName = text(ctx, child(at, "session_name"), map.session_name, "a string");
+
+  const tokenPlace = child(at, "token");
+  const token = section(ctx, tokenPlace, map.token, ["duration_seconds", "refresh_margin_seconds"]);
+  const durationSeconds = integer(
+    ctx,
+    child(tokenPlace, "duration_seconds"),
+    token.duration_seconds,
+    {
+      min: 60,
+      max: 86_399,
+      fallback: channelDefaults.durationSeconds,
+    },
+  );
+  const marginPlace = child(tokenPlace, "refresh_margin_seconds");
+  const marginSeconds = integer(ctx, marginPlace, token.refresh_margin_seconds, {
+    min: 0,
+    max: 86_398,
+    fallback: channelDefaults.refreshMarginSeconds,
+  });
+  if (marginSeconds >= durationSeconds) {
+    fail(ctx, marginPlace, `must be less than token.duration_seconds (${durationSeconds})`);
+  }
+
+  const credential: CozeCredential = {
+    baseUrl,
+    clientId: settings.clientId,
+    publicKeyId: settings.publicKeyId,
+    privateKey: settings.privateKey,
+    durationSeconds,
+    ...(sessionName === undefined || sessionName === "" ? {} : { sessionName }),
+  };
+  return {
+    name,
+    baseUrl,
+    credential,
+    ...(settings.spaceId === undefined ? {} : { spaceId: settings.spaceId }),
+    ...(settings.defaultBotId === undefined ? {} : { defaultBotId: settings.defaultBotId }),
+    isDefault,
+    refreshMarginMs: marginSeconds * 1000,
+    polling: readPolling(ctx, child(at, "polling"), map.polling),
+    timeouts: readTimeouts(ctx, child(at, "timeouts"), map.timeouts),
+  };
+}
+
+function readBaseUrl(ctx: LoadContext, place: Place, value: unknown): string {
+  const raw = text(ctx, place, value, urlRule);
+  if (raw === undefined) return channelDefaults.baseUrl;
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    fail(ctx, place, `must be ${urlRule}`);
+  }
+  if (
+    (url.protocol !== "http:" && url.protocol !== "https:") ||
+    raw.includes("?") ||
+    raw.includes("#")
+  ) {
+    fail(ctx, place, `must be ${urlRule}`);
+  }
+  if (url.username !== "" || url.password !== "") {
+    fail(
+      ctx,
+      place,
+      "must not hold a user name or password; the channel authenticates with its credentials",
+    );
+  }
+  const loopback = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/.test(url.hostname);
+  if (url.protocol === "http:" && !loopback) {
+    ctx.warnings.push(
+      `${ctx.file}: ${place.path}: uses plain http to ${url.host}; access tokens would travel unencrypted`,
+    );
+  }
+  return `${url.origin}${url.pathname.replace(/\/+$/, "")}`;
+}
+
+function readPolling(ctx: LoadContext, place: Place, value: unknown): PollingConfig {
+  const map = section(ctx, place, value, ["interval_ms", "max_polls", "deadline_ms"]);
+  const d = channelDefaults.polling;
+  const deadlineMs = integer(ctx, child(place, "deadline_ms"), map.deadline_ms, {
+    min: 0,
+    max: day,
+    fallback: d.deadlineMs,
+  });
+  return {
+    intervalMs: integer(ctx, child(place, "interval_ms"), map.interval_ms, {
+      min: 100,
+      max: 600_000,
+      fallback: d.intervalMs,
+    }),
+    maxPolls: integer(ctx, child(place, "max_polls"), map.max_polls, {
+      min: 1,
+      max: 100_000,
+      fallback: d.maxPolls,
+    }),
+    deadlineMs: deadlineMs === 0 ? undefined : deadlineMs,
+  };
+}
+
+function readTimeouts(ctx: LoadContext, place: Place, value: unknown): TimeoutsConfig {
+  const keys = {
+    connect_ms: "connectMs",
+    headers_ms: "headersMs",
+    stream_idle_ms: "streamIdleMs",
+    request_ms: "requestMs",
+    sync_run_ms: "syncRunMs",
+  } as const;
+  const map = section(ctx, place, value, Object.keys(keys));
+  const result = { ...channelDefaults.timeouts } as TimeoutsConfig;
+  for (const [key, field] of Object.entries(keys)) {
+    result[field] = integer(ctx, child(place, key), map[key], {
+      min: 1,
+      max: day,
+      fallback: channelDefaults.timeouts[field],
+    });
+  }
+  return result;
+}

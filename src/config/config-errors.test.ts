@@ -1,0 +1,212 @@
+import { generateKeyPairSync } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { ConfigError } from "./config-error.js";
+import type { ConfigEnv } from "./gateway-config.js";
+import { parseConfig } from "./parse-config.js";
+import {
+  aliceKey,
+  generateRsaKey,
+  leaks,
+  parseObject,
+  type RawConfig,
+  selfSignedCertificate,
+  validConfig,
+} from "./test-fixtures.js";
+
+// Generated at test time; no key is committed.
+const key = generateRsaKey();
+const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
+const ecPem = ec.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+const cert = selfSignedCertificate(key);
+const encryptedPem = key.privateKey
+  .export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "not-a-secret" })
+  .toString();
+
+/** Rejects with a ConfigError whose message is exactly `message` and quotes no secret. */
+async function expectError(promise: Promise<unknown>, message: string): Promise<ConfigError> {
+  const err = await promise.then(
+    () => expect.fail(`accepted; expected: ${message}`),
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(ConfigError);
+  const error = err as ConfigError;
+  expect(error.message).toBe(message);
+  for (const secret of [key.pkcs8, key.pkcs1, ecPem, aliceKey]) {
+    expect(leaks(error.message, secret)).toBe(false);
+  }
+  return error;
+}
+
+function rejects(edit: (c: RawConfig) => void, env: ConfigEnv = {}): Promise<unknown> {
+  const config = validConfig(key);
+  edit(config);
+  return parseObject(config, "/nonexistent", env);
+}
+
+function text(yaml: string, file = "gateway.yaml"): Promise<unknown> {
+  return parseConfig(yaml, { file, baseDir: "/nonexistent", env: {} });
+}
+
+describe("syntax and top level", () => {
+  it("names the line of a duplicate YAML key, without quoting the file", async () => {
+    await expectError(
+      text(
+        `api_keys:\n  - name: alice\n    key: ${aliceKey}\n    key: ${aliceKey}\nchannels: []\n`,
+      ),
+      "gateway.yaml: line 4, column 5: is not valid YAML: a key appears twice in the same mapping",
+    );
+  });
+
+  it("reports a bad escape in a double-quoted key without quoting the key", async () => {
+    await expectError(
+      text(`api_keys:\n  - name: alice\n    key: "${aliceKey}\\q"\n`),
+      "gateway.yaml: line 3, column 43: is not valid YAML: a double-quoted string holds an invalid escape sequence",
+    );
+  });
+
+  it("reports where a .json file stops being JSON, without quoting it", async () => {
+    await expectError(
+      text(
+        `{\n  "api_keys": [{"name": "alice", "key": "${aliceKey}"}],\n  oops\n}`,
+        "gateway.json",
+      ),
+      "gateway.json: line 3, column 3: is not valid JSON",
+    );
+  });
+
+  it("points at the end of a .json file cut short", async () => {
+    await expectError(
+      text(`{\n  "api_keys": [{"name": "alice", "key": "${aliceKey}"}]`, "gateway.json"),
+      "gateway.json: line 2, column 77: is not valid JSON", // just past the last character,
+    );
+  });
+
+  it("refuses a YAML alias bomb instead of expanding it", async () => {
+    const lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"];
+    for (let i = 1; i < 10; i++) {
+      lines.push(
+        `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(", ")}]`,
+      );
+    }
+    await expectError(
+      text(lines.join("\n")),
+      "gateway.yaml: is not valid YAML: too many alias expansions",
+    );
+  });
+
+  it("refuses an empty file", async () => {
+    await expectError(
+      text("# nothing yet\n"),
+      "gateway.yaml: is empty; expected a mapping with api_keys and channels (and optionally server)",
+    );
+  });
+
+  it("refuses a file that is a list", async () => {
+    await expectError(
+      text("- api_keys\n- channels\n"),
+      "gateway.yaml: must be a mapping with api_keys and channels (and optionally server), not a list",
+    );
+  });
+
+  it("refuses an unknown top-level key, suggesting the known one", async () => {
+    await expectError(
+      rejects((c) => {
+        c.chanels = [];
+      }),
+      "gateway.yaml: chanels: is not a known field (did you mean channels?); expected one of: server, api_keys, channels",
+    );
+  });
+});
+
+describe("server", () => {
+  const server = (value: Record<string, unknown>) =>
+    rejects((c) => {
+      c.server = value;
+    });
+
+  it("refuses a typo in a server key", async () => {
+    await expectError(
+      server({ prot: 8080 }),
+      "gateway.yaml: server.prot: is not a known field (did you mean port?); expected one of: host, port, tls, cors_origins, body_limit_bytes, shutdown_grace_ms",
+    );
+  });
+
+  it("refuses a port out of range", async () => {
+    await expectError(
+      server({ port: 70000 }),
+      "gateway.yaml: server.port: must be an integer from 0 to 65535",
+    );
+  });
+
+  it("refuses a port given as a string", async () => {
+    await expectError(
+      server({ port: "8080" }),
+      "gateway.yaml: server.port: must be an integer from 0 to 65535, not a string",
+    );
+  });
+
+  it("refuses a host that is neither an address nor a name", async () => {
+    await expectError(
+      server({ host: "my host" }),
+      "gateway.yaml: server.host: must be an IP address or a host name, e.g. 127.0.0.1, 0.0.0.0 or ::",
+    );
+  });
+
+  it("refuses a CORS origin with a path", async () => {
+    await expectError(
+      server({ cors_origins: ["https://app.example.com/app"] }),
+      'gateway.yaml: server.cors_origins[0]: "https://app.example.com/app" is not an origin such as https://app.example.com (scheme://host[:port], no path), or *',
+    );
+  });
+
+  it("refuses a body limit under 1 KiB", async () => {
+    await expectError(
+      server({ body_limit_bytes: 0 }),
+      "gateway.yaml: server.body_limit_bytes: must be an integer from 1024 to 1073741824",
+    );
+  });
+
+  it("refuses TLS with a certificate but no key", async () => {
+    await expectError(
+      server({ tls: { cert } }),
+      "gateway.yaml: server.tls.key: is missing; expected a PEM private key, env:NAME or file:PATH; tls needs both cert and key",
+    );
+  });
+
+  it("refuses a TLS certificate that is not PEM, hinting at file:", async () => {
+    await expectError(
+      server({ tls: { cert: "./tls/cert.pem", key: key.pkcs8 } }),
+      "gateway.yaml: server.tls.cert: is not a PEM certificate: expected a -----BEGIN CERTIFICATE----- block; to read it from a file, write file:PATH",
+    );
+  });
+
+  it("refuses a TLS key that does not belong to the certificate", async () => {
+    await expectError(
+      server({ tls: { cert, key: ecPem } }),
+      "gateway.yaml: server.tls.key: does not belong to the certificate in server.tls.cert",
+    );
+  });
+
+  it("refuses an encrypted TLS key", async () => {
+    await expectError(
+      server({ tls: { cert, key: encryptedPem } }),
+      "gateway.yaml: server.tls.key: is encrypted; provide it without a passphrase",
+    );
+  });
+
+  it("refuses a bad COZE_GATEWAY_PORT", async () => {
+    await expectError(
+      rejects(() => {}, { COZE_GATEWAY_PORT: "80a" }),
+      "gateway.yaml: server.port (env COZE_GATEWAY_PORT): must be an integer from 0 to 65535",
+    );
+  });
+
+  it("refuses a bad origin in COZE_GATEWAY_CORS_ORIGINS", async () => {
+    await expectError(
+      rejects(() => {}, { COZE_GATEWAY_CORS_ORIGINS: "https://a.example.com, app.example.com" }),
+      'gateway.yaml: server.cors_origins (env COZE_GATEWAY_CORS_ORIGINS): entry 2 "app.example.com" is not an origin such as https://app.example.com (scheme://host[:port], no path), or *',
+    );
+  });
+});

@@ -1,0 +1,146 @@
+import { parsePrivateKey } from "../coze/jwt.js";
+import {
+  absent,
+  child,
+  digitsId,
+  fail,
+  isReference,
+  kindOf,
+  type LoadContext,
+  type Place,
+  token,
+} from "./fields.js";
+import { fileHint, fromLabel, type ResolvedSecret, resolveSecret } from "./secret-ref.js";
+
+/** The fields of the old new-api channel settings JSON. */
+const settingsKeys = ["client_id", "public_key_id", "private_key", "space_id", "default_bot_id"];
+
+/** A channel's credentials block, checked. */
+export interface ChannelCredentials {
+  /** The OAuth app id. */
+  clientId: string;
+  /** The public key fingerprint registered with the app. */
+  publicKeyId: string;
+  /** The RSA private key, re-encoded as PKCS#8 PEM after it parsed. A secret. */
+  privateKey: string;
+  /** `space_id`, when set and not empty. */
+  spaceId: string | undefined;
+  /** `default_bot_id`, when set and not empty. */
+  defaultBotId: string | undefined;
+}
+
+const expected =
+  "the channel settings (client_id, public_key_id, private_key, space_id, default_bot_id) " +
+  "as a mapping, as their JSON text, env:NAME or file:PATH";
+
+/**
+ * Reads a channel's `credentials`: the old new-api "Coze JWT" channel settings, accepted
+ * unchanged. They may be a mapping, the settings JSON as a string (as pasted from the old
+ * channel), or an `env:`/`file:` reference to that JSON. `private_key` may itself be inline PEM
+ * (real newlines or `\n` escapes), `env:NAME` or `file:PATH`. Empty `space_id` and
+ * `default_bot_id` count as unset, as they did in the old channel; unknown keys are ignored with
+ * a warning, as the old channel ignored them.
+ *
+ * @throws ConfigError when the JSON does not parse, a required field is missing, an id is not
+ *   a digit string, or the private key is not a usable RSA key. Never quotes the settings.
+ */
+export async function readCredentials(
+  ctx: LoadContext,
+  place: Place,
+  value: unknown,
+): Promise<ChannelCredentials> {
+  let settings = value;
+  let inConfigText = true;
+  if (absent(value)) fail(ctx, place, `is missing; expected ${expected}`);
+  if (typeof value === "string") {
+    let json: ResolvedSecret = { text: value, source: "inline", label: "the value" };
+    if (isReference(value)) {
+      json = await resolveSecret(ctx, place, value, { expected, secret: true, inConfigText });
+      inConfigText = false;
+    } else {
+      ctx.inlineSecret = true;
+    }
+    settings = parseSettingsJson(ctx, place, json);
+  }
+  if (typeof settings !== "object" || settings === null || Array.isArray(settings)) {
+    fail(ctx, place, `must be ${expected}, not ${kindOf(settings)}`);
+  }
+  const map = settings as Record<string, unknown>;
+  for (const key of Object.keys(map)) {
+    if (!settingsKeys.includes(key)) {
+      const shown = key.length > 64 ? `${key.slice(0, 61)}...` : key;
+      ctx.warnings.push(
+        `${ctx.file}: ${child(place, shown).path}: is not a known settings field and is ignored; known: ${settingsKeys.join(", ")}`,
+      );
+    }
+  }
+  const clientId = token(ctx, child(place, "client_id"), map.client_id, "the OAuth app id");
+  const publicKeyId = token(
+    ctx,
+    child(place, "public_key_id"),
+    map.public_key_id,
+    "the public key id (fingerprint) of the OAuth app",
+  );
+  const keyPlace = child(place, "private_key");
+  const pem = await resolveSecret(ctx, keyPlace, map.private_key, {
+    expected: "an RSA private key in PEM form, env:NAME or file:PATH",
+    secret: true,
+    inConfigText,
+  });
+  const privateKey = checkPrivateKey(ctx, keyPlace, pem);
+  const spaceId = digitsId(ctx, child(place, "space_id"), map.space_id);
+  const defaultBotId = digitsId(ctx, child(place, "default_bot_id"), map.default_bot_id);
+  return { clientId, publicKeyId, privateKey, spaceId, defaultBotId };
+}
+
+function parseSettingsJson(ctx: LoadContext, place: Place, json: ResolvedSecret): unknown {
+  try {
+    return JSON.parse(json.text);
+  } catch (err) {
+    // V8's message quotes the text around the error, which here holds the private key: keep
+    // only the position.
+    const where = jsonErrorPosition(json.text, err);
+    const what =
+      json.source === "inline"
+        ? "is not valid settings JSON"
+        : `${json.label} does not hold valid settings JSON`;
+    fail(
+      ctx,
+      place,
+      `${what}${where === undefined ? "" : ` (error at ${where})`}; expected ${expected}`,
+    );
+  }
+}
+
+/** `line 3, column 7` of a JSON.parse error, from the offset V8 reports; never any text. */
+export function jsonErrorPosition(text: string, err: unknown): string | undefined {
+  const message = err instanceof Error ? err.message : "";
+  const match = /at position (\d+)/.exec(message);
+  if (match !== null) return linePosition(text, Number(match[1]));
+  return /end of JSON input/.test(message) ? linePosition(text, text.length) : undefined;
+}
+
+/** `line L, column C` (both from 1) of a character offset into `text`. */
+export function linePosition(text: string, offset: number): string {
+  const before = text.slice(0, offset);
+  const line = before.split("\n").length;
+  const column = offset - (before.lastIndexOf("\n") + 1) + 1;
+  return `line ${line}, column ${column}`;
+}
+
+function checkPrivateKey(ctx: LoadContext, place: Place, pem: ResolvedSecret): string {
+  try {
+    // Re-encoded as PKCS#8 PEM: whatever form the settings held (PKCS#1, `\n` escapes, CRLF),
+    // the token cache gets one canonical text.
+    return parsePrivateKey(pem.text).export({ type: "pkcs8", format: "pem" }).toString();
+  } catch (err) {
+    // parsePrivateKey's messages are ours and never quote the key ("private key is encrypted;
+    // …"); drop their subject, which the field already names.
+    const reason = err instanceof TypeError ? err.message.replace(/^private key /, "") : "";
+    const notPem = reason === "" || reason.startsWith("is not PEM");
+    const problem = notPem
+      ? reason.replace(/^(is not PEM)?/, "is not an RSA private key in PEM form") + fileHint(pem)
+      : reason;
+    fail(ctx, place, `${problem}${fromLabel(pem)}`);
+  }
+}

@@ -1,0 +1,134 @@
+import type { CozeCredential } from "../coze/token-cache.js";
+
+/** The process environment, or a stand-in for it. Only `COZE_GATEWAY_*` and `env:` names are read. */
+export type ConfigEnv = Readonly<Record<string, string | undefined>>;
+
+/** The listening side of the gateway. */
+export interface ServerConfig {
+  /** Interface to listen on. Default `127.0.0.1`; env `COZE_GATEWAY_HOST` overrides. */
+  host: string;
+  /** TCP port, 0 to 65535 (0 picks a free port). Default 8080; env `COZE_GATEWAY_PORT`. */
+  port: number;
+  /**
+   * Certificate chain and private key, both PEM text (already read from their files). When set
+   * the server speaks TLS with ALPN; when `undefined`, cleartext HTTP/1.1 and h2c. Secret: `key`.
+   */
+  tls: { cert: string; key: string } | undefined;
+  /**
+   * Browser origins allowed by CORS: exact `scheme://host[:port]` origins, or `*` for any.
+   * Default `[]` (no cross-origin access); env `COZE_GATEWAY_CORS_ORIGINS` (comma-separated).
+   */
+  corsOrigins: string[];
+  /** Largest request body accepted, in bytes. Default 10 485 760 (10 MiB). */
+  bodyLimitBytes: number;
+  /** How long a graceful shutdown waits for requests under way, in ms. Default 10 000. */
+  shutdownGraceMs: number;
+}
+
+/** One caller API key. The key itself is never kept, only its SHA-256. */
+export interface ApiKeyConfig {
+  /** The caller's name, unique; safe to log. */
+  name: string;
+  /** SHA-256 of the key, 32 bytes. Compare with `timingSafeEqual(hashApiKey(given), sha256)`. */
+  sha256: Buffer;
+  /**
+   * The models this key may use: exact names, or prefixes ending in `*` (`workflow:*`).
+   * `undefined` allows every model. See `modelAllowed`.
+   */
+  models: string[] | undefined;
+}
+
+/** Async workflow polling of one channel. */
+export interface PollingConfig {
+  /** Time between two polls of a run, in ms. Default 2 000 (as the old channel). */
+  intervalMs: number;
+  /** Most polls before giving up. Default 150 (as the old channel). */
+  maxPolls: number;
+  /** Overall deadline of one run's polling, in ms; `undefined` for none (the default). */
+  deadlineMs: number | undefined;
+}
+
+/** Upstream timeouts of one channel, all in ms. */
+export interface TimeoutsConfig {
+  /** TCP and TLS connection setup. Default 5 000. */
+  connectMs: number;
+  /** From sending a request to its response headers. Default 30 000. */
+  headersMs: number;
+  /** Longest silence within a streamed response. Default 60 000. */
+  streamIdleMs: number;
+  /** Overall deadline of one non-streaming request. Default 60 000. */
+  requestMs: number;
+  /** Overall deadline of a synchronous workflow run (`workflow:{id}`). Default 100 000. */
+  syncRunMs: number;
+}
+
+/** One Coze account reached through one OAuth JWT app: the old new-api "Coze JWT channel". */
+export interface ChannelConfig {
+  /** Unique name, `[a-z0-9][a-z0-9_-]*`; safe to log. */
+  name: string;
+  /** Coze API base URL without trailing slash. Default `https://api.coze.cn`. */
+  baseUrl: string;
+  /**
+   * What the token cache needs: `baseUrl`, `clientId`, `publicKeyId`, `privateKey` (the key as
+   * PKCS#8 PEM, checked at load; a secret), `sessionName` when set, and `durationSeconds`.
+   */
+  credential: CozeCredential;
+  /** The Coze space id, when the settings name one. A string of digits. */
+  spaceId?: string;
+  /** The bot plain model names go to when their entry names none. A string of digits. */
+  defaultBotId?: string;
+  /**
+   * Receives the dynamic names (`workflow:`, `workflow-async:`, `chatflow:`, `bot:`). Exactly
+   * one channel has it; a lone channel always does.
+   */
+  isDefault: boolean;
+  /** How long before expiry the access token is refreshed, in ms. Default 300 000 (5 min). */
+  refreshMarginMs: number;
+  /** Async workflow polling. */
+  polling: PollingConfig;
+  /** Upstream timeouts. */
+  timeouts: TimeoutsConfig;
+}
+
+/**
+ * What a model name runs: `bot` (a chat with a bot), `workflow` (run and wait),
+ * `workflow_async` (start with `is_async`, then poll the run) or `chatflow`.
+ */
+export type ModelKind = "bot" | "workflow" | "workflow_async" | "chatflow";
+
+/** Where one model name goes. */
+export interface ModelRoute {
+  /** The model name callers send. */
+  name: string;
+  /** The name of the channel that serves it. */
+  channel: string;
+  /** What runs. */
+  kind: ModelKind;
+  /** The bot id or workflow id, a string of digits (never a number: Coze ids have 19 digits). */
+  targetId: string;
+  /**
+   * The workflow parameter that receives the caller's last message. Default `input`. Bots
+   * ignore it.
+   */
+  inputField: string;
+}
+
+/** A validated gateway configuration. Holds secrets: never log it whole. */
+export interface GatewayConfig {
+  /** The config file path as given, or a label such as `demo`. */
+  source: string;
+  /** The listening side. */
+  server: ServerConfig;
+  /** Caller keys, at least one. */
+  apiKeys: ApiKeyConfig[];
+  /** Coze channels, at least one, in file order. */
+  channels: ChannelConfig[];
+  /** Explicit model routes of every channel, in file order; names are unique. */
+  models: ModelRoute[];
+  /**
+   * Things that work but look wrong, one sentence each, naming the file and field but never a
+   * secret: a file holding secrets readable by others, unknown settings keys that are ignored, an
+   * allow-list entry that matches no model, plain http to a remote Coze host.
+   */
+  warnings: string[];
+}

@@ -1,0 +1,18 @@
+export { hashApiKey, modelAllowed } from "./api-keys.js";
+export { channelDefaults } from "./channels.js";
+export { ConfigError, type ConfigErrorOptions } from "./config-error.js";
+export type {
+  ApiKeyConfig,
+  ChannelConfig,
+  ConfigEnv,
+  GatewayConfig,
+  ModelKind,
+  ModelRoute,
+  PollingConfig,
+  ServerConfig,
+  TimeoutsConfig,
+} from "./gateway-config.js";
+export { loadConfig } from "./load-config.js";
+export { type ParseConfigOptions, parseConfig, validateConfig } from "./parse-config.js";
+export { defaultChannel, dynamicPrefixes, resolveModel } from "./resolve-model.js";
+export { serverDefaults } from "./server-section.js";

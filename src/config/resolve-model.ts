@@ -1,0 +1,60 @@
+import type { ChannelConfig, GatewayConfig, ModelKind, ModelRoute } from "./gateway-config.js";
+
+/**
+ * Model names that need no entry: `{prefix}{id}` runs that target on the default channel.
+ * `workflow:` runs a workflow and waits, `workflow-async:` starts it with `is_async` and polls,
+ * `chatflow:` runs a chatflow, `bot:` chats with a bot.
+ */
+export const dynamicPrefixes: readonly { readonly prefix: string; readonly kind: ModelKind }[] = [
+  { prefix: "workflow:", kind: "workflow" },
+  { prefix: "workflow-async:", kind: "workflow_async" },
+  { prefix: "chatflow:", kind: "chatflow" },
+  { prefix: "bot:", kind: "bot" },
+];
+
+/** The workflow parameter a caller's message goes to when a route names none. */
+export const defaultInputField = "input";
+
+// Coze ids are 19 digits today; leave room, but do not let a caller send a megabyte of digits.
+const idPattern = /^[0-9]{1,32}$/;
+
+/**
+ * The channel that receives dynamic model names: the one marked default, or the only one.
+ * `undefined` when several channels exist and none is marked (a config `loadConfig` refuses).
+ */
+export function defaultChannel(config: GatewayConfig): ChannelConfig | undefined {
+  return (
+    config.channels.find((c) => c.isDefault) ??
+    (config.channels.length === 1 ? config.channels[0] : undefined)
+  );
+}
+
+/**
+ * Where a model name goes. An explicit route (a `models` entry of a channel) wins; otherwise a
+ * dynamic name (`workflow:{id}`, `workflow-async:{id}`, `chatflow:{id}`, `bot:{id}`) goes to
+ * the default channel, with `inputField` `input`.
+ *
+ * @returns `undefined` for a plain name no channel lists, a dynamic name whose id is not 1 to
+ *   32 digits, or a dynamic name when there is no default channel. Never throws.
+ */
+export function resolveModel(config: GatewayConfig, name: string): ModelRoute | undefined {
+  const route = config.models.find((m) => m.name === name);
+  if (route !== undefined) return route;
+  const dynamic = dynamicPrefixes.find((d) => name.startsWith(d.prefix));
+  if (dynamic === undefined) return undefined;
+  const targetId = name.slice(dynamic.prefix.length);
+  const channel = defaultChannel(config);
+  if (!idPattern.test(targetId) || channel === undefined) return undefined;
+  return {
+    name,
+    channel: channel.name,
+    kind: dynamic.kind,
+    targetId,
+    inputField: defaultInputField,
+  };
+}
+
+/** The dynamic prefix `name` starts with, if any. */
+export function dynamicPrefixOf(name: string): string | undefined {
+  return dynamicPrefixes.find((d) => name.startsWith(d.prefix))?.prefix;
+}

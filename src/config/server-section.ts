@@ -1,0 +1,211 @@
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
+import { isIP } from "node:net";
+import {
+  absent,
+  asList,
+  child,
+  envVariable,
+  fail,
+  integer,
+  item,
+  kindOf,
+  type LoadContext,
+  type Place,
+  root,
+  section,
+  text,
+} from "./fields.js";
+import type { ServerConfig } from "./gateway-config.js";
+import { fileHint, fromLabel, type ResolvedSecret, resolveSecret } from "./secret-ref.js";
+
+const serverKeys = [
+  "host",
+  "port",
+  "tls",
+  "cors_origins",
+  "body_limit_bytes",
+  "shutdown_grace_ms",
+] as const;
+
+/** Defaults of the `server` section. */
+export const serverDefaults = {
+  host: "127.0.0.1",
+  port: 8080,
+  bodyLimitBytes: 10 * 1024 * 1024,
+  shutdownGraceMs: 10_000,
+} as const;
+
+const hostRule = "an IP address or a host name, e.g. 127.0.0.1, 0.0.0.0 or ::";
+const originRule =
+  "an origin such as https://app.example.com (scheme://host[:port], no path), or *";
+const portRule = { min: 0, max: 65_535, fallback: serverDefaults.port };
+
+/**
+ * Reads the optional `server` section, then applies the environment overrides
+ * `COZE_GATEWAY_HOST`, `COZE_GATEWAY_PORT` and `COZE_GATEWAY_CORS_ORIGINS` (comma-separated;
+ * a blank variable counts as unset). TLS files are read and checked: the certificate and key
+ * parse, and the key belongs to the certificate.
+ *
+ * @throws ConfigError for unknown keys, out-of-range numbers, a bad host or origin, a TLS
+ *   block missing half its pair, or TLS material that is not what it should be.
+ */
+export async function readServer(ctx: LoadContext, value: unknown): Promise<ServerConfig> {
+  const place = child(root, "server");
+  const map = section(ctx, place, value, serverKeys);
+  let host = readHost(ctx, child(place, "host"), map.host) ?? serverDefaults.host;
+  let port = integer(ctx, child(place, "port"), map.port, portRule);
+  const tls = await readTls(ctx, child(place, "tls"), map.tls);
+  let corsOrigins = readOrigins(ctx, child(place, "cors_origins"), map.cors_origins);
+  const bodyLimitBytes = integer(ctx, child(place, "body_limit_bytes"), map.body_limit_bytes, {
+    min: 1024,
+    max: 1024 * 1024 * 1024,
+    fallback: serverDefaults.bodyLimitBytes,
+  });
+  const shutdownGraceMs = integer(ctx, child(place, "shutdown_grace_ms"), map.shutdown_grace_ms, {
+    min: 0,
+    max: 600_000,
+    fallback: serverDefaults.shutdownGraceMs,
+  });
+
+  const envHost = envValue(ctx, "COZE_GATEWAY_HOST");
+  if (envHost !== undefined) {
+    host = readHost(ctx, fromEnv("server.host", "COZE_GATEWAY_HOST"), envHost) ?? host;
+  }
+  const envPort = envValue(ctx, "COZE_GATEWAY_PORT");
+  if (envPort !== undefined) {
+    const at = fromEnv("server.port", "COZE_GATEWAY_PORT");
+    // Number("") and Number("0x1f") would pass a bare Number(): only plain digits are a port.
+    port = integer(ctx, at, /^[0-9]{1,5}$/.test(envPort) ? Number(envPort) : Number.NaN, portRule);
+  }
+  const envOrigins = envValue(ctx, "COZE_GATEWAY_CORS_ORIGINS");
+  if (envOrigins !== undefined) {
+    const at = fromEnv("server.cors_origins", "COZE_GATEWAY_CORS_ORIGINS");
+    const entries = envOrigins.split(",").map((s) => s.trim());
+    corsOrigins = unique(
+      entries.filter((s) => s !== "").map((s, i) => origin(ctx, at, s, `entry ${i + 1} `)),
+    );
+  }
+  return { host, port, tls, corsOrigins, bodyLimitBytes, shutdownGraceMs };
+}
+
+function envValue(ctx: LoadContext, name: string): string | undefined {
+  const value = envVariable(ctx, name)?.trim();
+  return value === undefined || value === "" ? undefined : value;
+}
+
+function fromEnv(field: string, variable: string): Place {
+  return { path: `${field} (env ${variable})` };
+}
+
+function readHost(ctx: LoadContext, place: Place, value: unknown): string | undefined {
+  const host = text(ctx, place, value, hostRule);
+  if (host === undefined) return undefined;
+  const name =
+    /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+  if (isIP(host) === 0 && !(host.length <= 253 && name.test(host))) {
+    fail(ctx, place, `must be ${hostRule}`);
+  }
+  return host;
+}
+
+function readOrigins(ctx: LoadContext, place: Place, value: unknown): string[] {
+  if (absent(value)) return [];
+  const list = asList(ctx, place, value, `a list of origins, each ${originRule}`);
+  return unique(
+    list.map((entry, i) => {
+      const at = item(place, i);
+      if (typeof entry !== "string") fail(ctx, at, `must be ${originRule}, not ${kindOf(entry)}`);
+      return origin(ctx, at, entry.trim(), "");
+    }),
+  );
+}
+
+// An origin in the form browsers send it (lower-case scheme and host, no default port, no
+// slash), so the CORS check can compare strings.
+function origin(ctx: LoadContext, place: Place, value: string, prefix: string): string {
+  if (value === "*") return value;
+  const shown = JSON.stringify(value.length > 100 ? `${value.slice(0, 97)}...` : value);
+  const problem = `${prefix}${shown} is not ${originRule}`;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    fail(ctx, place, problem);
+  }
+  const plain = /^https?:\/\/[^/?#]+\/?$/i.test(value);
+  if (!plain || url.username !== "" || url.password !== "") fail(ctx, place, problem);
+  return url.origin;
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values)];
+}
+
+async function readTls(
+  ctx: LoadContext,
+  place: Place,
+  value: unknown,
+): Promise<ServerConfig["tls"]> {
+  if (absent(value)) return undefined;
+  const map = section(ctx, place, value, ["cert", "key"]);
+  const certPlace = child(place, "cert");
+  const keyPlace = child(place, "key");
+  const both = "; tls needs both cert and key";
+  const cert = await resolveSecret(ctx, certPlace, map.cert, {
+    expected: `a PEM certificate chain, env:NAME or file:PATH${both}`,
+    secret: false,
+    inConfigText: true,
+  });
+  const key = await resolveSecret(ctx, keyPlace, map.key, {
+    expected: `a PEM private key, env:NAME or file:PATH${both}`,
+    secret: true,
+    inConfigText: true,
+  });
+  const certificate = parseCertificate(ctx, certPlace, cert);
+  const privateKey = parseTlsKey(ctx, keyPlace, key);
+  if (!certificate.checkPrivateKey(privateKey)) {
+    fail(ctx, keyPlace, "does not belong to the certificate in server.tls.cert");
+  }
+  const expires = Date.parse(certificate.validTo);
+  if (expires < Date.now()) {
+    ctx.warnings.push(
+      `${ctx.file}: server.tls.cert: the certificate expired on ${certificate.validTo}`,
+    );
+  }
+  return { cert: cert.text, key: key.text };
+}
+
+function parseCertificate(ctx: LoadContext, place: Place, cert: ResolvedSecret): X509Certificate {
+  if (!/-----BEGIN CERTIFICATE-----/.test(cert.text)) {
+    fail(
+      ctx,
+      place,
+      `is not a PEM certificate: expected a -----BEGIN CERTIFICATE----- block${fileHint(cert)}${fromLabel(cert)}`,
+    );
+  }
+  try {
+    return new X509Certificate(cert.text);
+  } catch {
+    fail(ctx, place, `holds a PEM certificate that does not parse${fromLabel(cert)}`);
+  }
+}
+
+function parseTlsKey(ctx: LoadContext, place: Place, key: ResolvedSecret): KeyObject {
+  const label = /-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----/.exec(key.text)?.[1];
+  if (label === undefined) {
+    fail(
+      ctx,
+      place,
+      `is not a PEM private key: expected a -----BEGIN PRIVATE KEY----- block${fileHint(key)}${fromLabel(key)}`,
+    );
+  }
+  if (label === "ENCRYPTED PRIVATE KEY" || /Proc-Type:\s*4,ENCRYPTED/.test(key.text)) {
+    fail(ctx, place, `is encrypted; provide it without a passphrase${fromLabel(key)}`);
+  }
+  try {
+    return createPrivateKey(key.text);
+  } catch {
+    // OpenSSL's reason names no key bytes, but the message stays ours.
+    fail(ctx, place, `holds a PEM private key that does not decode${fromLabel(key)}`);
+  }
+}

@@ -1,0 +1,107 @@
+import { randomBytes } from "node:crypto";
+import { hashApiKey } from "./config/index.js";
+import type { ChannelConfig, GatewayConfig, ModelRoute } from "./config/index.js";
+import { catalog, type Emulator, type GeneratedApp, startEmulator } from "./emulator/index.js";
+
+/** Demo mode: the embedded emulator and a gateway config wired to it. */
+export interface Demo {
+  emulator: Emulator;
+  app: GeneratedApp;
+  config: GatewayConfig;
+  /** The demo caller key (printed at start; only its hash is in `config`). */
+  apiKey: string;
+  close(): Promise<void>;
+}
+
+/** Options for {@link startDemo}. */
+export interface DemoOptions {
+  /** Gateway listen address. Default 127.0.0.1:8080. */
+  host?: string;
+  port?: number;
+  /** Demo API key; a random one by default. */
+  apiKey?: string;
+  /** Emulator stream pacing in ms, so streaming is visible in a terminal. Default 40. */
+  deltaMs?: number;
+  /** Async polling interval of the demo channel. Default 2 000 (the old channel's). */
+  pollIntervalMs?: number;
+}
+
+/** The demo's model names, for the README and the start banner. */
+export const demoModels = {
+  bot: "coze-echo",
+  reasoning: "coze-reasoning",
+  tool: "coze-tool",
+  workflow: `workflow:${catalog.workflows.echo}`,
+  workflowAsync: `workflow-async:${catalog.workflows.slowAsync}`,
+  interrupt: `workflow:${catalog.workflows.interrupt}`,
+  chatflow: `chatflow:${catalog.workflows.chatflow}`,
+} as const;
+
+/**
+ * Starts the embedded Coze emulator on loopback with a freshly generated OAuth app and returns
+ * a gateway config for it: one channel whose default bot is the echo bot, named routes for the
+ * demo bots, and a demo API key. Everything stays on 127.0.0.1.
+ */
+export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
+  const emulator = await startEmulator({
+    host: "127.0.0.1",
+    port: 0,
+    timing: { deltaMs: options.deltaMs ?? 40 },
+  });
+  try {
+    const app = await emulator.createApp();
+    const apiKey = options.apiKey ?? `demo-${randomBytes(18).toString("hex")}`;
+    const channel: ChannelConfig = {
+      name: "demo",
+      baseUrl: emulator.url,
+      credential: {
+        baseUrl: emulator.url,
+        clientId: app.clientId,
+        publicKeyId: app.publicKeyId,
+        privateKey: app.privateKeyPem,
+        durationSeconds: 3600,
+      },
+      defaultBotId: catalog.bots.echo,
+      isDefault: true,
+      refreshMarginMs: 300_000,
+      polling: { intervalMs: options.pollIntervalMs ?? 2_000, maxPolls: 150, deadlineMs: undefined },
+      timeouts: {
+        connectMs: 5_000,
+        headersMs: 30_000,
+        streamIdleMs: 60_000,
+        requestMs: 60_000,
+        syncRunMs: 100_000,
+      },
+    };
+    const route = (name: string, kind: ModelRoute["kind"], targetId: string): ModelRoute => ({
+      name,
+      channel: "demo",
+      kind,
+      targetId,
+      inputField: "input",
+    });
+    const config: GatewayConfig = {
+      source: "demo",
+      server: {
+        host: options.host ?? "127.0.0.1",
+        port: options.port ?? 8080,
+        tls: undefined,
+        corsOrigins: ["*"],
+        bodyLimitBytes: 10 * 1024 * 1024,
+        shutdownGraceMs: 10_000,
+      },
+      apiKeys: [{ name: "demo", sha256: hashApiKey(apiKey), models: undefined }],
+      channels: [channel],
+      models: [
+        route(demoModels.bot, "bot", catalog.bots.echo),
+        route(demoModels.reasoning, "bot", catalog.bots.reasoning),
+        route(demoModels.tool, "bot", catalog.bots.tool),
+      ],
+      warnings: [],
+    };
+    return { emulator, app, config, apiKey, close: () => emulator.close() };
+  } catch (err) {
+    await emulator.close();
+    throw err;
+  }
+}
