@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { hashApiKey } from "./config/index.js";
 import type { ChannelConfig, GatewayConfig, ModelRoute } from "./config/index.js";
+import { hashApiKey } from "./config/index.js";
 import { catalog, type Emulator, type GeneratedApp, startEmulator } from "./emulator/index.js";
 
 /** Demo mode: the embedded emulator and a gateway config wired to it. */
@@ -64,7 +64,11 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
       defaultBotId: catalog.bots.echo,
       isDefault: true,
       refreshMarginMs: 300_000,
-      polling: { intervalMs: options.pollIntervalMs ?? 2_000, maxPolls: 150, deadlineMs: undefined },
+      polling: {
+        intervalMs: options.pollIntervalMs ?? 2_000,
+        maxPolls: 150,
+        deadlineMs: undefined,
+      },
       timeouts: {
         connectMs: 5_000,
         headersMs: 30_000,

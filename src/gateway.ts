@@ -1,0 +1,108 @@
+import { timingSafeEqual } from "node:crypto";
+import type { GatewayConfig } from "./config/index.js";
+import { hashApiKey } from "./config/index.js";
+import type { Clock } from "./coze/clock.js";
+import { createPools } from "./coze/pools.js";
+import { createTokenCache, type TokenEvent } from "./coze/token-cache.js";
+import { type GatewayServer, startGatewayServer } from "./server/index.js";
+import { type Caller, createChannels, createServices } from "./service/index.js";
+
+/** A log function: one structured line per call. Never pass secrets. */
+export type Log = (
+  level: "info" | "warn" | "error",
+  msg: string,
+  fields?: Record<string, unknown>,
+) => void;
+
+/** Options for {@link startGateway}. */
+export interface GatewayOptions {
+  config: GatewayConfig;
+  log?: Log;
+  clock?: Clock;
+  userAgent?: string;
+}
+
+/** A running gateway. */
+export interface Gateway {
+  readonly url: string;
+  readonly port: number;
+  /** Graceful shutdown: the server first (grace period for unary calls), then upstream pools. */
+  close(): Promise<void>;
+}
+
+/**
+ * Makes the caller check: the presented key is hashed and compared in constant time with every
+ * configured key hash (all of them, so the time does not depend on which one matches).
+ */
+export function createAuthenticator(config: GatewayConfig): (key: string) => Caller | undefined {
+  const keys = config.apiKeys;
+  return (key) => {
+    const hash = hashApiKey(key);
+    let found: Caller | undefined;
+    for (const k of keys) {
+      if (timingSafeEqual(hash, k.sha256) && found === undefined) {
+        found = { name: k.name, models: k.models };
+      }
+    }
+    return found;
+  };
+}
+
+/**
+ * Starts the whole gateway for a validated config: connection pools, the shared token cache,
+ * one Coze client per channel, the Connect services, and the server on the configured port.
+ */
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const { config } = options;
+  const log: Log = options.log ?? (() => {});
+  const pools = createPools();
+  const tokens = createTokenCache({
+    pools,
+    clock: options.clock,
+    userAgent: options.userAgent,
+    onEvent: (e: TokenEvent) => {
+      if (e.type === "failed") {
+        log("warn", "coze token request failed", {
+          credential: e.key,
+          code: e.code,
+          status: e.status,
+          cozeCode: e.cozeCode,
+          logId: e.logId,
+          retryInMs: e.retryInMs,
+        });
+      }
+    },
+  });
+  const channels = createChannels({
+    channels: config.channels,
+    tokens,
+    pools,
+    clock: options.clock,
+    userAgent: options.userAgent,
+  });
+  let server: GatewayServer;
+  try {
+    server = await startGatewayServer({
+      host: config.server.host,
+      port: config.server.port,
+      tls: config.server.tls,
+      corsOrigins: config.server.corsOrigins,
+      bodyLimitBytes: config.server.bodyLimitBytes,
+      shutdownGraceMs: config.server.shutdownGraceMs,
+      routes: createServices({ config, channels }),
+      authenticate: createAuthenticator(config),
+      log,
+    });
+  } catch (err) {
+    await pools.destroy();
+    throw err;
+  }
+  return {
+    url: server.url,
+    port: server.port,
+    async close() {
+      await server.close();
+      await pools.close();
+    },
+  };
+}

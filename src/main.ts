@@ -1,0 +1,180 @@
+import { parseArgs } from "node:util";
+import { ConfigError, type GatewayConfig, loadConfig } from "./config/index.js";
+import { createPools } from "./coze/pools.js";
+import { createTokenCache } from "./coze/token-cache.js";
+import { type Demo, demoModels, startDemo } from "./demo.js";
+import { type Gateway, type Log, startGateway } from "./gateway.js";
+
+const usage = `Usage: coze-gateway [--config FILE] [--check] [--check-token]
+
+  --config FILE   gateway config (YAML or JSON); also COZE_GATEWAY_CONFIG.
+                  Without one, demo mode starts an embedded Coze emulator on loopback.
+  --check         validate the config and exit (0 valid, 1 invalid)
+  --check-token   with --check: also fetch one Coze access token per channel
+  --help          this text
+`;
+
+/** One JSON line per event on stderr; the banner and check results go to stdout. */
+const log: Log = (level, msg, fields) => {
+  process.stderr.write(
+    `${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`,
+  );
+};
+
+async function main(): Promise<number> {
+  let args: ReturnType<typeof parse>;
+  try {
+    args = parse();
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n\n${usage}`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  const env = process.env;
+  const path = args.config ?? env.COZE_GATEWAY_CONFIG;
+  let config: GatewayConfig;
+  let demo: Demo | undefined;
+  if (path) {
+    try {
+      config = await loadConfig(path, env);
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`config error: ${err.message}\n`);
+        return 1;
+      }
+      throw err;
+    }
+    for (const warning of config.warnings) log("warn", warning);
+    if (args.check) return check(config, args["check-token"] === true);
+  } else {
+    if (args.check) {
+      process.stderr.write("--check needs --config FILE (or COZE_GATEWAY_CONFIG)\n");
+      return 2;
+    }
+    demo = await startDemo({
+      host: "127.0.0.1",
+      port: env.COZE_GATEWAY_PORT ? Number(env.COZE_GATEWAY_PORT) : 8080,
+    });
+    config = demo.config;
+  }
+
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway({ config, log });
+  } catch (err) {
+    await demo?.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EADDRINUSE" || code === "EACCES") {
+      process.stderr.write(
+        `cannot listen on ${config.server.host}:${config.server.port} (${code}); set server.port or COZE_GATEWAY_PORT\n`,
+      );
+      return 1;
+    }
+    throw err;
+  }
+  if (demo) process.stdout.write(banner(gateway.url, demo));
+  else log("info", "coze-gateway listening", { url: gateway.url, config: config.source });
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        log("warn", "second signal: exiting now", { signal });
+        resolve(1);
+        return;
+      }
+      stopping = true;
+      log("info", "shutting down", { signal, graceMs: config.server.shutdownGraceMs });
+      gateway
+        .close()
+        .then(() => demo?.close())
+        .then(
+          () => resolve(0),
+          (err: unknown) => {
+            log("error", "shutdown failed", { error: String((err as Error)?.message ?? err) });
+            resolve(1);
+          },
+        );
+    };
+    process.on("SIGTERM", () => stop("SIGTERM"));
+    process.on("SIGINT", () => stop("SIGINT"));
+  });
+}
+
+function parse() {
+  return parseArgs({
+    options: {
+      config: { type: "string", short: "c" },
+      check: { type: "boolean" },
+      "check-token": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+    allowPositionals: false,
+  }).values;
+}
+
+/** `--check`: the config is valid (it loaded); optionally prove each channel can get a token. */
+async function check(config: GatewayConfig, fetchTokens: boolean): Promise<number> {
+  process.stdout.write(
+    `config OK: ${config.source}: ${config.channels.length} channel(s), ${config.models.length} model route(s), ${config.apiKeys.length} API key(s)\n`,
+  );
+  if (!fetchTokens) return 0;
+  const pools = createPools();
+  const tokens = createTokenCache({ pools });
+  let failed = 0;
+  try {
+    for (const channel of config.channels) {
+      try {
+        await tokens
+          .source({ ...channel.credential, refreshMarginMs: channel.refreshMarginMs })
+          .getToken(AbortSignal.timeout(15_000));
+        process.stdout.write(`token OK: channels[${channel.name}]\n`);
+      } catch (err) {
+        failed++;
+        process.stdout.write(
+          `token FAILED: channels[${channel.name}]: ${(err as Error).message}\n`,
+        );
+      }
+    }
+  } finally {
+    await pools.destroy();
+  }
+  return failed === 0 ? 0 : 1;
+}
+
+function banner(url: string, demo: Demo): string {
+  const key = demo.apiKey;
+  const chat = JSON.stringify({
+    model: demoModels.bot,
+    messages: [{ role: "ROLE_USER", content: "Hello" }],
+  });
+  return `
+coze-gateway demo mode: an embedded Coze emulator stands in for Coze (nothing leaves this machine).
+  gateway  ${url}
+  API key  ${key}
+  models   ${Object.values(demoModels).join(", ")}
+
+Try it:
+  curl -s ${url}/cozegateway.v1.ChatService/Chat \\
+    -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" \\
+    -d '${chat}'
+
+  npx buf curl --schema proto --protocol grpc --http2-prior-knowledge \\
+    -H "Authorization: Bearer ${key}" -d '${chat}' \\
+    ${url}/cozegateway.v1.ChatService/ChatStream
+
+Stop with Ctrl-C. Serve real Coze with --config FILE (see README.md).
+`;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    log("error", "fatal", { error: String((err as Error)?.stack ?? err) });
+    process.exit(1);
+  },
+);

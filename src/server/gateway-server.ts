@@ -1,0 +1,317 @@
+import { setMaxListeners } from "node:events";
+import {
+  createServer as createHttp1Server,
+  type IncomingMessage,
+  type ServerResponse,
+} from "node:http";
+import {
+  createServer as createHttp2Server,
+  createSecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from "node:http2";
+import type { AddressInfo, Server } from "node:net";
+import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { type Caller, callerKey } from "./caller.js";
+import { createCleartextListener } from "./cleartext-listener.js";
+import { createConnectionTracker } from "./connection-tracker.js";
+import { createCorsPolicy } from "./cors.js";
+import { createHealthService } from "./health.js";
+import type { NodeRequest, NodeResponse } from "./http-response.js";
+import {
+  createAuthInterceptor,
+  createDrainInterceptor,
+  createErrorInterceptor,
+  createStreamCutoffInterceptor,
+  type LogFn,
+  shuttingDownMessage,
+  withInterceptors,
+} from "./interceptors.js";
+import { createHttpRoutes, createRequestHandler } from "./request-handler.js";
+
+/** Options of {@link startGatewayServer}. */
+export interface GatewayServerOptions {
+  /** The address to listen on, e.g. `127.0.0.1` or `0.0.0.0`. */
+  host: string;
+  /** The TCP port; 0 picks a free one (see {@link GatewayServer.port}). */
+  port: number;
+  /**
+   * A PEM certificate (chain) and private key. When set, the server speaks TLS and negotiates
+   * HTTP/2 or HTTP/1.1 by ALPN; otherwise it speaks cleartext HTTP/1.1 and h2c (prior knowledge)
+   * on the same port.
+   */
+  tls?: { cert: string; key: string };
+  /** Browser origins allowed by CORS, compared exactly, or `"*"` for any origin. */
+  corsOrigins: readonly string[];
+  /**
+   * Registers the Connect services (ChatService, WorkflowService, ModelService). Every service
+   * registered here requires an API key. The server registers `grpc.health.v1.Health` itself.
+   */
+  routes: (router: ConnectRouter) => void;
+  /**
+   * Checks a caller's bearer key; `undefined` for an unknown key. Comparing in constant time is
+   * the callee's job.
+   */
+  authenticate: (key: string) => Caller | undefined;
+  /**
+   * Plain HTTP handlers for the paths Connect does not serve (the OpenAI-compatible API under
+   * `/v1/`), called with the authenticated caller. Return `true` when the request was answered;
+   * `false` gives 404. The server answers 401 itself for a missing or unknown key under `/v1/`,
+   * and 413 for a declared `Content-Length` above `bodyLimitBytes` (a handler reading a body
+   * without one must enforce the limit itself).
+   */
+  http?: (
+    req: IncomingMessage | Http2ServerRequest,
+    res: ServerResponse | Http2ServerResponse,
+    caller: Caller,
+  ) => Promise<boolean> | boolean;
+  /** The largest request message (Connect) or body (HTTP) accepted, in bytes. */
+  bodyLimitBytes: number;
+  /** How long `close()` lets unary calls in flight finish, in milliseconds. */
+  shutdownGraceMs: number;
+  /** Readiness for `/readyz` and the health service; default always ready. */
+  ready?: () => boolean;
+  /** How often an open health Watch re-checks `ready`, in milliseconds. Default 1000. */
+  readyPollIntervalMs?: number;
+  /** Receives the server's log lines. Fields never hold a key or request body. */
+  log?: LogFn;
+}
+
+/** A running gateway server. */
+export interface GatewayServer {
+  /** `http(s)://HOST:PORT` with the bound port; a wildcard host is shown as 127.0.0.1. */
+  readonly url: string;
+  /** The bound TCP port. */
+  readonly port: number;
+  /**
+   * Shuts down gracefully: stops accepting connections; health turns NOT_SERVING; new calls get
+   * `Code.Unavailable` (HTTP 503); open server streams end at once with `Code.Unavailable`;
+   * unary calls get up to `shutdownGraceMs` to finish, after which their `ctx.signal` aborts and
+   * every connection is closed. Resolves when every connection is closed. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/** How long a new connection may stay silent before it is dropped, in milliseconds. */
+const firstBytesTimeoutMs = 10_000;
+/** After the grace period, how long aborted handlers get to write their error. */
+const hardStopMarginMs = 100;
+
+/**
+ * Starts the gateway's one listening port: Connect, gRPC and gRPC-Web for the services `routes`
+ * registers (every call needs `Authorization: Bearer <key>`), `grpc.health.v1.Health`,
+ * `/healthz`, `/readyz`, CORS, and the `http` routes. Resolves once listening; rejects when the
+ * address cannot be bound or an option is invalid.
+ */
+export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
+  validateOptions(options);
+  const log: LogFn = options.log ?? (() => {});
+  let draining = false;
+  const isDraining = () => draining;
+  const streamCutoff = new AbortController();
+  const hardStop = new AbortController();
+  // Every open call listens to both signals; Node would warn of a leak past 10 listeners.
+  setMaxListeners(0, streamCutoff.signal, hardStop.signal);
+  const tracker = createConnectionTracker();
+  const health = createHealthService({
+    ready: options.ready ?? (() => true),
+    pollIntervalMs: options.readyPollIntervalMs ?? 1000,
+  });
+
+  const errors = createErrorInterceptor(log);
+  const serviceInterceptors = [
+    errors,
+    createDrainInterceptor(isDraining),
+    createAuthInterceptor(options.authenticate, log, callerKey),
+    createStreamCutoffInterceptor(streamCutoff.signal),
+  ];
+  const httpRoutes = createHttpRoutes({
+    http: options.http,
+    authenticate: options.authenticate,
+    bodyLimitBytes: options.bodyLimitBytes,
+    draining: isDraining,
+    log,
+  });
+  const connect = connectNodeAdapter({
+    readMaxBytes: options.bodyLimitBytes,
+    // Aborted only when the grace period is over: aborting it earlier would cancel unary
+    // calls that are allowed to finish. Streams are ended by the cutoff interceptor instead.
+    shutdownSignal: hardStop.signal,
+    routes(router) {
+      options.routes(withInterceptors(router, serviceInterceptors));
+      // Health needs no key, and ends its Watch streams itself after sending NOT_SERVING.
+      router.service(Health, health.impl, { interceptors: [errors] });
+      health.setServices(router.handlers.map((h) => h.service.typeName));
+    },
+    fallback(req, res) {
+      // The adapter passes on the request and response objects it got from us.
+      void httpRoutes(req, res as NodeResponse);
+    },
+  });
+  const handler = createRequestHandler({
+    cors: createCorsPolicy({ origins: options.corsOrigins }),
+    connect,
+    health,
+    draining: isDraining,
+    log,
+  });
+  const onRequest = (req: NodeRequest, res: NodeResponse) => {
+    tracker.trackRequest(req, res);
+    handler(req, res);
+  };
+
+  let listener: Server;
+  let http1Server: ReturnType<typeof createHttp1Server> | undefined;
+  if (options.tls) {
+    const secure = createSecureServer({
+      cert: options.tls.cert,
+      key: options.tls.key,
+      allowHTTP1: true,
+      ALPNProtocols: ["h2", "http/1.1"],
+    });
+    secure.on("request", onRequest);
+    secure.on("connection", (socket) => tracker.track(socket, "transport"));
+    secure.on("secureConnection", (socket) =>
+      tracker.track(socket, socket.alpnProtocol === "h2" ? "http2" : "http1"),
+    );
+    secure.on("session", (session) => tracker.trackSession(session));
+    listener = secure;
+  } else {
+    const h1 = createHttp1Server(onRequest);
+    const h2 = createHttp2Server(onRequest);
+    h2.on("session", (session) => tracker.trackSession(session));
+    listener = createCleartextListener({
+      sniffTimeoutMs: firstBytesTimeoutMs,
+      accepted: (socket) => tracker.track(socket, "pending"),
+      http1: (socket) => {
+        tracker.track(socket, "http1");
+        h1.emit("connection", socket);
+      },
+      http2: (socket) => {
+        tracker.track(socket, "http2");
+        h2.emit("connection", socket);
+      },
+    });
+    // Node arms its headersTimeout / requestTimeout checks of HTTP/1 connections on "listening";
+    // this server never listens itself, it is fed connections. close() disarms them again.
+    h1.emit("listening");
+    http1Server = h1;
+  }
+
+  let port: number;
+  try {
+    port = await listen(listener, options.host, options.port);
+  } catch (e) {
+    http1Server?.close();
+    throw e;
+  }
+  listener.on("error", (e) => log("error", "listener failed", { error: errorName(e) }));
+  const scheme = options.tls ? "https" : "http";
+  const url = `${scheme}://${displayHost(options.host)}:${port}`;
+  log("info", "listening", { url, tls: options.tls !== undefined });
+
+  const shutdown = async () => {
+    log("info", "shutting down", {
+      activeRequests: tracker.activeRequests,
+      graceMs: options.shutdownGraceMs,
+    });
+    draining = true;
+    health.shutdown();
+    streamCutoff.abort(new ConnectError(shuttingDownMessage, Code.Unavailable));
+    const listenerClosed = new Promise<void>((resolve) => listener.close(() => resolve()));
+    tracker.drain();
+    const grace = delay(options.shutdownGraceMs);
+    try {
+      const drained = await Promise.race([
+        tracker.idle().then(() => true),
+        grace.promise.then(() => false),
+      ]);
+      if (drained) {
+        // Connections close themselves now (HTTP/1 ended, HTTP/2 after GOAWAY); force laggards.
+        const closed = await Promise.race([
+          listenerClosed.then(() => true),
+          grace.promise.then(() => false),
+        ]);
+        if (!closed) tracker.destroyAll();
+      } else {
+        log("warn", "grace period over with calls in flight", {
+          activeRequests: tracker.activeRequests,
+        });
+        hardStop.abort(
+          new ConnectError("server shut down before the call completed", Code.Unavailable),
+        );
+        const margin = delay(hardStopMarginMs);
+        await Promise.race([tracker.idle(), margin.promise]);
+        margin.cancel();
+        tracker.destroyAll();
+      }
+      await listenerClosed;
+    } finally {
+      grace.cancel();
+      http1Server?.close();
+    }
+    log("info", "closed");
+  };
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    close() {
+      closing ??= shutdown();
+      return closing;
+    },
+  };
+}
+
+function listen(listener: Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: Error) => {
+      listener.off("listening", onListening);
+      reject(new Error(`cannot listen on ${host}:${port} (${errorName(e)})`, { cause: e }));
+    };
+    const onListening = () => {
+      listener.off("error", onError);
+      resolve((listener.address() as AddressInfo).port);
+    };
+    listener.once("error", onError);
+    listener.once("listening", onListening);
+    listener.listen({ host, port });
+  });
+}
+
+function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const promise = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return { promise, cancel: () => clearTimeout(timer) };
+}
+
+function displayHost(host: string): string {
+  if (host === "" || host === "0.0.0.0" || host === "::") return "127.0.0.1";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+function errorName(e: unknown): string {
+  if (e instanceof Error && "code" in e && typeof e.code === "string") return e.code;
+  return e instanceof Error ? e.name : typeof e;
+}
+
+function validateOptions(options: GatewayServerOptions): void {
+  const { port, bodyLimitBytes, shutdownGraceMs, readyPollIntervalMs } = options;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`server port must be an integer from 0 to 65535, got ${port}`);
+  }
+  if (!Number.isInteger(bodyLimitBytes) || bodyLimitBytes <= 0) {
+    throw new RangeError(`server bodyLimitBytes must be a positive integer, got ${bodyLimitBytes}`);
+  }
+  if (!Number.isFinite(shutdownGraceMs) || shutdownGraceMs < 0) {
+    throw new RangeError(`server shutdownGraceMs must be 0 or more, got ${shutdownGraceMs}`);
+  }
+  if (readyPollIntervalMs !== undefined && !(readyPollIntervalMs > 0)) {
+    throw new RangeError(`server readyPollIntervalMs must be positive, got ${readyPollIntervalMs}`);
+  }
+}

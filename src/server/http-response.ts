@@ -1,0 +1,64 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+
+/** A request as either Node HTTP server hands it over (HTTP/1.1, or HTTP/2 compatibility API). */
+export type NodeRequest = IncomingMessage | Http2ServerRequest;
+
+/** A response as either Node HTTP server hands it over. */
+export type NodeResponse = ServerResponse | Http2ServerResponse;
+
+/**
+ * The error object of an OpenAI-style error body, `{"error":{message,type,code,param}}`.
+ * `message` must be short, safe and ours: it goes to the client verbatim.
+ */
+export interface HttpErrorInfo {
+  message: string;
+  /** OpenAI's error class: `invalid_request_error` for client mistakes, `server_error` otherwise. */
+  type: "invalid_request_error" | "server_error";
+  /** A stable machine-readable code, e.g. `invalid_api_key`. */
+  code: string;
+}
+
+/**
+ * Writes `body` as a complete JSON response. Headers already set on `res` (CORS) are kept;
+ * `headers` take precedence. When the response has already started, it is ended as it is,
+ * because a status can no longer be sent.
+ */
+export function sendJson(
+  res: NodeResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const text = JSON.stringify(body);
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.setHeader("content-type", "application/json; charset=utf-8");
+  res.setHeader("content-length", Buffer.byteLength(text));
+  res.statusCode = status;
+  res.end(text);
+}
+
+/**
+ * Writes an OpenAI-style error body (`{"error":{"message","type","code","param":null}}`) with
+ * `status`. The same shape serves every plain-HTTP error of the server, so the OpenAI SDKs
+ * surface the message as they do for api.openai.com.
+ */
+export function sendError(
+  res: NodeResponse,
+  status: number,
+  error: HttpErrorInfo,
+  headers: Record<string, string> = {},
+): void {
+  sendJson(res, status, { error: { ...error, param: null } }, headers);
+}
+
+/** The path of a request target without its query string. */
+export function requestPath(req: NodeRequest): string {
+  const url = req.url ?? "/";
+  const query = url.indexOf("?");
+  return query === -1 ? url : url.slice(0, query);
+}

@@ -1,0 +1,227 @@
+import { connect } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import type { GatewayServerOptions } from "./gateway-server.js";
+import { rawRequest, startTestServer, type TestServer, testCaller, testKey } from "./testing.js";
+
+let ts: TestServer | undefined;
+afterEach(async () => {
+  await ts?.server.close();
+  ts = undefined;
+});
+
+const start = async (overrides: Partial<GatewayServerOptions> = {}) => {
+  ts = await startTestServer(overrides);
+  return ts.server.url;
+};
+
+const auth = { authorization: `Bearer ${testKey}` };
+
+describe("probes", () => {
+  it("answers /healthz with 200 and no key", async () => {
+    const res = await rawRequest(`${await start()}/healthz`);
+    expect(res.status).toBe(200);
+    expect(res.headers["content-type"]).toMatch(/^application\/json/);
+    expect(JSON.parse(res.body)).toEqual({ status: "ok" });
+  });
+
+  it("answers /readyz with 200 when ready and 503 when not", async () => {
+    let ready = false;
+    const url = await start({ ready: () => ready });
+    const before = await rawRequest(`${url}/readyz`);
+    expect(before.status).toBe(503);
+    expect(JSON.parse(before.body)).toEqual({ status: "not ready" });
+    ready = true;
+    const after = await rawRequest(`${url}/readyz?verbose=1`);
+    expect(after.status).toBe(200);
+    expect(JSON.parse(after.body)).toEqual({ status: "ready" });
+  });
+
+  it("refuses other methods on the probes with 405", async () => {
+    const res = await rawRequest(`${await start()}/healthz`, { method: "POST" });
+    expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe("GET, HEAD");
+  });
+});
+
+describe("starting", () => {
+  it("rejects with the address and the reason when the port is taken", async () => {
+    const taken = await startTestServer();
+    try {
+      await expect(startTestServer({ port: taken.server.port })).rejects.toThrow(
+        `cannot listen on 127.0.0.1:${taken.server.port} (EADDRINUSE)`,
+      );
+    } finally {
+      await taken.server.close();
+    }
+  });
+
+  it("rejects invalid options before listening", async () => {
+    await expect(startTestServer({ port: 70000 })).rejects.toThrow(RangeError);
+    await expect(startTestServer({ bodyLimitBytes: 0 })).rejects.toThrow(/bodyLimitBytes/);
+    await expect(startTestServer({ shutdownGraceMs: -1 })).rejects.toThrow(/shutdownGraceMs/);
+  });
+
+  it("reports a wildcard host as 127.0.0.1 in its URL", async () => {
+    const url = await start({ host: "0.0.0.0" });
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect((await rawRequest(`${url}/healthz`)).status).toBe(200);
+  });
+});
+
+describe("plain HTTP routes", () => {
+  it("answers an unknown path with a 404 JSON error", async () => {
+    const res = await rawRequest(`${await start()}/nope`, { headers: auth });
+    expect(res.status).toBe(404);
+    expect(JSON.parse(res.body)).toEqual({
+      error: {
+        message: "not found",
+        type: "invalid_request_error",
+        code: "not_found",
+        param: null,
+      },
+    });
+  });
+
+  it("answers an HTTP/1.0 request without Host with 400", async () => {
+    const url = new URL(await start());
+    const socket = connect(Number(url.port), url.hostname);
+    socket.end("GET /cozegateway.v1.ModelService/ListModels HTTP/1.0\r\n\r\n");
+    let raw = "";
+    for await (const chunk of socket) raw += String(chunk);
+    expect(raw).toMatch(/^HTTP\/1\.1 400 /);
+    expect(raw).toContain("missing Host header");
+  });
+
+  it("answers an unregistered RPC path with 404", async () => {
+    const res = await rawRequest(`${await start()}/cozegateway.v1.NoService/Nothing`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(res.status).toBe(404);
+  });
+
+  it("answers /v1/* without a valid key with an OpenAI-style 401", async () => {
+    let called = false;
+    const url = await start({
+      http: () => {
+        called = true;
+        return true;
+      },
+    });
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: "Bearer sk-wrong" },
+      { authorization: "Basic x" },
+    ];
+    for (const headers of attempts) {
+      const res = await rawRequest(`${url}/v1/models`, { headers });
+      expect(res.status).toBe(401);
+      expect(res.headers["www-authenticate"]).toBe("Bearer");
+      expect(JSON.parse(res.body)).toEqual({
+        error: {
+          message: "missing or invalid API key",
+          type: "invalid_request_error",
+          code: "invalid_api_key",
+          param: null,
+        },
+      });
+      expect(res.body).not.toContain("sk-wrong");
+    }
+    expect(called).toBe(false);
+    expect(JSON.stringify(ts?.logs)).not.toContain("sk-wrong");
+  });
+
+  it("hands an authenticated request to the http handler with its caller", async () => {
+    const url = await start({
+      http: (req, res, caller) => {
+        if (req.url !== "/v1/models") return false;
+        res.setHeader("content-type", "application/json");
+        res.end(JSON.stringify({ owner: caller.name, models: caller.models }));
+        return true;
+      },
+    });
+    const res = await rawRequest(`${url}/v1/models`, { headers: auth });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toEqual({ owner: testCaller.name, models: testCaller.models });
+    const other = await rawRequest(`${url}/v1/other`, { headers: auth });
+    expect(other.status).toBe(404);
+  });
+
+  it("answers 500 'internal error' when the http handler throws, without its text", async () => {
+    const url = await start({
+      http: async () => {
+        throw new Error("upstream said token pat_SECRET_1");
+      },
+    });
+    const res = await rawRequest(`${url}/v1/chat/completions`, { method: "POST", headers: auth });
+    expect(res.status).toBe(500);
+    expect(JSON.parse(res.body).error.message).toBe("internal error");
+    expect(JSON.stringify(ts?.logs)).not.toContain("pat_SECRET");
+  });
+
+  it("answers 500 when authenticate itself throws, without its text", async () => {
+    const url = await start({
+      http: () => true,
+      authenticate: () => {
+        throw new Error("key store said pat_SECRET_2");
+      },
+    });
+    const res = await rawRequest(`${url}/v1/models`, { headers: auth });
+    expect(res.status).toBe(500);
+    expect(res.body).not.toContain("pat_SECRET");
+    expect(JSON.stringify(ts?.logs)).not.toContain("pat_SECRET");
+  });
+
+  it("answers 413 for a body declared larger than the limit, without calling the handler", async () => {
+    let called = false;
+    const url = await start({
+      bodyLimitBytes: 1024,
+      http: () => {
+        called = true;
+        return false;
+      },
+    });
+    const res = await rawRequest(`${url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ text: "x".repeat(2048) }),
+    });
+    expect(res.status).toBe(413);
+    expect(JSON.parse(res.body).error.code).toBe("request_too_large");
+    expect(called).toBe(false);
+  });
+
+  it("answers a Connect unary call over the body limit with resource_exhausted", async () => {
+    const url = await start({ bodyLimitBytes: 1024 });
+    const res = await rawRequest(`${url}/cozegateway.v1.ModelService/ListModels`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ padding: "x".repeat(2048) }),
+    });
+    expect(JSON.parse(res.body).code).toBe("resource_exhausted");
+  });
+
+  it("serves a Connect unary call to curl-style JSON", async () => {
+    const res = await rawRequest(`${await start()}/cozegateway.v1.ModelService/ListModels`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body).models[0]).toMatchObject({ name: "bot-a", channel: "tester" });
+  });
+
+  it("answers a Connect call without a key with 401 unauthenticated", async () => {
+    const res = await rawRequest(`${await start()}/cozegateway.v1.ModelService/ListModels`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(res.status).toBe(401);
+    expect(JSON.parse(res.body)).toEqual({
+      code: "unauthenticated",
+      message: "missing or invalid API key",
+    });
+  });
+});

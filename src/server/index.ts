@@ -1,0 +1,7 @@
+export { type Caller, callerKey } from "./caller.js";
+export {
+  type GatewayServer,
+  type GatewayServerOptions,
+  startGatewayServer,
+} from "./gateway-server.js";
+export type { LogFn } from "./interceptors.js";

@@ -1,0 +1,182 @@
+import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import { parseBearerToken } from "./bearer.js";
+import type { Caller } from "./caller.js";
+import type { CorsPolicy } from "./cors.js";
+import type { HealthService } from "./health.js";
+import {
+  type NodeRequest,
+  type NodeResponse,
+  requestPath,
+  sendError,
+  sendJson,
+} from "./http-response.js";
+import { type LogFn, shuttingDownMessage, unauthenticatedMessage } from "./interceptors.js";
+
+/** A plain HTTP handler for paths Connect does not serve; `true` when it answered. */
+export type HttpRouteHandler = (
+  req: NodeRequest,
+  res: NodeResponse,
+  caller: Caller,
+) => Promise<boolean> | boolean;
+
+/** Options of {@link createHttpRoutes}. */
+export interface HttpRoutesOptions {
+  /** The handler to try; without one every path is 404 (after authentication under /v1/). */
+  http: HttpRouteHandler | undefined;
+  authenticate: (key: string) => Caller | undefined;
+  /** Requests declaring a larger `Content-Length` get 413 before the handler runs. */
+  bodyLimitBytes: number;
+  draining: () => boolean;
+  log: LogFn;
+}
+
+const notFound = (res: NodeResponse) =>
+  sendError(res, 404, { message: "not found", type: "invalid_request_error", code: "not_found" });
+
+const internalError = (res: NodeResponse) => {
+  if (res.headersSent) res.destroy();
+  else
+    sendError(res, 500, {
+      message: "internal error",
+      type: "server_error",
+      code: "internal_error",
+    });
+};
+
+/**
+ * Serves what the Connect router does not: authenticates the caller and hands the request to
+ * the `http` handler. Under `/v1/` (the OpenAI-compatible API) a missing or unknown key gets 401
+ * with an OpenAI-style body and `WWW-Authenticate: Bearer`; elsewhere an unauthenticated request
+ * is not routable and gets 404, like any path nobody handles. While draining, every request
+ * gets 503. The returned function never rejects: a handler (or `authenticate`) that throws
+ * yields a 500 "internal error", or a reset stream once the response has started; the error's
+ * message is neither sent nor logged.
+ */
+export function createHttpRoutes(
+  options: HttpRoutesOptions,
+): (req: NodeRequest, res: NodeResponse) => Promise<void> {
+  const { http, authenticate, bodyLimitBytes, draining, log } = options;
+
+  const route = async (req: NodeRequest, res: NodeResponse, path: string) => {
+    if (draining()) {
+      sendError(res, 503, {
+        message: shuttingDownMessage,
+        type: "server_error",
+        code: "unavailable",
+      });
+      return;
+    }
+    const key = parseBearerToken(req.headers.authorization);
+    const caller = key === undefined ? undefined : authenticate(key);
+    if (caller === undefined) {
+      if (path !== "/v1" && !path.startsWith("/v1/")) return notFound(res);
+      log("warn", "rejected a request without a valid API key", {
+        path,
+        reason: key === undefined ? "missing" : "unknown",
+      });
+      sendError(
+        res,
+        401,
+        { message: unauthenticatedMessage, type: "invalid_request_error", code: "invalid_api_key" },
+        { "www-authenticate": "Bearer" },
+      );
+      return;
+    }
+    if (http === undefined) return notFound(res);
+    if (Number(req.headers["content-length"] ?? 0) > bodyLimitBytes) {
+      // The body is not read: close an HTTP/1 connection rather than drain it.
+      sendError(
+        res,
+        413,
+        {
+          message: `request body larger than ${bodyLimitBytes} bytes`,
+          type: "invalid_request_error",
+          code: "request_too_large",
+        },
+        req.httpVersionMajor === 1 ? { connection: "close" } : {},
+      );
+      return;
+    }
+    const handled = await http(req, res, caller);
+    if (!handled && !res.headersSent) notFound(res);
+  };
+
+  return async (req, res) => {
+    const path = requestPath(req);
+    try {
+      await route(req, res, path);
+    } catch (e) {
+      log("error", "HTTP handler failed with an unexpected error", {
+        path,
+        error: e instanceof Error ? e.name : typeof e,
+      });
+      internalError(res);
+    }
+  };
+}
+
+/** Answers a probe: 200 with `{"status":"ok"|"ready"}`, 503 with any other status. */
+function serveProbe(req: NodeRequest, res: NodeResponse, status: string): void {
+  if (req.method !== "GET" && req.method !== "HEAD") {
+    sendError(
+      res,
+      405,
+      { message: "method not allowed", type: "invalid_request_error", code: "method_not_allowed" },
+      { allow: "GET, HEAD" },
+    );
+    return;
+  }
+  sendJson(res, status === "ok" || status === "ready" ? 200 : 503, { status });
+}
+
+/** The request handler `connectNodeAdapter` returns. */
+type ConnectHandler = ReturnType<typeof connectNodeAdapter>;
+
+/** Options of {@link createRequestHandler}. */
+export interface RequestHandlerOptions {
+  cors: CorsPolicy;
+  /** The Connect adapter; its fallback serves the plain HTTP routes. */
+  connect: ConnectHandler;
+  health: HealthService;
+  draining: () => boolean;
+  log: LogFn;
+}
+
+/**
+ * The entry point of every request, on every protocol: CORS first (a preflight is answered
+ * here), then the unauthenticated probes `GET /healthz` (200 while the process runs) and
+ * `GET /readyz` (200 when ready, 503 when not ready or shutting down), then the Connect
+ * adapter. Never throws: a failure becomes a 500 "internal error".
+ */
+export function createRequestHandler(
+  options: RequestHandlerOptions,
+): (req: NodeRequest, res: NodeResponse) => void {
+  const { cors, connect, health, draining, log } = options;
+  return (req, res) => {
+    try {
+      if (cors.handle(req, res)) return;
+      const path = requestPath(req);
+      if (path === "/healthz" || path === "/readyz") {
+        const readiness = health.serving() ? "ready" : draining() ? "shutting down" : "not ready";
+        serveProbe(req, res, path === "/healthz" ? "ok" : readiness);
+        return;
+      }
+      if (req.httpVersionMajor === 1 && req.headers.host === undefined) {
+        // HTTP/1.0 without Host: Connect needs an authority to build the request URL.
+        sendError(res, 400, {
+          message: "missing Host header",
+          type: "invalid_request_error",
+          code: "bad_request",
+        });
+        return;
+      }
+      // The adapter's response type is a structural subset of both Node response types.
+      connect(req, res as Parameters<ConnectHandler>[1]);
+    } catch (e) {
+      log("error", "request failed before routing", {
+        error: e instanceof Error ? e.name : typeof e,
+      });
+      internalError(res);
+    }
+  };
+}

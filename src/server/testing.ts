@@ -1,0 +1,253 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { Agent as HttpAgent, type IncomingHttpHeaders, request } from "node:http";
+import { Agent as HttpsAgent } from "node:https";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import type { ConnectRouter, HandlerContext, Transport } from "@connectrpc/connect";
+import {
+  createConnectTransport,
+  createGrpcTransport,
+  createGrpcWebTransport,
+  Http2SessionManager,
+} from "@connectrpc/connect-node";
+import {
+  ChatService,
+  type ChatStreamRequest,
+  type ChatStreamResponseSchema,
+} from "../gen/cozegateway/v1/chat_pb.js";
+import {
+  type ListModelsResponse,
+  ListModelsResponseSchema,
+  ModelKind,
+  ModelService,
+} from "../gen/cozegateway/v1/model_pb.js";
+import { type Caller, callerKey } from "./caller.js";
+import {
+  type GatewayServer,
+  type GatewayServerOptions,
+  startGatewayServer,
+} from "./gateway-server.js";
+
+/**
+ * Test support for the server: stub services, a server on 127.0.0.1:0, real client transports
+ * and a throwaway TLS certificate. Not re-exported from `index.ts`.
+ */
+
+/** The API key the test server accepts. A made-up value, never a real credential. */
+export const testKey = "sk-test-0123456789abcdef";
+
+/** The caller `testKey` authenticates as. */
+export const testCaller: Caller = { name: "tester", models: ["bot-a", "bot-b"] };
+
+/** Per-test behaviour of the stub services; the defaults echo the caller and the input. */
+export interface StubBehaviour {
+  listModels?: (ctx: HandlerContext) => Promise<ListModelsResponse> | ListModelsResponse;
+  chatStream?: (
+    req: ChatStreamRequest,
+    ctx: HandlerContext,
+  ) => AsyncIterable<MessageInitShape<typeof ChatStreamResponseSchema>>;
+}
+
+/**
+ * Registers stub `ModelService` (unary) and `ChatService.ChatStream` (server streaming). By
+ * default ListModels lists the caller's models on a channel named after the caller, and
+ * ChatStream sends `started`, one delta per word of the first message, and `completed`.
+ */
+export function stubRoutes(behaviour: StubBehaviour = {}): (router: ConnectRouter) => void {
+  return (router) => {
+    router.service(ModelService, {
+      listModels(_req, ctx) {
+        if (behaviour.listModels) return behaviour.listModels(ctx);
+        const caller = ctx.values.get(callerKey);
+        return create(ListModelsResponseSchema, {
+          models: (caller?.models ?? []).map((name) => ({
+            name,
+            kind: ModelKind.BOT,
+            channel: caller?.name ?? "nobody",
+          })),
+        });
+      },
+    });
+    router.service(ChatService, {
+      async *chatStream(req, ctx) {
+        if (behaviour.chatStream) {
+          yield* behaviour.chatStream(req, ctx);
+          return;
+        }
+        yield { event: { case: "started", value: { chatId: "chat-1", conversationId: "conv-1" } } };
+        for (const word of (req.messages[0]?.content ?? "").split(" ")) {
+          yield { event: { case: "delta", value: { messageId: "m-1", text: word } } };
+        }
+        yield { event: { case: "completed", value: {} } };
+      },
+    });
+  };
+}
+
+/** One captured log line. */
+export interface LogLine {
+  level: "info" | "warn" | "error";
+  msg: string;
+  fields?: Record<string, unknown>;
+}
+
+/** A server started by {@link startTestServer}, with the log lines it wrote. */
+export interface TestServer {
+  server: GatewayServer;
+  logs: LogLine[];
+}
+
+/**
+ * Starts a gateway server on 127.0.0.1:0 with the stub routes, `testKey` as the only valid key,
+ * a 64 KiB body limit and a 2 s grace period; `overrides` replace any option.
+ */
+export async function startTestServer(
+  overrides: Partial<GatewayServerOptions> = {},
+): Promise<TestServer> {
+  const logs: LogLine[] = [];
+  const server = await startGatewayServer({
+    host: "127.0.0.1",
+    port: 0,
+    corsOrigins: [],
+    routes: stubRoutes(),
+    authenticate: (key) => (key === testKey ? testCaller : undefined),
+    bodyLimitBytes: 64 * 1024,
+    shutdownGraceMs: 2000,
+    log: (level, msg, fields) => logs.push({ level, msg, ...(fields ? { fields } : {}) }),
+    ...overrides,
+  });
+  return { server, logs };
+}
+
+/** The client protocols the server is tested with. */
+export const testProtocols = [
+  "gRPC over HTTP/2",
+  "Connect JSON over HTTP/1.1",
+  "Connect binary over HTTP/1.1",
+  "gRPC-Web over HTTP/1.1",
+] as const;
+
+/** One of {@link testProtocols}. */
+export type TestProtocol = (typeof testProtocols)[number];
+
+/** A client transport of one protocol, with a way to drop its connections. */
+export interface TestTransport {
+  transport: Transport;
+  /** Closes every connection the transport opened. */
+  close(): void;
+}
+
+/**
+ * Creates a real client transport for `protocol`: gRPC over HTTP/2 (h2c, or h2 over TLS when
+ * `ca` is given), or Connect JSON, Connect binary or gRPC-Web over HTTP/1.1 (HTTPS with `ca`).
+ * Each has its own connections, so `close()` leaves no open handle.
+ */
+export function createTestTransport(
+  protocol: TestProtocol,
+  baseUrl: string,
+  ca?: string,
+): TestTransport {
+  if (protocol === "gRPC over HTTP/2") {
+    const sessions = new Http2SessionManager(baseUrl, {}, ca ? { ca } : {});
+    return {
+      transport: createGrpcTransport({ baseUrl, sessionManager: sessions }),
+      close: () => sessions.abort(),
+    };
+  }
+  const agent = ca ? new HttpsAgent({ keepAlive: true, ca }) : new HttpAgent({ keepAlive: true });
+  const nodeOptions = { agent };
+  const transport =
+    protocol === "gRPC-Web over HTTP/1.1"
+      ? createGrpcWebTransport({ baseUrl, httpVersion: "1.1", nodeOptions })
+      : createConnectTransport({
+          baseUrl,
+          httpVersion: "1.1",
+          useBinaryFormat: protocol === "Connect binary over HTTP/1.1",
+          nodeOptions,
+        });
+  return { transport, close: () => agent.destroy() };
+}
+
+/** Call options that present `key` (default {@link testKey}) as a bearer token. */
+export function withKey(key: string = testKey): { headers: Record<string, string> } {
+  return { headers: { authorization: `Bearer ${key}` } };
+}
+
+/**
+ * Creates a self-signed certificate for `localhost` and 127.0.0.1, valid one day, with the
+ * `openssl` CLI in a temporary directory that is removed again. Returns `undefined` when
+ * `openssl` is not installed.
+ */
+export function createSelfSignedCertificate(): { cert: string; key: string } | undefined {
+  const dir = mkdtempSync(join(tmpdir(), "coze-gateway-tls-"));
+  try {
+    const keyPath = join(dir, "key.pem");
+    const certPath = join(dir, "cert.pem");
+    execFileSync(
+      "openssl",
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-days",
+        "1",
+        "-addext",
+        "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        "-keyout",
+        keyPath,
+        "-out",
+        certPath,
+      ],
+      { stdio: "ignore" },
+    );
+    return { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8") };
+  } catch (e) {
+    if (e instanceof Error && "code" in e && e.code === "ENOENT") return undefined;
+    throw e;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** A plain HTTP/1.1 response, body as text. */
+export interface RawResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * Sends one HTTP/1.1 request on a fresh connection (`Connection: close`) with `node:http`, so
+ * that browser-only headers such as `Origin` go out as given.
+ */
+export function rawRequest(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: init.method ?? "GET", headers: init.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("error", reject);
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString("utf8"),
+          }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end(init.body);
+  });
+}
