@@ -9,7 +9,7 @@ import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { catalog } from "../src/emulator/index.js";
+import { catalog, startEmulator } from "../src/emulator/index.js";
 import { ChatMessageSchema, ChatService, Role } from "../src/gen/cozegateway/v1/chat_pb.js";
 
 // These tests run the built program, as `npm start` does; `npm test` builds first.
@@ -200,11 +200,50 @@ ${overrides}`;
         expect(r.stderr).toContain(`config error: ${path}`);
         expect(r.stderr).toContain(expected);
         for (const line of pem.split("\n").filter((l) => l.length > 20 && !l.startsWith("-----"))) {
-        expect(r.stderr).not.toContain(line);
-      }
+          expect(r.stderr).not.toContain(line);
+        }
       }
     },
   );
+
+  it("--check-token fetches one real token per channel, and reports a rejected credential", async () => {
+    const emulator = await startEmulator();
+    try {
+      const app = await emulator.createApp();
+      const indent = (pemText: string) =>
+        pemText
+          .trim()
+          .split("\n")
+          .map((l) => `        ${l}`)
+          .join("\n");
+      const config = (key: string) =>
+        valid()
+          .replace("https://api.coze.cn", emulator.url)
+          .replace('client_id: "1127900106117"', `client_id: "${app.clientId}"`)
+          .replace("public_key_id: kid-1", `public_key_id: ${app.publicKeyId}`)
+          .replace(indent(pem), indent(key));
+      const good = await runMain([
+        "--config",
+        await withConfig("live.yaml", config(app.privateKeyPem)),
+        "--check",
+        "--check-token",
+      ]);
+      expect(good.stdout).toContain("token OK: channels[cn-main]");
+      expect(good.code).toBe(0);
+      expect(emulator.stats().tokensIssued).toBe(1);
+      // A key the emulator does not know for this app: Coze answers invalid_client.
+      const bad = await runMain([
+        "--config",
+        await withConfig("wrong.yaml", config(pem)),
+        "--check",
+        "--check-token",
+      ]);
+      expect(bad.code).toBe(1);
+      expect(bad.stdout).toContain("token FAILED: channels[cn-main]: token: authentication failed");
+    } finally {
+      await emulator.close();
+    }
+  });
 
   it("refuses unknown flags with the usage and exit code 2", async () => {
     const r = await runMain(["--bogus"]);

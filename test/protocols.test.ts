@@ -12,6 +12,7 @@ import {
   createGrpcWebTransport,
 } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { hashApiKey } from "../src/config/index.js";
 import { demoModels } from "../src/demo.js";
 import { ChatMessageSchema, ChatService, Role } from "../src/gen/cozegateway/v1/chat_pb.js";
 import { ModelService } from "../src/gen/cozegateway/v1/model_pb.js";
@@ -19,8 +20,11 @@ import { RunStatus, WorkflowService } from "../src/gen/cozegateway/v1/workflow_p
 import { type GatewayFixture, startGatewayFixture } from "./support/gateway-fixture.js";
 
 let fx: GatewayFixture;
+const limitedKey = "limited-key-0123456789abcdef";
 beforeAll(async () => {
-  fx = await startGatewayFixture();
+  fx = await startGatewayFixture({
+    apiKeys: [{ name: "limited", sha256: hashApiKey(limitedKey), models: ["workflow:*"] }],
+  });
 });
 afterAll(async () => {
   await fx?.close();
@@ -142,5 +146,24 @@ describe.each(transports)("the gateway over %s", (_name, make) => {
     }
     expect(ConnectError.from(err).code).toBe(Code.Unknown);
     expect(kinds).not.toContain("completed");
+  });
+});
+
+describe("per-key model allow-lists through the real server", () => {
+  it("lets a limited key use only its models, in every protocol", async () => {
+    for (const [, make] of transports) {
+      const transport = make(limitedKey);
+      const err = await createClient(ChatService, transport)
+        .chat({ model: demoModels.bot, messages: [user("x")] })
+        .catch((e: unknown) => ConnectError.from(e));
+      expect((err as ConnectError).code).toBe(Code.PermissionDenied);
+      const ok = await createClient(WorkflowService, transport).runWorkflow({
+        model: demoModels.workflow,
+        parameters: { input: "allowed" },
+      });
+      expect(ok.outputJson).toBe('{"output":"allowed"}');
+      const listed = await createClient(ModelService, transport).listModels({});
+      expect(listed.models).toEqual([]);
+    }
   });
 });

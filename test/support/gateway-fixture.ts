@@ -1,3 +1,4 @@
+import type { GatewayConfig } from "../../src/config/index.js";
 import { type Demo, startDemo } from "../../src/demo.js";
 import { type Gateway, startGateway } from "../../src/gateway.js";
 
@@ -12,7 +13,12 @@ export interface GatewayFixture {
 
 /** Starts the emulator, a demo config on port 0 and the real server. */
 export async function startGatewayFixture(
-  options: { pollIntervalMs?: number; shutdownGraceMs?: number } = {},
+  options: {
+    pollIntervalMs?: number;
+    shutdownGraceMs?: number;
+    /** Extra caller keys besides the demo key. */
+    apiKeys?: GatewayConfig["apiKeys"];
+  } = {},
 ): Promise<GatewayFixture> {
   const demo = await startDemo({
     port: 0,
@@ -22,6 +28,7 @@ export async function startGatewayFixture(
   if (options.shutdownGraceMs !== undefined) {
     demo.config.server.shutdownGraceMs = options.shutdownGraceMs;
   }
+  demo.config.apiKeys.push(...(options.apiKeys ?? []));
   try {
     const gateway = await startGateway({ config: demo.config });
     return {
