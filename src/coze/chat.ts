@@ -196,6 +196,9 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
           {
             intervalMs: 1_000,
             maxPolls: 300,
+            // Each read already retries transient failures itself (http.ts); keep the product
+            // of both bounded.
+            retry: { maxAttempts: 2 },
             ...options.polling,
             ...polling,
             step: "chat.retrieve",
@@ -297,6 +300,8 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
           body: { conversation_id: ref.conversationId, chat_id: ref.chatId },
           signal: ref.signal,
           timeoutMs: cancelTimeoutMs,
+          // Canceling twice is harmless: the second answers 4104, handled below.
+          idempotent: true,
         });
         return requireChat("chat.cancel", res.body.data, res.logId);
       } catch (err) {

@@ -3,6 +3,7 @@ import { type Clock, systemClock } from "./clock.js";
 import { createFilesApi, type FilesApi } from "./files.js";
 import { type AccessTokens, type CallInfo, createCozeHttp } from "./http.js";
 import type { Pools } from "./pools.js";
+import type { RetryPolicy } from "./retry.js";
 import { createWorkflowApi, type RunPolling, type WorkflowApi } from "./workflow.js";
 
 /** Options for {@link createCozeClient}. */
@@ -27,6 +28,8 @@ export interface CozeClientOptions {
   workflowPolling?: RunPolling;
   /** Chat polling (create-retrieve-list mode): default every 1 000 ms, at most 300 polls. */
   chatPolling?: ChatPolling;
+  /** When to retry upstream calls; only safe retries happen (see `RetryPolicy`). */
+  retry?: RetryPolicy;
   onCall?: (info: CallInfo) => void;
 }
 
@@ -50,6 +53,7 @@ export function createCozeClient(options: CozeClientOptions): CozeClient {
     requestTimeoutMs: options.requestTimeoutMs,
     headersTimeoutMs: options.headersTimeoutMs,
     streamIdleTimeoutMs: options.streamIdleTimeoutMs,
+    retry: options.retry,
     onCall: options.onCall,
   });
   return {

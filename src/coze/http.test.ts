@@ -1,8 +1,15 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { json, sse, startScriptedServer } from "../../test/support/scripted-server.js";
+import {
+  json,
+  sse,
+  startScriptedServer,
+  startScriptedServerOn,
+} from "../../test/support/scripted-server.js";
+import { systemClock } from "./clock.js";
 import { CozeError } from "./errors.js";
 import { type AccessTokens, type CallInfo, createCozeHttp } from "./http.js";
 import { createPools, type Pools } from "./pools.js";
+import { createRetryBudget } from "./retry.js";
 
 /** Hands out tok-1, tok-2, … and records invalidations. */
 function fakeTokens(): AccessTokens & { invalidated: string[]; issued: number } {
@@ -31,6 +38,13 @@ afterEach(async () => {
 });
 
 async function setup(...handlers: Parameters<typeof startScriptedServer>) {
+  return setupWith({}, ...handlers);
+}
+
+async function setupWith(
+  extra: Partial<Parameters<typeof createCozeHttp>[0]>,
+  ...handlers: Parameters<typeof startScriptedServer>
+) {
   server = await startScriptedServer(...handlers);
   pools = createPools();
   const tokens = fakeTokens();
@@ -42,6 +56,8 @@ async function setup(...handlers: Parameters<typeof startScriptedServer>) {
     requestTimeoutMs: 2_000,
     streamIdleTimeoutMs: 500,
     onCall: (c) => calls.push(c),
+    retry: { backoff: { initialMs: 1, maxMs: 5, jitter: 0 } },
+    ...extra,
   });
   return { http, tokens, calls, server };
 }
@@ -134,10 +150,92 @@ describe("CozeHttp.json", () => {
     expect(tokens.invalidated).toEqual(["tok-1"]);
   });
 
-  it("does not retry other errors", async () => {
+  it("never sends a write again after a 5xx: the run may have started", async () => {
     const { http, server } = await setup(json(503, { code: 5000, msg: "busy" }));
     await failure(http.json({ step: "workflow.run", method: "POST", path: "/x" }));
     expect(server.seen).toHaveLength(1);
+  });
+
+  it("retries a read on 5xx and 429 with backoff until it succeeds", async () => {
+    const { http, server, calls } = await setup(
+      json(502, { code: 5000, msg: "bad gateway" }),
+      json(429, { code: 4013, msg: "slow down" }, { "retry-after": "0" }),
+      json(200, { code: 0, data: [{ execute_status: "Success" }] }),
+    );
+    const res = await http.json({ step: "workflow.history", method: "GET", path: "/x" });
+    expect(res.body.data).toEqual([{ execute_status: "Success" }]);
+    expect(server.seen).toHaveLength(3);
+    expect(calls).toMatchObject([{ outcome: "ok", retries: 2 }]);
+  });
+
+  it("stops after maxAttempts and reports the last failure", async () => {
+    const { http, server, calls } = await setup(json(503, { code: 5000, msg: "down" }));
+    const err = await failure(http.json({ step: "chat.retrieve", method: "GET", path: "/x" }));
+    expect(err.code).toBe("unavailable");
+    expect(server.seen).toHaveLength(3);
+    expect(calls).toMatchObject([{ outcome: "unavailable", retries: 2 }]);
+  });
+
+  it("does not wait for a Retry-After longer than allowed: the caller gets it", async () => {
+    const { http, server } = await setup(
+      json(429, { code: 4013, msg: "later" }, { "retry-after": "60" }),
+    );
+    const err = await failure(http.json({ step: "chat.retrieve", method: "GET", path: "/x" }));
+    expect(err.retryAfterMs).toBe(60_000);
+    expect(server.seen).toHaveLength(1);
+  });
+
+  it("stops retrying when the shared budget is spent", async () => {
+    const { http, server } = await setupWith(
+      { retryBudget: createRetryBudget({ reserve: 1, ratio: 0 }) },
+      json(503, { code: 5000, msg: "down" }),
+    );
+    await failure(http.json({ step: "chat.retrieve", method: "GET", path: "/x" }));
+    expect(server.seen).toHaveLength(2);
+    await failure(http.json({ step: "chat.retrieve", method: "GET", path: "/x" }));
+    expect(server.seen).toHaveLength(3);
+  });
+
+  it("sends a write again when the connection was refused before it was sent", async () => {
+    const probe = await startScriptedServer(json(200, {}));
+    const url = probe.url;
+    await probe.close();
+    pools = createPools();
+    let backoffStarted!: () => void;
+    const firstBackoff = new Promise<void>((resolve) => {
+      backoffStarted = resolve;
+    });
+    const calls: CallInfo[] = [];
+    const http = createCozeHttp({
+      baseUrl: url,
+      tokens: fakeTokens(),
+      pools,
+      requestTimeoutMs: Number.POSITIVE_INFINITY, // no deadline timer: the only sleep is the backoff
+      clock: {
+        now: systemClock.now,
+        sleep(ms, signal) {
+          backoffStarted();
+          return systemClock.sleep(ms, signal);
+        },
+      },
+      retry: { maxAttempts: 5, backoff: { initialMs: 50, maxMs: 50, jitter: 0 } },
+      onCall: (c) => calls.push(c),
+    });
+    const pending = http.json({ step: "workflow.run", method: "POST", path: "/run", body: {} });
+    // The first attempt was refused (nothing listens); bring the port back during the backoff.
+    await firstBackoff;
+    const revived = await startScriptedServerOn(
+      Number(new URL(url).port),
+      json(200, { code: 0, data: "{}" }),
+    );
+    try {
+      const res = await pending;
+      expect(res.body.data).toBe("{}");
+      expect(revived.seen).toHaveLength(1);
+      expect(calls[0]?.retries).toBeGreaterThanOrEqual(1);
+    } finally {
+      await revived.close();
+    }
   });
 
   it("fails with timeout when the response does not arrive before the deadline", async () => {

@@ -12,6 +12,13 @@ import {
   safeMessage,
 } from "./errors.js";
 import type { Pools } from "./pools.js";
+import {
+  createRetryBudget,
+  isRetryable,
+  type RetryBudget,
+  type RetryPolicy,
+  retryDelay,
+} from "./retry.js";
 import { parseSse, type SseEvent } from "./sse.js";
 
 /** Where the HTTP layer gets access tokens. `TokenSource` from `token-cache.ts` fits. */
@@ -33,6 +40,8 @@ export interface CallInfo {
   logId: string | undefined;
   /** True when the call was sent a second time after Coze rejected the token. */
   retriedAuth: boolean;
+  /** How many times the call was retried after a transient failure. */
+  retries: number;
 }
 
 /** Options for {@link createCozeHttp}. */
@@ -52,6 +61,12 @@ export interface CozeHttpOptions {
   streamIdleTimeoutMs?: number;
   /** Largest JSON body accepted, in bytes. Default 64 MiB. */
   maxBodyBytes?: number;
+  /** When to send a call again (only where safe; see {@link RetryPolicy}). */
+  retry?: RetryPolicy;
+  /** Shared cap on retries; default a budget of this client's own. */
+  retryBudget?: RetryBudget;
+  /** Jitter source for retry backoff; tests pass a fixed one. */
+  random?: () => number;
   onCall?: (info: CallInfo) => void;
 }
 
@@ -71,6 +86,11 @@ export interface CozeRequest {
   signal?: AbortSignal;
   /** Overrides the unary deadline for this call, in ms. */
   timeoutMs?: number;
+  /**
+   * Whether sending the call twice is harmless. Default: true for GET. Idempotent calls are
+   * retried on 429, 5xx, resets and timeouts; others only when the request was never sent.
+   */
+  idempotent?: boolean;
 }
 
 /** A decoded JSON response whose envelope said success. */
@@ -121,6 +141,10 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
   const idleTimeoutMs = options.streamIdleTimeoutMs ?? 60_000;
   const maxBodyBytes = options.maxBodyBytes ?? 64 * mib;
   const basePath = base.pathname.replace(/\/+$/, "");
+  const retryPolicy = options.retry ?? {};
+  const maxAttempts = Math.max(1, retryPolicy.maxAttempts ?? 3);
+  const budget = options.retryBudget ?? createRetryBudget();
+  const random = options.random ?? Math.random;
 
   function urlOf(req: CozeRequest): string {
     const url = new URL(basePath + req.path, base.origin);
@@ -137,6 +161,7 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
     err: unknown,
     logId: string | undefined,
     retriedAuth: boolean,
+    retries: number,
   ) {
     options.onCall?.({
       step: req.step,
@@ -145,6 +170,7 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
       outcome: err === undefined ? "ok" : err instanceof CozeError ? err.code : "unavailable",
       logId: err instanceof CozeError ? (err.logId ?? logId) : logId,
       retriedAuth,
+      retries,
     });
   }
 
@@ -168,8 +194,8 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
         headers,
         body,
         signal,
-        headersTimeout: headersTimeoutMs,
-        bodyTimeout: stream ? idleTimeoutMs : requestTimeoutMs,
+        headersTimeout: undiciTimeout(headersTimeoutMs),
+        bodyTimeout: undiciTimeout(stream ? idleTimeoutMs : requestTimeoutMs),
       });
     } catch (err) {
       throw fromTransportError(req.step, err, signal);
@@ -200,6 +226,38 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
     }
   }
 
+  /**
+   * Runs `once` and sends it again while the failure is retryable for this call, the budget
+   * allows and attempts remain, waiting the backoff (or `Retry-After`) in between. `state.retries`
+   * counts what was done, for the caller's report.
+   */
+  async function withRetries<T>(
+    req: CozeRequest,
+    signal: AbortSignal,
+    state: { retries: number },
+    once: () => Promise<T>,
+  ): Promise<T> {
+    budget.deposit();
+    const idempotent = req.idempotent ?? req.method === "GET";
+    for (let n = 0; ; n++) {
+      try {
+        return await once();
+      } catch (err) {
+        const error = fromTransportError(req.step, err, signal);
+        if (signal.aborted || req.form !== undefined || n + 1 >= maxAttempts) throw error;
+        if (!isRetryable(error, idempotent)) throw error;
+        const delay = retryDelay(n, error, retryPolicy, random);
+        if (delay === undefined || !budget.withdraw()) throw error;
+        state.retries++;
+        try {
+          await clock.sleep(delay, signal);
+        } catch {
+          throw fromTransportError(req.step, error, signal);
+        }
+      }
+    }
+  }
+
   return {
     baseUrl: options.baseUrl,
 
@@ -209,20 +267,23 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
       let status: number | undefined;
       let logId: string | undefined;
       let retried = false;
+      const state = { retries: 0 };
       try {
-        const { value, retriedAuth } = await attempt(req, deadline.signal, async (token) => {
-          const res = await send(req, token, deadline.signal, false);
-          status = res.statusCode;
-          logId = headerLogId(res.headers);
-          const text = await readText(req.step, res.body, maxBodyBytes, deadline.signal);
-          return decodeJson(req.step, res.statusCode, res.headers, text, clock.now());
-        });
+        const { value, retriedAuth } = await withRetries(req, deadline.signal, state, () =>
+          attempt(req, deadline.signal, async (token) => {
+            const res = await send(req, token, deadline.signal, false);
+            status = res.statusCode;
+            logId = headerLogId(res.headers);
+            const text = await readText(req.step, res.body, maxBodyBytes, deadline.signal);
+            return decodeJson(req.step, res.statusCode, res.headers, text, clock.now());
+          }),
+        );
         retried = retriedAuth;
-        report(req, started, status, undefined, value.logId ?? logId, retried);
+        report(req, started, status, undefined, value.logId ?? logId, retried, state.retries);
         return value;
       } catch (err) {
         const error = fromTransportError(req.step, err, deadline.signal);
-        report(req, started, status, error, logId, retried);
+        report(req, started, status, error, logId, retried, state.retries);
         throw error;
       } finally {
         deadline.dispose();
@@ -235,21 +296,30 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
       // idle timeout. The caller's signal cancels either.
       const signal = req.signal ?? new AbortController().signal;
       let status: number | undefined;
+      const state = { retries: 0 };
       try {
-        const { value, retriedAuth } = await attempt(req, signal, async (token) => {
-          const res = await send(req, token, signal, true);
-          status = res.statusCode;
-          return openStream(req.step, res, signal, maxBodyBytes, clock.now());
-        });
-        report(req, started, status, undefined, value.logId, retriedAuth);
+        // Stream calls start runs: only a request that never left is sent again.
+        const { value, retriedAuth } = await withRetries(req, signal, state, () =>
+          attempt(req, signal, async (token) => {
+            const res = await send(req, token, signal, true);
+            status = res.statusCode;
+            return openStream(req.step, res, signal, maxBodyBytes, clock.now());
+          }),
+        );
+        report(req, started, status, undefined, value.logId, retriedAuth, state.retries);
         return value;
       } catch (err) {
         const error = fromTransportError(req.step, err, signal);
-        report(req, started, status, error, undefined, false);
+        report(req, started, status, error, undefined, false, state.retries);
         throw error;
       }
     },
   };
+}
+
+/** undici takes a finite number of ms, 0 meaning none. */
+function undiciTimeout(ms: number): number {
+  return Number.isFinite(ms) && ms > 0 ? ms : 0;
 }
 
 function isTokenRejection(err: unknown): boolean {

@@ -121,6 +121,8 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
     return {
       intervalMs: 2_000,
       maxPolls: 150,
+      // Each history read already retries transient failures itself (http.ts).
+      retry: { maxAttempts: 2 },
       ...options.polling,
       ...polling,
       step,

@@ -22,6 +22,11 @@ export type Handler = (
  * leaves a stalled stream behind still tears down cleanly.
  */
 export async function startScriptedServer(...handlers: Handler[]) {
+  return startScriptedServerOn(0, ...handlers);
+}
+
+/** Like {@link startScriptedServer}, on a given port (to bring a refused port back to life). */
+export async function startScriptedServerOn(port: number, ...handlers: Handler[]) {
   const seen: SeenRequest[] = [];
   const sockets = new Set<Socket>();
   let next = 0;
@@ -45,10 +50,10 @@ export async function startScriptedServer(...handlers: Handler[]) {
     sockets.add(s);
     s.on("close", () => sockets.delete(s));
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  const bound = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${bound}`,
     seen,
     /**
      * Responses whose client has not gone away yet. A client that stops reading a stream and
