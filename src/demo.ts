@@ -51,61 +51,76 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   try {
     const app = await emulator.createApp();
     const apiKey = options.apiKey ?? `demo-${randomBytes(18).toString("hex")}`;
-    const channel: ChannelConfig = {
-      name: "demo",
-      baseUrl: emulator.url,
-      credential: {
-        baseUrl: emulator.url,
-        clientId: app.clientId,
-        publicKeyId: app.publicKeyId,
-        privateKey: app.privateKeyPem,
-        durationSeconds: 3600,
-      },
-      defaultBotId: catalog.bots.echo,
-      isDefault: true,
-      refreshMarginMs: 300_000,
-      polling: {
-        intervalMs: options.pollIntervalMs ?? 2_000,
-        maxPolls: 150,
-        deadlineMs: undefined,
-      },
-      timeouts: {
-        connectMs: 5_000,
-        headersMs: 30_000,
-        streamIdleMs: 60_000,
-        requestMs: 60_000,
-        syncRunMs: 100_000,
-      },
-    };
-    const route = (name: string, kind: ModelRoute["kind"], targetId: string): ModelRoute => ({
-      name,
-      channel: "demo",
-      kind,
-      targetId,
-      inputField: "input",
-    });
-    const config: GatewayConfig = {
-      source: "demo",
-      server: {
-        host: options.host ?? "127.0.0.1",
-        port: options.port ?? 8080,
-        tls: undefined,
-        corsOrigins: ["*"],
-        bodyLimitBytes: 10 * 1024 * 1024,
-        shutdownGraceMs: 10_000,
-      },
-      apiKeys: [{ name: "demo", sha256: hashApiKey(apiKey), models: undefined }],
-      channels: [channel],
-      models: [
-        route(demoModels.bot, "bot", catalog.bots.echo),
-        route(demoModels.reasoning, "bot", catalog.bots.reasoning),
-        route(demoModels.tool, "bot", catalog.bots.tool),
-      ],
-      warnings: [],
-    };
+    const config = demoConfig({ ...options, emulatorUrl: emulator.url, app, apiKey });
     return { emulator, app, config, apiKey, close: () => emulator.close() };
   } catch (err) {
     await emulator.close();
     throw err;
   }
+}
+
+/**
+ * The demo gateway config for an emulator at `emulatorUrl` with a registered `app`: one channel
+ * whose default bot is the echo bot, named routes for the demo bots, and one caller key.
+ */
+export function demoConfig(
+  options: Omit<DemoOptions, "deltaMs"> & {
+    emulatorUrl: string;
+    app: GeneratedApp;
+    apiKey: string;
+  },
+): GatewayConfig {
+  const channel: ChannelConfig = {
+    name: "demo",
+    baseUrl: options.emulatorUrl,
+    credential: {
+      baseUrl: options.emulatorUrl,
+      clientId: options.app.clientId,
+      publicKeyId: options.app.publicKeyId,
+      privateKey: options.app.privateKeyPem,
+      durationSeconds: 3600,
+    },
+    defaultBotId: catalog.bots.echo,
+    isDefault: true,
+    refreshMarginMs: 300_000,
+    polling: {
+      intervalMs: options.pollIntervalMs ?? 2_000,
+      maxPolls: 150,
+      deadlineMs: undefined,
+    },
+    timeouts: {
+      connectMs: 5_000,
+      headersMs: 30_000,
+      streamIdleMs: 60_000,
+      requestMs: 60_000,
+      syncRunMs: 100_000,
+    },
+  };
+  const route = (name: string, kind: ModelRoute["kind"], targetId: string): ModelRoute => ({
+    name,
+    channel: "demo",
+    kind,
+    targetId,
+    inputField: "input",
+  });
+  const config: GatewayConfig = {
+    source: "demo",
+    server: {
+      host: options.host ?? "127.0.0.1",
+      port: options.port ?? 8080,
+      tls: undefined,
+      corsOrigins: ["*"],
+      bodyLimitBytes: 10 * 1024 * 1024,
+      shutdownGraceMs: 10_000,
+    },
+    apiKeys: [{ name: "demo", sha256: hashApiKey(options.apiKey), models: undefined }],
+    channels: [channel],
+    models: [
+      route(demoModels.bot, "bot", catalog.bots.echo),
+      route(demoModels.reasoning, "bot", catalog.bots.reasoning),
+      route(demoModels.tool, "bot", catalog.bots.tool),
+    ],
+    warnings: [],
+  };
+  return config;
 }

@@ -17,7 +17,10 @@ export interface PoolTimeouts {
 
 /** Options for {@link createPools}. */
 export interface PoolsOptions extends PoolTimeouts {
-  /** Most sockets per origin. Default 128. */
+  /**
+   * Most sockets per origin. Every open Coze event stream holds one (HTTP/1.1), so this bounds
+   * the streams the gateway can relay at once; further calls queue. Default 1024.
+   */
   connections?: number;
 }
 
@@ -55,7 +58,7 @@ export function createPools(options: PoolsOptions = {}): Pools {
       let pool = pools.get(parsed.origin);
       if (pool === undefined) {
         pool = new Pool(parsed.origin, {
-          connections: options.connections ?? 128,
+          connections: options.connections ?? 1024,
           connect: { timeout: timeouts.connectMs },
           headersTimeout: timeouts.headersMs,
           bodyTimeout: timeouts.bodyMs,

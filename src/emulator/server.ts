@@ -76,7 +76,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen({ host: options.host ?? "127.0.0.1", port: options.port ?? 0 }, () => {
+    // A backlog like a real front end's: Node's default (511) drops connections in a burst.
+    const listen = { host: options.host ?? "127.0.0.1", port: options.port ?? 0, backlog: 4096 };
+    server.listen(listen, () => {
       server.off("error", reject);
       resolve();
     });

@@ -15,6 +15,8 @@ export interface GatewayFixture {
 export async function startGatewayFixture(
   options: {
     pollIntervalMs?: number;
+    /** Emulator pause between stream events, in ms. Default 0. */
+    deltaMs?: number;
     shutdownGraceMs?: number;
     /** Extra caller keys besides the demo key. */
     apiKeys?: GatewayConfig["apiKeys"];
@@ -22,7 +24,7 @@ export async function startGatewayFixture(
 ): Promise<GatewayFixture> {
   const demo = await startDemo({
     port: 0,
-    deltaMs: 0,
+    deltaMs: options.deltaMs ?? 0,
     pollIntervalMs: options.pollIntervalMs ?? 10,
   });
   if (options.shutdownGraceMs !== undefined) {
