@@ -4,8 +4,10 @@ import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
 import { type Demo, demoModels, startDemo } from "./demo.js";
 import { type Gateway, type Log, startGateway } from "./gateway.js";
+import { runKeygen } from "./keygen.js";
 
 const usage = `Usage: coze-gateway [--config FILE] [--check] [--check-token]
+       coze-gateway keygen [--out DIR] [--bits 2048|3072|4096] [--force]   (see keygen --help)
 
   --config FILE   gateway config (YAML or JSON); also COZE_GATEWAY_CONFIG.
                   Without one, demo mode starts an embedded Coze emulator on loopback.
@@ -22,6 +24,12 @@ const log: Log = (level, msg, fields) => {
 };
 
 async function main(): Promise<number> {
+  if (process.argv[2] === "keygen") {
+    return runKeygen(process.argv.slice(3), {
+      stdout: (text) => process.stdout.write(text),
+      stderr: (text) => process.stderr.write(text),
+    });
+  }
   let args: ReturnType<typeof parse>;
   try {
     args = parse();

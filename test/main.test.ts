@@ -1,7 +1,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -249,5 +249,29 @@ ${overrides}`;
     const r = await runMain(["--bogus"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("Usage: coze-gateway");
+  });
+});
+
+describe("keygen", () => {
+  it("writes a key pair, prints the public key only, and refuses to overwrite it", async () => {
+    const out = join(dir, "keygen");
+    const r = await runMain(["keygen", "--out", out]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    const publicPem = await readFile(join(out, "coze-app-public.pem"), "utf8");
+    const privatePem = await readFile(join(out, "coze-app-private.pem"), "utf8");
+    expect(r.stdout).toContain(publicPem.trimEnd());
+    expect(r.stdout).toContain(`private_key: file:${join(out, "coze-app-private.pem")}`);
+    expect(r.stdout).not.toContain(privatePem.split("\n")[1]);
+    const again = await runMain(["keygen", "--out", out]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain("--force");
+  });
+
+  it("is listed in the usage and has its own --help", async () => {
+    expect((await runMain(["--help"])).stdout).toContain("coze-gateway keygen");
+    const help = await runMain(["keygen", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("Usage: coze-gateway keygen");
   });
 });
