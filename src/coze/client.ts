@@ -18,6 +18,8 @@ export interface CozeClientOptions {
   userAgent?: string;
   /** Deadline of unary calls in ms. Default 60 000. */
   requestTimeoutMs?: number;
+  /** Most time to establish a connection in ms. Default 5 000. */
+  connectTimeoutMs?: number;
   /** Most time to wait for response headers in ms. Default 30 000. */
   headersTimeoutMs?: number;
   /** Longest silence on an open stream in ms. Default 60 000. */
@@ -51,6 +53,7 @@ export function createCozeClient(options: CozeClientOptions): CozeClient {
     clock,
     userAgent: options.userAgent,
     requestTimeoutMs: options.requestTimeoutMs,
+    connectTimeoutMs: options.connectTimeoutMs,
     headersTimeoutMs: options.headersTimeoutMs,
     streamIdleTimeoutMs: options.streamIdleTimeoutMs,
     retry: options.retry,

@@ -55,6 +55,8 @@ export interface CozeHttpOptions {
   userAgent?: string;
   /** Overall deadline of a unary call, headers and body, in ms. Default 60 000. */
   requestTimeoutMs?: number;
+  /** Most time to establish a connection, in ms. Default: the pools' (5 000). */
+  connectTimeoutMs?: number;
   /** Most time to wait for response headers, in ms. Default 30 000. */
   headersTimeoutMs?: number;
   /** Longest silence on an open event stream before it fails with `timeout`, in ms. Default 60 000. */
@@ -135,7 +137,7 @@ const mib = 1024 * 1024;
 export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
   const clock = options.clock ?? systemClock;
   const base = new URL(options.baseUrl);
-  const dispatcher: Dispatcher = options.pools.get(base);
+  const dispatcher: Dispatcher = options.pools.get(base, { connectMs: options.connectTimeoutMs });
   const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
   const headersTimeoutMs = options.headersTimeoutMs ?? 30_000;
   const idleTimeoutMs = options.streamIdleTimeoutMs ?? 60_000;

@@ -29,8 +29,12 @@ export interface PoolsOptions extends PoolTimeouts {
  * requests and API calls to the same Coze host share sockets.
  */
 export interface Pools {
-  /** The dispatcher for `url`'s origin. Throws `TypeError` for a URL that is not http(s). */
-  get(url: string | URL): Dispatcher;
+  /**
+   * The dispatcher for `url`'s origin; `connectMs` overrides the connect timeout (one pool per
+   * origin and timeout, so channels with their own `connect_ms` do not share sockets).
+   * Throws `TypeError` for a URL that is not http(s).
+   */
+  get(url: string | URL, options?: { connectMs?: number }): Dispatcher;
   /** Closes every pool: waits for requests under way, then closes the sockets. */
   close(): Promise<void>;
   /** Destroys every pool at once, failing requests under way. */
@@ -50,21 +54,23 @@ export function createPools(options: PoolsOptions = {}): Pools {
   const pools = new Map<string, Pool>();
   const timeouts = { ...defaultPoolTimeouts, ...stripUndefined(options) };
   return {
-    get(url) {
+    get(url, overrides) {
       const parsed = typeof url === "string" ? new URL(url) : url;
       if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
         throw new TypeError(`unsupported protocol ${parsed.protocol} in Coze base URL`);
       }
-      let pool = pools.get(parsed.origin);
+      const connectMs = overrides?.connectMs ?? timeouts.connectMs;
+      const key = `${parsed.origin} ${connectMs}`;
+      let pool = pools.get(key);
       if (pool === undefined) {
         pool = new Pool(parsed.origin, {
           connections: options.connections ?? 1024,
-          connect: { timeout: timeouts.connectMs },
+          connect: { timeout: connectMs },
           headersTimeout: timeouts.headersMs,
           bodyTimeout: timeouts.bodyMs,
           keepAliveTimeout: timeouts.keepAliveMs,
         });
-        pools.set(parsed.origin, pool);
+        pools.set(key, pool);
       }
       return pool;
     },

@@ -50,6 +50,7 @@ export function createChannels(options: ChannelsOptions): Channels {
       clock: options.clock,
       userAgent: options.userAgent,
       requestTimeoutMs: config.timeouts.requestMs,
+      connectTimeoutMs: config.timeouts.connectMs,
       headersTimeoutMs: config.timeouts.headersMs,
       streamIdleTimeoutMs: config.timeouts.streamIdleMs,
       syncRunTimeoutMs: config.timeouts.syncRunMs,
