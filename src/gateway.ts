@@ -4,8 +4,15 @@ import { hashApiKey } from "./config/index.js";
 import type { Clock } from "./coze/clock.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache, type TokenEvent } from "./coze/token-cache.js";
+import { createOpenAiHandler } from "./openai/index.js";
 import { type GatewayServer, startGatewayServer } from "./server/index.js";
-import { type Caller, createChannels, createServices } from "./service/index.js";
+import {
+  type Caller,
+  createChannels,
+  createModelInfo,
+  createServiceImpls,
+  serviceRoutes,
+} from "./service/index.js";
 
 /** A log function: one structured line per call. Never pass secrets. */
 export type Log = (
@@ -20,6 +27,11 @@ export interface GatewayOptions {
   log?: Log;
   clock?: Clock;
   userAgent?: string;
+  /**
+   * Longest silence on an OpenAI-compatible stream before a `: keep-alive` comment, in ms.
+   * Default 15 000.
+   */
+  openAiHeartbeatMs?: number;
 }
 
 /** A running gateway. */
@@ -50,7 +62,8 @@ export function createAuthenticator(config: GatewayConfig): (key: string) => Cal
 
 /**
  * Starts the whole gateway for a validated config: connection pools, the shared token cache,
- * one Coze client per channel, the Connect services, and the server on the configured port.
+ * one Coze client per channel, the Connect services, the OpenAI-compatible REST shim on the
+ * same service instances, and the server on the configured port.
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
@@ -80,6 +93,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     clock: options.clock,
     userAgent: options.userAgent,
   });
+  // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
+  const services = createServiceImpls({ config, channels });
+  const openAi = createOpenAiHandler({
+    services,
+    modelInfo: createModelInfo(config),
+    bodyLimitBytes: config.server.bodyLimitBytes,
+    heartbeatMs: options.openAiHeartbeatMs,
+    log,
+  });
   let server: GatewayServer;
   try {
     server = await startGatewayServer({
@@ -89,8 +111,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       corsOrigins: config.server.corsOrigins,
       bodyLimitBytes: config.server.bodyLimitBytes,
       shutdownGraceMs: config.server.shutdownGraceMs,
-      routes: createServices({ config, channels }),
+      routes: serviceRoutes(services),
       authenticate: createAuthenticator(config),
+      http: openAi,
       log,
     });
   } catch (err) {

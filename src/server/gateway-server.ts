@@ -60,12 +60,15 @@ export interface GatewayServerOptions {
    * `/v1/`), called with the authenticated caller. Return `true` when the request was answered;
    * `false` gives 404. The server answers 401 itself for a missing or unknown key under `/v1/`,
    * and 413 for a declared `Content-Length` above `bodyLimitBytes` (a handler reading a body
-   * without one must enforce the limit itself).
+   * without one must enforce the limit itself). `shutdown` aborts when `close()` begins, with
+   * the same `Code.Unavailable` reason that ends Connect streams: a handler should end its open
+   * streams then (unary answers keep the grace period; their connections are closed after it).
    */
   http?: (
     req: IncomingMessage | Http2ServerRequest,
     res: ServerResponse | Http2ServerResponse,
     caller: Caller,
+    shutdown: AbortSignal,
   ) => Promise<boolean> | boolean;
   /** The largest request message (Connect) or body (HTTP) accepted, in bytes. */
   bodyLimitBytes: number;
@@ -132,6 +135,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     authenticate: options.authenticate,
     bodyLimitBytes: options.bodyLimitBytes,
     draining: isDraining,
+    shutdown: streamCutoff.signal,
     log,
   });
   const connect = connectNodeAdapter({

@@ -12,11 +12,15 @@ import {
 } from "./http-response.js";
 import { type LogFn, shuttingDownMessage, unauthenticatedMessage } from "./interceptors.js";
 
-/** A plain HTTP handler for paths Connect does not serve; `true` when it answered. */
+/**
+ * A plain HTTP handler for paths Connect does not serve; `true` when it answered. `shutdown`
+ * aborts when the server starts shutting down (open streams should end then).
+ */
 export type HttpRouteHandler = (
   req: NodeRequest,
   res: NodeResponse,
   caller: Caller,
+  shutdown: AbortSignal,
 ) => Promise<boolean> | boolean;
 
 /** Options of {@link createHttpRoutes}. */
@@ -27,6 +31,8 @@ export interface HttpRoutesOptions {
   /** Requests declaring a larger `Content-Length` get 413 before the handler runs. */
   bodyLimitBytes: number;
   draining: () => boolean;
+  /** Passed to the handler: aborts when the server shuts down. */
+  shutdown: AbortSignal;
   log: LogFn;
 }
 
@@ -55,7 +61,7 @@ const internalError = (res: NodeResponse) => {
 export function createHttpRoutes(
   options: HttpRoutesOptions,
 ): (req: NodeRequest, res: NodeResponse) => Promise<void> {
-  const { http, authenticate, bodyLimitBytes, draining, log } = options;
+  const { http, authenticate, bodyLimitBytes, draining, shutdown, log } = options;
 
   const route = async (req: NodeRequest, res: NodeResponse, path: string) => {
     if (draining()) {
@@ -97,7 +103,7 @@ export function createHttpRoutes(
       );
       return;
     }
-    const handled = await http(req, res, caller);
+    const handled = await http(req, res, caller, shutdown);
     if (!handled && !res.headersSent) notFound(res);
   };
 

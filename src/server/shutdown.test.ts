@@ -1,4 +1,5 @@
 import { once } from "node:events";
+import { request, type ServerResponse } from "node:http";
 import { connect } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
@@ -235,6 +236,49 @@ describe("graceful shutdown", () => {
     await server.close();
     await dropped;
     expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it("aborts the http handler's shutdown signal at once, so an open REST stream can end itself", async () => {
+    const reasons: unknown[] = [];
+    const server = await start({
+      shutdownGraceMs: 10_000,
+      http: (_req, response, _caller, shutdown) => {
+        const res = response as ServerResponse;
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.write("data: first\n\n");
+        shutdown.addEventListener("abort", () => {
+          reasons.push(shutdown.reason);
+          res.end('data: {"error":{"message":"server is shutting down"}}\n\n');
+        });
+        return true;
+      },
+    });
+    const body = new Promise<string>((resolve, reject) => {
+      const req = request(
+        `${server.url}/v1/chat/completions`,
+        { method: "POST", headers: withKey().headers, agent: false },
+        (res) => {
+          let text = "";
+          res.setEncoding("utf8");
+          res.on("data", (chunk: string) => {
+            text += chunk;
+            if (text === "data: first\n\n") void server.close();
+          });
+          res.on("end", () => resolve(text));
+          res.on("error", reject);
+        },
+      );
+      req.on("error", reject);
+      req.end("{}");
+    });
+    const started = performance.now();
+    expect(await body).toBe(
+      'data: first\n\ndata: {"error":{"message":"server is shutting down"}}\n\n',
+    );
+    await server.close();
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(reasons).toHaveLength(1);
+    expect(ConnectError.from(reasons[0]).code).toBe(Code.Unavailable);
   });
 
   it("returns the same promise from every close() call", async () => {

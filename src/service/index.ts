@@ -2,7 +2,14 @@ export { type Caller, callerKey, callerOf, defaultUserId, mayUse } from "./calle
 export { type Channel, type Channels, type ChannelsOptions, createChannels } from "./channels.js";
 export { chatResponseOf, createChatService } from "./chat-service.js";
 export { errorHeaders, invalidArgument, toConnectError } from "./errors.js";
+export { createModelInfo, type ModelInfo } from "./model-info.js";
 export { createModelService } from "./model-service.js";
 export { createRouter, type Router, type Target } from "./routing.js";
-export { createServices, type ServicesOptions } from "./services.js";
+export {
+  createServiceImpls,
+  createServices,
+  type ServiceImpls,
+  type ServicesOptions,
+  serviceRoutes,
+} from "./services.js";
 export { createWorkflowService } from "./workflow-service.js";

@@ -1,4 +1,4 @@
-import type { ConnectRouter } from "@connectrpc/connect";
+import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import type { GatewayConfig } from "../config/index.js";
 import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
 import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
@@ -17,15 +17,39 @@ export interface ServicesOptions {
   now?: () => number;
 }
 
+/** The three service implementations, shared by the Connect router and the REST shim. */
+export interface ServiceImpls {
+  chat: ServiceImpl<typeof ChatService>;
+  workflow: ServiceImpl<typeof WorkflowService>;
+  model: ServiceImpl<typeof ModelService>;
+}
+
+/**
+ * Creates the ChatService, WorkflowService and ModelService implementations on one router, so
+ * the Connect routes and the REST shim call the very same instances.
+ */
+export function createServiceImpls(options: ServicesOptions): ServiceImpls {
+  const router = createRouter(options.config, options.channels);
+  return {
+    chat: createChatService({ router }),
+    workflow: createWorkflowService({ router, now: options.now }),
+    model: createModelService(options.config),
+  };
+}
+
+/** Registers the given implementations on a Connect router. */
+export function serviceRoutes(impls: ServiceImpls): (router: ConnectRouter) => void {
+  return (r) => {
+    r.service(ChatService, impls.chat);
+    r.service(WorkflowService, impls.workflow);
+    r.service(ModelService, impls.model);
+  };
+}
+
 /**
  * Registers ChatService, WorkflowService and ModelService on a Connect router. The same
  * function serves the real server and in-process tests (`createRouterTransport`).
  */
 export function createServices(options: ServicesOptions): (router: ConnectRouter) => void {
-  const router = createRouter(options.config, options.channels);
-  return (r) => {
-    r.service(ChatService, createChatService({ router }));
-    r.service(WorkflowService, createWorkflowService({ router, now: options.now }));
-    r.service(ModelService, createModelService(options.config));
-  };
+  return serviceRoutes(createServiceImpls(options));
 }

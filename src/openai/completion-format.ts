@@ -1,0 +1,119 @@
+/** The fields every chunk of one completion repeats (issue #4: same id, `model`, `created`). */
+export interface CompletionMeta {
+  id: string;
+  model: string;
+  /** Unix seconds. */
+  created: number;
+}
+
+/** OpenAI's usage object. */
+export interface OpenAiUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+/** An OpenAI tool call as it appears in a message. */
+export interface OpenAiToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: string };
+}
+
+/** The assistant message of a non-stream completion. */
+export interface CompletionMessage {
+  /** `null` only beside tool calls, as at OpenAI. */
+  content: string | null;
+  /** Reasoning of reasoning models (the DeepSeek-style field most front-ends read). */
+  reasoning_content?: string;
+  tool_calls?: OpenAiToolCall[];
+}
+
+/** Top-level extension fields of a completion or its finish chunk (issue #4 decision 3). */
+export type CompletionExtras = Record<string, unknown>;
+
+/** Maps the contract's usage to OpenAI's; `undefined` when the service reported none. */
+export function usageOf(
+  u: { tokenCount?: number; inputCount?: number; outputCount?: number } | undefined,
+): OpenAiUsage | undefined {
+  if (!u) return undefined;
+  return {
+    prompt_tokens: u.inputCount ?? 0,
+    completion_tokens: u.outputCount ?? 0,
+    total_tokens: u.tokenCount ?? 0,
+  };
+}
+
+/** A non-stream `chat.completion` object, extension fields at its top level. */
+export function completionJson(
+  meta: CompletionMeta,
+  message: CompletionMessage,
+  finishReason: "stop" | "tool_calls",
+  usage: OpenAiUsage | undefined,
+  extras: CompletionExtras,
+): string {
+  return JSON.stringify({
+    id: meta.id,
+    object: "chat.completion",
+    created: meta.created,
+    model: meta.model,
+    choices: [
+      {
+        index: 0,
+        message: { role: "assistant", refusal: null, ...message },
+        logprobs: null,
+        finish_reason: finishReason,
+      },
+    ],
+    usage: usage ?? { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
+    ...extras,
+  });
+}
+
+/** Writers of the SSE events of one streamed completion. */
+export interface ChunkFormat {
+  /** The first chunk: `delta: {role: "assistant", content: ""}`. */
+  role(): string;
+  /** A content delta. */
+  content(text: string): string;
+  /** A delta with reasoning and/or content. */
+  delta(content: string, reasoning: string): string;
+  /** A delta carrying tool calls (each with its `index`). */
+  toolCalls(calls: readonly OpenAiToolCall[]): string;
+  /** The chunk with the finish reason, extension fields at its top level. */
+  finish(reason: "stop" | "tool_calls", extras: CompletionExtras): string;
+  /** The final usage chunk of `stream_options.include_usage` (`choices: []`). */
+  usage(usage: OpenAiUsage | undefined): string;
+}
+
+/**
+ * Creates the chunk writers of one completion. The part every chunk repeats (id, object,
+ * created, model) is serialized once; each chunk then costs one string concatenation and the
+ * JSON of its own delta (the benchmark-sensitive path, issue #4 "keep the hot path lean").
+ * Every returned string is a whole SSE event: `data: {json}\n\n`.
+ */
+export function createChunkFormat(meta: CompletionMeta): ChunkFormat {
+  const head = `data: {"id":${JSON.stringify(meta.id)},"object":"chat.completion.chunk","created":${meta.created},"model":${JSON.stringify(meta.model)},"choices":[`;
+  const open = `${head}{"index":0,"delta":`;
+  const close = `,"logprobs":null,"finish_reason":null}]}\n\n`;
+  return {
+    role: () => `${open}{"role":"assistant","content":""}${close}`,
+    content: (text) => `${open}{"content":${JSON.stringify(text)}}${close}`,
+    delta(content, reasoning) {
+      const r = `"reasoning_content":${JSON.stringify(reasoning)}`;
+      return content === ""
+        ? `${open}{${r}}${close}`
+        : `${open}{"content":${JSON.stringify(content)},${r}}${close}`;
+    },
+    toolCalls: (calls) =>
+      `${open}${JSON.stringify({ tool_calls: calls.map((c, index) => ({ index, ...c })) })}${close}`,
+    finish(reason, extras) {
+      const more = Object.keys(extras).length > 0 ? `,${JSON.stringify(extras).slice(1, -1)}` : "";
+      return `${open}{},"logprobs":null,"finish_reason":"${reason}"}]${more}}\n\n`;
+    },
+    usage(usage) {
+      const u = usage ?? { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
+      return `${head}],"usage":${JSON.stringify(u)}}\n\n`;
+    },
+  };
+}

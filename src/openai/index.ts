@@ -1,0 +1,10 @@
+export { type OpenAiToolCall, type OpenAiUsage, usageOf } from "./completion-format.js";
+export { OpenAiError, type OpenAiErrorObject, toOpenAiError } from "./openai-error.js";
+export {
+  createOpenAiHandler,
+  type OpenAiHandler,
+  type OpenAiHandlerOptions,
+} from "./openai-handler.js";
+export { type ChatCompletionRequest, parseChatCompletionRequest } from "./parse-request.js";
+export { decodeToolCallId, encodeToolCallId, type ToolCallRef } from "./tool-call-id.js";
+export type { LogFn } from "./turn.js";

@@ -1,0 +1,174 @@
+import { randomUUID } from "node:crypto";
+import type { Caller, ModelInfo, ServiceImpls } from "../service/index.js";
+import { botCompletion, botStream } from "./bot-completion.js";
+import { listModels, modelNotFound } from "./models.js";
+import type { NodeRequest, NodeResponse } from "./node-types.js";
+import { OpenAiError, toOpenAiError } from "./openai-error.js";
+import { parseChatCompletionRequest } from "./parse-request.js";
+import { readBody } from "./read-body.js";
+import { sendJsonText, sendOpenAiError } from "./respond.js";
+import type { LogFn, Turn } from "./turn.js";
+import { workflowCompletion, workflowStream } from "./workflow-completion.js";
+
+/** Options of {@link createOpenAiHandler}. */
+export interface OpenAiHandlerOptions {
+  /** The same service instances the Connect router serves. */
+  services: ServiceImpls;
+  /** What a model name runs (`createModelInfo` of the service layer). */
+  modelInfo: (model: string) => ModelInfo | undefined;
+  /** The largest request body accepted, in bytes (the server's `bodyLimitBytes`). */
+  bodyLimitBytes: number;
+  /** Longest silence on a stream before a `: keep-alive` comment, in ms. Default 15 000. */
+  heartbeatMs?: number;
+  /** Clock for `created`, in ms since the epoch. Default `Date.now`. */
+  now?: () => number;
+  /** Receives unexpected failures, by error name only. */
+  log?: LogFn;
+}
+
+/**
+ * The server's `http` handler for the OpenAI-compatible API: `true` when it answered the
+ * request, `false` for a path it does not serve. `shutdown` aborts when the server shuts down.
+ */
+export type OpenAiHandler = (
+  req: NodeRequest,
+  res: NodeResponse,
+  caller: Caller,
+  shutdown?: AbortSignal,
+) => Promise<boolean>;
+
+const defaultHeartbeatMs = 15_000;
+
+/**
+ * Creates the OpenAI-compatible REST shim (issue #4): `POST /v1/chat/completions` (stream and
+ * non-stream; bots, chatflows, `workflow:{id}` and `workflow-async:{id}`), `GET /v1/models` and
+ * `GET /v1/models/{id}`. It translates OpenAI requests into calls of the service methods, in
+ * process, and their results into OpenAI JSON or SSE chunks; it knows nothing of Coze. The
+ * server has authenticated the caller already. Never throws: bad input is a 4xx OpenAI error,
+ * an unexpected failure a 500 "internal error" (logged by name only).
+ */
+export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandler {
+  const { services, modelInfo, bodyLimitBytes } = options;
+  const heartbeatMs = options.heartbeatMs ?? defaultHeartbeatMs;
+  const now = options.now ?? Date.now;
+  const log: LogFn = options.log ?? (() => {});
+
+  async function completions(
+    req: NodeRequest,
+    res: NodeResponse,
+    caller: Caller,
+    shutdown: AbortSignal | undefined,
+  ): Promise<void> {
+    const text = await readBody(req, bodyLimitBytes);
+    if (text === undefined) {
+      // Same answer as the server's for a declared Content-Length over the limit.
+      const close: Record<string, string> =
+        req.httpVersionMajor === 1 ? { connection: "close" } : {};
+      sendOpenAiError(
+        res,
+        new OpenAiError(
+          413,
+          {
+            message: `request body larger than ${bodyLimitBytes} bytes`,
+            type: "invalid_request_error",
+            code: "request_too_large",
+            param: null,
+          },
+          close,
+        ),
+      );
+      return;
+    }
+    const header = req.headers["x-coze-conversation-id"];
+    const request = parseChatCompletionRequest(
+      text,
+      typeof header === "string" ? header : undefined,
+    );
+    const info = modelInfo(request.model);
+    const turn: Turn = {
+      request,
+      res,
+      caller,
+      shutdown,
+      meta: {
+        id: `chatcmpl-${randomUUID().replaceAll("-", "")}`,
+        model: request.model,
+        created: Math.floor(now() / 1000),
+      },
+      modelKnown: info !== undefined,
+      services,
+      heartbeatMs,
+      log,
+    };
+    if (info?.kind === "workflow" || info?.kind === "workflow_async") {
+      if (request.stream) await workflowStream(turn, info.kind, info.inputField);
+      else await workflowCompletion(turn, info.inputField);
+      return;
+    }
+    // Bots and chatflows; an unknown model goes to ChatService too, which answers NotFound.
+    if (request.stream) await botStream(turn);
+    else await botCompletion(turn);
+  }
+
+  async function models(res: NodeResponse, caller: Caller, id: string | undefined) {
+    const list = await listModels(services, caller, res);
+    if (id === undefined) {
+      sendJsonText(res, 200, JSON.stringify({ object: "list", data: list }));
+      return;
+    }
+    const found = list.find((m) => m.id === id);
+    if (found) sendJsonText(res, 200, JSON.stringify(found));
+    else sendOpenAiError(res, modelNotFound(id));
+  }
+
+  return async (req, res, caller, shutdown) => {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q === -1 ? url : url.slice(0, q);
+    const method = req.method ?? "GET";
+    try {
+      if (path === "/v1/chat/completions") {
+        if (method !== "POST") sendOpenAiError(res, notAllowed(method, "POST", res));
+        else await completions(req, res, caller, shutdown);
+        return true;
+      }
+      if (path === "/v1/models" || path.startsWith("/v1/models/")) {
+        const id = path === "/v1/models" ? undefined : decodeId(path.slice("/v1/models/".length));
+        if (method !== "GET" && method !== "HEAD") {
+          sendOpenAiError(res, notAllowed(method, "GET", res));
+        } else if (id === "") sendOpenAiError(res, modelNotFound(""));
+        else await models(res, caller, id);
+        return true;
+      }
+      return false;
+    } catch (err) {
+      if (!(err instanceof OpenAiError)) {
+        log("error", "REST request failed with an unexpected error", {
+          path,
+          error: err instanceof Error ? err.name : typeof err,
+        });
+      }
+      // A client that went away (aborted upload, closed stream) gets nothing.
+      if (!res.destroyed) sendOpenAiError(res, toOpenAiError(err, { modelKnown: true }));
+      return true;
+    }
+  };
+}
+
+function decodeId(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return "";
+  }
+}
+
+function notAllowed(method: string, allowed: string, res: NodeResponse): OpenAiError {
+  res.setHeader("allow", allowed);
+  return new OpenAiError(405, {
+    message: `method ${method.slice(0, 16)} not allowed here; use ${allowed}`,
+    type: "invalid_request_error",
+    code: "method_not_allowed",
+    param: null,
+  });
+}

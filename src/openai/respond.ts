@@ -1,0 +1,25 @@
+import type { NodeResponse } from "./node-types.js";
+import { errorJson, type OpenAiError } from "./openai-error.js";
+
+/**
+ * Writes a complete JSON response. Headers set earlier (CORS) are kept; `headers` add to them.
+ * A response that already started, or whose client is gone, is left as it is.
+ */
+export function sendJsonText(
+  res: NodeResponse,
+  status: number,
+  text: string,
+  headers: Readonly<Record<string, string>> = {},
+): void {
+  if (res.headersSent || res.writableEnded || res.destroyed) return;
+  for (const name in headers) res.setHeader(name, headers[name] as string);
+  res.setHeader("content-type", "application/json; charset=utf-8");
+  res.setHeader("content-length", Buffer.byteLength(text));
+  res.statusCode = status;
+  res.end(text);
+}
+
+/** Answers with an OpenAI error body, its status and its headers (`Retry-After`, …). */
+export function sendOpenAiError(res: NodeResponse, err: OpenAiError): void {
+  sendJsonText(res, err.status, errorJson(err), err.headers);
+}

@@ -1,0 +1,153 @@
+import type { DescMethod } from "@bufbuild/protobuf";
+import { ConnectError, type HandlerContext } from "@connectrpc/connect";
+import type { Caller, ServiceImpls } from "../service/index.js";
+import { clientGone, createCallContext } from "./call-context.js";
+import {
+  type ChunkFormat,
+  type CompletionExtras,
+  type CompletionMeta,
+  createChunkFormat,
+  type OpenAiUsage,
+} from "./completion-format.js";
+import type { NodeResponse } from "./node-types.js";
+import { OpenAiError, toOpenAiError } from "./openai-error.js";
+import type { ChatCompletionRequest } from "./parse-request.js";
+import { sendJsonText, sendOpenAiError } from "./respond.js";
+import { createSseStream, type SseStream } from "./sse-stream.js";
+
+/** The shim's log function: one structured line per call, never a key or a body. */
+export type LogFn = (
+  level: "info" | "warn" | "error",
+  msg: string,
+  fields?: Record<string, unknown>,
+) => void;
+
+/** One REST chat completion being answered. */
+export interface Turn {
+  request: ChatCompletionRequest;
+  res: NodeResponse;
+  caller: Caller;
+  /** Aborts when the server shuts down: open streams then end with an error event. */
+  shutdown: AbortSignal | undefined;
+  meta: CompletionMeta;
+  /** Whether the model names a route; a NotFound is then not about the model. */
+  modelKnown: boolean;
+  services: ServiceImpls;
+  heartbeatMs: number;
+  log: LogFn;
+}
+
+/** A successful non-stream answer. */
+export interface UnaryAnswer {
+  json: string;
+  headers?: Record<string, string>;
+}
+
+/** Adjusts a mapped error, e.g. to rename fields the service named. */
+export type ErrorHook = (err: OpenAiError) => OpenAiError;
+
+/** Maps a failure to the client's error, logging (by name only) what no layer expected. */
+function mapError(turn: Turn, err: unknown, hook: ErrorHook | undefined): OpenAiError {
+  if (!(err instanceof ConnectError) && !(err instanceof OpenAiError)) {
+    turn.log("error", "REST completion failed with an unexpected error", {
+      model: turn.meta.model,
+      error: err instanceof Error ? err.name : typeof err,
+    });
+  }
+  const mapped = toOpenAiError(err, { modelKnown: turn.modelKnown });
+  return hook ? hook(mapped) : mapped;
+}
+
+/**
+ * Runs a non-stream completion: `produce` calls the services with a context whose signal
+ * aborts when the client goes away, and its answer (or error) is written once.
+ */
+export async function runUnary(
+  turn: Turn,
+  method: DescMethod,
+  produce: (ctx: HandlerContext) => Promise<UnaryAnswer>,
+  hook?: ErrorHook,
+): Promise<void> {
+  const call = createCallContext(method, turn.res, turn.caller, undefined);
+  try {
+    const answer = await produce(call.ctx);
+    sendJsonText(turn.res, 200, answer.json, answer.headers);
+  } catch (err) {
+    if (call.ctx.signal.reason === clientGone) return;
+    sendOpenAiError(turn.res, mapError(turn, err, hook));
+  } finally {
+    call.release();
+  }
+}
+
+/** What a stream producer gets. */
+export interface StreamTurn {
+  sse: SseStream;
+  fmt: ChunkFormat;
+  ctx: HandlerContext;
+  /** Starts the stream (headers + role chunk) unless it already started. */
+  begin(headers?: Record<string, string>): void;
+  /** Writes one event, waiting when the client reads slower than events come. */
+  write(event: string): Promise<void> | undefined;
+  /** Writes the finish chunk, the usage chunk when asked for, and `[DONE]`. */
+  finish(reason: "stop" | "tool_calls", extras: CompletionExtras, usage?: OpenAiUsage): void;
+}
+
+/**
+ * Runs a streamed completion (issue #4 decision 7). The headers are held until `produce`
+ * calls `begin` (usually at the first upstream event, so a failure before it still gets its
+ * real HTTP status and a JSON body the SDKs turn into typed errors), or until `heartbeatMs`
+ * passed, whichever is first. Then: role chunk, events as they come, heartbeats while silent,
+ * and `finish`. A failure after the start is a final `data: {"error": …}` event without
+ * `[DONE]`; so is a server shutdown, at once, even if the upstream is still blocked. A client
+ * that goes away aborts the context (the service cancels the Coze work) and gets nothing more.
+ */
+export async function runStream(
+  turn: Turn,
+  method: DescMethod,
+  produce: (s: StreamTurn) => Promise<void>,
+  hook?: ErrorHook,
+): Promise<void> {
+  const { res } = turn;
+  const call = createCallContext(method, res, turn.caller, turn.shutdown);
+  const fmt = createChunkFormat(turn.meta);
+  const begin = (headers: Record<string, string> = {}) => {
+    if (!sse.started && !sse.ended) sse.start(headers, fmt.role());
+  };
+  const sse = createSseStream(res, { heartbeatMs: turn.heartbeatMs, onIdle: begin });
+  const fail = (err: unknown) => {
+    const reason = call.ctx.signal.reason;
+    if (reason === clientGone || sse.ended) return;
+    const mapped = mapError(turn, call.ctx.signal.aborted ? reason : err, hook);
+    if (sse.started) sse.fail(mapped);
+    else {
+      sse.close();
+      sendOpenAiError(res, mapped);
+    }
+  };
+  // Shutdown ends the stream now; the service's generator stops on the same signal later.
+  const onAbort = () => fail(call.ctx.signal.reason);
+  call.ctx.signal.addEventListener("abort", onAbort, { once: true });
+  const { includeUsage } = turn.request;
+  try {
+    await produce({
+      sse,
+      fmt,
+      ctx: call.ctx,
+      begin,
+      write: (event) => sse.write(event),
+      finish(reason, extras, usage) {
+        begin();
+        sse.write(fmt.finish(reason, extras));
+        if (includeUsage) sse.write(fmt.usage(usage));
+        sse.done();
+      },
+    });
+  } catch (err) {
+    fail(err);
+  } finally {
+    call.ctx.signal.removeEventListener("abort", onAbort);
+    sse.close();
+    call.release();
+  }
+}
