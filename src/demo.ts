@@ -102,6 +102,7 @@ export function demoConfig(
     kind,
     targetId,
     inputField: "input",
+    weight: 1,
   });
   const config: GatewayConfig = {
     source: "demo",

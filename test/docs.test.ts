@@ -231,6 +231,7 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
       workflowRoute(c).kind
     ],
   "channels[].models[].input_field": (c) => workflowRoute(c).inputField,
+  "channels[].models[].weight": (c) => workflowRoute(c).weight,
 };
 
 function first(c: GatewayConfig) {

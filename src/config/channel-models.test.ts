@@ -2,6 +2,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "./config-error.js";
 import type { ConfigEnv } from "./gateway-config.js";
+import { resolveRoutes } from "./resolve-model.js";
 import {
   aliceKey,
   creds,
@@ -30,6 +31,13 @@ async function expectError(promise: Promise<unknown>, message: string): Promise<
     expect(leaks(error.message, secret)).toBe(false);
   }
   return error;
+}
+
+/** Loads the valid config after `edit`; resolves to the config (used for what must load). */
+function loads(edit: (c: RawConfig) => void) {
+  const config = validConfig(key);
+  edit(config);
+  return parseObject(config, "/nonexistent", {});
 }
 
 function rejects(edit: (c: RawConfig) => void, env: ConfigEnv = {}): Promise<unknown> {
@@ -115,16 +123,41 @@ describe("channel models", () => {
     );
   });
 
-  it("refuses a model served by two channels", async () => {
+  it("lets several channels serve one model name, with weights, for failover", async () => {
+    const config = await loads((c) => {
+      const first = c.channels[0];
+      if (first !== undefined) first.default = true;
+      c.channels.push(
+        second({ models: [{ name: "support-bot", bot_id: "7390000000000000002", weight: 3 }] }),
+      );
+    });
+    expect(
+      resolveRoutes(config, "support-bot").map((r) => [r.channel, r.targetId, r.weight]),
+    ).toEqual([
+      ["cn-main", "7390000000000000001", 1],
+      ["cn-backup", "7390000000000000002", 3],
+    ]);
+  });
+
+  it("refuses a name that two channels serve as different kinds", async () => {
     await expectError(
       rejects((c) => {
         const first = c.channels[0];
         if (first !== undefined) first.default = true;
         c.channels.push(
-          second({ models: [{ name: "support-bot", bot_id: "7390000000000000002" }] }),
+          second({ models: [{ name: "support-bot", workflow_id: "7391000000000000002" }] }),
         );
       }),
-      "gateway.yaml: channels[cn-backup].models[support-bot]: is already served by channels[cn-main]",
+      "gateway.yaml: channels[cn-backup].models[support-bot]: is a workflow here but a bot on channels[cn-main]; a name served by several channels must run the same kind",
+    );
+  });
+
+  it("refuses a weight outside 1 to 1000", async () => {
+    await expectError(
+      channel((ch) => {
+        ch.models = [{ name: "sales-bot", bot_id: "7390000000000000009", weight: 0 }];
+      }),
+      "gateway.yaml: channels[cn-main].models[sales-bot].weight: must be an integer from 1 to 1000",
     );
   });
 
@@ -142,7 +175,7 @@ describe("channel models", () => {
       channel((ch) => {
         ch.models = [{ name: "report", workflow_id: "7391000000000000001", input: "query" }];
       }),
-      "gateway.yaml: channels[cn-main].models[report].input: is not a known field (did you mean input_field?); expected one of: name, bot_id, workflow_id, mode, input_field",
+      "gateway.yaml: channels[cn-main].models[report].input: is not a known field (did you mean input_field?); expected one of: name, bot_id, workflow_id, mode, input_field, weight",
     );
   });
 
@@ -151,7 +184,7 @@ describe("channel models", () => {
       channel((ch) => {
         ch.models = [7390];
       }),
-      "gateway.yaml: channels[cn-main].models[0]: must be a model name, or a mapping with name and bot_id or workflow_id (plus mode, input_field), not a number",
+      "gateway.yaml: channels[cn-main].models[0]: must be a model name, or a mapping with name and bot_id or workflow_id (plus mode, input_field, weight), not a number",
     );
   });
 });

@@ -4,6 +4,7 @@ import {
   child,
   digitsId,
   fail,
+  integer,
   item,
   kindOf,
   type LoadContext,
@@ -15,7 +16,9 @@ import {
 import type { ModelKind, ModelRoute } from "./gateway-config.js";
 import { defaultInputField, dynamicPrefixOf } from "./resolve-model.js";
 
-const modelKeys = ["name", "bot_id", "workflow_id", "mode", "input_field"];
+const modelKeys = ["name", "bot_id", "workflow_id", "mode", "input_field", "weight"];
+/** A route's share of new requests when several channels serve the same model name. */
+const weightRule = { min: 1, max: 1000, fallback: 1 };
 // A Map, not an object: `mode: toString` must not find Object.prototype.toString.
 const modes: ReadonlyMap<string, ModelKind> = new Map([
   ["sync", "workflow"],
@@ -23,14 +26,16 @@ const modes: ReadonlyMap<string, ModelKind> = new Map([
   ["chatflow", "chatflow"],
 ]);
 const entryRule =
-  "a model name, or a mapping with name and bot_id or workflow_id (plus mode, input_field)";
+  "a model name, or a mapping with name and bot_id or workflow_id (plus mode, input_field, weight)";
 const nameRule = "a model name of 1 to 128 characters without spaces or *";
 
 /**
  * Reads a channel's `models` list (the old channel's model list): a plain name routes to the
  * channel's `default_bot_id`; `{ name, bot_id }` to that bot; `{ name, workflow_id, mode,
  * input_field }` to a workflow (`mode` `sync`, the default, `async` or `chatflow`;
- * `input_field` default `input`). Uniqueness across channels is the caller's check.
+ * `input_field` default `input`), each with an optional `weight` (1 to 1000, default 1: its
+ * share of new requests when several channels serve the name). Duplicates across channels are
+ * the caller's check.
  *
  * @throws ConfigError for a bad name (including one starting with a dynamic prefix such as
  *   `workflow:`), both or misplaced ids and options, an unknown key, or a plain model on a
@@ -57,6 +62,7 @@ export function readModels(
     const name = modelName(ctx, child(item(place, i), "name"), map.name);
     const at = item(place, name);
     onlyKnownKeys(ctx, at, map, modelKeys);
+    const weight = integer(ctx, child(at, "weight"), map.weight, weightRule);
     const botId = digitsId(ctx, child(at, "bot_id"), map.bot_id);
     const workflowId = digitsId(ctx, child(at, "workflow_id"), map.workflow_id);
     if (botId !== undefined && workflowId !== undefined) {
@@ -67,7 +73,7 @@ export function readModels(
         if (!absent(map[key]))
           fail(ctx, child(at, key), "applies to workflows only; add workflow_id or remove it");
       }
-      return botRoute(ctx, at, name, botId, channel);
+      return { ...botRoute(ctx, at, name, botId, channel), weight };
     }
     const modeText = text(ctx, child(at, "mode"), map.mode, "one of sync, async, chatflow");
     const kind = modes.get(modeText ?? "sync");
@@ -91,6 +97,7 @@ export function readModels(
       kind,
       targetId: workflowId,
       inputField: inputField ?? defaultInputField,
+      weight,
     };
   });
 }
@@ -124,5 +131,12 @@ function botRoute(
       "needs a bot_id or workflow_id, since the channel's credentials have no default_bot_id",
     );
   }
-  return { name, channel: channel.name, kind: "bot", targetId, inputField: defaultInputField };
+  return {
+    name,
+    channel: channel.name,
+    kind: "bot",
+    targetId,
+    inputField: defaultInputField,
+    weight: 1,
+  };
 }

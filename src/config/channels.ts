@@ -58,19 +58,27 @@ export interface Channels {
 }
 
 /**
- * Reads the `channels` list: at least one channel; names unique; model names unique across all
- * channels; exactly one `default: true` when there are several (a lone channel is always the
+ * Reads the `channels` list: at least one channel; names unique; model names unique within a
+ * channel, and of one kind across channels (several channels serving one name make a failover
+ * route); exactly one `default: true` when there are several (a lone channel is always the
  * default).
  *
  * @throws ConfigError naming the channel (by name once known, else by index) and the field.
  */
+const kindName: Record<ModelRoute["kind"], string> = {
+  bot: "bot",
+  workflow: "workflow",
+  workflow_async: "async workflow",
+  chatflow: "chatflow",
+};
+
 export async function readChannels(ctx: LoadContext, value: unknown): Promise<Channels> {
   const place = child(root, "channels");
   const list = asList(ctx, place, value, "a list of channels, at least one");
   if (list.length === 0) fail(ctx, place, "is empty; expected at least one channel");
   const channels: ChannelConfig[] = [];
   const models: ModelRoute[] = [];
-  const modelOwner = new Map<string, string>();
+  const modelOwner = new Map<string, ModelRoute>();
   const defaults: string[] = [];
   for (const [i, entry] of list.entries()) {
     const map = asMapping(
@@ -106,16 +114,21 @@ export async function readChannels(ctx: LoadContext, value: unknown): Promise<Ch
     }
     const channel = await readChannel(ctx, at, name, map, list.length === 1 || isDefault);
     const routes = readModels(ctx, child(at, "models"), map.models, channel);
+    const here = new Set<string>();
     for (const route of routes) {
-      const owner = modelOwner.get(route.name);
-      if (owner !== undefined) {
-        const where =
-          owner === name
-            ? "is listed twice in this channel"
-            : `is already served by channels[${owner}]`;
-        fail(ctx, item(child(at, "models"), route.name), where);
+      const where = item(child(at, "models"), route.name);
+      if (here.has(route.name)) fail(ctx, where, "is listed twice in this channel");
+      here.add(route.name);
+      // Several channels may serve one name (failover); they must run the same kind of thing.
+      const earlier = modelOwner.get(route.name);
+      if (earlier !== undefined && earlier.kind !== route.kind) {
+        fail(
+          ctx,
+          where,
+          `is a ${kindName[route.kind]} here but a ${kindName[earlier.kind]} on channels[${earlier.channel}]; a name served by several channels must run the same kind`,
+        );
       }
-      modelOwner.set(route.name, name);
+      if (earlier === undefined) modelOwner.set(route.name, route);
     }
     channels.push(channel);
     models.push(...routes);

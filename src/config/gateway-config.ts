@@ -111,6 +111,10 @@ export interface ModelRoute {
    * ignore it.
    */
   inputField: string;
+  /**
+   * Share of new requests when several channels serve this name (failover routes). Default 1.
+   */
+  weight: number;
 }
 
 /** A validated gateway configuration. Holds secrets: never log it whole. */
@@ -123,7 +127,10 @@ export interface GatewayConfig {
   apiKeys: ApiKeyConfig[];
   /** Coze channels, at least one, in file order. */
   channels: ChannelConfig[];
-  /** Explicit model routes of every channel, in file order; names are unique. */
+  /**
+   * Explicit model routes of every channel, in file order. A name is unique within a channel;
+   * several channels may serve the same name (same kind), for failover.
+   */
   models: ModelRoute[];
   /**
    * Things that work but look wrong, one sentence each, naming the file and field but never a

@@ -105,6 +105,7 @@ function expectedFull(source: string): GatewayConfig {
     kind,
     targetId,
     inputField,
+    weight: 1,
   });
   return {
     source,

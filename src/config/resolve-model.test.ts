@@ -36,6 +36,7 @@ describe("resolveModel", () => {
       kind: "bot",
       targetId: "7390000000000000001",
       inputField: "input",
+      weight: 1,
     });
   });
 
@@ -73,6 +74,7 @@ describe("resolveModel", () => {
         kind,
         targetId: id,
         inputField: "input",
+        weight: 1,
       });
     }
   });

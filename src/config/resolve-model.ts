@@ -51,7 +51,19 @@ export function resolveModel(config: GatewayConfig, name: string): ModelRoute | 
     kind: dynamic.kind,
     targetId,
     inputField: defaultInputField,
+    weight: 1,
   };
+}
+
+/**
+ * Every route of `name`: the explicit routes of all channels that serve it, in file order (a
+ * failover route when there are several), or the one dynamic route; empty when unknown.
+ */
+export function resolveRoutes(config: GatewayConfig, name: string): ModelRoute[] {
+  const explicit = config.models.filter((m) => m.name === name);
+  if (explicit.length > 0) return explicit;
+  const dynamic = resolveModel(config, name);
+  return dynamic ? [dynamic] : [];
 }
 
 /** The dynamic prefix `name` starts with, if any. */

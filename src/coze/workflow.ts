@@ -82,6 +82,11 @@ export interface WorkflowApi {
    * the elapsed time). Bounded by the polling settings; throws `timeout` when they run out.
    */
   watch(ref: RunRef, polling?: RunPolling): AsyncGenerator<PollTick<WorkflowRun>, WorkflowRun>;
+  /** Polls a started run to the end. A run that did not succeed throws `failed`. */
+  wait(
+    ref: RunRef,
+    polling?: RunPolling,
+  ): Promise<WorkflowRun & { output: NonNullable<WorkflowRun["output"]> }>;
   /** Starts an async run and polls it to the end. A failed run throws `failed`. */
   runAsync(
     req: WorkflowRunRequest,
@@ -219,12 +224,11 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
       );
     },
 
-    async runAsync(req, polling) {
-      const { executeId } = await api.start(req);
+    async wait(ref, polling) {
       const run = await pollToEnd(
-        (signal) => api.getRun({ workflowId: req.workflowId, executeId, signal }),
+        (signal) => api.getRun({ workflowId: ref.workflowId, executeId: ref.executeId, signal }),
         (r) => r.status !== "running",
-        pollOptions("workflow.history", req.signal, polling),
+        pollOptions("workflow.history", ref.signal, polling),
       );
       if (run.status !== "success") {
         throw new CozeError("failed", safeMessage("failed", "workflow.run", run.errorCode), {
@@ -234,6 +238,11 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
         });
       }
       return { ...run, output: run.output ?? toOutput("") };
+    },
+
+    async runAsync(req, polling) {
+      const { executeId } = await api.start(req);
+      return api.wait({ workflowId: req.workflowId, executeId, signal: req.signal }, polling);
     },
 
     stream(req) {

@@ -15,7 +15,8 @@ import {
 } from "../gen/cozegateway/v1/chat_pb.js";
 import type { UsageSchema } from "../gen/cozegateway/v1/common_pb.js";
 import { callerOf, defaultUserId } from "./caller.js";
-import { invalidArgument, toConnectError } from "./errors.js";
+import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
+import { openOnFirstChannel } from "./failover.js";
 import { toCozeMessages } from "./messages.js";
 import type { Router, Target } from "./routing.js";
 
@@ -71,20 +72,26 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
   const { router } = options;
 
   function target(req: TurnRequest, ctx: HandlerContext): Target {
-    const t = router.resolve(req, { field: "bot_id", id: req.botId, kind: "bot" }, callerOf(ctx));
+    // A conversation or a chat that required action lives on one channel: no failover.
+    const pinned = req.conversationId !== "" || req.toolOutputs.length > 0;
+    const t = router.resolve(req, { field: "bot_id", id: req.botId, kind: "bot" }, callerOf(ctx), {
+      pinned,
+    });
     if (t.kind !== "bot" && t.kind !== "chatflow") {
       throw invalidArgument("model", `"${t.model}" is a workflow: call WorkflowService`);
     }
     return t;
   }
 
-  /** Opens the upstream event stream of a turn: a new turn, a chatflow turn or tool outputs. */
+  /**
+   * Opens the upstream event stream of a turn (a new turn, a chatflow turn or tool outputs) on
+   * the first channel that takes it, and names that channel in the `x-gateway-channel` header.
+   */
   async function open(
     req: TurnRequest,
     ctx: HandlerContext,
   ): Promise<AsyncGenerator<ChatEvent, void>> {
     const t = target(req, ctx);
-    const client = t.channel.client;
     if (req.toolOutputs.length > 0) {
       if (t.kind !== "bot") throw invalidArgument("tool_outputs", "only bots take tool outputs");
       if (req.conversationId === "")
@@ -94,12 +101,27 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
         if (o.toolCallId === "")
           throw invalidArgument(`tool_outputs[${i}].tool_call_id`, "is required");
       });
-      return client.chat.streamToolOutputs({
+    }
+    const { events, target: used } = await openOnFirstChannel(t, (c) => turn(c, req, ctx));
+    ctx.responseHeader.set(channelHeader, used.channel.name);
+    return events;
+  }
+
+  /** The turn on one channel. Inline files are uploaded there: Coze file ids are per account. */
+  async function* turn(
+    t: Target,
+    req: TurnRequest,
+    ctx: HandlerContext,
+  ): AsyncGenerator<ChatEvent, void> {
+    const client = t.channel.client;
+    if (req.toolOutputs.length > 0) {
+      yield* client.chat.streamToolOutputs({
         conversationId: req.conversationId,
         chatId: req.chatId,
         outputs: req.toolOutputs.map((o) => ({ toolCallId: o.toolCallId, output: o.output })),
         signal: ctx.signal,
       });
+      return;
     }
     const messages = await toCozeMessages(req.messages, {
       files: client.files,
@@ -107,7 +129,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
     });
     const userId = req.userId || defaultUserId(callerOf(ctx));
     if (t.kind === "chatflow") {
-      return client.workflows.chatflow({
+      yield* client.workflows.chatflow({
         workflowId: t.id,
         messages,
         parameters: req.parameters,
@@ -115,8 +137,9 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
         ext: { user_id: userId },
         signal: ctx.signal,
       });
+      return;
     }
-    return client.chat.stream({
+    yield* client.chat.stream({
       botId: t.id,
       userId,
       conversationId: req.conversationId || undefined,
@@ -155,7 +178,9 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
     async cancelChat(req, ctx) {
       try {
         const channel = req.model
-          ? router.resolve(req, { field: "channel", id: "", kind: "bot" }, callerOf(ctx)).channel
+          ? router.resolve(req, { field: "channel", id: "", kind: "bot" }, callerOf(ctx), {
+              pinned: true,
+            }).channel
           : router.channel(req.channel);
         if (req.conversationId === "") throw invalidArgument("conversation_id", "is required");
         if (req.chatId === "") throw invalidArgument("chat_id", "is required");

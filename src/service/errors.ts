@@ -18,6 +18,9 @@ export const errorHeaders = {
   retryAfter: "retry-after",
 } as const;
 
+/** Response header naming the channel (Coze app or account) that served the request. */
+export const channelHeader = "x-gateway-channel";
+
 const connectCodes: Record<CozeErrorCode, Code> = {
   // Coze rejecting the gateway's own credentials is the operator's problem, not the caller's:
   // Unauthenticated would tell the caller its API key is wrong.

@@ -1,5 +1,5 @@
 import type { GatewayConfig, ModelRoute } from "../config/index.js";
-import { resolveModel } from "../config/index.js";
+import { resolveRoutes } from "../config/index.js";
 import { type Caller, mayUse } from "./caller.js";
 import type { Channel, Channels } from "./channels.js";
 import { invalidArgument, notFound, permissionDenied } from "./errors.js";
@@ -10,10 +10,15 @@ export interface Target {
   model: string;
   channel: Channel;
   kind: ModelRoute["kind"];
-  /** The bot, workflow or chatflow id: a digit string. */
+  /** The bot, workflow or chatflow id on this channel: a digit string. */
   id: string;
   /** The workflow parameter that receives a chat's last user text (REST shim). */
   inputField: string;
+  /**
+   * Other channels serving the same model, in the order to fail over to them. Empty for
+   * follow-ups, which must stay on the channel that owns their conversation or run.
+   */
+  fallbacks: Target[];
 }
 
 /** The routing fields every request carries. */
@@ -22,18 +27,31 @@ export interface RouteFields {
   channel: string;
 }
 
+/** How a request relates to earlier work. */
+export interface ResolveOptions {
+  /**
+   * True for follow-ups (a conversation, chat, run or interrupt that already lives on one
+   * channel): no weighted choice and no failover; the request's `channel`, else the first
+   * channel that serves the model.
+   */
+  pinned?: boolean;
+}
+
 /** Resolves targets against the config and checks the caller's model allow-list. */
 export interface Router {
   /**
-   * Resolves `model`, or else an explicit `id` (of `idKind`) on `channel`.
+   * Resolves `model` (narrowed to `channel` when both are given), or else an explicit `id` of
+   * `kind` on `channel`. New work on a model several channels serve gets a weighted choice and
+   * the others as fallbacks.
    * @throws ConnectError InvalidArgument when neither is given or the id is not a Coze id;
-   *   NotFound for an unknown model or channel; PermissionDenied when the caller's key may not
-   *   use the model.
+   *   NotFound for an unknown model or channel, or a channel that does not serve the model;
+   *   PermissionDenied when the caller's key may not use the model.
    */
   resolve(
     fields: RouteFields,
     explicit: { field: string; id: string; kind: ModelRoute["kind"] },
     caller: Caller | undefined,
+    options?: ResolveOptions,
   ): Target;
   /** The channel named `name`, or the default one when `name` is empty. */
   channel(name: string): Channel;
@@ -41,8 +59,15 @@ export interface Router {
 
 const cozeId = /^\d{1,32}$/;
 
-/** Creates the router for a loaded config and its live channels. */
-export function createRouter(config: GatewayConfig, channels: Channels): Router {
+/**
+ * Creates the router for a loaded config and its live channels. `random` (in [0, 1)) drives the
+ * weighted choice; tests pass a fixed one.
+ */
+export function createRouter(
+  config: GatewayConfig,
+  channels: Channels,
+  random: () => number = Math.random,
+): Router {
   function channel(name: string): Channel {
     if (name === "") return channels.default;
     const found = channels.get(name);
@@ -56,20 +81,52 @@ export function createRouter(config: GatewayConfig, channels: Channels): Router 
     }
   }
 
+  function targetOf(route: ModelRoute, model: string): Target {
+    return {
+      model,
+      channel: channel(route.channel),
+      kind: route.kind,
+      id: route.targetId,
+      inputField: route.inputField,
+      fallbacks: [],
+    };
+  }
+
+  /** Orders routes by weighted random choice without replacement. */
+  function weighted(routes: ModelRoute[]): ModelRoute[] {
+    const left = [...routes];
+    const out: ModelRoute[] = [];
+    while (left.length > 0) {
+      const total = left.reduce((sum, r) => sum + r.weight, 0);
+      let pick = random() * total;
+      let i = 0;
+      while (i < left.length - 1 && pick >= (left[i] as ModelRoute).weight) {
+        pick -= (left[i] as ModelRoute).weight;
+        i++;
+      }
+      out.push(...left.splice(i, 1));
+    }
+    return out;
+  }
+
   return {
     channel,
-    resolve(fields, explicit, caller) {
+    resolve(fields, explicit, caller, options = {}) {
       if (fields.model !== "") {
-        const route = resolveModel(config, fields.model);
-        if (!route) throw notFound(`unknown model "${fields.model}"`);
+        let routes = resolveRoutes(config, fields.model);
+        if (routes.length === 0) throw notFound(`unknown model "${fields.model}"`);
         allow(caller, fields.model);
-        return {
-          model: fields.model,
-          channel: channel(route.channel),
-          kind: route.kind,
-          id: route.targetId,
-          inputField: route.inputField,
-        };
+        if (fields.channel !== "") {
+          routes = routes.filter((r) => r.channel === fields.channel);
+          if (routes.length === 0) {
+            channel(fields.channel); // an unknown channel is NotFound in its own words
+            throw notFound(`channel "${fields.channel}" does not serve model "${fields.model}"`);
+          }
+        }
+        const ordered =
+          options.pinned || routes.length === 1 ? routes.slice(0, 1) : weighted(routes);
+        const [first, ...rest] = ordered.map((r) => targetOf(r, fields.model));
+        return { ...(first as Target), fallbacks: rest };
       }
       if (explicit.id === "") {
         throw invalidArgument("model", `is required (or ${explicit.field})`);
@@ -86,6 +143,7 @@ export function createRouter(config: GatewayConfig, channels: Channels): Router 
         kind: explicit.kind,
         id: explicit.id,
         inputField: "input",
+        fallbacks: [],
       };
     },
   };

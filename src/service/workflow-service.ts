@@ -21,7 +21,8 @@ import {
 } from "../gen/cozegateway/v1/workflow_pb.js";
 import { callerOf } from "./caller.js";
 import { usageOf } from "./chat-service.js";
-import { invalidArgument, toConnectError } from "./errors.js";
+import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
+import { onFirstChannel, openOnFirstChannel } from "./failover.js";
 import type { Router, Target } from "./routing.js";
 
 /** Options for {@link createWorkflowService}. */
@@ -104,14 +105,17 @@ export function createWorkflowService(
   const { router } = options;
   const now = options.now ?? Date.now;
 
+  /** Resolves the workflow; `pinned` for follow-ups on a run that lives on one channel. */
   function target(
     req: { model: string; channel: string; workflowId: string },
     ctx: HandlerContext,
+    pinned: boolean,
   ): Target {
     const t = router.resolve(
       req,
       { field: "workflow_id", id: req.workflowId, kind: "workflow" },
       callerOf(ctx),
+      { pinned },
     );
     if (t.kind === "bot" || t.kind === "chatflow") {
       throw invalidArgument("model", `"${t.model}" is not a workflow: call ChatService`);
@@ -130,10 +134,6 @@ export function createWorkflowService(
     },
     ctx: HandlerContext,
   ) {
-    if (req.botId !== "" && req.appId !== "") {
-      // Coze answers 4000 for both (coze-api.md §5.1); say so before calling it.
-      throw invalidArgument("bot_id", "cannot be combined with app_id");
-    }
     return {
       workflowId: t.id,
       parameters: req.parameters ?? {},
@@ -176,28 +176,42 @@ export function createWorkflowService(
     });
   }
 
+  function checkRunFields(req: { botId: string; appId: string }) {
+    if (req.botId !== "" && req.appId !== "") {
+      // Coze answers 4000 for both (coze-api.md §5.1); say so before calling it.
+      throw invalidArgument("bot_id", "cannot be combined with app_id");
+    }
+  }
+
   return {
     async runWorkflow(req, ctx) {
       try {
-        const t = target(req, ctx);
-        const run = runRequest(t, req, ctx);
+        const t = target(req, ctx, false);
+        checkRunFields(req);
         const mode =
           req.mode === RunMode.UNSPECIFIED
             ? t.kind === "workflow_async"
               ? RunMode.ASYNC_WAIT
               : RunMode.SYNC
             : req.mode;
-        const workflows = t.channel.client.workflows;
-        if (mode === RunMode.ASYNC) {
-          const started = await workflows.start(run);
-          return {
+        if (mode === RunMode.ASYNC || mode === RunMode.ASYNC_WAIT) {
+          // Failover covers the start only: once a channel accepted the run, it is polled there.
+          const { value: started, target: used } = await onFirstChannel(t, (c) =>
+            c.channel.client.workflows.start(runRequest(c, req, ctx)),
+          );
+          ctx.responseHeader.set(channelHeader, used.channel.name);
+          if (mode === RunMode.ASYNC) {
+            return {
+              executeId: started.executeId,
+              status: RunStatus.RUNNING,
+              debugUrl: started.debugUrl ?? "",
+            };
+          }
+          const done = await used.channel.client.workflows.wait({
+            workflowId: used.id,
             executeId: started.executeId,
-            status: RunStatus.RUNNING,
-            debugUrl: started.debugUrl ?? "",
-          };
-        }
-        if (mode === RunMode.ASYNC_WAIT) {
-          const done = await workflows.runAsync(run);
+            signal: ctx.signal,
+          });
           return {
             executeId: done.executeId,
             status: RunStatus.SUCCEEDED,
@@ -206,7 +220,10 @@ export function createWorkflowService(
             usage: usageOf(done.usage),
           };
         }
-        const result = await workflows.run(run);
+        const { value: result, target: used } = await onFirstChannel(t, (c) =>
+          c.channel.client.workflows.run(runRequest(c, req, ctx)),
+        );
+        ctx.responseHeader.set(channelHeader, used.channel.name);
         return {
           executeId: result.executeId ?? "",
           status: result.interrupt ? RunStatus.INTERRUPTED : RunStatus.SUCCEEDED,
@@ -222,20 +239,28 @@ export function createWorkflowService(
 
     async *watchWorkflow(req, ctx) {
       try {
-        const t = target(req, ctx);
+        const t = target(req, ctx, req.executeId !== "");
         if (req.executeId !== "") {
           if (!/^\d+$/.test(req.executeId))
             throw invalidArgument("execute_id", "must be a Coze id (digits)");
+          ctx.responseHeader.set(channelHeader, t.channel.name);
           yield* attach(t, req.executeId, ctx);
           return;
         }
-        const run = runRequest(t, req, ctx);
+        checkRunFields(req);
         if (t.kind === "workflow_async") {
-          const started = await t.channel.client.workflows.start(run);
-          yield* attach(t, started.executeId, ctx);
+          const { value: started, target: used } = await onFirstChannel(t, (c) =>
+            c.channel.client.workflows.start(runRequest(c, req, ctx)),
+          );
+          ctx.responseHeader.set(channelHeader, used.channel.name);
+          yield* attach(used, started.executeId, ctx);
           return;
         }
-        for await (const e of relay(t.channel.client.workflows.stream(run))) {
+        const { events, target: used } = await openOnFirstChannel(t, (c) =>
+          c.channel.client.workflows.stream(runRequest(c, req, ctx)),
+        );
+        ctx.responseHeader.set(channelHeader, used.channel.name);
+        for await (const e of relay(events)) {
           yield create(WatchWorkflowResponseSchema, { event: e });
         }
       } catch (err) {
@@ -245,8 +270,9 @@ export function createWorkflowService(
 
     async *resumeWorkflow(req, ctx) {
       try {
-        const t = target(req, ctx);
+        const t = target(req, ctx, true);
         if (req.eventId === "") throw invalidArgument("event_id", "is required");
+        ctx.responseHeader.set(channelHeader, t.channel.name);
         const events = t.channel.client.workflows.resume({
           workflowId: t.id,
           eventId: req.eventId,
@@ -264,7 +290,7 @@ export function createWorkflowService(
 
     async getWorkflowRun(req, ctx) {
       try {
-        const t = target(req, ctx);
+        const t = target(req, ctx, true);
         if (!/^\d+$/.test(req.executeId))
           throw invalidArgument("execute_id", "must be a Coze id (digits)");
         const run = await t.channel.client.workflows.getRun({

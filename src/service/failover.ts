@@ -1,0 +1,70 @@
+import { CozeError } from "../coze/errors.js";
+import { wasNotSent } from "../coze/retry.js";
+import type { Target } from "./routing.js";
+
+/**
+ * Whether a failure on one channel may be retried on another (issue #5 "failover when one is
+ * unavailable or rate-limited"): only when Coze certainly did not start the work — the token
+ * could not be had, the request never left, Coze refused it for rate or quota (429 / 4013…), or
+ * answered 503. A 500 or a reset after sending may have started a run: it is not retried.
+ */
+export function isFailoverable(err: unknown): boolean {
+  if (!(err instanceof CozeError)) return false;
+  return (
+    err.step === "token" || wasNotSent(err) || err.code === "rate_limited" || err.status === 503
+  );
+}
+
+/** The target and its fallbacks, in the order to try them. */
+export function candidates(target: Target): Target[] {
+  return [target, ...target.fallbacks];
+}
+
+/**
+ * Runs `run` on the first target, then on each fallback while the failure is
+ * {@link isFailoverable}. Returns the result and the target that produced it.
+ */
+export async function onFirstChannel<T>(
+  target: Target,
+  run: (t: Target) => Promise<T>,
+): Promise<{ value: T; target: Target }> {
+  const all = candidates(target);
+  for (let i = 0; ; i++) {
+    const t = all[i] as Target;
+    try {
+      return { value: await run(t), target: t };
+    } catch (err) {
+      if (i + 1 >= all.length || !isFailoverable(err)) throw err;
+    }
+  }
+}
+
+/**
+ * Opens an upstream event stream with failover: a channel's stream counts as open once its
+ * first event arrived; a failure before that moves on to the next channel. The returned
+ * generator yields that first event and then the rest.
+ */
+export async function openOnFirstChannel<E>(
+  target: Target,
+  open: (t: Target) => AsyncGenerator<E, void>,
+): Promise<{ events: AsyncGenerator<E, void>; target: Target }> {
+  const { value, target: used } = await onFirstChannel(target, async (t) => {
+    const events = open(t);
+    try {
+      return { events, first: await events.next() };
+    } catch (err) {
+      await events.return?.(undefined);
+      throw err;
+    }
+  });
+  async function* rest(): AsyncGenerator<E, void> {
+    try {
+      if (value.first.done) return;
+      yield value.first.value;
+      yield* value.events;
+    } finally {
+      await value.events.return?.(undefined);
+    }
+  }
+  return { events: rest(), target: used };
+}
