@@ -10,13 +10,19 @@ const kinds: Record<ModelRoute["kind"], ModelKind> = {
   chatflow: ModelKind.CHATFLOW,
 };
 
-/** The ModelService implementation: the configured routes the calling key may use. */
+/**
+ * The ModelService implementation: the configured routes the calling key may use, each name
+ * once (a failover route lists the first channel that serves it).
+ */
 export function createModelService(config: GatewayConfig): ServiceImpl<typeof ModelService> {
+  const routes = config.models.filter(
+    (m, i) => config.models.findIndex((other) => other.name === m.name) === i,
+  );
   return {
     listModels(_req, ctx) {
       const caller = callerOf(ctx);
       return {
-        models: config.models
+        models: routes
           .filter((m) => mayUse(caller, m.name))
           .map((m) => ({ name: m.name, kind: kinds[m.kind], channel: m.channel })),
       };

@@ -15,6 +15,8 @@ export interface ServicesOptions {
   channels: Channels;
   /** Clock for progress events' elapsed time. Default `Date.now`. */
   now?: () => number;
+  /** Random source in [0, 1) for the weighted choice among failover channels. */
+  random?: () => number;
 }
 
 /** The three service implementations, shared by the Connect router and the REST shim. */
@@ -29,7 +31,7 @@ export interface ServiceImpls {
  * the Connect routes and the REST shim call the very same instances.
  */
 export function createServiceImpls(options: ServicesOptions): ServiceImpls {
-  const router = createRouter(options.config, options.channels);
+  const router = createRouter(options.config, options.channels, options.random);
   return {
     chat: createChatService({ router }),
     workflow: createWorkflowService({ router, now: options.now }),
