@@ -29,7 +29,11 @@ import {
   shuttingDownMessage,
   withInterceptors,
 } from "./interceptors.js";
-import { createHttpRoutes, createRequestHandler } from "./request-handler.js";
+import {
+  createHttpRoutes,
+  createRequestHandler,
+  type PublicHttpHandler,
+} from "./request-handler.js";
 
 /** Options of {@link startGatewayServer}. */
 export interface GatewayServerOptions {
@@ -70,6 +74,11 @@ export interface GatewayServerOptions {
     caller: Caller,
     shutdown: AbortSignal,
   ) => Promise<boolean> | boolean;
+  /**
+   * Unauthenticated plain HTTP routes, such as `/metrics` and the playground page; tried after
+   * the health probes and before Connect. Return true when the request was answered.
+   */
+  publicHttp?: PublicHttpHandler;
   /** The largest request message (Connect) or body (HTTP) accepted, in bytes. */
   bodyLimitBytes: number;
   /** How long `close()` lets unary calls in flight finish, in milliseconds. */
@@ -159,6 +168,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     connect,
     health,
     draining: isDraining,
+    publicHttp: options.publicHttp,
     log,
   });
   const onRequest = (req: NodeRequest, res: NodeResponse) => {

@@ -16,6 +16,34 @@ const start = async (overrides: Partial<GatewayServerOptions> = {}) => {
 
 const auth = { authorization: `Bearer ${testKey}` };
 
+describe("public routes", () => {
+  it("serves public paths without a key and passes the rest on to auth and Connect", async () => {
+    const url = await start({
+      publicHttp: (req, res) => {
+        if (req.url !== "/metrics") return false;
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.end("ok 1\n");
+        return true;
+      },
+    });
+    const open = await rawRequest(`${url}/metrics`);
+    expect([open.status, open.body]).toEqual([200, "ok 1\n"]);
+    const v1 = await rawRequest(`${url}/v1/models`);
+    expect(v1.status).toBe(401);
+  });
+
+  it("answers 500 without details when a public handler throws", async () => {
+    const url = await start({
+      publicHttp: async () => {
+        throw new Error("secret detail");
+      },
+    });
+    const res = await rawRequest(`${url}/anything`);
+    expect(res.status).toBe(500);
+    expect(res.body).not.toContain("secret detail");
+  });
+});
+
 describe("probes", () => {
   it("answers /healthz with 200 and no key", async () => {
     const res = await rawRequest(`${await start()}/healthz`);

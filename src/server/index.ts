@@ -5,3 +5,4 @@ export {
   startGatewayServer,
 } from "./gateway-server.js";
 export type { LogFn } from "./interceptors.js";
+export type { PublicHttpHandler } from "./request-handler.js";

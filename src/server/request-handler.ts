@@ -145,19 +145,33 @@ export interface RequestHandlerOptions {
   connect: ConnectHandler;
   health: HealthService;
   draining: () => boolean;
+  /**
+   * Unauthenticated plain HTTP routes (metrics, the playground page), tried after the probes
+   * and before Connect; return true when the request was answered.
+   */
+  publicHttp?: PublicHttpHandler;
   log: LogFn;
 }
+
+/** A handler for unauthenticated paths; true when it answered the request. */
+export type PublicHttpHandler = (req: NodeRequest, res: NodeResponse) => boolean | Promise<boolean>;
 
 /**
  * The entry point of every request, on every protocol: CORS first (a preflight is answered
  * here), then the unauthenticated probes `GET /healthz` (200 while the process runs) and
- * `GET /readyz` (200 when ready, 503 when not ready or shutting down), then the Connect
- * adapter. Never throws: a failure becomes a 500 "internal error".
+ * `GET /readyz` (200 when ready, 503 when not ready or shutting down), then the public routes,
+ * then the Connect adapter. Never throws: a failure becomes a 500 "internal error".
  */
 export function createRequestHandler(
   options: RequestHandlerOptions,
 ): (req: NodeRequest, res: NodeResponse) => void {
-  const { cors, connect, health, draining, log } = options;
+  const { cors, connect, health, draining, publicHttp, log } = options;
+  const fail = (e: unknown, res: NodeResponse) => {
+    log("error", "request failed before routing", {
+      error: e instanceof Error ? e.name : typeof e,
+    });
+    internalError(res);
+  };
   return (req, res) => {
     try {
       if (cors.handle(req, res)) return;
@@ -177,12 +191,19 @@ export function createRequestHandler(
         return;
       }
       // The adapter's response type is a structural subset of both Node response types.
-      connect(req, res as Parameters<ConnectHandler>[1]);
+      const toConnect = () => connect(req, res as Parameters<ConnectHandler>[1]);
+      if (publicHttp === undefined) {
+        toConnect();
+        return;
+      }
+      Promise.resolve(publicHttp(req, res)).then(
+        (handled) => {
+          if (!handled) toConnect();
+        },
+        (e: unknown) => fail(e, res),
+      );
     } catch (e) {
-      log("error", "request failed before routing", {
-        error: e instanceof Error ? e.name : typeof e,
-      });
-      internalError(res);
+      fail(e, res);
     }
   };
 }
