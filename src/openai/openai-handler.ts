@@ -24,6 +24,11 @@ export interface OpenAiHandlerOptions {
   now?: () => number;
   /** Receives unexpected failures, by error name only. */
   log?: LogFn;
+  /**
+   * Called when an event stream starts; the returned function is called once when it ends
+   * (for the active-streams metric).
+   */
+  onStreamOpened?: () => () => void;
 }
 
 /**
@@ -99,6 +104,7 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
       services,
       heartbeatMs,
       log,
+      onStreamOpened: options.onStreamOpened,
     };
     if (info?.kind === "workflow" || info?.kind === "workflow_async") {
       if (request.stream) await workflowStream(turn, info.kind, info.inputField);

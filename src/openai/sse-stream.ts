@@ -11,6 +11,8 @@ export interface SseStreamOptions {
    * stream (headers and role chunk) so the client sees it is alive and heartbeats can follow.
    */
   onIdle: () => void;
+  /** Called when the stream starts; the function it returns is called once when it ends. */
+  onOpen?: () => () => void;
 }
 
 /** One server-sent event stream of a streamed completion. */
@@ -47,6 +49,11 @@ export function createSseStream(res: NodeResponse, options: SseStreamOptions): S
   const out = res as ServerResponse;
   let started = false;
   let ended = false;
+  let onEnd: (() => void) | undefined;
+  const finish = () => {
+    onEnd?.();
+    onEnd = undefined;
+  };
   const timer = setTimeout(function tick() {
     if (ended) return;
     if (!started) options.onIdle();
@@ -58,6 +65,7 @@ export function createSseStream(res: NodeResponse, options: SseStreamOptions): S
     if (ended) return;
     ended = true;
     clearTimeout(timer);
+    finish();
     if (!res.writableEnded && !res.destroyed) res.end(last);
   };
 
@@ -70,6 +78,9 @@ export function createSseStream(res: NodeResponse, options: SseStreamOptions): S
     },
     start(headers, first) {
       started = true;
+      onEnd = options.onOpen?.();
+      // A client that goes away ends the stream too.
+      res.once("close", finish);
       res.statusCode = 200;
       res.setHeader("content-type", "text/event-stream; charset=utf-8");
       res.setHeader("cache-control", "no-cache");
@@ -93,6 +104,7 @@ export function createSseStream(res: NodeResponse, options: SseStreamOptions): S
     close() {
       ended = true;
       clearTimeout(timer);
+      finish();
     },
   };
 }

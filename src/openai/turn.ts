@@ -35,6 +35,7 @@ export interface Turn {
   services: ServiceImpls;
   heartbeatMs: number;
   log: LogFn;
+  onStreamOpened: (() => () => void) | undefined;
 }
 
 /** A successful non-stream answer. */
@@ -114,7 +115,11 @@ export async function runStream(
   const begin = (headers: Record<string, string> = {}) => {
     if (!sse.started && !sse.ended) sse.start(headers, fmt.role());
   };
-  const sse = createSseStream(res, { heartbeatMs: turn.heartbeatMs, onIdle: begin });
+  const sse = createSseStream(res, {
+    heartbeatMs: turn.heartbeatMs,
+    onIdle: begin,
+    onOpen: turn.onStreamOpened,
+  });
   const fail = (err: unknown) => {
     const reason = call.ctx.signal.reason;
     if (reason === clientGone || sse.ended) return;

@@ -29,6 +29,8 @@ import {
   shuttingDownMessage,
   withInterceptors,
 } from "./interceptors.js";
+import type { GatewayMetrics } from "./metrics.js";
+import { createObserveInterceptor, observeRequests } from "./observe.js";
 import {
   createHttpRoutes,
   createRequestHandler,
@@ -79,6 +81,11 @@ export interface GatewayServerOptions {
    * the health probes and before Connect. Return true when the request was answered.
    */
   publicHttp?: PublicHttpHandler;
+  /**
+   * Prometheus metrics to record requests and open streams into. Every request gets an
+   * `x-request-id` and one log line whether or not metrics are given.
+   */
+  metrics?: GatewayMetrics;
   /** The largest request message (Connect) or body (HTTP) accepted, in bytes. */
   bodyLimitBytes: number;
   /** How long `close()` lets unary calls in flight finish, in milliseconds. */
@@ -133,7 +140,10 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   });
 
   const errors = createErrorInterceptor(log);
+  const observer = { metrics: options.metrics, log };
   const serviceInterceptors = [
+    // Outermost, so it sees the code the caller gets.
+    createObserveInterceptor(observer),
     errors,
     createDrainInterceptor(isDraining),
     createAuthInterceptor(options.authenticate, log, callerKey),
@@ -163,14 +173,17 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       void httpRoutes(req, res as NodeResponse);
     },
   });
-  const handler = createRequestHandler({
-    cors: createCorsPolicy({ origins: options.corsOrigins }),
-    connect,
-    health,
-    draining: isDraining,
-    publicHttp: options.publicHttp,
-    log,
-  });
+  const handler = observeRequests(
+    observer,
+    createRequestHandler({
+      cors: createCorsPolicy({ origins: options.corsOrigins }),
+      connect,
+      health,
+      draining: isDraining,
+      publicHttp: options.publicHttp,
+      log,
+    }),
+  );
   const onRequest = (req: NodeRequest, res: NodeResponse) => {
     tracker.trackRequest(req, res);
     handler(req, res);

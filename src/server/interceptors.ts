@@ -7,6 +7,7 @@ import {
 } from "@connectrpc/connect";
 import { parseBearerToken } from "./bearer.js";
 import { type Caller, callerKey } from "./caller.js";
+import { noteCaller } from "./request-context.js";
 
 /** The server's log function (see `GatewayServerOptions.log`). */
 export type LogFn = (
@@ -45,6 +46,7 @@ export function createAuthInterceptor(
       throw new ConnectError(unauthenticatedMessage, Code.Unauthenticated);
     }
     req.contextValues.set(key, caller);
+    noteCaller(caller.name);
     return next(req);
   };
 }

@@ -7,6 +7,8 @@ export interface RequestContext {
   readonly id: string;
   /** Coze log ids of the upstream calls made for this request (`X-Tt-Logid`). */
   readonly cozeLogIds: string[];
+  /** The authenticated caller's key name, once known (never the key). */
+  caller: string | undefined;
 }
 
 const storage = new AsyncLocalStorage<RequestContext>();
@@ -22,6 +24,7 @@ export function withRequestContext<T>(
   const ctx: RequestContext = {
     id: incoming !== undefined && acceptable.test(incoming) ? incoming : randomUUID(),
     cozeLogIds: [],
+    caller: undefined,
   };
   return storage.run(ctx, () => fn(ctx));
 }
@@ -37,4 +40,10 @@ export function noteCozeLogId(logId: string | undefined): void {
   if (logId && ctx && ctx.cozeLogIds.length < 16 && !ctx.cozeLogIds.includes(logId)) {
     ctx.cozeLogIds.push(logId);
   }
+}
+
+/** Records the authenticated caller's name on the current request. */
+export function noteCaller(name: string): void {
+  const ctx = storage.getStore();
+  if (ctx) ctx.caller = name;
 }

@@ -11,6 +11,7 @@ import {
   sendJson,
 } from "./http-response.js";
 import { type LogFn, shuttingDownMessage, unauthenticatedMessage } from "./interceptors.js";
+import { noteCaller } from "./request-context.js";
 
 /**
  * A plain HTTP handler for paths Connect does not serve; `true` when it answered. `shutdown`
@@ -88,6 +89,7 @@ export function createHttpRoutes(
       );
       return;
     }
+    noteCaller(caller.name);
     if (http === undefined) return notFound(res);
     if (Number(req.headers["content-length"] ?? 0) > bodyLimitBytes) {
       // The body is not read: close an HTTP/1 connection rather than drain it.

@@ -1,0 +1,93 @@
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { afterEach, describe, expect, it } from "vitest";
+import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
+import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
+import { createMetrics } from "./metrics.js";
+import { noteCozeLogId } from "./request-context.js";
+import {
+  createTestTransport,
+  rawRequest,
+  startTestServer,
+  type TestServer,
+  testKey,
+  withKey,
+} from "./testing.js";
+
+let ts: TestServer | undefined;
+afterEach(async () => {
+  await ts?.server.close();
+  ts = undefined;
+});
+
+describe("request observation", () => {
+  it("records each RPC's procedure and code, and logs one line with ids but never the key", async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    ts = await startTestServer({ metrics });
+    const client = createTestTransport("gRPC over HTTP/2", ts.server.url);
+    try {
+      const models = createClient(ModelService, client.transport);
+      await models.listModels({}, withKey());
+      const err = await models.listModels({}).catch((e: unknown) => ConnectError.from(e));
+      expect((err as ConnectError).code).toBe(Code.Unauthenticated);
+      const chat = createClient(ChatService, client.transport);
+      for await (const _ of chat.chatStream({ messages: [{ content: "a b c" }] }, withKey()));
+    } finally {
+      client.close();
+    }
+    const text = await metrics.render();
+    expect(text).toContain(
+      'coze_gateway_requests_total{method="cozegateway.v1.ModelService/ListModels",code="ok"} 1',
+    );
+    expect(text).toContain(
+      'coze_gateway_requests_total{method="cozegateway.v1.ModelService/ListModels",code="unauthenticated"} 1',
+    );
+    expect(text).toContain(
+      'coze_gateway_requests_total{method="cozegateway.v1.ChatService/ChatStream",code="ok"} 1',
+    );
+    expect(text).toContain('coze_gateway_active_streams{kind="grpc"} 0');
+    const lines = ts.logs.filter((l) => l.msg === "request");
+    expect(lines).toHaveLength(3);
+    expect(lines[0]?.fields).toMatchObject({ caller: "tester", code: "ok" });
+    expect(lines[0]?.fields?.requestId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(lines[1]?.fields?.caller).toBeUndefined();
+    expect(JSON.stringify(ts.logs)).not.toContain(testKey);
+  });
+
+  it("returns a request id on every response, keeping a plain one the caller sent", async () => {
+    ts = await startTestServer({ metrics: createMetrics({ processMetrics: false }) });
+    const mine = await rawRequest(`${ts.server.url}/healthz`, {
+      headers: { "x-request-id": "trace-42" },
+    });
+    expect(mine.headers["x-request-id"]).toBe("trace-42");
+    const odd = await rawRequest(`${ts.server.url}/healthz`, {
+      headers: { "x-request-id": "a b\tc" },
+    });
+    expect(odd.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("accounts plain HTTP routes with bounded labels and their status", async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    ts = await startTestServer({
+      metrics,
+      http: (_req, res) => {
+        noteCozeLogId("20250101000000ABCDEF");
+        res.writeHead(404);
+        res.end();
+        return true;
+      },
+    });
+    await rawRequest(`${ts.server.url}/v1/models/some-model-name`, {
+      headers: { authorization: `Bearer ${testKey}` },
+    });
+    await rawRequest(`${ts.server.url}/nobody/knows/this/${"x".repeat(50)}`);
+    const text = await metrics.render();
+    expect(text).toContain(
+      'coze_gateway_requests_total{method="GET /v1/models/{id}",code="404"} 1',
+    );
+    expect(text).toContain('coze_gateway_requests_total{method="GET other",code="404"} 1');
+    const line = ts.logs.find(
+      (l) => l.msg === "request" && l.fields?.method === "GET /v1/models/{id}",
+    );
+    expect(line?.fields).toMatchObject({ caller: "tester", cozeLogIds: ["20250101000000ABCDEF"] });
+  });
+});

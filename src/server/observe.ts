@@ -1,0 +1,141 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { NodeRequest, NodeResponse } from "./http-response.js";
+import type { LogFn } from "./interceptors.js";
+import type { GatewayMetrics } from "./metrics.js";
+import { currentRequest, withRequestContext } from "./request-context.js";
+
+/** Where request outcomes go. */
+export interface Observer {
+  metrics: GatewayMetrics | undefined;
+  log: LogFn;
+}
+
+/** Response header carrying our request id (also accepted from the caller). */
+export const requestIdHeader = "x-request-id";
+
+/** A Connect procedure path: `/package.Service/Method`. */
+const procedurePath = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
+
+/** Connect codes that are the gateway's or Coze's trouble rather than the caller's. */
+const serverSide = new Set<Code>([
+  Code.Internal,
+  Code.Unknown,
+  Code.Unavailable,
+  Code.DeadlineExceeded,
+  Code.DataLoss,
+]);
+
+/** Bounded route labels for plain HTTP: known routes by name, everything else "other". */
+function routeLabel(method: string, path: string): string {
+  if (path.startsWith("/v1/models/")) return `${method} /v1/models/{id}`;
+  if (path.startsWith("/playground")) return `${method} /playground`;
+  const known = ["/v1/chat/completions", "/v1/models", "/healthz", "/readyz", "/metrics"];
+  return known.includes(path) ? `${method} ${path}` : `${method} other`;
+}
+
+function codeName(code: Code | undefined): string {
+  return code === undefined
+    ? "ok"
+    : Code[code].replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase());
+}
+
+/** One line per finished request: ids and outcome, never a body, a header or a key. */
+function record(
+  o: Observer,
+  method: string,
+  code: string,
+  started: number,
+  serverError: boolean,
+  extra: Record<string, unknown> = {},
+) {
+  const seconds = (performance.now() - started) / 1000;
+  o.metrics?.request(method, code, seconds);
+  const ctx = currentRequest();
+  o.log(serverError ? "warn" : "info", "request", {
+    requestId: ctx?.id,
+    method,
+    code,
+    durationMs: Math.round(seconds * 1000),
+    caller: ctx?.caller,
+    cozeLogIds: ctx && ctx.cozeLogIds.length > 0 ? ctx.cozeLogIds : undefined,
+    ...extra,
+  });
+}
+
+/**
+ * Wraps every incoming request in a request context (id, caller, Coze log ids), returns the id
+ * as `x-request-id`, and accounts plain HTTP requests when they end; Connect procedures are
+ * accounted by {@link createObserveInterceptor}, which knows their codes.
+ */
+export function observeRequests(
+  o: Observer,
+  handler: (req: NodeRequest, res: NodeResponse) => void,
+): (req: NodeRequest, res: NodeResponse) => void {
+  return (req, res) => {
+    const incoming = req.headers[requestIdHeader];
+    withRequestContext(typeof incoming === "string" ? incoming : undefined, (ctx) => {
+      res.setHeader(requestIdHeader, ctx.id);
+      const path = (req.url ?? "/").split("?")[0] ?? "/";
+      if (!procedurePath.test(path)) {
+        const started = performance.now();
+        const method = routeLabel(req.method ?? "GET", path);
+        res.once("close", () => {
+          const aborted = !res.writableFinished;
+          const status = aborted && res.statusCode < 400 ? 499 : res.statusCode;
+          record(
+            o,
+            method,
+            String(status),
+            started,
+            status >= 500,
+            aborted ? { aborted: true } : {},
+          );
+        });
+      }
+      handler(req, res);
+    });
+  };
+}
+
+/**
+ * Accounts each RPC: metrics by procedure and code, open server streams, and one log line when
+ * the call ends (a stream ends when its last message was sent or it failed).
+ */
+export function createObserveInterceptor(o: Observer): Interceptor {
+  return (next) => async (req) => {
+    const method = `${req.service.typeName}/${req.method.name}`;
+    const started = performance.now();
+    const done = (err: unknown) => {
+      const code = err === undefined ? undefined : ConnectError.from(err).code;
+      record(o, method, codeName(code), started, code !== undefined && serverSide.has(code));
+    };
+    let res: Awaited<ReturnType<typeof next>>;
+    try {
+      res = await next(req);
+    } catch (err) {
+      done(err);
+      throw err;
+    }
+    if (!res.stream) {
+      done(undefined);
+      return res;
+    }
+    const endStream = o.metrics?.streamOpened("grpc");
+    const messages = res.message;
+    return {
+      ...res,
+      message: (async function* () {
+        let failure: unknown;
+        try {
+          yield* messages;
+        } catch (err) {
+          failure = err ?? new ConnectError("stream failed", Code.Unknown);
+          throw err;
+        } finally {
+          endStream?.();
+          done(failure);
+        }
+      })(),
+    };
+  };
+}
