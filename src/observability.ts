@@ -1,0 +1,126 @@
+import { pino } from "pino";
+import type { CallInfo } from "./coze/http.js";
+import type { TokenCacheStats, TokenEvent } from "./coze/token-cache.js";
+import type { PublicHttpHandler } from "./server/index.js";
+import type { LogFn } from "./server/interceptors.js";
+import { createMetrics, type GatewayMetrics } from "./server/metrics.js";
+import { noteCozeLogId } from "./server/request-context.js";
+
+/** Log levels the gateway writes. */
+export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
+
+/** Options for {@link createObservability}. */
+export interface ObservabilityOptions {
+  /** Least level written. Default `info`. */
+  level?: LogLevel;
+  /** Where JSON log lines go. Default standard error. */
+  destination?: NodeJS.WritableStream;
+  /** Serve `GET /metrics` (Prometheus text, no API key). Default true. */
+  metricsRoute?: boolean;
+  /** Token cache counters, read at scrape time. */
+  tokenStats?: () => TokenCacheStats;
+}
+
+/** Logs and metrics of one gateway, with the hooks that feed them. */
+export interface Observability {
+  /** Structured logging (pino JSON lines) with secret fields redacted. */
+  log: LogFn;
+  metrics: GatewayMetrics;
+  /** Feeds an upstream call into metrics and the current request's Coze log ids. */
+  onUpstream(channel: string, info: CallInfo): void;
+  /** Feeds a token cache event into metrics and, when it failed, the log. */
+  onToken(event: TokenEvent): void;
+  /** Serves `/metrics` when enabled. */
+  publicRoute: PublicHttpHandler;
+  /** Flushes buffered log lines. */
+  flush(): void;
+}
+
+/**
+ * Field names that could carry a secret. Nothing in the gateway logs them: this is defence in
+ * depth, so a future log call that passes one prints `[redacted]` instead.
+ */
+const secretFields = [
+  "authorization",
+  "apiKey",
+  "api_key",
+  "key",
+  "privateKey",
+  "private_key",
+  "token",
+  "accessToken",
+  "access_token",
+  "jwt",
+  "password",
+  "secret",
+];
+
+/** Creates the gateway's logger and metrics. */
+export function createObservability(options: ObservabilityOptions = {}): Observability {
+  const logger = pino(
+    {
+      level: options.level ?? "info",
+      base: undefined,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: {
+        paths: [...secretFields, ...secretFields.map((f) => `*.${f}`)],
+        censor: "[redacted]",
+      },
+    },
+    options.destination ?? pino.destination({ fd: 2, sync: false }),
+  );
+  const metrics = createMetrics({ tokenStats: options.tokenStats });
+  const log: LogFn = (level, msg, fields) => {
+    if (fields === undefined) logger[level](msg);
+    else logger[level](fields, msg);
+  };
+  const metricsRoute = options.metricsRoute ?? true;
+  return {
+    log,
+    metrics,
+    onUpstream(channel, info) {
+      metrics.upstream(channel, info);
+      noteCozeLogId(info.logId);
+      if (info.outcome !== "ok") {
+        log("warn", "coze call failed", {
+          channel,
+          step: info.step,
+          outcome: info.outcome,
+          status: info.status,
+          cozeLogId: info.logId,
+          retries: info.retries,
+        });
+      }
+    },
+    onToken(event) {
+      metrics.token(event);
+      if (event.type === "failed") {
+        log("warn", "coze token request failed", {
+          credential: event.key,
+          code: event.code,
+          status: event.status,
+          cozeCode: event.cozeCode,
+          cozeLogId: event.logId,
+          retryInMs: event.retryInMs,
+        });
+      }
+    },
+    async publicRoute(req, res) {
+      const path = (req.url ?? "").split("?")[0];
+      if (!metricsRoute || path !== "/metrics") return false;
+      if (req.method !== "GET" && req.method !== "HEAD") {
+        res.writeHead(405, { allow: "GET, HEAD" });
+        res.end();
+        return true;
+      }
+      const body = await metrics.render();
+      res.writeHead(200, { "content-type": metrics.contentType, "cache-control": "no-store" });
+      res.end(req.method === "HEAD" ? undefined : body);
+      return true;
+    },
+    flush() {
+      logger.flush();
+    },
+  };
+}
