@@ -116,7 +116,8 @@ export function createObservability(options: ObservabilityOptions = {}): Observa
       }
       const body = await metrics.render();
       res.writeHead(200, { "content-type": metrics.contentType, "cache-control": "no-store" });
-      res.end(req.method === "HEAD" ? undefined : body);
+      if (req.method === "HEAD") res.end();
+      else res.end(body);
       return true;
     },
     flush() {

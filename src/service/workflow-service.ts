@@ -24,12 +24,15 @@ import { usageOf } from "./chat-service.js";
 import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
 import { onFirstChannel, openOnFirstChannel } from "./failover.js";
 import type { Router, Target } from "./routing.js";
+import { createRunWatchers, type RunWatchers } from "./run-watchers.js";
 
 /** Options for {@link createWorkflowService}. */
 export interface WorkflowServiceOptions {
   router: Router;
   /** Milliseconds since some origin, for the progress events' elapsed time. Default `Date.now`. */
   now?: () => number;
+  /** Shared poll loops of attached runs; default a registry of this service's own. */
+  watchers?: RunWatchers;
 }
 
 /** The output as JSON text plus a structured value when it parses (never re-quoted). */
@@ -104,6 +107,7 @@ export function createWorkflowService(
 ): ServiceImpl<typeof WorkflowService> {
   const { router } = options;
   const now = options.now ?? Date.now;
+  const watchers = options.watchers ?? createRunWatchers();
 
   /** Resolves the workflow; `pinned` for follow-ups on a run that lives on one channel. */
   function target(
@@ -151,11 +155,8 @@ export function createWorkflowService(
     ctx: HandlerContext,
   ): AsyncGenerator<WatchWorkflowResponse> {
     const started = now();
-    const ticks = t.channel.client.workflows.watch({
-      workflowId: t.id,
-      executeId,
-      signal: ctx.signal,
-    });
+    // Watchers of one run share its poll loop (issue #6: one poll per run per interval).
+    const ticks = watchers.watch(t.channel, t.id, executeId, ctx.signal);
     let final: WorkflowRun | undefined;
     for await (const tick of ticks) {
       final = tick.value;
