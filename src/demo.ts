@@ -113,6 +113,8 @@ export function demoConfig(
       corsOrigins: ["*"],
       bodyLimitBytes: 10 * 1024 * 1024,
       shutdownGraceMs: 10_000,
+      // Demo mode is for trying things out: the page at /playground is part of that.
+      playground: true,
     },
     apiKeys: [{ name: "demo", sha256: hashApiKey(options.apiKey), models: undefined }],
     channels: [channel],

@@ -5,7 +5,8 @@ import type { Clock } from "./coze/clock.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache, type TokenEvent } from "./coze/token-cache.js";
 import { createOpenAiHandler } from "./openai/index.js";
-import { type GatewayServer, startGatewayServer } from "./server/index.js";
+import { createPlaygroundHandler } from "./playground/playground-handler.js";
+import { type GatewayServer, type PublicHttpHandler, startGatewayServer } from "./server/index.js";
 import {
   type Caller,
   createChannels,
@@ -32,6 +33,11 @@ export interface GatewayOptions {
    * Default 15 000.
    */
   openAiHeartbeatMs?: number;
+  /**
+   * Model names the playground offers besides those ListModels returns, such as demo mode's
+   * `workflow:{id}` names. Default none.
+   */
+  playgroundModels?: readonly string[];
 }
 
 /** A running gateway. */
@@ -60,14 +66,29 @@ export function createAuthenticator(config: GatewayConfig): (key: string) => Cal
   };
 }
 
+/** One handler that tries `handlers` in order until one answers; none when the list is empty. */
+function firstAnswer(handlers: readonly PublicHttpHandler[]): PublicHttpHandler | undefined {
+  if (handlers.length === 0) return undefined;
+  return async (req, res) => {
+    for (const handler of handlers) if (await handler(req, res)) return true;
+    return false;
+  };
+}
+
 /**
  * Starts the whole gateway for a validated config: connection pools, the shared token cache,
  * one Coze client per channel, the Connect services, the OpenAI-compatible REST shim on the
- * same service instances, and the server on the configured port.
+ * same service instances, the public routes (the playground when `server.playground` is on), and
+ * the server on the configured port.
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
   const log: Log = options.log ?? (() => {});
+  // Unauthenticated routes, tried in order until one answers.
+  const publicRoutes: PublicHttpHandler[] = [];
+  if (config.server.playground) {
+    publicRoutes.push(createPlaygroundHandler({ suggestedModels: options.playgroundModels, log }));
+  }
   const pools = createPools();
   const tokens = createTokenCache({
     pools,
@@ -114,6 +135,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       routes: serviceRoutes(services),
       authenticate: createAuthenticator(config),
       http: openAi,
+      publicHttp: firstAnswer(publicRoutes),
       log,
     });
   } catch (err) {

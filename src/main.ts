@@ -71,7 +71,12 @@ async function main(): Promise<number> {
 
   let gateway: Gateway;
   try {
-    gateway = await startGateway({ config, log });
+    gateway = await startGateway({
+      config,
+      log,
+      // Demo mode's dynamic names (workflows, chatflow) are not in ListModels: offer them.
+      playgroundModels: demo ? Object.values(demoModels) : undefined,
+    });
   } catch (err) {
     await demo?.close();
     const code = (err as NodeJS.ErrnoException).code;
@@ -83,7 +88,7 @@ async function main(): Promise<number> {
     }
     throw err;
   }
-  if (demo) process.stdout.write(banner(gateway.url, demo));
+  if (demo) process.stdout.write(banner(gateway.url, demo, config.server.playground));
   else log("info", "coze-gateway listening", { url: gateway.url, config: config.source });
 
   return new Promise<number>((resolve) => {
@@ -154,8 +159,11 @@ async function check(config: GatewayConfig, fetchTokens: boolean): Promise<numbe
   return failed === 0 ? 0 : 1;
 }
 
-function banner(url: string, demo: Demo): string {
+function banner(url: string, demo: Demo, playground: boolean): string {
   const key = demo.apiKey;
+  const page = playground
+    ? `  browser  ${url}/playground  (chat and run workflows; paste the API key)\n`
+    : "";
   const chat = JSON.stringify({
     model: demoModels.bot,
     messages: [{ role: "ROLE_USER", content: "Hello" }],
@@ -165,7 +173,7 @@ coze-gateway demo mode: an embedded Coze emulator stands in for Coze (nothing le
   gateway  ${url}
   API key  ${key}
   models   ${Object.values(demoModels).join(", ")}
-
+${page}
 Try it:
   curl -s ${url}/cozegateway.v1.ChatService/Chat \\
     -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" \\

@@ -213,6 +213,7 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "server.cors_origins": (c) => c.server.corsOrigins,
   "server.body_limit_bytes": (c) => c.server.bodyLimitBytes,
   "server.shutdown_grace_ms": (c) => c.server.shutdownGraceMs,
+  "server.playground": (c) => c.server.playground,
   "channels[].base_url": (c) => first(c).baseUrl,
   "channels[].default": (c) => first(c).isDefault,
   "channels[].models": (c) => c.models.filter((m) => m.channel === "other"),

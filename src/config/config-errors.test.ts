@@ -129,7 +129,7 @@ describe("server", () => {
   it("refuses a typo in a server key", async () => {
     await expectError(
       server({ prot: 8080 }),
-      "gateway.yaml: server.prot: is not a known field (did you mean port?); expected one of: host, port, tls, cors_origins, body_limit_bytes, shutdown_grace_ms",
+      "gateway.yaml: server.prot: is not a known field (did you mean port?); expected one of: host, port, tls, cors_origins, body_limit_bytes, shutdown_grace_ms, playground",
     );
   });
 

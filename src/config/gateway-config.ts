@@ -23,6 +23,11 @@ export interface ServerConfig {
   bodyLimitBytes: number;
   /** How long a graceful shutdown waits for requests under way, in ms. Default 10 000. */
   shutdownGraceMs: number;
+  /**
+   * Serve the web playground at `GET /playground` (no key needed for the page itself; its calls
+   * use the key typed into it). Default `false`.
+   */
+  playground: boolean;
 }
 
 /** One caller API key. The key itself is never kept, only its SHA-256. */

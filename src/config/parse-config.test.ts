@@ -30,6 +30,7 @@ server:
   cors_origins: ["https://app.example.com", "http://localhost:5173"]
   body_limit_bytes: 1048576
   shutdown_grace_ms: 5000
+  playground: true
 api_keys:
   - name: alice
     key: env:ALICE_KEY
@@ -116,6 +117,7 @@ function expectedFull(source: string): GatewayConfig {
       corsOrigins: ["https://app.example.com", "http://localhost:5173"],
       bodyLimitBytes: 1_048_576,
       shutdownGraceMs: 5000,
+      playground: true,
     },
     apiKeys: [
       { name: "alice", sha256: hashApiKey(aliceKey), models: undefined },
@@ -195,6 +197,7 @@ describe("parseConfig with a valid file", () => {
       corsOrigins: [],
       bodyLimitBytes: 10 * 1024 * 1024,
       shutdownGraceMs: 10_000,
+      playground: false,
     });
     const [channel] = config.channels;
     expect(channel).toEqual({

@@ -6,6 +6,7 @@ import {
   child,
   envVariable,
   fail,
+  flag,
   integer,
   item,
   kindOf,
@@ -25,6 +26,7 @@ const serverKeys = [
   "cors_origins",
   "body_limit_bytes",
   "shutdown_grace_ms",
+  "playground",
 ] as const;
 
 /** Defaults of the `server` section. */
@@ -33,6 +35,7 @@ export const serverDefaults = {
   port: 8080,
   bodyLimitBytes: 10 * 1024 * 1024,
   shutdownGraceMs: 10_000,
+  playground: false,
 } as const;
 
 const hostRule = "an IP address or a host name, e.g. 127.0.0.1, 0.0.0.0 or ::";
@@ -66,6 +69,12 @@ export async function readServer(ctx: LoadContext, value: unknown): Promise<Serv
     max: 600_000,
     fallback: serverDefaults.shutdownGraceMs,
   });
+  const playground = flag(
+    ctx,
+    child(place, "playground"),
+    map.playground,
+    serverDefaults.playground,
+  );
 
   const envHost = envValue(ctx, "COZE_GATEWAY_HOST");
   if (envHost !== undefined) {
@@ -85,7 +94,7 @@ export async function readServer(ctx: LoadContext, value: unknown): Promise<Serv
       entries.filter((s) => s !== "").map((s, i) => origin(ctx, at, s, `entry ${i + 1} `)),
     );
   }
-  return { host, port, tls, corsOrigins, bodyLimitBytes, shutdownGraceMs };
+  return { host, port, tls, corsOrigins, bodyLimitBytes, shutdownGraceMs, playground };
 }
 
 function envValue(ctx: LoadContext, name: string): string | undefined {
