@@ -3,10 +3,16 @@ import type { GatewayConfig } from "./config/index.js";
 import { hashApiKey } from "./config/index.js";
 import type { Clock } from "./coze/clock.js";
 import { createPools } from "./coze/pools.js";
-import { createTokenCache, type TokenEvent } from "./coze/token-cache.js";
+import { createTokenCache } from "./coze/token-cache.js";
+import { createObservability, type Observability } from "./observability.js";
 import { createOpenAiHandler } from "./openai/index.js";
 import { createPlaygroundHandler } from "./playground/playground-handler.js";
-import { type GatewayServer, type PublicHttpHandler, startGatewayServer } from "./server/index.js";
+import {
+  type GatewayServer,
+  type LogFn,
+  type PublicHttpHandler,
+  startGatewayServer,
+} from "./server/index.js";
 import {
   type Caller,
   createChannels,
@@ -16,16 +22,16 @@ import {
 } from "./service/index.js";
 
 /** A log function: one structured line per call. Never pass secrets. */
-export type Log = (
-  level: "info" | "warn" | "error",
-  msg: string,
-  fields?: Record<string, unknown>,
-) => void;
+export type Log = LogFn;
 
 /** Options for {@link startGateway}. */
 export interface GatewayOptions {
   config: GatewayConfig;
-  log?: Log;
+  /**
+   * Logs and metrics. Default: metrics of this gateway's own, and no log output (tests); the
+   * program passes one that writes JSON lines to standard error.
+   */
+  observability?: Observability;
   clock?: Clock;
   userAgent?: string;
   /**
@@ -83,9 +89,10 @@ function firstAnswer(handlers: readonly PublicHttpHandler[]): PublicHttpHandler 
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
-  const log: Log = options.log ?? (() => {});
+  const observability = options.observability ?? createObservability({ level: "silent" });
+  const { log } = observability;
   // Unauthenticated routes, tried in order until one answers.
-  const publicRoutes: PublicHttpHandler[] = [];
+  const publicRoutes: PublicHttpHandler[] = [observability.publicRoute];
   if (config.server.playground) {
     publicRoutes.push(createPlaygroundHandler({ suggestedModels: options.playgroundModels, log }));
   }
@@ -94,34 +101,30 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     pools,
     clock: options.clock,
     userAgent: options.userAgent,
-    onEvent: (e: TokenEvent) => {
-      if (e.type === "failed") {
-        log("warn", "coze token request failed", {
-          credential: e.key,
-          code: e.code,
-          status: e.status,
-          cozeCode: e.cozeCode,
-          logId: e.logId,
-          retryInMs: e.retryInMs,
-        });
-      }
-    },
+    onEvent: observability.onToken,
   });
+  observability.observeTokenCache(() => tokens.stats());
   const channels = createChannels({
     channels: config.channels,
     tokens,
     pools,
     clock: options.clock,
     userAgent: options.userAgent,
+    onCall: observability.onUpstream,
   });
   // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
-  const services = createServiceImpls({ config, channels });
+  const services = createServiceImpls({
+    config,
+    channels,
+    onPollStarted: () => observability.metrics.pollStarted(),
+  });
   const openAi = createOpenAiHandler({
     services,
     modelInfo: createModelInfo(config),
     bodyLimitBytes: config.server.bodyLimitBytes,
     heartbeatMs: options.openAiHeartbeatMs,
     log,
+    onStreamOpened: () => observability.metrics.streamOpened("rest"),
   });
   let server: GatewayServer;
   try {
@@ -136,6 +139,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       authenticate: createAuthenticator(config),
       http: openAi,
       publicHttp: firstAnswer(publicRoutes),
+      metrics: observability.metrics,
       log,
     });
   } catch (err) {

@@ -5,6 +5,7 @@ import { createTokenCache } from "./coze/token-cache.js";
 import { type Demo, demoModels, startDemo } from "./demo.js";
 import { type Gateway, type Log, startGateway } from "./gateway.js";
 import { runKeygen } from "./keygen.js";
+import { createObservability, type LogLevel } from "./observability.js";
 
 const usage = `Usage: coze-gateway [--config FILE] [--check] [--check-token]
        coze-gateway keygen [--out DIR] [--bits 2048|3072|4096] [--force]   (see keygen --help)
@@ -16,12 +17,17 @@ const usage = `Usage: coze-gateway [--config FILE] [--check] [--check-token]
   --help          this text
 `;
 
-/** One JSON line per event on stderr; the banner and check results go to stdout. */
-const log: Log = (level, msg, fields) => {
-  process.stderr.write(
-    `${JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields })}\n`,
-  );
-};
+const levels = new Set<LogLevel>(["debug", "info", "warn", "error", "silent"]);
+const requestedLevel = process.env.COZE_GATEWAY_LOG_LEVEL as LogLevel | undefined;
+
+/**
+ * Logs (JSON lines on stderr, level from COZE_GATEWAY_LOG_LEVEL, default info) and metrics of
+ * this process; the banner and check results go to stdout.
+ */
+const observability = createObservability({
+  level: requestedLevel && levels.has(requestedLevel) ? requestedLevel : "info",
+});
+const log: Log = observability.log;
 
 async function main(): Promise<number> {
   if (process.argv[2] === "keygen") {
@@ -73,7 +79,7 @@ async function main(): Promise<number> {
   try {
     gateway = await startGateway({
       config,
-      log,
+      observability,
       // Demo mode's dynamic names (workflows, chatflow) are not in ListModels: offer them.
       playgroundModels: demo ? Object.values(demoModels) : undefined,
     });
@@ -188,9 +194,13 @@ Stop with Ctrl-C. Serve real Coze with --config FILE (see README.md).
 }
 
 main().then(
-  (code) => process.exit(code),
+  (code) => {
+    observability.flush();
+    process.exit(code);
+  },
   (err: unknown) => {
     log("error", "fatal", { error: String((err as Error)?.stack ?? err) });
+    observability.flush();
     process.exit(1);
   },
 );

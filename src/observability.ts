@@ -32,7 +32,9 @@ export interface Observability {
   onToken(event: TokenEvent): void;
   /** Serves `/metrics` when enabled. */
   publicRoute: PublicHttpHandler;
-  /** Flushes buffered log lines. */
+  /** Where the token cache counters come from (read at scrape time). */
+  observeTokenCache(stats: () => TokenCacheStats): void;
+  /** Writes out buffered log lines at once (before the process exits). */
   flush(): void;
 }
 
@@ -55,8 +57,18 @@ const secretFields = [
   "secret",
 ];
 
+const emptyStats: TokenCacheStats = {
+  jwtsSigned: 0,
+  tokenRequests: 0,
+  tokenFailures: 0,
+  cacheHits: 0,
+  backgroundRefreshes: 0,
+};
+
 /** Creates the gateway's logger and metrics. */
 export function createObservability(options: ObservabilityOptions = {}): Observability {
+  // Asynchronous writes keep logging off the request path; flush() empties the buffer on exit.
+  const destination = options.destination ?? pino.destination({ fd: 2, sync: false });
   const logger = pino(
     {
       level: options.level ?? "info",
@@ -68,9 +80,10 @@ export function createObservability(options: ObservabilityOptions = {}): Observa
         censor: "[redacted]",
       },
     },
-    options.destination ?? pino.destination({ fd: 2, sync: false }),
+    destination,
   );
-  const metrics = createMetrics({ tokenStats: options.tokenStats });
+  let tokenStats = options.tokenStats;
+  const metrics = createMetrics({ tokenStats: () => tokenStats?.() ?? emptyStats });
   const log: LogFn = (level, msg, fields) => {
     if (fields === undefined) logger[level](msg);
     else logger[level](fields, msg);
@@ -120,8 +133,20 @@ export function createObservability(options: ObservabilityOptions = {}): Observa
       else res.end(body);
       return true;
     },
+    observeTokenCache(stats) {
+      tokenStats = stats;
+    },
     flush() {
-      logger.flush();
+      const sync = (destination as { flushSync?: () => void }).flushSync;
+      if (sync) {
+        try {
+          sync.call(destination);
+        } catch {
+          // Not ready yet (nothing written): nothing to flush.
+        }
+      } else {
+        logger.flush();
+      }
     },
   };
 }

@@ -7,6 +7,7 @@ import type { Channels } from "./channels.js";
 import { createChatService } from "./chat-service.js";
 import { createModelService } from "./model-service.js";
 import { createRouter } from "./routing.js";
+import { createRunWatchers } from "./run-watchers.js";
 import { createWorkflowService } from "./workflow-service.js";
 
 /** Options for {@link createServices}. */
@@ -17,6 +18,8 @@ export interface ServicesOptions {
   now?: () => number;
   /** Random source in [0, 1) for the weighted choice among failover channels. */
   random?: () => number;
+  /** Called when a shared async-run poll loop starts; returns the function called when it ends. */
+  onPollStarted?: () => () => void;
 }
 
 /** The three service implementations, shared by the Connect router and the REST shim. */
@@ -34,7 +37,11 @@ export function createServiceImpls(options: ServicesOptions): ServiceImpls {
   const router = createRouter(options.config, options.channels, options.random);
   return {
     chat: createChatService({ router }),
-    workflow: createWorkflowService({ router, now: options.now }),
+    workflow: createWorkflowService({
+      router,
+      now: options.now,
+      watchers: createRunWatchers({ onPollStarted: options.onPollStarted }),
+    }),
     model: createModelService(options.config),
   };
 }
