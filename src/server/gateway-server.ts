@@ -124,6 +124,9 @@ const hardStopMarginMs = 100;
  * `/healthz`, `/readyz`, CORS, and the `http` routes. Resolves once listening; rejects when the
  * address cannot be bound or an option is invalid.
  */
+/** Largest request header block accepted (HTTP/1.1: 431; HTTP/2: the stream is refused). */
+const maxHeaderBytes = 16 * 1024;
+
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
   validateOptions(options);
   const log: LogFn = options.log ?? (() => {});
@@ -197,6 +200,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       key: options.tls.key,
       allowHTTP1: true,
       ALPNProtocols: ["h2", "http/1.1"],
+      settings: { maxHeaderListSize: maxHeaderBytes },
     });
     secure.on("request", onRequest);
     secure.on("connection", (socket) => tracker.track(socket, "transport"));
@@ -206,8 +210,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     secure.on("session", (session) => tracker.trackSession(session));
     listener = secure;
   } else {
-    const h1 = createHttp1Server(onRequest);
-    const h2 = createHttp2Server(onRequest);
+    const h1 = createHttp1Server({ maxHeaderSize: maxHeaderBytes }, onRequest);
+    const h2 = createHttp2Server({ settings: { maxHeaderListSize: maxHeaderBytes } }, onRequest);
     h2.on("session", (session) => tracker.trackSession(session));
     listener = createCleartextListener({
       sniffTimeoutMs: firstBytesTimeoutMs,

@@ -44,6 +44,16 @@ describe("public routes", () => {
   });
 });
 
+describe("limits", () => {
+  it("refuses a request whose headers are larger than 16 KiB with 431", async () => {
+    const url = await start();
+    const res = await rawRequest(`${url}/v1/models`, {
+      headers: { authorization: `Bearer ${testKey}`, "x-padding": "x".repeat(32 * 1024) },
+    });
+    expect(res.status).toBe(431);
+  });
+});
+
 describe("probes", () => {
   it("answers /healthz with 200 and no key", async () => {
     const res = await rawRequest(`${await start()}/healthz`);
