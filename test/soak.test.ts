@@ -187,9 +187,9 @@ describe("soak", () => {
       ]);
       await fetch(`${emulator.url}/__emulator/faults`, { method: "DELETE" });
       const end = heapAfterGc();
-    console.info(
-      `soak: ${requests} requests in ${seconds}s, ${injectedVisible} visible faults injected, ${injectedErrors} injected errors seen, heap ${((end - baseline) / 1048576).toFixed(1)} MiB over baseline`,
-    );
+      console.info(
+        `soak: ${requests} requests in ${seconds}s, ${injectedVisible} visible faults injected, ${injectedErrors} injected errors seen, heap ${((end - baseline) / 1048576).toFixed(1)} MiB over baseline`,
+      );
 
       expect(unexpected).toEqual([]);
       expect(requests).toBeGreaterThan(seconds * 20);

@@ -20,6 +20,7 @@ import {
   retryDelay,
 } from "./retry.js";
 import { parseSse, type SseEvent } from "./sse.js";
+import { readCapped, tryParseObject } from "./wire.js";
 
 /** Where the HTTP layer gets access tokens. `TokenSource` from `token-cache.ts` fits. */
 export interface AccessTokens {
@@ -348,21 +349,17 @@ async function readText(
   max: number,
   signal: AbortSignal,
 ): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
+  let text: string | undefined;
   try {
-    for await (const chunk of body) {
-      size += (chunk as Buffer).length;
-      if (size > max) {
-        body.destroy();
-        throw new CozeError("protocol", `${step}: response body too large`, { step });
-      }
-      chunks.push(chunk as Buffer);
-    }
+    text = await readCapped(body, max);
   } catch (err) {
     throw fromTransportError(step, err, signal);
   }
-  return Buffer.concat(chunks).toString("utf8");
+  if (text === undefined) {
+    body.destroy();
+    throw new CozeError("protocol", `${step}: response body too large`, { step });
+  }
+  return text;
 }
 
 /**
@@ -492,7 +489,7 @@ async function openStream(
   // js special-cases a stream whose only content is a bare `{"code":4101,...}` envelope
   // (coze-api.md §1.4, §10.1): treat it like an envelope answered before the stream.
   if (!first.done && first.value.event === undefined) {
-    const bare = parseObject(first.value.data);
+    const bare = tryParseObject(first.value.data);
     const error = bare && envelopeError(step, res.statusCode, bare, headerLog);
     if (error) {
       body.destroy();
@@ -528,15 +525,4 @@ async function openStream(
       }
     },
   };
-}
-
-function parseObject(text: string): Record<string, unknown> | undefined {
-  try {
-    const v: unknown = JSON.parse(text);
-    return typeof v === "object" && v !== null && !Array.isArray(v)
-      ? (v as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }

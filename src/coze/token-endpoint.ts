@@ -10,6 +10,7 @@ import {
   parseRetryAfter,
   safeMessage,
 } from "./errors.js";
+import { readCapped, tryParseObject } from "./wire.js";
 
 const step = "token";
 
@@ -125,14 +126,14 @@ export async function requestAccessToken(
     const { statusCode: status, headers, body } = response;
     let text: string | undefined;
     try {
-      text = await readCapped(body);
+      text = await readCapped(body, maxBodyBytes);
     } catch (err) {
       throw fromTransportError(step, err, controller.signal);
     } finally {
       body.destroy();
     }
     const logId = header(headers, "x-tt-logid");
-    const parsed = parseJson(text);
+    const parsed = tryParseObject(text);
     const failure = errorFrom(parsed, status, headers, req.clock.now(), logId);
     if (failure !== undefined) throw failure;
     const accessToken = parsed?.access_token;
@@ -165,31 +166,6 @@ function timeoutReason(): Error {
   const reason = new Error("token request deadline passed");
   reason.name = "TimeoutError";
   return reason;
-}
-
-// Reads at most maxBodyBytes; `undefined` when the body is larger (the caller destroys it).
-async function readCapped(body: Dispatcher.ResponseData["body"]): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    const buf = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Buffer);
-    size += buf.length;
-    if (size > maxBodyBytes) return undefined;
-    chunks.push(buf);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-function parseJson(text: string | undefined): Record<string, unknown> | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const value: unknown = JSON.parse(text);
-    return typeof value === "object" && value !== null && !Array.isArray(value)
-      ? (value as Record<string, unknown>)
-      : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 function header(headers: Dispatcher.ResponseData["headers"], name: string): string | undefined {

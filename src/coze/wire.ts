@@ -86,3 +86,35 @@ export function compact<T extends Json>(o: T): T {
   }
   return o;
 }
+
+/** `text` parsed as a JSON object; `undefined` for anything else (never throws). */
+export function tryParseObject(text: string | undefined): Json | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return obj(JSON.parse(text));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Reads a response body as UTF-8 text, at most `maxBytes`; `undefined` when it is larger (the
+ * caller destroys the body). Errors of the body (a reset, a timeout) propagate.
+ */
+export async function readCapped(
+  body: AsyncIterable<Uint8Array | string>,
+  maxBytes: number,
+): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    const buf =
+      typeof chunk === "string"
+        ? Buffer.from(chunk)
+        : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    size += buf.length;
+    if (size > maxBytes) return undefined;
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
