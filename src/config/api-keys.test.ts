@@ -1,42 +1,10 @@
-import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { hashApiKey, modelAllowed } from "./api-keys.js";
-import { ConfigError } from "./config-error.js";
-import type { ApiKeyConfig, ConfigEnv } from "./gateway-config.js";
-import {
-  aliceKey,
-  generateRsaKey,
-  leaks,
-  parseObject,
-  type RawConfig,
-  validConfig,
-} from "./test-fixtures.js";
+import type { ApiKeyConfig } from "./gateway-config.js";
+import { aliceKey, configErrorHarness, type RawConfig } from "./test-fixtures.js";
 
-// Generated at test time; no key is committed.
-const key = generateRsaKey();
-const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
-const ecPem = ec.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-
-/** Rejects with a ConfigError whose message is exactly `message` and quotes no secret. */
-async function expectError(promise: Promise<unknown>, message: string): Promise<ConfigError> {
-  const err = await promise.then(
-    () => expect.fail(`accepted; expected: ${message}`),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConfigError);
-  const error = err as ConfigError;
-  expect(error.message).toBe(message);
-  for (const secret of [key.pkcs8, key.pkcs1, ecPem, aliceKey]) {
-    expect(leaks(error.message, secret)).toBe(false);
-  }
-  return error;
-}
-
-function rejects(edit: (c: RawConfig) => void, env: ConfigEnv = {}): Promise<unknown> {
-  const config = validConfig(key);
-  edit(config);
-  return parseObject(config, "/nonexistent", env);
-}
+// Keys generated at test time; no key is committed.
+const { expectError, rejects } = configErrorHarness();
 
 describe("api_keys", () => {
   const firstKey = (edit: (k: Record<string, unknown>) => void) =>

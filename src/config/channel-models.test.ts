@@ -1,49 +1,21 @@
-import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { ConfigError } from "./config-error.js";
-import type { ConfigEnv } from "./gateway-config.js";
 import { resolveRoutes } from "./resolve-model.js";
 import {
-  aliceKey,
+  configErrorHarness,
   creds,
-  generateRsaKey,
-  leaks,
   parseObject,
   type RawConfig,
   validConfig,
 } from "./test-fixtures.js";
 
-// Generated at test time; no key is committed.
-const key = generateRsaKey();
-const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
-const ecPem = ec.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
-
-/** Rejects with a ConfigError whose message is exactly `message` and quotes no secret. */
-async function expectError(promise: Promise<unknown>, message: string): Promise<ConfigError> {
-  const err = await promise.then(
-    () => expect.fail(`accepted; expected: ${message}`),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConfigError);
-  const error = err as ConfigError;
-  expect(error.message).toBe(message);
-  for (const secret of [key.pkcs8, key.pkcs1, ecPem, aliceKey]) {
-    expect(leaks(error.message, secret)).toBe(false);
-  }
-  return error;
-}
+// Keys generated at test time; no key is committed.
+const { key, expectError, rejects } = configErrorHarness();
 
 /** Loads the valid config after `edit`; resolves to the config (used for what must load). */
 function loads(edit: (c: RawConfig) => void) {
   const config = validConfig(key);
   edit(config);
   return parseObject(config, "/nonexistent", {});
-}
-
-function rejects(edit: (c: RawConfig) => void, env: ConfigEnv = {}): Promise<unknown> {
-  const config = validConfig(key);
-  edit(config);
-  return parseObject(config, "/nonexistent", env);
 }
 
 describe("channel models", () => {

@@ -1,47 +1,13 @@
-import { generateKeyPairSync } from "node:crypto";
-import { describe, expect, it } from "vitest";
-import { ConfigError } from "./config-error.js";
-import type { ConfigEnv } from "./gateway-config.js";
+import { describe, it } from "vitest";
 import { parseConfig } from "./parse-config.js";
-import {
-  aliceKey,
-  generateRsaKey,
-  leaks,
-  parseObject,
-  type RawConfig,
-  selfSignedCertificate,
-  validConfig,
-} from "./test-fixtures.js";
+import { aliceKey, configErrorHarness, selfSignedCertificate } from "./test-fixtures.js";
 
-// Generated at test time; no key is committed.
-const key = generateRsaKey();
-const ec = generateKeyPairSync("ec", { namedCurve: "P-256" });
-const ecPem = ec.privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+// Keys generated at test time; no key is committed.
+const { key, ecPem, expectError, rejects } = configErrorHarness();
 const cert = selfSignedCertificate(key);
 const encryptedPem = key.privateKey
   .export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "not-a-secret" })
   .toString();
-
-/** Rejects with a ConfigError whose message is exactly `message` and quotes no secret. */
-async function expectError(promise: Promise<unknown>, message: string): Promise<ConfigError> {
-  const err = await promise.then(
-    () => expect.fail(`accepted; expected: ${message}`),
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ConfigError);
-  const error = err as ConfigError;
-  expect(error.message).toBe(message);
-  for (const secret of [key.pkcs8, key.pkcs1, ecPem, aliceKey]) {
-    expect(leaks(error.message, secret)).toBe(false);
-  }
-  return error;
-}
-
-function rejects(edit: (c: RawConfig) => void, env: ConfigEnv = {}): Promise<unknown> {
-  const config = validConfig(key);
-  edit(config);
-  return parseObject(config, "/nonexistent", env);
-}
 
 function text(yaml: string, file = "gateway.yaml"): Promise<unknown> {
   return parseConfig(yaml, { file, baseDir: "/nonexistent", env: {} });

@@ -4,7 +4,9 @@ import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { expect } from "vitest";
 import { stringify } from "yaml";
+import { ConfigError } from "./config-error.js";
 import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
 import { parseConfig } from "./parse-config.js";
 
@@ -167,4 +169,39 @@ export function selfSignedCertificate(
   const cert = der(0x30, tbs, algorithm, der(0x03, Buffer.from([0]), signature));
   const lines = cert.toString("base64").match(/.{1,64}/g) ?? [];
   return `-----BEGIN CERTIFICATE-----\n${lines.join("\n")}\n-----END CERTIFICATE-----\n`;
+}
+
+/**
+ * What every config error test needs: keys generated once per test file (never committed), an
+ * `expectError` that checks the exact message and that it quotes no secret, and `rejects`, which
+ * loads the valid config after an edit.
+ */
+export function configErrorHarness() {
+  const key = generateRsaKey();
+  const ecPem = generateKeyPairSync("ec", { namedCurve: "P-256" })
+    .privateKey.export({ type: "pkcs8", format: "pem" })
+    .toString();
+
+  /** Rejects with a ConfigError whose message is exactly `message` and quotes no secret. */
+  async function expectError(promise: Promise<unknown>, message: string): Promise<ConfigError> {
+    const err = await promise.then(
+      () => expect.fail(`accepted; expected: ${message}`),
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    const error = err as ConfigError;
+    expect(error.message).toBe(message);
+    for (const secret of [key.pkcs8, key.pkcs1, ecPem, aliceKey]) {
+      expect(leaks(error.message, secret)).toBe(false);
+    }
+    return error;
+  }
+
+  function rejects(edit: (c: RawConfig) => void, env: ConfigEnv = {}): Promise<unknown> {
+    const config = validConfig(key);
+    edit(config);
+    return parseObject(config, "/nonexistent", env);
+  }
+
+  return { key, ecPem, expectError, rejects };
 }
