@@ -7,6 +7,7 @@ import {
 } from "./chat-types.js";
 import { CozeError, codeFromCoze, safeMessage } from "./errors.js";
 import { envelopeError, type StreamResponse } from "./http.js";
+import type { SseEvent } from "./sse.js";
 import { num, obj, parseJsonObject, str } from "./wire.js";
 
 /**
@@ -50,95 +51,99 @@ export async function* chatEvents(
   stream: StreamResponse,
   state: ChatStreamState,
 ): AsyncGenerator<ChatEvent, void> {
-  for await (const sse of stream) {
-    if (sse.event === undefined) {
-      // A bare JSON line: an error envelope inside the stream (coze-api.md §10.1).
-      const body = parseJsonObject(step, sse.data);
-      throw (
-        envelopeError(step, stream.status, body, stream.logId) ??
-        new CozeError("protocol", safeMessage("protocol", step), { step, logId: stream.logId })
-      );
-    }
-    const name = sse.event;
-    if (name === "done") {
-      yield { type: "done", debugUrl: parseDone(sse.data) };
-      return;
-    }
-    if (name === "ping" || name === "PING") continue;
-    const data = parseJsonObject(step, sse.data);
-    switch (name) {
-      case "conversation.chat.created":
-      case "conversation.chat.in_progress":
-      case "conversation.chat.completed":
-      case "conversation.chat.requires_action":
-      case "conversation.chat.canceled": {
-        const chat = parseChat(data);
-        if (!chat) throw new CozeError("protocol", safeMessage("protocol", step), { step });
-        state.conversationId = chat.conversationId || state.conversationId;
-        state.chatId = chat.id;
-        if (name === "conversation.chat.created") yield { type: "chat.created", chat };
-        else if (name === "conversation.chat.in_progress") yield { type: "chat.in_progress", chat };
-        else if (name === "conversation.chat.completed") {
+  // One await per body chunk, not per event (issue #6): a turn's events often share a chunk.
+  for await (const batch of stream.batches?.() ?? oneByOne(stream)) {
+    for (const sse of batch) {
+      if (sse.event === undefined) {
+        // A bare JSON line: an error envelope inside the stream (coze-api.md §10.1).
+        const body = parseJsonObject(step, sse.data);
+        throw (
+          envelopeError(step, stream.status, body, stream.logId) ??
+          new CozeError("protocol", safeMessage("protocol", step), { step, logId: stream.logId })
+        );
+      }
+      const name = sse.event;
+      if (name === "done") {
+        yield { type: "done", debugUrl: parseDone(sse.data) };
+        return;
+      }
+      if (name === "ping" || name === "PING") continue;
+      const data = parseJsonObject(step, sse.data);
+      switch (name) {
+        case "conversation.chat.created":
+        case "conversation.chat.in_progress":
+        case "conversation.chat.completed":
+        case "conversation.chat.requires_action":
+        case "conversation.chat.canceled": {
+          const chat = parseChat(data);
+          if (!chat) throw new CozeError("protocol", safeMessage("protocol", step), { step });
+          state.conversationId = chat.conversationId || state.conversationId;
+          state.chatId = chat.id;
+          if (name === "conversation.chat.created") yield { type: "chat.created", chat };
+          else if (name === "conversation.chat.in_progress")
+            yield { type: "chat.in_progress", chat };
+          else if (name === "conversation.chat.completed") {
+            state.finished = true;
+            yield { type: "chat.completed", chat };
+          } else if (name === "conversation.chat.requires_action") {
+            state.finished = true;
+            yield { type: "chat.requires_action", chat, toolCalls: chat.toolCalls };
+          } else {
+            state.finished = true;
+            throw new CozeError("canceled", safeMessage("canceled", step), {
+              step,
+              logId: stream.logId,
+            });
+          }
+          break;
+        }
+        case "conversation.message.delta":
+        case "conversation.audio.delta":
+        case "conversation.message.completed": {
+          const message = parseMessage(data);
+          if (!message) throw new CozeError("protocol", safeMessage("protocol", step), { step });
+          yield {
+            type:
+              name === "conversation.message.delta"
+                ? "message.delta"
+                : name === "conversation.audio.delta"
+                  ? "audio.delta"
+                  : "message.completed",
+            message,
+          };
+          break;
+        }
+        case "conversation.chat.failed": {
+          // Recorded form: a Chat object with last_error; docs form: a bare {code,msg} with the
+          // code sometimes a string (coze-api.md §4.5, §9). Accept both.
+          const chat = parseChat(data);
+          const code = chat?.lastError?.code ?? num(data.code) ?? 0;
+          const msg = chat?.lastError?.msg ?? str(data.msg) ?? "";
           state.finished = true;
-          yield { type: "chat.completed", chat };
-        } else if (name === "conversation.chat.requires_action") {
-          state.finished = true;
-          yield { type: "chat.requires_action", chat, toolCalls: chat.toolCalls };
-        } else {
-          state.finished = true;
-          throw new CozeError("canceled", safeMessage("canceled", step), {
+          yield { type: "chat.failed", chat, code, msg };
+          throw new CozeError("failed", safeMessage("failed", step, code || undefined), {
             step,
+            cozeCode: code || undefined,
+            cozeMessage: msg,
             logId: stream.logId,
           });
         }
-        break;
+        case "error": {
+          const code = num(data.code) ?? 0;
+          const msg = str(data.msg) ?? "";
+          yield { type: "error", code, msg };
+          const kind = code === 0 ? "failed" : codeFromCoze(code, 200);
+          throw new CozeError(kind, safeMessage(kind, step, code || undefined), {
+            step,
+            cozeCode: code || undefined,
+            cozeMessage: msg,
+            logId: stream.logId,
+          });
+        }
+        default:
+          // Events this client does not know (new Coze features) are skipped, like go does.
+          break;
       }
-      case "conversation.message.delta":
-      case "conversation.audio.delta":
-      case "conversation.message.completed": {
-        const message = parseMessage(data);
-        if (!message) throw new CozeError("protocol", safeMessage("protocol", step), { step });
-        yield {
-          type:
-            name === "conversation.message.delta"
-              ? "message.delta"
-              : name === "conversation.audio.delta"
-                ? "audio.delta"
-                : "message.completed",
-          message,
-        };
-        break;
-      }
-      case "conversation.chat.failed": {
-        // Recorded form: a Chat object with last_error; docs form: a bare {code,msg} with the
-        // code sometimes a string (coze-api.md §4.5, §9). Accept both.
-        const chat = parseChat(data);
-        const code = chat?.lastError?.code ?? num(data.code) ?? 0;
-        const msg = chat?.lastError?.msg ?? str(data.msg) ?? "";
-        state.finished = true;
-        yield { type: "chat.failed", chat, code, msg };
-        throw new CozeError("failed", safeMessage("failed", step, code || undefined), {
-          step,
-          cozeCode: code || undefined,
-          cozeMessage: msg,
-          logId: stream.logId,
-        });
-      }
-      case "error": {
-        const code = num(data.code) ?? 0;
-        const msg = str(data.msg) ?? "";
-        yield { type: "error", code, msg };
-        const kind = code === 0 ? "failed" : codeFromCoze(code, 200);
-        throw new CozeError(kind, safeMessage(kind, step, code || undefined), {
-          step,
-          cozeCode: code || undefined,
-          cozeMessage: msg,
-          logId: stream.logId,
-        });
-      }
-      default:
-        // Events this client does not know (new Coze features) are skipped, like go does.
-        break;
     }
   }
   if (!state.finished) {
@@ -147,6 +152,11 @@ export async function* chatEvents(
       logId: stream.logId,
     });
   }
+}
+
+/** A stream without {@link StreamResponse.batches}, as one-event batches. */
+async function* oneByOne(stream: StreamResponse): AsyncGenerator<readonly SseEvent[], void> {
+  for await (const event of stream) yield [event];
 }
 
 /** Reads a `done` payload: `"[DONE]"`, `[DONE]`, empty, or `{debug_url}` (§4.5). */

@@ -31,6 +31,7 @@ const COLON = 0x3a;
 const SPACE = 0x20;
 const OPEN_BRACE = 0x7b;
 const BOM = 0xfeff;
+const streaming = { stream: true };
 
 /**
  * Parses a Coze event stream from raw body chunks (bytes or already decoded text; both may be
@@ -53,10 +54,58 @@ export async function* parseSse(
   body: AsyncIterable<Uint8Array | string>,
   options: SseOptions,
 ): AsyncGenerator<SseEvent, void, undefined> {
+  for await (const batch of parseSseBatches(body, options)) {
+    for (const event of batch) yield event;
+  }
+}
+
+/**
+ * {@link parseSse}, one array per body chunk: the events whose `data:` line ended in that chunk,
+ * in order (chunks that complete no event yield nothing). The same events and errors as
+ * `parseSse` (a protocol error comes after the events before it), but a reader pays one await
+ * per chunk instead of one per event: a Coze answer of a dozen events usually arrives in one or
+ * two chunks (issue #6: the non-stream path reads every event of its turn).
+ */
+export async function* parseSseBatches(
+  body: AsyncIterable<Uint8Array | string>,
+  options: SseOptions,
+): AsyncGenerator<SseEvent[], void, undefined> {
+  const decoder = createSseDecoder(options);
+  for await (const chunk of body) {
+    const out: SseEvent[] = [];
+    let failed = false;
+    let failure: unknown;
+    try {
+      decoder.push(chunk, out);
+    } catch (err) {
+      failed = true;
+      failure = err;
+    }
+    if (out.length > 0) yield out;
+    if (failed) throw failure;
+  }
+  const out: SseEvent[] = [];
+  decoder.end(out);
+  if (out.length > 0) yield out;
+}
+
+/** The synchronous state machine behind {@link parseSse}. */
+interface SseDecoder {
+  /**
+   * Decodes one body chunk and appends the events it completes to `out`.
+   * @throws CozeError `protocol` on a bad or too long line; the events before it are in `out`.
+   */
+  push(chunk: Uint8Array | string, out: SseEvent[]): void;
+  /** The end of the body: appends the event of an unterminated last line, if any. */
+  end(out: SseEvent[]): void;
+}
+
+function createSseDecoder(options: SseOptions): SseDecoder {
   const { step } = options;
   const maxLineBytes = options.maxLineBytes ?? defaultMaxLineBytes;
   // ignoreBOM keeps a BOM in the text so that byte and string chunks get the same handling below.
-  const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
+  // Made on the first byte chunk: a body that arrives as text (`setEncoding`) never needs one.
+  let decoder: InstanceType<typeof TextDecoder> | undefined;
   let decoderUsed = false;
   let atStart = true;
   // A `\r` ended the previous chunk: a `\n` opening the next one belongs to the same line end.
@@ -117,18 +166,19 @@ export async function* parseSse(
     }
   };
 
-  for await (const chunk of body) {
+  const push = (chunk: Uint8Array | string, out: SseEvent[]) => {
     let text: string;
     if (typeof chunk === "string") {
       // Flush bytes still held by the decoder (a complete stream never leaves any).
-      text = decoderUsed ? decoder.decode() + chunk : chunk;
+      text = decoderUsed && decoder ? decoder.decode() + chunk : chunk;
       decoderUsed = false;
     } else {
-      text = decoder.decode(chunk, { stream: true });
+      decoder ??= new TextDecoder("utf-8", { ignoreBOM: true });
+      text = decoder.decode(chunk, streaming);
       decoderUsed = true;
     }
     const n = text.length;
-    if (n === 0) continue;
+    if (n === 0) return;
     let pos = 0;
     if (atStart) {
       atStart = false;
@@ -165,17 +215,22 @@ export async function* parseSse(
         pos = end + 1;
       }
       const dispatched = handleLine(line);
-      if (dispatched !== undefined) yield dispatched;
+      if (dispatched !== undefined) out.push(dispatched);
     }
-  }
+  };
 
   // EOF: the decoder may hold an incomplete character (it becomes U+FFFD), and an unterminated
   // last line is still a line (lenient, like js, §4.5; the recorded py fixtures end this way).
-  const tail = decoderUsed ? decoder.decode() : "";
-  if (tail.length > 0) appendPending(atStart && tail.charCodeAt(0) === BOM ? tail.slice(1) : tail);
-  if (pending.length > 0) {
-    const dispatched = handleLine(pending.join(""));
-    pending = [];
-    if (dispatched !== undefined) yield dispatched;
-  }
+  const end = (out: SseEvent[]) => {
+    const tail = decoderUsed && decoder ? decoder.decode() : "";
+    if (tail.length > 0) {
+      appendPending(atStart && tail.charCodeAt(0) === BOM ? tail.slice(1) : tail);
+    }
+    if (pending.length > 0) {
+      const dispatched = handleLine(pending.join(""));
+      pending = [];
+      if (dispatched !== undefined) out.push(dispatched);
+    }
+  };
+  return { push, end };
 }

@@ -2,9 +2,10 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { type ChatResult, createChatAccumulator } from "../coze/chat-result.js";
 import type { ChatEvent } from "../coze/chat-stream.js";
-import type { ChatMessage as CozeMessage, ToolCall } from "../coze/chat-types.js";
+import type { ChatMessage as CozeMessage, EnterMessage, ToolCall } from "../coze/chat-types.js";
 import type { Usage as CozeUsage } from "../coze/wire.js";
 import {
+  type ChatMessage,
   type ChatRequest,
   type ChatResponseSchema,
   type ChatService,
@@ -14,7 +15,7 @@ import {
   ChatStreamResponseSchema,
 } from "../gen/cozegateway/v1/chat_pb.js";
 import type { UsageSchema } from "../gen/cozegateway/v1/common_pb.js";
-import { callerOf, defaultUserId } from "./caller.js";
+import { type Caller, callerOf, defaultUserId } from "./caller.js";
 import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
 import { openOnFirstChannel } from "./failover.js";
 import { toCozeMessages } from "./messages.js";
@@ -102,34 +103,43 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
           throw invalidArgument(`tool_outputs[${i}].tool_call_id`, "is required");
       });
     }
-    const { events, target: used } = await openOnFirstChannel(t, (c) => turn(c, req, ctx));
+    // Without inline files the Coze messages are the same on every channel: map them once,
+    // before the failover, and let each channel's turn be the client's own event stream (one
+    // async generator layer less per event on the hot path, issue #6).
+    const messages =
+      req.toolOutputs.length > 0 || hasInlineData(req.messages)
+        ? undefined
+        : await toCozeMessages(req.messages, { files: t.channel.client.files, signal: ctx.signal });
+    const { events, target: used } = await openOnFirstChannel(t, (c) =>
+      turn(c, req, ctx, messages),
+    );
     ctx.responseHeader.set(channelHeader, used.channel.name);
     return events;
   }
 
-  /** The turn on one channel. Inline files are uploaded there: Coze file ids are per account. */
-  async function* turn(
+  /**
+   * The turn on one channel, with the messages mapped already (`messages`) or not. Inline files
+   * are uploaded on that channel: Coze file ids are per account.
+   */
+  function turn(
     t: Target,
     req: TurnRequest,
     ctx: HandlerContext,
+    messages: EnterMessage[] | undefined,
   ): AsyncGenerator<ChatEvent, void> {
     const client = t.channel.client;
     if (req.toolOutputs.length > 0) {
-      yield* client.chat.streamToolOutputs({
+      return client.chat.streamToolOutputs({
         conversationId: req.conversationId,
         chatId: req.chatId,
         outputs: req.toolOutputs.map((o) => ({ toolCallId: o.toolCallId, output: o.output })),
         signal: ctx.signal,
       });
-      return;
     }
-    const messages = await toCozeMessages(req.messages, {
-      files: client.files,
-      signal: ctx.signal,
-    });
-    const userId = req.userId || defaultUserId(callerOf(ctx));
+    if (messages === undefined) return uploadingTurn(t, req, ctx);
+    const userId = req.userId || userIdOf(callerOf(ctx));
     if (t.kind === "chatflow") {
-      yield* client.workflows.chatflow({
+      return client.workflows.chatflow({
         workflowId: t.id,
         messages,
         parameters: req.parameters,
@@ -137,9 +147,8 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
         ext: { user_id: userId },
         signal: ctx.signal,
       });
-      return;
     }
-    yield* client.chat.stream({
+    return client.chat.stream({
       botId: t.id,
       userId,
       conversationId: req.conversationId || undefined,
@@ -149,6 +158,19 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
       parameters: req.parameters,
       signal: ctx.signal,
     });
+  }
+
+  /** A turn whose messages carry inline files: uploaded on `t`'s channel, then the turn. */
+  async function* uploadingTurn(
+    t: Target,
+    req: TurnRequest,
+    ctx: HandlerContext,
+  ): AsyncGenerator<ChatEvent, void> {
+    const messages = await toCozeMessages(req.messages, {
+      files: t.channel.client.files,
+      signal: ctx.signal,
+    });
+    yield* turn(t, req, ctx, messages);
   }
 
   return {
@@ -236,6 +258,37 @@ function streamEvent(event: ChatEvent, started: boolean): ChatStreamResponse | u
     default:
       return undefined;
   }
+}
+
+/** Whether a message carries inline file data (uploaded per channel before the turn). */
+function hasInlineData(messages: readonly ChatMessage[]): boolean {
+  for (const m of messages) {
+    for (const p of m.parts) {
+      const k = p.kind;
+      if (
+        (k.case === "image" || k.case === "file" || k.case === "audio") &&
+        k.value.source.case === "data"
+      ) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// The default user id of each API key name (a SHA-256 per request otherwise). Names come from
+// the configured keys, so the map stays small; the cap only guards against misuse.
+const userIds = new Map<string, string>();
+
+function userIdOf(caller: Caller | undefined): string {
+  const name = caller?.name ?? "";
+  let id = userIds.get(name);
+  if (id === undefined) {
+    id = defaultUserId(caller);
+    if (userIds.size >= 1024) userIds.clear();
+    userIds.set(name, id);
+  }
+  return id;
 }
 
 function nonEmpty(map: Record<string, string>): Record<string, string> | undefined {
