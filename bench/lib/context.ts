@@ -1,0 +1,80 @@
+import type { NodeProcess } from "./proc.js";
+
+/** A proxy under test: the gateway or a baseline. */
+export interface ProxyUnderTest {
+  /** `gateway`, `bare-undici` or `bare-connect`. */
+  name: string;
+  url: string;
+  process: NodeProcess;
+}
+
+/** The streams the emulator host recorded (hrtimes in ns, as decimal strings). */
+export interface RecordedStream {
+  conversationId: string;
+  deltas: string[];
+  closedAt: string | undefined;
+}
+
+/** What every scenario gets. */
+export interface Bench {
+  /** The gateway's caller key (the baselines ignore it). */
+  key: string;
+  emulatorUrl: string;
+  emulator: NodeProcess;
+  gateway: ProxyUnderTest;
+  bareUndici: ProxyUnderTest;
+  bareConnect: ProxyUnderTest;
+  /** Scratch directory for scripts and logs. */
+  dir: string;
+  /** Seconds per measured load run, and per warm-up. */
+  seconds: number;
+  warmupSeconds: number;
+  /** Measured repetitions per scenario and proxy. */
+  reps: number;
+  log(line: string): void;
+}
+
+/** Switches the emulator host's stream recorder on or off (and forgets what it held). */
+export async function recordStreams(bench: Bench, on: boolean): Promise<void> {
+  await bench.emulator.ask({ type: "record", on });
+}
+
+/** Takes the streams the emulator host recorded that have closed since the last take. */
+export async function takeStreams(bench: Bench): Promise<RecordedStream[]> {
+  const m = await bench.emulator.ask<{ streams: RecordedStream[] }>({ type: "take" });
+  return m.streams;
+}
+
+/** The emulator's counters. */
+export async function emulatorStats(bench: Bench): Promise<{
+  openStreams: number;
+  calls: Record<string, number>;
+  tokenRequests: number;
+}> {
+  const res = await fetch(`${bench.emulatorUrl}/__emulator/stats`);
+  return (await res.json()) as Awaited<ReturnType<typeof emulatorStats>>;
+}
+
+/** Calls an emulator admin route. */
+export async function emulatorAdmin(
+  bench: Bench,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<void> {
+  const res = await fetch(`${bench.emulatorUrl}/__emulator/${path}`, {
+    method,
+    headers: body === undefined ? {} : { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`emulator ${method} ${path}: ${res.status} ${await res.text()}`);
+  await res.arrayBuffer();
+}
+
+/** Orders the proxies of repetition `rep` so neither always runs first (ABBA). */
+export function alternate<T>(pair: readonly [T, T], rep: number): [T, T] {
+  return rep % 2 === 0 ? [pair[0], pair[1]] : [pair[1], pair[0]];
+}
+
+/** ns (hrtime bigint difference) to ms. */
+export const nsToMs = (ns: bigint) => Number(ns) / 1e6;

@@ -1,0 +1,263 @@
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Spread } from "./lib/stats.js";
+import type { Amplification } from "./scenarios/amplification.js";
+import type { HoldResult, MemoryScenario } from "./scenarios/memory.js";
+import type { StreamScenario } from "./scenarios/stream.js";
+import type { UnaryScenario } from "./scenarios/unary.js";
+
+/** Everything one `npm run bench` measured. */
+export interface Results {
+  date: string;
+  machine: Record<string, string | number>;
+  settings: { seconds: number; warmupSeconds: number; reps: number };
+  rest: UnaryScenario[];
+  connect: UnaryScenario[];
+  amplification?: Amplification;
+  stream?: StreamScenario;
+  memory?: MemoryScenario;
+  /** Token requests the emulator saw since the amplification run reset its counters. */
+  tokenRequests?: number;
+  elapsedSeconds?: number;
+}
+
+interface Target {
+  target: string;
+  measured: string;
+  limit: string;
+  pass: boolean;
+}
+
+/** Everything below this line in BENCHMARKS.md is written by hand and kept by the bench. */
+export const handWrittenMarker = "<!-- Hand-written below this line; npm run bench keeps it. -->";
+
+const f = (n: number, digits = 2) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+const pct = (n: number) => `${f(n * 100, 0)}%`;
+const range = (s: Spread, fmt: (n: number) => string) =>
+  `${fmt(s.median)} (${fmt(s.min)} – ${fmt(s.max)})`;
+const kib = (bytes: number) => `${f(bytes / 1024, 1)} KiB`;
+const mib = (bytes: number) => `${f(bytes / 1024 / 1024, 1)} MiB`;
+
+/** The issue's targets, each judged on the median over repetitions. */
+export function targets(r: Results): Target[] {
+  const out: Target[] = [];
+  for (const s of r.rest) {
+    if (s.concurrency !== 1) {
+      out.push({
+        target: `REST non-stream throughput, c=${s.concurrency}`,
+        measured: range(s.throughputRatio, pct),
+        limit: "≥ 70% of bare undici hop",
+        pass: s.throughputRatio.median >= 0.7,
+      });
+    }
+    out.push({
+      target: `REST non-stream CPU per request, c=${s.concurrency}`,
+      measured: `${range(s.cpuRatio, (n) => `${f(n)}×`)}`,
+      limit: "≤ 1.5× bare undici hop",
+      pass: s.cpuRatio.median <= 1.5,
+    });
+    if (s.concurrency === 1 && s.addedP50Ms) {
+      out.push({
+        target: "REST non-stream added median latency, c=1",
+        measured: `${range(s.addedP50Ms, (n) => f(n, 3))} ms`,
+        limit: "≤ 0.5 ms",
+        pass: s.addedP50Ms.median <= 0.5,
+      });
+    }
+  }
+  const a = r.amplification;
+  if (a) {
+    out.push({
+      target: "Upstream amplification, bot chat (REST, REST stream, Connect)",
+      measured: `${f(a.perRequest, 3)} upstream calls per request; ${a.wrongAnswers} wrong answers`,
+      limit: "= 1.0",
+      pass: a.perRequest === 1 && a.wrongAnswers === 0,
+    });
+  }
+  const s = r.stream;
+  if (s) {
+    const g = s.reps.gateway ?? [];
+    out.push({
+      target: `Streaming added time to first byte (${s.deltas} events, ${s.deltaMs} ms apart)`,
+      measured: `${range(s.addedTtfbMs, (n) => f(n, 3))} ms`,
+      limit: "≤ 1 ms",
+      pass: s.addedTtfbMs.median <= 1,
+    });
+    out.push({
+      target: "Streaming added per-event lag, median",
+      measured: `${range(s.addedLagP50Ms, (n) => f(n, 3))} ms`,
+      limit: "≤ 0.3 ms",
+      pass: s.addedLagP50Ms.median <= 0.3,
+    });
+    const streams = g.reduce((n, x) => n + x.streams, 0);
+    const exact = g.reduce((n, x) => n + x.exact, 0);
+    const held = g.reduce((n, x) => n + x.held, 0);
+    const coalesced = g.reduce((n, x) => n + x.coalescedReads, 0);
+    const events = g.reduce((n, x) => n + x.events, 0);
+    out.push({
+      target: "Every upstream delta is one downstream chunk, in order, flushed as it arrives",
+      measured: `${exact}/${streams} streams exact; ${coalesced} client reads held two chunks; ${held} of ${events} chunks arrived after the next delta was sent`,
+      limit: "all exact, no two chunks in one read",
+      pass: streams > 0 && exact === streams && coalesced === 0,
+    });
+  }
+  for (const c of r.connect) {
+    out.push({
+      target: `Connect unary throughput, ${c.concurrency} concurrent`,
+      measured: range(c.throughputRatio, pct),
+      limit: "≥ 70% of bare connect-node hop",
+      pass: c.throughputRatio.median >= 0.7,
+    });
+  }
+  const m = r.memory;
+  const hold = m?.hold.gateway;
+  if (m && hold) {
+    out.push({
+      target: `RSS per open stream (${hold.streams} REST streams held)`,
+      measured: kib(hold.rssPerStreamBytes),
+      limit: "≤ 64 KiB",
+      pass: hold.rssPerStreamBytes <= 64 * 1024,
+    });
+    out.push({
+      target: "Heap after 1000 streams and an abort storm (idle, after a full GC)",
+      measured: `${mib(m.heapAfterBytes)} vs ${mib(m.heapBeforeBytes)} before (${pct(m.heapRatio)}); round 1 from cold: ${mib(m.heapColdBytes)} → ${mib(m.heapBeforeBytes)}`,
+      limit: "≤ 110% of before",
+      pass: m.heapRatio <= 1.1,
+    });
+    const rounds = [m.hold["gateway (round 1)"], hold].filter((x): x is HoldResult => !!x);
+    const closed = rounds.reduce((n, x) => n + x.closedWithin1s, 0);
+    const total = rounds.reduce((n, x) => n + x.streams, 0);
+    const slowest = Math.max(...rounds.map((x) => x.closeLagMaxMs));
+    out.push({
+      target: "Upstream streams closed within 1 s of their client going away",
+      measured: `${closed}/${total} (two storms); slowest ${f(slowest, 1)} ms, median ${f(hold.closeLagP50Ms, 1)} ms`,
+      limit: "all",
+      pass: total > 0 && closed === total,
+    });
+  }
+  return out;
+}
+
+function unaryTable(scenarios: UnaryScenario[]): string {
+  const rows = [
+    "| scenario | proxy | req/s | p50 ms | p99 ms | CPU µs/req | emulator CPU µs/req | errors |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const s of scenarios) {
+    for (const [proxy, runs] of Object.entries(s.runs)) {
+      const med = (pick: (x: (typeof runs)[number]) => number | undefined) => {
+        const v = runs.map(pick).filter((x): x is number => x !== undefined);
+        if (v.length === 0) return "–";
+        const sorted = [...v].sort((a, b) => a - b);
+        const mid = sorted[Math.floor((sorted.length - 1) / 2)] as number;
+        const med = sorted.length % 2 ? mid : (mid + (sorted[sorted.length / 2] as number)) / 2;
+        return `${f(med, med >= 100 ? 0 : 3)} (${f(sorted[0] as number, med >= 100 ? 0 : 3)}–${f(sorted.at(-1) as number, med >= 100 ? 0 : 3)})`;
+      };
+      rows.push(
+        `| ${s.name} c=${s.concurrency} | ${proxy} | ${med((x) => x.rps)} | ${med((x) => x.p50Ms)} | ${med((x) => x.p99Ms)} | ${med((x) => x.cpuMsPerRequest * 1000)} | ${med((x) => x.emulatorCpuMsPerRequest * 1000)} | ${runs.reduce((n, x) => n + x.errors, 0)} |`,
+      );
+    }
+  }
+  return rows.join("\n");
+}
+
+function streamTable(s: StreamScenario): string {
+  const rows = [
+    "| proxy | rep | streams | TTFB ms | lag p50 ms | lag p99 ms | lag max ms | exact | held | coalesced reads |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const [proxy, reps] of Object.entries(s.reps)) {
+    reps.forEach((r, i) => {
+      rows.push(
+        `| ${proxy} | ${i + 1} | ${r.streams} | ${f(r.ttfbMs, 3)} | ${f(r.lagP50Ms, 3)} | ${f(r.lagP99Ms, 3)} | ${f(r.lagMaxMs, 3)} | ${r.exact} | ${r.held} | ${r.coalescedReads} |`,
+      );
+    });
+  }
+  return rows.join("\n");
+}
+
+function memoryTable(m: MemoryScenario): string {
+  const rows = [
+    "| proxy | streams held | RSS before | RSS with all open | per stream | closed ≤ 1 s | close lag p50 / max ms |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const [proxy, h] of Object.entries(m.hold)) {
+    rows.push(
+      `| ${proxy} | ${h.streams} | ${mib(h.rssBeforeBytes)} | ${mib(h.rssOpenBytes)} | ${kib(h.rssPerStreamBytes)} | ${h.closedWithin1s}/${h.streams} | ${f(h.closeLagP50Ms, 1)} / ${f(h.closeLagMaxMs, 1)} |`,
+    );
+  }
+  return rows.join("\n");
+}
+
+/** Renders the generated part of BENCHMARKS.md. */
+export function renderMarkdown(r: Results): string {
+  const m = r.machine;
+  const t = targets(r);
+  const lines = [
+    "# Benchmarks",
+    "",
+    `Written by \`npm run bench\` on ${r.date.slice(0, 10)} (${f(r.elapsedSeconds ?? 0, 0)} s). Every figure that is judged is a ratio or a difference against a baseline measured side by side in the same run; absolute numbers on a shared machine are noise. Medians over ${r.settings.reps} repetitions of ${r.settings.seconds} s after a ${r.settings.warmupSeconds} s warm-up, with (min – max).`,
+    "",
+    `Machine: ${m.cores} cores (${m.cpu}), Linux ${m.kernel}; Node ${m.node}, undici ${m.undici}, @connectrpc/connect ${m.connect}, @connectrpc/connect-node ${m.connectNode}; ${m.wrk}; ${m.h2load}.`,
+    "",
+    "## Targets (issue #6)",
+    "",
+    "| target | measured | limit | result |",
+    "| --- | --- | --- | --- |",
+    ...t.map(
+      (x) => `| ${x.target} | ${x.measured} | ${x.limit} | ${x.pass ? "PASS" : "**FAIL**"} |`,
+    ),
+    "",
+    "## REST non-stream chat and Connect unary",
+    "",
+    "`rest`: wrk, one thread, HTTP/1.1 keep-alive, c connections, `POST /v1/chat/completions` for the echo bot; `connect`: h2load over h2c, `ChatService/Chat` in binary Connect. CPU is the proxy process's utime+stime from `/proc/<pid>/stat` over the run, per successful request.",
+    "",
+    unaryTable([...r.rest, ...r.connect]),
+    "",
+  ];
+  if (r.stream) {
+    lines.push(
+      "## Streaming",
+      "",
+      `The slow bot's ${r.stream.deltas} deltas, ${r.stream.deltaMs} ms apart, one stream at a time; lag is the client's arrival time of a content chunk minus the time the emulator wrote that delta (both CLOCK_MONOTONIC). "held": chunks that arrived after the emulator had already written the next delta (scheduling noise shows here too); "coalesced reads": client reads that brought two content chunks at once, which is what a proxy holding a chunk back until the next one produces.`,
+      "",
+      streamTable(r.stream),
+      "",
+    );
+  }
+  if (r.amplification) {
+    const a = r.amplification;
+    lines.push(
+      "## Upstream calls",
+      "",
+      `${a.requests.rest} REST non-stream, ${a.requests.restStream} REST stream and ${a.requests.connect} Connect unary bot chats through the gateway caused these emulator calls: \`${JSON.stringify(a.calls)}\`. Token requests over the rest of the run: ${r.tokenRequests ?? "n/a"}.`,
+      "",
+    );
+  }
+  if (r.memory) {
+    lines.push(
+      "## Memory",
+      "",
+      `After a warm-up, two rounds of 1000 REST streams run to completion (100 at a time) and 1000 more held open (the emulator stalls each after its first delta) and all aborted at once; ${r.memory.completedOk}/${r.memory.completedStreams} completed streams ended with \`[DONE]\` and the whole answer. Gateway heap when idle, after a full GC: ${mib(r.memory.heapColdBytes)} after the warm-up, ${mib(r.memory.heapBeforeBytes)} after round 1 (the baseline), ${mib(r.memory.heapAfterBytes)} after round 2. Round 1 raises bounded high-water marks once (JIT code of the abort paths, the undici pool's Client objects and Node's free list of HTTP parsers, each capped near 1000; see the notes below); round 2 shows whether anything is kept per stream.`,
+      "",
+      memoryTable(r.memory),
+      "",
+    );
+  }
+  return lines.join("\n");
+}
+
+/** Writes bench/results.json and BENCHMARKS.md (keeping its hand-written part). */
+export function writeReport(root: string, r: Results): string[] {
+  const json = join(root, "bench", "results.json");
+  writeFileSync(json, `${JSON.stringify({ ...r, targets: targets(r) }, null, 2)}\n`);
+  const md = join(root, "BENCHMARKS.md");
+  let kept = `${handWrittenMarker}\n`;
+  if (existsSync(md)) {
+    const old = readFileSync(md, "utf8");
+    const at = old.indexOf(handWrittenMarker);
+    if (at !== -1) kept = old.slice(at);
+  }
+  writeFileSync(md, `${renderMarkdown(r)}\n${kept}`);
+  return [json, md];
+}

@@ -1,0 +1,274 @@
+// `npm run bench`: starts the emulator, the gateway and two baselines as separate processes,
+// drives them with wrk, h2load and a streaming client from this process, and writes
+// bench/results.json and BENCHMARKS.md. See BENCHMARKS.md for the method.
+
+import { spawn } from "node:child_process";
+import { chmodSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { availableParallelism, cpus, release, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createPools } from "../src/coze/pools.js";
+import { createTokenCache } from "../src/coze/token-cache.js";
+import type { GeneratedApp } from "../src/emulator/index.js";
+import { catalog } from "../src/emulator/index.js";
+import type { Bench, ProxyUnderTest } from "./lib/context.js";
+import { emulatorStats } from "./lib/context.js";
+import { freePort, nextMessage, probeImport, run, startNode, waitForHttp } from "./lib/proc.js";
+import { type Results, writeReport } from "./report.js";
+import { amplification } from "./scenarios/amplification.js";
+import { memory } from "./scenarios/memory.js";
+import { streaming } from "./scenarios/stream.js";
+import { connectUnary, restUnary } from "./scenarios/unary.js";
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: "boolean" },
+    only: { type: "string" },
+    reps: { type: "string" },
+    seconds: { type: "string" },
+    "no-write": { type: "boolean" },
+    profile: { type: "boolean" },
+    "gateway-main": { type: "string" },
+  },
+});
+const only = args.only?.split(",");
+const wants = (s: string) => only === undefined || only.includes(s);
+
+const root = new URL("../../../", import.meta.url).pathname;
+const dist = (p: string) => join(root, "dist", p);
+
+async function ensureTools(): Promise<{ wrk: string; h2load: string }> {
+  let wrk = await versionOf("wrk", "-v");
+  let h2load = await versionOf("h2load", "--version");
+  if ((!wrk || !h2load) && process.getuid?.() === 0) {
+    process.stderr.write("bench: installing wrk and nghttp2-client (h2load) with apt-get\n");
+    await run("apt-get", ["update", "-qq"]);
+    await run("apt-get", [
+      "install",
+      "-y",
+      "-qq",
+      "--no-install-recommends",
+      "wrk",
+      "nghttp2-client",
+    ]);
+    wrk = await versionOf("wrk", "-v");
+    h2load = await versionOf("h2load", "--version");
+  }
+  if (!wrk || !h2load) {
+    throw new Error("the bench needs wrk and h2load: apt-get install wrk nghttp2-client");
+  }
+  return { wrk, h2load };
+}
+
+/** The first line a tool prints about its version (wrk prints it and exits 1), or "". */
+function versionOf(cmd: string, arg: string): Promise<string> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, [arg], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    const take = (c: Buffer) => {
+      out += c.toString();
+    };
+    child.stdout.on("data", take);
+    child.stderr.on("data", take);
+    child.once("error", () => resolve(""));
+    child.once("exit", () => resolve(out.trim().split("\n")[0]?.trim() ?? ""));
+  });
+}
+
+function packageVersion(name: string): string {
+  return (
+    JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8")) as {
+      version: string;
+    }
+  ).version;
+}
+
+async function main() {
+  const quick = args.quick === true;
+  const tools = await ensureTools();
+  const dir = mkdtempSync(join(tmpdir(), "coze-bench-"));
+  const logFd = (name: string) => openSync(join(dir, `${name}.log`), "w");
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  log(`bench: scratch and process logs in ${dir}`);
+
+  const emulator = startNode("emulator", [dist("bench/bench/emulator-host.js")], {
+    log: logFd("emulator"),
+  });
+  const { url: emulatorUrl, app } = await nextMessage<{ url: string; app: GeneratedApp }>(
+    emulator.child,
+    "ready",
+  );
+
+  // The baselines get one access token for the whole run: token management is the gateway's.
+  const pools = createPools();
+  const token = await createTokenCache({ pools })
+    .source({
+      baseUrl: emulatorUrl,
+      clientId: app.clientId,
+      publicKeyId: app.publicKeyId,
+      privateKey: app.privateKeyPem,
+    })
+    .getToken();
+  await pools.destroy();
+
+  const key = "bench-key-0123456789abcdef";
+  const [gwPort, undiciPort, connectPort] = [await freePort(), await freePort(), await freePort()];
+  const config = join(dir, "gateway.json");
+  writeFileSync(
+    config,
+    JSON.stringify({
+      server: { host: "127.0.0.1", port: gwPort },
+      api_keys: [{ name: "bench", key }],
+      channels: [
+        {
+          name: "bench",
+          base_url: emulatorUrl,
+          credentials: {
+            client_id: app.clientId,
+            public_key_id: app.publicKeyId,
+            private_key: app.privateKeyPem,
+            default_bot_id: catalog.bots.echo,
+          },
+          models: ["coze-echo", { name: "coze-slow", bot_id: catalog.bots.slow }],
+        },
+      ],
+    }),
+  );
+  chmodSync(config, 0o600);
+  const measuredArgs = ["--expose-gc", probeImport()];
+  const env: NodeJS.ProcessEnv = {
+    COZE_GATEWAY_CONFIG: "",
+    COZE_GATEWAY_HOST: "",
+    COZE_GATEWAY_PORT: "",
+    COZE_GATEWAY_CORS_ORIGINS: "",
+  };
+  // --profile: a V8 CPU profile of the gateway, written when it exits (see profile-summary.ts).
+  const profileArgs = args.profile ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
+  const gatewayProc = startNode(
+    "gateway",
+    // --gateway-main: another build of the gateway (e.g. a change under test) in the same harness.
+    [...measuredArgs, ...profileArgs, args["gateway-main"] ?? dist("main.js"), "--config", config],
+    {
+      env,
+      log: logFd("gateway"),
+    },
+  );
+  const baselineEnv = {
+    BENCH_EMULATOR_URL: emulatorUrl,
+    BENCH_TOKEN: token,
+  };
+  const undiciProc = startNode(
+    "bare-undici",
+    [...measuredArgs, dist("bench/bench/baselines/bare-undici.js")],
+    { env: { ...baselineEnv, BENCH_PORT: String(undiciPort) }, log: logFd("bare-undici") },
+  );
+  const connectProc = startNode(
+    "bare-connect",
+    [...measuredArgs, dist("bench/bench/baselines/bare-connect.js")],
+    { env: { ...baselineEnv, BENCH_PORT: String(connectPort) }, log: logFd("bare-connect") },
+  );
+  const gateway: ProxyUnderTest = {
+    name: "gateway",
+    url: `http://127.0.0.1:${gwPort}`,
+    process: gatewayProc,
+  };
+  const bareUndici: ProxyUnderTest = {
+    name: "bare-undici",
+    url: `http://127.0.0.1:${undiciPort}`,
+    process: undiciProc,
+  };
+  const bareConnect: ProxyUnderTest = {
+    name: "bare-connect",
+    url: `http://127.0.0.1:${connectPort}`,
+    process: connectProc,
+  };
+  const all = [gatewayProc, undiciProc, connectProc, emulator];
+  try {
+    await waitForHttp(`${gateway.url}/healthz`);
+    await waitForHttp(bareUndici.url);
+    await waitForTcp(connectPort);
+    const bench: Bench = {
+      key,
+      emulatorUrl,
+      emulator,
+      gateway,
+      bareUndici,
+      bareConnect,
+      dir,
+      seconds: Number(args.seconds ?? (quick ? 2 : 5)),
+      warmupSeconds: quick ? 1 : 3,
+      reps: Number(args.reps ?? (quick ? 2 : 3)),
+      log,
+    };
+    const started = Date.now();
+    const results: Results = {
+      date: new Date().toISOString(),
+      machine: {
+        cores: availableParallelism(),
+        cpu: cpus()[0]?.model ?? "unknown",
+        kernel: release(),
+        node: process.version,
+        undici: packageVersion("undici"),
+        connectNode: packageVersion("@connectrpc/connect-node"),
+        connect: packageVersion("@connectrpc/connect"),
+        wrk: tools.wrk,
+        h2load: tools.h2load,
+      },
+      settings: { seconds: bench.seconds, warmupSeconds: bench.warmupSeconds, reps: bench.reps },
+      rest: [],
+      connect: [],
+    };
+    if (wants("rest")) {
+      log("REST non-stream chat (wrk, HTTP/1.1): gateway vs bare undici hop");
+      for (const c of [1, 16, 64]) results.rest.push(await restUnary(bench, c));
+    }
+    if (wants("connect")) {
+      log("Connect unary Chat (h2load, h2c): gateway vs bare connect-node hop");
+      results.connect.push(await connectUnary(bench, 1, 16));
+      results.connect.push(await connectUnary(bench, 4, 16));
+    }
+    if (wants("amplification")) {
+      log("Upstream amplification (counts)");
+      results.amplification = await amplification(bench);
+      log(`  ${JSON.stringify(results.amplification)}`);
+    }
+    if (wants("stream")) {
+      log("Streaming: 200 deltas 5 ms apart, one stream at a time");
+      results.stream = await streaming(bench, { streamsPerRep: quick ? 2 : 4, deltaMs: 5 });
+    }
+    if (wants("memory")) {
+      log("Memory: 1000 streams, 1000 held open, abort storm");
+      results.memory = await memory(bench);
+      log(`  ${JSON.stringify(results.memory)}`);
+    }
+    results.tokenRequests = (await emulatorStats(bench)).tokenRequests;
+    results.elapsedSeconds = (Date.now() - started) / 1000;
+    if (args["no-write"] !== true) {
+      const written = writeReport(root, results);
+      log(`bench: wrote ${written.join(", ")} in ${results.elapsedSeconds.toFixed(0)} s`);
+    }
+  } finally {
+    await Promise.all(all.map((p) => p.stop()));
+  }
+}
+
+async function waitForTcp(port: number): Promise<void> {
+  const { connect } = await import("node:net");
+  for (let i = 0; i < 300; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, "127.0.0.1", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,152 @@
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  ChatMessageSchema,
+  ChatRequestSchema,
+  Role,
+} from "../../src/gen/cozegateway/v1/chat_pb.js";
+import { alternate, type Bench, type ProxyUnderTest } from "../lib/context.js";
+import { h2load, type LoadResult, wrk } from "../lib/drivers.js";
+import { cpuMs } from "../lib/proc.js";
+import { type Spread, spread } from "../lib/stats.js";
+
+/** One measured load run of one proxy. */
+export interface UnaryRun extends LoadResult {
+  /** CPU time of the proxy process per successful request, in ms (utime+stime from /proc). */
+  cpuMsPerRequest: number;
+  /** The emulator's CPU per request, for context. */
+  emulatorCpuMsPerRequest: number;
+}
+
+/** A scenario's runs per proxy, and the side-by-side ratios per repetition. */
+export interface UnaryScenario {
+  name: string;
+  concurrency: number;
+  runs: Record<string, UnaryRun[]>;
+  /** gateway rps / baseline rps, per repetition. */
+  throughputRatio: Spread;
+  /** gateway CPU per request / baseline CPU per request, per repetition. */
+  cpuRatio: Spread;
+  /** gateway p50 − baseline p50 in ms, per repetition (wrk runs only). */
+  addedP50Ms?: Spread;
+}
+
+/** The REST body of the non-stream scenarios: the echo bot, one short user message. */
+export const restBody = JSON.stringify({
+  model: "coze-echo",
+  messages: [{ role: "user", content: "Hello" }],
+});
+
+async function measured(
+  bench: Bench,
+  proxy: ProxyUnderTest,
+  load: () => Promise<LoadResult>,
+): Promise<UnaryRun> {
+  const cpu0 = cpuMs(proxy.process.pid);
+  const emu0 = cpuMs(bench.emulator.pid);
+  const r = await load();
+  const cpu = cpuMs(proxy.process.pid) - cpu0;
+  const emu = cpuMs(bench.emulator.pid) - emu0;
+  return {
+    ...r,
+    cpuMsPerRequest: cpu / Math.max(1, r.requests),
+    emulatorCpuMsPerRequest: emu / Math.max(1, r.requests),
+  };
+}
+
+async function sideBySide(
+  bench: Bench,
+  name: string,
+  concurrency: number,
+  pair: readonly [ProxyUnderTest, ProxyUnderTest],
+  load: (proxy: ProxyUnderTest, seconds: number) => Promise<LoadResult>,
+): Promise<UnaryScenario> {
+  const [baseline, gateway] = pair;
+  for (const proxy of pair) await load(proxy, bench.warmupSeconds);
+  const runs: Record<string, UnaryRun[]> = { [baseline.name]: [], [gateway.name]: [] };
+  for (let rep = 0; rep < bench.reps; rep++) {
+    for (const proxy of alternate(pair, rep)) {
+      const r = await measured(bench, proxy, () => load(proxy, bench.seconds));
+      runs[proxy.name]?.push(r);
+      bench.log(
+        `  ${name} c=${concurrency} ${proxy.name}: ${r.rps.toFixed(0)} req/s, p50 ${r.p50Ms?.toFixed(3) ?? "-"} ms, ${(r.cpuMsPerRequest * 1000).toFixed(0)} µs CPU/req, ${r.errors} errors`,
+      );
+    }
+  }
+  const g = runs[gateway.name] as UnaryRun[];
+  const b = runs[baseline.name] as UnaryRun[];
+  const pairs = g.map((run, i) => [run, b[i] as UnaryRun] as const);
+  const scenario: UnaryScenario = {
+    name,
+    concurrency,
+    runs,
+    throughputRatio: spread(pairs.map(([x, y]) => x.rps / y.rps)),
+    cpuRatio: spread(pairs.map(([x, y]) => x.cpuMsPerRequest / y.cpuMsPerRequest)),
+  };
+  if (g[0]?.p50Ms !== undefined) {
+    scenario.addedP50Ms = spread(pairs.map(([x, y]) => (x.p50Ms ?? 0) - (y.p50Ms ?? 0)));
+  }
+  return scenario;
+}
+
+/** REST non-stream chat through wrk: the gateway against the bare undici hop. */
+export function restUnary(bench: Bench, concurrency: number): Promise<UnaryScenario> {
+  return sideBySide(
+    bench,
+    "rest",
+    concurrency,
+    [bench.bareUndici, bench.gateway],
+    (proxy, seconds) =>
+      wrk({
+        url: `${proxy.url}/v1/chat/completions`,
+        key: bench.key,
+        body: restBody,
+        connections: concurrency,
+        seconds,
+        dir: bench.dir,
+      }),
+  );
+}
+
+/** The binary Connect body of `ChatService.Chat` for the echo bot. */
+export function connectBody(): Uint8Array {
+  return toBinary(
+    ChatRequestSchema,
+    create(ChatRequestSchema, {
+      model: "coze-echo",
+      messages: [create(ChatMessageSchema, { role: Role.USER, content: "Hello" })],
+    }),
+  );
+}
+
+/**
+ * Connect unary `ChatService.Chat` (binary protobuf) over h2c through h2load: the gateway
+ * against the bare connect-node hop; `streams` concurrent requests on each of `clients`
+ * connections.
+ */
+export function connectUnary(
+  bench: Bench,
+  clients: number,
+  streams: number,
+): Promise<UnaryScenario> {
+  const body = connectBody();
+  return sideBySide(
+    bench,
+    "connect",
+    clients * streams,
+    [bench.bareConnect, bench.gateway],
+    (proxy, seconds) =>
+      h2load({
+        url: `${proxy.url}/cozegateway.v1.ChatService/Chat`,
+        headers: {
+          "content-type": "application/proto",
+          "connect-protocol-version": "1",
+          authorization: `Bearer ${bench.key}`,
+        },
+        body,
+        clients,
+        streams,
+        seconds,
+        dir: bench.dir,
+      }),
+  );
+}
