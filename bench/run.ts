@@ -29,6 +29,7 @@ const { values: args } = parseArgs({
     "no-write": { type: "boolean" },
     profile: { type: "boolean" },
     "gateway-main": { type: "string" },
+    "compare-main": { type: "string" },
   },
 });
 const only = args.only?.split(",");
@@ -183,8 +184,26 @@ async function main() {
     process: connectProc,
   };
   const all = [gatewayProc, undiciProc, connectProc, emulator];
+  // --compare-main: another gateway build as the baseline of the REST and Connect scenarios, side
+  // by side with this one in the same run (before/after a change, issue #6's rule for ratios).
+  let compare: ProxyUnderTest | undefined;
+  if (args["compare-main"]) {
+    const port = await freePort();
+    const compareConfig = join(dir, "gateway-compare.json");
+    const parsed = JSON.parse(readFileSync(config, "utf8")) as { server: { port: number } };
+    parsed.server.port = port;
+    writeFileSync(compareConfig, JSON.stringify(parsed), { mode: 0o600 });
+    const proc = startNode(
+      "gateway-compare",
+      [...measuredArgs, args["compare-main"], "--config", compareConfig],
+      { env, log: logFd("gateway-compare") },
+    );
+    all.push(proc);
+    compare = { name: "gateway-compare", url: `http://127.0.0.1:${port}`, process: proc };
+  }
   try {
     await waitForHttp(`${gateway.url}/healthz`);
+    if (compare) await waitForHttp(`${compare.url}/healthz`);
     await waitForHttp(bareUndici.url);
     await waitForTcp(connectPort);
     const bench: Bench = {
@@ -220,12 +239,19 @@ async function main() {
     };
     if (wants("rest")) {
       log("REST non-stream chat (wrk, HTTP/1.1): gateway vs bare undici hop");
-      for (const c of [1, 16, 64]) results.rest.push(await restUnary(bench, c));
+      for (const c of [1, 16, 64]) {
+        results.rest.push(
+          await restUnary(bench, c, compare ? [compare, gateway] : [bareUndici, gateway]),
+        );
+      }
     }
     if (wants("connect")) {
       log("Connect unary Chat (h2load, h2c): gateway vs bare connect-node hop");
-      results.connect.push(await connectUnary(bench, 1, 16));
-      results.connect.push(await connectUnary(bench, 4, 16));
+      const pair: [ProxyUnderTest, ProxyUnderTest] = compare
+        ? [compare, gateway]
+        : [bareConnect, gateway];
+      results.connect.push(await connectUnary(bench, 1, 16, pair));
+      results.connect.push(await connectUnary(bench, 4, 16, pair));
     }
     if (wants("amplification")) {
       log("Upstream amplification (counts)");
@@ -243,7 +269,14 @@ async function main() {
     }
     results.tokenRequests = (await emulatorStats(bench)).tokenRequests;
     results.elapsedSeconds = (Date.now() - started) / 1000;
-    if (args["no-write"] !== true) {
+    if (compare) {
+      for (const x of [...results.rest, ...results.connect]) {
+        log(
+          `compare ${x.name} c=${x.concurrency}: throughput ${(x.throughputRatio.median * 100).toFixed(0)}% of the compared build, CPU per request ${x.cpuRatio.median.toFixed(2)}×`,
+        );
+      }
+    }
+    if (args["no-write"] !== true && !compare) {
       const written = writeReport(root, results);
       log(`bench: wrote ${written.join(", ")} in ${results.elapsedSeconds.toFixed(0)} s`);
     }

@@ -89,21 +89,20 @@ async function sideBySide(
 }
 
 /** REST non-stream chat through wrk: the gateway against the bare undici hop. */
-export function restUnary(bench: Bench, concurrency: number): Promise<UnaryScenario> {
-  return sideBySide(
-    bench,
-    "rest",
-    concurrency,
-    [bench.bareUndici, bench.gateway],
-    (proxy, seconds) =>
-      wrk({
-        url: `${proxy.url}/v1/chat/completions`,
-        key: bench.key,
-        body: restBody,
-        connections: concurrency,
-        seconds,
-        dir: bench.dir,
-      }),
+export function restUnary(
+  bench: Bench,
+  concurrency: number,
+  pair: readonly [ProxyUnderTest, ProxyUnderTest] = [bench.bareUndici, bench.gateway],
+): Promise<UnaryScenario> {
+  return sideBySide(bench, "rest", concurrency, pair, (proxy, seconds) =>
+    wrk({
+      url: `${proxy.url}/v1/chat/completions`,
+      key: bench.key,
+      body: restBody,
+      connections: concurrency,
+      seconds,
+      dir: bench.dir,
+    }),
   );
 }
 
@@ -127,26 +126,22 @@ export function connectUnary(
   bench: Bench,
   clients: number,
   streams: number,
+  pair: readonly [ProxyUnderTest, ProxyUnderTest] = [bench.bareConnect, bench.gateway],
 ): Promise<UnaryScenario> {
   const body = connectBody();
-  return sideBySide(
-    bench,
-    "connect",
-    clients * streams,
-    [bench.bareConnect, bench.gateway],
-    (proxy, seconds) =>
-      h2load({
-        url: `${proxy.url}/cozegateway.v1.ChatService/Chat`,
-        headers: {
-          "content-type": "application/proto",
-          "connect-protocol-version": "1",
-          authorization: `Bearer ${bench.key}`,
-        },
-        body,
-        clients,
-        streams,
-        seconds,
-        dir: bench.dir,
-      }),
+  return sideBySide(bench, "connect", clients * streams, pair, (proxy, seconds) =>
+    h2load({
+      url: `${proxy.url}/cozegateway.v1.ChatService/Chat`,
+      headers: {
+        "content-type": "application/proto",
+        "connect-protocol-version": "1",
+        authorization: `Bearer ${bench.key}`,
+      },
+      body,
+      clients,
+      streams,
+      seconds,
+      dir: bench.dir,
+    }),
   );
 }
