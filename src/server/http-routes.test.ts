@@ -32,6 +32,24 @@ describe("public routes", () => {
     expect(v1.status).toBe(401);
   });
 
+  it("never consults public routes for Connect procedures", async () => {
+    const asked: string[] = [];
+    const url = await start({
+      publicHttp: (req) => {
+        asked.push(req.url ?? "");
+        return false;
+      },
+    });
+    const rpc = await rawRequest(`${url}/cozegateway.v1.ModelService/ListModels`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(rpc.status).toBe(200);
+    await rawRequest(`${url}/metrics`);
+    expect(asked).toEqual(["/metrics"]);
+  });
+
   it("answers 500 without details when a public handler throws", async () => {
     const url = await start({
       publicHttp: async () => {

@@ -14,7 +14,7 @@ export interface Observer {
 export const requestIdHeader = "x-request-id";
 
 /** A Connect procedure path: `/package.Service/Method`. */
-const procedurePath = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
+export const procedurePath = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
 
 /** Connect codes that are the gateway's or Coze's trouble rather than the caller's. */
 const serverSide = new Set<Code>([

@@ -11,6 +11,7 @@ import {
   sendJson,
 } from "./http-response.js";
 import { type LogFn, shuttingDownMessage, unauthenticatedMessage } from "./interceptors.js";
+import { procedurePath } from "./observe.js";
 import { noteCaller } from "./request-context.js";
 
 /**
@@ -194,7 +195,9 @@ export function createRequestHandler(
       }
       // The adapter's response type is a structural subset of both Node response types.
       const toConnect = () => connect(req, res as Parameters<ConnectHandler>[1]);
-      if (publicHttp === undefined) {
+      // Public routes serve pages (/metrics, /playground), never a Connect procedure: RPCs skip
+      // the lookup and its promise.
+      if (publicHttp === undefined || procedurePath.test(path)) {
         toConnect();
         return;
       }
