@@ -30,6 +30,8 @@ const { values: args } = parseArgs({
     profile: { type: "boolean" },
     "gateway-main": { type: "string" },
     "compare-main": { type: "string" },
+    // The REST concurrencies to run, e.g. --rest-c=16 while iterating on a change.
+    "rest-c": { type: "string" },
   },
 });
 const only = args.only?.split(",");
@@ -239,7 +241,8 @@ async function main() {
     };
     if (wants("rest")) {
       log("REST non-stream chat (wrk, HTTP/1.1): gateway vs bare undici hop");
-      for (const c of [1, 16, 64]) {
+      const levels = args["rest-c"]?.split(",").map(Number) ?? [1, 16, 64];
+      for (const c of levels) {
         results.rest.push(
           await restUnary(bench, c, compare ? [compare, gateway] : [bareUndici, gateway]),
         );

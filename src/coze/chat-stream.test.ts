@@ -1,6 +1,6 @@
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import { createChatAccumulator } from "./chat-result.js";
-import { type ChatEvent, type ChatStreamState, chatEvents } from "./chat-stream.js";
+import { type ChatEvent, type ChatStreamState, chatEvents, readChatEvents } from "./chat-stream.js";
 import { CozeError } from "./errors.js";
 import type { StreamResponse } from "./http.js";
 import { parseSse } from "./sse.js";
@@ -21,12 +21,29 @@ function streamOf(text: string): StreamResponse {
   };
 }
 
+/** The two readers of a chat stream: the generator (streams) and the callback (non-stream). */
+const readers = {
+  chatEvents: async (
+    stream: StreamResponse,
+    state: ChatStreamState,
+    onEvent: (e: ChatEvent) => void,
+  ) => {
+    for await (const e of chatEvents("chat.stream", stream, state)) onEvent(e);
+  },
+  readChatEvents: (
+    stream: StreamResponse,
+    state: ChatStreamState,
+    onEvent: (e: ChatEvent) => void,
+  ) => readChatEvents("chat.stream", stream, state, onEvent),
+};
+let reader: keyof typeof readers = "chatEvents";
+
 async function run(text: string) {
   const state: ChatStreamState = { conversationId: undefined, chatId: undefined, finished: false };
   const events: ChatEvent[] = [];
   let error: unknown;
   try {
-    for await (const e of chatEvents("chat.stream", streamOf(text), state)) events.push(e);
+    await readers[reader](streamOf(text), state, (e) => events.push(e));
   } catch (err) {
     error = err;
   }
@@ -64,7 +81,11 @@ const recorded = [
   "",
 ].join("\n");
 
-describe("chatEvents", () => {
+describe.each(Object.keys(readers) as (keyof typeof readers)[])("%s", (name) => {
+  beforeEach(() => {
+    reader = name;
+  });
+
   it("types every event of the recorded stream and ends at done", async () => {
     const { events, error, state } = await run(recorded);
     expect(error).toBeUndefined();

@@ -1,3 +1,4 @@
+import { type ChatResult, createChatAccumulator } from "./chat-result.js";
 import {
   type ChatInfo,
   type ChatMessage,
@@ -42,32 +43,33 @@ export interface ChatStreamState {
 }
 
 /**
- * Turns the SSE events of a chat stream into {@link ChatEvent}s. Ends after `done`, or at the end
- * of the body when the chat already finished; a body that ends before the chat finished throws
- * `unavailable` ("a cut stream never looks like success").
+ * Turns the SSE events of a chat stream into {@link ChatEvent}s, one event at a time and
+ * synchronously. `handle` passes the events an SSE event stands for to `emit` and returns `true`
+ * after `done`; a failure (`chat.failed`, `error`, a bare error envelope) is emitted first and then
+ * thrown as a {@link CozeError}, so no consumer can mistake a failed chat for a finished one.
+ * `end` is called when the body ended without `done`: it throws `unavailable` unless the chat
+ * already finished ("a cut stream never looks like success").
  */
-export async function* chatEvents(
+export function createChatEventReader(
   step: string,
-  stream: StreamResponse,
+  stream: Pick<StreamResponse, "status" | "logId">,
   state: ChatStreamState,
-): AsyncGenerator<ChatEvent, void> {
-  // One await per body chunk, not per event (issue #6): a turn's events often share a chunk.
-  for await (const batch of stream.batches?.() ?? oneByOne(stream)) {
-    for (const sse of batch) {
+) {
+  const protocol = () =>
+    new CozeError("protocol", safeMessage("protocol", step), { step, logId: stream.logId });
+  return {
+    handle(sse: SseEvent, emit: (event: ChatEvent) => void): boolean {
       if (sse.event === undefined) {
         // A bare JSON line: an error envelope inside the stream (coze-api.md §10.1).
         const body = parseJsonObject(step, sse.data);
-        throw (
-          envelopeError(step, stream.status, body, stream.logId) ??
-          new CozeError("protocol", safeMessage("protocol", step), { step, logId: stream.logId })
-        );
+        throw envelopeError(step, stream.status, body, stream.logId) ?? protocol();
       }
       const name = sse.event;
       if (name === "done") {
-        yield { type: "done", debugUrl: parseDone(sse.data) };
-        return;
+        emit({ type: "done", debugUrl: parseDone(sse.data) });
+        return true;
       }
-      if (name === "ping" || name === "PING") continue;
+      if (name === "ping" || name === "PING") return false;
       const data = parseJsonObject(step, sse.data);
       switch (name) {
         case "conversation.chat.created":
@@ -79,15 +81,15 @@ export async function* chatEvents(
           if (!chat) throw new CozeError("protocol", safeMessage("protocol", step), { step });
           state.conversationId = chat.conversationId || state.conversationId;
           state.chatId = chat.id;
-          if (name === "conversation.chat.created") yield { type: "chat.created", chat };
+          if (name === "conversation.chat.created") emit({ type: "chat.created", chat });
           else if (name === "conversation.chat.in_progress")
-            yield { type: "chat.in_progress", chat };
+            emit({ type: "chat.in_progress", chat });
           else if (name === "conversation.chat.completed") {
             state.finished = true;
-            yield { type: "chat.completed", chat };
+            emit({ type: "chat.completed", chat });
           } else if (name === "conversation.chat.requires_action") {
             state.finished = true;
-            yield { type: "chat.requires_action", chat, toolCalls: chat.toolCalls };
+            emit({ type: "chat.requires_action", chat, toolCalls: chat.toolCalls });
           } else {
             state.finished = true;
             throw new CozeError("canceled", safeMessage("canceled", step), {
@@ -95,14 +97,14 @@ export async function* chatEvents(
               logId: stream.logId,
             });
           }
-          break;
+          return false;
         }
         case "conversation.message.delta":
         case "conversation.audio.delta":
         case "conversation.message.completed": {
           const message = parseMessage(data);
           if (!message) throw new CozeError("protocol", safeMessage("protocol", step), { step });
-          yield {
+          emit({
             type:
               name === "conversation.message.delta"
                 ? "message.delta"
@@ -110,8 +112,8 @@ export async function* chatEvents(
                   ? "audio.delta"
                   : "message.completed",
             message,
-          };
-          break;
+          });
+          return false;
         }
         case "conversation.chat.failed": {
           // Recorded form: a Chat object with last_error; docs form: a bare {code,msg} with the
@@ -120,7 +122,7 @@ export async function* chatEvents(
           const code = chat?.lastError?.code ?? num(data.code) ?? 0;
           const msg = chat?.lastError?.msg ?? str(data.msg) ?? "";
           state.finished = true;
-          yield { type: "chat.failed", chat, code, msg };
+          emit({ type: "chat.failed", chat, code, msg });
           throw new CozeError("failed", safeMessage("failed", step, code || undefined), {
             step,
             cozeCode: code || undefined,
@@ -131,7 +133,7 @@ export async function* chatEvents(
         case "error": {
           const code = num(data.code) ?? 0;
           const msg = str(data.msg) ?? "";
-          yield { type: "error", code, msg };
+          emit({ type: "error", code, msg });
           const kind = code === 0 ? "failed" : codeFromCoze(code, 200);
           throw new CozeError(kind, safeMessage(kind, step, code || undefined), {
             step,
@@ -142,16 +144,136 @@ export async function* chatEvents(
         }
         default:
           // Events this client does not know (new Coze features) are skipped, like go does.
-          break;
+          return false;
+      }
+    },
+    end(): void {
+      if (!state.finished) {
+        throw new CozeError("unavailable", `${step}: stream ended before the chat finished`, {
+          step,
+          logId: stream.logId,
+        });
+      }
+    },
+  };
+}
+
+/**
+ * Reads a whole chat stream, handing every {@link ChatEvent} to `onEvent` as it arrives, with the
+ * failures of {@link createChatEventReader}. One async function over the body (no generator per
+ * event): the non-stream path (issue #6). Releases the stream whether it succeeds or fails.
+ */
+export async function readChatEvents(
+  step: string,
+  stream: StreamResponse,
+  state: ChatStreamState,
+  onEvent: (event: ChatEvent) => void,
+): Promise<void> {
+  const reader = createChatEventReader(step, stream, state);
+  let done = false;
+  const onBatch = (batch: readonly SseEvent[]) => {
+    for (const sse of batch) {
+      if (reader.handle(sse, onEvent)) {
+        done = true;
+        return true;
       }
     }
+    return undefined;
+  };
+  if (stream.consume) await stream.consume(onBatch);
+  else {
+    try {
+      for await (const batch of stream.batches?.() ?? oneByOne(stream)) {
+        if (onBatch(batch)) break;
+      }
+    } finally {
+      stream.close();
+    }
   }
-  if (!state.finished) {
-    throw new CozeError("unavailable", `${step}: stream ended before the chat finished`, {
-      step,
-      logId: stream.logId,
-    });
+  if (!done) reader.end();
+}
+
+/**
+ * Turns the SSE events of a chat stream into {@link ChatEvent}s (see
+ * {@link createChatEventReader}). Ends after `done`, or at the end of the body when the chat
+ * already finished.
+ */
+export async function* chatEvents(
+  step: string,
+  stream: StreamResponse,
+  state: ChatStreamState,
+): AsyncGenerator<ChatEvent, void> {
+  const reader = createChatEventReader(step, stream, state);
+  // An SSE event stands for at most one chat event.
+  let current: ChatEvent | undefined;
+  const emit = (event: ChatEvent) => {
+    current = event;
+  };
+  // One await per body chunk, not per event (issue #6): a turn's events often share a chunk.
+  for await (const batch of stream.batches?.() ?? oneByOne(stream)) {
+    for (const sse of batch) {
+      current = undefined;
+      let done: boolean;
+      try {
+        done = reader.handle(sse, emit);
+      } catch (err) {
+        // The failure's own event goes out before the failure.
+        if (current !== undefined) yield current;
+        throw err;
+      }
+      if (current !== undefined) yield current;
+      if (done) return;
+    }
   }
+  reader.end();
+}
+
+/**
+ * One turn whose event stream is open: read it once, either way. Unfinished turns (the reader
+ * stopped, the stream broke) call `onAbandon` after the stream was released.
+ */
+export interface ChatTurn {
+  /**
+   * Reads the turn to its end, handing each event to `onEvent` as it arrives (the non-stream
+   * path: one async function, no generator per event). Rejects like {@link chatEvents} throws.
+   */
+  read(onEvent: (event: ChatEvent) => void): Promise<void>;
+  /** The turn's events, for relaying them one by one. */
+  events(): AsyncGenerator<ChatEvent, void>;
+}
+
+/** The {@link ChatTurn} of an open chat stream. */
+export function createChatTurn(
+  step: string,
+  stream: StreamResponse,
+  state: ChatStreamState,
+  onAbandon: () => void = () => {},
+): ChatTurn {
+  return {
+    async read(onEvent) {
+      try {
+        await readChatEvents(step, stream, state, onEvent);
+      } finally {
+        stream.close();
+        onAbandon();
+      }
+    },
+    async *events() {
+      try {
+        yield* chatEvents(step, stream, state);
+      } finally {
+        stream.close();
+        onAbandon();
+      }
+    },
+  };
+}
+
+/** Reads a turn into a {@link ChatResult}. */
+export async function collectTurn(turn: ChatTurn): Promise<ChatResult> {
+  const acc = createChatAccumulator();
+  await turn.read(acc.add);
+  return acc.result();
 }
 
 /** A stream without {@link StreamResponse.batches}, as one-event batches. */

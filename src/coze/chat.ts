@@ -1,5 +1,11 @@
 import { type ChatResult, createChatAccumulator } from "./chat-result.js";
-import { type ChatEvent, type ChatStreamState, chatEvents } from "./chat-stream.js";
+import {
+  type ChatEvent,
+  type ChatStreamState,
+  type ChatTurn,
+  collectTurn,
+  createChatTurn,
+} from "./chat-stream.js";
 import {
   type ChatInfo,
   type ChatMessage,
@@ -69,6 +75,11 @@ export interface ChatApiOptions {
 /** The Coze chat API. */
 export interface ChatApi {
   /**
+   * Starts one bot turn: resolves once its event stream is open and its first events arrived
+   * (the point after which a failover must not send it elsewhere). Read the turn once.
+   */
+  open(req: ChatRequest): Promise<ChatTurn>;
+  /**
    * Streams one bot turn as typed events. When the caller aborts, or stops iterating before the
    * chat finished, the chat is canceled upstream (best effort) so Coze stops working on it.
    */
@@ -77,6 +88,8 @@ export interface ChatApi {
   chat(req: ChatRequest): Promise<ChatResult>;
   /** One bot turn by create (non-stream), retrieve polling and message list. */
   chatByPolling(req: ChatRequest, polling?: ChatPolling): Promise<ChatResult>;
+  /** Submits tool outputs; resolves like {@link ChatApi.open}. */
+  openToolOutputs(req: SubmitToolOutputsRequest): Promise<ChatTurn>;
   /** Submits tool outputs and streams the rest of the turn. */
   streamToolOutputs(req: SubmitToolOutputsRequest): AsyncGenerator<ChatEvent, void>;
   /** Submits tool outputs and aggregates the rest of the turn. */
@@ -126,34 +139,23 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
       .catch(() => {});
   }
 
-  async function* relay(
+  /** Opens a turn's event stream; a turn left unfinished is canceled upstream. */
+  async function openTurn(
     step: string,
     open: () => Promise<StreamResponse>,
     state: ChatStreamState,
-  ): AsyncGenerator<ChatEvent, void> {
-    const stream = await open();
-    try {
-      yield* chatEvents(step, stream, state);
-    } finally {
-      stream.close();
-      abandon(state);
-    }
-  }
-
-  async function collect(events: AsyncIterable<ChatEvent>): Promise<ChatResult> {
-    const acc = createChatAccumulator();
-    for await (const event of events) acc.add(event);
-    return acc.result();
+  ): Promise<ChatTurn> {
+    return createChatTurn(step, await open(), state, () => abandon(state));
   }
 
   const api: ChatApi = {
-    stream(req) {
+    open(req) {
       const state: ChatStreamState = {
         conversationId: req.conversationId,
         chatId: undefined,
         finished: false,
       };
-      return relay(
+      return openTurn(
         "chat.stream",
         () =>
           http.stream({
@@ -168,8 +170,12 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
       );
     },
 
-    chat(req) {
-      return collect(api.stream(req));
+    async *stream(req) {
+      yield* (await api.open(req)).events();
+    },
+
+    async chat(req) {
+      return collectTurn(await api.open(req));
     },
 
     async chatByPolling(req, polling) {
@@ -231,13 +237,13 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
       return acc.result();
     },
 
-    streamToolOutputs(req) {
+    openToolOutputs(req) {
       const state: ChatStreamState = {
         conversationId: req.conversationId,
         chatId: req.chatId,
         finished: false,
       };
-      return relay(
+      return openTurn(
         "chat.submit_tool_outputs",
         () =>
           http.stream({
@@ -258,8 +264,12 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
       );
     },
 
-    submitToolOutputs(req) {
-      return collect(api.streamToolOutputs(req));
+    async *streamToolOutputs(req) {
+      yield* (await api.openToolOutputs(req)).events();
+    },
+
+    async submitToolOutputs(req) {
+      return collectTurn(await api.openToolOutputs(req));
     },
 
     async retrieve(ref) {

@@ -19,7 +19,7 @@ import {
   type RetryPolicy,
   retryDelay,
 } from "./retry.js";
-import { parseSseBatches, type SseEvent } from "./sse.js";
+import { createSseDecoder, type SseEvent } from "./sse.js";
 import { readCapped, tryParseObject } from "./wire.js";
 
 /** Where the HTTP layer gets access tokens. `TokenSource` from `token-cache.ts` fits. */
@@ -116,6 +116,13 @@ export interface StreamResponse extends AsyncIterable<SseEvent> {
    * from {@link createCozeHttp} have it.
    */
   batches?(): AsyncIterable<readonly SseEvent[]>;
+  /**
+   * Reads the whole stream, handing each chunk's events to `onBatch` as they arrive; `onBatch`
+   * returns `true` to stop early. Resolves at the end of the body, after the connection was
+   * released; rejects like iteration does. The allocation-light way to read a stream to its end
+   * (one async function, no generator per event; issue #6). Read a stream once, one way only.
+   */
+  consume?(onBatch: (events: readonly SseEvent[]) => boolean | undefined): Promise<void>;
   close(): void;
 }
 
@@ -505,17 +512,17 @@ async function openStream(
   // Decoded as it is read (Node's string decoder keeps characters split across chunks whole), so
   // the parser gets text and needs no decoder of its own per stream.
   body.setEncoding("utf8");
-  const batches = parseSseBatches(body, { step })[Symbol.asyncIterator]();
-  let first: IteratorResult<SseEvent[]>;
+  const reader = createBatchReader(step, body);
+  let first: readonly SseEvent[] | undefined;
   try {
-    first = await batches.next();
+    first = await reader.next();
   } catch (err) {
     body.destroy();
     throw fromTransportError(step, err, signal);
   }
   // js special-cases a stream whose only content is a bare `{"code":4101,...}` envelope
   // (coze-api.md §1.4, §10.1): treat it like an envelope answered before the stream.
-  const head = first.done ? undefined : first.value[0];
+  const head = first?.[0];
   if (head !== undefined && head.event === undefined) {
     const bare = tryParseObject(head.data);
     const error = bare && envelopeError(step, res.statusCode, bare, headerLog);
@@ -525,22 +532,21 @@ async function openStream(
     }
   }
   let consumed = false;
-  async function* readBatches(): AsyncGenerator<SseEvent[], void, undefined> {
+  const claim = () => {
     if (consumed) throw new TypeError("a Coze event stream can be read once");
     consumed = true;
+  };
+  const next = async () => {
     try {
-      if (first.done) return;
-      yield first.value;
-      while (true) {
-        let next: IteratorResult<SseEvent[]>;
-        try {
-          next = await batches.next();
-        } catch (err) {
-          throw fromTransportError(step, err, signal);
-        }
-        if (next.done) return;
-        yield next.value;
-      }
+      return await reader.next();
+    } catch (err) {
+      throw fromTransportError(step, err, signal);
+    }
+  };
+  async function* readBatches(): AsyncGenerator<readonly SseEvent[], void, undefined> {
+    claim();
+    try {
+      for (let batch = first; batch !== undefined; batch = await next()) yield batch;
     } finally {
       // Release the connection if the consumer stopped early; a fully read body is done.
       await releaseBody(body);
@@ -553,10 +559,55 @@ async function openStream(
       void releaseBody(body);
     },
     batches: readBatches,
+    async consume(onBatch) {
+      claim();
+      try {
+        for (let batch = first; batch !== undefined; batch = await next()) {
+          if (onBatch(batch) === true) return;
+        }
+      } finally {
+        await releaseBody(body);
+      }
+    },
     async *[Symbol.asyncIterator]() {
       for await (const batch of readBatches()) {
         for (const event of batch) yield event;
       }
+    },
+  };
+}
+
+/**
+ * Pulls body chunks and decodes them: `next()` resolves with the events of the next chunk that
+ * completes any (the events before a bad line come first, its error on the following call), or
+ * `undefined` at the end of the body. Plain async functions over the body's iterator, so a reader
+ * pays no generator layer of ours per chunk (issue #6).
+ */
+function createBatchReader(step: string, body: Dispatcher.ResponseData["body"]) {
+  const decoder = createSseDecoder({ step });
+  const chunks = body[Symbol.asyncIterator]();
+  let failure: { error: unknown } | undefined;
+  let ended = false;
+  return {
+    async next(): Promise<readonly SseEvent[] | undefined> {
+      if (failure) throw failure.error;
+      while (!ended) {
+        const chunk = await chunks.next();
+        const out: SseEvent[] = [];
+        try {
+          if (chunk.done) {
+            ended = true;
+            decoder.end(out);
+          } else {
+            decoder.push(chunk.value, out);
+          }
+        } catch (error) {
+          if (out.length === 0) throw error;
+          failure = { error };
+        }
+        if (out.length > 0) return out;
+      }
+      return undefined;
     },
   };
 }

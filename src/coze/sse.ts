@@ -89,8 +89,12 @@ export async function* parseSseBatches(
   if (out.length > 0) yield out;
 }
 
-/** The synchronous state machine behind {@link parseSse}. */
-interface SseDecoder {
+/**
+ * The synchronous state machine behind {@link parseSse}, for readers that pull body chunks
+ * themselves: no async generator between the body and the events (issue #6: every generator
+ * layer costs allocations on each event, and nested ones keep garbage alive into the old space).
+ */
+export interface SseDecoder {
   /**
    * Decodes one body chunk and appends the events it completes to `out`.
    * @throws CozeError `protocol` on a bad or too long line; the events before it are in `out`.
@@ -100,7 +104,7 @@ interface SseDecoder {
   end(out: SseEvent[]): void;
 }
 
-function createSseDecoder(options: SseOptions): SseDecoder {
+export function createSseDecoder(options: SseOptions): SseDecoder {
   const { step } = options;
   const maxLineBytes = options.maxLineBytes ?? defaultMaxLineBytes;
   // ignoreBOM keeps a BOM in the text so that byte and string chunks get the same handling below.

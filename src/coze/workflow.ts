@@ -1,4 +1,4 @@
-import { type ChatEvent, type ChatStreamState, chatEvents } from "./chat-stream.js";
+import { type ChatEvent, type ChatTurn, createChatTurn } from "./chat-stream.js";
 import { type EnterMessage, encodeMessages } from "./chat-types.js";
 import type { Clock } from "./clock.js";
 import { CozeError, safeMessage } from "./errors.js";
@@ -96,6 +96,8 @@ export interface WorkflowApi {
   stream(req: WorkflowRunRequest): AsyncGenerator<WorkflowEvent, void>;
   /** Resumes an interrupted run and streams the rest (`stream_resume`). */
   resume(req: WorkflowResumeRequest): AsyncGenerator<WorkflowEvent, void>;
+  /** Starts a chatflow turn; resolves once its stream is open and its first events arrived. */
+  openChatflow(req: ChatflowRequest): Promise<ChatTurn>;
   /** Streams a chatflow turn; the events are chat events (§5.6). */
   chatflow(req: ChatflowRequest): AsyncGenerator<ChatEvent, void>;
   /** The whole output of one node of a run whose history output was trimmed (§5.5). */
@@ -274,7 +276,7 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
       );
     },
 
-    async *chatflow(req) {
+    async openChatflow(req) {
       const stream = await http.stream({
         step: "workflow.chat",
         method: "POST",
@@ -290,16 +292,15 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
         }),
         signal: req.signal,
       });
-      const state: ChatStreamState = {
+      return createChatTurn("workflow.chat", stream, {
         conversationId: req.conversationId,
         chatId: undefined,
         finished: false,
-      };
-      try {
-        yield* chatEvents("workflow.chat", stream, state);
-      } finally {
-        stream.close();
-      }
+      });
+    },
+
+    async *chatflow(req) {
+      yield* (await api.openChatflow(req)).events();
     },
 
     async nodeOutput(ref) {

@@ -1,7 +1,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
-import { type ChatResult, createChatAccumulator } from "../coze/chat-result.js";
-import type { ChatEvent } from "../coze/chat-stream.js";
+import type { ChatResult } from "../coze/chat-result.js";
+import { type ChatEvent, type ChatTurn, collectTurn } from "../coze/chat-stream.js";
 import type { ChatMessage as CozeMessage, EnterMessage, ToolCall } from "../coze/chat-types.js";
 import type { Usage as CozeUsage } from "../coze/wire.js";
 import {
@@ -17,7 +17,7 @@ import {
 import type { UsageSchema } from "../gen/cozegateway/v1/common_pb.js";
 import { type Caller, callerOf, defaultUserId } from "./caller.js";
 import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
-import { openOnFirstChannel } from "./failover.js";
+import { onFirstChannel } from "./failover.js";
 import { toCozeMessages } from "./messages.js";
 import type { Router, Target } from "./routing.js";
 
@@ -86,12 +86,11 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
 
   /**
    * Opens the upstream event stream of a turn (a new turn, a chatflow turn or tool outputs) on
-   * the first channel that takes it, and names that channel in the `x-gateway-channel` header.
+   * the first channel that takes it, and names that channel in the `x-gateway-channel` header. A
+   * channel counts as taken once its stream is open and its first events arrived: a failure before
+   * that moves on to the next channel (failover.ts), one after it is the caller's.
    */
-  async function open(
-    req: TurnRequest,
-    ctx: HandlerContext,
-  ): Promise<AsyncGenerator<ChatEvent, void>> {
+  async function open(req: TurnRequest, ctx: HandlerContext): Promise<ChatTurn> {
     const t = target(req, ctx);
     if (req.toolOutputs.length > 0) {
       if (t.kind !== "bot") throw invalidArgument("tool_outputs", "only bots take tool outputs");
@@ -104,42 +103,42 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
       });
     }
     // Without inline files the Coze messages are the same on every channel: map them once,
-    // before the failover, and let each channel's turn be the client's own event stream (one
-    // async generator layer less per event on the hot path, issue #6).
+    // before the failover.
     const messages =
       req.toolOutputs.length > 0 || hasInlineData(req.messages)
         ? undefined
         : await toCozeMessages(req.messages, { files: t.channel.client.files, signal: ctx.signal });
-    const { events, target: used } = await openOnFirstChannel(t, (c) =>
-      turn(c, req, ctx, messages),
+    const { value: turn, target: used } = await onFirstChannel(t, (c) =>
+      openTurn(c, req, ctx, messages),
     );
     ctx.responseHeader.set(channelHeader, used.channel.name);
-    return events;
+    return turn;
   }
 
   /**
    * The turn on one channel, with the messages mapped already (`messages`) or not. Inline files
    * are uploaded on that channel: Coze file ids are per account.
    */
-  function turn(
+  async function openTurn(
     t: Target,
     req: TurnRequest,
     ctx: HandlerContext,
-    messages: EnterMessage[] | undefined,
-  ): AsyncGenerator<ChatEvent, void> {
+    mapped: EnterMessage[] | undefined,
+  ): Promise<ChatTurn> {
     const client = t.channel.client;
     if (req.toolOutputs.length > 0) {
-      return client.chat.streamToolOutputs({
+      return client.chat.openToolOutputs({
         conversationId: req.conversationId,
         chatId: req.chatId,
         outputs: req.toolOutputs.map((o) => ({ toolCallId: o.toolCallId, output: o.output })),
         signal: ctx.signal,
       });
     }
-    if (messages === undefined) return uploadingTurn(t, req, ctx);
+    const messages =
+      mapped ?? (await toCozeMessages(req.messages, { files: client.files, signal: ctx.signal }));
     const userId = req.userId || userIdOf(callerOf(ctx));
     if (t.kind === "chatflow") {
-      return client.workflows.chatflow({
+      return client.workflows.openChatflow({
         workflowId: t.id,
         messages,
         parameters: req.parameters,
@@ -148,7 +147,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
         signal: ctx.signal,
       });
     }
-    return client.chat.stream({
+    return client.chat.open({
       botId: t.id,
       userId,
       conversationId: req.conversationId || undefined,
@@ -160,25 +159,10 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
     });
   }
 
-  /** A turn whose messages carry inline files: uploaded on `t`'s channel, then the turn. */
-  async function* uploadingTurn(
-    t: Target,
-    req: TurnRequest,
-    ctx: HandlerContext,
-  ): AsyncGenerator<ChatEvent, void> {
-    const messages = await toCozeMessages(req.messages, {
-      files: t.channel.client.files,
-      signal: ctx.signal,
-    });
-    yield* turn(t, req, ctx, messages);
-  }
-
   return {
     async chat(req, ctx) {
       try {
-        const acc = createChatAccumulator();
-        for await (const event of await open(req, ctx)) acc.add(event);
-        return chatResponseOf(acc.result());
+        return chatResponseOf(await collectTurn(await open(req, ctx)));
       } catch (err) {
         throw toConnectError(err);
       }
@@ -187,7 +171,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
     async *chatStream(req, ctx) {
       try {
         let started = false;
-        for await (const event of await open(req, ctx)) {
+        for await (const event of (await open(req, ctx)).events()) {
           const out = streamEvent(event, started);
           if (event.type === "chat.created" || event.type === "chat.in_progress") started = true;
           if (out) yield out;
