@@ -4,7 +4,6 @@ import type { TokenCacheStats, TokenEvent } from "./coze/token-cache.js";
 import type { PublicHttpHandler } from "./server/index.js";
 import type { LogFn } from "./server/interceptors.js";
 import { createMetrics, type GatewayMetrics } from "./server/metrics.js";
-import { noteCozeLogId } from "./server/request-context.js";
 
 /** Log levels the gateway writes. */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
@@ -26,7 +25,7 @@ export interface Observability {
   /** Structured logging (pino JSON lines) with secret fields redacted. */
   log: LogFn;
   metrics: GatewayMetrics;
-  /** Feeds an upstream call into metrics and the current request's Coze log ids. */
+  /** Feeds an upstream call into metrics and, when it failed, the log. */
   onUpstream(channel: string, info: CallInfo): void;
   /** Feeds a token cache event into metrics and, when it failed, the log. */
   onToken(event: TokenEvent): void;
@@ -94,7 +93,6 @@ export function createObservability(options: ObservabilityOptions = {}): Observa
     metrics,
     onUpstream(channel, info) {
       metrics.upstream(channel, info);
-      noteCozeLogId(info.logId);
       if (info.outcome !== "ok") {
         log("warn", "coze call failed", {
           channel,

@@ -17,7 +17,7 @@ import {
 } from "./chat-types.js";
 import type { Clock } from "./clock.js";
 import { CozeError, isCozeError, safeMessage } from "./errors.js";
-import type { CozeHttp, StreamResponse } from "./http.js";
+import type { CallTrace, CozeHttp, StreamResponse } from "./http.js";
 import { type PollOptions, pollToEnd } from "./poll.js";
 import { compact, type Json } from "./wire.js";
 
@@ -42,6 +42,8 @@ export interface ChatRequest {
   enableCard?: boolean;
   shortcutCommand?: { commandId: string; parameters?: Record<string, string> };
   signal?: AbortSignal;
+  /** Collects the Coze log ids of the calls made for this request. */
+  trace?: CallTrace;
 }
 
 /** Tool outputs for a chat that required action (`/v3/chat/submit_tool_outputs`, §4.4). */
@@ -50,6 +52,8 @@ export interface SubmitToolOutputsRequest {
   chatId: string;
   outputs: readonly { toolCallId: string; output: string }[];
   signal?: AbortSignal;
+  /** Collects the Coze log ids of the calls made for this request. */
+  trace?: CallTrace;
 }
 
 /** Identifies one chat. */
@@ -57,6 +61,8 @@ export interface ChatRef {
   conversationId: string;
   chatId: string;
   signal?: AbortSignal;
+  /** Collects the Coze log ids of the calls made for this request. */
+  trace?: CallTrace;
 }
 
 /** Polling settings of the create-retrieve-list mode. */
@@ -165,6 +171,7 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
             query: { conversation_id: req.conversationId },
             body: body(req, true),
             signal: req.signal,
+            trace: req.trace,
           }),
         state,
       );
@@ -186,6 +193,7 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
         query: { conversation_id: req.conversationId },
         body: body(req, false),
         signal: req.signal,
+        trace: req.trace,
       });
       const chat = parseChat(created.body.data);
       if (!chat)
@@ -197,7 +205,7 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
       let final: ChatInfo;
       try {
         final = await pollToEnd(
-          (signal) => api.retrieve({ ...ref, signal }),
+          (signal) => api.retrieve({ ...ref, signal, trace: req.trace }),
           (c) => isTerminalStatus(c.status),
           {
             intervalMs: 1_000,
@@ -226,7 +234,7 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
       if (final.status === "canceled") {
         throw new CozeError("canceled", safeMessage("canceled", "chat"), { step: "chat" });
       }
-      const messages = await api.listMessages({ ...ref, signal: req.signal });
+      const messages = await api.listMessages({ ...ref, signal: req.signal, trace: req.trace });
       const acc = createChatAccumulator();
       acc.add(
         final.status === "requires_action"
@@ -259,6 +267,7 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
               stream: true,
             },
             signal: req.signal,
+            trace: req.trace,
           }),
         state,
       );
@@ -279,6 +288,7 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
         path: "/v3/chat/retrieve",
         query: { conversation_id: ref.conversationId, chat_id: ref.chatId },
         signal: ref.signal,
+        trace: ref.trace,
       });
       return requireChat("chat.retrieve", res.body.data, res.logId);
     },
@@ -290,6 +300,7 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
         path: "/v3/chat/message/list",
         query: { conversation_id: ref.conversationId, chat_id: ref.chatId },
         signal: ref.signal,
+        trace: ref.trace,
       });
       const data = res.body.data;
       if (!Array.isArray(data)) {
@@ -309,6 +320,7 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
           path: "/v3/chat/cancel",
           body: { conversation_id: ref.conversationId, chat_id: ref.chatId },
           signal: ref.signal,
+          trace: ref.trace,
           timeoutMs: cancelTimeoutMs,
           // Canceling twice is harmless: the second answers 4104, handled below.
           idempotent: true,

@@ -1,6 +1,6 @@
 import { FormData } from "undici";
 import { CozeError, safeMessage } from "./errors.js";
-import type { CozeHttp } from "./http.js";
+import type { CallTrace, CozeHttp } from "./http.js";
 import { id, num, obj, str } from "./wire.js";
 
 /** A file stored in Coze, referenced by id in `object_string` messages and workflow inputs. */
@@ -18,6 +18,8 @@ export interface UploadRequest {
   /** MIME type, e.g. `image/png`. */
   contentType?: string;
   signal?: AbortSignal;
+  /** Collects the Coze log ids of the calls made for this request. */
+  trace?: CallTrace;
 }
 
 /** The Coze file API (`POST /v1/files/upload`, multipart field `file`). */
@@ -41,6 +43,7 @@ export function createFilesApi(http: CozeHttp): FilesApi {
         path: "/v1/files/upload",
         form,
         signal: req.signal,
+        trace: req.trace,
       });
       const data = obj(res.body.data);
       const fileId = id(data?.id);

@@ -45,6 +45,29 @@ export interface CallInfo {
   retries: number;
 }
 
+/**
+ * Where the Coze log ids (`X-Tt-Logid`) of the calls made for one gateway request are collected,
+ * for that request's log line. Passed along with the call, like its signal.
+ */
+export interface CallTrace {
+  readonly cozeLogIds: string[];
+}
+
+/** The most log ids one trace keeps (a request polling for long makes many calls). */
+const maxTracedLogIds = 16;
+
+/** Adds `logId` to `trace`, once, while it has room. */
+export function noteLogId(trace: CallTrace | undefined, logId: string | undefined): void {
+  if (
+    trace !== undefined &&
+    logId &&
+    trace.cozeLogIds.length < maxTracedLogIds &&
+    !trace.cozeLogIds.includes(logId)
+  ) {
+    trace.cozeLogIds.push(logId);
+  }
+}
+
 /** Options for {@link createCozeHttp}. */
 export interface CozeHttpOptions {
   /** Coze API base URL, e.g. `https://api.coze.cn`. */
@@ -87,6 +110,8 @@ export interface CozeRequest {
   /** A multipart body (file upload). Sent once: a multipart call is not retried. */
   form?: FormData;
   signal?: AbortSignal;
+  /** Collects this call's Coze log id for the gateway request it serves. */
+  trace?: CallTrace;
   /** Overrides the unary deadline for this call, in ms. */
   timeoutMs?: number;
   /**
@@ -195,12 +220,14 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
     retriedAuth: boolean,
     retries: number,
   ) {
+    const callLogId = err instanceof CozeError ? (err.logId ?? logId) : logId;
+    noteLogId(req.trace, callLogId);
     options.onCall?.({
       step: req.step,
       status,
       durationMs: clock.now() - started,
       outcome: err === undefined ? "ok" : err instanceof CozeError ? err.code : "unavailable",
-      logId: err instanceof CozeError ? (err.logId ?? logId) : logId,
+      logId: callLogId,
       retriedAuth,
       retries,
     });

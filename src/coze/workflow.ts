@@ -2,7 +2,7 @@ import { type ChatEvent, type ChatTurn, createChatTurn } from "./chat-stream.js"
 import { type EnterMessage, encodeMessages } from "./chat-types.js";
 import type { Clock } from "./clock.js";
 import { CozeError, safeMessage } from "./errors.js";
-import type { CozeHttp } from "./http.js";
+import type { CallTrace, CozeHttp } from "./http.js";
 import { type PollOptions, type PollTick, pollToEnd, pollUntil } from "./poll.js";
 import { compact, id, type Json, obj, parseUsage, str } from "./wire.js";
 import { type WorkflowEvent, workflowEvents } from "./workflow-stream.js";
@@ -25,6 +25,8 @@ export interface WorkflowRunRequest {
   workflowVersion?: string;
   connectorId?: string;
   signal?: AbortSignal;
+  /** Collects the Coze log ids of the calls made for this request. */
+  trace?: CallTrace;
 }
 
 /** Resumes an interrupted run (`/v1/workflow/stream_resume`, §5.3). */
@@ -35,6 +37,8 @@ export interface WorkflowResumeRequest {
   /** The interrupt's type, as reported with it. */
   interruptType: number;
   signal?: AbortSignal;
+  /** Collects the Coze log ids of the calls made for this request. */
+  trace?: CallTrace;
 }
 
 /** A chatflow turn (`/v1/workflows/chat`, §5.6). */
@@ -47,6 +51,8 @@ export interface ChatflowRequest {
   conversationId?: string;
   ext?: Record<string, string>;
   signal?: AbortSignal;
+  /** Collects the Coze log ids of the calls made for this request. */
+  trace?: CallTrace;
 }
 
 /** Identifies a run. */
@@ -54,6 +60,8 @@ export interface RunRef {
   workflowId: string;
   executeId: string;
   signal?: AbortSignal;
+  /** Collects the Coze log ids of the calls made for this request. */
+  trace?: CallTrace;
 }
 
 /** Polling settings for async runs. */
@@ -155,6 +163,7 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
         path: "/v1/workflow/run",
         body: runBody(req, undefined),
         signal: req.signal,
+        trace: req.trace,
         timeoutMs: syncRunTimeoutMs,
       });
       const body = res.body;
@@ -187,6 +196,7 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
         path: "/v1/workflow/run",
         body: runBody(req, true),
         signal: req.signal,
+        trace: req.trace,
       });
       const top = obj(res.body.data) ?? res.body;
       const executeId = id(top.execute_id) ?? id(res.body.execute_id);
@@ -205,6 +215,7 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
         method: "GET",
         path: `/v1/workflows/${encodeURIComponent(ref.workflowId)}/run_histories/${encodeURIComponent(ref.executeId)}`,
         signal: ref.signal,
+        trace: ref.trace,
       });
       // `data` is a one-element array (§5.4).
       const data = res.body.data;
@@ -228,7 +239,13 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
 
     async wait(ref, polling) {
       const run = await pollToEnd(
-        (signal) => api.getRun({ workflowId: ref.workflowId, executeId: ref.executeId, signal }),
+        (signal) =>
+          api.getRun({
+            workflowId: ref.workflowId,
+            executeId: ref.executeId,
+            signal,
+            trace: ref.trace,
+          }),
         (r) => r.status !== "running",
         pollOptions("workflow.history", ref.signal, polling),
       );
@@ -244,7 +261,10 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
 
     async runAsync(req, polling) {
       const { executeId } = await api.start(req);
-      return api.wait({ workflowId: req.workflowId, executeId, signal: req.signal }, polling);
+      return api.wait(
+        { workflowId: req.workflowId, executeId, signal: req.signal, trace: req.trace },
+        polling,
+      );
     },
 
     stream(req) {
@@ -255,6 +275,7 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
           path: "/v1/workflow/stream_run",
           body: runBody(req, undefined),
           signal: req.signal,
+          trace: req.trace,
         }),
       );
     },
@@ -272,6 +293,7 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
             interrupt_type: req.interruptType,
           },
           signal: req.signal,
+          trace: req.trace,
         }),
       );
     },
@@ -291,6 +313,7 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
           ext: req.ext,
         }),
         signal: req.signal,
+        trace: req.trace,
       });
       return createChatTurn("workflow.chat", stream, {
         conversationId: req.conversationId,
@@ -309,6 +332,7 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
         method: "GET",
         path: `/v1/workflows/${encodeURIComponent(ref.workflowId)}/run_histories/${encodeURIComponent(ref.executeId)}/execute_nodes/${encodeURIComponent(ref.nodeExecuteUuid)}`,
         signal: ref.signal,
+        trace: ref.trace,
       });
       const data = obj(res.body.data);
       return { output: str(data?.node_output) ?? "", isFinish: data?.is_finish === true };

@@ -1,6 +1,11 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
-import { type Caller, callerKey } from "../service/index.js";
+import {
+  type Caller,
+  callerKey,
+  type RequestContext,
+  requestContextKey,
+} from "../service/index.js";
 import type { NodeResponse } from "./node-types.js";
 
 /** A handler context the shim owns: it must be released once the REST request is answered. */
@@ -19,7 +24,8 @@ const noTimeout = () => undefined;
 
 /**
  * Creates the handler context for calling a service method in process, as the Connect router
- * would: the caller under `callerKey`, and a signal that aborts when the client disconnects
+ * would: the caller under `callerKey`, the request's context under `requestContextKey` (its
+ * Coze log ids end up in the request's log line), and a signal that aborts when the client disconnects
  * (`res` closes before it was ended: the service then cancels the Coze work, issue #4 "a client
  * that disconnects aborts the upstream request and cancels the Coze chat") or when `shutdown`
  * aborts (streams only: they end on shutdown like Connect streams). One context serves every
@@ -37,6 +43,7 @@ export function createCallContext(
   res: NodeResponse,
   caller: Caller,
   shutdown: AbortSignal | undefined,
+  request: RequestContext | undefined,
 ): CallContext {
   const controller = new AbortController();
   const abort = (reason: unknown) => {
@@ -56,7 +63,7 @@ export function createCallContext(
     url: "/v1/chat/completions",
     signal: controller.signal,
     timeoutMs: noTimeout,
-    values: createContextValues().set(callerKey, caller),
+    values: createContextValues().set(callerKey, caller).set(requestContextKey, request),
     get requestHeader() {
       requestHeader ??= new Headers();
       return requestHeader;

@@ -23,7 +23,7 @@ export async function listModels(
   caller: Caller,
   res: NodeResponse,
 ): Promise<OpenAiModel[]> {
-  const call = createCallContext(ModelService.method.listModels, res, caller, undefined);
+  const call = createCallContext(ModelService.method.listModels, res, caller, undefined, undefined);
   try {
     const r = await services.model.listModels(create(ListModelsRequestSchema), call.ctx);
     return (r.models ?? []).map((m) => ({

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { Caller, ModelInfo, ServiceImpls } from "../service/index.js";
+import { type Caller, type ModelInfo, requestOf, type ServiceImpls } from "../service/index.js";
 import { botCompletion, botStream } from "./bot-completion.js";
 import { listModels, modelNotFound } from "./models.js";
 import type { NodeRequest, NodeResponse } from "./node-types.js";
@@ -94,6 +94,7 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
       request,
       res,
       caller,
+      context: requestOf(req),
       shutdown,
       meta: {
         id: `chatcmpl-${randomUUID().replaceAll("-", "")}`,

@@ -1,6 +1,6 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { Caller, ServiceImpls } from "../service/index.js";
+import type { Caller, RequestContext, ServiceImpls } from "../service/index.js";
 import { clientGone, createCallContext } from "./call-context.js";
 import {
   type ChunkFormat,
@@ -27,6 +27,8 @@ export interface Turn {
   request: ChatCompletionRequest;
   res: NodeResponse;
   caller: Caller;
+  /** The incoming request's context (request id, Coze log ids), when the server made one. */
+  context: RequestContext | undefined;
   /** Aborts when the server shuts down: open streams then end with an error event. */
   shutdown: AbortSignal | undefined;
   meta: CompletionMeta;
@@ -69,7 +71,7 @@ export async function runUnary(
   produce: (ctx: HandlerContext) => Promise<UnaryAnswer>,
   hook?: ErrorHook,
 ): Promise<void> {
-  const call = createCallContext(method, turn.res, turn.caller, undefined);
+  const call = createCallContext(method, turn.res, turn.caller, undefined, turn.context);
   try {
     const answer = await produce(call.ctx);
     sendJsonText(turn.res, 200, answer.json, answer.headers);
@@ -110,7 +112,7 @@ export async function runStream(
   hook?: ErrorHook,
 ): Promise<void> {
   const { res } = turn;
-  const call = createCallContext(method, res, turn.caller, turn.shutdown);
+  const call = createCallContext(method, res, turn.caller, turn.shutdown, turn.context);
   const fmt = createChunkFormat(turn.meta);
   const begin = (headers: Record<string, string> = {}) => {
     if (!sse.started && !sse.ended) sse.start(headers, fmt.role());

@@ -11,7 +11,7 @@ import {
   type Http2ServerResponse,
 } from "node:http2";
 import type { AddressInfo, Server } from "node:net";
-import { Code, ConnectError, type ConnectRouter } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { type Caller, callerKey } from "./caller.js";
@@ -31,6 +31,7 @@ import {
 } from "./interceptors.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { createObserveInterceptor, observeRequests } from "./observe.js";
+import { requestContextKey, requestOf } from "./request-context.js";
 import {
   createHttpRoutes,
   createRequestHandler,
@@ -162,6 +163,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   });
   const connect = connectNodeAdapter({
     readMaxBytes: options.bodyLimitBytes,
+    // Every call's handler context carries its request's context (observe.ts made it).
+    contextValues: (req) => createContextValues().set(requestContextKey, requestOf(req)),
     // Aborted only when the grace period is over: aborting it earlier would cancel unary
     // calls that are allowed to finish. Streams are ended by the cutoff interceptor instead.
     shutdownSignal: hardStop.signal,

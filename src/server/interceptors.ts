@@ -7,7 +7,7 @@ import {
 } from "@connectrpc/connect";
 import { parseBearerToken } from "./bearer.js";
 import { type Caller, callerKey } from "./caller.js";
-import { noteCaller } from "./request-context.js";
+import { requestContextKey } from "./request-context.js";
 
 /** The server's log function (see `GatewayServerOptions.log`). */
 export type LogFn = (
@@ -46,7 +46,8 @@ export function createAuthInterceptor(
       throw new ConnectError(unauthenticatedMessage, Code.Unauthenticated);
     }
     req.contextValues.set(key, caller);
-    noteCaller(caller.name);
+    const request = req.contextValues.get(requestContextKey);
+    if (request) request.caller = caller.name;
     return next(req);
   };
 }

@@ -1,9 +1,10 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
+import { noteLogId } from "../coze/http.js";
 import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
 import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
 import { createMetrics } from "./metrics.js";
-import { noteCozeLogId } from "./request-context.js";
+import { requestOf } from "./request-context.js";
 import {
   createTestTransport,
   rawRequest,
@@ -69,8 +70,8 @@ describe("request observation", () => {
     const metrics = createMetrics({ processMetrics: false });
     ts = await startTestServer({
       metrics,
-      http: (_req, res) => {
-        noteCozeLogId("20250101000000ABCDEF");
+      http: (req, res) => {
+        noteLogId(requestOf(req), "20250101000000ABCDEF");
         res.writeHead(404);
         res.end();
         return true;

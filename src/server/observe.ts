@@ -2,7 +2,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { NodeRequest, NodeResponse } from "./http-response.js";
 import type { LogFn } from "./interceptors.js";
 import type { GatewayMetrics } from "./metrics.js";
-import { currentRequest, withRequestContext } from "./request-context.js";
+import { beginRequest, type RequestContext, requestContextKey } from "./request-context.js";
 
 /** Where request outcomes go. */
 export interface Observer {
@@ -42,6 +42,7 @@ function codeName(code: Code | undefined): string {
 /** One line per finished request: ids and outcome, never a body, a header or a key. */
 function record(
   o: Observer,
+  ctx: RequestContext | undefined,
   method: string,
   code: string,
   started: number,
@@ -50,7 +51,6 @@ function record(
 ) {
   const seconds = (performance.now() - started) / 1000;
   o.metrics?.request(method, code, seconds);
-  const ctx = currentRequest();
   o.log(serverError ? "warn" : "info", "request", {
     requestId: ctx?.id,
     method,
@@ -63,9 +63,9 @@ function record(
 }
 
 /**
- * Wraps every incoming request in a request context (id, caller, Coze log ids), returns the id
- * as `x-request-id`, and accounts plain HTTP requests when they end; Connect procedures are
- * accounted by {@link createObserveInterceptor}, which knows their codes.
+ * Gives every incoming request its context (id, caller, Coze log ids; see `request-context.ts`),
+ * returns the id as `x-request-id`, and accounts plain HTTP requests when they end; Connect
+ * procedures are accounted by {@link createObserveInterceptor}, which knows their codes.
  */
 export function observeRequests(
   o: Observer,
@@ -73,27 +73,27 @@ export function observeRequests(
 ): (req: NodeRequest, res: NodeResponse) => void {
   return (req, res) => {
     const incoming = req.headers[requestIdHeader];
-    withRequestContext(typeof incoming === "string" ? incoming : undefined, (ctx) => {
-      res.setHeader(requestIdHeader, ctx.id);
-      const path = (req.url ?? "/").split("?")[0] ?? "/";
-      if (!procedurePath.test(path)) {
-        const started = performance.now();
-        const method = routeLabel(req.method ?? "GET", path);
-        res.once("close", () => {
-          const aborted = !res.writableFinished;
-          const status = aborted && res.statusCode < 400 ? 499 : res.statusCode;
-          record(
-            o,
-            method,
-            String(status),
-            started,
-            status >= 500,
-            aborted ? { aborted: true } : {},
-          );
-        });
-      }
-      handler(req, res);
-    });
+    const ctx = beginRequest(req, typeof incoming === "string" ? incoming : undefined);
+    res.setHeader(requestIdHeader, ctx.id);
+    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    if (!procedurePath.test(path)) {
+      const started = performance.now();
+      const method = routeLabel(req.method ?? "GET", path);
+      res.once("close", () => {
+        const aborted = !res.writableFinished;
+        const status = aborted && res.statusCode < 400 ? 499 : res.statusCode;
+        record(
+          o,
+          ctx,
+          method,
+          String(status),
+          started,
+          status >= 500,
+          aborted ? { aborted: true } : {},
+        );
+      });
+    }
+    handler(req, res);
   };
 }
 
@@ -105,9 +105,10 @@ export function createObserveInterceptor(o: Observer): Interceptor {
   return (next) => async (req) => {
     const method = `${req.service.typeName}/${req.method.name}`;
     const started = performance.now();
+    const ctx = req.contextValues.get(requestContextKey);
     const done = (err: unknown) => {
       const code = err === undefined ? undefined : ConnectError.from(err).code;
-      record(o, method, codeName(code), started, code !== undefined && serverSide.has(code));
+      record(o, ctx, method, codeName(code), started, code !== undefined && serverSide.has(code));
     };
     let res: Awaited<ReturnType<typeof next>>;
     try {

@@ -12,7 +12,7 @@ import {
 } from "./http-response.js";
 import { type LogFn, shuttingDownMessage, unauthenticatedMessage } from "./interceptors.js";
 import { procedurePath } from "./observe.js";
-import { noteCaller } from "./request-context.js";
+import { requestOf } from "./request-context.js";
 
 /**
  * A plain HTTP handler for paths Connect does not serve; `true` when it answered. `shutdown`
@@ -90,7 +90,8 @@ export function createHttpRoutes(
       );
       return;
     }
-    noteCaller(caller.name);
+    const request = requestOf(req);
+    if (request) request.caller = caller.name;
     if (http === undefined) return notFound(res);
     if (Number(req.headers["content-length"] ?? 0) > bodyLimitBytes) {
       // The body is not read: close an HTTP/1 connection rather than drain it.

@@ -19,6 +19,7 @@ import { type Caller, callerOf, defaultUserId } from "./caller.js";
 import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
 import { onFirstChannel } from "./failover.js";
 import { toCozeMessages } from "./messages.js";
+import { traceOf } from "./request-context.js";
 import type { Router, Target } from "./routing.js";
 
 type TurnRequest = ChatRequest | ChatStreamRequest;
@@ -107,7 +108,11 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
     const messages =
       req.toolOutputs.length > 0 || hasInlineData(req.messages)
         ? undefined
-        : await toCozeMessages(req.messages, { files: t.channel.client.files, signal: ctx.signal });
+        : await toCozeMessages(req.messages, {
+            files: t.channel.client.files,
+            signal: ctx.signal,
+            trace: traceOf(ctx),
+          });
     const { value: turn, target: used } = await onFirstChannel(t, (c) =>
       openTurn(c, req, ctx, messages),
     );
@@ -132,10 +137,16 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
         chatId: req.chatId,
         outputs: req.toolOutputs.map((o) => ({ toolCallId: o.toolCallId, output: o.output })),
         signal: ctx.signal,
+        trace: traceOf(ctx),
       });
     }
     const messages =
-      mapped ?? (await toCozeMessages(req.messages, { files: client.files, signal: ctx.signal }));
+      mapped ??
+      (await toCozeMessages(req.messages, {
+        files: client.files,
+        signal: ctx.signal,
+        trace: traceOf(ctx),
+      }));
     const userId = req.userId || userIdOf(callerOf(ctx));
     if (t.kind === "chatflow") {
       return client.workflows.openChatflow({
@@ -145,6 +156,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
         conversationId: req.conversationId || undefined,
         ext: { user_id: userId },
         signal: ctx.signal,
+        trace: traceOf(ctx),
       });
     }
     return client.chat.open({
@@ -156,6 +168,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
       metaData: nonEmpty(req.metaData),
       parameters: req.parameters,
       signal: ctx.signal,
+      trace: traceOf(ctx),
     });
   }
 
@@ -194,6 +207,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
           conversationId: req.conversationId,
           chatId: req.chatId,
           signal: ctx.signal,
+          trace: traceOf(ctx),
         });
         return { canceled: chat.status === "canceled" };
       } catch (err) {

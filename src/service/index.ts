@@ -4,6 +4,13 @@ export { chatResponseOf, createChatService } from "./chat-service.js";
 export { errorHeaders, invalidArgument, toConnectError } from "./errors.js";
 export { createModelInfo, type ModelInfo } from "./model-info.js";
 export { createModelService } from "./model-service.js";
+export {
+  beginRequest,
+  type RequestContext,
+  requestContextKey,
+  requestOf,
+  traceOf,
+} from "./request-context.js";
 export { createRouter, type Router, type Target } from "./routing.js";
 export {
   createServiceImpls,

@@ -1,5 +1,6 @@
 import { type ContentItem, type EnterMessage, objectString } from "../coze/chat-types.js";
 import type { FilesApi } from "../coze/files.js";
+import type { CallTrace } from "../coze/http.js";
 import { type ChatMessage, type MediaPart, Role } from "../gen/cozegateway/v1/chat_pb.js";
 import { invalidArgument } from "./errors.js";
 
@@ -7,6 +8,13 @@ import { invalidArgument } from "./errors.js";
 export const maxMessages = 100;
 
 type Media = Extract<ContentItem, { type: "image" | "file" | "audio" }>;
+
+/** Where inline files go, and the call's signal and trace. */
+export interface MessageOptions {
+  files: FilesApi;
+  signal?: AbortSignal;
+  trace?: CallTrace;
+}
 
 /**
  * Turns the caller's messages into Coze `additional_messages`.
@@ -24,7 +32,7 @@ type Media = Extract<ContentItem, { type: "image" | "file" | "audio" }>;
  */
 export async function toCozeMessages(
   messages: readonly ChatMessage[],
-  options: { files: FilesApi; signal?: AbortSignal },
+  options: MessageOptions,
 ): Promise<EnterMessage[]> {
   const system: string[] = [];
   const turns: { index: number; message: ChatMessage }[] = [];
@@ -106,7 +114,7 @@ function plainText(message: ChatMessage, index: number, role: string): string {
 async function userItems(
   message: ChatMessage,
   index: number,
-  options: { files: FilesApi; signal?: AbortSignal },
+  options: MessageOptions,
 ): Promise<ContentItem[]> {
   const texts: string[] = message.content === "" ? [] : [message.content];
   const media: Media[] = [];
@@ -139,7 +147,7 @@ async function mediaItem(
   type: Media["type"],
   part: MediaPart,
   field: string,
-  options: { files: FilesApi; signal?: AbortSignal },
+  options: MessageOptions,
 ): Promise<Media> {
   const source = part.source;
   switch (source.case) {
@@ -168,6 +176,7 @@ async function mediaItem(
         fileName: data.fileName || `${type}${extensionOf(data.mimeType)}`,
         contentType: data.mimeType || undefined,
         signal: options.signal,
+        trace: options.trace,
       });
       return { type, fileId: uploaded.id };
     }

@@ -23,6 +23,7 @@ import { callerOf } from "./caller.js";
 import { usageOf } from "./chat-service.js";
 import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
 import { onFirstChannel, openOnFirstChannel } from "./failover.js";
+import { traceOf } from "./request-context.js";
 import type { Router, Target } from "./routing.js";
 import { createRunWatchers, type RunWatchers } from "./run-watchers.js";
 
@@ -146,6 +147,7 @@ export function createWorkflowService(
       ext: Object.keys(req.ext).length > 0 ? req.ext : undefined,
       workflowVersion: req.workflowVersion || undefined,
       signal: ctx.signal,
+      trace: traceOf(ctx),
     };
   }
 
@@ -212,6 +214,7 @@ export function createWorkflowService(
             workflowId: used.id,
             executeId: started.executeId,
             signal: ctx.signal,
+            trace: traceOf(ctx),
           });
           return {
             executeId: done.executeId,
@@ -280,6 +283,7 @@ export function createWorkflowService(
           resumeData: req.resumeData,
           interruptType: req.interruptType,
           signal: ctx.signal,
+          trace: traceOf(ctx),
         });
         for await (const e of relay(events)) {
           yield create(ResumeWorkflowResponseSchema, { event: e });
@@ -298,6 +302,7 @@ export function createWorkflowService(
           workflowId: t.id,
           executeId: req.executeId,
           signal: ctx.signal,
+          trace: traceOf(ctx),
         });
         return {
           executeId: run.executeId,

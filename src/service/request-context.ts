@@ -1,0 +1,51 @@
+import { randomUUID } from "node:crypto";
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import type { CallTrace } from "../coze/http.js";
+
+/**
+ * What the gateway knows about the request being served, one per incoming request: passed
+ * along explicitly (handler context values, call options), never through AsyncLocalStorage,
+ * whose promise hooks cost every request dearly on Node 20 (issue #6).
+ */
+export interface RequestContext extends CallTrace {
+  /** Our request id: returned to the caller as `x-request-id` and in the request's log line. */
+  readonly id: string;
+  /** The authenticated caller's key name, once known (never the key). */
+  caller: string | undefined;
+}
+
+/** Context key under which the server puts the {@link RequestContext} of each call. */
+export const requestContextKey = createContextKey<RequestContext | undefined>(undefined, {
+  description: "the request being served",
+});
+
+/** Where the Coze calls made for `ctx` note their log ids; `undefined` outside a server. */
+export function traceOf(ctx: HandlerContext): CallTrace | undefined {
+  return ctx.values.get(requestContextKey);
+}
+
+/** A caller-supplied request id is kept when it is short and plain; anything else is replaced. */
+const acceptable = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/** Each incoming request's context, by its request object (HTTP/1 or HTTP/2). */
+const contexts = new WeakMap<object, RequestContext>();
+
+/**
+ * Creates the context of an incoming request and ties it to `req`; `incoming` is the caller's
+ * `x-request-id`, if any. Everything after reaches it through `req` ({@link requestOf}) or, in
+ * Connect handlers and the REST shim, through the handler context ({@link requestContextKey}).
+ */
+export function beginRequest(req: object, incoming: string | undefined): RequestContext {
+  const ctx: RequestContext = {
+    id: incoming !== undefined && acceptable.test(incoming) ? incoming : randomUUID(),
+    cozeLogIds: [],
+    caller: undefined,
+  };
+  contexts.set(req, ctx);
+  return ctx;
+}
+
+/** The context {@link beginRequest} tied to `req`, if any. */
+export function requestOf(req: object): RequestContext | undefined {
+  return contexts.get(req);
+}
