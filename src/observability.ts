@@ -56,6 +56,30 @@ const secretFields = [
   "secret",
 ];
 
+const secretNames = new Set(secretFields);
+
+/**
+ * `fields` with every secret-named field, and every secret-named field of an object field, as
+ * `[redacted]`; the caller's objects are left as they are. What pino's `redact` paths `x` and
+ * `*.x` did, for a fraction of their cost per line (issue #6: a line per request).
+ */
+function redact(fields: Record<string, unknown>, nested = false): Record<string, unknown> {
+  let out = fields;
+  for (const name in fields) {
+    const value = fields[name];
+    let safe = value;
+    if (secretNames.has(name)) safe = "[redacted]";
+    else if (!nested && typeof value === "object" && value !== null && !Array.isArray(value)) {
+      safe = redact(value as Record<string, unknown>, true);
+    }
+    if (safe !== value) {
+      if (out === fields) out = { ...fields };
+      out[name] = safe;
+    }
+  }
+  return out;
+}
+
 const emptyStats: TokenCacheStats = {
   jwtsSigned: 0,
   tokenRequests: 0,
@@ -66,18 +90,18 @@ const emptyStats: TokenCacheStats = {
 
 /** Creates the gateway's logger and metrics. */
 export function createObservability(options: ObservabilityOptions = {}): Observability {
-  // Asynchronous writes keep logging off the request path; flush() empties the buffer on exit.
-  const destination = options.destination ?? pino.destination({ fd: 2, sync: false });
+  // Asynchronous writes keep logging off the request path, gathered into writes of at least
+  // 4 KiB (a write per line cost about 10 us of a request's CPU, issue #6) and written out at
+  // least every 200 ms; flush() empties the buffer on exit.
+  const destination =
+    options.destination ??
+    pino.destination({ fd: 2, sync: false, minLength: 4096, periodicFlush: 200 });
   const logger = pino(
     {
       level: options.level ?? "info",
       base: undefined,
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      redact: {
-        paths: [...secretFields, ...secretFields.map((f) => `*.${f}`)],
-        censor: "[redacted]",
-      },
     },
     destination,
   );
@@ -85,7 +109,7 @@ export function createObservability(options: ObservabilityOptions = {}): Observa
   const metrics = createMetrics({ tokenStats: () => tokenStats?.() ?? emptyStats });
   const log: LogFn = (level, msg, fields) => {
     if (fields === undefined) logger[level](msg);
-    else logger[level](fields, msg);
+    else logger[level](redact(fields), msg);
   };
   const metricsRoute = options.metricsRoute ?? true;
   return {
