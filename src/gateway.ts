@@ -60,14 +60,14 @@ export interface Gateway {
  */
 export function createAuthenticator(config: GatewayConfig): (key: string) => Caller | undefined {
   const keys = config.apiKeys;
+  // One Caller per key for the gateway's life: what is derived from it is computed once.
+  const callers: readonly Caller[] = keys.map((k) => ({ name: k.name, models: k.models }));
   return (key) => {
     const hash = hashApiKey(key);
     let found: Caller | undefined;
-    for (const k of keys) {
-      if (timingSafeEqual(hash, k.sha256) && found === undefined) {
-        found = { name: k.name, models: k.models };
-      }
-    }
+    keys.forEach((k, i) => {
+      if (timingSafeEqual(hash, k.sha256) && found === undefined) found = callers[i];
+    });
     return found;
   };
 }

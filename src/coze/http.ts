@@ -536,9 +536,7 @@ async function openStream(
     });
   }
   const body = res.body;
-  // Decoded as it is read (Node's string decoder keeps characters split across chunks whole), so
-  // the parser gets text and needs no decoder of its own per stream.
-  body.setEncoding("utf8");
+  // The chunks stay bytes (undici's body ignores setEncoding); the SSE decoder decodes them.
   const reader = createBatchReader(step, body);
   let first: readonly SseEvent[] | undefined;
   try {

@@ -1,3 +1,4 @@
+import { StringDecoder } from "node:string_decoder";
 import { CozeError, safeMessage } from "./errors.js";
 
 /**
@@ -31,7 +32,6 @@ const COLON = 0x3a;
 const SPACE = 0x20;
 const OPEN_BRACE = 0x7b;
 const BOM = 0xfeff;
-const streaming = { stream: true };
 
 /**
  * Parses a Coze event stream from raw body chunks (bytes or already decoded text; both may be
@@ -107,9 +107,11 @@ export interface SseDecoder {
 export function createSseDecoder(options: SseOptions): SseDecoder {
   const { step } = options;
   const maxLineBytes = options.maxLineBytes ?? defaultMaxLineBytes;
-  // ignoreBOM keeps a BOM in the text so that byte and string chunks get the same handling below.
-  // Made on the first byte chunk: a body that arrives as text (`setEncoding`) never needs one.
-  let decoder: InstanceType<typeof TextDecoder> | undefined;
+  // Node's native UTF-8 decoder: keeps characters split across chunks whole, and a BOM in the
+  // text, so that byte and string chunks get the same handling below. (TextDecoder with
+  // `stream: true` prepared its converter again on every chunk: issue #6 profile.) Made on the
+  // first byte chunk: a body that arrives as text never needs one.
+  let decoder: StringDecoder | undefined;
   let decoderUsed = false;
   let atStart = true;
   // A `\r` ended the previous chunk: a `\n` opening the next one belongs to the same line end.
@@ -174,11 +176,11 @@ export function createSseDecoder(options: SseOptions): SseDecoder {
     let text: string;
     if (typeof chunk === "string") {
       // Flush bytes still held by the decoder (a complete stream never leaves any).
-      text = decoderUsed && decoder ? decoder.decode() + chunk : chunk;
+      text = decoderUsed && decoder ? decoder.end() + chunk : chunk;
       decoderUsed = false;
     } else {
-      decoder ??= new TextDecoder("utf-8", { ignoreBOM: true });
-      text = decoder.decode(chunk, streaming);
+      decoder ??= new StringDecoder("utf8");
+      text = decoder.write(chunk);
       decoderUsed = true;
     }
     const n = text.length;
@@ -226,7 +228,7 @@ export function createSseDecoder(options: SseOptions): SseDecoder {
   // EOF: the decoder may hold an incomplete character (it becomes U+FFFD), and an unterminated
   // last line is still a line (lenient, like js, §4.5; the recorded py fixtures end this way).
   const end = (out: SseEvent[]) => {
-    const tail = decoderUsed && decoder ? decoder.decode() : "";
+    const tail = decoderUsed && decoder ? decoder.end() : "";
     if (tail.length > 0) {
       appendPending(atStart && tail.charCodeAt(0) === BOM ? tail.slice(1) : tail);
     }

@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { modelAllowed } from "../config/index.js";
 
@@ -25,9 +25,22 @@ export function callerOf(ctx: HandlerContext): Caller | undefined {
  * and conversations stay with the key, and never random (the REST issue's rule).
  */
 export function defaultUserId(caller: Caller | undefined): string {
-  const name = caller?.name ?? "anonymous";
-  return `gw-${createHash("sha256").update(name).digest("hex").slice(0, 24)}`;
+  if (caller === undefined) return anonymousUserId;
+  let id = userIds.get(caller);
+  if (id === undefined) {
+    id = userIdFor(caller.name);
+    userIds.set(caller, id);
+  }
+  return id;
 }
+
+function userIdFor(name: string): string {
+  return `gw-${hash("sha256", name).slice(0, 24)}`;
+}
+
+const anonymousUserId = userIdFor("anonymous");
+/** Callers come from the configuration: computed once per caller, not per request. */
+const userIds = new WeakMap<Caller, string>();
 
 /** Whether `caller` may use `model` under its key's allow-list (no caller: in-process use). */
 export function mayUse(caller: Caller | undefined, model: string): boolean {
