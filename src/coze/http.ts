@@ -1,3 +1,4 @@
+import { finished } from "node:stream";
 import type { Dispatcher, FormData } from "undici";
 import { type Clock, systemClock } from "./clock.js";
 import { createDeadline } from "./deadline.js";
@@ -587,8 +588,18 @@ async function openStream(
     async consume(onBatch) {
       claim();
       try {
-        for (let batch = first; batch !== undefined; batch = await next()) {
-          if (onBatch(batch) === true) return;
+        if (first === undefined || onBatch(first) === true) return;
+        for (;;) {
+          const out: SseEvent[] = [];
+          let over: boolean;
+          try {
+            over = reader.take(out);
+          } catch (err) {
+            throw fromTransportError(step, err, signal);
+          }
+          if (out.length > 0 && onBatch(out) === true) return;
+          if (over) return;
+          await reader.wait();
         }
       } finally {
         await releaseBody(body);
@@ -603,38 +614,76 @@ async function openStream(
 }
 
 /**
- * Pulls body chunks and decodes them: `next()` resolves with the events of the next chunk that
- * completes any (the events before a bad line come first, its error on the following call), or
- * `undefined` at the end of the body. Plain async functions over the body's iterator, so a reader
- * pays no generator layer of ours per chunk (issue #6).
+ * Reads an event stream body as it arrives: `take(out)` decodes every chunk buffered so far into
+ * `out` (synchronously), `wait()` resolves when more can be taken. `next()` resolves with the
+ * events of the next chunks that complete any (the events before a bad line come first, its error
+ * on the following call), or `undefined` at the end of the body. One promise per wake-up of the
+ * body, however many chunks it brought, and no generator of ours or Node's per chunk (issue #6:
+ * a Coze answer arrives in as many chunks as it has events when traffic is light). The body stays
+ * paused while nobody takes from it, so a slow reader slows the upstream connection down instead
+ * of buffering without bound.
  */
 function createBatchReader(step: string, body: Dispatcher.ResponseData["body"]) {
   const decoder = createSseDecoder({ step });
-  const chunks = body[Symbol.asyncIterator]();
+  // Set when the body has ended (`null`) or failed (the error; a destroyed body's premature close
+  // is an error too, as it is for Node's own iterator).
+  let outcome: { error: unknown } | null | undefined;
   let failure: { error: unknown } | undefined;
-  let ended = false;
-  return {
-    async next(): Promise<readonly SseEvent[] | undefined> {
+  let decoded = false;
+  let wake: (() => void) | undefined;
+  const notify = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  body.on("readable", notify);
+  finished(body, { writable: false }, (err) => {
+    outcome = err ? { error: err } : null;
+    notify();
+  });
+  const reader = {
+    /**
+     * Decodes what has arrived into `out`; true once the body is over and fully decoded. Throws
+     * the body's error or a protocol error, after the events before it were given out.
+     */
+    take(out: SseEvent[]): boolean {
       if (failure) throw failure.error;
-      while (!ended) {
-        const chunk = await chunks.next();
-        const out: SseEvent[] = [];
-        try {
-          if (chunk.done) {
-            ended = true;
-            decoder.end(out);
-          } else {
-            decoder.push(chunk.value, out);
+      try {
+        if (!body.destroyed) {
+          for (let chunk = body.read(); chunk !== null; chunk = body.read()) {
+            decoder.push(chunk, out);
           }
-        } catch (error) {
-          if (out.length === 0) throw error;
-          failure = { error };
         }
-        if (out.length > 0) return out;
+        if (outcome === undefined) return false;
+        if (outcome !== null) throw outcome.error;
+        if (!decoded) {
+          decoded = true;
+          decoder.end(out);
+        }
+        return true;
+      } catch (error) {
+        if (out.length === 0) throw error;
+        failure = { error };
+        return false;
       }
-      return undefined;
+    },
+    /** Resolves when the body has more to take, or has ended. */
+    wait(): Promise<void> {
+      return new Promise((resolve) => {
+        wake = resolve;
+      });
+    },
+    async next(): Promise<readonly SseEvent[] | undefined> {
+      for (;;) {
+        const out: SseEvent[] = [];
+        const over = reader.take(out);
+        if (out.length > 0) return out;
+        if (over) return undefined;
+        await reader.wait();
+      }
     },
   };
+  return reader;
 }
 
 /**
