@@ -1,4 +1,3 @@
-import { finished } from "node:stream";
 import type { Dispatcher, FormData } from "undici";
 import { type Clock, systemClock } from "./clock.js";
 import { createDeadline } from "./deadline.js";
@@ -625,9 +624,9 @@ async function openStream(
  */
 function createBatchReader(step: string, body: Dispatcher.ResponseData["body"]) {
   const decoder = createSseDecoder({ step });
-  // Set when the body has ended (`null`) or failed (the error; a destroyed body's premature close
-  // is an error too, as it is for Node's own iterator).
-  let outcome: { error: unknown } | null | undefined;
+  // Set when the body has ended or failed (with the error; a destroyed body's premature close is
+  // an error too, as it is for Node's own iterator). The first outcome stands.
+  let outcome: "ended" | { error: unknown } | undefined;
   let failure: { error: unknown } | undefined;
   let decoded = false;
   let wake: (() => void) | undefined;
@@ -636,11 +635,16 @@ function createBatchReader(step: string, body: Dispatcher.ResponseData["body"]) 
     wake = undefined;
     w?.();
   };
-  body.on("readable", notify);
-  finished(body, { writable: false }, (err) => {
-    outcome = err ? { error: err } : null;
+  const settle = (value: "ended" | { error: unknown }) => {
+    outcome ??= value;
     notify();
-  });
+  };
+  // Plain listeners rather than stream.finished(), which sets up a dozen per body.
+  body.on("readable", notify);
+  body.once("end", () => settle("ended"));
+  body.once("error", (error) => settle({ error }));
+  // Closed before its end and without an error: destroyed, like Node's own iterator reports it.
+  body.once("close", () => settle({ error: prematureClose() }));
   const reader = {
     /**
      * Decodes what has arrived into `out`; true once the body is over and fully decoded. Throws
@@ -655,7 +659,7 @@ function createBatchReader(step: string, body: Dispatcher.ResponseData["body"]) 
           }
         }
         if (outcome === undefined) return false;
-        if (outcome !== null) throw outcome.error;
+        if (outcome !== "ended") throw outcome.error;
         if (!decoded) {
           decoded = true;
           decoder.end(out);
@@ -684,6 +688,10 @@ function createBatchReader(step: string, body: Dispatcher.ResponseData["body"]) 
     },
   };
   return reader;
+}
+
+function prematureClose(): Error {
+  return Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
 }
 
 /**
