@@ -313,6 +313,36 @@ describe("CozeHttp.stream", () => {
     await expect.poll(() => server.openResponses()).toBe(0);
   });
 
+  it("slows the upstream down while its reader takes nothing, instead of buffering it", async () => {
+    const event = `event:conversation.message.delta\ndata:{"content":"${"x".repeat(1000)}"}\n\n`;
+    const total = 64 * 1024 * 1024;
+    let written = 0;
+    const { http } = await setup(async (_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      while (written < total && !res.destroyed) {
+        written += event.length;
+        if (!res.write(event)) {
+          await new Promise((resolve) => {
+            res.once("drain", resolve);
+            res.once("close", resolve);
+          });
+        }
+      }
+      res.end();
+    });
+    const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
+    const events = stream[Symbol.asyncIterator]();
+    expect((await events.next()).done).toBe(false);
+    await new Promise((r) => setTimeout(r, 300));
+    // Socket buffers and undici's high-water mark hold a few MiB at most; the rest waits.
+    expect(written).toBeLessThan(16 * 1024 * 1024);
+    let read = 1;
+    for (let r = await events.next(); !r.done && read < 20_000; r = await events.next()) read++;
+    expect(read).toBe(20_000);
+    expect(written).toBeGreaterThan(20_000 * event.length);
+    await events.return?.(undefined);
+  });
+
   it("closes the upstream connection when the consumer stops early", async () => {
     const { http, server } = await setup((_req, res) => {
       res.writeHead(200, { "content-type": "text/event-stream" });
