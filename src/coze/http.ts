@@ -644,7 +644,10 @@ function createBatchReader(step: string, body: Dispatcher.ResponseData["body"]) 
   body.once("end", () => settle("ended"));
   body.once("error", (error) => settle({ error }));
   // Closed before its end and without an error: destroyed, like Node's own iterator reports it.
-  body.once("close", () => settle({ error: prematureClose() }));
+  body.once("close", () => {
+    // An Error captures a stack: made only when it is the outcome.
+    if (outcome === undefined) settle({ error: prematureClose() });
+  });
   const reader = {
     /**
      * Decodes what has arrived into `out`; true once the body is over and fully decoded. Throws

@@ -105,6 +105,18 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     registers: [registry],
   });
 
+  // The label-bound children of the per-request metrics, made once per label combination:
+  // prom-client hashes the label object on every inc/observe otherwise (issue #6 profile). The
+  // label values are bounded (route names, procedures, codes, channels, steps, outcomes).
+  const requestSeries = seriesOf((method: string, code: string) => ({
+    count: requests.labels(method, code),
+    seconds: requestSeconds.labels(method, code),
+  }));
+  const upstreamSeries = seriesOf((channel: string, step: string, outcome: string) => ({
+    count: upstreamCalls.labels(channel, step, outcome),
+    seconds: upstreamSeconds.labels(channel, step, outcome),
+  }));
+
   /** Returns a function that undoes `inc` exactly once. */
   function once(dec: () => void): () => void {
     let done = false;
@@ -120,13 +132,14 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     registry,
     contentType: registry.contentType,
     request(method, code, seconds) {
-      requests.inc({ method, code });
-      requestSeconds.observe({ method, code }, seconds);
+      const series = requestSeries(method, code);
+      series.count.inc();
+      series.seconds.observe(seconds);
     },
     upstream(channel, info) {
-      const labels = { channel, step: info.step, outcome: info.outcome };
-      upstreamCalls.inc(labels);
-      upstreamSeconds.observe(labels, info.durationMs / 1000);
+      const series = upstreamSeries(channel, info.step, info.outcome);
+      series.count.inc();
+      series.seconds.observe(info.durationMs / 1000);
       if (info.retries > 0)
         upstreamRetries.inc({ channel, step: info.step, reason: "transient" }, info.retries);
       if (info.retriedAuth)
@@ -144,5 +157,19 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
       return once(() => pollsInFlight.dec());
     },
     render: () => registry.metrics(),
+  };
+}
+
+/** Memoizes `make` by its string arguments. */
+function seriesOf<A extends string[], T>(make: (...labels: A) => T): (...labels: A) => T {
+  const made = new Map<string, T>();
+  return (...labels) => {
+    const key = labels.join("\u0000");
+    let series = made.get(key);
+    if (series === undefined) {
+      series = make(...labels);
+      made.set(key, series);
+    }
+    return series;
   };
 }
