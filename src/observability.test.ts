@@ -15,10 +15,15 @@ describe("observability", () => {
   it("writes JSON lines with level names and ISO times", async () => {
     const { out, lines } = capture();
     const o = createObservability({ destination: out });
+    const before = Date.now();
     o.log("info", "request", { requestId: "r1", code: "ok" });
+    const after = Date.now();
     await new Promise((r) => setImmediate(r));
     expect(lines[0]).toMatchObject({ level: "info", msg: "request", requestId: "r1", code: "ok" });
-    expect(String(lines[0]?.time)).toMatch(/^\d{4}-\d\d-\d\dT/);
+    const time = String(lines[0]?.time);
+    expect(time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    expect(Date.parse(time)).toBeGreaterThanOrEqual(before);
+    expect(Date.parse(time)).toBeLessThanOrEqual(after);
   });
 
   it("redacts any field that could hold a secret, even if a caller passes one by mistake", async () => {
