@@ -556,60 +556,83 @@ async function openStream(
       throw error;
     }
   }
-  let consumed = false;
-  const claim = () => {
-    if (consumed) throw new TypeError("a Coze event stream can be read once");
-    consumed = true;
-  };
-  const next = async () => {
+  return new EventStream(step, res.statusCode, headerLog, body, signal, reader, first);
+}
+
+type BatchReader = ReturnType<typeof createBatchReader>;
+
+/**
+ * An open Coze event stream. A class, so that its methods are made once: an object literal with
+ * a computed `[Symbol.asyncIterator]` key went through a slow runtime path on every call (issue
+ * #6 profile: about 7 µs per request).
+ */
+class EventStream implements StreamResponse {
+  #consumed = false;
+
+  constructor(
+    readonly step: string,
+    readonly status: number,
+    readonly logId: string | undefined,
+    private readonly body: Dispatcher.ResponseData["body"],
+    private readonly signal: AbortSignal,
+    private readonly reader: BatchReader,
+    /** The events read while opening (`undefined`: the body was empty). */
+    private readonly first: readonly SseEvent[] | undefined,
+  ) {}
+
+  close(): void {
+    void releaseBody(this.body);
+  }
+
+  async *batches(): AsyncGenerator<readonly SseEvent[], void, undefined> {
+    this.#claim();
     try {
-      return await reader.next();
-    } catch (err) {
-      throw fromTransportError(step, err, signal);
-    }
-  };
-  async function* readBatches(): AsyncGenerator<readonly SseEvent[], void, undefined> {
-    claim();
-    try {
-      for (let batch = first; batch !== undefined; batch = await next()) yield batch;
+      for (let batch = this.first; batch !== undefined; batch = await this.#next()) yield batch;
     } finally {
       // Release the connection if the consumer stopped early; a fully read body is done.
-      await releaseBody(body);
+      await releaseBody(this.body);
     }
   }
-  return {
-    status: res.statusCode,
-    logId: headerLog,
-    close() {
-      void releaseBody(body);
-    },
-    batches: readBatches,
-    async consume(onBatch) {
-      claim();
-      try {
-        if (first === undefined || onBatch(first) === true) return;
-        for (;;) {
-          const out: SseEvent[] = [];
-          let over: boolean;
-          try {
-            over = reader.take(out);
-          } catch (err) {
-            throw fromTransportError(step, err, signal);
-          }
-          if (out.length > 0 && onBatch(out) === true) return;
-          if (over) return;
-          await reader.wait();
+
+  async consume(onBatch: (events: readonly SseEvent[]) => boolean | undefined): Promise<void> {
+    this.#claim();
+    try {
+      if (this.first === undefined || onBatch(this.first) === true) return;
+      for (;;) {
+        const out: SseEvent[] = [];
+        let over: boolean;
+        try {
+          over = this.reader.take(out);
+        } catch (err) {
+          throw fromTransportError(this.step, err, this.signal);
         }
-      } finally {
-        await releaseBody(body);
+        if (out.length > 0 && onBatch(out) === true) return;
+        if (over) return;
+        await this.reader.wait();
       }
-    },
-    async *[Symbol.asyncIterator]() {
-      for await (const batch of readBatches()) {
-        for (const event of batch) yield event;
-      }
-    },
-  };
+    } finally {
+      await releaseBody(this.body);
+    }
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<SseEvent, void, undefined> {
+    for await (const batch of this.batches()) {
+      for (const event of batch) yield event;
+    }
+  }
+
+  #claim(): void {
+    if (this.#consumed) throw new TypeError("a Coze event stream can be read once");
+    this.#consumed = true;
+  }
+
+  async #next(): Promise<readonly SseEvent[] | undefined> {
+    try {
+      return await this.reader.next();
+    } catch (err) {
+      throw fromTransportError(this.step, err, this.signal);
+    }
+  }
 }
 
 /**

@@ -1,5 +1,11 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ContextValues,
+  createContextValues,
+  type HandlerContext,
+} from "@connectrpc/connect";
 import {
   type Caller,
   callerKey,
@@ -21,6 +27,44 @@ export const clientGone = new ConnectError("the client closed the request", Code
 const released = new ConnectError("request finished", Code.Canceled);
 
 const noTimeout = () => undefined;
+
+/**
+ * The handler context of an in-process call: a class, so that its lazy `Headers` getters are made
+ * once rather than per request (an object literal with accessors is built the slow way).
+ */
+class ShimContext implements HandlerContext {
+  readonly service: DescMethod["parent"];
+  readonly protocolName = "openai";
+  readonly requestMethod = "POST";
+  readonly url = "/v1/chat/completions";
+  readonly timeoutMs = noTimeout;
+  #requestHeader: Headers | undefined;
+  #responseHeader: Headers | undefined;
+  #responseTrailer: Headers | undefined;
+
+  constructor(
+    readonly method: DescMethod,
+    readonly signal: AbortSignal,
+    readonly values: ContextValues,
+  ) {
+    this.service = method.parent;
+  }
+
+  get requestHeader(): Headers {
+    this.#requestHeader ??= new Headers();
+    return this.#requestHeader;
+  }
+
+  get responseHeader(): Headers {
+    this.#responseHeader ??= new Headers();
+    return this.#responseHeader;
+  }
+
+  get responseTrailer(): Headers {
+    this.#responseTrailer ??= new Headers();
+    return this.#responseTrailer;
+  }
+}
 
 /**
  * Creates the handler context for calling a service method in process, as the Connect router
@@ -52,31 +96,11 @@ export function createCallContext(
   const onShutdown = () => abort(shutdown?.reason);
   if (shutdown?.aborted) abort(shutdown.reason);
   else shutdown?.addEventListener("abort", onShutdown, { once: true });
-  let requestHeader: Headers | undefined;
-  let responseHeader: Headers | undefined;
-  let responseTrailer: Headers | undefined;
-  const ctx: HandlerContext = {
-    service: method.parent,
+  const ctx = new ShimContext(
     method,
-    protocolName: "openai",
-    requestMethod: "POST",
-    url: "/v1/chat/completions",
-    signal: controller.signal,
-    timeoutMs: noTimeout,
-    values: createContextValues().set(callerKey, caller).set(requestContextKey, request),
-    get requestHeader() {
-      requestHeader ??= new Headers();
-      return requestHeader;
-    },
-    get responseHeader() {
-      responseHeader ??= new Headers();
-      return responseHeader;
-    },
-    get responseTrailer() {
-      responseTrailer ??= new Headers();
-      return responseTrailer;
-    },
-  };
+    controller.signal,
+    createContextValues().set(callerKey, caller).set(requestContextKey, request),
+  );
   const onClose = () => {
     if (!res.writableEnded) abort(clientGone);
   };
