@@ -86,7 +86,13 @@ export function toChatPlan(req: ChatCompletionRequest): ChatPlan {
     }
   }
   return {
-    init: { ...base, messages: out, conversationId: req.conversationId ?? "" },
+    init: {
+      model: base.model,
+      userId: base.userId,
+      parameters: base.parameters,
+      messages: out,
+      conversationId: req.conversationId ?? "",
+    },
     sourceIndex,
   };
 }

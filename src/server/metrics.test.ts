@@ -14,6 +14,8 @@ describe("gateway metrics", () => {
       }),
     });
     metrics.request("cozegateway.v1.ChatService/Chat", "ok", 0.02);
+    metrics.request("cozegateway.v1.ChatService/Chat", "ok", 0.5);
+    metrics.request("cozegateway.v1.ChatService/Chat", "internal", 0.5);
     metrics.request("POST /v1/chat/completions", "429", 0.001);
     metrics.upstream("cn-main", {
       step: "chat.stream",
@@ -33,7 +35,10 @@ describe("gateway metrics", () => {
     endPoll();
     const text = await metrics.render();
     expect(text).toContain(
-      'coze_gateway_requests_total{method="cozegateway.v1.ChatService/Chat",code="ok"} 1',
+      'coze_gateway_requests_total{method="cozegateway.v1.ChatService/Chat",code="ok"} 2',
+    );
+    expect(text).toContain(
+      'coze_gateway_requests_total{method="cozegateway.v1.ChatService/Chat",code="internal"} 1',
     );
     expect(text).toContain(
       'coze_gateway_requests_total{method="POST /v1/chat/completions",code="429"} 1',
@@ -53,7 +58,10 @@ describe("gateway metrics", () => {
     expect(text).toContain('coze_gateway_active_streams{kind="rest"} 1');
     expect(text).toContain("coze_gateway_polls_in_flight 0");
     expect(text).toMatch(
-      /coze_gateway_request_duration_seconds_bucket\{le="0.025",method="cozegateway.v1.ChatService\/Chat",code="ok"\} 1/,
+      /coze_gateway_request_duration_seconds_bucket\{le="0.025",method="cozegateway.v1.ChatService\/Chat",code="ok"\} 1\n/,
+    );
+    expect(text).toMatch(
+      /coze_gateway_request_duration_seconds_bucket\{le="0.5",method="cozegateway.v1.ChatService\/Chat",code="ok"\} 2\n/,
     );
   });
 

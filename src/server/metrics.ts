@@ -160,15 +160,25 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
   };
 }
 
-/** Memoizes `make` by its string arguments. */
+/** Memoizes `make` by its string arguments: one map level per argument, no key strings made. */
 function seriesOf<A extends string[], T>(make: (...labels: A) => T): (...labels: A) => T {
-  const made = new Map<string, T>();
+  const root = new Map<string, unknown>();
   return (...labels) => {
-    const key = labels.join("\u0000");
-    let series = made.get(key);
+    let level = root;
+    const last = labels.length - 1;
+    for (let i = 0; i < last; i++) {
+      const label = labels[i] as string;
+      let next = level.get(label) as Map<string, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        level.set(label, next);
+      }
+      level = next;
+    }
+    let series = level.get(labels[last] as string) as T | undefined;
     if (series === undefined) {
       series = make(...labels);
-      made.set(key, series);
+      level.set(labels[last] as string, series);
     }
     return series;
   };
