@@ -52,7 +52,8 @@ export function completionJson(
   usage: OpenAiUsage | undefined,
   extras: CompletionExtras,
 ): string {
-  return JSON.stringify({
+  // Built field by field: spreads after other fields take V8's slow path (issue #6).
+  const out: Record<string, unknown> = {
     id: meta.id,
     object: "chat.completion",
     created: meta.created,
@@ -60,14 +61,21 @@ export function completionJson(
     choices: [
       {
         index: 0,
-        message: { role: "assistant", refusal: null, ...message },
+        message: {
+          role: "assistant",
+          refusal: null,
+          content: message.content,
+          reasoning_content: message.reasoning_content,
+          tool_calls: message.tool_calls,
+        },
         logprobs: null,
         finish_reason: finishReason,
       },
     ],
     usage: usage ?? { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 },
-    ...extras,
-  });
+  };
+  for (const name in extras) out[name] = extras[name];
+  return JSON.stringify(out);
 }
 
 /** Writers of the SSE events of one streamed completion. */
