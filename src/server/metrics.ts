@@ -1,6 +1,7 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { CallInfo } from "../coze/http.js";
 import type { TokenCacheStats, TokenEvent } from "../coze/token-cache.js";
+import { hotCounter, hotHistogram } from "./hot-metrics.js";
 
 /** Latency buckets in seconds: sub-millisecond proxying up to long streams and sync runs. */
 const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -40,31 +41,28 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
   if (options.processMetrics ?? true)
     collectDefaultMetrics({ register: registry, prefix: "coze_gateway_" });
 
-  const requests = new Counter({
+  // The four metrics every request updates (see hot-metrics.ts); the rest are prom-client's.
+  const requests = hotCounter(registry, {
     name: "coze_gateway_requests_total",
     help: "Caller requests by RPC method or REST route and outcome code.",
-    labelNames: ["method", "code"] as const,
-    registers: [registry],
+    labelNames: ["method", "code"],
   });
-  const requestSeconds = new Histogram({
+  const requestSeconds = hotHistogram(registry, {
     name: "coze_gateway_request_duration_seconds",
     help: "Caller request latency, to the end of the response (streams included).",
-    labelNames: ["method", "code"] as const,
+    labelNames: ["method", "code"],
     buckets,
-    registers: [registry],
   });
-  const upstreamCalls = new Counter({
+  const upstreamCalls = hotCounter(registry, {
     name: "coze_gateway_upstream_requests_total",
     help: "Coze API calls by channel, step and outcome.",
-    labelNames: ["channel", "step", "outcome"] as const,
-    registers: [registry],
+    labelNames: ["channel", "step", "outcome"],
   });
-  const upstreamSeconds = new Histogram({
+  const upstreamSeconds = hotHistogram(registry, {
     name: "coze_gateway_upstream_request_duration_seconds",
     help: "Coze API call latency: to the end of the body (unary) or to the headers (streams).",
-    labelNames: ["channel", "step", "outcome"] as const,
+    labelNames: ["channel", "step", "outcome"],
     buckets,
-    registers: [registry],
   });
   const upstreamRetries = new Counter({
     name: "coze_gateway_upstream_retries_total",
@@ -105,18 +103,6 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     registers: [registry],
   });
 
-  // The label-bound children of the per-request metrics, made once per label combination:
-  // prom-client hashes the label object on every inc/observe otherwise (issue #6 profile). The
-  // label values are bounded (route names, procedures, codes, channels, steps, outcomes).
-  const requestSeries = seriesOf((method: string, code: string) => ({
-    count: requests.labels(method, code),
-    seconds: requestSeconds.labels(method, code),
-  }));
-  const upstreamSeries = seriesOf((channel: string, step: string, outcome: string) => ({
-    count: upstreamCalls.labels(channel, step, outcome),
-    seconds: upstreamSeconds.labels(channel, step, outcome),
-  }));
-
   /** Returns a function that undoes `inc` exactly once. */
   function once(dec: () => void): () => void {
     let done = false;
@@ -132,14 +118,12 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     registry,
     contentType: registry.contentType,
     request(method, code, seconds) {
-      const series = requestSeries(method, code);
-      series.count.inc();
-      series.seconds.observe(seconds);
+      requests.series(method, code).inc();
+      requestSeconds.series(method, code).observe(seconds);
     },
     upstream(channel, info) {
-      const series = upstreamSeries(channel, info.step, info.outcome);
-      series.count.inc();
-      series.seconds.observe(info.durationMs / 1000);
+      upstreamCalls.series(channel, info.step, info.outcome).inc();
+      upstreamSeconds.series(channel, info.step, info.outcome).observe(info.durationMs / 1000);
       if (info.retries > 0)
         upstreamRetries.inc({ channel, step: info.step, reason: "transient" }, info.retries);
       if (info.retriedAuth)
@@ -157,29 +141,5 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
       return once(() => pollsInFlight.dec());
     },
     render: () => registry.metrics(),
-  };
-}
-
-/** Memoizes `make` by its string arguments: one map level per argument, no key strings made. */
-function seriesOf<A extends string[], T>(make: (...labels: A) => T): (...labels: A) => T {
-  const root = new Map<string, unknown>();
-  return (...labels) => {
-    let level = root;
-    const last = labels.length - 1;
-    for (let i = 0; i < last; i++) {
-      const label = labels[i] as string;
-      let next = level.get(label) as Map<string, unknown> | undefined;
-      if (next === undefined) {
-        next = new Map();
-        level.set(label, next);
-      }
-      level = next;
-    }
-    let series = level.get(labels[last] as string) as T | undefined;
-    if (series === undefined) {
-      series = make(...labels);
-      level.set(labels[last] as string, series);
-    }
-    return series;
   };
 }
