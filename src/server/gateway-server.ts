@@ -79,7 +79,8 @@ export interface GatewayServerOptions {
   ) => Promise<boolean> | boolean;
   /**
    * Unauthenticated plain HTTP routes, such as `/metrics` and the playground page; tried after
-   * the health probes and before Connect. Return true when the request was answered.
+   * the health probes and before Connect, never for Connect procedures or paths under `/v1/`.
+   * Return true when the request was answered.
    */
   publicHttp?: PublicHttpHandler;
   /**

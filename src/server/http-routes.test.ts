@@ -32,7 +32,7 @@ describe("public routes", () => {
     expect(v1.status).toBe(401);
   });
 
-  it("never consults public routes for Connect procedures", async () => {
+  it("never consults public routes for Connect procedures or the API under /v1/", async () => {
     const asked: string[] = [];
     const url = await start({
       publicHttp: (req) => {
@@ -46,6 +46,8 @@ describe("public routes", () => {
       body: "{}",
     });
     expect(rpc.status).toBe(200);
+    const v1 = await rawRequest(`${url}/v1/models`);
+    expect(v1.status).toBe(401);
     await rawRequest(`${url}/metrics`);
     expect(asked).toEqual(["/metrics"]);
   });

@@ -1,5 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import type { NodeRequest, NodeResponse } from "./http-response.js";
+import { type NodeRequest, type NodeResponse, requestPath } from "./http-response.js";
 import type { LogFn } from "./interceptors.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { beginRequest, type RequestContext, requestContextKey } from "./request-context.js";
@@ -75,7 +75,7 @@ export function observeRequests(
     const incoming = req.headers[requestIdHeader];
     const ctx = beginRequest(req, typeof incoming === "string" ? incoming : undefined);
     res.setHeader(requestIdHeader, ctx.id);
-    const path = (req.url ?? "/").split("?")[0] ?? "/";
+    const path = requestPath(req);
     if (!procedurePath.test(path)) {
       const started = performance.now();
       const method = routeLabel(req.method ?? "GET", path);

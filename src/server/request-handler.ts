@@ -151,7 +151,8 @@ export interface RequestHandlerOptions {
   draining: () => boolean;
   /**
    * Unauthenticated plain HTTP routes (metrics, the playground page), tried after the probes
-   * and before Connect; return true when the request was answered.
+   * and before Connect; return true when the request was answered. Never asked for Connect
+   * procedure paths or paths under `/v1/`.
    */
   publicHttp?: PublicHttpHandler;
   log: LogFn;
@@ -196,9 +197,9 @@ export function createRequestHandler(
       }
       // The adapter's response type is a structural subset of both Node response types.
       const toConnect = () => connect(req, res as Parameters<ConnectHandler>[1]);
-      // Public routes serve pages (/metrics, /playground), never a Connect procedure: RPCs skip
-      // the lookup and its promise.
-      if (publicHttp === undefined || procedurePath.test(path)) {
+      // Public routes serve pages (/metrics, /playground), never a Connect procedure nor the
+      // authenticated API under /v1/: those skip the lookup and its promises.
+      if (publicHttp === undefined || procedurePath.test(path) || path.startsWith("/v1/")) {
         toConnect();
         return;
       }
