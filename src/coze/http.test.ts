@@ -313,6 +313,30 @@ describe("CozeHttp.stream", () => {
     await expect.poll(() => server.openResponses()).toBe(0);
   });
 
+  it("consume() hands over the events before a bad line, then fails with protocol", async () => {
+    const { http } = await setup(async (_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write("event:a\ndata:{}\n\n");
+      await new Promise((r) => setTimeout(r, 50));
+      // The upstream stays open after the bad line: the failure must not wait for more.
+      res.write("event:b\ndata:{}\n\n<html>\n");
+      await new Promise(() => {});
+    });
+    const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
+    const seen: string[] = [];
+    const started = Date.now();
+    const err = await failure(
+      (stream.consume as NonNullable<typeof stream.consume>)((batch) => {
+        for (const e of batch) seen.push(e.event ?? "");
+        return undefined;
+      }),
+    );
+    expect(err.code).toBe("protocol");
+    expect(seen).toEqual(["a", "b"]);
+    // At once, not at the stream's idle timeout (500 ms here).
+    expect(Date.now() - started).toBeLessThan(400);
+  });
+
   it("slows the upstream down while its reader takes nothing, instead of buffering it", async () => {
     const event = `event:conversation.message.delta\ndata:{"content":"${"x".repeat(1000)}"}\n\n`;
     const total = 64 * 1024 * 1024;

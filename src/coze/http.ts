@@ -697,8 +697,9 @@ function createBatchReader(step: string, body: Dispatcher.ResponseData["body"]) 
         return false;
       }
     },
-    /** Resolves when the body has more to take, or has ended. */
+    /** Resolves when the body has more to take, or has ended; at once when a failure waits. */
     wait(): Promise<void> {
+      if (failure !== undefined || outcome !== undefined) return Promise.resolve();
       return new Promise((resolve) => {
         wake = resolve;
       });
