@@ -313,6 +313,19 @@ describe("CozeHttp.stream", () => {
     await expect.poll(() => server.openResponses()).toBe(0);
   });
 
+  it("treats an error envelope after keep-alive pings as an error before the stream", async () => {
+    const { http } = await setup(async (_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write("event:ping\ndata:{}\n\n");
+      await new Promise((r) => setTimeout(r, 30));
+      res.end('{"code":4013,"msg":"too many requests"}\n');
+    });
+    const err = await failure(
+      http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" }),
+    );
+    expect(err.code).toBe("rate_limited");
+  });
+
   it("consume() hands over the events before a bad line, then fails with protocol", async () => {
     const { http } = await setup(async (_req, res) => {
       res.writeHead(200, { "content-type": "text/event-stream" });

@@ -541,13 +541,20 @@ async function openStream(
   let first: readonly SseEvent[] | undefined;
   try {
     first = await reader.next();
+    // Keep-alive pings say nothing yet: the stream counts as open (a failover boundary) at its
+    // first other event, which may still be an error envelope.
+    while (first?.every(isPing)) {
+      const more = await reader.next();
+      if (more === undefined) break;
+      first = [...first, ...more];
+    }
   } catch (err) {
     body.destroy();
     throw fromTransportError(step, err, signal);
   }
   // js special-cases a stream whose only content is a bare `{"code":4101,...}` envelope
   // (coze-api.md §1.4, §10.1): treat it like an envelope answered before the stream.
-  const head = first?.[0];
+  const head = first?.find((e) => !isPing(e));
   if (head !== undefined && head.event === undefined) {
     const bare = tryParseObject(head.data);
     const error = bare && envelopeError(step, res.statusCode, bare, headerLog);
@@ -715,6 +722,10 @@ function createBatchReader(step: string, body: Dispatcher.ResponseData["body"]) 
     },
   };
   return reader;
+}
+
+function isPing(event: SseEvent): boolean {
+  return event.event === "ping" || event.event === "PING";
 }
 
 function prematureClose(): Error {
