@@ -64,17 +64,19 @@ class SeriesTable<T> {
   }
 }
 
-interface Exposed {
-  name: string;
-  help: string;
-  type: "counter" | "histogram";
-  aggregator: "sum";
-  get(): { name: string; help: string; type: string; aggregator: string; values: MetricValue[] };
-}
-
-function register(registry: Registry, metric: Exposed): void {
-  // The registry reads a metric through `name` and `get()`, the protocol its own classes follow.
-  registry.registerMetric(metric as unknown as Metric);
+/**
+ * Registers a metric read at scrape time: the registry reads a metric through `name` and `get()`,
+ * the protocol its own classes follow.
+ */
+function register(
+  registry: Registry,
+  name: string,
+  help: string,
+  type: "counter" | "histogram",
+  values: () => MetricValue[],
+): void {
+  const get = () => ({ name, help, type, aggregator: "sum", values: values() });
+  registry.registerMetric({ name, help, type, aggregator: "sum", get } as unknown as Metric);
 }
 
 /** Creates a {@link HotCounter} registered in `registry`. */
@@ -91,20 +93,9 @@ export function hotCounter(
     };
     return c;
   });
-  const { name, help } = options;
-  register(registry, {
-    name,
-    help,
-    type: "counter",
-    aggregator: "sum",
-    get: () => ({
-      name,
-      help,
-      type: "counter",
-      aggregator: "sum",
-      values: table.all.map(({ labels, series }) => ({ labels, value: series.value })),
-    }),
-  });
+  register(registry, options.name, options.help, "counter", () =>
+    table.all.map(({ labels, series }) => ({ labels, value: series.value })),
+  );
   return { series: (...labels) => table.get(labels) };
 }
 
@@ -134,34 +125,28 @@ export function hotHistogram(
     };
     return h;
   });
-  const { name, help } = options;
-  register(registry, {
-    name,
-    help,
-    type: "histogram",
-    aggregator: "sum",
-    get() {
-      const values: MetricValue[] = [];
-      for (const { labels, series } of table.all) {
-        let cumulative = 0;
-        bounds.forEach((le, i) => {
-          cumulative += series.counts[i] as number;
-          values.push({
-            labels: { le, ...labels },
-            value: cumulative,
-            metricName: `${name}_bucket`,
-          });
-        });
+  const { name } = options;
+  register(registry, name, options.help, "histogram", () => {
+    const values: MetricValue[] = [];
+    for (const { labels, series } of table.all) {
+      let cumulative = 0;
+      bounds.forEach((le, i) => {
+        cumulative += series.counts[i] as number;
         values.push({
-          labels: { le: "+Inf", ...labels },
-          value: series.count,
+          labels: { le, ...labels },
+          value: cumulative,
           metricName: `${name}_bucket`,
         });
-        values.push({ labels, value: series.sum, metricName: `${name}_sum` });
-        values.push({ labels, value: series.count, metricName: `${name}_count` });
-      }
-      return { name, help, type: "histogram", aggregator: "sum", values };
-    },
+      });
+      values.push({
+        labels: { le: "+Inf", ...labels },
+        value: series.count,
+        metricName: `${name}_bucket`,
+      });
+      values.push({ labels, value: series.sum, metricName: `${name}_sum` });
+      values.push({ labels, value: series.count, metricName: `${name}_count` });
+    }
+    return values;
   });
   return { series: (...labels) => table.get(labels) };
 }
