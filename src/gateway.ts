@@ -141,6 +141,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       publicHttp: firstAnswer(publicRoutes),
       metrics: observability.metrics,
       log,
+      requestLog: observability.requestLog,
     });
   } catch (err) {
     await pools.destroy();

@@ -1,7 +1,7 @@
 import { pino } from "pino";
 import type { CallInfo } from "./coze/http.js";
 import type { TokenCacheStats, TokenEvent } from "./coze/token-cache.js";
-import type { PublicHttpHandler } from "./server/index.js";
+import type { PublicHttpHandler, RequestLogFn } from "./server/index.js";
 import type { LogFn } from "./server/interceptors.js";
 import { createMetrics, type GatewayMetrics } from "./server/metrics.js";
 
@@ -24,6 +24,8 @@ export interface ObservabilityOptions {
 export interface Observability {
   /** Structured logging (pino JSON lines) with secret fields redacted. */
   log: LogFn;
+  /** Each request's line: what `log(level, "request", fields)` writes, made faster. */
+  requestLog: RequestLogFn;
   metrics: GatewayMetrics;
   /** Feeds an upstream call into metrics and, when it failed, the log. */
   onUpstream(channel: string, info: CallInfo): void;
@@ -127,9 +129,25 @@ export function createObservability(options: ObservabilityOptions = {}): Observa
     if (fields === undefined) logger[level](msg);
     else logger[level](redact(fields), msg);
   };
+  // Every request writes this line: formatted here rather than by pino's field-by-field
+  // serializer (issue #6, c=1), into the same destination, so lines keep their order. Its fields
+  // are ids, names and numbers (none is secret-named, see `secretFields`); JSON.stringify quotes
+  // strings the way pino does. A test compares it with pino's line byte for byte.
+  const requestLog: RequestLogFn = (level, line) => {
+    if (!logger.isLevelEnabled(level)) return;
+    let text = `{"level":"${level}"${isoTime()}`;
+    if (line.requestId !== undefined) text += `,"requestId":${JSON.stringify(line.requestId)}`;
+    text += `,"method":${JSON.stringify(line.method)},"code":${JSON.stringify(line.code)}`;
+    text += `,"durationMs":${Number.isFinite(line.durationMs) ? line.durationMs : null}`;
+    if (line.caller !== undefined) text += `,"caller":${JSON.stringify(line.caller)}`;
+    if (line.cozeLogIds !== undefined) text += `,"cozeLogIds":${JSON.stringify(line.cozeLogIds)}`;
+    if (line.aborted) text += `,"aborted":true`;
+    destination.write(`${text},"msg":"request"}\n`);
+  };
   const metricsRoute = options.metricsRoute ?? true;
   return {
     log,
+    requestLog,
     metrics,
     onUpstream(channel, info) {
       metrics.upstream(channel, info);

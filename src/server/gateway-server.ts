@@ -26,6 +26,8 @@ import {
   createErrorInterceptor,
   createStreamCutoffInterceptor,
   type LogFn,
+  type RequestLogFn,
+  requestLogVia,
   shuttingDownMessage,
   withInterceptors,
 } from "./interceptors.js";
@@ -98,6 +100,8 @@ export interface GatewayServerOptions {
   readyPollIntervalMs?: number;
   /** Receives the server's log lines. Fields never hold a key or request body. */
   log?: LogFn;
+  /** Writes each request's line; default through `log`. */
+  requestLog?: RequestLogFn;
 }
 
 /** A running gateway server. */
@@ -145,7 +149,10 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   });
 
   const errors = createErrorInterceptor(log);
-  const observer = { metrics: options.metrics, log };
+  const observer = {
+    metrics: options.metrics,
+    requestLog: options.requestLog ?? requestLogVia(log),
+  };
   const serviceInterceptors = [
     // Outermost, so it sees the code the caller gets.
     createObserveInterceptor(observer),

@@ -4,5 +4,5 @@ export {
   type GatewayServerOptions,
   startGatewayServer,
 } from "./gateway-server.js";
-export type { LogFn } from "./interceptors.js";
+export type { LogFn, RequestLine, RequestLogFn } from "./interceptors.js";
 export type { PublicHttpHandler } from "./request-handler.js";

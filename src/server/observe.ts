@@ -1,13 +1,14 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { type NodeRequest, type NodeResponse, requestPath } from "./http-response.js";
-import type { LogFn } from "./interceptors.js";
+import type { RequestLogFn } from "./interceptors.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { beginRequest, type RequestContext, requestContextKey } from "./request-context.js";
 
 /** Where request outcomes go. */
 export interface Observer {
   metrics: GatewayMetrics | undefined;
-  log: LogFn;
+  /** Writes each request's line (`requestLogVia(log)` when the logger has no faster way). */
+  requestLog: RequestLogFn;
 }
 
 /** Response header carrying our request id (also accepted from the caller). */
@@ -47,18 +48,18 @@ function record(
   code: string,
   started: number,
   serverError: boolean,
-  extra: Record<string, unknown> = {},
+  aborted = false,
 ) {
   const seconds = (performance.now() - started) / 1000;
   o.metrics?.request(method, code, seconds);
-  o.log(serverError ? "warn" : "info", "request", {
+  o.requestLog(serverError ? "warn" : "info", {
     requestId: ctx?.id,
     method,
     code,
     durationMs: Math.round(seconds * 1000),
     caller: ctx?.caller,
     cozeLogIds: ctx && ctx.cozeLogIds.length > 0 ? ctx.cozeLogIds : undefined,
-    ...extra,
+    aborted,
   });
 }
 
@@ -82,15 +83,7 @@ export function observeRequests(
       res.once("close", () => {
         const aborted = !res.writableFinished;
         const status = aborted && res.statusCode < 400 ? 499 : res.statusCode;
-        record(
-          o,
-          ctx,
-          method,
-          String(status),
-          started,
-          status >= 500,
-          aborted ? { aborted: true } : {},
-        );
+        record(o, ctx, method, String(status), started, status >= 500, aborted);
       });
     }
     handler(req, res);
