@@ -117,6 +117,8 @@ describe("observability", () => {
         "info",
         { ...base, caller: 'key "ops"\\ \u0001\n é 🙂', requestId: "x".repeat(64) },
       ],
+      // Under 42 characters without control characters pino escapes by its own loop.
+      ["a short string with a quote and a backslash", "info", { ...base, caller: 'o"p\\s' }],
       ["a long duration", "info", { ...base, durationMs: 123_456_789 }],
     ];
 
