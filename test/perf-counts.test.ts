@@ -13,7 +13,7 @@ import { type EmulatorProcess, startEmulatorProcess } from "./support/emulator-p
 // through the whole gateway over REST and gRPC, against the emulator in its own process.
 //
 // The gateway's own modules are wrapped, not replaced: every JWT it signs is counted, every
-// `getToken` a request makes is counted, and the token request can be held at a gate, so a test
+// token a request asks for is counted, and the token request can be held at a gate, so a test
 // can first see all its requests waiting on the one cold token and only then let it through.
 const probe = vi.hoisted(() => ({
   jwtsSigned: 0,
@@ -58,6 +58,12 @@ vi.mock("../src/coze/token-cache.js", async (importOriginal) => {
           const source = cache.source(credential);
           const counted: TokenSource = {
             key: source.key,
+            // A request asks once: from the cache at once, or else through getToken.
+            cachedToken() {
+              const token = source.cachedToken();
+              if (token !== undefined) probe.getTokenCalls++;
+              return token;
+            },
             getToken(signal) {
               probe.getTokenCalls++;
               return source.getToken(signal);

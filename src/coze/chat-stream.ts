@@ -161,13 +161,15 @@ export function createChatEventReader(
 /**
  * Reads a whole chat stream, handing every {@link ChatEvent} to `onEvent` as it arrives, with the
  * failures of {@link createChatEventReader}. One async function over the body (no generator per
- * event): the non-stream path (issue #6). Releases the stream whether it succeeds or fails.
+ * event): the non-stream path (issue #6). Releases the stream whether it succeeds or fails, then
+ * calls `onEnd`.
  */
 export async function readChatEvents(
   step: string,
   stream: StreamResponse,
   state: ChatStreamState,
   onEvent: (event: ChatEvent) => void,
+  onEnd?: () => void,
 ): Promise<void> {
   const reader = createChatEventReader(step, stream, state);
   let done = false;
@@ -180,17 +182,21 @@ export async function readChatEvents(
     }
     return undefined;
   };
-  if (stream.consume) await stream.consume(onBatch);
-  else {
-    try {
-      for await (const batch of stream.batches?.() ?? oneByOne(stream)) {
-        if (onBatch(batch)) break;
+  try {
+    if (stream.consume) await stream.consume(onBatch);
+    else {
+      try {
+        for await (const batch of stream.batches?.() ?? oneByOne(stream)) {
+          if (onBatch(batch)) break;
+        }
+      } finally {
+        stream.close();
       }
-    } finally {
-      stream.close();
     }
+    if (!done) reader.end();
+  } finally {
+    onEnd?.();
   }
-  if (!done) reader.end();
 }
 
 /**
@@ -249,15 +255,12 @@ export function createChatTurn(
   state: ChatStreamState,
   onAbandon: () => void = () => {},
 ): ChatTurn {
+  const end = () => {
+    stream.close();
+    onAbandon();
+  };
   return {
-    async read(onEvent) {
-      try {
-        await readChatEvents(step, stream, state, onEvent);
-      } finally {
-        stream.close();
-        onAbandon();
-      }
-    },
+    read: (onEvent) => readChatEvents(step, stream, state, onEvent, end),
     async *events() {
       try {
         yield* chatEvents(step, stream, state);
@@ -270,10 +273,9 @@ export function createChatTurn(
 }
 
 /** Reads a turn into a {@link ChatResult}. */
-export async function collectTurn(turn: ChatTurn): Promise<ChatResult> {
+export function collectTurn(turn: ChatTurn): Promise<ChatResult> {
   const acc = createChatAccumulator();
-  await turn.read(acc.add);
-  return acc.result();
+  return turn.read(acc.add).then(acc.result);
 }
 
 /** A stream without {@link StreamResponse.batches}, as one-event batches. */

@@ -146,12 +146,12 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
   }
 
   /** Opens a turn's event stream; a turn left unfinished is canceled upstream. */
-  async function openTurn(
+  function openTurn(
     step: string,
     open: () => Promise<StreamResponse>,
     state: ChatStreamState,
   ): Promise<ChatTurn> {
-    return createChatTurn(step, await open(), state, () => abandon(state));
+    return open().then((stream) => createChatTurn(step, stream, state, () => abandon(state)));
   }
 
   const api: ChatApi = {

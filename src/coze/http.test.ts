@@ -11,18 +11,31 @@ import { type AccessTokens, type CallInfo, createCozeHttp } from "./http.js";
 import { createPools, type Pools } from "./pools.js";
 import { createRetryBudget } from "./retry.js";
 
-/** Hands out tok-1, tok-2, … and records invalidations. */
-function fakeTokens(): AccessTokens & { invalidated: string[]; issued: number } {
+/**
+ * Hands out tok-1, tok-2, … and records invalidations. Like the token cache, it answers from its
+ * cache at once while it holds a token, and only through `getToken` after an invalidation.
+ */
+function fakeTokens(): AccessTokens & { invalidated: string[]; issued: number; fetched: number } {
   let current = "tok-1";
+  let cached = true;
   const self = {
     invalidated: [] as string[],
     issued: 1,
+    fetched: 0,
+    cachedToken() {
+      return cached ? current : undefined;
+    },
     async getToken() {
+      self.fetched++;
+      cached = true;
       return current;
     },
     invalidate(token: string) {
       self.invalidated.push(token);
-      if (token === current) current = `tok-${++self.issued}`;
+      if (token === current) {
+        current = `tok-${++self.issued}`;
+        cached = false;
+      }
     },
   };
   return self;
@@ -139,6 +152,8 @@ describe("CozeHttp.json", () => {
       "Bearer tok-1",
       "Bearer tok-2",
     ]);
+    // The first token came from the cache at once; only the replacement was fetched.
+    expect(tokens.fetched).toBe(1);
     expect(calls).toMatchObject([{ outcome: "ok", retriedAuth: true }]);
   });
 

@@ -26,6 +26,8 @@ import { readCapped, tryParseObject } from "./wire.js";
 export interface AccessTokens {
   /** A valid access token for this credential. */
   getToken(signal?: AbortSignal): Promise<string>;
+  /** The cached token when valid, without a promise; `undefined` sends the call to `getToken`. */
+  cachedToken?(): string | undefined;
   /** Drops `token` if it is still the cached one, so the next `getToken` fetches another. */
   invalidate(token: string): void;
 }
@@ -233,7 +235,13 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
     });
   }
 
-  async function send(req: CozeRequest, token: string, signal: AbortSignal, stream: boolean) {
+  /** The options of one upstream request (undici's pool `request`). */
+  function dispatchOf(
+    req: CozeRequest,
+    token: string,
+    signal: AbortSignal,
+    stream: boolean,
+  ): Dispatcher.RequestOptions {
     const headers: Record<string, string> = {
       authorization: `Bearer ${token}`,
       accept: stream ? "text/event-stream, application/json" : "application/json",
@@ -246,75 +254,93 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
       body = JSON.stringify(req.body);
       headers["content-type"] = "application/json";
     }
-    try {
-      // The pool's own `request`, not undici's top-level one: that would parse the URL again.
-      return await dispatcher.request({
-        origin,
-        path: pathOf(req),
-        method: req.method,
-        headers,
-        body,
-        signal,
-        headersTimeout: undiciTimeout(headersTimeoutMs),
-        bodyTimeout: undiciTimeout(stream ? idleTimeoutMs : requestTimeoutMs),
-      });
-    } catch (err) {
-      throw fromTransportError(req.step, err, signal);
-    }
+    // The pool's own `request`, not undici's top-level one: that would parse the URL again.
+    return {
+      origin,
+      path: pathOf(req),
+      method: req.method,
+      headers,
+      body,
+      signal,
+      headersTimeout: undiciTimeout(headersTimeoutMs),
+      bodyTimeout: undiciTimeout(stream ? idleTimeoutMs : requestTimeoutMs),
+    };
   }
 
-  async function attempt<T>(
-    req: CozeRequest,
-    signal: AbortSignal,
-    run: (token: string) => Promise<T>,
-  ): Promise<{ value: T; retriedAuth: boolean }> {
-    let token = await getToken(req.step, signal);
-    try {
-      return { value: await run(token), retriedAuth: false };
-    } catch (err) {
-      if (!isTokenRejection(err) || req.form !== undefined) throw err;
-      options.tokens.invalidate(token);
-      token = await getToken(req.step, signal);
-      return { value: await run(token), retriedAuth: true };
-    }
-  }
-
-  async function getToken(step: string, signal: AbortSignal): Promise<string> {
-    try {
-      return await options.tokens.getToken(signal);
-    } catch (err) {
-      throw fromTransportError(step, err, signal);
-    }
+  /** What one call did, for its report. */
+  interface Outcome {
+    status: number | undefined;
+    logId: string | undefined;
+    retries: number;
   }
 
   /**
-   * Runs `once` and sends it again while the failure is retryable for this call, the budget
-   * allows and attempts remain, waiting the backoff (or `Retry-After`) in between. `state.retries`
-   * counts what was done, for the caller's report.
+   * Sends `req` and hands the response to `handle`, whose result is the call's. Each attempt
+   * carries a token (the cached one at once when it is valid); when Coze rejects that token the
+   * attempt invalidates exactly it and is sent once more with a fresh one. A failed attempt is
+   * sent again while the failure is retryable for this call, the budget allows and attempts
+   * remain, after the backoff (or `Retry-After`). Reports the call when it ends. One async
+   * function for the whole exchange: each layer of awaits cost every request (issue #6).
    */
-  async function withRetries<T>(
+  async function exchange<T extends { logId: string | undefined }>(
     req: CozeRequest,
     signal: AbortSignal,
-    state: { retries: number },
-    once: () => Promise<T>,
+    stream: boolean,
+    handle: (res: Dispatcher.ResponseData, out: Outcome) => Promise<T>,
   ): Promise<T> {
+    const started = clock.now();
+    const out: Outcome = { status: undefined, logId: undefined, retries: 0 };
     budget.deposit();
     const idempotent = req.idempotent ?? req.method === "GET";
-    for (let n = 0; ; n++) {
+    // Whether the current attempt already replaced a rejected token.
+    let retriedAuth = false;
+    for (let n = 0; ; ) {
+      let token: string | undefined;
       try {
-        return await once();
+        token = options.tokens.cachedToken?.();
+        if (token === undefined) {
+          try {
+            token = await options.tokens.getToken(signal);
+          } catch (err) {
+            throw fromTransportError(req.step, err, signal);
+          }
+        }
+        const res = await dispatcher.request(dispatchOf(req, token, signal, stream));
+        out.status = res.statusCode;
+        const value = await handle(res, out);
+        report(req, started, out.status, undefined, value.logId, retriedAuth, out.retries);
+        return value;
       } catch (err) {
         const error = fromTransportError(req.step, err, signal);
-        if (signal.aborted || req.form !== undefined || n + 1 >= maxAttempts) throw error;
-        if (!isRetryable(error, idempotent)) throw error;
-        const delay = retryDelay(n, error, retryPolicy, random);
-        if (delay === undefined || !budget.withdraw()) throw error;
-        state.retries++;
+        if (
+          token !== undefined &&
+          !retriedAuth &&
+          req.form === undefined &&
+          isTokenRejection(error)
+        ) {
+          options.tokens.invalidate(token);
+          retriedAuth = true;
+          continue;
+        }
+        const delay =
+          signal.aborted || req.form !== undefined || n + 1 >= maxAttempts
+            ? undefined
+            : isRetryable(error, idempotent)
+              ? retryDelay(n, error, retryPolicy, random)
+              : undefined;
+        if (delay === undefined || !budget.withdraw()) {
+          report(req, started, out.status, error, out.logId, false, out.retries);
+          throw error;
+        }
+        out.retries++;
         try {
           await clock.sleep(delay, signal);
         } catch {
-          throw fromTransportError(req.step, error, signal);
+          report(req, started, out.status, error, out.logId, false, out.retries);
+          throw error;
         }
+        n++;
+        retriedAuth = false;
       }
     }
   }
@@ -323,57 +349,26 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
     baseUrl: options.baseUrl,
 
     async json(req) {
-      const started = clock.now();
       const deadline = createDeadline(clock, req.timeoutMs ?? requestTimeoutMs, req.signal);
-      let status: number | undefined;
-      let logId: string | undefined;
-      let retried = false;
-      const state = { retries: 0 };
       try {
-        const { value, retriedAuth } = await withRetries(req, deadline.signal, state, () =>
-          attempt(req, deadline.signal, async (token) => {
-            const res = await send(req, token, deadline.signal, false);
-            status = res.statusCode;
-            logId = headerLogId(res.headers);
-            const text = await readText(req.step, res.body, maxBodyBytes, deadline.signal);
-            return decodeJson(req.step, res.statusCode, res.headers, text, clock.now());
-          }),
-        );
-        retried = retriedAuth;
-        report(req, started, status, undefined, value.logId ?? logId, retried, state.retries);
-        return value;
-      } catch (err) {
-        const error = fromTransportError(req.step, err, deadline.signal);
-        report(req, started, status, error, logId, retried, state.retries);
-        throw error;
+        return await exchange(req, deadline.signal, false, async (res, out) => {
+          out.logId = headerLogId(res.headers);
+          const text = await readText(req.step, res.body, maxBodyBytes, deadline.signal);
+          return decodeJson(req.step, res.statusCode, res.headers, text, clock.now());
+        });
       } finally {
         deadline.dispose();
       }
     },
 
-    async stream(req) {
-      const started = clock.now();
+    stream(req) {
       // The headers phase is bounded by headersTimeoutMs inside undici; the open stream by the
-      // idle timeout. The caller's signal cancels either.
+      // idle timeout. The caller's signal cancels either. Stream calls start runs: only a request
+      // that never left is sent again.
       const signal = req.signal ?? new AbortController().signal;
-      let status: number | undefined;
-      const state = { retries: 0 };
-      try {
-        // Stream calls start runs: only a request that never left is sent again.
-        const { value, retriedAuth } = await withRetries(req, signal, state, () =>
-          attempt(req, signal, async (token) => {
-            const res = await send(req, token, signal, true);
-            status = res.statusCode;
-            return openStream(req.step, res, signal, maxBodyBytes, clock.now());
-          }),
-        );
-        report(req, started, status, undefined, value.logId, retriedAuth, state.retries);
-        return value;
-      } catch (err) {
-        const error = fromTransportError(req.step, err, signal);
-        report(req, started, status, error, undefined, false, state.retries);
-        throw error;
-      }
+      return exchange(req, signal, true, (res) =>
+        openStream(req.step, res, signal, maxBodyBytes, clock.now()),
+      );
     },
   };
 }
@@ -538,15 +533,17 @@ async function openStream(
   const body = res.body;
   // The chunks stay bytes (undici's body ignores setEncoding); the SSE decoder decodes them.
   const reader = createBatchReader(step, body);
-  let first: readonly SseEvent[] | undefined;
+  // Keep-alive pings say nothing yet: the stream counts as open (a failover boundary) at its
+  // first other event, which may still be an error envelope. Everything read until then (pings
+  // included) is the stream's first batch.
+  const first: SseEvent[] = [];
+  let head: SseEvent | undefined;
   try {
-    first = await reader.next();
-    // Keep-alive pings say nothing yet: the stream counts as open (a failover boundary) at its
-    // first other event, which may still be an error envelope.
-    while (first?.every(isPing)) {
-      const more = await reader.next();
-      if (more === undefined) break;
-      first = [...first, ...more];
+    for (;;) {
+      const over = reader.take(first);
+      head = first.find(isNotPing);
+      if (head !== undefined || over) break;
+      await reader.wait();
     }
   } catch (err) {
     body.destroy();
@@ -554,7 +551,6 @@ async function openStream(
   }
   // js special-cases a stream whose only content is a bare `{"code":4101,...}` envelope
   // (coze-api.md §1.4, §10.1): treat it like an envelope answered before the stream.
-  const head = first?.find((e) => !isPing(e));
   if (head !== undefined && head.event === undefined) {
     const bare = tryParseObject(head.data);
     const error = bare && envelopeError(step, res.statusCode, bare, headerLog);
@@ -563,7 +559,15 @@ async function openStream(
       throw error;
     }
   }
-  return new EventStream(step, res.statusCode, headerLog, body, signal, reader, first);
+  return new EventStream(
+    step,
+    res.statusCode,
+    headerLog,
+    body,
+    signal,
+    reader,
+    first.length > 0 ? first : undefined,
+  );
 }
 
 type BatchReader = ReturnType<typeof createBatchReader>;
@@ -724,8 +728,8 @@ function createBatchReader(step: string, body: Dispatcher.ResponseData["body"]) 
   return reader;
 }
 
-function isPing(event: SseEvent): boolean {
-  return event.event === "ping" || event.event === "PING";
+function isNotPing(event: SseEvent): boolean {
+  return event.event !== "ping" && event.event !== "PING";
 }
 
 function prematureClose(): Error {

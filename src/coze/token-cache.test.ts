@@ -414,6 +414,33 @@ describe("steady state", () => {
     expect(tokens.stats()).toMatchObject({ cacheHits: 100, backgroundRefreshes: 0 });
     expect(server.requests).toHaveLength(1);
   });
+
+  it("answers cachedToken() without a request, refreshing and expiring like getToken", async () => {
+    const tokens = cache();
+    const source = tokens.source(credential());
+    // Cold: nothing to answer with, and nothing started.
+    expect(source.cachedToken()).toBeUndefined();
+    expect(server.requests).toHaveLength(0);
+    const token = await source.getToken();
+    expect(source.cachedToken()).toBe(token);
+    expect(tokens.stats()).toMatchObject({ cacheHits: 1, backgroundRefreshes: 0 });
+    // Past the refresh point: still the cached token at once, and one refresh in the background.
+    clock.advance(hour - 5 * minute);
+    const refreshed = nextEvent("refreshed");
+    expect(source.cachedToken()).toBe(token);
+    expect(source.cachedToken()).toBe(token);
+    await refreshed;
+    expect(tokens.stats()).toMatchObject({ cacheHits: 3, backgroundRefreshes: 1 });
+    expect(source.cachedToken()).toBe(server.issued[1]);
+    // Dropped or expired: only getToken can answer.
+    source.invalidate(server.issued[1] as string);
+    expect(source.cachedToken()).toBeUndefined();
+    const third = await source.getToken();
+    clock.advance(hour);
+    expect(source.cachedToken()).toBeUndefined();
+    expect(await source.getToken()).not.toBe(third);
+    expect(server.requests).toHaveLength(4);
+  });
 });
 
 describe("refresh ahead of expiry", () => {

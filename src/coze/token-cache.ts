@@ -61,6 +61,12 @@ export interface TokenSource {
    */
   getToken(signal?: AbortSignal): Promise<string>;
   /**
+   * The cached token when it is still valid, at once, counted as a cache hit (and starting the
+   * background refresh past the refresh point, as {@link TokenSource.getToken} does); `undefined`
+   * when only `getToken` can answer. Lets a caller skip a promise on the request path (issue #6).
+   */
+  cachedToken(): string | undefined;
+  /**
    * Drops `token` if, and only if, it is still the cached one, so the next `getToken` fetches a
    * new one. Call it when Coze rejected the token (4100/4101, HTTP 401). A token that was already
    * replaced is ignored.
@@ -351,21 +357,30 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
       return me.promise;
     };
 
+    function cachedToken(): string | undefined {
+      reset();
+      if (cached === undefined) return undefined;
+      const now = clock.now();
+      if (now >= cached.expiresAt) return undefined;
+      if (now >= cached.refreshAt && flight === undefined && now >= retryAt) {
+        stats.backgroundRefreshes++;
+        startFlight(true);
+      }
+      stats.cacheHits++;
+      return cached.token;
+    }
+
     return {
       key: s.key,
+      cachedToken,
       getToken(signal) {
-        reset();
-        if (signal?.aborted)
+        if (signal?.aborted) {
+          reset();
           return Promise.reject(fromTransportError("token", signal.reason, signal));
-        const now = clock.now();
-        if (cached !== undefined && now < cached.expiresAt) {
-          if (now >= cached.refreshAt && flight === undefined && now >= retryAt) {
-            stats.backgroundRefreshes++;
-            startFlight(true);
-          }
-          stats.cacheHits++;
-          return Promise.resolve(cached.token);
         }
+        const token = cachedToken();
+        if (token !== undefined) return Promise.resolve(token);
+        const now = clock.now();
         cached = undefined;
         let shared = flight?.promise;
         if (shared === undefined) {
