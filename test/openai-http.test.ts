@@ -370,6 +370,26 @@ describe("oversized bodies", () => {
   });
 });
 
+describe("the channel that served a turn", () => {
+  it("is named in x-gateway-channel on an answer, and on a failure after the channel took it", async () => {
+    const ok = await post({ model: "coze-echo", messages: [user("x")] });
+    expect(ok.status).toBe(200);
+    expect(ok.headers.get("x-gateway-channel")).toBe("demo");
+    // The stream opened on the channel, then broke: an error, and the channel it broke on.
+    shim.demo.emulator.faults.inject({ kind: "reset", endpoint: "chat", afterEvents: 4 });
+    const cut = await post({ model: "coze-echo", messages: [user("one two three four five")] });
+    expect(cut.status).toBe(503);
+    expect((await cut.json()).error).toMatchObject({ code: "unavailable" });
+    expect(cut.headers.get("x-gateway-channel")).toBe("demo");
+    // The chat that was cut is canceled upstream (best effort, after the answer).
+    await expect.poll(() => shim.demo.emulator.stats().calls["chat.cancel"] ?? 0).toBe(1);
+    // Refused before any channel took it: no channel to name.
+    const unknown = await post({ model: "no-such-model", messages: [user("x")] });
+    expect(unknown.status).toBe(404);
+    expect(unknown.headers.get("x-gateway-channel")).toBeNull();
+  });
+});
+
 describe("streams over raw HTTP", () => {
   it("ends a stream that fails upstream midway with an error event and no [DONE]", async () => {
     shim.demo.emulator.faults.inject({ kind: "reset", endpoint: "chat", afterEvents: 4 });

@@ -102,6 +102,8 @@ describe("bot turns through the OpenAI SDK", () => {
     const conversation = response.headers.get("x-coze-conversation-id");
     expect(conversation).toMatch(/^\d+$/);
     expect(extra(data).conversation_id).toBe(conversation);
+    // The channel that served the turn, as Connect callers get it.
+    expect(response.headers.get("x-gateway-channel")).toBe("demo");
   });
 
   it("streams a turn: role first, one id/model/created, several deltas, stop, usage when asked", async () => {
@@ -112,6 +114,7 @@ describe("bot turns through the OpenAI SDK", () => {
     }).withResponse();
     expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
     expect(response.headers.get("x-coze-conversation-id")).toMatch(/^\d+$/);
+    expect(response.headers.get("x-gateway-channel")).toBe("demo");
     const { chunks, text, contentChunks, finish } = await collect(s);
     expect(text).toBe("You said: one two three four");
     expect(contentChunks).toBeGreaterThan(1);

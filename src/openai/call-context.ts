@@ -13,10 +13,16 @@ import {
   requestContextKey,
 } from "../service/index.js";
 import type { NodeResponse } from "./node-types.js";
+import { ShimHeaders } from "./shim-headers.js";
 
 /** A handler context the shim owns: it must be released once the REST request is answered. */
 export interface CallContext {
   readonly ctx: HandlerContext;
+  /**
+   * Adds the response headers the services set (`x-gateway-channel`) to `headers`, which is
+   * returned: they go on the REST response like on a Connect one.
+   */
+  withResponseHeaders(headers: Record<string, string>): Record<string, string>;
   /** Detaches the context from the response and the shutdown signal. Call once, when done. */
   release(): void;
 }
@@ -29,8 +35,9 @@ const released = new ConnectError("request finished", Code.Canceled);
 const noTimeout = () => undefined;
 
 /**
- * The handler context of an in-process call: a class, so that its lazy `Headers` getters are made
- * once rather than per request (an object literal with accessors is built the slow way).
+ * The handler context of an in-process call: a class, so that its lazy header getters are made
+ * once rather than per request (an object literal with accessors is built the slow way). Its
+ * headers are {@link ShimHeaders}, made only when a service touches them.
  */
 class ShimContext implements HandlerContext {
   readonly service: DescMethod["parent"];
@@ -38,9 +45,9 @@ class ShimContext implements HandlerContext {
   readonly requestMethod = "POST";
   readonly url = "/v1/chat/completions";
   readonly timeoutMs = noTimeout;
-  #requestHeader: Headers | undefined;
-  #responseHeader: Headers | undefined;
-  #responseTrailer: Headers | undefined;
+  #requestHeader: ShimHeaders | undefined;
+  responseHeaders: ShimHeaders | undefined;
+  #responseTrailer: ShimHeaders | undefined;
 
   constructor(
     readonly method: DescMethod,
@@ -51,17 +58,17 @@ class ShimContext implements HandlerContext {
   }
 
   get requestHeader(): Headers {
-    this.#requestHeader ??= new Headers();
+    this.#requestHeader ??= new ShimHeaders();
     return this.#requestHeader;
   }
 
   get responseHeader(): Headers {
-    this.#responseHeader ??= new Headers();
-    return this.#responseHeader;
+    this.responseHeaders ??= new ShimHeaders();
+    return this.responseHeaders;
   }
 
   get responseTrailer(): Headers {
-    this.#responseTrailer ??= new Headers();
+    this.#responseTrailer ??= new ShimHeaders();
     return this.#responseTrailer;
   }
 }
@@ -78,7 +85,7 @@ class ShimContext implements HandlerContext {
  * Built by hand rather than with `createHandlerContext`, which is the hot path's largest fixed
  * cost after the socket work (issue #6 profile): it makes three `Headers`, a deadline controller
  * and a linked controller with four listeners for every call. Here the signal has one controller,
- * the `Headers` are made only when a service touches them, and the listener on `shutdown` (the
+ * the headers are made only when a service touches them, and the listener on `shutdown` (the
  * only long-lived signal) is removed on release. A stream's signal is still aborted on release,
  * so nothing tied to it outlives the response.
  */
@@ -107,6 +114,10 @@ export function createCallContext(
   res.once("close", onClose);
   return {
     ctx,
+    withResponseHeaders(headers) {
+      ctx.responseHeaders?.copyTo(headers);
+      return headers;
+    },
     release() {
       res.off("close", onClose);
       if (shutdown) {

@@ -19,7 +19,19 @@ export function sendJsonText(
   res.end(text);
 }
 
-/** Answers with an OpenAI error body, its status and its headers (`Retry-After`, …). */
-export function sendOpenAiError(res: NodeResponse, err: OpenAiError): void {
-  sendJsonText(res, err.status, errorJson(err), err.headers);
+/**
+ * Answers with an OpenAI error body, its status and its headers (`Retry-After`, …), plus
+ * `headers` (the channel that failed, when the call got that far).
+ */
+export function sendOpenAiError(
+  res: NodeResponse,
+  err: OpenAiError,
+  headers?: Readonly<Record<string, string>>,
+): void {
+  sendJsonText(
+    res,
+    err.status,
+    errorJson(err),
+    headers ? { ...err.headers, ...headers } : err.headers,
+  );
 }

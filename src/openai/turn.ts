@@ -74,10 +74,10 @@ export async function runUnary(
   const call = createCallContext(method, turn.res, turn.caller, undefined, turn.context);
   try {
     const answer = await produce(call.ctx);
-    sendJsonText(turn.res, 200, answer.json, answer.headers);
+    sendJsonText(turn.res, 200, answer.json, call.withResponseHeaders(answer.headers ?? {}));
   } catch (err) {
     if (call.ctx.signal.reason === clientGone) return;
-    sendOpenAiError(turn.res, mapError(turn, err, hook));
+    sendOpenAiError(turn.res, mapError(turn, err, hook), call.withResponseHeaders({}));
   } finally {
     call.release();
   }
@@ -115,7 +115,7 @@ export async function runStream(
   const call = createCallContext(method, res, turn.caller, turn.shutdown, turn.context);
   const fmt = createChunkFormat(turn.meta);
   const begin = (headers: Record<string, string> = {}) => {
-    if (!sse.started && !sse.ended) sse.start(headers, fmt.role());
+    if (!sse.started && !sse.ended) sse.start(call.withResponseHeaders(headers), fmt.role());
   };
   const sse = createSseStream(res, {
     heartbeatMs: turn.heartbeatMs,
@@ -129,7 +129,7 @@ export async function runStream(
     if (sse.started) sse.fail(mapped);
     else {
       sse.close();
-      sendOpenAiError(res, mapped);
+      sendOpenAiError(res, mapped, call.withResponseHeaders({}));
     }
   };
   // Shutdown ends the stream now; the service's generator stops on the same signal later.
