@@ -155,6 +155,8 @@ describe("no secret reaches a caller, a log line or the metrics", () => {
   }, 60_000);
 
   it("finds no private key, caller key or access token anywhere", async () => {
+    // Every line the gateway wrote: it writes out its batched log lines when it stops.
+    await gateway.close();
     const logs = gateway.output();
     const everything = [logs, ...seen].join("\n");
     // The run did what it should: failures were logged, tokens were issued and refreshed.
