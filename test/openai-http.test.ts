@@ -379,7 +379,7 @@ describe("the channel that served a turn", () => {
     shim.demo.emulator.faults.inject({ kind: "reset", endpoint: "chat", afterEvents: 4 });
     const cut = await post({ model: "coze-echo", messages: [user("one two three four five")] });
     expect(cut.status).toBe(503);
-    expect((await cut.json()).error).toMatchObject({ code: "unavailable" });
+    expect(((await cut.json()) as { error: unknown }).error).toMatchObject({ code: "unavailable" });
     expect(cut.headers.get("x-gateway-channel")).toBe("demo");
     // The chat that was cut is canceled upstream (best effort, after the answer).
     await expect.poll(() => shim.demo.emulator.stats().calls["chat.cancel"] ?? 0).toBe(1);

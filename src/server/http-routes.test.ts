@@ -1,5 +1,8 @@
+import { Agent, request } from "node:http";
+import { connect as connectHttp2 } from "node:http2";
 import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import type { Caller } from "./caller.js";
 import type { GatewayServerOptions } from "./gateway-server.js";
 import { rawRequest, startTestServer, type TestServer, testCaller, testKey } from "./testing.js";
 
@@ -281,5 +284,94 @@ describe("plain HTTP routes", () => {
       code: "unauthenticated",
       message: "missing or invalid API key",
     });
+  });
+});
+
+describe("authentication per connection", () => {
+  const keys: Record<string, Caller> = {
+    [testKey]: testCaller,
+    "sk-other-0123456789abcdef": { name: "other", models: undefined },
+  };
+  /** A server that names the caller of each /v1/whoami, counting the keys it had to check. */
+  const startCounting = async () => {
+    const checked: string[] = [];
+    const url = await start({
+      authenticate: (key) => {
+        checked.push(key.slice(0, 8));
+        return keys[key];
+      },
+      http: (req, res, caller) => {
+        if (req.url !== "/v1/whoami") return false;
+        res.end(caller.name);
+        return true;
+      },
+    });
+    return { url, checked };
+  };
+
+  it("checks a keep-alive connection's key once, and any other header it sends again", async () => {
+    const { url, checked } = await startCounting();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const ports = new Set<number>();
+    const whoami = (authorization: string) =>
+      new Promise<[number, string]>((resolve, reject) => {
+        const req = request(`${url}/v1/whoami`, { agent, headers: { authorization } }, (res) => {
+          ports.add(res.socket.localPort ?? 0);
+          let body = "";
+          res.on("data", (c) => (body += c));
+          res.on("end", () => resolve([res.statusCode ?? 0, body]));
+        });
+        req.on("error", reject);
+        req.end();
+      });
+    try {
+      const tester = `Bearer ${testKey}`;
+      const other = "Bearer sk-other-0123456789abcdef";
+      expect(await whoami(tester)).toEqual([200, "tester"]);
+      expect(await whoami(tester)).toEqual([200, "tester"]);
+      expect(await whoami(tester)).toEqual([200, "tester"]);
+      expect(checked).toEqual(["sk-test-"]);
+      // Another key on the same connection is checked, and its own caller answers.
+      expect(await whoami(other)).toEqual([200, "other"]);
+      // A wrong key is refused even right after a good one on the same connection...
+      expect((await whoami("Bearer sk-wrong-0123456789abcdef"))[0]).toBe(401);
+      expect((await whoami(`Bearer ${testKey}x`))[0]).toBe(401);
+      // ...and does not replace the one that was accepted.
+      expect(await whoami(other)).toEqual([200, "other"]);
+      expect(await whoami(tester)).toEqual([200, "tester"]);
+      expect(checked).toEqual(["sk-test-", "sk-other", "sk-wrong", "sk-test-", "sk-test-"]);
+      expect(ports.size).toBe(1);
+    } finally {
+      agent.destroy();
+    }
+  });
+
+  it("checks an HTTP/2 connection's key once for all its streams", async () => {
+    const { url, checked } = await startCounting();
+    const session = connectHttp2(url);
+    const whoami = () =>
+      new Promise<string>((resolve, reject) => {
+        const stream = session.request({
+          ":path": "/v1/whoami",
+          authorization: `Bearer ${testKey}`,
+        });
+        let body = "";
+        stream.on("data", (c) => (body += c));
+        stream.on("end", () => resolve(body));
+        stream.on("error", reject);
+        stream.end();
+      });
+    try {
+      expect(await whoami()).toBe("tester");
+      expect(await Promise.all([whoami(), whoami(), whoami()])).toEqual([
+        "tester",
+        "tester",
+        "tester",
+      ]);
+      expect(await whoami()).toBe("tester");
+      expect(checked).toEqual(["sk-test-"]);
+    } finally {
+      session.close();
+    }
   });
 });

@@ -64,6 +64,22 @@ export function createHttpRoutes(
   options: HttpRoutesOptions,
 ): (req: NodeRequest, res: NodeResponse) => Promise<void> {
   const { http, authenticate, bodyLimitBytes, draining, shutdown, log } = options;
+  // The caller each connection last authenticated as, with the exact Authorization header that
+  // did it. A keep-alive client sends the same header on every request; checking it again cost
+  // each request a SHA-256 (issue #6). Only a header the same connection sent before is compared
+  // with, and only a successful one is kept, so the comparison tells nobody anything new.
+  const authenticated = new WeakMap<object, { header: string; caller: Caller }>();
+  const callerOf = (req: NodeRequest): Caller | undefined => {
+    const header = req.headers.authorization;
+    if (header === undefined) return undefined;
+    const connection = connectionOf(req);
+    const memo = authenticated.get(connection);
+    if (memo !== undefined && memo.header === header) return memo.caller;
+    const key = parseBearerToken(header);
+    const caller = key === undefined ? undefined : authenticate(key);
+    if (caller !== undefined) authenticated.set(connection, { header, caller });
+    return caller;
+  };
 
   const route = async (req: NodeRequest, res: NodeResponse, path: string) => {
     if (draining()) {
@@ -74,13 +90,12 @@ export function createHttpRoutes(
       });
       return;
     }
-    const key = parseBearerToken(req.headers.authorization);
-    const caller = key === undefined ? undefined : authenticate(key);
+    const caller = callerOf(req);
     if (caller === undefined) {
       if (path !== "/v1" && !path.startsWith("/v1/")) return notFound(res);
       log("warn", "rejected a request without a valid API key", {
         path,
-        reason: key === undefined ? "missing" : "unknown",
+        reason: parseBearerToken(req.headers.authorization) === undefined ? "missing" : "unknown",
       });
       sendError(
         res,
@@ -123,6 +138,11 @@ export function createHttpRoutes(
       internalError(res);
     }
   };
+}
+
+/** The connection a request came on: its socket, or its HTTP/2 session (whose streams share one). */
+function connectionOf(req: NodeRequest): object {
+  return "stream" in req ? (req.stream.session ?? req.socket) : req.socket;
 }
 
 /** Answers a probe: 200 with `{"status":"ok"|"ready"}`, 503 with any other status. */
