@@ -192,6 +192,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     createRequestHandler({
       cors: createCorsPolicy({ origins: options.corsOrigins }),
       connect,
+      http: (req, res) => void httpRoutes(req, res),
       health,
       draining: isDraining,
       publicHttp: options.publicHttp,

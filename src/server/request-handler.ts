@@ -167,6 +167,11 @@ export interface RequestHandlerOptions {
   cors: CorsPolicy;
   /** The Connect adapter; its fallback serves the plain HTTP routes. */
   connect: ConnectHandler;
+  /**
+   * The plain HTTP routes (`createHttpRoutes`): the API under `/v1/` goes there directly, no
+   * Connect procedure lives there. Without it, `/v1/` goes to the adapter's fallback too.
+   */
+  http?: (req: NodeRequest, res: NodeResponse) => void;
   health: HealthService;
   draining: () => boolean;
   /**
@@ -190,7 +195,7 @@ export type PublicHttpHandler = (req: NodeRequest, res: NodeResponse) => boolean
 export function createRequestHandler(
   options: RequestHandlerOptions,
 ): (req: NodeRequest, res: NodeResponse) => void {
-  const { cors, connect, health, draining, publicHttp, log } = options;
+  const { cors, connect, health, draining, publicHttp, http, log } = options;
   const fail = (e: unknown, res: NodeResponse) => {
     log("error", "request failed before routing", {
       error: e instanceof Error ? e.name : typeof e,
@@ -215,11 +220,15 @@ export function createRequestHandler(
         });
         return;
       }
+      if (http !== undefined && path.startsWith("/v1/")) {
+        http(req, res);
+        return;
+      }
       // The adapter's response type is a structural subset of both Node response types.
       const toConnect = () => connect(req, res as Parameters<ConnectHandler>[1]);
       // Public routes serve pages (/metrics, /playground), never a Connect procedure nor the
       // authenticated API under /v1/: those skip the lookup and its promises.
-      if (publicHttp === undefined || procedurePath.test(path) || path.startsWith("/v1/")) {
+      if (publicHttp === undefined || path.startsWith("/v1/") || procedurePath.test(path)) {
         toConnect();
         return;
       }
