@@ -10,6 +10,10 @@ const observations: [string, string, number][] = [
   ["POST /v1/chat/completions", "429", 0.02],
   ["cozegateway.v1.ChatService/Chat", "ok", 0.1],
   ["cozegateway.v1.ChatService/Chat", "ok", 7.5],
+  // Back to an earlier label set, and sets that differ from the last one in one label only.
+  ["POST /v1/chat/completions", "200", 0.05],
+  ["POST /v1/chat/completions", "ok", 0.2],
+  ["cozegateway.v1.ChatService/Chat", "ok", 0.003],
 ];
 
 describe("hot metrics", () => {
@@ -49,10 +53,10 @@ describe("hot metrics", () => {
     const text = await ours.metrics();
     expect(text).toBe(await reference.metrics());
     expect(text).toContain(
-      't_seconds_bucket{le="0.01",method="POST /v1/chat/completions",code="200"} 3',
+      't_seconds_bucket{le="0.1",method="POST /v1/chat/completions",code="200"} 4',
     );
     expect(text).toContain(
-      't_seconds_bucket{le="+Inf",method="cozegateway.v1.ChatService/Chat",code="ok"} 2',
+      't_seconds_bucket{le="+Inf",method="cozegateway.v1.ChatService/Chat",code="ok"} 3',
     );
   });
 

@@ -24,10 +24,15 @@ interface MetricValue {
   metricName?: string;
 }
 
-/** Label sets by their values, one map level per label: no key string per update. */
+/**
+ * Label sets by their values, one map level per label: no key string per update. The last label
+ * set asked for is answered without a lookup: traffic mostly repeats the same one.
+ */
 class SeriesTable<T> {
   readonly #root = new Map<string, unknown>();
   readonly all: { labels: Record<string, string>; series: T }[] = [];
+  #lastValues: readonly string[] = [];
+  #last: T | undefined;
 
   constructor(
     private readonly labelNames: readonly string[],
@@ -38,6 +43,15 @@ class SeriesTable<T> {
     if (values.length !== this.labelNames.length) {
       throw new TypeError(`expected ${this.labelNames.length} label values`);
     }
+    const last = this.#last;
+    if (last !== undefined && sameValues(values, this.#lastValues)) return last;
+    const series = this.#lookup(values);
+    this.#lastValues = values;
+    this.#last = series;
+    return series;
+  }
+
+  #lookup(values: readonly string[]): T {
     let level = this.#root;
     const last = values.length - 1;
     for (let i = 0; i < last; i++) {
@@ -62,6 +76,11 @@ class SeriesTable<T> {
     }
     return series;
   }
+}
+
+function sameValues(a: readonly string[], b: readonly string[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**
