@@ -72,19 +72,27 @@ export function createChatAccumulator() {
       }
     },
     result(): ChatResult {
-      const messages = order.map((id) => completed.get(id) ?? (partial.get(id) as ChatMessage));
-      const answers = messages.filter((m) => m.type === "answer");
+      // One pass over the messages (issue #6: this runs for every non-stream turn).
+      const messages: ChatMessage[] = [];
+      const answers: string[] = [];
+      const followUps: string[] = [];
+      let reasoning = "";
+      for (const id of order) {
+        const m = completed.get(id) ?? (partial.get(id) as ChatMessage);
+        messages.push(m);
+        if (m.type === "answer") {
+          if (m.content !== "") answers.push(m.content);
+          reasoning += m.reasoningContent;
+        } else if (m.type === "follow_up") followUps.push(m.content);
+      }
       return {
         conversationId: chat?.conversationId ?? "",
         chatId: chat?.id ?? "",
         status,
-        answers: answers.map((m) => m.content).filter((c) => c !== ""),
-        answer: answers
-          .map((m) => m.content)
-          .filter((c) => c !== "")
-          .join("\n\n"),
-        reasoning: answers.map((m) => m.reasoningContent).join(""),
-        followUps: messages.filter((m) => m.type === "follow_up").map((m) => m.content),
+        answers,
+        answer: answers.join("\n\n"),
+        reasoning,
+        followUps,
         toolCalls,
         usage: chat?.usage,
         messages,
