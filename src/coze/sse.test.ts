@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { CozeError } from "./errors.js";
 import { parseSse, type SseEvent, type SseOptions } from "./sse.js";
@@ -308,6 +309,39 @@ describe("parseSse framing", () => {
         ev("Message", '{"content":"坐😀"}'),
       ]);
     }
+  });
+
+  it("decodes any bytes cut anywhere as it decodes them whole (fast-check)", async () => {
+    // Data lines of arbitrary bytes (invalid UTF-8 included, line ends left out), cut at
+    // arbitrary offsets: split characters, ASCII chunk ends and held-back bytes all meet.
+    const line = fc
+      .uint8Array({ maxLength: 24 })
+      .map((b) => b.filter((x) => x !== 0x0a && x !== 0x0d));
+    const body = fc.array(line, { minLength: 1, maxLength: 6 }).map((lines) => {
+      const parts = lines.flatMap((l) => [utf8.encode("data:"), l, utf8.encode("\n")]);
+      const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      let at = 0;
+      for (const p of parts) {
+        out.set(p, at);
+        at += p.length;
+      }
+      return out;
+    });
+    await fc.assert(
+      fc.asyncProperty(body, fc.array(fc.nat(), { maxLength: 8 }), async (bytes, offsets) => {
+        const at = [...new Set(offsets.map((o) => o % (bytes.length + 1)))].sort((a, b) => a - b);
+        const whole = await collect(source(bytes));
+        expect(await collect(source(...cut(bytes, ...at)))).toEqual(whole);
+        expect(whole.map((e) => e.data)).toEqual(
+          new TextDecoder()
+            .decode(bytes)
+            .split("\n")
+            .slice(0, -1)
+            .map((l) => l.slice(5).replace(/^ /, "")),
+        );
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it("accepts byte and text chunks mixed", async () => {

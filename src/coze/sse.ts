@@ -110,7 +110,8 @@ export function createSseDecoder(options: SseOptions): SseDecoder {
   // Node's native UTF-8 decoder: keeps characters split across chunks whole, and a BOM in the
   // text, so that byte and string chunks get the same handling below. (TextDecoder with
   // `stream: true` prepared its converter again on every chunk: issue #6 profile.) Made on the
-  // first byte chunk: a body that arrives as text never needs one.
+  // first byte chunk that ends inside a character: a chunk that ends in ASCII, with nothing held
+  // back, is decoded at once. `decoderUsed`: the decoder may hold bytes of a split character.
   let decoder: StringDecoder | undefined;
   let decoderUsed = false;
   let atStart = true;
@@ -141,35 +142,41 @@ export function createSseDecoder(options: SseOptions): SseDecoder {
     pending.push(piece);
   };
 
-  // Returns the event a line dispatches, if any. No regex: one charCodeAt, one indexOf.
-  const handleLine = (line: string): SseEvent | undefined => {
-    if (line.length === 0) {
+  // Returns the event the line `text[start, end)` dispatches, if any. No regex, and no string
+  // made for the line or its field name: one charCodeAt, one indexOf, one slice for a value.
+  const handleLine = (text: string, start: number, end: number): SseEvent | undefined => {
+    if (start === end) {
       // A blank line ends the event (§5.2): forget its id and name.
       id = undefined;
       event = undefined;
       return undefined;
     }
-    const first = line.charCodeAt(0);
+    const first = text.charCodeAt(start);
     if (first === COLON) return undefined; // comment
-    if (first === OPEN_BRACE) return { id: undefined, event: undefined, data: line }; // §1.4
-    const colon = line.indexOf(":");
-    if (colon === -1) throw protocolError("event stream line without a field name");
-    const valueStart = line.charCodeAt(colon + 1) === SPACE ? colon + 2 : colon + 1;
-    switch (line.slice(0, colon)) {
-      case "data":
-        // Dispatch now: Coze data is one line (§4.5), and go, java and js dispatch here too.
-        return { id, event, data: line.slice(valueStart) };
-      case "event":
-        event = line.slice(valueStart).trim() || undefined;
-        return undefined;
-      case "id":
-        id = line.slice(valueStart).trim() || undefined;
-        return undefined;
-      case "retry":
-        return undefined;
-      default:
-        throw protocolError("event stream line with an unknown field");
+    if (first === OPEN_BRACE) {
+      return { id: undefined, event: undefined, data: text.slice(start, end) }; // §1.4
     }
+    const colon = text.indexOf(":", start);
+    if (colon === -1 || colon >= end) {
+      throw protocolError("event stream line without a field name");
+    }
+    const valueStart =
+      colon + 1 < end && text.charCodeAt(colon + 1) === SPACE ? colon + 2 : colon + 1;
+    const field = colon - start;
+    if (field === 4 && text.startsWith("data", start)) {
+      // Dispatch now: Coze data is one line (§4.5), and go, java and js dispatch here too.
+      return { id, event, data: text.slice(valueStart, end) };
+    }
+    if (field === 5 && text.startsWith("event", start)) {
+      event = text.slice(valueStart, end).trim() || undefined;
+      return undefined;
+    }
+    if (field === 2 && text.startsWith("id", start)) {
+      id = text.slice(valueStart, end).trim() || undefined;
+      return undefined;
+    }
+    if (field === 5 && text.startsWith("retry", start)) return undefined;
+    throw protocolError("event stream line with an unknown field");
   };
 
   const push = (chunk: Uint8Array | string, out: SseEvent[]) => {
@@ -178,10 +185,15 @@ export function createSseDecoder(options: SseOptions): SseDecoder {
       // Flush bytes still held by the decoder (a complete stream never leaves any).
       text = decoderUsed && decoder ? decoder.end() + chunk : chunk;
       decoderUsed = false;
+    } else if (!decoderUsed && (chunk.length === 0 || (chunk[chunk.length - 1] as number) < 0x80)) {
+      // Nothing held back and the chunk ends in ASCII, so it ends on a character boundary:
+      // decoded at once, the way the decoder would (the usual case; no decoder is made).
+      text = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength).toString("utf8");
     } else {
       decoder ??= new StringDecoder("utf8");
       text = decoder.write(chunk);
-      decoderUsed = true;
+      // A chunk ending in ASCII leaves nothing held back; an empty one changes nothing.
+      decoderUsed = chunk.length === 0 || (chunk[chunk.length - 1] as number) >= 0x80;
     }
     const n = text.length;
     if (n === 0) return;
@@ -206,13 +218,19 @@ export function createSseDecoder(options: SseOptions): SseDecoder {
         appendPending(text.slice(pos));
         break;
       }
-      let line = text.slice(pos, end);
-      checkLength(line, pendingBytes);
+      let dispatched: SseEvent | undefined;
       if (pending.length > 0) {
-        pending.push(line);
-        line = pending.join("");
+        const rest = text.slice(pos, end);
+        checkLength(rest, pendingBytes);
+        pending.push(rest);
+        const line = pending.join("");
         pending = [];
         pendingBytes = 0;
+        dispatched = handleLine(line, 0, line.length);
+      } else {
+        // A third of the limit in code units needs no byte count (see checkLength).
+        if ((end - pos) * 3 > maxLineBytes) checkLength(text.slice(pos, end), 0);
+        dispatched = handleLine(text, pos, end);
       }
       if (text.charCodeAt(end) === CR) {
         if (end + 1 === n) skipLf = true;
@@ -220,7 +238,6 @@ export function createSseDecoder(options: SseOptions): SseDecoder {
       } else {
         pos = end + 1;
       }
-      const dispatched = handleLine(line);
       if (dispatched !== undefined) out.push(dispatched);
     }
   };
@@ -233,8 +250,9 @@ export function createSseDecoder(options: SseOptions): SseDecoder {
       appendPending(atStart && tail.charCodeAt(0) === BOM ? tail.slice(1) : tail);
     }
     if (pending.length > 0) {
-      const dispatched = handleLine(pending.join(""));
+      const line = pending.join("");
       pending = [];
+      const dispatched = handleLine(line, 0, line.length);
       if (dispatched !== undefined) out.push(dispatched);
     }
   };
