@@ -47,9 +47,9 @@ const renamer = (plan: ChatPlan) => (err: OpenAiError) => renameServiceParam(err
  * reasoning as `reasoning_content`, tool calls with `finish_reason: "tool_calls"`, the usage, and
  * the conversation id in the `X-Coze-Conversation-Id` header and the `conversation_id` field.
  */
-export async function botCompletion(turn: Turn): Promise<void> {
+export function botCompletion(turn: Turn): Promise<void> {
   const plan = toChatPlan(turn.request);
-  await runUnary(
+  return runUnary(
     turn,
     ChatService.method.chat,
     async (ctx) => {

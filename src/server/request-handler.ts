@@ -81,18 +81,20 @@ export function createHttpRoutes(
     return caller;
   };
 
-  const route = async (req: NodeRequest, res: NodeResponse, path: string) => {
+  // Everything up to the handler is synchronous; `true` when the request was answered. One async
+  // function per request, the caller's (issue #6: each pass-through layer cost a promise).
+  const route = (req: NodeRequest, res: NodeResponse, path: string): Promise<boolean> | boolean => {
     if (draining()) {
       sendError(res, 503, {
         message: shuttingDownMessage,
         type: "server_error",
         code: "unavailable",
       });
-      return;
+      return true;
     }
     const caller = callerOf(req);
     if (caller === undefined) {
-      if (path !== "/v1" && !path.startsWith("/v1/")) return notFound(res);
+      if (path !== "/v1" && !path.startsWith("/v1/")) return false;
       log("warn", "rejected a request without a valid API key", {
         path,
         reason: parseBearerToken(req.headers.authorization) === undefined ? "missing" : "unknown",
@@ -103,11 +105,11 @@ export function createHttpRoutes(
         { message: unauthenticatedMessage, type: "invalid_request_error", code: "invalid_api_key" },
         { "www-authenticate": "Bearer" },
       );
-      return;
+      return true;
     }
     const request = requestOf(req);
     if (request) request.caller = caller.name;
-    if (http === undefined) return notFound(res);
+    if (http === undefined) return false;
     if (Number(req.headers["content-length"] ?? 0) > bodyLimitBytes) {
       // The body is not read: close an HTTP/1 connection rather than drain it.
       sendError(
@@ -120,16 +122,16 @@ export function createHttpRoutes(
         },
         req.httpVersionMajor === 1 ? { connection: "close" } : {},
       );
-      return;
+      return true;
     }
-    const handled = await http(req, res, caller, shutdown);
-    if (!handled && !res.headersSent) notFound(res);
+    return http(req, res, caller, shutdown);
   };
 
   return async (req, res) => {
     const path = requestPath(req);
     try {
-      await route(req, res, path);
+      const handled = await route(req, res, path);
+      if (!handled && !res.headersSent) notFound(res);
     } catch (e) {
       log("error", "HTTP handler failed with an unexpected error", {
         path,

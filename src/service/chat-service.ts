@@ -113,6 +113,12 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
             signal: ctx.signal,
             trace: traceOf(ctx),
           });
+    if (t.fallbacks.length === 0) {
+      // One channel: nothing to fail over to.
+      const turn = await openTurn(t, req, ctx, messages);
+      ctx.responseHeader.set(channelHeader, t.channel.name);
+      return turn;
+    }
     const { value: turn, target: used } = await onFirstChannel(t, (c) =>
       openTurn(c, req, ctx, messages),
     );
