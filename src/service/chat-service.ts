@@ -5,7 +5,6 @@ import { type ChatEvent, type ChatTurn, collectTurn } from "../coze/chat-stream.
 import type { ChatMessage as CozeMessage, EnterMessage, ToolCall } from "../coze/chat-types.js";
 import type { Usage as CozeUsage } from "../coze/wire.js";
 import {
-  type ChatMessage,
   type ChatRequest,
   type ChatResponseSchema,
   type ChatService,
@@ -18,7 +17,7 @@ import type { UsageSchema } from "../gen/cozegateway/v1/common_pb.js";
 import { type Caller, callerOf, defaultUserId } from "./caller.js";
 import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
 import { onFirstChannel } from "./failover.js";
-import { toCozeMessages } from "./messages.js";
+import { hasInlineData, toCozeMessages, toCozeMessagesNow } from "./messages.js";
 import { traceOf } from "./request-context.js";
 import type { Router, Target } from "./routing.js";
 
@@ -108,11 +107,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
     const messages =
       req.toolOutputs.length > 0 || hasInlineData(req.messages)
         ? undefined
-        : await toCozeMessages(req.messages, {
-            files: t.channel.client.files,
-            signal: ctx.signal,
-            trace: traceOf(ctx),
-          });
+        : toCozeMessagesNow(req.messages);
     if (t.fallbacks.length === 0) {
       // One channel: nothing to fail over to.
       const turn = await openTurn(t, req, ctx, messages);
@@ -262,22 +257,6 @@ function streamEvent(event: ChatEvent, started: boolean): ChatStreamResponse | u
     default:
       return undefined;
   }
-}
-
-/** Whether a message carries inline file data (uploaded per channel before the turn). */
-function hasInlineData(messages: readonly ChatMessage[]): boolean {
-  for (const m of messages) {
-    for (const p of m.parts) {
-      const k = p.kind;
-      if (
-        (k.case === "image" || k.case === "file" || k.case === "audio") &&
-        k.value.source.case === "data"
-      ) {
-        return true;
-      }
-    }
-  }
-  return false;
 }
 
 // The default user id of each API key name (a SHA-256 per request otherwise). Names come from

@@ -1,7 +1,12 @@
 import { type ContentItem, type EnterMessage, objectString } from "../coze/chat-types.js";
 import type { FilesApi } from "../coze/files.js";
 import type { CallTrace } from "../coze/http.js";
-import { type ChatMessage, type MediaPart, Role } from "../gen/cozegateway/v1/chat_pb.js";
+import {
+  type ChatMessage,
+  type InlineData,
+  type MediaPart,
+  Role,
+} from "../gen/cozegateway/v1/chat_pb.js";
 import { invalidArgument } from "./errors.js";
 
 /** Coze accepts at most 100 `additional_messages` (coze-api.md §4.1). */
@@ -16,6 +21,9 @@ export interface MessageOptions {
   trace?: CallTrace;
 }
 
+/** The Coze file id of an inline file (uploaded already, or a stand-in while checking). */
+type FileIdOf = (data: InlineData, type: Media["type"]) => string;
+
 /**
  * Turns the caller's messages into Coze `additional_messages`.
  *
@@ -25,7 +33,8 @@ export interface MessageOptions {
  *   system text still goes into the first of those.
  * - Text-only messages go as `text`; messages with images, files or audio go as
  *   `object_string` with one text item (several text parts are joined by a newline). Inline data
- *   is uploaded to Coze first and referenced by file id.
+ *   is uploaded to Coze first and referenced by file id; the messages are checked in full before
+ *   anything is uploaded, so a request that is refused uploads nothing.
  * - The last message must be a user message: it is the turn's input.
  *
  * @throws ConnectError InvalidArgument naming the field (`messages[2].role`, …).
@@ -34,9 +43,60 @@ export async function toCozeMessages(
   messages: readonly ChatMessage[],
   options: MessageOptions,
 ): Promise<EnterMessage[]> {
+  const uploads: { data: InlineData; type: Media["type"] }[] = [];
+  const checked = mapMessages(messages, (data, type) => {
+    uploads.push({ data, type });
+    return "";
+  });
+  if (uploads.length === 0) return checked;
+  const ids = new Map<InlineData, string>();
+  for (const { data, type } of uploads) {
+    const uploaded = await options.files.upload({
+      data: data.data,
+      fileName: data.fileName || `${type}${extensionOf(data.mimeType)}`,
+      contentType: data.mimeType || undefined,
+      signal: options.signal,
+      trace: options.trace,
+    });
+    ids.set(data, uploaded.id);
+  }
+  return mapMessages(messages, (data) => ids.get(data) as string);
+}
+
+/**
+ * {@link toCozeMessages} for messages without inline data ({@link hasInlineData} false): nothing
+ * to upload, so it answers at once (the common case, issue #6).
+ *
+ * @throws TypeError when a message does carry inline data.
+ */
+export function toCozeMessagesNow(messages: readonly ChatMessage[]): EnterMessage[] {
+  return mapMessages(messages, () => {
+    throw new TypeError("inline data must be uploaded: use toCozeMessages");
+  });
+}
+
+/** Whether a message carries inline file data (uploaded per channel before the turn). */
+export function hasInlineData(messages: readonly ChatMessage[]): boolean {
+  for (const m of messages) {
+    for (const p of m.parts) {
+      const k = p.kind;
+      if (
+        (k.case === "image" || k.case === "file" || k.case === "audio") &&
+        k.value.source.case === "data"
+      ) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+/** The mapping of {@link toCozeMessages}, with inline files named by `fileIdOf`. */
+function mapMessages(messages: readonly ChatMessage[], fileIdOf: FileIdOf): EnterMessage[] {
   const system: string[] = [];
   const turns: { index: number; message: ChatMessage }[] = [];
-  messages.forEach((message, index) => {
+  for (let index = 0; index < messages.length; index++) {
+    const message = messages[index] as ChatMessage;
     if (message.role === Role.SYSTEM) {
       const text = plainText(message, index, "system");
       if (text !== "") system.push(text);
@@ -48,7 +108,7 @@ export async function toCozeMessages(
         "must be ROLE_USER, ROLE_ASSISTANT or ROLE_SYSTEM",
       );
     }
-  });
+  }
   const last = turns.at(-1);
   if (!last) throw invalidArgument("messages", "needs at least one user message");
   if (last.message.role !== Role.USER) {
@@ -57,7 +117,7 @@ export async function toCozeMessages(
       "the last message must be a user message",
     );
   }
-  const kept = turns.slice(-maxMessages);
+  const kept = turns.length > maxMessages ? turns.slice(-maxMessages) : turns;
   let prefix = system.length > 0 ? system.join("\n\n") : undefined;
   const out: EnterMessage[] = [];
   for (const { index, message } of kept) {
@@ -70,7 +130,15 @@ export async function toCozeMessages(
       });
       continue;
     }
-    const items = await userItems(message, index, options);
+    if (message.parts.length === 0) {
+      // Plain text: the usual message.
+      if (message.content === "") throw invalidArgument(`messages[${index}].content`, "is empty");
+      const content = prefix === undefined ? message.content : `${prefix}\n\n${message.content}`;
+      prefix = undefined;
+      out.push({ role: "user", content, contentType: "text" });
+      continue;
+    }
+    const items = userItems(message, index, fileIdOf);
     if (prefix !== undefined) {
       const text = items.find((i) => i.type === "text");
       if (text && text.type === "text") text.text = `${prefix}\n\n${text.text}`;
@@ -111,11 +179,7 @@ function plainText(message: ChatMessage, index: number, role: string): string {
   return text;
 }
 
-async function userItems(
-  message: ChatMessage,
-  index: number,
-  options: MessageOptions,
-): Promise<ContentItem[]> {
+function userItems(message: ChatMessage, index: number, fileIdOf: FileIdOf): ContentItem[] {
   const texts: string[] = message.content === "" ? [] : [message.content];
   const media: Media[] = [];
   for (const [p, part] of message.parts.entries()) {
@@ -128,7 +192,7 @@ async function userItems(
       case "image":
       case "file":
       case "audio":
-        media.push(await mediaItem(kind.case, kind.value, field, options));
+        media.push(mediaItem(kind.case, kind.value, field, fileIdOf));
         break;
       default:
         throw invalidArgument(field, "is empty");
@@ -143,12 +207,7 @@ async function userItems(
   return items;
 }
 
-async function mediaItem(
-  type: Media["type"],
-  part: MediaPart,
-  field: string,
-  options: MessageOptions,
-): Promise<Media> {
+function mediaItem(type: Media["type"], part: MediaPart, field: string, fileIdOf: FileIdOf): Media {
   const source = part.source;
   switch (source.case) {
     case "url": {
@@ -168,18 +227,11 @@ async function mediaItem(
         throw invalidArgument(`${field}.${type}.file_id`, "must be a Coze file id (digits)");
       }
       return { type, fileId: source.value };
-    case "data": {
-      const data = source.value;
-      if (data.data.length === 0) throw invalidArgument(`${field}.${type}.data`, "is empty");
-      const uploaded = await options.files.upload({
-        data: data.data,
-        fileName: data.fileName || `${type}${extensionOf(data.mimeType)}`,
-        contentType: data.mimeType || undefined,
-        signal: options.signal,
-        trace: options.trace,
-      });
-      return { type, fileId: uploaded.id };
-    }
+    case "data":
+      if (source.value.data.length === 0) {
+        throw invalidArgument(`${field}.${type}.data`, "is empty");
+      }
+      return { type, fileId: fileIdOf(source.value, type) };
     default:
       throw invalidArgument(`${field}.${type}`, "needs a url, file_id or data");
   }

@@ -170,6 +170,43 @@ describe("ChatService", () => {
     expect(demo.emulator.stats().calls["files.upload"]).toBe(1);
   });
 
+  it("uploads nothing for a request it refuses, even when the bad part comes after the file", async () => {
+    const png = (n: number) =>
+      create(ChatMessageSchema, {
+        role: Role.USER,
+        parts: [
+          {
+            kind: {
+              case: "image",
+              value: {
+                source: {
+                  case: "data",
+                  value: { data: new Uint8Array([137, 80, 78, n]), mimeType: "image/png" },
+                },
+              },
+            },
+          },
+        ],
+      });
+    const badUrl = create(ChatMessageSchema, {
+      role: Role.USER,
+      parts: [
+        { kind: { case: "image", value: { source: { case: "url", value: "ftp://x/a.png" } } } },
+      ],
+    });
+    const err = await chat.chat({ model: demoModels.bot, messages: [png(1), badUrl] }).then(
+      () => undefined,
+      (e: unknown) => ConnectError.from(e),
+    );
+    expect(err?.code).toBe(Code.InvalidArgument);
+    expect(err?.rawMessage).toContain("messages[1].parts[0].image.url");
+    expect(demo.emulator.stats().calls["files.upload"] ?? 0).toBe(0);
+    // Two files, each uploaded once, in the order of the messages.
+    const res = await chat.chat({ model: demoModels.bot, messages: [png(2), png(3)] });
+    expect(res.answer).toMatch(/file_id=\d+/);
+    expect(demo.emulator.stats().calls["files.upload"]).toBe(2);
+  });
+
   it("streams started, answer deltas in order, messages and completed", async () => {
     const cases: string[] = [];
     let text = "";
