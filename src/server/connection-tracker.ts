@@ -18,8 +18,11 @@ export interface ConnectionTracker {
   track(socket: Socket, phase: ConnectionPhase): void;
   /** Registers an HTTP/2 session; its socket is closed through the session. */
   trackSession(session: ServerHttp2Session): void;
-  /** Registers a request until its response closes. */
-  trackRequest(req: NodeRequest, res: NodeResponse): void;
+  /**
+   * Registers a request; call the returned function once, when its response closes (the server
+   * has one close listener per response and calls it from there).
+   */
+  trackRequest(req: NodeRequest, res: NodeResponse): () => void;
   /** Requests whose response has not closed yet. */
   readonly activeRequests: number;
   /**
@@ -97,7 +100,7 @@ export function createConnectionTracker(): ConnectionTracker {
         http1Responses.add(res);
         if (draining) res.setHeader("connection", "close");
       }
-      res.once("close", () => requestDone(socket, res));
+      return () => requestDone(socket, res);
     },
 
     get activeRequests() {

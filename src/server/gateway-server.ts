@@ -200,8 +200,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     }),
   );
   const onRequest = (req: NodeRequest, res: NodeResponse) => {
-    tracker.trackRequest(req, res);
-    handler(req, res);
+    handler(req, res, tracker.trackRequest(req, res));
   };
 
   let listener: Server;

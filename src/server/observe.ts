@@ -66,13 +66,14 @@ function record(
 /**
  * Gives every incoming request its context (id, caller, Coze log ids; see `request-context.ts`),
  * returns the id as `x-request-id`, and accounts plain HTTP requests when they end; Connect
- * procedures are accounted by {@link createObserveInterceptor}, which knows their codes.
+ * procedures are accounted by {@link createObserveInterceptor}, which knows their codes. The one
+ * listener it puts on each response's `close` also calls `closed` (the connection tracker's).
  */
 export function observeRequests(
   o: Observer,
   handler: (req: NodeRequest, res: NodeResponse) => void,
-): (req: NodeRequest, res: NodeResponse) => void {
-  return (req, res) => {
+): (req: NodeRequest, res: NodeResponse, closed: () => void) => void {
+  return (req, res, closed) => {
     const incoming = req.headers[requestIdHeader];
     const ctx = beginRequest(req, typeof incoming === "string" ? incoming : undefined);
     res.setHeader(requestIdHeader, ctx.id);
@@ -81,11 +82,12 @@ export function observeRequests(
       const started = performance.now();
       const method = routeLabel(req.method ?? "GET", path);
       res.once("close", () => {
+        closed();
         const aborted = !res.writableFinished;
         const status = aborted && res.statusCode < 400 ? 499 : res.statusCode;
         record(o, ctx, method, String(status), started, status >= 500, aborted);
       });
-    }
+    } else res.once("close", closed);
     handler(req, res);
   };
 }

@@ -27,8 +27,14 @@ export function traceOf(ctx: HandlerContext): CallTrace | undefined {
 /** A caller-supplied request id is kept when it is short and plain; anything else is replaced. */
 const acceptable = /^[A-Za-z0-9._:-]{1,64}$/;
 
-/** Each incoming request's context, by its request object (HTTP/1 or HTTP/2). */
-const contexts = new WeakMap<object, RequestContext>();
+/**
+ * Where an incoming request (HTTP/1 or HTTP/2) carries its context: a property under a symbol of
+ * this module, as Node's own modules tag their objects. (A WeakMap keyed by the request made
+ * every young-generation collection process its entries: issue #6.)
+ */
+const contextOf = Symbol("coze-gateway.requestContext");
+
+type Tagged = { [contextOf]?: RequestContext };
 
 /**
  * Creates the context of an incoming request and ties it to `req`; `incoming` is the caller's
@@ -41,11 +47,11 @@ export function beginRequest(req: object, incoming: string | undefined): Request
     cozeLogIds: [],
     caller: undefined,
   };
-  contexts.set(req, ctx);
+  (req as Tagged)[contextOf] = ctx;
   return ctx;
 }
 
 /** The context {@link beginRequest} tied to `req`, if any. */
 export function requestOf(req: object): RequestContext | undefined {
-  return contexts.get(req);
+  return (req as Tagged)[contextOf];
 }
