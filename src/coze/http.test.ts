@@ -171,6 +171,21 @@ describe("CozeHttp.json", () => {
     expect(server.seen).toHaveLength(1);
   });
 
+  it("never sends a call again because the report of its success failed", async () => {
+    const { http, server } = await setupWith(
+      {
+        onCall: () => {
+          throw new Error("broken metrics");
+        },
+      },
+      json(200, { code: 0, data: { ok: true } }),
+    );
+    await expect(http.json({ step: "chat.retrieve", method: "GET", path: "/x" })).rejects.toThrow(
+      "broken metrics",
+    );
+    expect(server.seen).toHaveLength(1);
+  });
+
   it("retries a read on 5xx and 429 with backoff until it succeeds", async () => {
     const { http, server, calls } = await setup(
       json(502, { code: 5000, msg: "bad gateway" }),

@@ -296,6 +296,7 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
     let retriedAuth = false;
     for (let n = 0; ; ) {
       let token: string | undefined;
+      let value: T;
       try {
         token = options.tokens.cachedToken?.();
         if (token === undefined) {
@@ -307,9 +308,7 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
         }
         const res = await dispatcher.request(dispatchOf(req, token, signal, stream));
         out.status = res.statusCode;
-        const value = await handle(res, out);
-        report(req, started, out.status, undefined, value.logId, retriedAuth, out.retries);
-        return value;
+        value = await handle(res, out);
       } catch (err) {
         const error = fromTransportError(req.step, err, signal);
         if (
@@ -341,7 +340,11 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
         }
         n++;
         retriedAuth = false;
+        continue;
       }
+      // Outside the try: a failing report is not a failed call to send again.
+      report(req, started, out.status, undefined, value.logId, retriedAuth, out.retries);
+      return value;
     }
   }
 
