@@ -108,12 +108,6 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
       req.toolOutputs.length > 0 || hasInlineData(req.messages)
         ? undefined
         : toCozeMessagesNow(req.messages);
-    if (t.fallbacks.length === 0) {
-      // One channel: nothing to fail over to.
-      const turn = await openTurn(t, req, ctx, messages);
-      ctx.responseHeader.set(channelHeader, t.channel.name);
-      return turn;
-    }
     const { value: turn, target: used } = await onFirstChannel(t, (c) =>
       openTurn(c, req, ctx, messages),
     );

@@ -15,11 +15,6 @@ export function isFailoverable(err: unknown): boolean {
   );
 }
 
-/** The target and its fallbacks, in the order to try them. */
-export function candidates(target: Target): Target[] {
-  return [target, ...target.fallbacks];
-}
-
 /**
  * Runs `run` on the first target, then on each fallback while the failure is
  * {@link isFailoverable}. Returns the result and the target that produced it.
@@ -28,13 +23,15 @@ export async function onFirstChannel<T>(
   target: Target,
   run: (t: Target) => Promise<T>,
 ): Promise<{ value: T; target: Target }> {
-  const all = candidates(target);
+  // No array of candidates: most models have one channel (issue #6, the hot path).
+  let t = target;
   for (let i = 0; ; i++) {
-    const t = all[i] as Target;
     try {
       return { value: await run(t), target: t };
     } catch (err) {
-      if (i + 1 >= all.length || !isFailoverable(err)) throw err;
+      const next = target.fallbacks[i];
+      if (next === undefined || !isFailoverable(err)) throw err;
+      t = next;
     }
   }
 }

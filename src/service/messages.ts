@@ -130,14 +130,6 @@ function mapMessages(messages: readonly ChatMessage[], fileIdOf: FileIdOf): Ente
       });
       continue;
     }
-    if (message.parts.length === 0) {
-      // Plain text: the usual message.
-      if (message.content === "") throw invalidArgument(`messages[${index}].content`, "is empty");
-      const content = prefix === undefined ? message.content : `${prefix}\n\n${message.content}`;
-      prefix = undefined;
-      out.push({ role: "user", content, contentType: "text" });
-      continue;
-    }
     const items = userItems(message, index, fileIdOf);
     if (prefix !== undefined) {
       const text = items.find((i) => i.type === "text");
