@@ -3,6 +3,7 @@
 // bench/results.json and BENCHMARKS.md. See BENCHMARKS.md for the method.
 
 import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -121,6 +122,7 @@ async function main() {
     config,
     JSON.stringify({
       server: { host: "127.0.0.1", port: gwPort },
+      server_secret: randomBytes(32).toString("base64url"),
       api_keys: [{ name: "bench", key }],
       channels: [
         {

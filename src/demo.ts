@@ -116,7 +116,11 @@ export function demoConfig(
       // Demo mode is for trying things out: the page at /playground is part of that.
       playground: true,
     },
-    apiKeys: [{ name: "demo", sha256: hashApiKey(options.apiKey), models: undefined }],
+    // Generated per start: demo ids live as long as the process, like the emulator's objects.
+    serverSecret: randomBytes(32),
+    apiKeys: [
+      { name: "demo", sha256: hashApiKey(options.apiKey), models: undefined, rawCozeIds: false },
+    ],
     channels: [channel],
     models: [
       route(demoModels.bot, "bot", catalog.bots.echo),

@@ -18,6 +18,7 @@ import {
   createChannels,
   createModelInfo,
   createServiceImpls,
+  createTenant,
   serviceRoutes,
 } from "./service/index.js";
 
@@ -61,7 +62,11 @@ export interface Gateway {
 export function createAuthenticator(config: GatewayConfig): (key: string) => Caller | undefined {
   const keys = config.apiKeys;
   // One Caller per key for the gateway's life: what is derived from it is computed once.
-  const callers: readonly Caller[] = keys.map((k) => ({ name: k.name, models: k.models }));
+  const callers: readonly Caller[] = keys.map((k) => ({
+    name: k.name,
+    models: k.models,
+    tenant: createTenant(config.serverSecret, k.sha256, { rawIds: k.rawCozeIds }),
+  }));
   return (key) => {
     const hash = hashApiKey(key);
     let found: Caller | undefined;

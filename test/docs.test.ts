@@ -148,6 +148,7 @@ function minimalConfig(): Raw {
     default_bot_id: "7390000000000000001",
   });
   return {
+    server_secret: "docs-test-server-secret-0123456789abcdef",
     api_keys: [{ name: "alice", key: "sk-alice-0123456789abcdef" }],
     channels: [
       {
@@ -214,6 +215,7 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "server.body_limit_bytes": (c) => c.server.bodyLimitBytes,
   "server.shutdown_grace_ms": (c) => c.server.shutdownGraceMs,
   "server.playground": (c) => c.server.playground,
+  "api_keys[].raw_coze_ids": (c) => c.apiKeys[0]?.rawCozeIds,
   "channels[].base_url": (c) => first(c).baseUrl,
   "channels[].default": (c) => first(c).isDefault,
   "channels[].models": (c) => c.models.filter((m) => m.channel === "other"),

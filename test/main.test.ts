@@ -126,6 +126,7 @@ describe("config validation at start", () => {
   const valid = (overrides = "") => `
 server:
   port: 0
+server_secret: main-test-server-secret-0123456789abcdef
 api_keys:
   - name: ops
     key: ops-key-0123456789abcdef

@@ -12,8 +12,8 @@ import { usageFor } from "../src/emulator/chat-model.js";
 import { catalog } from "../src/emulator/index.js";
 import { runUsage } from "../src/emulator/workflow-model.js";
 import { startGateway } from "../src/gateway.js";
-import { defaultUserId } from "../src/service/index.js";
 import { type GatewayFixture, startGatewayFixture } from "./support/gateway-fixture.js";
+import { cozeIdOf, handed } from "./support/handles.js";
 
 const limitedKey = "limited-key-0123456789abcdef";
 const wf = {
@@ -30,7 +30,14 @@ let fx: GatewayFixture;
 let client: OpenAI;
 beforeAll(async () => {
   fx = await startGatewayFixture({
-    apiKeys: [{ name: "limited", sha256: hashApiKey(limitedKey), models: ["workflow:*"] }],
+    apiKeys: [
+      {
+        name: "limited",
+        sha256: hashApiKey(limitedKey),
+        models: ["workflow:*"],
+        rawCozeIds: false,
+      },
+    ],
   });
   client = new OpenAI({ baseURL: `${fx.url}/v1`, apiKey: fx.key, maxRetries: 0 });
 });
@@ -100,7 +107,7 @@ describe("bot turns through the OpenAI SDK", () => {
       total_tokens: u.token_count,
     });
     const conversation = response.headers.get("x-coze-conversation-id");
-    expect(conversation).toMatch(/^\d+$/);
+    expect(conversation).toMatch(handed);
     expect(extra(data).conversation_id).toBe(conversation);
     // The channel that served the turn, as Connect callers get it.
     expect(response.headers.get("x-gateway-channel")).toBe("demo");
@@ -113,7 +120,7 @@ describe("bot turns through the OpenAI SDK", () => {
       stream_options: { include_usage: true },
     }).withResponse();
     expect(response.headers.get("content-type")).toMatch(/^text\/event-stream/);
-    expect(response.headers.get("x-coze-conversation-id")).toMatch(/^\d+$/);
+    expect(response.headers.get("x-coze-conversation-id")).toMatch(handed);
     expect(response.headers.get("x-gateway-channel")).toBe("demo");
     const { chunks, text, contentChunks, finish } = await collect(s);
     expect(text).toBe("You said: one two three four");
@@ -183,14 +190,17 @@ describe("bot turns through the OpenAI SDK", () => {
     expect(received.at(-1)).toMatchObject({ role: "user", content: "!received" });
   });
 
-  it("uses `user` as the Coze user id, else one stable id derived from the key", async () => {
+  it("sends Coze a user id derived from the key and `user`, never `user` itself", async () => {
     const idOf = async (u?: string) => {
       const r = await chat({ model: "coze-echo", messages: [user("!received")], user: u });
       return JSON.parse(r.choices[0]?.message.content ?? "").user_id;
     };
-    expect(await idOf("alice")).toBe("alice");
+    const alice = await idOf("alice");
+    expect(alice).toMatch(/^gw_[A-Za-z0-9_-]{22}$/);
+    expect(await idOf("alice")).toBe(alice);
     const derived = await idOf();
-    expect(derived).toBe(defaultUserId({ name: "demo", models: undefined }));
+    expect(derived).toMatch(/^gw_[A-Za-z0-9_-]{22}$/);
+    expect(derived).not.toBe(alice);
     expect(await idOf()).toBe(derived);
   });
 
@@ -300,7 +310,7 @@ describe("bot turns through the OpenAI SDK", () => {
       messages: [user("hi")],
     }).withResponse();
     expect(data.choices[0]?.message.content).toBe("You said: hi");
-    expect(response.headers.get("x-coze-conversation-id")).toMatch(/^\d+$/);
+    expect(response.headers.get("x-coze-conversation-id")).toMatch(handed);
     const s = await collect(await stream({ model: wf.chatflow, messages: [user("hey")] }));
     expect(s.text).toBe("You said: hey");
   });
@@ -311,7 +321,7 @@ describe("workflows through the OpenAI SDK", () => {
     const r = await chat({ model: wf.echo, messages: [user("earlier"), user("hi")] });
     expect(r.choices[0]?.message.content).toBe("hi");
     expect(r.choices[0]?.finish_reason).toBe("stop");
-    expect(extra(r).execute_id).toMatch(/^\d+$/);
+    expect(extra(r).execute_id).toMatch(handed);
     const u = runUsage('{"output":"hi"}');
     expect(r.usage).toEqual({
       prompt_tokens: u.input_count,
@@ -348,7 +358,7 @@ describe("workflows through the OpenAI SDK", () => {
     });
     expect(JSON.parse(r.choices[0]?.message.content ?? "")).toMatchObject({ output: "late" });
     const executeId = extra(r).execute_id as string;
-    expect(fx.demo.emulator.stats().polls[executeId]).toBe(3);
+    expect(fx.demo.emulator.stats().polls[cozeIdOf(executeId)]).toBe(3);
   });
 
   it("streams an async workflow: role chunk, then the output once the run ended", async () => {
@@ -363,7 +373,7 @@ describe("workflows through the OpenAI SDK", () => {
     expect(s.contentChunks).toBe(1);
     expect(JSON.parse(s.text)).toMatchObject({ output: "late" });
     const executeId = extra(s.finish).execute_id as string;
-    expect(fx.demo.emulator.stats().polls[executeId]).toBe(4);
+    expect(fx.demo.emulator.stats().polls[cozeIdOf(executeId)]).toBe(4);
   });
 
   it("ends an interrupted run with the question and resumes it with the answer", async () => {

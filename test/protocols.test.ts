@@ -23,7 +23,14 @@ let fx: GatewayFixture;
 const limitedKey = "limited-key-0123456789abcdef";
 beforeAll(async () => {
   fx = await startGatewayFixture({
-    apiKeys: [{ name: "limited", sha256: hashApiKey(limitedKey), models: ["workflow:*"] }],
+    apiKeys: [
+      {
+        name: "limited",
+        sha256: hashApiKey(limitedKey),
+        models: ["workflow:*"],
+        rawCozeIds: false,
+      },
+    ],
   });
 });
 afterAll(async () => {
@@ -96,7 +103,7 @@ describe.each(transports)("the gateway over %s", (_name, make) => {
     const res = await wf.runWorkflow({ model: demoModels.workflow, parameters: { input: "x" } });
     expect(res.status).toBe(RunStatus.SUCCEEDED);
     expect(res.outputJson).toBe('{"output":"x"}');
-    expect(res.executeId).toMatch(/^\d{19}$/);
+    expect(res.executeId).toMatch(/^\d{19}\.[A-Za-z0-9_-]{22}$/);
     const kinds: string[] = [];
     for await (const ev of wf.watchWorkflow({
       model: demoModels.workflowAsync,

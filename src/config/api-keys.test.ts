@@ -145,7 +145,7 @@ describe("api_keys", () => {
       firstKey((k) => {
         k.modles = ["support-bot"];
       }),
-      "gateway.yaml: api_keys[alice].modles: is not a known field (did you mean models?); expected one of: name, key, sha256, models",
+      "gateway.yaml: api_keys[alice].modles: is not a known field (did you mean models?); expected one of: name, key, sha256, models, raw_coze_ids",
     );
   });
 });
@@ -155,6 +155,7 @@ describe("modelAllowed", () => {
     name: "k",
     sha256: hashApiKey("k".repeat(16)),
     models,
+    rawCozeIds: false,
   });
 
   it("allows everything without an allow-list", () => {

@@ -5,6 +5,7 @@ import {
   asMapping,
   child,
   fail,
+  flag,
   item,
   kindOf,
   type LoadContext,
@@ -17,7 +18,7 @@ import {
 import type { ApiKeyConfig } from "./gateway-config.js";
 import { fromLabel, resolveSecret } from "./secret-ref.js";
 
-const keyFields = ["name", "key", "sha256", "models"];
+const keyFields = ["name", "key", "sha256", "models", "raw_coze_ids"];
 const nameRule = "a key name of 1 to 64 printable characters";
 const minKeyLength = 16;
 
@@ -48,7 +49,8 @@ export function modelAllowed(
 /**
  * Reads `api_keys`: at least one; each with a unique `name` and either `key` (inline, `env:NAME`
  * or `file:PATH`; at least 16 printable characters, surrounding whitespace ignored; hashed at
- * once and never kept) or `sha256` (64 hex characters), plus an optional `models` allow-list.
+ * once and never kept) or `sha256` (64 hex characters), plus an optional `models` allow-list and
+ * `raw_coze_ids` (default false: only ids the gateway handed this key are accepted).
  *
  * @throws ConfigError naming the key (`api_keys[alice]`) and the field; never quoting a key.
  */
@@ -73,7 +75,12 @@ export async function readApiKeys(ctx: LoadContext, value: unknown): Promise<Api
     const twin = keys.find((k) => k.sha256.equals(sha256));
     if (twin !== undefined)
       fail(ctx, at, `has the same key as api_keys[${twin.name}]; give each caller its own`);
-    keys.push({ name, sha256, models: readAllowList(ctx, child(at, "models"), map.models) });
+    keys.push({
+      name,
+      sha256,
+      models: readAllowList(ctx, child(at, "models"), map.models),
+      rawCozeIds: flag(ctx, child(at, "raw_coze_ids"), map.raw_coze_ids, false),
+    });
   }
   return keys;
 }

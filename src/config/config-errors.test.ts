@@ -65,14 +65,14 @@ describe("syntax and top level", () => {
   it("refuses an empty file", async () => {
     await expectError(
       text("# nothing yet\n"),
-      "gateway.yaml: is empty; expected a mapping with api_keys and channels (and optionally server)",
+      "gateway.yaml: is empty; expected a mapping with server_secret, api_keys and channels (and optionally server)",
     );
   });
 
   it("refuses a file that is a list", async () => {
     await expectError(
       text("- api_keys\n- channels\n"),
-      "gateway.yaml: must be a mapping with api_keys and channels (and optionally server), not a list",
+      "gateway.yaml: must be a mapping with server_secret, api_keys and channels (and optionally server), not a list",
     );
   });
 
@@ -81,7 +81,7 @@ describe("syntax and top level", () => {
       rejects((c) => {
         c.chanels = [];
       }),
-      "gateway.yaml: chanels: is not a known field (did you mean channels?); expected one of: server, api_keys, channels",
+      "gateway.yaml: chanels: is not a known field (did you mean channels?); expected one of: server, server_secret, api_keys, channels",
     );
   });
 });
@@ -173,6 +173,45 @@ describe("server", () => {
     await expectError(
       rejects(() => {}, { COZE_GATEWAY_CORS_ORIGINS: "https://a.example.com, app.example.com" }),
       'gateway.yaml: server.cors_origins (env COZE_GATEWAY_CORS_ORIGINS): entry 2 "app.example.com" is not an origin such as https://app.example.com (scheme://host[:port], no path), or *',
+    );
+  });
+});
+
+describe("server_secret and raw_coze_ids", () => {
+  it("requires server_secret, saying what it is for and how to make one", async () => {
+    await expectError(
+      rejects((c) => {
+        delete c.server_secret;
+      }),
+      "gateway.yaml: server_secret: is required: a random secret of at least 32 characters, env:NAME or file:PATH. It binds the ids handed to each API key; generate one with `openssl rand -base64 32` and give every replica the same",
+    );
+  });
+
+  it("refuses a short server_secret without quoting it, naming the variable it came from", async () => {
+    await expectError(
+      parseConfig(
+        `server_secret: env:GW_SECRET\napi_keys: [{ name: alice, key: ${aliceKey} }]\nchannels: []\n`,
+        { file: "gateway.yaml", baseDir: "/nonexistent", env: { GW_SECRET: "short-secret" } },
+      ),
+      "gateway.yaml: server_secret: is too short: use at least 32 characters (from env:GW_SECRET); generate one with `openssl rand -base64 32` and give every replica the same",
+    );
+  });
+
+  it("refuses a server_secret with spaces inside", async () => {
+    await expectError(
+      rejects((c) => {
+        c.server_secret = "a secret with spaces that is long enough to pass";
+      }),
+      "gateway.yaml: server_secret: must be printable ASCII without spaces",
+    );
+  });
+
+  it("refuses raw_coze_ids that is not true or false", async () => {
+    await expectError(
+      rejects((c) => {
+        (c.api_keys[0] as Record<string, unknown>).raw_coze_ids = "yes";
+      }),
+      "gateway.yaml: api_keys[alice].raw_coze_ids: must be true or false, not a string",
     );
   });
 });

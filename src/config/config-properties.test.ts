@@ -15,6 +15,7 @@ const apiKey = "prop-test-key-0123456789abcdef";
 
 const valid = {
   server: { port: 8080 },
+  server_secret: "prop-test-server-secret-0123456789abcdef",
   api_keys: [{ name: "ops", key: apiKey }],
   channels: [
     {

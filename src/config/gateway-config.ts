@@ -41,6 +41,11 @@ export interface ApiKeyConfig {
    * `undefined` allows every model. See `modelAllowed`.
    */
   models: string[] | undefined;
+  /**
+   * Whether the key may name raw Coze ids (conversations, chats, runs, interrupts made outside
+   * the gateway, e.g. in Coze's own UI) besides the ids the gateway handed it. Default `false`.
+   */
+  rawCozeIds: boolean;
 }
 
 /** Async workflow polling of one channel. */
@@ -128,6 +133,12 @@ export interface GatewayConfig {
   source: string;
   /** The listening side. */
   server: ServerConfig;
+  /**
+   * `server_secret`, UTF-8 bytes: what binds every id handed out to the API key it was handed
+   * to, and derives each key's Coze `user_id` and `session_name`. The same on every replica. A
+   * secret: never logged.
+   */
+  serverSecret: Buffer;
   /** Caller keys, at least one. */
   apiKeys: ApiKeyConfig[];
   /** Coze channels, at least one, in file order. */

@@ -11,6 +11,7 @@ import {
   generateRsaKey,
   leaks,
   type TempDir,
+  testServerSecret,
   validConfig,
 } from "./test-fixtures.js";
 
@@ -30,6 +31,7 @@ function referencedConfig() {
   creds(raw).private_key = "file:./keys/coze.pem";
   const alice = raw.api_keys[0];
   if (alice !== undefined) alice.key = "env:ALICE_KEY";
+  raw.server_secret = "env:SERVER_SECRET";
   return raw;
 }
 
@@ -45,7 +47,7 @@ async function loadError(path: string): Promise<ConfigError> {
 describe("loadConfig", () => {
   it("resolves file: references against the config file's directory, not the working one", async () => {
     const path = await tmp.write("conf/gateway.yaml", stringify(referencedConfig()));
-    const config = await loadConfig(path, { ALICE_KEY: aliceKey });
+    const config = await loadConfig(path, { ALICE_KEY: aliceKey, SERVER_SECRET: testServerSecret });
     expect(config.source).toBe(path);
     expect(config.channels[0]?.credential.privateKey).toBe(key.pkcs8);
     expect(config.warnings).toEqual([]);
@@ -54,14 +56,17 @@ describe("loadConfig", () => {
   it("keeps the path as given in messages and source", async () => {
     const path = await tmp.write("conf/relative.yaml", stringify(referencedConfig()));
     const given = relative(process.cwd(), path);
-    const config = await loadConfig(given, { ALICE_KEY: aliceKey });
+    const config = await loadConfig(given, {
+      ALICE_KEY: aliceKey,
+      SERVER_SECRET: testServerSecret,
+    });
     expect(config.source).toBe(given);
     expect(config.channels[0]?.credential.privateKey).toBe(key.pkcs8);
   });
 
   it("reads a .json file as JSON", async () => {
     const path = await tmp.write("conf/gateway.json", JSON.stringify(referencedConfig()));
-    const config = await loadConfig(path, { ALICE_KEY: aliceKey });
+    const config = await loadConfig(path, { ALICE_KEY: aliceKey, SERVER_SECRET: testServerSecret });
     expect(config.source).toBe(path);
     expect(config.models.map((m) => m.name)).toEqual(["support-bot"]);
   });
@@ -95,7 +100,9 @@ describe("loadConfig", () => {
     "does not warn for a readable file whose secrets are all references",
     async () => {
       const path = await tmp.write("conf/shared.yaml", stringify(referencedConfig()), 0o644);
-      expect((await loadConfig(path, { ALICE_KEY: aliceKey })).warnings).toEqual([]);
+      expect(
+        (await loadConfig(path, { ALICE_KEY: aliceKey, SERVER_SECRET: testServerSecret })).warnings,
+      ).toEqual([]);
     },
   );
 
@@ -106,7 +113,7 @@ describe("loadConfig", () => {
       channel.credentials = JSON.stringify({ ...creds(raw), private_key: key.pkcs8 });
     }
     const path = await tmp.write("conf/pasted.yaml", stringify(raw), 0o604);
-    const config = await loadConfig(path, { ALICE_KEY: aliceKey });
+    const config = await loadConfig(path, { ALICE_KEY: aliceKey, SERVER_SECRET: testServerSecret });
     expect(config.warnings[0]).toContain("(mode 0604)");
   });
 

@@ -12,6 +12,7 @@ import {
   parseObject,
   selfSignedCertificate,
   type TempDir,
+  testServerSecret,
   validConfig,
 } from "./test-fixtures.js";
 
@@ -31,6 +32,7 @@ server:
   body_limit_bytes: 1048576
   shutdown_grace_ms: 5000
   playground: true
+server_secret: env:SERVER_SECRET
 api_keys:
   - name: alice
     key: env:ALICE_KEY
@@ -84,7 +86,7 @@ beforeAll(async () => {
 });
 afterAll(() => tmp.cleanup());
 
-const env = { ALICE_KEY: `${aliceKey}\n` };
+const env = { ALICE_KEY: `${aliceKey}\n`, SERVER_SECRET: testServerSecret };
 
 function expectedFull(source: string): GatewayConfig {
   const timeouts = {
@@ -119,9 +121,15 @@ function expectedFull(source: string): GatewayConfig {
       shutdownGraceMs: 5000,
       playground: true,
     },
+    serverSecret: Buffer.from(testServerSecret),
     apiKeys: [
-      { name: "alice", sha256: hashApiKey(aliceKey), models: undefined },
-      { name: "bob", sha256: Buffer.from(bobHash, "hex"), models: ["support-bot", "workflow:*"] },
+      { name: "alice", sha256: hashApiKey(aliceKey), models: undefined, rawCozeIds: false },
+      {
+        name: "bob",
+        sha256: Buffer.from(bobHash, "hex"),
+        models: ["support-bot", "workflow:*"],
+        rawCozeIds: false,
+      },
     ],
     channels: [
       {
@@ -223,8 +231,9 @@ describe("parseConfig with a valid file", () => {
       },
     });
     expect(config.apiKeys).toEqual([
-      { name: "alice", sha256: hashApiKey(aliceKey), models: undefined },
+      { name: "alice", sha256: hashApiKey(aliceKey), models: undefined, rawCozeIds: false },
     ]);
+    expect(config.serverSecret).toEqual(Buffer.from(testServerSecret));
     expect(config.warnings).toEqual([]);
   });
 
@@ -289,6 +298,7 @@ describe("parseConfig with a valid file", () => {
 
   it("lets channels share sections through YAML anchors and merge keys", async () => {
     const yaml = `
+server_secret: ${testServerSecret}
 api_keys: [{ name: alice, key: ${aliceKey} }]
 channels:
   - name: a

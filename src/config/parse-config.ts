@@ -7,6 +7,7 @@ import { jsonErrorPosition, linePosition } from "./credentials.js";
 import { asMapping, type LoadContext, onlyKnownKeys, root } from "./fields.js";
 import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
 import { dynamicPrefixes, resolveModel } from "./resolve-model.js";
+import { readServerSecret } from "./server-secret.js";
 import { readServer } from "./server-section.js";
 
 /** Options of {@link parseConfig} and {@link validateConfig}. */
@@ -22,8 +23,8 @@ export interface ParseConfigOptions {
   env: ConfigEnv;
 }
 
-const topKeys = ["server", "api_keys", "channels"];
-const topRule = "a mapping with api_keys and channels (and optionally server)";
+const topKeys = ["server", "server_secret", "api_keys", "channels"];
+const topRule = "a mapping with server_secret, api_keys and channels (and optionally server)";
 
 /**
  * Parses and validates a config file's text (YAML, or JSON when `options.file` ends in `.json`).
@@ -79,11 +80,13 @@ async function validateWithContext(
   const top = asMapping(ctx, root, value, topRule);
   onlyKnownKeys(ctx, root, top, topKeys);
   const server = await readServer(ctx, top.server);
+  const serverSecret = await readServerSecret(ctx, top.server_secret);
   const apiKeys = await readApiKeys(ctx, top.api_keys);
   const { channels, models } = await readChannels(ctx, top.channels);
   const config: GatewayConfig = {
     source: options.file,
     server,
+    serverSecret,
     apiKeys,
     channels,
     models,

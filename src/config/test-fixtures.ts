@@ -28,6 +28,9 @@ export function generateRsaKey(): TestKey {
   };
 }
 
+/** The fixtures' `server_secret`: 40 printable characters. */
+export const testServerSecret = "test-server-secret-0123456789abcdefghijk";
+
 /** An inline caller key used by the fixtures: 32 characters, printable. */
 export const aliceKey = "sk-alice-0123456789abcdefghijklm";
 
@@ -42,6 +45,7 @@ export interface RawChannel extends RawMap {
 /** The file's data model, loosely typed so tests can break it. */
 export interface RawConfig extends RawMap {
   server?: RawMap;
+  server_secret?: unknown;
   api_keys: RawMap[];
   channels: RawChannel[];
 }
@@ -58,6 +62,7 @@ export function creds(config: RawConfig, i = 0): RawMap {
 /** A valid config in the file's data model, with the key inline. Mutate a fresh one per test. */
 export function validConfig(key: TestKey): RawConfig {
   return {
+    server_secret: testServerSecret,
     api_keys: [{ name: "alice", key: aliceKey }],
     channels: [
       {

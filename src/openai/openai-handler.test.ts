@@ -9,11 +9,16 @@ import {
   type ChatStreamResponseSchema,
 } from "../gen/cozegateway/v1/chat_pb.js";
 import { RunStatus } from "../gen/cozegateway/v1/workflow_pb.js";
-import type { Caller, ModelInfo, ServiceImpls } from "../service/index.js";
+import {
+  type Caller,
+  inProcessTenant,
+  type ModelInfo,
+  type ServiceImpls,
+} from "../service/index.js";
 import { createOpenAiHandler } from "./openai-handler.js";
 
 type StreamEvent = MessageInitShape<typeof ChatStreamResponseSchema>;
-const caller: Caller = { name: "unit", models: undefined };
+const caller: Caller = { name: "unit", models: undefined, tenant: inProcessTenant };
 const unimplemented = () => {
   throw new ConnectError("not stubbed", Code.Unimplemented);
 };

@@ -30,7 +30,9 @@ export interface ChatCompletionRequest {
   resume: { eventId: string; interruptType: number } | undefined;
 }
 
-const cozeId = /^\d{1,32}$/;
+// A conversation id the gateway handed out (`{id}.{tag}`), or a raw Coze id for keys allowed
+// raw ids; whose it is, the core decides.
+const conversationIdShape = /^\d{1,32}(\.[A-Za-z0-9_-]{22})?$/;
 const maxModelLength = 256;
 /** Ignored parameters that are still type-checked, as OpenAI would (issue #4 decision 6). */
 const numberFields = ["temperature", "top_p", "presence_penalty", "frequency_penalty"];
@@ -100,10 +102,14 @@ export function parseChatCompletionRequest(
 
   optional(body, "conversation_id", "conversation_id", "a string", isString);
   const conversationId = (body.conversation_id as string | null | undefined) || conversationHeader;
-  if (conversationId !== undefined && conversationId !== "" && !cozeId.test(conversationId)) {
+  if (
+    conversationId !== undefined &&
+    conversationId !== "" &&
+    !conversationIdShape.test(conversationId)
+  ) {
     throw invalidValue(
       body.conversation_id ? "conversation_id" : "X-Coze-Conversation-Id",
-      "expected a Coze conversation id (digits).",
+      "expected a conversation id the gateway returned.",
     );
   }
   optional(body, "parameters", "parameters", "an object", isRecord);

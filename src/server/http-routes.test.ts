@@ -2,6 +2,7 @@ import { Agent, request } from "node:http";
 import { connect as connectHttp2 } from "node:http2";
 import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import { inProcessTenant } from "../service/tenant.js";
 import type { Caller } from "./caller.js";
 import type { GatewayServerOptions } from "./gateway-server.js";
 import { rawRequest, startTestServer, type TestServer, testCaller, testKey } from "./testing.js";
@@ -290,7 +291,7 @@ describe("plain HTTP routes", () => {
 describe("authentication per connection", () => {
   const keys: Record<string, Caller> = {
     [testKey]: testCaller,
-    "sk-other-0123456789abcdef": { name: "other", models: undefined },
+    "sk-other-0123456789abcdef": { name: "other", models: undefined, tenant: inProcessTenant },
   };
   /** A server that names the caller of each /v1/whoami, counting the keys it had to check. */
   const startCounting = async () => {

@@ -23,6 +23,7 @@ import {
   ModelKind,
   ModelService,
 } from "../gen/cozegateway/v1/model_pb.js";
+import { inProcessTenant } from "../service/tenant.js";
 import { type Caller, callerKey } from "./caller.js";
 import {
   type GatewayServer,
@@ -39,7 +40,11 @@ import {
 export const testKey = "sk-test-0123456789abcdef";
 
 /** The caller `testKey` authenticates as. */
-export const testCaller: Caller = { name: "tester", models: ["bot-a", "bot-b"] };
+export const testCaller: Caller = {
+  name: "tester",
+  models: ["bot-a", "bot-b"],
+  tenant: inProcessTenant,
+};
 
 /** Per-test behaviour of the stub services; the defaults echo the caller and the input. */
 export interface StubBehaviour {

@@ -1,6 +1,6 @@
-import { hash } from "node:crypto";
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { modelAllowed } from "../config/index.js";
+import { inProcessTenant, type Tenant } from "./tenant.js";
 
 /** Who is calling. The server's auth step puts it into every handler context. */
 export interface Caller {
@@ -8,6 +8,8 @@ export interface Caller {
   name: string;
   /** Model names or `prefix*` patterns the key may use; `undefined` allows every model. */
   models: readonly string[] | undefined;
+  /** What the key reaches: the ids handed to it, its Coze session and user ids. */
+  tenant: Tenant;
 }
 
 /** Context key under which the server stores the authenticated {@link Caller}. */
@@ -20,27 +22,10 @@ export function callerOf(ctx: HandlerContext): Caller | undefined {
   return ctx.values.get(callerKey);
 }
 
-/**
- * The Coze user id for a caller that sent none: stable per API key, so Coze's per-user memory
- * and conversations stay with the key, and never random (the REST issue's rule).
- */
-export function defaultUserId(caller: Caller | undefined): string {
-  if (caller === undefined) return anonymousUserId;
-  let id = userIds.get(caller);
-  if (id === undefined) {
-    id = userIdFor(caller.name);
-    userIds.set(caller, id);
-  }
-  return id;
+/** The tenant of a handler's caller; in process (no auth step ran) a tenant of its own. */
+export function tenantOf(ctx: HandlerContext): Tenant {
+  return ctx.values.get(callerKey)?.tenant ?? inProcessTenant;
 }
-
-function userIdFor(name: string): string {
-  return `gw-${hash("sha256", name).slice(0, 24)}`;
-}
-
-const anonymousUserId = userIdFor("anonymous");
-/** Callers come from the configuration: computed once per caller, not per request. */
-const userIds = new WeakMap<Caller, string>();
 
 /** Whether `caller` may use `model` under its key's allow-list (no caller: in-process use). */
 export function mayUse(caller: Caller | undefined, model: string): boolean {

@@ -9,7 +9,14 @@ import type { TokenCache } from "../coze/token-cache.js";
 export interface Channel {
   readonly name: string;
   readonly config: ChannelConfig;
+  /** The client on the channel's session-less token (in-process calls, checks). */
   readonly client: CozeClient;
+  /**
+   * The client whose token carries JWT `session_name` = `sessionName` (coze-api.md §12.2), made
+   * on first use and kept: one cached token per session, with the token cache's single-flight
+   * and refresh rules. `undefined` gives {@link client}.
+   */
+  clientFor(sessionName: string | undefined): CozeClient;
 }
 
 /** The channels by name, plus the one that receives dynamic model names. */
@@ -39,29 +46,54 @@ export interface ChannelsOptions {
 export function createChannels(options: ChannelsOptions): Channels {
   if (options.channels.length === 0) throw new TypeError("at least one channel is required");
   const all = options.channels.map((config): Channel => {
-    const tokens = options.tokens.source({
-      ...config.credential,
-      refreshMarginMs: config.refreshMarginMs,
-    });
-    const client = createCozeClient({
-      baseUrl: config.baseUrl,
-      tokens,
-      pools: options.pools,
-      clock: options.clock,
-      userAgent: options.userAgent,
-      requestTimeoutMs: config.timeouts.requestMs,
-      connectTimeoutMs: config.timeouts.connectMs,
-      headersTimeoutMs: config.timeouts.headersMs,
-      streamIdleTimeoutMs: config.timeouts.streamIdleMs,
-      syncRunTimeoutMs: config.timeouts.syncRunMs,
-      workflowPolling: {
-        intervalMs: config.polling.intervalMs,
-        maxPolls: config.polling.maxPolls,
-        deadlineMs: config.polling.deadlineMs,
+    const clientOf = (sessionName: string | undefined) =>
+      createCozeClient({
+        baseUrl: config.baseUrl,
+        tokens: options.tokens.source({
+          ...config.credential,
+          refreshMarginMs: config.refreshMarginMs,
+          // The channel's own session_name, if any, stays as a prefix of the key's session.
+          ...(sessionName === undefined
+            ? {}
+            : {
+                sessionName:
+                  config.credential.sessionName === undefined
+                    ? sessionName
+                    : `${config.credential.sessionName}:${sessionName}`,
+              }),
+        }),
+        pools: options.pools,
+        clock: options.clock,
+        userAgent: options.userAgent,
+        requestTimeoutMs: config.timeouts.requestMs,
+        connectTimeoutMs: config.timeouts.connectMs,
+        headersTimeoutMs: config.timeouts.headersMs,
+        streamIdleTimeoutMs: config.timeouts.streamIdleMs,
+        syncRunTimeoutMs: config.timeouts.syncRunMs,
+        workflowPolling: {
+          intervalMs: config.polling.intervalMs,
+          maxPolls: config.polling.maxPolls,
+          deadlineMs: config.polling.deadlineMs,
+        },
+        onCall: options.onCall && ((info) => options.onCall?.(config.name, info)),
+      });
+    const client = clientOf(undefined);
+    // One per API key at most (sessions come from configured keys), so the map stays small.
+    const sessions = new Map<string, CozeClient>();
+    return {
+      name: config.name,
+      config,
+      client,
+      clientFor(sessionName) {
+        if (sessionName === undefined) return client;
+        let found = sessions.get(sessionName);
+        if (found === undefined) {
+          found = clientOf(sessionName);
+          sessions.set(sessionName, found);
+        }
+        return found;
       },
-      onCall: options.onCall && ((info) => options.onCall?.(config.name, info)),
-    });
-    return { name: config.name, config, client };
+    };
   });
   const byName = new Map(all.map((c) => [c.name, c]));
   const fallback = all.find((c) => c.config.isDefault) ?? all[0];

@@ -14,12 +14,13 @@ import {
   ChatStreamResponseSchema,
 } from "../gen/cozegateway/v1/chat_pb.js";
 import type { UsageSchema } from "../gen/cozegateway/v1/common_pb.js";
-import { type Caller, callerOf, defaultUserId } from "./caller.js";
-import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
+import { callerOf, tenantOf } from "./caller.js";
+import { channelHeader, invalidArgument, notFound, toConnectError } from "./errors.js";
 import { onFirstChannel } from "./failover.js";
 import { hasInlineData, toCozeMessages, toCozeMessagesNow } from "./messages.js";
 import { traceOf } from "./request-context.js";
 import type { Router, Target } from "./routing.js";
+import type { HandleKind, Tenant } from "./tenant.js";
 
 type TurnRequest = ChatRequest | ChatStreamRequest;
 
@@ -44,11 +45,17 @@ function botMessage(m: CozeMessage) {
   };
 }
 
-/** The response fields of a finished turn (shared by Chat and the REST shim's non-stream path). */
-export function chatResponseOf(r: ChatResult): MessageInitShape<typeof ChatResponseSchema> {
+/**
+ * The response fields of a finished turn (shared by Chat and the REST shim's non-stream path),
+ * with the conversation and chat ids sealed to `tenant`.
+ */
+export function chatResponseOf(
+  r: ChatResult,
+  tenant: Tenant,
+): MessageInitShape<typeof ChatResponseSchema> {
   return {
-    conversationId: r.conversationId,
-    chatId: r.chatId,
+    conversationId: sealed(tenant, "conversation", r.conversationId),
+    chatId: sealed(tenant, "chat", r.chatId),
     status: r.status === "requires_action" ? ChatStatus.REQUIRES_ACTION : ChatStatus.COMPLETED,
     answer: r.answer,
     reasoning: r.reasoning,
@@ -58,6 +65,29 @@ export function chatResponseOf(r: ChatResult): MessageInitShape<typeof ChatRespo
     messages: r.messages.map(botMessage),
   };
 }
+
+function sealed(tenant: Tenant, kind: HandleKind, id: string | undefined): string {
+  return id ? tenant.seal(kind, id) : "";
+}
+
+/**
+ * The Coze id behind a handed-out id in `field`; `""` stays `""`.
+ * @throws ConnectError NotFound, the same for an id that does not exist and one that is not the
+ *   caller's (another key's, forged, truncated): nothing tells the two apart.
+ */
+export function opened(tenant: Tenant, kind: HandleKind, field: string, handle: string): string {
+  if (handle === "") return "";
+  const id = tenant.open(kind, handle);
+  if (id === undefined) throw notFound(`${field}: no ${kindNames[kind]} with this id`);
+  return id;
+}
+
+const kindNames: Record<HandleKind, string> = {
+  conversation: "conversation",
+  chat: "chat",
+  run: "workflow run",
+  interrupt: "interrupt",
+};
 
 /** Options for {@link createChatService}. */
 export interface ChatServiceOptions {
@@ -92,11 +122,15 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
    */
   async function open(req: TurnRequest, ctx: HandlerContext): Promise<ChatTurn> {
     const t = target(req, ctx);
+    const tenant = tenantOf(ctx);
+    // Ids handed to another key are refused before Coze is called (issue 13).
+    const conversationId = opened(tenant, "conversation", "conversation_id", req.conversationId);
     if (req.toolOutputs.length > 0) {
       if (t.kind !== "bot") throw invalidArgument("tool_outputs", "only bots take tool outputs");
       if (req.conversationId === "")
         throw invalidArgument("conversation_id", "is required with tool_outputs");
       if (req.chatId === "") throw invalidArgument("chat_id", "is required with tool_outputs");
+      opened(tenant, "chat", "chat_id", req.chatId);
       req.toolOutputs.forEach((o, i) => {
         if (o.toolCallId === "")
           throw invalidArgument(`tool_outputs[${i}].tool_call_id`, "is required");
@@ -109,7 +143,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
         ? undefined
         : toCozeMessagesNow(req.messages);
     const { value: turn, target: used } = await onFirstChannel(t, (c) =>
-      openTurn(c, req, ctx, messages),
+      openTurn(c, req, ctx, tenant, conversationId, messages),
     );
     ctx.responseHeader.set(channelHeader, used.channel.name);
     return turn;
@@ -123,13 +157,15 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
     t: Target,
     req: TurnRequest,
     ctx: HandlerContext,
+    tenant: Tenant,
+    conversationId: string,
     mapped: EnterMessage[] | undefined,
   ): Promise<ChatTurn> {
-    const client = t.channel.client;
+    const client = t.channel.clientFor(tenant.sessionName);
     if (req.toolOutputs.length > 0) {
       return client.chat.openToolOutputs({
-        conversationId: req.conversationId,
-        chatId: req.chatId,
+        conversationId,
+        chatId: opened(tenant, "chat", "chat_id", req.chatId),
         outputs: req.toolOutputs.map((o) => ({ toolCallId: o.toolCallId, output: o.output })),
         signal: ctx.signal,
         trace: traceOf(ctx),
@@ -142,13 +178,14 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
         signal: ctx.signal,
         trace: traceOf(ctx),
       }));
-    const userId = req.userId || userIdOf(callerOf(ctx));
+    // Namespaced per key: a caller's `user_id` never names another key's end user (issue 13).
+    const userId = tenant.userId(req.userId);
     if (t.kind === "chatflow") {
       return client.workflows.openChatflow({
         workflowId: t.id,
         messages,
         parameters: req.parameters,
-        conversationId: req.conversationId || undefined,
+        conversationId: conversationId || undefined,
         ext: { user_id: userId },
         signal: ctx.signal,
         trace: traceOf(ctx),
@@ -157,7 +194,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
     return client.chat.open({
       botId: t.id,
       userId,
-      conversationId: req.conversationId || undefined,
+      conversationId: conversationId || undefined,
       messages,
       customVariables: nonEmpty(req.customVariables),
       metaData: nonEmpty(req.metaData),
@@ -170,7 +207,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
   return {
     async chat(req, ctx) {
       try {
-        return chatResponseOf(await collectTurn(await open(req, ctx)));
+        return chatResponseOf(await collectTurn(await open(req, ctx)), tenantOf(ctx));
       } catch (err) {
         throw toConnectError(err);
       }
@@ -179,8 +216,9 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
     async *chatStream(req, ctx) {
       try {
         let started = false;
+        const tenant = tenantOf(ctx);
         for await (const event of (await open(req, ctx)).events()) {
-          const out = streamEvent(event, started);
+          const out = streamEvent(event, started, tenant);
           if (event.type === "chat.created" || event.type === "chat.in_progress") started = true;
           if (out) yield out;
         }
@@ -198,9 +236,19 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
           : router.channel(req.channel);
         if (req.conversationId === "") throw invalidArgument("conversation_id", "is required");
         if (req.chatId === "") throw invalidArgument("chat_id", "is required");
-        const chat = await channel.client.chat.cancel({
-          conversationId: req.conversationId,
-          chatId: req.chatId,
+        // Model-free, so the handles are the whole check: only the key that started the chat
+        // can cancel it.
+        const tenant = tenantOf(ctx);
+        const conversationId = opened(
+          tenant,
+          "conversation",
+          "conversation_id",
+          req.conversationId,
+        );
+        const chatId = opened(tenant, "chat", "chat_id", req.chatId);
+        const chat = await channel.clientFor(tenant.sessionName).chat.cancel({
+          conversationId,
+          chatId,
           signal: ctx.signal,
           trace: traceOf(ctx),
         });
@@ -213,7 +261,11 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
 }
 
 /** One upstream event as a stream response, or `undefined` for events callers do not see. */
-function streamEvent(event: ChatEvent, started: boolean): ChatStreamResponse | undefined {
+function streamEvent(
+  event: ChatEvent,
+  started: boolean,
+  tenant: Tenant,
+): ChatStreamResponse | undefined {
   switch (event.type) {
     case "chat.created":
     case "chat.in_progress":
@@ -221,7 +273,10 @@ function streamEvent(event: ChatEvent, started: boolean): ChatStreamResponse | u
       return create(ChatStreamResponseSchema, {
         event: {
           case: "started",
-          value: { conversationId: event.chat.conversationId, chatId: event.chat.id },
+          value: {
+            conversationId: sealed(tenant, "conversation", event.chat.conversationId),
+            chatId: sealed(tenant, "chat", event.chat.id),
+          },
         },
       });
     case "message.delta":
@@ -251,21 +306,6 @@ function streamEvent(event: ChatEvent, started: boolean): ChatStreamResponse | u
     default:
       return undefined;
   }
-}
-
-// The default user id of each API key name (a SHA-256 per request otherwise). Names come from
-// the configured keys, so the map stays small; the cap only guards against misuse.
-const userIds = new Map<string, string>();
-
-function userIdOf(caller: Caller | undefined): string {
-  const name = caller?.name ?? "";
-  let id = userIds.get(name);
-  if (id === undefined) {
-    id = defaultUserId(caller);
-    if (userIds.size >= 1024) userIds.clear();
-    userIds.set(name, id);
-  }
-  return id;
 }
 
 function nonEmpty(map: Record<string, string>): Record<string, string> | undefined {

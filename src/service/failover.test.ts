@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { cozeIdOf } from "../../test/support/handles.js";
 import type { GatewayConfig, ModelRoute } from "../config/index.js";
 import { createPools, type Pools } from "../coze/pools.js";
 import { createTokenCache } from "../coze/token-cache.js";
@@ -176,7 +177,7 @@ describe("failover routes", () => {
     );
     expect(channel).toBe("b");
     expect(JSON.parse(value.outputJson).output).toBe("r");
-    expect(b.stats().polls[value.executeId]).toBe(2);
+    expect(b.stats().polls[cozeIdOf(value.executeId)]).toBe(2);
     expect(a.stats().calls["workflow.history"] ?? 0).toBe(0);
   });
 

@@ -1,4 +1,4 @@
-export { type Caller, callerKey, callerOf, defaultUserId, mayUse } from "./caller.js";
+export { type Caller, callerKey, callerOf, mayUse, tenantOf } from "./caller.js";
 export { type Channel, type Channels, type ChannelsOptions, createChannels } from "./channels.js";
 export { chatResponseOf, createChatService } from "./chat-service.js";
 export { errorHeaders, invalidArgument, toConnectError } from "./errors.js";
@@ -19,4 +19,5 @@ export {
   type ServicesOptions,
   serviceRoutes,
 } from "./services.js";
+export { createTenant, type HandleKind, inProcessTenant, type Tenant } from "./tenant.js";
 export { createWorkflowService } from "./workflow-service.js";

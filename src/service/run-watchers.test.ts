@@ -1,5 +1,6 @@
 import { type Client, createClient, createRouterTransport } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cozeIdOf } from "../../test/support/handles.js";
 import { createPools, type Pools } from "../coze/pools.js";
 import { createTokenCache } from "../coze/token-cache.js";
 import { type Demo, startDemo } from "../demo.js";
@@ -54,7 +55,7 @@ describe("async polling budget", () => {
     const results = await Promise.all(watchers);
     for (const events of results) expect(events.at(-1)).toBe("result");
     // Each run finishes on exactly its `polls`-th history read: one loop, not ten.
-    expect(runs.map((id) => demo.emulator.stats().polls[id])).toEqual([3, 3, 4, 5]);
+    expect(runs.map((id) => demo.emulator.stats().polls[cozeIdOf(id)])).toEqual([3, 3, 4, 5]);
   });
 
   it("keeps polling for the others when one watcher leaves", async () => {
@@ -62,22 +63,26 @@ describe("async polling budget", () => {
     const leaving = new AbortController();
     const early = watchToEnd(id, leaving.signal).catch(() => "left");
     const staying = watchToEnd(id);
-    await expect.poll(() => demo.emulator.stats().polls[id] ?? 0).toBeGreaterThanOrEqual(1);
+    await expect
+      .poll(() => demo.emulator.stats().polls[cozeIdOf(id)] ?? 0)
+      .toBeGreaterThanOrEqual(1);
     leaving.abort();
     expect(await early).toBe("left");
     expect((await staying).at(-1)).toBe("result");
-    expect(demo.emulator.stats().polls[id]).toBe(4);
+    expect(demo.emulator.stats().polls[cozeIdOf(id)]).toBe(4);
   });
 
   it("stops polling when the last watcher leaves", async () => {
     const id = await startRun(1_000);
     const ac = new AbortController();
     const watching = watchToEnd(id, ac.signal).catch(() => "left");
-    await expect.poll(() => demo.emulator.stats().polls[id] ?? 0).toBeGreaterThanOrEqual(2);
+    await expect
+      .poll(() => demo.emulator.stats().polls[cozeIdOf(id)] ?? 0)
+      .toBeGreaterThanOrEqual(2);
     ac.abort();
     await watching;
-    const after = demo.emulator.stats().polls[id] ?? 0;
+    const after = demo.emulator.stats().polls[cozeIdOf(id)] ?? 0;
     await new Promise((r) => setTimeout(r, 100)); // five intervals: no further poll may happen
-    expect(demo.emulator.stats().polls[id]).toBeLessThanOrEqual(after + 1);
+    expect(demo.emulator.stats().polls[cozeIdOf(id)]).toBeLessThanOrEqual(after + 1);
   });
 });

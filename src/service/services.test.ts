@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import {
   type Client,
@@ -8,6 +9,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { cozeIdOf, handed } from "../../test/support/handles.js";
 import { createPools, type Pools } from "../coze/pools.js";
 import { createTokenCache } from "../coze/token-cache.js";
 import { type Demo, demoModels, startDemo } from "../demo.js";
@@ -18,13 +20,22 @@ import { RunMode, RunStatus, WorkflowService } from "../gen/cozegateway/v1/workf
 import { type Caller, callerKey } from "./caller.js";
 import { createChannels } from "./channels.js";
 import { createServices } from "./services.js";
+import { createTenant } from "./tenant.js";
 
 const { bots, workflows } = catalog;
+
 const user = (content: string) => create(ChatMessageSchema, { role: Role.USER, content });
 
 let demo: Demo;
 let pools: Pools;
 let caller: Caller | undefined;
+const secret = randomBytes(32);
+/** A caller whose key hashes to `seed` repeated: distinct seeds are distinct keys. */
+const callerNamed = (name: string, models: string[] | undefined, seed = 1): Caller => ({
+  name,
+  models,
+  tenant: createTenant(secret, Buffer.alloc(32, seed)),
+});
 let chat: Client<typeof ChatService>;
 let wf: Client<typeof WorkflowService>;
 let models: Client<typeof ModelService>;
@@ -87,8 +98,8 @@ describe("ChatService", () => {
     const res = await chat.chat({ model: demoModels.bot, messages: [user("hi there")] });
     expect(res.status).toBe(ChatStatus.COMPLETED);
     expect(res.answer).toBe("You said: hi there");
-    expect(res.conversationId).toMatch(/^\d+$/);
-    expect(res.chatId).toMatch(/^\d+$/);
+    expect(res.conversationId).toMatch(handed);
+    expect(res.chatId).toMatch(handed);
     expect(res.usage?.tokenCount).toBeGreaterThan(0);
     expect(res.followUps.length).toBeGreaterThan(0);
     expect(res.messages.map((m) => m.type)).toContain("verbose");
@@ -115,7 +126,7 @@ describe("ChatService", () => {
       user_id: string;
       messages: { role: string; content: string }[];
     };
-    expect(got.user_id).toBe("alice");
+    expect(got.user_id).toMatch(/^gw_/);
     expect(got.messages.map((m) => [m.role, m.content])).toEqual([
       ["user", "Be brief.\n\nfirst"],
       ["assistant", "ok"],
@@ -123,16 +134,22 @@ describe("ChatService", () => {
     ]);
   });
 
-  it("derives a stable user id from the API key when none is given", async () => {
-    caller = { name: "team-a", models: undefined };
-    const a = JSON.parse(
-      (await chat.chat({ model: demoModels.bot, messages: [user("!received")] })).answer,
-    );
-    const b = JSON.parse(
-      (await chat.chat({ model: demoModels.bot, messages: [user("!received")] })).answer,
-    );
-    expect(a.user_id).toMatch(/^gw-[0-9a-f]{24}$/);
-    expect(b.user_id).toBe(a.user_id);
+  it("sends Coze a user id namespaced per key: stable, opaque, never the caller's own text", async () => {
+    const userIdOf = async (userId = "") =>
+      JSON.parse(
+        (await chat.chat({ model: demoModels.bot, messages: [user("!received")], userId })).answer,
+      ).user_id as string;
+    caller = callerNamed("team-a", undefined, 1);
+    const a = await userIdOf();
+    expect(a).toMatch(/^gw_[A-Za-z0-9_-]{22}$/);
+    expect(await userIdOf()).toBe(a);
+    const alice = await userIdOf("alice");
+    expect(alice).toMatch(/^gw_[A-Za-z0-9_-]{22}$/);
+    expect(alice).not.toBe(a);
+    // Another key naming the same end user reaches another Coze user.
+    caller = callerNamed("team-b", undefined, 2);
+    expect(await userIdOf("alice")).not.toBe(alice);
+    expect(await userIdOf()).not.toBe(a);
   });
 
   it("sends images by URL and uploads inline data, referencing it by file id", async () => {
@@ -307,7 +324,7 @@ describe("ChatService", () => {
     expect((await rpcError(chat.chat({ model: "nope", messages: [user("x")] }))).code).toBe(
       Code.NotFound,
     );
-    caller = { name: "limited", models: ["workflow:*"] };
+    caller = callerNamed("limited", ["workflow:*"]);
     const err = await rpcError(chat.chat({ model: demoModels.bot, messages: [user("x")] }));
     expect(err.code).toBe(Code.PermissionDenied);
   });
@@ -406,7 +423,7 @@ describe("WorkflowService", () => {
       output: "later",
       parameters: { input: "later", polls: 2 },
     });
-    expect(demo.emulator.stats().polls[res.executeId]).toBe(2);
+    expect(demo.emulator.stats().polls[cozeIdOf(res.executeId)]).toBe(2);
   });
 
   it("returns the execute id at once in RUN_MODE_ASYNC, and GetWorkflowRun reads the run", async () => {
@@ -416,7 +433,7 @@ describe("WorkflowService", () => {
       parameters: { input: "x", polls: 2 },
     });
     expect(started.status).toBe(RunStatus.RUNNING);
-    expect(started.executeId).toMatch(/^\d+$/);
+    expect(started.executeId).toMatch(handed);
     const first = await wf.getWorkflowRun({
       workflowId: workflows.slowAsync,
       executeId: started.executeId,
@@ -497,7 +514,7 @@ describe("WorkflowService", () => {
   it("reports an interrupted sync run as INTERRUPTED with the question", async () => {
     const res = await wf.runWorkflow({ model: demoModels.interrupt });
     expect(res.status).toBe(RunStatus.INTERRUPTED);
-    expect(res.interrupt?.eventId).toMatch(/^\d+\/\d+$/);
+    expect(res.interrupt?.eventId).toMatch(handed);
   });
 
   it("never reports a failed run as success", async () => {
@@ -520,7 +537,8 @@ describe("WorkflowService", () => {
     const badId = await rpcError(
       wf.getWorkflowRun({ model: demoModels.workflow, executeId: "x1" }),
     );
-    expect(badId.rawMessage).toBe("execute_id: must be a Coze id (digits)");
+    expect(badId.code).toBe(Code.NotFound);
+    expect(badId.rawMessage).toBe("execute_id: no workflow run with this id");
     const bot = await rpcError(wf.runWorkflow({ model: demoModels.bot }));
     expect(bot.code).toBe(Code.InvalidArgument);
     const noEvent = await rpcError(wf.resumeWorkflow({ model: demoModels.interrupt }));
@@ -537,7 +555,7 @@ describe("ModelService", () => {
       demoModels.tool,
     ]);
     expect(all.models[0]?.kind).toBe(ModelKind.BOT);
-    caller = { name: "limited", models: ["coze-r*"] };
+    caller = callerNamed("limited", ["coze-r*"]);
     const limited = await models.listModels({});
     expect(limited.models.map((m) => m.name)).toEqual([demoModels.reasoning]);
   });

@@ -19,13 +19,14 @@ import {
   type WorkflowResultSchema,
   type WorkflowService,
 } from "../gen/cozegateway/v1/workflow_pb.js";
-import { callerOf } from "./caller.js";
-import { usageOf } from "./chat-service.js";
+import { callerOf, tenantOf } from "./caller.js";
+import { opened, usageOf } from "./chat-service.js";
 import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
 import { onFirstChannel, openOnFirstChannel } from "./failover.js";
 import { traceOf } from "./request-context.js";
 import type { Router, Target } from "./routing.js";
 import { createRunWatchers, type RunWatchers } from "./run-watchers.js";
+import type { Tenant } from "./tenant.js";
 
 /** Options for {@link createWorkflowService}. */
 export interface WorkflowServiceOptions {
@@ -45,8 +46,22 @@ function outputFields(output: WorkflowOutput | undefined) {
   };
 }
 
-function interruptOf(i: CozeInterrupt): MessageInitShape<typeof WorkflowInterruptSchema> {
-  return { eventId: i.eventId, type: i.type, question: i.data, nodeTitle: i.nodeTitle ?? "" };
+/** The interrupt, its event id sealed to the tenant that may resume it. */
+function interruptOf(
+  i: CozeInterrupt,
+  tenant: Tenant,
+): MessageInitShape<typeof WorkflowInterruptSchema> {
+  return {
+    eventId: tenant.seal("interrupt", i.eventId),
+    type: i.type,
+    question: i.data,
+    nodeTitle: i.nodeTitle ?? "",
+  };
+}
+
+/** A run's execute id as handed out: sealed to `tenant`; `""` when Coze gave none. */
+function runId(tenant: Tenant, executeId: string | undefined): string {
+  return executeId ? tenant.seal("run", executeId) : "";
 }
 
 const statusOf: Record<WorkflowRun["status"], RunStatus> = {
@@ -67,7 +82,10 @@ type RelayEvent =
  * last event), and at `Done` the result, whose output is the last node message (the End node's,
  * coze-api.md §5.2).
  */
-async function* relay(events: AsyncIterable<WorkflowEvent>): AsyncGenerator<RelayEvent, void> {
+async function* relay(
+  events: AsyncIterable<WorkflowEvent>,
+  tenant: Tenant,
+): AsyncGenerator<RelayEvent, void> {
   let last: Extract<WorkflowEvent, { type: "message" }> | undefined;
   for await (const e of events) {
     if (e.type === "message") {
@@ -83,7 +101,7 @@ async function* relay(events: AsyncIterable<WorkflowEvent>): AsyncGenerator<Rela
         },
       };
     } else if (e.type === "interrupt") {
-      yield { case: "interrupt", value: interruptOf(e.interrupt) };
+      yield { case: "interrupt", value: interruptOf(e.interrupt, tenant) };
     } else if (e.type === "done") {
       const output = last && { text: last.content, value: tryParse(last.content) };
       yield {
@@ -157,6 +175,7 @@ export function createWorkflowService(
     ctx: HandlerContext,
   ): AsyncGenerator<WatchWorkflowResponse> {
     const started = now();
+    const handed = runId(tenantOf(ctx), executeId);
     // Watchers of one run share its poll loop (issue #6: one poll per run per interval).
     const ticks = watchers.watch(t.channel, t.id, executeId, ctx.signal);
     let final: WorkflowRun | undefined;
@@ -166,7 +185,7 @@ export function createWorkflowService(
         event: {
           case: "progress",
           value: {
-            executeId,
+            executeId: handed,
             status: statusOf[tick.value.status],
             elapsedMs: Math.min(now() - started, 0xffffffff),
             polls: tick.poll,
@@ -175,7 +194,7 @@ export function createWorkflowService(
       });
     }
     yield create(WatchWorkflowResponseSchema, {
-      event: { case: "result", value: resultOf(executeId, final) },
+      event: { case: "result", value: resultOf(handed, final) },
     });
   }
 
@@ -191,6 +210,7 @@ export function createWorkflowService(
       try {
         const t = target(req, ctx, false);
         checkRunFields(req);
+        const tenant = tenantOf(ctx);
         const mode =
           req.mode === RunMode.UNSPECIFIED
             ? t.kind === "workflow_async"
@@ -200,24 +220,24 @@ export function createWorkflowService(
         if (mode === RunMode.ASYNC || mode === RunMode.ASYNC_WAIT) {
           // Failover covers the start only: once a channel accepted the run, it is polled there.
           const { value: started, target: used } = await onFirstChannel(t, (c) =>
-            c.channel.client.workflows.start(runRequest(c, req, ctx)),
+            c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
           );
           ctx.responseHeader.set(channelHeader, used.channel.name);
           if (mode === RunMode.ASYNC) {
             return {
-              executeId: started.executeId,
+              executeId: runId(tenant, started.executeId),
               status: RunStatus.RUNNING,
               debugUrl: started.debugUrl ?? "",
             };
           }
-          const done = await used.channel.client.workflows.wait({
+          const done = await used.channel.clientFor(tenant.sessionName).workflows.wait({
             workflowId: used.id,
             executeId: started.executeId,
             signal: ctx.signal,
             trace: traceOf(ctx),
           });
           return {
-            executeId: done.executeId,
+            executeId: runId(tenant, done.executeId),
             status: RunStatus.SUCCEEDED,
             ...outputFields(done.output),
             debugUrl: done.debugUrl ?? "",
@@ -225,16 +245,16 @@ export function createWorkflowService(
           };
         }
         const { value: result, target: used } = await onFirstChannel(t, (c) =>
-          c.channel.client.workflows.run(runRequest(c, req, ctx)),
+          c.channel.clientFor(tenant.sessionName).workflows.run(runRequest(c, req, ctx)),
         );
         ctx.responseHeader.set(channelHeader, used.channel.name);
         return {
-          executeId: result.executeId ?? "",
+          executeId: runId(tenant, result.executeId),
           status: result.interrupt ? RunStatus.INTERRUPTED : RunStatus.SUCCEEDED,
           ...outputFields(result.interrupt ? undefined : result.output),
           debugUrl: result.debugUrl ?? "",
           usage: usageOf(result.usage),
-          interrupt: result.interrupt && interruptOf(result.interrupt),
+          interrupt: result.interrupt && interruptOf(result.interrupt, tenant),
         };
       } catch (err) {
         throw toConnectError(err);
@@ -244,27 +264,27 @@ export function createWorkflowService(
     async *watchWorkflow(req, ctx) {
       try {
         const t = target(req, ctx, req.executeId !== "");
+        const tenant = tenantOf(ctx);
         if (req.executeId !== "") {
-          if (!/^\d+$/.test(req.executeId))
-            throw invalidArgument("execute_id", "must be a Coze id (digits)");
+          const executeId = opened(tenant, "run", "execute_id", req.executeId);
           ctx.responseHeader.set(channelHeader, t.channel.name);
-          yield* attach(t, req.executeId, ctx);
+          yield* attach(t, executeId, ctx);
           return;
         }
         checkRunFields(req);
         if (t.kind === "workflow_async") {
           const { value: started, target: used } = await onFirstChannel(t, (c) =>
-            c.channel.client.workflows.start(runRequest(c, req, ctx)),
+            c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
           );
           ctx.responseHeader.set(channelHeader, used.channel.name);
           yield* attach(used, started.executeId, ctx);
           return;
         }
         const { events, target: used } = await openOnFirstChannel(t, (c) =>
-          c.channel.client.workflows.stream(runRequest(c, req, ctx)),
+          c.channel.clientFor(tenant.sessionName).workflows.stream(runRequest(c, req, ctx)),
         );
         ctx.responseHeader.set(channelHeader, used.channel.name);
-        for await (const e of relay(events)) {
+        for await (const e of relay(events, tenant)) {
           yield create(WatchWorkflowResponseSchema, { event: e });
         }
       } catch (err) {
@@ -276,16 +296,18 @@ export function createWorkflowService(
       try {
         const t = target(req, ctx, true);
         if (req.eventId === "") throw invalidArgument("event_id", "is required");
+        const tenant = tenantOf(ctx);
+        const eventId = opened(tenant, "interrupt", "event_id", req.eventId);
         ctx.responseHeader.set(channelHeader, t.channel.name);
-        const events = t.channel.client.workflows.resume({
+        const events = t.channel.clientFor(tenant.sessionName).workflows.resume({
           workflowId: t.id,
-          eventId: req.eventId,
+          eventId,
           resumeData: req.resumeData,
           interruptType: req.interruptType,
           signal: ctx.signal,
           trace: traceOf(ctx),
         });
-        for await (const e of relay(events)) {
+        for await (const e of relay(events, tenant)) {
           yield create(ResumeWorkflowResponseSchema, { event: e });
         }
       } catch (err) {
@@ -296,16 +318,17 @@ export function createWorkflowService(
     async getWorkflowRun(req, ctx) {
       try {
         const t = target(req, ctx, true);
-        if (!/^\d+$/.test(req.executeId))
-          throw invalidArgument("execute_id", "must be a Coze id (digits)");
-        const run = await t.channel.client.workflows.getRun({
+        if (req.executeId === "") throw invalidArgument("execute_id", "is required");
+        const tenant = tenantOf(ctx);
+        const executeId = opened(tenant, "run", "execute_id", req.executeId);
+        const run = await t.channel.clientFor(tenant.sessionName).workflows.getRun({
           workflowId: t.id,
-          executeId: req.executeId,
+          executeId,
           signal: ctx.signal,
           trace: traceOf(ctx),
         });
         return {
-          executeId: run.executeId,
+          executeId: runId(tenant, run.executeId),
           status: statusOf[run.status],
           ...outputFields(run.status === "success" ? run.output : undefined),
           errorCode: run.errorCode ?? "",

@@ -37,6 +37,7 @@ export async function startGatewayProcess(options: {
     `server:
   port: 0
 ${(options.server ?? "").replace(/^/gm, "  ")}
+server_secret: gateway-process-test-secret-0123456789abcdef
 api_keys:
   - name: test
     key: ${options.callerKey}
