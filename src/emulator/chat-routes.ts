@@ -13,6 +13,7 @@ import {
   ApiError,
   badRequest,
   type Ctx,
+  conversationNotFound,
   notFound,
   queryParam,
   readJson,
@@ -28,7 +29,7 @@ const busy = () =>
 
 /**
  * `POST /v3/chat` (§4.1): `conversation_id` in the query (empty = absent, §1.6); a new
- * conversation when absent, 4200 when unknown, 4016 while another chat of it runs. Stream:
+ * conversation when absent, 4002 when unknown, 4016 while another chat of it runs. Stream:
  * the SSE of §4.5. Non-stream: the Chat object in `in_progress` at once, completed in the
  * background through `in_progress` (§4.4: py polls only while `in_progress`).
  */
@@ -130,7 +131,7 @@ export async function handleSubmitToolOutputs(state: EmulatorState, ctx: Ctx): P
   await startTurn(state, ctx, chat, answer(`The tool said: ${said}`), body.stream === true, false);
 }
 
-/** The conversation of `id`, or a new one when `id` is absent; 4200 when unknown. */
+/** The conversation of `id`, or a new one when `id` is absent; 4002 when unknown (§16.5). */
 export function conversationFor(state: EmulatorState, id: string | undefined): Conversation {
   if (id === undefined) {
     const fresh = { id: newId(), sectionId: "", history: [] };
@@ -139,7 +140,7 @@ export function conversationFor(state: EmulatorState, id: string | undefined): C
     return fresh;
   }
   const found = state.conversations.get(id);
-  if (!found) throw notFound(`conversation ${id} not found`);
+  if (!found) throw conversationNotFound(id);
   return found;
 }
 
@@ -217,6 +218,10 @@ async function chatFrom(
   return lookupChat(state, pick("conversation_id"), pick("chat_id"));
 }
 
+/**
+ * The chat `chatId` of conversation `conversationId`: 4002 when the conversation is unknown
+ * (§16.5), 4200 when it has no such chat.
+ */
 function lookupChat(
   state: EmulatorState,
   conversationId: string | undefined,
@@ -224,6 +229,12 @@ function lookupChat(
 ): ChatRecord {
   if (!conversationId || !chatId) throw badRequest("conversation_id and chat_id are required");
   const chat = state.chats.get(chatId);
-  if (!chat || chat.conversation.id !== conversationId) throw notFound(`chat ${chatId} not found`);
+  // The chat's own link first: its conversation may have left the bounded store before it did.
+  const conversation =
+    chat?.conversation.id === conversationId
+      ? chat.conversation
+      : state.conversations.get(conversationId);
+  if (!conversation) throw conversationNotFound(conversationId);
+  if (!chat || chat.conversation !== conversation) throw notFound(`chat ${chatId} not found`);
   return chat;
 }
