@@ -8,6 +8,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  APIError,
   AuthenticationError,
   ChatEventType,
   ChatStatus,
@@ -32,13 +33,14 @@ beforeAll(async () => {
 });
 afterAll(() => emulator.close());
 
-function jwtToken(aud = emulator.host) {
+function jwtToken(aud = emulator.host, sessionName?: string) {
   return getJWTToken({
     baseURL: emulator.url,
     appId: app.clientId,
     aud,
     keyid: app.publicKeyId,
     privateKey: app.privateKeyPem,
+    ...(sessionName === undefined ? {} : { sessionName }),
   });
 }
 
@@ -55,6 +57,47 @@ describe("@coze/api against the emulator", () => {
     const error = await jwtToken("api.coze.com").catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AuthenticationError);
     expect((error as AuthenticationError).rawError).toMatchObject({ error_code: "invalid_client" });
+  });
+
+  it("getJWTToken with sessionName: two end users cannot see each other's conversations", async () => {
+    const before = emulator.stats().tokensBySession;
+    const [alice, bob] = await Promise.all(
+      ["alice", "bob"].map(async (sessionName) => {
+        const token = await jwtToken(emulator.host, sessionName);
+        return new CozeAPI({ token: token.access_token, baseURL: emulator.url });
+      }),
+    );
+    const after = emulator.stats().tokensBySession;
+    expect([after.alice, after.bob]).toEqual([(before.alice ?? 0) + 1, (before.bob ?? 0) + 1]);
+    const { chat } = await alice.chat.createAndPoll({
+      bot_id: catalog.bots.echo,
+      additional_messages: [user("mine")],
+    });
+    const follow = await alice.chat.createAndPoll({
+      bot_id: catalog.bots.echo,
+      conversation_id: chat.conversation_id,
+      additional_messages: [user("still mine")],
+    });
+    expect(follow.chat.conversation_id).toBe(chat.conversation_id);
+    const refusals = await Promise.all([
+      bob.chat
+        .create({
+          bot_id: catalog.bots.echo,
+          conversation_id: chat.conversation_id,
+          additional_messages: [user("let me in")],
+        })
+        .catch((e: unknown) => e),
+      bob.chat.retrieve(chat.conversation_id, chat.id).catch((e: unknown) => e),
+      bob.chat.messages.list(chat.conversation_id, chat.id).catch((e: unknown) => e),
+      bob.chat.cancel(chat.conversation_id, chat.id).catch((e: unknown) => e),
+    ]);
+    for (const refusal of refusals) {
+      expect(refusal).toBeInstanceOf(APIError);
+      expect((refusal as APIError).code).toBe(4002);
+    }
+    expect((await alice.chat.retrieve(chat.conversation_id, chat.id)).status).toBe(
+      ChatStatus.COMPLETED,
+    );
   });
 
   it("chat.stream yields the echo answer in deltas, then completed and done", async () => {

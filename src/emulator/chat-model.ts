@@ -1,3 +1,5 @@
+import type { TokenOwner } from "./tokens.js";
+
 /** Chat status values on the wire ("canceled" with one "l", §4.2). */
 export type ChatStatus =
   | "created"
@@ -34,6 +36,11 @@ export interface ToolCall {
 /** A conversation: its history feeds later chats (§4.1). */
 export interface Conversation {
   id: string;
+  /**
+   * The app and `session_name` of the token that created it: only tokens of exactly this pair
+   * see it and its chats and messages (§12.2).
+   */
+  owner: TokenOwner;
   sectionId: string;
   history: HistoryItem[];
   /** The chat still running (created/in_progress) in this conversation: a second one is 4016. */

@@ -13,6 +13,7 @@ import {
   ApiError,
   badRequest,
   type Ctx,
+  conversationNotFound,
   notFound,
   queryParam,
   readJson,
@@ -21,6 +22,7 @@ import {
 import { newId } from "./ids.js";
 import { openSse } from "./sse.js";
 import { type EmulatorState, remember } from "./state.js";
+import type { TokenOwner } from "./tokens.js";
 
 /** A conversation that already runs a chat (docs:chat_v3.md:37, §1.5). */
 const busy = () =>
@@ -28,11 +30,12 @@ const busy = () =>
 
 /**
  * `POST /v3/chat` (§4.1): `conversation_id` in the query (empty = absent, §1.6); a new
- * conversation when absent, 4200 when unknown, 4016 while another chat of it runs. Stream:
- * the SSE of §4.5. Non-stream: the Chat object in `in_progress` at once, completed in the
- * background through `in_progress` (§4.4: py polls only while `in_progress`).
+ * conversation when absent, 4002 when unknown or another app's or session's (§12.2), 4016 while
+ * another chat of it runs. Stream: the SSE of §4.5. Non-stream: the Chat object in `in_progress`
+ * at once, completed in the background through `in_progress` (§4.4: py polls only while
+ * `in_progress`).
  */
-export async function handleChat(state: EmulatorState, ctx: Ctx): Promise<void> {
+export async function handleChat(state: EmulatorState, ctx: Ctx, token: TokenOwner): Promise<void> {
   const body = await readJson(ctx);
   const botId = optionalId(body.bot_id);
   if (!botId) throw badRequest("bot_id is required");
@@ -49,7 +52,7 @@ export async function handleChat(state: EmulatorState, ctx: Ctx): Promise<void> 
   const metaData = optionalMap(body.meta_data, "meta_data");
   const parameters = optionalMap(body.parameters, "parameters");
   // Everything is validated before a new conversation is created.
-  const conversation = conversationFor(state, queryParam(ctx, "conversation_id"));
+  const conversation = conversationFor(state, token, queryParam(ctx, "conversation_id"));
   const input: TurnInput = {
     userId,
     history: [...conversation.history],
@@ -64,13 +67,21 @@ export async function handleChat(state: EmulatorState, ctx: Ctx): Promise<void> 
 }
 
 /** `GET|POST /v3/chat/retrieve?conversation_id&chat_id` (§4.4, both methods, §9). */
-export async function handleRetrieve(state: EmulatorState, ctx: Ctx): Promise<void> {
-  sendData(ctx, chatWire(await chatFrom(state, ctx, "query")));
+export async function handleRetrieve(
+  state: EmulatorState,
+  ctx: Ctx,
+  token: TokenOwner,
+): Promise<void> {
+  sendData(ctx, chatWire(await chatFrom(state, ctx, token, "query")));
 }
 
 /** `GET /v3/chat/message/list?conversation_id&chat_id`: an array of Messages (§4.4). */
-export async function handleMessages(state: EmulatorState, ctx: Ctx): Promise<void> {
-  const chat = await chatFrom(state, ctx, "query");
+export async function handleMessages(
+  state: EmulatorState,
+  ctx: Ctx,
+  token: TokenOwner,
+): Promise<void> {
+  const chat = await chatFrom(state, ctx, token, "query");
   sendData(
     ctx,
     chat.messages.map((m) => messageWire(chat, m)),
@@ -82,8 +93,12 @@ export async function handleMessages(state: EmulatorState, ctx: Ctx): Promise<vo
  * already completed, failed or was canceled (§1.5). A chat waiting for tool outputs
  * (`requires_action`) can still be canceled: nothing else would ever end it.
  */
-export async function handleCancel(state: EmulatorState, ctx: Ctx): Promise<void> {
-  const chat = await chatFrom(state, ctx, "body");
+export async function handleCancel(
+  state: EmulatorState,
+  ctx: Ctx,
+  token: TokenOwner,
+): Promise<void> {
+  const chat = await chatFrom(state, ctx, token, "body");
   if (isTerminal(chat.status)) {
     throw new ApiError(4104, "The chat has already finished and cannot be canceled.");
   }
@@ -97,9 +112,18 @@ export async function handleCancel(state: EmulatorState, ctx: Ctx): Promise<void
  * chat created with `auto_save_history:false` is refused with 5000 (docs:chat_v3.md:46). The
  * same chat then answers `The tool said: <output>`; the stream starts at `in_progress`.
  */
-export async function handleSubmitToolOutputs(state: EmulatorState, ctx: Ctx): Promise<void> {
+export async function handleSubmitToolOutputs(
+  state: EmulatorState,
+  ctx: Ctx,
+  token: TokenOwner,
+): Promise<void> {
   const body = await readJson(ctx);
-  const chat = lookupChat(state, queryParam(ctx, "conversation_id"), queryParam(ctx, "chat_id"));
+  const chat = lookupChat(
+    state,
+    token,
+    queryParam(ctx, "conversation_id"),
+    queryParam(ctx, "chat_id"),
+  );
   const pending = chat.requiredAction;
   if (chat.status !== "requires_action" || !pending) {
     throw badRequest("the chat is not waiting for tool outputs");
@@ -130,17 +154,33 @@ export async function handleSubmitToolOutputs(state: EmulatorState, ctx: Ctx): P
   await startTurn(state, ctx, chat, answer(`The tool said: ${said}`), body.stream === true, false);
 }
 
-/** The conversation of `id`, or a new one when `id` is absent; 4200 when unknown. */
-export function conversationFor(state: EmulatorState, id: string | undefined): Conversation {
+/**
+ * The conversation of `id`, or a new one owned by `token` when `id` is absent. 4002 when it is
+ * unknown (§16.5) or belongs to another app or `session_name` (§12.2): both read the same, so a
+ * session cannot probe for other sessions' ids.
+ */
+export function conversationFor(
+  state: EmulatorState,
+  token: TokenOwner,
+  id: string | undefined,
+): Conversation {
   if (id === undefined) {
-    const fresh = { id: newId(), sectionId: "", history: [] };
+    const owner: TokenOwner = { clientId: token.clientId };
+    if (token.sessionName !== undefined) owner.sessionName = token.sessionName;
+    const fresh: Conversation = { id: newId(), owner, sectionId: "", history: [] };
     fresh.sectionId = fresh.id;
     remember(state.conversations, fresh.id, fresh);
     return fresh;
   }
   const found = state.conversations.get(id);
-  if (!found) throw notFound(`conversation ${id} not found`);
+  if (!found || !owns(token, found)) throw conversationNotFound(id);
   return found;
+}
+
+/** Whether `token` may see `conversation` and its chats: same app, same session or none (§12.2). */
+function owns(token: TokenOwner, conversation: Conversation): boolean {
+  const { owner } = conversation;
+  return owner.clientId === token.clientId && owner.sessionName === token.sessionName;
 }
 
 /**
@@ -206,6 +246,7 @@ async function startTurn(
 async function chatFrom(
   state: EmulatorState,
   ctx: Ctx,
+  token: TokenOwner,
   where: "query" | "body",
 ): Promise<ChatRecord> {
   // Both places are read: py/js post retrieve with query only, cancel sends a JSON body (§4.4).
@@ -214,16 +255,28 @@ async function chatFrom(
     where === "query"
       ? (queryParam(ctx, name) ?? optionalId(body[name]))
       : (optionalId(body[name]) ?? queryParam(ctx, name));
-  return lookupChat(state, pick("conversation_id"), pick("chat_id"));
+  return lookupChat(state, token, pick("conversation_id"), pick("chat_id"));
 }
 
+/**
+ * The chat `chatId` of conversation `conversationId`: 4002 when the conversation is unknown
+ * (§16.5) or not `token`'s (§12.2: a chat belongs to its conversation's owner), 4200 when it has
+ * no such chat.
+ */
 function lookupChat(
   state: EmulatorState,
+  token: TokenOwner,
   conversationId: string | undefined,
   chatId: string | undefined,
 ): ChatRecord {
   if (!conversationId || !chatId) throw badRequest("conversation_id and chat_id are required");
   const chat = state.chats.get(chatId);
-  if (!chat || chat.conversation.id !== conversationId) throw notFound(`chat ${chatId} not found`);
+  // The chat's own link first: its conversation may have left the bounded store before it did.
+  const conversation =
+    chat?.conversation.id === conversationId
+      ? chat.conversation
+      : state.conversations.get(conversationId);
+  if (!conversation || !owns(token, conversation)) throw conversationNotFound(conversationId);
+  if (!chat || chat.conversation !== conversation) throw notFound(`chat ${chatId} not found`);
   return chat;
 }

@@ -157,7 +157,7 @@ describe("POST /v3/chat stream", () => {
     });
   });
 
-  it("treats an empty conversation_id as absent and refuses an unknown one with 4200", async () => {
+  it("treats an empty conversation_id as absent and refuses an unknown one with 4002", async () => {
     const fresh = await chat({ bot_id: catalog.bots.echo, additional_messages: [user("x")] }, "");
     expect(fresh.json().code).toBe(0);
     const unknown = await chat(
@@ -165,7 +165,7 @@ describe("POST /v3/chat stream", () => {
       "7000000000000000000",
     );
     expect(unknown.json()).toMatchObject({
-      code: 4200,
+      code: 4002,
       detail: { logid: unknown.headers.get("x-tt-logid") },
     });
   });

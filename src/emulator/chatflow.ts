@@ -13,7 +13,8 @@ import { debugUrl } from "./workflow-model.js";
 /**
  * `POST /v1/workflows/chat` (§5.6): the chatflow answers in the chat SSE format with a space
  * after the colon, Chat objects without `bot_id`, and `done` data `{debug_url}` as recorded
- * (py:tests/testdata/workflows_chat_stream_resp.txt). `conversation_id` is in the body here.
+ * (py:tests/testdata/workflows_chat_stream_resp.txt). `conversation_id` is in the body here;
+ * an unknown one, or one of another app or `session_name`, is 4002 (§12.2, §16.5).
  * The chatflow echoes the last user message like the echo bot (no follow-ups: the recording has
  * none). Validation: `workflow_id` (4000 missing, 4200 unknown, 4000 not a chatflow), not both
  * `bot_id` and `app_id`, at least one text message (≤50).
@@ -38,7 +39,7 @@ export async function handleWorkflowChat(
   });
   if (messages.length === 0) throw badRequest("additional_messages is required");
   const ext = optionalMap(body.ext, "ext");
-  const conversation = conversationFor(state, optionalId(body.conversation_id));
+  const conversation = conversationFor(state, token, optionalId(body.conversation_id));
   const input: TurnInput = {
     userId: unset(ext.user_id) ? token.clientId : String(ext.user_id),
     history: [...conversation.history],

@@ -16,12 +16,17 @@ export interface AppJwtClaims {
   exp?: number;
   /** Default: 32 random bytes as hex. */
   jti?: string;
+  /**
+   * End-user id for conversation isolation (§2.1, §12.2); default: no claim. Any JSON value is
+   * sent as given, to build invalid JWTs; the SDKs send a string.
+   */
+  session_name?: unknown;
 }
 
 /**
  * Signs the JWT a Coze service app sends to the token endpoint (§2.1): RS256 with header
- * `{alg, typ:"JWT", kid}` and claims `iss`, `aud`, `iat`, `exp`, `jti`. For tests and demos:
- * every claim can be overridden to build invalid tokens. `nowMs` defaults to `Date.now()`.
+ * `{alg, typ:"JWT", kid}` and claims `iss`, `aud`, `iat`, `exp`, `jti`, plus `session_name` when
+ * given. For tests and demos: every claim can be overridden to build invalid tokens. `nowMs` defaults to `Date.now()`.
  */
 export async function signAppJwt(
   app: Pick<GeneratedApp, "clientId" | "publicKeyId" | "privateKeyPem">,
@@ -30,7 +35,9 @@ export async function signAppJwt(
 ): Promise<string> {
   const key = await importPKCS8(app.privateKeyPem, "RS256");
   const iat = claims.iat ?? Math.floor(nowMs / 1000);
-  return new SignJWT({ jti: claims.jti ?? randomBytes(32).toString("hex") })
+  const payload: Record<string, unknown> = { jti: claims.jti ?? randomBytes(32).toString("hex") };
+  if (claims.session_name !== undefined) payload.session_name = claims.session_name;
+  return new SignJWT(payload)
     .setProtectedHeader({ alg: "RS256", typ: "JWT", kid: claims.kid ?? app.publicKeyId })
     .setIssuer(claims.iss ?? app.clientId)
     .setAudience(claims.aud)

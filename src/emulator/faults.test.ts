@@ -255,6 +255,7 @@ describe("stats and the admin surface", () => {
     expect(emulator.stats()).toEqual({
       tokenRequests: 0,
       tokensIssued: 0,
+      tokensBySession: {},
       calls: {},
       polls: {},
       openStreams: 0,

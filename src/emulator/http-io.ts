@@ -38,6 +38,14 @@ export function notFound(msg: string): ApiError {
   return new ApiError(4200, msg);
 }
 
+/**
+ * Invalid conversation, code 4002: "wrong id or no permission" (cozedocs:coze_error_codes.md via
+ * §16.5), also what another session gets for someone else's conversation (§12.2).
+ */
+export function conversationNotFound(id: string): ApiError {
+  return new ApiError(4002, `conversation ${id} not found`);
+}
+
 /** Largest request body read: the documented request limit is 20 MB (§5.1). */
 const MAX_BODY = 20 * 1024 * 1024;
 

@@ -33,15 +33,24 @@ export interface JwtCheck {
   usedJti: Map<string, number>;
 }
 
+/** A verified token request JWT: the app that signed it and the end user it names, if any. */
+export interface VerifiedJwt {
+  app: RegisteredApp;
+  /** The `session_name` claim (§2.1, §12.2); absent when the claim is absent or `""`. */
+  sessionName?: string;
+}
+
 const invalid = (message: string) => new OAuthError(401, "invalid_client", message);
 
 /**
  * Verifies the JWT of a token request as §7.1 lists: RS256 signature with the key chosen by
  * `kid`, `iss` = that app's client id, `aud` accepted, `iat <= now < exp` within
  * {@link JWT_SKEW_SECONDS}, and a `jti` never seen before (the JWT is single use,
- * docs:oauth_jwt.md:193). Throws {@link OAuthError} `invalid_client` (HTTP 401) otherwise.
+ * docs:oauth_jwt.md:193). Throws {@link OAuthError} `invalid_client` (HTTP 401) otherwise, and
+ * `invalid_request` (HTTP 400, §2.4) when the optional `session_name` claim is not a string;
+ * neither burns the `jti`.
  */
-export async function verifyClientJwt(jwt: string, check: JwtCheck): Promise<RegisteredApp> {
+export async function verifyClientJwt(jwt: string, check: JwtCheck): Promise<VerifiedJwt> {
   let header: ReturnType<typeof decodeProtectedHeader>;
   try {
     header = decodeProtectedHeader(jwt);
@@ -79,6 +88,12 @@ export async function verifyClientJwt(jwt: string, check: JwtCheck): Promise<Reg
   if (typeof jti !== "string" || jti === "") throw invalid("JWT jti is required");
   for (const [used, until] of check.usedJti) if (until < check.nowMs) check.usedJti.delete(used);
   if (check.usedJti.has(jti)) throw invalid("JWT jti has already been used");
+  // §2.1: `session_name` is an optional string; the docs' error table has no better code than
+  // invalid_request for a claim of the wrong type (§2.4).
+  const session = claims.session_name;
+  if (session !== undefined && typeof session !== "string") {
+    throw new OAuthError(400, "invalid_request", "invalid request: session_name");
+  }
   check.usedJti.set(jti, (exp + JWT_SKEW_SECONDS) * 1000);
-  return app;
+  return session ? { app, sessionName: session } : { app };
 }

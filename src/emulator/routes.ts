@@ -29,22 +29,22 @@ type Handler = NonNullable<Route["handle"]>;
 
 const fixed: Record<string, Route> = {
   "POST /api/permission/oauth2/token": { endpoint: "token" },
-  "POST /v3/chat": { endpoint: "chat", handle: (s, c) => handleChat(s, c) },
+  "POST /v3/chat": { endpoint: "chat", handle: handleChat },
   // GET per spec/docs/go, POST in py/js (§4.4, §9): both are served.
-  "GET /v3/chat/retrieve": { endpoint: "chat.retrieve", handle: (s, c) => handleRetrieve(s, c) },
-  "POST /v3/chat/retrieve": { endpoint: "chat.retrieve", handle: (s, c) => handleRetrieve(s, c) },
+  "GET /v3/chat/retrieve": { endpoint: "chat.retrieve", handle: handleRetrieve },
+  "POST /v3/chat/retrieve": { endpoint: "chat.retrieve", handle: handleRetrieve },
   "GET /v3/chat/message/list": {
     endpoint: "chat.messages",
-    handle: (s, c) => handleMessages(s, c),
+    handle: handleMessages,
   },
   "POST /v3/chat/message/list": {
     endpoint: "chat.messages",
-    handle: (s, c) => handleMessages(s, c),
+    handle: handleMessages,
   },
-  "POST /v3/chat/cancel": { endpoint: "chat.cancel", handle: (s, c) => handleCancel(s, c) },
+  "POST /v3/chat/cancel": { endpoint: "chat.cancel", handle: handleCancel },
   "POST /v3/chat/submit_tool_outputs": {
     endpoint: "chat.submit_tool_outputs",
-    handle: (s, c) => handleSubmitToolOutputs(s, c),
+    handle: handleSubmitToolOutputs,
   },
   "POST /v1/workflow/run": { endpoint: "workflow.run", handle: handleRun },
   "POST /v1/workflow/stream_run": { endpoint: "workflow.stream_run", handle: handleStreamRun },

@@ -6,7 +6,8 @@ export interface StatsRecorder {
   poll(executeId: string): void;
   streamOpened(): void;
   streamClosed(): void;
-  tokenIssued(): void;
+  /** A token was issued for a JWT with this `session_name` (`undefined`: none, §12.2). */
+  tokenIssued(sessionName: string | undefined): void;
   chatCreated(): void;
   workflowRunStarted(): void;
   snapshot(): EmulatorStats;
@@ -18,6 +19,8 @@ export interface StatsRecorder {
 export function createStats(): StatsRecorder {
   let s = zero();
   let open = 0;
+  // A Map, not an object: session names are client-chosen strings ("__proto__" included).
+  let bySession = new Map<string, number>();
   return {
     call(endpoint) {
       s.calls[endpoint] = (s.calls[endpoint] ?? 0) + 1;
@@ -32,8 +35,10 @@ export function createStats(): StatsRecorder {
     streamClosed() {
       open -= 1;
     },
-    tokenIssued() {
+    tokenIssued(sessionName) {
       s.tokensIssued += 1;
+      const key = sessionName ?? "";
+      bySession.set(key, (bySession.get(key) ?? 0) + 1);
     },
     chatCreated() {
       s.chatsCreated += 1;
@@ -42,10 +47,17 @@ export function createStats(): StatsRecorder {
       s.workflowRunsStarted += 1;
     },
     snapshot() {
-      return { ...s, calls: { ...s.calls }, polls: { ...s.polls }, openStreams: open };
+      return {
+        ...s,
+        tokensBySession: Object.fromEntries(bySession),
+        calls: { ...s.calls },
+        polls: { ...s.polls },
+        openStreams: open,
+      };
     },
     reset() {
       s = zero();
+      bySession = new Map();
     },
   };
 }
@@ -54,6 +66,7 @@ function zero(): EmulatorStats {
   return {
     tokenRequests: 0,
     tokensIssued: 0,
+    tokensBySession: {},
     calls: {},
     polls: {},
     openStreams: 0,

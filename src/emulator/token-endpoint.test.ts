@@ -170,6 +170,41 @@ describe("token endpoint", () => {
     expect(negative.body.error_code).toBe("invalid_request");
   });
 
+  it("records each issued token's session_name, none for an absent or empty claim", async () => {
+    const before = emulator.stats().tokensBySession;
+    for (const session_name of ["user-a", "user-a", "user-b", "", undefined]) {
+      const jwt = await signAppJwt(app, { aud: emulator.host, session_name });
+      expect((await exchange(jwt)).status, String(session_name)).toBe(200);
+    }
+    const after = emulator.stats().tokensBySession;
+    const delta = (key: string) => (after[key] ?? 0) - (before[key] ?? 0);
+    expect([delta("user-a"), delta("user-b"), delta("")]).toEqual([2, 1, 2]);
+  });
+
+  it.each([
+    { kind: "a number", session_name: 42 },
+    { kind: "null", session_name: null },
+    { kind: "an object", session_name: { id: "u" } },
+    { kind: "an array", session_name: ["u"] },
+  ])(
+    "refuses $kind as session_name with 400 invalid_request without burning the JWT",
+    async ({ session_name }) => {
+      const before = emulator.stats().tokensIssued;
+      const jti = `session-${JSON.stringify(session_name)}-${Math.random()}`;
+      const bad = await exchange(await signAppJwt(app, { aud: emulator.host, jti, session_name }));
+      expect(bad.status).toBe(400);
+      expect(bad.body).toMatchObject({
+        error_code: "invalid_request",
+        error: "invalid_request",
+        error_message: "invalid request: session_name",
+      });
+      expect(bad.body).not.toHaveProperty("access_token");
+      expect(emulator.stats().tokensIssued).toBe(before);
+      // The same jti still buys a token once the claim is fixed: the refusal did not burn it.
+      expect((await exchange(await signAppJwt(app, { aud: emulator.host, jti }))).status).toBe(200);
+    },
+  );
+
   it("counts token requests and issued tokens", async () => {
     const before = emulator.stats();
     await exchange(await signAppJwt(app, { aud: emulator.host }));

@@ -11,11 +11,12 @@ const MAX_DURATION = 86_399;
 
 /**
  * `POST /api/permission/oauth2/token` and its account/enterprise variants (§2.2): exchanges a
- * signed JWT for an access token. The body is read first so that a bad `grant_type` does not
- * burn the JWT's single-use `jti`. Answers flat `{access_token, expires_in}` (absolute Unix
- * seconds, §2.3) or a flat OAuth error `{error_code, error_message, error}` with 400/401, or 503
- * while a `token_down` fault is armed (§2.4, §7.1). Token bodies have no `detail`: the docs show
- * only these fields (§10.3); the log id is in the `X-Tt-Logid` header.
+ * signed JWT for an access token that carries the JWT's `session_name`, if any (§12.2). The
+ * body is read first so that a bad `grant_type` does not burn the JWT's single-use `jti`.
+ * Answers flat `{access_token, expires_in}` (absolute Unix seconds, §2.3) or a flat OAuth error
+ * `{error_code, error_message, error}` with 400/401, or 503 while a `token_down` fault is armed
+ * (§2.4, §7.1). Token bodies have no `detail`: the docs show only these fields (§10.3); the log
+ * id is in the `X-Tt-Logid` header.
  */
 export async function handleToken(state: EmulatorState, ctx: Ctx): Promise<void> {
   try {
@@ -38,7 +39,7 @@ export async function handleToken(state: EmulatorState, ctx: Ctx): Promise<void>
     if (!jwt)
       throw new OAuthError(401, "invalid_client", "missing JWT: Authorization: Bearer <JWT>");
     const now = state.now();
-    const app = await verifyClientJwt(jwt, {
+    const { app, sessionName } = await verifyClientJwt(jwt, {
       apps: state.apps,
       nowMs: now,
       audiences: state.audiencesFor(ctx.req.headers.host),
@@ -55,8 +56,10 @@ export async function handleToken(state: EmulatorState, ctx: Ctx): Promise<void>
       throw new OAuthError(401, "invalid_client", "client_id does not match the JWT issuer");
     }
     const lifetime = state.faults.tokenLifetimeSeconds() ?? duration;
-    const { token, info } = state.tokens.issue(app.clientId, lifetime, now);
-    state.stats.tokenIssued();
+    // The token carries the JWT's session_name: what it may see depends on it (§12.2).
+    const owner = { clientId: app.clientId, sessionName };
+    const { token, info } = state.tokens.issue(owner, lifetime, now);
+    state.stats.tokenIssued(sessionName);
     sendJson(ctx, 200, { access_token: token, expires_in: info.expiresIn });
   } catch (error) {
     if (!(error instanceof OAuthError)) throw error;

@@ -1,18 +1,27 @@
 import { newAccessToken } from "./ids.js";
 
-/** What an access token stands for. */
-export interface TokenInfo {
+/**
+ * Who a token acts for: the app, and the end user when the JWT named one. Conversations and
+ * chats belong to exactly this pair (coze-api.md §12.2).
+ */
+export interface TokenOwner {
   /** Client id of the app that bought the token. */
   clientId: string;
+  /** The JWT's `session_name` claim; absent when the JWT had none or an empty one (§12.2). */
+  sessionName?: string;
+}
+
+/** What an access token stands for. */
+export interface TokenInfo extends TokenOwner {
   /** Expiry, absolute Unix seconds (the `expires_in` sent on the wire, §2.3). */
   expiresIn: number;
 }
 
 /** Access tokens issued by the emulator. Tokens never appear in logs or error messages. */
 export interface TokenStore {
-  /** Issues a token valid for `lifetimeSeconds` from `nowMs`. */
+  /** Issues a token for `owner`, valid for `lifetimeSeconds` from `nowMs`. */
   issue(
-    clientId: string,
+    owner: TokenOwner,
     lifetimeSeconds: number,
     nowMs: number,
   ): { token: string; info: TokenInfo };
@@ -24,7 +33,8 @@ export interface TokenStore {
   clearRevocations(): void;
 }
 
-interface Entry extends TokenInfo {
+interface Entry {
+  info: TokenInfo;
   revoked: boolean;
 }
 
@@ -32,21 +42,27 @@ interface Entry extends TokenInfo {
 export function createTokenStore(): TokenStore {
   const tokens = new Map<string, Entry>();
   const prune = (nowMs: number) => {
-    for (const [token, entry] of tokens) if (entry.expiresIn * 1000 <= nowMs) tokens.delete(token);
+    for (const [token, entry] of tokens) {
+      if (entry.info.expiresIn * 1000 <= nowMs) tokens.delete(token);
+    }
   };
   return {
-    issue(clientId, lifetimeSeconds, nowMs) {
+    issue(owner, lifetimeSeconds, nowMs) {
       if (tokens.size > 10_000) prune(nowMs);
       const token = newAccessToken();
       // `expires_in` is absolute Unix seconds (§2.3); the token dies exactly then.
-      const info = { clientId, expiresIn: Math.floor(nowMs / 1000) + lifetimeSeconds };
-      tokens.set(token, { ...info, revoked: false });
-      return { token, info };
+      const info: TokenInfo = {
+        clientId: owner.clientId,
+        expiresIn: Math.floor(nowMs / 1000) + lifetimeSeconds,
+      };
+      if (owner.sessionName !== undefined) info.sessionName = owner.sessionName;
+      tokens.set(token, { info, revoked: false });
+      return { token, info: { ...info } };
     },
     check(token, nowMs) {
       const entry = token === undefined ? undefined : tokens.get(token);
-      if (!entry || entry.revoked || nowMs >= entry.expiresIn * 1000) return undefined;
-      return { clientId: entry.clientId, expiresIn: entry.expiresIn };
+      if (!entry || entry.revoked || nowMs >= entry.info.expiresIn * 1000) return undefined;
+      return { ...entry.info };
     },
     revokeAll() {
       for (const entry of tokens.values()) entry.revoked = true;

@@ -110,6 +110,11 @@ export interface EmulatorStats {
   tokenRequests: number;
   /** Access tokens issued. */
   tokensIssued: number;
+  /**
+   * Access tokens issued per JWT `session_name` (§12.2); key `""` counts the tokens issued for a
+   * JWT without one (an empty `session_name` is none too). Tokens themselves are never exposed.
+   */
+  tokensBySession: Record<string, number>;
   /** Calls per endpoint, faulted and rejected calls included. */
   calls: Partial<Record<EndpointName, number>>;
   /** Run-history reads by `execute_id`. */

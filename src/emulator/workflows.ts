@@ -120,7 +120,12 @@ export function parseRunRequest(body: Record<string, unknown>): RunRequest {
   };
 }
 
-/** Registers a new run (status Running) and counts it. */
+/**
+ * Registers a new run (status Running) and counts it. Runs are not isolated by the token's
+ * `session_name`: coze-api.md §12.2 puts conversations, messages, chats and variables under
+ * `(app or account, session_name)` and says nothing of workflow runs, so any valid token reads
+ * a run by its ids, as before. A chatflow's conversation is isolated (it is a conversation).
+ */
 export function startRun(
   state: EmulatorState,
   ctx: Ctx,
