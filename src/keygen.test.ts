@@ -176,7 +176,8 @@ describe("a keygen pair end to end", () => {
       const configPath = join(dir, "gateway.yaml");
       await writeFile(
         configPath,
-        `api_keys:
+        `server_secret: keygen-test-server-secret-0123456789abcdef
+api_keys:
   - name: ops
     key: env:GATEWAY_KEY
 channels:

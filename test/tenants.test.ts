@@ -361,6 +361,27 @@ describe("replicas and removed keys", () => {
 });
 
 describe("what Coze sees", () => {
+  it("buys one token per key, shared by all of that key's concurrent calls", async () => {
+    const config = structuredClone(fx.demo.config);
+    config.server.port = 0;
+    const cold = await startGateway({ config });
+    try {
+      fx.demo.emulator.reset();
+      const chatAs = (key: string) =>
+        createClient(
+          ChatService,
+          createGrpcTransport({ baseUrl: cold.url, interceptors: [auth(key)] }),
+        ).chat({ model: demoModels.bot, messages: [user("hi")] });
+      const keys = [fx.key, otherKey, rawKey];
+      await Promise.all(keys.flatMap((key) => Array.from({ length: 20 }, () => chatAs(key))));
+      const sessions = fx.demo.emulator.stats().tokensBySession;
+      expect(Object.values(sessions)).toEqual([1, 1, 1]);
+      for (const name of Object.keys(sessions)) expect(name).toMatch(/^gw_[A-Za-z0-9_-]{22}$/);
+    } finally {
+      await cold.close();
+    }
+  });
+
   it("one session per key: Coze itself keeps each key's conversations apart", async () => {
     const chat = (key: string) => createClient(ChatService, transports[0]?.[1](key) as Transport);
     const mine = await chat(fx.key).chat({ model: demoModels.bot, messages: [user("hi")] });
