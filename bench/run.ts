@@ -2,7 +2,7 @@
 // drives them with wrk, h2load and a streaming client from this process, and writes
 // bench/results.json and BENCHMARKS.md. See BENCHMARKS.md for the method.
 
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release, tmpdir } from "node:os";
@@ -194,9 +194,23 @@ async function main() {
   if (args["compare-main"]) {
     const port = await freePort();
     const compareConfig = join(dir, "gateway-compare.json");
-    const parsed = JSON.parse(readFileSync(config, "utf8")) as { server: { port: number } };
+    const parsed = JSON.parse(readFileSync(config, "utf8")) as {
+      server: { port: number };
+      server_secret?: string;
+    };
     parsed.server.port = port;
     writeFileSync(compareConfig, JSON.stringify(parsed), { mode: 0o600 });
+    // A build from before server_secret existed refuses the key: give it the config it knows.
+    const check = spawnSync(
+      process.execPath,
+      [args["compare-main"], "--config", compareConfig, "--check"],
+      { encoding: "utf8" },
+    );
+    if (check.status !== 0 && check.stderr.includes("server_secret")) {
+      delete parsed.server_secret;
+      writeFileSync(compareConfig, JSON.stringify(parsed), { mode: 0o600 });
+      console.log("compare build predates server_secret: its config goes without it");
+    }
     const proc = startNode(
       "gateway-compare",
       [...measuredArgs, args["compare-main"], "--config", compareConfig],
