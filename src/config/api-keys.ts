@@ -16,7 +16,7 @@ import {
   text,
 } from "./fields.js";
 import type { ApiKeyConfig } from "./gateway-config.js";
-import { fromLabel, resolveSecret } from "./secret-ref.js";
+import { readPrintableSecret } from "./printable-secret.js";
 
 const keyFields = ["name", "key", "sha256", "models", "raw_coze_ids"];
 const nameRule = "a key name of 1 to 64 printable characters";
@@ -100,20 +100,10 @@ async function readHash(
     if (!/^[0-9a-fA-F]{64}$/.test(hex)) fail(ctx, place, `must be ${rule}`);
     return Buffer.from(hex, "hex");
   }
-  const place = child(at, "key");
-  const secret = await resolveSecret(ctx, place, map.key, {
+  const key = await readPrintableSecret(ctx, child(at, "key"), map.key, {
     expected: "an API key, env:NAME or file:PATH",
-    secret: true,
-    inConfigText: true,
+    minLength: minKeyLength,
   });
-  // Surrounding whitespace is a trailing newline from a file or an env file, never part of a key
-  // a caller could send (header values are trimmed).
-  const key = secret.text.trim();
-  const from = fromLabel(secret);
-  if (!/^[\x21-\x7e]+$/.test(key))
-    fail(ctx, place, `must be printable ASCII without spaces${from}`);
-  if (key.length < minKeyLength)
-    fail(ctx, place, `is too short: use at least ${minKeyLength} characters${from}`);
   return hashApiKey(key);
 }
 

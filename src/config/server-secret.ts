@@ -1,7 +1,6 @@
 import { child, fail, type LoadContext, root } from "./fields.js";
-import { fromLabel, resolveSecret } from "./secret-ref.js";
+import { readPrintableSecret } from "./printable-secret.js";
 
-const minLength = 32;
 const expected = "a random secret of at least 32 characters, env:NAME or file:PATH";
 const howTo = "generate one with `openssl rand -base64 32` and give every replica the same";
 
@@ -19,17 +18,10 @@ export async function readServerSecret(ctx: LoadContext, value: unknown): Promis
   if (value === undefined || value === null) {
     fail(ctx, place, `is required: ${expected}. It binds the ids handed to each API key; ${howTo}`);
   }
-  const secret = await resolveSecret(ctx, place, value, {
+  const text = await readPrintableSecret(ctx, place, value, {
     expected,
-    secret: true,
-    inConfigText: true,
+    minLength: 32,
+    hint: howTo,
   });
-  const text = secret.text.trim();
-  const from = fromLabel(secret);
-  if (!/^[\x21-\x7e]+$/.test(text))
-    fail(ctx, place, `must be printable ASCII without spaces${from}`);
-  if (text.length < minLength) {
-    fail(ctx, place, `is too short: use at least ${minLength} characters${from}; ${howTo}`);
-  }
   return Buffer.from(text, "utf8");
 }
