@@ -172,7 +172,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
       try {
         return chatResponseOf(await collectTurn(await open(req, ctx)));
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
 
@@ -185,7 +185,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
           if (out) yield out;
         }
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
 
@@ -206,7 +206,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
         });
         return { canceled: chat.status === "canceled" };
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
   };

@@ -237,7 +237,7 @@ export function createWorkflowService(
           interrupt: result.interrupt && interruptOf(result.interrupt),
         };
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
 
@@ -268,7 +268,7 @@ export function createWorkflowService(
           yield create(WatchWorkflowResponseSchema, { event: e });
         }
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
 
@@ -289,7 +289,7 @@ export function createWorkflowService(
           yield create(ResumeWorkflowResponseSchema, { event: e });
         }
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
 
@@ -318,7 +318,7 @@ export function createWorkflowService(
             run.updateTime === undefined ? undefined : timestampFromMs(run.updateTime * 1000),
         };
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
   };
