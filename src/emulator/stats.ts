@@ -14,8 +14,8 @@ export interface StatsRecorder {
   reset(): void;
 }
 
-/** Creates zeroed counters. */
-export function createStats(): StatsRecorder {
+/** Creates zeroed counters; `chatsRunning` counts the running chats for each snapshot. */
+export function createStats(chatsRunning: () => number = () => 0): StatsRecorder {
   let s = zero();
   let open = 0;
   return {
@@ -42,7 +42,13 @@ export function createStats(): StatsRecorder {
       s.workflowRunsStarted += 1;
     },
     snapshot() {
-      return { ...s, calls: { ...s.calls }, polls: { ...s.polls }, openStreams: open };
+      return {
+        ...s,
+        calls: { ...s.calls },
+        polls: { ...s.polls },
+        openStreams: open,
+        chatsRunning: chatsRunning(),
+      };
     },
     reset() {
       s = zero();
@@ -58,6 +64,7 @@ function zero(): EmulatorStats {
     polls: {},
     openStreams: 0,
     chatsCreated: 0,
+    chatsRunning: 0,
     workflowRunsStarted: 0,
   };
 }
