@@ -17,6 +17,7 @@ import type { UsageSchema } from "../gen/cozegateway/v1/common_pb.js";
 import { type Caller, callerOf, defaultUserId } from "./caller.js";
 import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
 import { onFirstChannel } from "./failover.js";
+import { checkJsonDepth } from "./json-depth.js";
 import { hasInlineData, toCozeMessages, toCozeMessagesNow } from "./messages.js";
 import { traceOf } from "./request-context.js";
 import type { Router, Target } from "./routing.js";
@@ -102,6 +103,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
           throw invalidArgument(`tool_outputs[${i}].tool_call_id`, "is required");
       });
     }
+    checkJsonDepth("parameters", req.parameters);
     // Without inline files the Coze messages are the same on every channel: map them once,
     // before the failover.
     const messages =

@@ -23,6 +23,7 @@ import { callerOf } from "./caller.js";
 import { usageOf } from "./chat-service.js";
 import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
 import { onFirstChannel, openOnFirstChannel } from "./failover.js";
+import { checkJsonDepth, maxJsonDepth, nestedDeeperThan } from "./json-depth.js";
 import { traceOf } from "./request-context.js";
 import type { Router, Target } from "./routing.js";
 import { createRunWatchers, type RunWatchers } from "./run-watchers.js";
@@ -36,12 +37,19 @@ export interface WorkflowServiceOptions {
   watchers?: RunWatchers;
 }
 
-/** The output as JSON text plus a structured value when it parses (never re-quoted). */
+/**
+ * The output as JSON text (always, never re-quoted) plus a structured value when it parses and
+ * nests at most {@link maxJsonDepth} levels deep: a deeper value could not be read by protobuf
+ * clients (issue #13), and `output_json` carries it whole anyway.
+ */
 function outputFields(output: WorkflowOutput | undefined) {
+  const value = output?.value;
   return {
     outputJson: output?.text ?? "",
     output:
-      output?.value === undefined ? undefined : fromJson(ValueSchema, output.value as JsonValue),
+      value === undefined || nestedDeeperThan(value, maxJsonDepth)
+        ? undefined
+        : fromJson(ValueSchema, value as JsonValue),
   };
 }
 
@@ -179,11 +187,12 @@ export function createWorkflowService(
     });
   }
 
-  function checkRunFields(req: { botId: string; appId: string }) {
+  function checkRunFields(req: { botId: string; appId: string; parameters?: unknown }) {
     if (req.botId !== "" && req.appId !== "") {
       // Coze answers 4000 for both (coze-api.md §5.1); say so before calling it.
       throw invalidArgument("bot_id", "cannot be combined with app_id");
     }
+    checkJsonDepth("parameters", req.parameters);
   }
 
   return {

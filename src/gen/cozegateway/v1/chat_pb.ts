@@ -81,7 +81,8 @@ export type ChatRequest = Message<"cozegateway.v1.ChatRequest"> & {
   metaData: { [key: string]: string };
 
   /**
-   * Custom parameters of a chatflow.
+   * Custom parameters of a chatflow, nesting objects and arrays at most 32 levels deep (the
+   * outermost object being level 1); deeper ones are refused with INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.Struct parameters = 9;
    */
@@ -250,7 +251,8 @@ export type ChatStreamRequest = Message<"cozegateway.v1.ChatStreamRequest"> & {
   metaData: { [key: string]: string };
 
   /**
-   * Custom parameters of a chatflow.
+   * Custom parameters of a chatflow, nesting objects and arrays at most 32 levels deep (the
+   * outermost object being level 1); deeper ones are refused with INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.Struct parameters = 9;
    */
