@@ -20,6 +20,8 @@ export async function startGatewayFixture(
     /** Emulator pause between stream events, in ms. Default 0. */
     deltaMs?: number;
     shutdownGraceMs?: number;
+    /** The largest request message or body, in bytes. Default the demo's (10 MiB). */
+    bodyLimitBytes?: number;
     /** Extra caller keys besides the demo key. */
     apiKeys?: GatewayConfig["apiKeys"];
     /** Emulator behaviour beyond the demo's: `chatsOnDisconnect`, other `timing`. */
@@ -34,6 +36,9 @@ export async function startGatewayFixture(
       : await startDemoWith(options.emulator, deltaMs, pollIntervalMs);
   if (options.shutdownGraceMs !== undefined) {
     demo.config.server.shutdownGraceMs = options.shutdownGraceMs;
+  }
+  if (options.bodyLimitBytes !== undefined) {
+    demo.config.server.bodyLimitBytes = options.bodyLimitBytes;
   }
   demo.config.apiKeys.push(...(options.apiKeys ?? []));
   try {

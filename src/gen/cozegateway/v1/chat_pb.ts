@@ -643,7 +643,8 @@ export const MediaPartSchema: GenMessage<MediaPart> = /*@__PURE__*/
   messageDesc(file_cozegateway_v1_chat, 12);
 
 /**
- * InlineData is a file carried in the request.
+ * InlineData is a file carried in the request. A request may carry at most 10 inline files,
+ * of 20 MiB in all; more are refused with INVALID_ARGUMENT before anything is uploaded.
  *
  * @generated from message cozegateway.v1.InlineData
  */
