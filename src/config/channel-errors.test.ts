@@ -83,13 +83,25 @@ describe("channels", () => {
     );
   });
 
-  it("refuses a refresh margin as long as the token", async () => {
+  it("refuses a refresh margin over half the token's lifetime, which would not be the one in force", async () => {
     await expectError(
       channel((ch) => {
-        ch.token = { duration_seconds: 600, refresh_margin_seconds: 600 };
+        ch.token = { duration_seconds: 600, refresh_margin_seconds: 301 };
       }),
-      "gateway.yaml: channels[cn-main].token.refresh_margin_seconds: must be less than token.duration_seconds (600)",
+      "gateway.yaml: channels[cn-main].token.refresh_margin_seconds: must be at most half of token.duration_seconds (600), that is 300",
     );
+  });
+
+  it("takes a margin of exactly half, and gives a short token half its life by default", async () => {
+    const margin = async (token: Record<string, number>) =>
+      (
+        (await channel((ch) => {
+          ch.token = token;
+        })) as { channels: { refreshMarginMs: number }[] }
+      ).channels[0]?.refreshMarginMs;
+    expect(await margin({ duration_seconds: 600, refresh_margin_seconds: 300 })).toBe(300_000);
+    expect(await margin({ duration_seconds: 60 })).toBe(30_000);
+    expect(await margin({ duration_seconds: 3600 })).toBe(300_000);
   });
 
   it("refuses a typo in the token section", async () => {

@@ -167,13 +167,21 @@ async function readChannel(
     },
   );
   const marginPlace = child(tokenPlace, "refresh_margin_seconds");
+  const halfLife = Math.floor(durationSeconds / 2);
   const marginSeconds = integer(ctx, marginPlace, token.refresh_margin_seconds, {
     min: 0,
-    max: 86_398,
-    fallback: channelDefaults.refreshMarginSeconds,
+    max: 43_199,
+    // The default never exceeds half a short token's life.
+    fallback: Math.min(channelDefaults.refreshMarginSeconds, halfLife),
   });
-  if (marginSeconds >= durationSeconds) {
-    fail(ctx, marginPlace, `must be less than token.duration_seconds (${durationSeconds})`);
+  if (marginSeconds > halfLife) {
+    // The token cache refreshes at half-life at the latest (token-cache.ts): a larger margin
+    // would silently not be the one in force (issue #13).
+    fail(
+      ctx,
+      marginPlace,
+      `must be at most half of token.duration_seconds (${durationSeconds}), that is ${halfLife}`,
+    );
   }
 
   const credential: CozeCredential = {

@@ -2,7 +2,7 @@ import { dirname, resolve } from "node:path";
 import { ConfigError } from "./config-error.js";
 import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
 import { parseWithContext } from "./parse-config.js";
-import { describeFsError, readBounded } from "./secret-ref.js";
+import { describeFsError, modeText, readBounded } from "./secret-ref.js";
 
 const maxConfigBytes = 4 << 20;
 
@@ -41,7 +41,7 @@ export async function loadConfig(path: string, env: ConfigEnv): Promise<GatewayC
   });
   // Windows has no such mode bits; its ACLs are another matter.
   if (inlineSecret && (file.mode & 0o077) !== 0 && process.platform !== "win32") {
-    const mode = (file.mode & 0o777).toString(8).padStart(4, "0");
+    const mode = modeText(file.mode);
     config.warnings.unshift(
       `${path}: holds secrets inline and is readable by group or others (mode ${mode}); chmod 600 it, or move the secrets to env: or file: references`,
     );

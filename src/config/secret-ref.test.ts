@@ -1,3 +1,6 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashApiKey } from "./api-keys.js";
@@ -38,6 +41,18 @@ beforeAll(async () => {
   await tmp.write("tls/key.pem", tlsKey.pkcs8);
 });
 afterAll(() => tmp.cleanup());
+
+/** A named pipe nobody writes to, when this system can make one; made at load for skipIf. */
+const fifoDir = mkdtempSync(join(tmpdir(), "coze-gateway-fifo-"));
+const fifo = ((path: string) => {
+  try {
+    execFileSync("mkfifo", [path], { stdio: "ignore" });
+    return path;
+  } catch {
+    return undefined;
+  }
+})(join(fifoDir, "pipe"));
+afterAll(() => rmSync(fifoDir, { recursive: true, force: true }));
 
 /** A reference site: where it goes in the config and how to check what it resolved to. */
 interface Site {
@@ -197,9 +212,26 @@ describe("reference errors", () => {
   it("refuses a directory", async () => {
     const err = await failure(load(apiKey, `file:${tmp.dir}`));
     expect(err.message).toBe(
-      `gateway.yaml: api_keys[alice].key: cannot read ${tmp.dir}: is a directory (EISDIR)`,
+      `gateway.yaml: api_keys[alice].key: cannot read ${tmp.dir}: is a directory, not a regular file`,
     );
   });
+
+  it.skipIf(fifo === undefined)(
+    "refuses a FIFO at once instead of waiting for a writer for ever",
+    { timeout: 5_000 },
+    async () => {
+      const err = await failure(load(apiKey, `file:${fifo}`));
+      expect(err.message).toBe(
+        `gateway.yaml: api_keys[alice].key: cannot read ${fifo}: is a FIFO (named pipe), not a regular file`,
+      );
+      expect(err.channel).toBeUndefined();
+      const inChannel = await failure(load(sites[1] as Site, `file:${fifo}`));
+      expect(inChannel.message).toMatch(
+        /^gateway\.yaml: channels\[cn-main\]\.credentials\.private_key: cannot read .*: is a FIFO/,
+      );
+      expect(inChannel.channel).toBe("cn-main");
+    },
+  );
 
   it("says which reference held settings JSON that does not parse, and where", async () => {
     const err = await failure(load(credentials, "file:./secrets/broken.json"));
@@ -229,5 +261,33 @@ describe("reference errors", () => {
     expect(err.message).toBe(
       "gateway.yaml: server.tls.key: is not a PEM private key: expected a -----BEGIN PRIVATE KEY----- block (from file:./secrets/alice.key)",
     );
+  });
+});
+
+describe("secret files readable by group or others", () => {
+  it.skipIf(process.platform === "win32")(
+    "get the warning a config with inline secrets gets, naming the file, the field and the mode",
+    async () => {
+      const apiKeyFile = await tmp.write("open/alice.key", `${aliceKey}\n`, 0o644);
+      const pemFile = await tmp.write("open/coze.pem", key.pkcs8, 0o640);
+      const config = validConfig(key);
+      (sites[0] as Site).set(config, "file:./open/alice.key");
+      (sites[1] as Site).set(config, "file:./open/coze.pem");
+      const loaded = await parseObject(config, tmp.dir);
+      expect(loaded.warnings).toContain(
+        `${apiKeyFile}: holds a secret (api_keys[alice].key) and is readable by group or others (mode 0644); chmod 600 it`,
+      );
+      expect(loaded.warnings).toContain(
+        `${pemFile}: holds a secret (channels[cn-main].credentials.private_key) and is readable by group or others (mode 0640); chmod 600 it`,
+      );
+    },
+  );
+
+  it("warn of no file that is private, nor of a certificate, which is no secret", async () => {
+    const config = validConfig(key);
+    (sites[0] as Site).set(config, "file:./secrets/alice.key");
+    config.server = { tls: { cert: "file:./tls/cert.pem", key: "file:./tls/key.pem" } };
+    const loaded = await parseObject(config, tmp.dir);
+    expect(loaded.warnings.filter((w) => w.includes("readable by group"))).toEqual([]);
   });
 });

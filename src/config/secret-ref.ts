@@ -1,3 +1,4 @@
+import { constants, type Stats } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import { open } from "node:fs/promises";
 import { isAbsolute, resolve } from "node:path";
@@ -42,9 +43,13 @@ const maxSecretBytes = 1 << 20;
  * Resolves a value that may be given inline, as `env:NAME` or as `file:PATH` (relative to the
  * config file's directory). Inline secrets in the config text set `ctx.inlineSecret`.
  *
+ * A secret file readable by group or others (`mode & 0o077`) adds a warning naming it and its
+ * mode, like a config file that holds secrets inline.
+ *
  * @throws ConfigError naming the field and the variable or path when the value is not a
- *   non-empty string, the variable is unset or empty, or the file is unreadable, empty or larger
- *   than 1 MiB. The message never holds the value.
+ *   non-empty string, the variable is unset or empty, or the file is unreadable, not a regular
+ *   file (a FIFO would block the start, a device never ends), empty or larger than 1 MiB. The
+ *   message never holds the value.
  */
 export async function resolveSecret(
   ctx: LoadContext,
@@ -77,27 +82,68 @@ export async function resolveSecret(
   if (path.trim() === "") fail(ctx, place, "file: must be followed by a path, e.g. file:./key.pem");
   const full = resolve(ctx.baseDir, path);
   const shown = isAbsolute(path) ? path : `${path} (${full})`;
-  let data: Buffer;
+  let file: { data: Buffer; mode: number };
   try {
-    data = (await readBounded(full, maxSecretBytes)).data;
+    file = await readBounded(full, maxSecretBytes, { regularOnly: true });
   } catch (err) {
     fail(ctx, place, `cannot read ${shown}: ${describeFsError(err)}`, err);
   }
+  const { data, mode } = file;
   if (data.length > maxSecretBytes) fail(ctx, place, `file ${shown} is larger than 1 MiB`);
   const text = data.toString("utf8").replace(/^\uFEFF/, "");
   if (text.trim() === "") fail(ctx, place, `file ${shown} is empty`);
+  // Windows has no such mode bits; its ACLs are another matter.
+  if (options.secret && (mode & 0o077) !== 0 && process.platform !== "win32") {
+    ctx.warnings.push(
+      `${full}: holds a secret (${place.path}) and is readable by group or others (mode ${modeText(mode)}); chmod 600 it`,
+    );
+  }
   return { text, source: "file", label: `file:${path}` };
 }
 
-/** A file's first `maxBytes + 1` bytes (so a caller can tell it is too large) and its mode. */
+/** A file mode's permission bits as four octal digits, e.g. `0644`. */
+export function modeText(mode: number): string {
+  return (mode & 0o777).toString(8).padStart(4, "0");
+}
+
+/** The code of the error {@link readBounded} throws for a file that is not a regular file. */
+const notRegular = "ERR_NOT_REGULAR_FILE";
+
+/** What a file that is not a regular file is, in words. */
+function fileKind(stat: Stats): string {
+  if (stat.isDirectory()) return "a directory";
+  if (stat.isFIFO()) return "a FIFO (named pipe)";
+  if (stat.isCharacterDevice()) return "a character device";
+  if (stat.isBlockDevice()) return "a block device";
+  if (stat.isSocket()) return "a socket";
+  return "not a file";
+}
+
+/**
+ * A file's first `maxBytes + 1` bytes (so a caller can tell it is too large) and its mode. With
+ * `regularOnly`, anything but a regular file is refused before a byte is read: it is opened
+ * without blocking (a FIFO with no writer would block the open for ever) and fails with `code`
+ * `ERR_NOT_REGULAR_FILE` and `fileKind` (`a FIFO (named pipe)`, …), which
+ * {@link describeFsError} puts in words.
+ */
 export async function readBounded(
   path: string,
   maxBytes: number,
+  options: { regularOnly?: boolean } = {},
 ): Promise<{ data: Buffer; mode: number }> {
   let handle: FileHandle | undefined;
   try {
-    handle = await open(path, "r");
+    handle = await open(
+      path,
+      options.regularOnly ? constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) : "r",
+    );
     const stat = await handle.stat();
+    if (options.regularOnly && !stat.isFile()) {
+      throw Object.assign(new Error("not a regular file"), {
+        code: notRegular,
+        fileKind: fileKind(stat),
+      });
+    }
     const buffer = Buffer.alloc(maxBytes + 1);
     let length = 0;
     while (length < buffer.length) {
@@ -124,6 +170,8 @@ export function describeFsError(err: unknown): string {
       return "is a directory (EISDIR)";
     case "ENOTDIR":
       return "a parent is not a directory (ENOTDIR)";
+    case notRegular:
+      return `is ${(err as { fileKind?: string }).fileKind ?? "not a file"}, not a regular file`;
     default:
       return typeof code === "string" ? `error ${code}` : "unreadable";
   }

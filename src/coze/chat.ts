@@ -1,11 +1,6 @@
+import { openChatTurn } from "./chat-open.js";
 import { type ChatResult, createChatAccumulator } from "./chat-result.js";
-import {
-  type ChatEvent,
-  type ChatStreamState,
-  type ChatTurn,
-  collectTurn,
-  createChatTurn,
-} from "./chat-stream.js";
+import { type ChatEvent, type ChatStreamState, type ChatTurn, collectTurn } from "./chat-stream.js";
 import {
   type ChatInfo,
   type ChatMessage,
@@ -76,6 +71,11 @@ export interface ChatApiOptions {
   polling?: ChatPolling;
   /** Deadline of the best-effort cancel sent when a caller abandons a chat, in ms. Default 5 000. */
   cancelTimeoutMs?: number;
+  /**
+   * How long a chat its caller abandoned before Coze's first event is still read to learn its id
+   * and cancel it, in ms. Default 5 000.
+   */
+  learnIdTimeoutMs?: number;
 }
 
 /** The Coze chat API. */
@@ -86,8 +86,9 @@ export interface ChatApi {
    */
   open(req: ChatRequest): Promise<ChatTurn>;
   /**
-   * Streams one bot turn as typed events. When the caller aborts, or stops iterating before the
-   * chat finished, the chat is canceled upstream (best effort) so Coze stops working on it.
+   * Streams one bot turn as typed events. When the caller aborts, at any moment, or stops
+   * iterating before the chat finished, the chat is canceled upstream (best effort) so Coze stops
+   * working on it; an abort before Coze named the chat reads on until it did (`openChatTurn`).
    */
   stream(req: ChatRequest): AsyncGenerator<ChatEvent, void>;
   /** One bot turn, aggregated from a single upstream stream (one upstream request). */
@@ -110,6 +111,7 @@ export interface ChatApi {
 export function createChatApi(options: ChatApiOptions): ChatApi {
   const { http, clock } = options;
   const cancelTimeoutMs = options.cancelTimeoutMs ?? 5_000;
+  const learnIdTimeoutMs = options.learnIdTimeoutMs ?? 5_000;
 
   function body(req: ChatRequest, stream: boolean): Json {
     return compact({
@@ -145,13 +147,25 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
       .catch(() => {});
   }
 
-  /** Opens a turn's event stream; a turn left unfinished is canceled upstream. */
+  /**
+   * Opens a turn's event stream; a turn left unfinished, or abandoned by its caller at any
+   * moment, is canceled upstream.
+   */
   function openTurn(
     step: string,
-    open: () => Promise<StreamResponse>,
+    send: (signal: AbortSignal) => Promise<StreamResponse>,
     state: ChatStreamState,
+    signal: AbortSignal | undefined,
   ): Promise<ChatTurn> {
-    return open().then((stream) => createChatTurn(step, stream, state, () => abandon(state)));
+    return openChatTurn({
+      step,
+      send,
+      state,
+      signal,
+      clock,
+      abandon: () => abandon(state),
+      learnIdTimeoutMs,
+    });
   }
 
   const api: ChatApi = {
@@ -163,17 +177,18 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
       };
       return openTurn(
         "chat.stream",
-        () =>
+        (signal) =>
           http.stream({
             step: "chat.stream",
             method: "POST",
             path: "/v3/chat",
             query: { conversation_id: req.conversationId },
             body: body(req, true),
-            signal: req.signal,
+            signal,
             trace: req.trace,
           }),
         state,
+        req.signal,
       );
     },
 
@@ -253,7 +268,7 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
       };
       return openTurn(
         "chat.submit_tool_outputs",
-        () =>
+        (signal) =>
           http.stream({
             step: "chat.submit_tool_outputs",
             method: "POST",
@@ -266,10 +281,11 @@ export function createChatApi(options: ChatApiOptions): ChatApi {
               })),
               stream: true,
             },
-            signal: req.signal,
+            signal,
             trace: req.trace,
           }),
         state,
+        req.signal,
       );
     },
 

@@ -59,14 +59,16 @@ export function createCozeClient(options: CozeClientOptions): CozeClient {
     retry: options.retry,
     onCall: options.onCall,
   });
+  const chat = createChatApi({ http, clock, polling: options.chatPolling });
   return {
     baseUrl: options.baseUrl,
-    chat: createChatApi({ http, clock, polling: options.chatPolling }),
+    chat,
     workflows: createWorkflowApi({
       http,
       clock,
       polling: options.workflowPolling,
       syncRunTimeoutMs: options.syncRunTimeoutMs,
+      cancelChat: (ref) => chat.cancel(ref),
     }),
     files: createFilesApi(http),
   };

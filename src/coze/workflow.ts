@@ -1,4 +1,5 @@
-import { type ChatEvent, type ChatTurn, createChatTurn } from "./chat-stream.js";
+import { openChatTurn } from "./chat-open.js";
+import type { ChatEvent, ChatStreamState, ChatTurn } from "./chat-stream.js";
 import { type EnterMessage, encodeMessages } from "./chat-types.js";
 import type { Clock } from "./clock.js";
 import { CozeError, safeMessage } from "./errors.js";
@@ -75,6 +76,13 @@ export interface WorkflowApiOptions {
   polling?: RunPolling;
   /** Deadline of a synchronous run in ms; Coze cuts sync runs at 90 s. Default 100 000. */
   syncRunTimeoutMs?: number;
+  /**
+   * Cancels the chat of a chatflow turn its caller abandoned (`ChatApi.cancel`); best effort.
+   * Without it such a chat is left to run on.
+   */
+  cancelChat?: (ref: { conversationId: string; chatId: string }) => Promise<unknown>;
+  /** See `ChatApiOptions.learnIdTimeoutMs`. Default 5 000. */
+  learnIdTimeoutMs?: number;
 }
 
 /** The Coze workflow API. */
@@ -298,27 +306,42 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
       );
     },
 
-    async openChatflow(req) {
-      const stream = await http.stream({
-        step: "workflow.chat",
-        method: "POST",
-        path: "/v1/workflows/chat",
-        body: compact({
-          workflow_id: req.workflowId,
-          additional_messages: encodeMessages(req.messages),
-          parameters: req.parameters ?? {},
-          app_id: req.appId,
-          bot_id: req.botId,
-          conversation_id: req.conversationId,
-          ext: req.ext,
-        }),
-        signal: req.signal,
-        trace: req.trace,
-      });
-      return createChatTurn("workflow.chat", stream, {
+    openChatflow(req) {
+      const state: ChatStreamState = {
         conversationId: req.conversationId,
         chatId: undefined,
         finished: false,
+      };
+      const { cancelChat } = options;
+      return openChatTurn({
+        step: "workflow.chat",
+        send: (signal) =>
+          http.stream({
+            step: "workflow.chat",
+            method: "POST",
+            path: "/v1/workflows/chat",
+            body: compact({
+              workflow_id: req.workflowId,
+              additional_messages: encodeMessages(req.messages),
+              parameters: req.parameters ?? {},
+              app_id: req.appId,
+              bot_id: req.botId,
+              conversation_id: req.conversationId,
+              ext: req.ext,
+            }),
+            signal,
+            trace: req.trace,
+          }),
+        state,
+        signal: req.signal,
+        clock,
+        // A chatflow turn is a chat: a turn left unfinished is canceled like a bot's.
+        abandon() {
+          const { conversationId, chatId } = state;
+          if (state.finished || !conversationId || !chatId || !cancelChat) return;
+          cancelChat({ conversationId, chatId }).catch(() => {});
+        },
+        learnIdTimeoutMs: options.learnIdTimeoutMs ?? 5_000,
       });
     },
 

@@ -27,7 +27,10 @@ export const catalog = {
     interrupt: "7391000000000000003",
     /** Fails with code 720702017. */
     failing: "7391000000000000004",
-    /** Outputs `parameters.size_bytes` bytes (default 1.5 MiB), so run history trims it. */
+    /**
+     * Outputs `parameters.size_bytes` bytes (default 1.5 MiB), so run history trims it, nested in
+     * `parameters.depth` arrays (default 0).
+     */
     large: "7391000000000000005",
     /** A chatflow for `/v1/workflows/chat`: echoes the last user message. */
     chatflow: "7391000000000000006",

@@ -41,7 +41,8 @@ const VERBOSE_FINISH = JSON.stringify({
  * ends. An `error` event ends the stream without `done` (go/java stop at `error`, §7.4).
  * Canceled (§4.4 `/v3/chat/cancel`): the stream gets `done` and ends (the SDK enums have no
  * "canceled" event; §10.4 leaves it open). Client gone or stream stalled/reset: the turn stops and
- * the chat ends `canceled`, freeing its conversation.
+ * the chat ends `canceled`, freeing its conversation; with `chatsOnDisconnect: "run_on"` it goes
+ * on without the stream instead, like a non-stream turn.
  */
 export async function playTurn(
   state: EmulatorState,
@@ -49,12 +50,19 @@ export async function playTurn(
   script: TurnScript,
   options: PlayOptions,
 ): Promise<void> {
-  const { sink } = options;
+  let { sink } = options;
   const signal = AbortSignal.any([chat.abort.signal, state.shutdown]);
   const seconds = () => Math.floor(state.now() / 1000);
   const live = () => chat.status !== "canceled" && !signal.aborted;
-  const step = async (event: string, data: unknown) =>
-    live() && (sink ? await sink.send(event, data) : true) && live();
+  const step = async (event: string, data: unknown) => {
+    if (!live()) return false;
+    if (sink && !(await sink.send(event, data))) {
+      if (state.chatsOnDisconnect !== "run_on") return false;
+      // The stream is gone; the chat is not (issue #13).
+      sink = undefined;
+    }
+    return live();
+  };
   const finish = async (event: string, data: unknown, withDone = true) => {
     release(chat);
     if (!sink) return true;

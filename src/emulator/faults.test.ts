@@ -260,6 +260,7 @@ describe("stats and the admin surface", () => {
       polls: {},
       openStreams: 0,
       chatsCreated: 0,
+      chatsRunning: 0,
       workflowRunsStarted: 0,
     });
   });

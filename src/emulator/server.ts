@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { ADMIN_PREFIX, handleAdmin } from "./admin.js";
+import type { ChatRecord } from "./chat-model.js";
 import { createFaultStore, type FaultPlan } from "./faults.js";
 import { ApiError, type Ctx, sendError, sendJson } from "./http-io.js";
 import { newLogId } from "./ids.js";
@@ -30,11 +31,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       pingMs: options.timing?.pingMs ?? 1000,
     },
     authErrorStatus: options.authErrorStatus ?? 401,
+    chatsOnDisconnect: options.chatsOnDisconnect ?? "cancel",
     apps: new Map(),
     usedJti: new Map(),
     tokens: createTokenStore(),
     faults: createFaultStore(),
-    stats: createStats(),
+    stats: createStats(() => runningChats(state.chats)),
     conversations: new Map(),
     chats: new Map(),
     runs: new Map(),
@@ -111,6 +113,15 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
 }
 
 const NO_FAULTS: FaultPlan = { latencyMs: 0, tokenDown: false };
+
+/** Chats still `created` or `in_progress`. */
+function runningChats(chats: ReadonlyMap<string, ChatRecord>): number {
+  let n = 0;
+  for (const chat of chats.values()) {
+    if (chat.status === "created" || chat.status === "in_progress") n++;
+  }
+  return n;
+}
 
 /**
  * One API call: count it, apply its faults (latency, then status), then the token endpoint or

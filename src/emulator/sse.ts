@@ -45,10 +45,13 @@ export function openSse(ctx: Ctx, format: SseFormat): SseStream {
   res.flushHeaders();
   ctx.stats.streamOpened();
   const closed = new Promise<void>((resolve) => {
-    res.once("close", () => {
+    const onClose = () => {
       ctx.stats.streamClosed();
       resolve();
-    });
+    };
+    // The client may have gone while the request body was read: "close" has fired already.
+    if (res.closed) onClose();
+    else res.once("close", onClose);
   });
 
   let written = 0;

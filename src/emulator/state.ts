@@ -12,6 +12,8 @@ export interface EmulatorState {
   now: () => number;
   timing: { deltaMs: number; slowDeltaMs: number; pingMs: number };
   authErrorStatus: 200 | 401;
+  /** What a streamed chat does when its client goes away (`EmulatorOptions.chatsOnDisconnect`). */
+  chatsOnDisconnect: "cancel" | "run_on";
   /** Registered apps by public key id (`kid`). */
   apps: Map<string, RegisteredApp>;
   /** `jti` → expiry (ms) of every JWT already exchanged. */

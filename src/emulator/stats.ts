@@ -15,8 +15,8 @@ export interface StatsRecorder {
   reset(): void;
 }
 
-/** Creates zeroed counters. */
-export function createStats(): StatsRecorder {
+/** Creates zeroed counters; `chatsRunning` counts the running chats for each snapshot. */
+export function createStats(chatsRunning: () => number = () => 0): StatsRecorder {
   let s = zero();
   let open = 0;
   // A Map, not an object: session names are client-chosen strings ("__proto__" included).
@@ -53,6 +53,7 @@ export function createStats(): StatsRecorder {
         calls: { ...s.calls },
         polls: { ...s.polls },
         openStreams: open,
+        chatsRunning: chatsRunning(),
       };
     },
     reset() {
@@ -71,6 +72,7 @@ function zero(): EmulatorStats {
     polls: {},
     openStreams: 0,
     chatsCreated: 0,
+    chatsRunning: 0,
     workflowRunsStarted: 0,
   };
 }

@@ -48,6 +48,13 @@ export interface EmulatorOptions {
    * heartbeats while a run waits.
    */
   timing?: { deltaMs?: number; slowDeltaMs?: number; pingMs?: number };
+  /**
+   * What a streamed chat does when its client goes away. `cancel` (default): it ends `canceled`
+   * at once and frees its conversation. `run_on`: it runs to its end in the background, keeping
+   * its conversation busy (4016) meanwhile, as the real service was seen to do (issue #13); only
+   * `/v3/chat/cancel` stops it early.
+   */
+  chatsOnDisconnect?: "cancel" | "run_on";
 }
 
 /** Names of the emulated endpoints, used by faults and call counters. */
@@ -123,6 +130,12 @@ export interface EmulatorStats {
   openStreams: number;
   /** Chats created through `POST /v3/chat`. */
   chatsCreated: number;
+  /**
+   * Chats (bot and chatflow turns) still `created` or `in_progress` now: neither finished,
+   * canceled nor waiting for tool outputs. Each keeps its conversation busy (4016). Counted from
+   * the chats kept, like `openStreams`; `reset()` does not zero it.
+   */
+  chatsRunning: number;
   /** Workflow runs started (`run`, `stream_run` and chatflow `/v1/workflows/chat`). */
   workflowRunsStarted: number;
 }

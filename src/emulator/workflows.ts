@@ -26,6 +26,8 @@ export const WORKFLOW_FAILURE = {
 /** Default output size of the large workflow: 1.5 MiB, over the 1 MB history limit (§5.5). */
 const DEFAULT_LARGE = 1.5 * 1024 * 1024;
 const MAX_LARGE = 16 * 1024 * 1024;
+/** Most arrays the large workflow nests its output in. */
+const MAX_DEPTH = 100_000;
 
 /** The outcome of workflow `name` for `parameters` (see `catalog.workflows`). */
 export function outcomeFor(name: WorkflowName, parameters: Record<string, unknown>): Outcome {
@@ -50,7 +52,10 @@ export function outcomeFor(name: WorkflowName, parameters: Record<string, unknow
     case "large": {
       const size = nonNegative(parameters.size_bytes) ?? DEFAULT_LARGE;
       if (size > MAX_LARGE) throw badRequest(`size_bytes must be at most ${MAX_LARGE}`);
-      return { kind: "success", output: largeOutput(size) };
+      const depth = nonNegative(parameters.depth) ?? 0;
+      if (depth > MAX_DEPTH) throw badRequest(`depth must be at most ${MAX_DEPTH}`);
+      const output = largeOutput(size);
+      return { kind: "success", output: "[".repeat(depth) + output + "]".repeat(depth) };
     }
   }
 }

@@ -79,15 +79,16 @@ class ShimContext implements HandlerContext {
  * Coze log ids end up in the request's log line), and a signal that aborts when the client disconnects
  * (`res` closes before it was ended: the service then cancels the Coze work, issue #4 "a client
  * that disconnects aborts the upstream request and cancels the Coze chat") or when `shutdown`
- * aborts (streams only: they end on shutdown like Connect streams). One context serves every
+ * aborts, with its reason (a stream passes the server's shutdown signal: it ends on shutdown like
+ * Connect streams; a unary answer passes the end of the grace period). One context serves every
  * service call of a REST request.
  *
  * Built by hand rather than with `createHandlerContext`, which is the hot path's largest fixed
  * cost after the socket work (issue #6 profile): it makes three `Headers`, a deadline controller
  * and a linked controller with four listeners for every call. Here the signal has one controller,
  * the headers are made only when a service touches them, and the listener on `shutdown` (the
- * only long-lived signal) is removed on release. A stream's signal is still aborted on release,
- * so nothing tied to it outlives the response.
+ * only long-lived signal) is removed on release. The signal is still aborted on release when
+ * `shutdown` was given, so nothing tied to it outlives the response.
  */
 export function createCallContext(
   method: DescMethod,

@@ -33,13 +33,15 @@ export interface OpenAiHandlerOptions {
 
 /**
  * The server's `http` handler for the OpenAI-compatible API: `true` when it answered the
- * request, `false` for a path it does not serve. `shutdown` aborts when the server shuts down.
+ * request, `false` for a path it does not serve. `shutdown` aborts when the server shuts down
+ * (streams end then), `hardStop` when its grace period is over (unary answers end then, 503).
  */
 export type OpenAiHandler = (
   req: NodeRequest,
   res: NodeResponse,
   caller: Caller,
   shutdown?: AbortSignal,
+  hardStop?: AbortSignal,
 ) => Promise<boolean>;
 
 const defaultHeartbeatMs = 15_000;
@@ -63,6 +65,7 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
     res: NodeResponse,
     caller: Caller,
     shutdown: AbortSignal | undefined,
+    hardStop: AbortSignal | undefined,
   ): Promise<void> {
     const text = await readBody(req, bodyLimitBytes);
     if (text === undefined) {
@@ -96,6 +99,7 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
       caller,
       context: requestOf(req),
       shutdown,
+      hardStop,
       meta: {
         id: `chatcmpl-${randomUUID().replaceAll("-", "")}`,
         model: request.model,
@@ -128,7 +132,7 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
     else sendOpenAiError(res, modelNotFound(id));
   }
 
-  return async (req, res, caller, shutdown) => {
+  return async (req, res, caller, shutdown, hardStop) => {
     const url = req.url ?? "/";
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
@@ -136,7 +140,7 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
     try {
       if (path === "/v1/chat/completions") {
         if (method !== "POST") sendOpenAiError(res, notAllowed(method, "POST", res));
-        else await completions(req, res, caller, shutdown);
+        else await completions(req, res, caller, shutdown, hardStop);
         return true;
       }
       if (path === "/v1/models" || path.startsWith("/v1/models/")) {

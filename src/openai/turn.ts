@@ -31,6 +31,8 @@ export interface Turn {
   context: RequestContext | undefined;
   /** Aborts when the server shuts down: open streams then end with an error event. */
   shutdown: AbortSignal | undefined;
+  /** Aborts when the shutdown grace period is over: a unary answer then ends with a 503. */
+  hardStop: AbortSignal | undefined;
   meta: CompletionMeta;
   /** Whether the model names a route; a NotFound is then not about the model. */
   modelKnown: boolean;
@@ -63,7 +65,9 @@ function mapError(turn: Turn, err: unknown, hook: ErrorHook | undefined): OpenAi
 
 /**
  * Runs a non-stream completion: `produce` calls the services with a context whose signal
- * aborts when the client goes away, and its answer (or error) is written once.
+ * aborts when the client goes away or the shutdown grace period is over, and its answer (or
+ * error) is written once. A call cut by the end of the grace period is answered with the
+ * server's reason (`Unavailable`: 503), not left to the closing connection (issue #13).
  */
 export async function runUnary(
   turn: Turn,
@@ -71,13 +75,15 @@ export async function runUnary(
   produce: (ctx: HandlerContext) => Promise<UnaryAnswer>,
   hook?: ErrorHook,
 ): Promise<void> {
-  const call = createCallContext(method, turn.res, turn.caller, undefined, turn.context);
+  const call = createCallContext(method, turn.res, turn.caller, turn.hardStop, turn.context);
   try {
     const answer = await produce(call.ctx);
     sendJsonText(turn.res, 200, answer.json, call.withResponseHeaders(answer.headers ?? {}));
   } catch (err) {
-    if (call.ctx.signal.reason === clientGone) return;
-    sendOpenAiError(turn.res, mapError(turn, err, hook), call.withResponseHeaders({}));
+    const { signal } = call.ctx;
+    if (signal.reason === clientGone) return;
+    const failure = signal.aborted ? signal.reason : err;
+    sendOpenAiError(turn.res, mapError(turn, failure, hook), call.withResponseHeaders({}));
   } finally {
     call.release();
   }

@@ -71,13 +71,16 @@ export interface GatewayServerOptions {
    * and 413 for a declared `Content-Length` above `bodyLimitBytes` (a handler reading a body
    * without one must enforce the limit itself). `shutdown` aborts when `close()` begins, with
    * the same `Code.Unavailable` reason that ends Connect streams: a handler should end its open
-   * streams then (unary answers keep the grace period; their connections are closed after it).
+   * streams then. Unary answers keep the grace period: `hardStop` aborts when it is over, with
+   * the `Code.Unavailable` reason unary Connect calls get, and a handler should answer at once
+   * (503): the connections are closed shortly after.
    */
   http?: (
     req: IncomingMessage | Http2ServerRequest,
     res: ServerResponse | Http2ServerResponse,
     caller: Caller,
     shutdown: AbortSignal,
+    hardStop: AbortSignal,
   ) => Promise<boolean> | boolean;
   /**
    * Unauthenticated plain HTTP routes, such as `/metrics` and the playground page; tried after
@@ -167,6 +170,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     bodyLimitBytes: options.bodyLimitBytes,
     draining: isDraining,
     shutdown: streamCutoff.signal,
+    hardStop: hardStop.signal,
     log,
   });
   const connect = connectNodeAdapter({

@@ -16,13 +16,16 @@ import { requestOf } from "./request-context.js";
 
 /**
  * A plain HTTP handler for paths Connect does not serve; `true` when it answered. `shutdown`
- * aborts when the server starts shutting down (open streams should end then).
+ * aborts when the server starts shutting down (open streams should end then); `hardStop` when
+ * the grace period is over (unary answers still under way should end then, with the reason's
+ * `Code.Unavailable` as a 503: their connections are closed right after).
  */
 export type HttpRouteHandler = (
   req: NodeRequest,
   res: NodeResponse,
   caller: Caller,
   shutdown: AbortSignal,
+  hardStop: AbortSignal,
 ) => Promise<boolean> | boolean;
 
 /** Options of {@link createHttpRoutes}. */
@@ -35,6 +38,8 @@ export interface HttpRoutesOptions {
   draining: () => boolean;
   /** Passed to the handler: aborts when the server shuts down. */
   shutdown: AbortSignal;
+  /** Passed to the handler: aborts when the shutdown grace period is over. */
+  hardStop: AbortSignal;
   log: LogFn;
 }
 
@@ -63,7 +68,7 @@ const internalError = (res: NodeResponse) => {
 export function createHttpRoutes(
   options: HttpRoutesOptions,
 ): (req: NodeRequest, res: NodeResponse) => Promise<void> {
-  const { http, authenticate, bodyLimitBytes, draining, shutdown, log } = options;
+  const { http, authenticate, bodyLimitBytes, draining, shutdown, hardStop, log } = options;
   // The caller each connection last authenticated as, with the exact Authorization header that
   // did it. A keep-alive client sends the same header on every request; checking it again cost
   // each request a SHA-256 (issue #6). Only a header the same connection sent before is compared
@@ -124,7 +129,7 @@ export function createHttpRoutes(
       );
       return true;
     }
-    return http(req, res, caller, shutdown);
+    return http(req, res, caller, shutdown, hardStop);
   };
 
   return async (req, res) => {

@@ -17,6 +17,7 @@ import type { UsageSchema } from "../gen/cozegateway/v1/common_pb.js";
 import { callerOf, tenantOf } from "./caller.js";
 import { channelHeader, invalidArgument, notFound, toConnectError } from "./errors.js";
 import { onFirstChannel } from "./failover.js";
+import { checkJsonDepth } from "./json-depth.js";
 import { hasInlineData, toCozeMessages, toCozeMessagesNow } from "./messages.js";
 import { traceOf } from "./request-context.js";
 import type { Router, Target } from "./routing.js";
@@ -136,6 +137,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
           throw invalidArgument(`tool_outputs[${i}].tool_call_id`, "is required");
       });
     }
+    checkJsonDepth("parameters", req.parameters);
     // Without inline files the Coze messages are the same on every channel: map them once,
     // before the failover.
     const messages =
@@ -209,7 +211,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
       try {
         return chatResponseOf(await collectTurn(await open(req, ctx)), tenantOf(ctx));
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
 
@@ -223,7 +225,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
           if (out) yield out;
         }
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
 
@@ -254,7 +256,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
         });
         return { canceled: chat.status === "canceled" };
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
   };

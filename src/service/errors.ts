@@ -56,9 +56,22 @@ const upstreamText: Record<CozeErrorCode, string> = {
  * through; a {@link CozeError} gets its Connect code, a safe message naming the upstream step and
  * Coze's code, and metadata with the codes and log id; anything else is `Internal` with a
  * generic message (its text may hold anything, so it never reaches the caller).
+ *
+ * `signal` is the call's own (`ctx.signal`). When it aborted with a `ConnectError` and the
+ * failure is that abort (a `canceled` CozeError: the upstream call was cut), the abort reason is
+ * the answer: a passed deadline stays `DeadlineExceeded` and a shutdown `Unavailable`, not
+ * `Canceled` (issue #13: only a caller that went away is a cancel).
  */
-export function toConnectError(err: unknown): ConnectError {
+export function toConnectError(err: unknown, signal?: AbortSignal): ConnectError {
   if (err instanceof ConnectError) return err;
+  if (
+    signal?.aborted === true &&
+    signal.reason instanceof ConnectError &&
+    err instanceof CozeError &&
+    err.code === "canceled"
+  ) {
+    return signal.reason;
+  }
   if (err instanceof CozeError) {
     const metadata = new Headers();
     metadata.set(errorHeaders.code, err.code);

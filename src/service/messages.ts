@@ -12,6 +12,16 @@ import { invalidArgument } from "./errors.js";
 /** Coze accepts at most 100 `additional_messages` (coze-api.md §4.1). */
 export const maxMessages = 100;
 
+/**
+ * Most inline files (`InlineData`, REST `data:` URLs) one request may carry: each is one upload
+ * to Coze before the turn (issue #13: one 100 KB body made 2,000 uploads). Files beyond it go by
+ * URL or Coze file id.
+ */
+export const maxInlineFiles = 10;
+
+/** Most bytes the inline files of one request may hold in all, decoded: 20 MiB. */
+export const maxInlineBytes = 20 * 1024 * 1024;
+
 type Media = Extract<ContentItem, { type: "image" | "file" | "audio" }>;
 
 /** Where inline files go, and the call's signal and trace. */
@@ -21,8 +31,11 @@ export interface MessageOptions {
   trace?: CallTrace;
 }
 
-/** The Coze file id of an inline file (uploaded already, or a stand-in while checking). */
-type FileIdOf = (data: InlineData, type: Media["type"]) => string;
+/**
+ * The Coze file id of an inline file (uploaded already, or a stand-in while checking); `field`
+ * names its data (`messages[0].parts[1].image.data`).
+ */
+type FileIdOf = (data: InlineData, type: Media["type"], field: string) => string;
 
 /**
  * Turns the caller's messages into Coze `additional_messages`.
@@ -34,7 +47,8 @@ type FileIdOf = (data: InlineData, type: Media["type"]) => string;
  * - Text-only messages go as `text`; messages with images, files or audio go as
  *   `object_string` with one text item (several text parts are joined by a newline). Inline data
  *   is uploaded to Coze first and referenced by file id; the messages are checked in full before
- *   anything is uploaded, so a request that is refused uploads nothing.
+ *   anything is uploaded, so a request that is refused uploads nothing. At most
+ *   {@link maxInlineFiles} inline files of {@link maxInlineBytes} bytes in all are taken.
  * - The last message must be a user message: it is the turn's input.
  *
  * @throws ConnectError InvalidArgument naming the field (`messages[2].role`, …).
@@ -44,7 +58,21 @@ export async function toCozeMessages(
   options: MessageOptions,
 ): Promise<EnterMessage[]> {
   const uploads: { data: InlineData; type: Media["type"] }[] = [];
-  const checked = mapMessages(messages, (data, type) => {
+  let bytes = 0;
+  const checked = mapMessages(messages, (data, type, field) => {
+    bytes += data.data.length;
+    if (uploads.length >= maxInlineFiles) {
+      throw invalidArgument(
+        field,
+        `is inline file ${uploads.length + 1} of the request, which may carry ${maxInlineFiles}; send more files by URL or Coze file id`,
+      );
+    }
+    if (bytes > maxInlineBytes) {
+      throw invalidArgument(
+        field,
+        `takes the request's inline files over ${maxInlineBytes} bytes (20 MiB) in all; send large files by URL or Coze file id`,
+      );
+    }
     uploads.push({ data, type });
     return "";
   });
@@ -223,7 +251,7 @@ function mediaItem(type: Media["type"], part: MediaPart, field: string, fileIdOf
       if (source.value.data.length === 0) {
         throw invalidArgument(`${field}.${type}.data`, "is empty");
       }
-      return { type, fileId: fileIdOf(source.value, type) };
+      return { type, fileId: fileIdOf(source.value, type, `${field}.${type}.data`) };
     default:
       throw invalidArgument(`${field}.${type}`, "needs a url, file_id or data");
   }

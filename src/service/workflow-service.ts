@@ -23,6 +23,7 @@ import { callerOf, tenantOf } from "./caller.js";
 import { opened, usageOf } from "./chat-service.js";
 import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
 import { onFirstChannel, openOnFirstChannel } from "./failover.js";
+import { checkJsonDepth, maxJsonDepth, nestedDeeperThan } from "./json-depth.js";
 import { traceOf } from "./request-context.js";
 import type { Router, Target } from "./routing.js";
 import { createRunWatchers, type RunWatchers } from "./run-watchers.js";
@@ -37,12 +38,19 @@ export interface WorkflowServiceOptions {
   watchers?: RunWatchers;
 }
 
-/** The output as JSON text plus a structured value when it parses (never re-quoted). */
+/**
+ * The output as JSON text (always, never re-quoted) plus a structured value when it parses and
+ * nests at most {@link maxJsonDepth} levels deep: a deeper value could not be read by protobuf
+ * clients (issue #13), and `output_json` carries it whole anyway.
+ */
 function outputFields(output: WorkflowOutput | undefined) {
+  const value = output?.value;
   return {
     outputJson: output?.text ?? "",
     output:
-      output?.value === undefined ? undefined : fromJson(ValueSchema, output.value as JsonValue),
+      value === undefined || nestedDeeperThan(value, maxJsonDepth)
+        ? undefined
+        : fromJson(ValueSchema, value as JsonValue),
   };
 }
 
@@ -198,11 +206,12 @@ export function createWorkflowService(
     });
   }
 
-  function checkRunFields(req: { botId: string; appId: string }) {
+  function checkRunFields(req: { botId: string; appId: string; parameters?: unknown }) {
     if (req.botId !== "" && req.appId !== "") {
       // Coze answers 4000 for both (coze-api.md §5.1); say so before calling it.
       throw invalidArgument("bot_id", "cannot be combined with app_id");
     }
+    checkJsonDepth("parameters", req.parameters);
   }
 
   return {
@@ -257,7 +266,7 @@ export function createWorkflowService(
           interrupt: result.interrupt && interruptOf(result.interrupt, tenant),
         };
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
 
@@ -288,7 +297,7 @@ export function createWorkflowService(
           yield create(WatchWorkflowResponseSchema, { event: e });
         }
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
 
@@ -311,7 +320,7 @@ export function createWorkflowService(
           yield create(ResumeWorkflowResponseSchema, { event: e });
         }
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
 
@@ -341,7 +350,7 @@ export function createWorkflowService(
             run.updateTime === undefined ? undefined : timestampFromMs(run.updateTime * 1000),
         };
       } catch (err) {
-        throw toConnectError(err);
+        throw toConnectError(err, ctx.signal);
       }
     },
   };

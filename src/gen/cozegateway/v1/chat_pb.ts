@@ -81,7 +81,8 @@ export type ChatRequest = Message<"cozegateway.v1.ChatRequest"> & {
   metaData: { [key: string]: string };
 
   /**
-   * Custom parameters of a chatflow.
+   * Custom parameters of a chatflow, nesting objects and arrays at most 32 levels deep (the
+   * outermost object being level 1); deeper ones are refused with INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.Struct parameters = 9;
    */
@@ -250,7 +251,8 @@ export type ChatStreamRequest = Message<"cozegateway.v1.ChatStreamRequest"> & {
   metaData: { [key: string]: string };
 
   /**
-   * Custom parameters of a chatflow.
+   * Custom parameters of a chatflow, nesting objects and arrays at most 32 levels deep (the
+   * outermost object being level 1); deeper ones are refused with INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.Struct parameters = 9;
    */
@@ -641,7 +643,8 @@ export const MediaPartSchema: GenMessage<MediaPart> = /*@__PURE__*/
   messageDesc(file_cozegateway_v1_chat, 12);
 
 /**
- * InlineData is a file carried in the request.
+ * InlineData is a file carried in the request. A request may carry at most 10 inline files,
+ * of 20 MiB in all; more are refused with INVALID_ARGUMENT before anything is uploaded.
  *
  * @generated from message cozegateway.v1.InlineData
  */

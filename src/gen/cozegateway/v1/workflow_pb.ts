@@ -44,7 +44,8 @@ export type RunWorkflowRequest = Message<"cozegateway.v1.RunWorkflowRequest"> & 
   channel: string;
 
   /**
-   * The workflow's input parameters.
+   * The workflow's input parameters, nesting objects and arrays at most 32 levels deep (the
+   * outermost object being level 1); deeper ones are refused with INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.Struct parameters = 4;
    */
@@ -121,7 +122,9 @@ export type RunWorkflowResponse = Message<"cozegateway.v1.RunWorkflowResponse"> 
   outputJson: string;
 
   /**
-   * The output as a structured value, when output_json parses.
+   * The output as a structured value, when output_json parses and nests objects and arrays at
+   * most 32 levels deep (deeper values are more than protobuf clients decode); output_json
+   * always carries the whole output.
    *
    * @generated from field: google.protobuf.Value output = 4;
    */
@@ -184,7 +187,8 @@ export type WatchWorkflowRequest = Message<"cozegateway.v1.WatchWorkflowRequest"
   channel: string;
 
   /**
-   * The input parameters of a run to start.
+   * The input parameters of a run to start, nesting objects and arrays at most 32 levels deep
+   * (the outermost object being level 1); deeper ones are refused with INVALID_ARGUMENT.
    *
    * @generated from field: google.protobuf.Struct parameters = 4;
    */
@@ -457,7 +461,9 @@ export type GetWorkflowRunResponse = Message<"cozegateway.v1.GetWorkflowRunRespo
   outputJson: string;
 
   /**
-   * The output as a structured value, when output_json parses.
+   * The output as a structured value, when output_json parses and nests objects and arrays at
+   * most 32 levels deep (deeper values are more than protobuf clients decode); output_json
+   * always carries the whole output.
    *
    * @generated from field: google.protobuf.Value output = 4;
    */
@@ -667,7 +673,9 @@ export type WorkflowResult = Message<"cozegateway.v1.WorkflowResult"> & {
   outputJson: string;
 
   /**
-   * The output as a structured value, when output_json parses.
+   * The output as a structured value, when output_json parses and nests objects and arrays at
+   * most 32 levels deep (deeper values are more than protobuf clients decode); output_json
+   * always carries the whole output.
    *
    * @generated from field: google.protobuf.Value output = 3;
    */
