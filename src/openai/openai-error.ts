@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { errorHeaders } from "../service/index.js";
+import { CozeError, GatewayError, upstreamMessage } from "../service/index.js";
 
 /** OpenAI's error classes as this shim uses them (the `type` of an error body). */
 export type OpenAiErrorType =
@@ -44,95 +44,115 @@ export function badRequest(param: string | null, message: string, code: string):
   return new OpenAiError(400, { message, type: "invalid_request_error", code, param });
 }
 
-/** Gateway error codes that mean an upstream step failed (issue #4 decision 5: 502). */
-const upstreamCodes = new Set(["failed", "protocol", "authentication"]);
-
-/** What the shim knows when it maps a service error. */
-export interface ErrorContext {
-  /** Whether the request's model names a route (a NotFound then is not about the model). */
-  modelKnown: boolean;
+/**
+ * Maps what a service call threw to the OpenAI error a REST client gets (issue #4 decision 5),
+ * from the facts the error carries, never from its text:
+ * - the core's {@link GatewayError}: `invalid_argument` → 400 with `param` = its field,
+ *   `permission_denied` → 403, `not_found` → 404 (`model_not_found` when the field is the
+ *   model), `resource_exhausted` → 429 with `Retry-After`, `unavailable` → 503;
+ * - an upstream {@link CozeError}: by its code (`bad_request` 400, `permission` 403, `not_found`
+ *   404, `rate_limited` 429, `unavailable` 503, `timeout` 504, a failed, unreadable or
+ *   unauthenticated upstream step 502), with `X-Coze-Logid` and `Retry-After`;
+ * - the call's abort reason, a `ConnectError` from the server (shutdown `Unavailable` 503,
+ *   deadline 504, a chat canceled by someone else 409);
+ * - anything else: 500 "internal error", its text never used.
+ */
+export function toOpenAiError(err: unknown): OpenAiError {
+  if (err instanceof OpenAiError) return err;
+  if (err instanceof GatewayError) return fromGatewayError(err);
+  if (err instanceof CozeError) return fromCozeError(err);
+  if (err instanceof ConnectError) return fromAbortReason(err);
+  return internalError({});
 }
 
-/**
- * Maps what a service call threw to the OpenAI error a REST client gets (issue #4 decision 5):
- * InvalidArgument → 400 (`param` = the field before the colon of a gateway validation message),
- * PermissionDenied → 403, NotFound → 404 (`model_not_found` for an unknown model),
- * ResourceExhausted → 429 with `Retry-After` when known, Unavailable → 503, DeadlineExceeded →
- * 504, Unknown/Internal from an upstream step → 502, anything else → 500 "internal error".
- * `x-coze-logid` comes back as the `X-Coze-Logid` header. Messages are the service's safe
- * messages; the text of an error that is not a `ConnectError` is never used.
- */
-export function toOpenAiError(err: unknown, context: ErrorContext): OpenAiError {
-  if (err instanceof OpenAiError) return err;
-  if (!(err instanceof ConnectError)) {
-    return new OpenAiError(500, {
-      message: "internal error",
-      type: "server_error",
-      code: "internal_error",
-      param: null,
-    });
-  }
-  const gatewayCode = err.metadata.get(errorHeaders.code);
-  const headers: Record<string, string> = {};
-  const logId = err.metadata.get(errorHeaders.logId);
-  if (logId) headers["x-coze-logid"] = logId;
-  const message = err.rawMessage;
-  const make = (status: number, type: OpenAiErrorType, code: string, param: string | null = null) =>
-    new OpenAiError(status, { message, type, code, param }, headers);
+function fromGatewayError(err: GatewayError): OpenAiError {
+  const body = (type: OpenAiErrorType, code: string, param: string | null = null) => ({
+    message: err.message,
+    type,
+    code,
+    param,
+  });
+  const field = err.field ?? null;
   switch (err.code) {
-    case Code.InvalidArgument:
-      return make(
-        400,
-        "invalid_request_error",
-        gatewayCode === "invalid_argument" ? "invalid_value" : "upstream_bad_request",
-        gatewayCode === "invalid_argument" ? paramOf(message) : null,
+    case "invalid_argument":
+      return new OpenAiError(400, body("invalid_request_error", "invalid_value", field));
+    case "permission_denied":
+      return new OpenAiError(403, body("permission_error", "permission_denied"));
+    case "not_found":
+      return field === "model"
+        ? new OpenAiError(404, body("invalid_request_error", "model_not_found", "model"))
+        : new OpenAiError(404, body("invalid_request_error", "not_found", field));
+    case "resource_exhausted":
+      return new OpenAiError(
+        429,
+        body("rate_limit_error", "rate_limit_exceeded"),
+        retryAfter({}, err.retryAfterMs),
       );
-    case Code.Unauthenticated:
-      return make(401, "invalid_request_error", "invalid_api_key");
-    case Code.PermissionDenied:
+    case "unavailable":
+      return new OpenAiError(503, body("server_error", "unavailable"));
+  }
+}
+
+function fromCozeError(err: CozeError): OpenAiError {
+  const headers: Record<string, string> = {};
+  if (err.logId) headers["x-coze-logid"] = err.logId;
+  const make = (status: number, type: OpenAiErrorType, code: string) =>
+    new OpenAiError(status, { message: upstreamMessage(err), type, code, param: null }, headers);
+  switch (err.code) {
+    case "bad_request":
+      return make(400, "invalid_request_error", "upstream_bad_request");
+    case "permission":
       return make(403, "permission_error", "permission_denied");
-    case Code.NotFound:
-      return make(
-        404,
-        "invalid_request_error",
-        context.modelKnown ? "not_found" : "model_not_found",
-        context.modelKnown ? null : "model",
-      );
-    case Code.ResourceExhausted: {
-      const retryAfter = err.metadata.get(errorHeaders.retryAfter);
-      if (retryAfter) headers["retry-after"] = retryAfter;
+    case "not_found":
+      return make(404, "invalid_request_error", "not_found");
+    case "rate_limited":
+      retryAfter(headers, err.retryAfterMs);
       return make(429, "rate_limit_error", "rate_limit_exceeded");
-    }
+    case "unavailable":
+      return make(503, "server_error", "unavailable");
+    case "timeout":
+      return make(504, "server_error", "timeout");
+    case "canceled":
+      // Reached only while the client still waits: the chat was canceled by someone else
+      // (CancelChat). A client that went away gets no answer at all.
+      return make(409, "invalid_request_error", "canceled");
+    case "failed":
+    case "protocol":
+    case "authentication":
+      return make(502, "server_error", "upstream_error");
+  }
+}
+
+/** The server's abort reasons: shutdown, a passed deadline, a cancel. */
+function fromAbortReason(err: ConnectError): OpenAiError {
+  const make = (status: number, type: OpenAiErrorType, code: string) =>
+    new OpenAiError(status, { message: err.rawMessage, type, code, param: null });
+  switch (err.code) {
     case Code.Unavailable:
       return make(503, "server_error", "unavailable");
     case Code.DeadlineExceeded:
       return make(504, "server_error", "timeout");
     case Code.Canceled:
-      // Reached only while the client still waits: the chat was canceled by someone else
-      // (CancelChat). A client that went away gets no answer at all.
       return make(409, "invalid_request_error", "canceled");
-    case Code.Unknown:
-    case Code.Internal:
-      if (gatewayCode !== null && upstreamCodes.has(gatewayCode)) {
-        return make(502, "server_error", "upstream_error");
-      }
-      break;
     default:
-      break;
+      return internalError({});
   }
+}
+
+function retryAfter(
+  headers: Record<string, string>,
+  ms: number | undefined,
+): Record<string, string> {
+  if (ms !== undefined) headers["retry-after"] = String(Math.ceil(ms / 1000));
+  return headers;
+}
+
+function internalError(headers: Record<string, string>): OpenAiError {
   return new OpenAiError(
     500,
     { message: "internal error", type: "server_error", code: "internal_error", param: null },
     headers,
   );
-}
-
-/** The field a gateway validation message names: `messages[1].role: …` → `messages[1].role`. */
-function paramOf(message: string): string | null {
-  const colon = message.indexOf(": ");
-  if (colon <= 0) return null;
-  const field = message.slice(0, colon);
-  return /^[A-Za-z_][\w.[\]]*$/.test(field) ? field : null;
 }
 
 /** The JSON text of an error body: `{"error":{…}}`. */

@@ -11,7 +11,9 @@ import {
 import { RunStatus } from "../gen/cozegateway/v1/workflow_pb.js";
 import {
   type Caller,
+  CozeError,
   inProcessTenant,
+  invalidArgument,
   type ModelInfo,
   type ServiceImpls,
 } from "../service/index.js";
@@ -220,9 +222,10 @@ describe("stream endings", () => {
     const url = await serve({
       // biome-ignore lint/correctness/useYield: fails before its first event, like a refused turn
       async *chatStream() {
-        throw new ConnectError("Coze rate limit", Code.ResourceExhausted, {
-          "retry-after": "3",
-          "x-coze-logid": "LOG1",
+        throw new CozeError("rate_limited", "Coze rate limit", {
+          step: "chat.stream",
+          retryAfterMs: 3000,
+          logId: "LOG1",
         });
       },
     });
@@ -232,7 +235,7 @@ describe("stream endings", () => {
     expect(res.headers.get("x-coze-logid")).toBe("LOG1");
     expect(await res.json()).toEqual({
       error: {
-        message: "Coze rate limit",
+        message: "chat.stream: Coze rate limit or quota reached",
         type: "rate_limit_error",
         code: "rate_limit_exceeded",
         param: null,
@@ -260,11 +263,7 @@ describe("errors", () => {
   it("renames the service's field names to the OpenAI request's", async () => {
     const url = await serve({
       chat: async () => {
-        throw new ConnectError(
-          "messages[1].parts[0].image.url: must be an http(s) URL",
-          Code.InvalidArgument,
-          { "x-gateway-error": "invalid_argument" },
-        );
+        throw invalidArgument("messages[1].parts[0].image.url", "must be an http(s) URL");
       },
     });
     const res = await post(url, {

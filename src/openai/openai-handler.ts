@@ -105,7 +105,6 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
         model: request.model,
         created: Math.floor(now() / 1000),
       },
-      modelKnown: info !== undefined,
       services,
       heartbeatMs,
       log,
@@ -160,7 +159,7 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
         });
       }
       // A client that went away (aborted upload, closed stream) gets nothing.
-      if (!res.destroyed) sendOpenAiError(res, toOpenAiError(err, { modelKnown: true }));
+      if (!res.destroyed) sendOpenAiError(res, toOpenAiError(err));
       return true;
     }
   };

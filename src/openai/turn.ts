@@ -1,6 +1,12 @@
 import type { DescMethod } from "@bufbuild/protobuf";
 import { ConnectError, type HandlerContext } from "@connectrpc/connect";
-import type { Caller, RequestContext, ServiceImpls } from "../service/index.js";
+import {
+  type Caller,
+  CozeError,
+  GatewayError,
+  type RequestContext,
+  type ServiceImpls,
+} from "../service/index.js";
 import { clientGone, createCallContext } from "./call-context.js";
 import {
   type ChunkFormat,
@@ -34,8 +40,6 @@ export interface Turn {
   /** Aborts when the shutdown grace period is over: a unary answer then ends with a 503. */
   hardStop: AbortSignal | undefined;
   meta: CompletionMeta;
-  /** Whether the model names a route; a NotFound is then not about the model. */
-  modelKnown: boolean;
   services: ServiceImpls;
   heartbeatMs: number;
   log: LogFn;
@@ -51,15 +55,25 @@ export interface UnaryAnswer {
 /** Adjusts a mapped error, e.g. to rename fields the service named. */
 export type ErrorHook = (err: OpenAiError) => OpenAiError;
 
+/** Whether a layer made `err` on purpose (its facts are data), rather than a bug throwing it. */
+function expected(err: unknown): boolean {
+  return (
+    err instanceof GatewayError ||
+    err instanceof CozeError ||
+    err instanceof ConnectError ||
+    err instanceof OpenAiError
+  );
+}
+
 /** Maps a failure to the client's error, logging (by name only) what no layer expected. */
 function mapError(turn: Turn, err: unknown, hook: ErrorHook | undefined): OpenAiError {
-  if (!(err instanceof ConnectError) && !(err instanceof OpenAiError)) {
+  if (!expected(err)) {
     turn.log("error", "REST completion failed with an unexpected error", {
       model: turn.meta.model,
       error: err instanceof Error ? err.name : typeof err,
     });
   }
-  const mapped = toOpenAiError(err, { modelKnown: turn.modelKnown });
+  const mapped = toOpenAiError(err);
   return hook ? hook(mapped) : mapped;
 }
 

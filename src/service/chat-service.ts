@@ -15,7 +15,7 @@ import {
 } from "../gen/cozegateway/v1/chat_pb.js";
 import type { UsageSchema } from "../gen/cozegateway/v1/common_pb.js";
 import { callerOf, tenantOf } from "./caller.js";
-import { channelHeader, invalidArgument, notFound, toConnectError } from "./errors.js";
+import { channelHeader, invalidArgument, notFound } from "./errors.js";
 import { onFirstChannel } from "./failover.js";
 import { checkJsonDepth } from "./json-depth.js";
 import { hasInlineData, toCozeMessages, toCozeMessagesNow } from "./messages.js";
@@ -73,13 +73,13 @@ function sealed(tenant: Tenant, kind: HandleKind, id: string | undefined): strin
 
 /**
  * The Coze id behind a handed-out id in `field`; `""` stays `""`.
- * @throws ConnectError NotFound, the same for an id that does not exist and one that is not the
+ * @throws GatewayError `not_found`, the same for an id that does not exist and one that is not the
  *   caller's (another key's, forged, truncated): nothing tells the two apart.
  */
 export function opened(tenant: Tenant, kind: HandleKind, field: string, handle: string): string {
   if (handle === "") return "";
   const id = tenant.open(kind, handle);
-  if (id === undefined) throw notFound(`${field}: no ${kindNames[kind]} with this id`);
+  if (id === undefined) throw notFound(field, `${field}: no ${kindNames[kind]} with this id`);
   return id;
 }
 
@@ -98,7 +98,7 @@ export interface ChatServiceOptions {
 /**
  * The ChatService implementation: routes the request, maps messages, runs the turn on the
  * channel's Coze client with the call's signal (a client that goes away cancels the Coze chat),
- * and maps every failure through {@link toConnectError}.
+ * and throws the core's errors as data (the Connect door maps them, see `serviceRoutes`).
  */
 export function createChatService(options: ChatServiceOptions): ServiceImpl<typeof ChatService> {
   const { router } = options;
@@ -208,56 +208,39 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
 
   return {
     async chat(req, ctx) {
-      try {
-        return chatResponseOf(await collectTurn(await open(req, ctx)), tenantOf(ctx));
-      } catch (err) {
-        throw toConnectError(err, ctx.signal);
-      }
+      return chatResponseOf(await collectTurn(await open(req, ctx)), tenantOf(ctx));
     },
 
     async *chatStream(req, ctx) {
-      try {
-        let started = false;
-        const tenant = tenantOf(ctx);
-        for await (const event of (await open(req, ctx)).events()) {
-          const out = streamEvent(event, started, tenant);
-          if (event.type === "chat.created" || event.type === "chat.in_progress") started = true;
-          if (out) yield out;
-        }
-      } catch (err) {
-        throw toConnectError(err, ctx.signal);
+      let started = false;
+      const tenant = tenantOf(ctx);
+      for await (const event of (await open(req, ctx)).events()) {
+        const out = streamEvent(event, started, tenant);
+        if (event.type === "chat.created" || event.type === "chat.in_progress") started = true;
+        if (out) yield out;
       }
     },
 
     async cancelChat(req, ctx) {
-      try {
-        const channel = req.model
-          ? router.resolve(req, { field: "channel", id: "", kind: "bot" }, callerOf(ctx), {
-              pinned: true,
-            }).channel
-          : router.channel(req.channel);
-        if (req.conversationId === "") throw invalidArgument("conversation_id", "is required");
-        if (req.chatId === "") throw invalidArgument("chat_id", "is required");
-        // Model-free, so the handles are the whole check: only the key that started the chat
-        // can cancel it.
-        const tenant = tenantOf(ctx);
-        const conversationId = opened(
-          tenant,
-          "conversation",
-          "conversation_id",
-          req.conversationId,
-        );
-        const chatId = opened(tenant, "chat", "chat_id", req.chatId);
-        const chat = await channel.clientFor(tenant.sessionName).chat.cancel({
-          conversationId,
-          chatId,
-          signal: ctx.signal,
-          trace: traceOf(ctx),
-        });
-        return { canceled: chat.status === "canceled" };
-      } catch (err) {
-        throw toConnectError(err, ctx.signal);
-      }
+      const channel = req.model
+        ? router.resolve(req, { field: "channel", id: "", kind: "bot" }, callerOf(ctx), {
+            pinned: true,
+          }).channel
+        : router.channel(req.channel);
+      if (req.conversationId === "") throw invalidArgument("conversation_id", "is required");
+      if (req.chatId === "") throw invalidArgument("chat_id", "is required");
+      // Model-free, so the handles are the whole check: only the key that started the chat
+      // can cancel it.
+      const tenant = tenantOf(ctx);
+      const conversationId = opened(tenant, "conversation", "conversation_id", req.conversationId);
+      const chatId = opened(tenant, "chat", "chat_id", req.chatId);
+      const chat = await channel.clientFor(tenant.sessionName).chat.cancel({
+        conversationId,
+        chatId,
+        signal: ctx.signal,
+        trace: traceOf(ctx),
+      });
+      return { canceled: chat.status === "canceled" };
     },
   };
 }

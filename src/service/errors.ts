@@ -51,11 +51,74 @@ const upstreamText: Record<CozeErrorCode, string> = {
   failed: "Coze reported a failure",
 };
 
+/** What the gateway itself refuses, as a stable code. */
+export type GatewayErrorCode =
+  | "invalid_argument"
+  | "not_found"
+  | "permission_denied"
+  | "resource_exhausted"
+  | "unavailable";
+
 /**
- * The one place where errors become `ConnectError`s (STYLE.md "Errors"). A `ConnectError` passes
- * through; a {@link CozeError} gets its Connect code, a safe message naming the upstream step and
- * Coze's code, and metadata with the codes and log id; anything else is `Internal` with a
- * generic message (its text may hold anything, so it never reaches the caller).
+ * The core's own failure, carrying its facts as data (STYLE.md "Errors"): a stable code, the
+ * request field at fault as the contract names it (`messages[1].role`, `execute_id`), and a
+ * short safe problem. Upstream failures stay {@link CozeError}s (code, step, Coze's code and log
+ * id, retry-after). Each door maps both exactly once: {@link toConnectError} for Connect, the
+ * OpenAI doors to HTTP statuses and error bodies; nothing parses the message.
+ */
+export class GatewayError extends Error {
+  override readonly name = "GatewayError";
+  readonly code: GatewayErrorCode;
+  /** The request field at fault; `undefined` when the request as a whole is. */
+  readonly field: string | undefined;
+  /** How long to wait before trying again, in ms, when known. */
+  readonly retryAfterMs: number | undefined;
+
+  /** `message` is short, safe and ours: it reaches the caller verbatim. */
+  constructor(
+    code: GatewayErrorCode,
+    message: string,
+    options: { field?: string; retryAfterMs?: number; cause?: unknown } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.code = code;
+    this.field = options.field;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** A caller mistake: `invalid_argument`, naming the field and what is wrong with it. */
+export function invalidArgument(field: string, problem: string): GatewayError {
+  return new GatewayError("invalid_argument", `${field}: ${problem}`, { field });
+}
+
+/**
+ * Something the request names does not exist for this caller (a model, a channel, an id handed
+ * to another key): `not_found`, naming the field.
+ */
+export function notFound(field: string, message: string): GatewayError {
+  return new GatewayError("not_found", message, { field });
+}
+
+/** A caller that may not use what it names (a model outside its allow-list). */
+export function permissionDenied(field: string, message: string): GatewayError {
+  return new GatewayError("permission_denied", message, { field });
+}
+
+const gatewayCodes: Record<GatewayErrorCode, Code> = {
+  invalid_argument: Code.InvalidArgument,
+  not_found: Code.NotFound,
+  permission_denied: Code.PermissionDenied,
+  resource_exhausted: Code.ResourceExhausted,
+  unavailable: Code.Unavailable,
+};
+
+/**
+ * The Connect door's one mapping (STYLE.md "Errors"). A `ConnectError` passes through; a
+ * {@link GatewayError} gets its code and `x-gateway-error` metadata; a {@link CozeError} gets its
+ * Connect code, a safe message naming the upstream step and Coze's code, and metadata with the
+ * codes and log id; anything else is `Internal` with a generic message (its text may hold
+ * anything, so it never reaches the caller).
  *
  * `signal` is the call's own (`ctx.signal`). When it aborted with a `ConnectError` and the
  * failure is that abort (a `canceled` CozeError: the upstream call was cut), the abort reason is
@@ -64,6 +127,13 @@ const upstreamText: Record<CozeErrorCode, string> = {
  */
 export function toConnectError(err: unknown, signal?: AbortSignal): ConnectError {
   if (err instanceof ConnectError) return err;
+  if (err instanceof GatewayError) {
+    const metadata = new Headers({ [errorHeaders.code]: err.code });
+    if (err.retryAfterMs !== undefined) {
+      metadata.set(errorHeaders.retryAfter, String(Math.ceil(err.retryAfterMs / 1000)));
+    }
+    return new ConnectError(err.message, gatewayCodes[err.code], metadata, undefined, err);
+  }
   if (
     signal?.aborted === true &&
     signal.reason instanceof ConnectError &&
@@ -83,39 +153,14 @@ export function toConnectError(err: unknown, signal?: AbortSignal): ConnectError
     if (err.retryAfterMs !== undefined) {
       metadata.set(errorHeaders.retryAfter, String(Math.ceil(err.retryAfterMs / 1000)));
     }
-    const coze =
-      err.cozeCode !== undefined && err.cozeCode !== "" ? ` (Coze code ${err.cozeCode})` : "";
-    return new ConnectError(
-      `${err.step}: ${upstreamText[err.code]}${coze}`,
-      connectCodes[err.code],
-      metadata,
-      undefined,
-      err,
-    );
+    return new ConnectError(upstreamMessage(err), connectCodes[err.code], metadata, undefined, err);
   }
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
 
-/** A caller mistake: `InvalidArgument` naming the field and what is wrong with it. */
-export function invalidArgument(field: string, problem: string): ConnectError {
-  const metadata = new Headers({ [errorHeaders.code]: "invalid_argument" });
-  return new ConnectError(`${field}: ${problem}`, Code.InvalidArgument, metadata);
-}
-
-/** An unknown model, channel or similar: `NotFound` naming it. */
-export function notFound(message: string): ConnectError {
-  return new ConnectError(
-    message,
-    Code.NotFound,
-    new Headers({ [errorHeaders.code]: "not_found" }),
-  );
-}
-
-/** A caller that may not use a model: `PermissionDenied`. */
-export function permissionDenied(message: string): ConnectError {
-  return new ConnectError(
-    message,
-    Code.PermissionDenied,
-    new Headers({ [errorHeaders.code]: "permission_denied" }),
-  );
+/** The safe text of an upstream failure: the step, what went wrong, and Coze's code. */
+export function upstreamMessage(err: CozeError): string {
+  const coze =
+    err.cozeCode !== undefined && err.cozeCode !== "" ? ` (Coze code ${err.cozeCode})` : "";
+  return `${err.step}: ${upstreamText[err.code]}${coze}`;
 }

@@ -1,7 +1,16 @@
+// The upstream failure type the core passes on: doors map it without importing coze/.
+export { CozeError, type CozeErrorCode } from "../coze/errors.js";
 export { type Caller, callerKey, callerOf, mayUse, tenantOf } from "./caller.js";
 export { type Channel, type Channels, type ChannelsOptions, createChannels } from "./channels.js";
 export { chatResponseOf, createChatService } from "./chat-service.js";
-export { errorHeaders, invalidArgument, toConnectError } from "./errors.js";
+export {
+  errorHeaders,
+  GatewayError,
+  type GatewayErrorCode,
+  invalidArgument,
+  toConnectError,
+  upstreamMessage,
+} from "./errors.js";
 export { createModelInfo, type ModelInfo } from "./model-info.js";
 export { createModelService } from "./model-service.js";
 export {

@@ -1,5 +1,5 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
+import { GatewayError } from "./errors.js";
 import { checkJsonDepth, maxJsonDepth, nestedDeeperThan } from "./json-depth.js";
 
 /** Objects and arrays alternating, `levels` deep in all. */
@@ -25,17 +25,20 @@ describe("nestedDeeperThan", () => {
 });
 
 describe("checkJsonDepth", () => {
-  it("refuses a value nested too deep with InvalidArgument naming the field", () => {
+  it("refuses a value nested too deep with invalid_argument naming the field", () => {
     const err = (() => {
       try {
         checkJsonDepth("parameters", { a: nested(maxJsonDepth) });
       } catch (e) {
-        return ConnectError.from(e);
+        return e;
       }
       return undefined;
     })();
-    expect(err?.code).toBe(Code.InvalidArgument);
-    expect(err?.rawMessage).toBe("parameters: nests objects and arrays more than 32 levels deep");
+    expect(err).toBeInstanceOf(GatewayError);
+    expect(err).toMatchObject({ code: "invalid_argument", field: "parameters" });
+    expect((err as Error).message).toBe(
+      "parameters: nests objects and arrays more than 32 levels deep",
+    );
     expect(() => checkJsonDepth("parameters", nested(maxJsonDepth))).not.toThrow();
     expect(() => checkJsonDepth("parameters", undefined)).not.toThrow();
   });

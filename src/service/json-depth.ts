@@ -33,7 +33,7 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
  * Refuses `parameters` nested deeper than {@link maxJsonDepth} before Coze is called: Coze could
  * not be sent them, and the failure is the caller's, not an unavailable upstream.
  *
- * @throws ConnectError `InvalidArgument` naming `field`.
+ * @throws GatewayError `invalid_argument` naming `field`.
  */
 export function checkJsonDepth(field: string, value: unknown): void {
   if (value !== undefined && nestedDeeperThan(value, maxJsonDepth)) {

@@ -51,7 +51,7 @@ type FileIdOf = (data: InlineData, type: Media["type"], field: string) => string
  *   {@link maxInlineFiles} inline files of {@link maxInlineBytes} bytes in all are taken.
  * - The last message must be a user message: it is the turn's input.
  *
- * @throws ConnectError InvalidArgument naming the field (`messages[2].role`, …).
+ * @throws GatewayError `invalid_argument` naming the field (`messages[2].role`, …).
  */
 export async function toCozeMessages(
   messages: readonly ChatMessage[],

@@ -43,9 +43,9 @@ export interface Router {
    * Resolves `model` (narrowed to `channel` when both are given), or else an explicit `id` of
    * `kind` on `channel`. New work on a model several channels serve gets a weighted choice and
    * the others as fallbacks.
-   * @throws ConnectError InvalidArgument when neither is given or the id is not a Coze id;
-   *   NotFound for an unknown model or channel, or a channel that does not serve the model;
-   *   PermissionDenied when the caller's key may not use the model.
+   * @throws GatewayError `invalid_argument` when neither is given or the id is not a Coze id;
+   *   `not_found` for an unknown model or channel, or a channel that does not serve the model;
+   *   `permission_denied` when the caller's key may not use the model.
    */
   resolve(
     fields: RouteFields,
@@ -71,13 +71,13 @@ export function createRouter(
   function channel(name: string): Channel {
     if (name === "") return channels.default;
     const found = channels.get(name);
-    if (!found) throw notFound(`unknown channel "${name}"`);
+    if (!found) throw notFound("channel", `unknown channel "${name}"`);
     return found;
   }
 
   function allow(caller: Caller | undefined, model: string) {
     if (!mayUse(caller, model)) {
-      throw permissionDenied(`model "${model}" is not allowed for this API key`);
+      throw permissionDenied("model", `model "${model}" is not allowed for this API key`);
     }
   }
 
@@ -114,13 +114,16 @@ export function createRouter(
     resolve(fields, explicit, caller, options = {}) {
       if (fields.model !== "") {
         let routes = resolveRoutes(config, fields.model);
-        if (routes.length === 0) throw notFound(`unknown model "${fields.model}"`);
+        if (routes.length === 0) throw notFound("model", `unknown model "${fields.model}"`);
         allow(caller, fields.model);
         if (fields.channel !== "") {
           routes = routes.filter((r) => r.channel === fields.channel);
           if (routes.length === 0) {
             channel(fields.channel); // an unknown channel is NotFound in its own words
-            throw notFound(`channel "${fields.channel}" does not serve model "${fields.model}"`);
+            throw notFound(
+              "channel",
+              `channel "${fields.channel}" does not serve model "${fields.model}"`,
+            );
           }
         }
         const ordered =

@@ -1,10 +1,12 @@
-import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
+import type { DescService } from "@bufbuild/protobuf";
+import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { GatewayConfig } from "../config/index.js";
 import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
 import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
 import { WorkflowService } from "../gen/cozegateway/v1/workflow_pb.js";
 import type { Channels } from "./channels.js";
 import { createChatService } from "./chat-service.js";
+import { toConnectError } from "./errors.js";
 import { createModelService } from "./model-service.js";
 import { createRouter } from "./routing.js";
 import { createRunWatchers } from "./run-watchers.js";
@@ -46,13 +48,51 @@ export function createServiceImpls(options: ServicesOptions): ServiceImpls {
   };
 }
 
-/** Registers the given implementations on a Connect router. */
+/**
+ * The Connect door: registers the implementations on a Connect router, each method wrapped so
+ * that what the core throws becomes a `ConnectError` once ({@link toConnectError}). Wrapping the
+ * methods rather than adding an interceptor keeps the router's own interceptors in force.
+ */
 export function serviceRoutes(impls: ServiceImpls): (router: ConnectRouter) => void {
+  const chat = connectDoor(ChatService, impls.chat);
+  const workflow = connectDoor(WorkflowService, impls.workflow);
+  const model = connectDoor(ModelService, impls.model);
   return (r) => {
-    r.service(ChatService, impls.chat);
-    r.service(WorkflowService, impls.workflow);
-    r.service(ModelService, impls.model);
+    r.service(ChatService, chat);
+    r.service(WorkflowService, workflow);
+    r.service(ModelService, model);
   };
+}
+
+/** `impl` with every method's failures mapped by {@link toConnectError}. */
+function connectDoor<S extends DescService>(service: S, impl: ServiceImpl<S>): ServiceImpl<S> {
+  const out: Record<string, unknown> = {};
+  const methods = impl as unknown as Record<string, (req: unknown, ctx: HandlerContext) => unknown>;
+  for (const method of service.methods) {
+    const fn = methods[method.localName];
+    if (fn === undefined) continue;
+    const call = fn.bind(impl);
+    out[method.localName] =
+      method.methodKind === "server_streaming"
+        ? (req: unknown, ctx: HandlerContext) =>
+            mapStreamErrors(call(req, ctx) as AsyncIterable<unknown>, ctx.signal)
+        : async (req: unknown, ctx: HandlerContext) => {
+            try {
+              return await call(req, ctx);
+            } catch (err) {
+              throw toConnectError(err, ctx.signal);
+            }
+          };
+  }
+  return out as ServiceImpl<S>;
+}
+
+async function* mapStreamErrors<T>(source: AsyncIterable<T>, signal: AbortSignal) {
+  try {
+    yield* source;
+  } catch (err) {
+    throw toConnectError(err, signal);
+  }
 }
 
 /**

@@ -21,7 +21,7 @@ import {
 } from "../gen/cozegateway/v1/workflow_pb.js";
 import { callerOf, tenantOf } from "./caller.js";
 import { opened, usageOf } from "./chat-service.js";
-import { channelHeader, invalidArgument, toConnectError } from "./errors.js";
+import { channelHeader, invalidArgument } from "./errors.js";
 import { onFirstChannel, openOnFirstChannel } from "./failover.js";
 import { checkJsonDepth, maxJsonDepth, nestedDeeperThan } from "./json-depth.js";
 import { traceOf } from "./request-context.js";
@@ -216,142 +216,126 @@ export function createWorkflowService(
 
   return {
     async runWorkflow(req, ctx) {
-      try {
-        const t = target(req, ctx, false);
-        checkRunFields(req);
-        const tenant = tenantOf(ctx);
-        const mode =
-          req.mode === RunMode.UNSPECIFIED
-            ? t.kind === "workflow_async"
-              ? RunMode.ASYNC_WAIT
-              : RunMode.SYNC
-            : req.mode;
-        if (mode === RunMode.ASYNC || mode === RunMode.ASYNC_WAIT) {
-          // Failover covers the start only: once a channel accepted the run, it is polled there.
-          const { value: started, target: used } = await onFirstChannel(t, (c) =>
-            c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
-          );
-          ctx.responseHeader.set(channelHeader, used.channel.name);
-          if (mode === RunMode.ASYNC) {
-            return {
-              executeId: runId(tenant, started.executeId),
-              status: RunStatus.RUNNING,
-              debugUrl: started.debugUrl ?? "",
-            };
-          }
-          const done = await used.channel.clientFor(tenant.sessionName).workflows.wait({
-            workflowId: used.id,
-            executeId: started.executeId,
-            signal: ctx.signal,
-            trace: traceOf(ctx),
-          });
-          return {
-            executeId: runId(tenant, done.executeId),
-            status: RunStatus.SUCCEEDED,
-            ...outputFields(done.output),
-            debugUrl: done.debugUrl ?? "",
-            usage: usageOf(done.usage),
-          };
-        }
-        const { value: result, target: used } = await onFirstChannel(t, (c) =>
-          c.channel.clientFor(tenant.sessionName).workflows.run(runRequest(c, req, ctx)),
+      const t = target(req, ctx, false);
+      checkRunFields(req);
+      const tenant = tenantOf(ctx);
+      const mode =
+        req.mode === RunMode.UNSPECIFIED
+          ? t.kind === "workflow_async"
+            ? RunMode.ASYNC_WAIT
+            : RunMode.SYNC
+          : req.mode;
+      if (mode === RunMode.ASYNC || mode === RunMode.ASYNC_WAIT) {
+        // Failover covers the start only: once a channel accepted the run, it is polled there.
+        const { value: started, target: used } = await onFirstChannel(t, (c) =>
+          c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
         );
         ctx.responseHeader.set(channelHeader, used.channel.name);
+        if (mode === RunMode.ASYNC) {
+          return {
+            executeId: runId(tenant, started.executeId),
+            status: RunStatus.RUNNING,
+            debugUrl: started.debugUrl ?? "",
+          };
+        }
+        const done = await used.channel.clientFor(tenant.sessionName).workflows.wait({
+          workflowId: used.id,
+          executeId: started.executeId,
+          signal: ctx.signal,
+          trace: traceOf(ctx),
+        });
         return {
-          executeId: runId(tenant, result.executeId),
-          status: result.interrupt ? RunStatus.INTERRUPTED : RunStatus.SUCCEEDED,
-          ...outputFields(result.interrupt ? undefined : result.output),
-          debugUrl: result.debugUrl ?? "",
-          usage: usageOf(result.usage),
-          interrupt: result.interrupt && interruptOf(result.interrupt, tenant),
+          executeId: runId(tenant, done.executeId),
+          status: RunStatus.SUCCEEDED,
+          ...outputFields(done.output),
+          debugUrl: done.debugUrl ?? "",
+          usage: usageOf(done.usage),
         };
-      } catch (err) {
-        throw toConnectError(err, ctx.signal);
       }
+      const { value: result, target: used } = await onFirstChannel(t, (c) =>
+        c.channel.clientFor(tenant.sessionName).workflows.run(runRequest(c, req, ctx)),
+      );
+      ctx.responseHeader.set(channelHeader, used.channel.name);
+      return {
+        executeId: runId(tenant, result.executeId),
+        status: result.interrupt ? RunStatus.INTERRUPTED : RunStatus.SUCCEEDED,
+        ...outputFields(result.interrupt ? undefined : result.output),
+        debugUrl: result.debugUrl ?? "",
+        usage: usageOf(result.usage),
+        interrupt: result.interrupt && interruptOf(result.interrupt, tenant),
+      };
     },
 
     async *watchWorkflow(req, ctx) {
-      try {
-        const t = target(req, ctx, req.executeId !== "");
-        const tenant = tenantOf(ctx);
-        if (req.executeId !== "") {
-          const executeId = opened(tenant, "run", "execute_id", req.executeId);
-          ctx.responseHeader.set(channelHeader, t.channel.name);
-          yield* attach(t, executeId, ctx);
-          return;
-        }
-        checkRunFields(req);
-        if (t.kind === "workflow_async") {
-          const { value: started, target: used } = await onFirstChannel(t, (c) =>
-            c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
-          );
-          ctx.responseHeader.set(channelHeader, used.channel.name);
-          yield* attach(used, started.executeId, ctx);
-          return;
-        }
-        const { events, target: used } = await openOnFirstChannel(t, (c) =>
-          c.channel.clientFor(tenant.sessionName).workflows.stream(runRequest(c, req, ctx)),
+      const t = target(req, ctx, req.executeId !== "");
+      const tenant = tenantOf(ctx);
+      if (req.executeId !== "") {
+        const executeId = opened(tenant, "run", "execute_id", req.executeId);
+        ctx.responseHeader.set(channelHeader, t.channel.name);
+        yield* attach(t, executeId, ctx);
+        return;
+      }
+      checkRunFields(req);
+      if (t.kind === "workflow_async") {
+        const { value: started, target: used } = await onFirstChannel(t, (c) =>
+          c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
         );
         ctx.responseHeader.set(channelHeader, used.channel.name);
-        for await (const e of relay(events, tenant)) {
-          yield create(WatchWorkflowResponseSchema, { event: e });
-        }
-      } catch (err) {
-        throw toConnectError(err, ctx.signal);
+        yield* attach(used, started.executeId, ctx);
+        return;
+      }
+      const { events, target: used } = await openOnFirstChannel(t, (c) =>
+        c.channel.clientFor(tenant.sessionName).workflows.stream(runRequest(c, req, ctx)),
+      );
+      ctx.responseHeader.set(channelHeader, used.channel.name);
+      for await (const e of relay(events, tenant)) {
+        yield create(WatchWorkflowResponseSchema, { event: e });
       }
     },
 
     async *resumeWorkflow(req, ctx) {
-      try {
-        const t = target(req, ctx, true);
-        if (req.eventId === "") throw invalidArgument("event_id", "is required");
-        const tenant = tenantOf(ctx);
-        const eventId = opened(tenant, "interrupt", "event_id", req.eventId);
-        ctx.responseHeader.set(channelHeader, t.channel.name);
-        const events = t.channel.clientFor(tenant.sessionName).workflows.resume({
-          workflowId: t.id,
-          eventId,
-          resumeData: req.resumeData,
-          interruptType: req.interruptType,
-          signal: ctx.signal,
-          trace: traceOf(ctx),
-        });
-        for await (const e of relay(events, tenant)) {
-          yield create(ResumeWorkflowResponseSchema, { event: e });
-        }
-      } catch (err) {
-        throw toConnectError(err, ctx.signal);
+      const t = target(req, ctx, true);
+      if (req.eventId === "") throw invalidArgument("event_id", "is required");
+      const tenant = tenantOf(ctx);
+      const eventId = opened(tenant, "interrupt", "event_id", req.eventId);
+      ctx.responseHeader.set(channelHeader, t.channel.name);
+      const events = t.channel.clientFor(tenant.sessionName).workflows.resume({
+        workflowId: t.id,
+        eventId,
+        resumeData: req.resumeData,
+        interruptType: req.interruptType,
+        signal: ctx.signal,
+        trace: traceOf(ctx),
+      });
+      for await (const e of relay(events, tenant)) {
+        yield create(ResumeWorkflowResponseSchema, { event: e });
       }
     },
 
     async getWorkflowRun(req, ctx) {
-      try {
-        const t = target(req, ctx, true);
-        if (req.executeId === "") throw invalidArgument("execute_id", "is required");
-        const tenant = tenantOf(ctx);
-        const executeId = opened(tenant, "run", "execute_id", req.executeId);
-        const run = await t.channel.clientFor(tenant.sessionName).workflows.getRun({
-          workflowId: t.id,
-          executeId,
-          signal: ctx.signal,
-          trace: traceOf(ctx),
-        });
-        return {
-          executeId: runId(tenant, run.executeId),
-          status: statusOf[run.status],
-          ...outputFields(run.status === "success" ? run.output : undefined),
-          errorCode: run.errorCode ?? "",
-          errorMessage: run.errorMessage ?? "",
-          debugUrl: run.debugUrl ?? "",
-          usage: usageOf(run.usage),
-          createTime:
-            run.createTime === undefined ? undefined : timestampFromMs(run.createTime * 1000),
-          updateTime:
-            run.updateTime === undefined ? undefined : timestampFromMs(run.updateTime * 1000),
-        };
-      } catch (err) {
-        throw toConnectError(err, ctx.signal);
-      }
+      const t = target(req, ctx, true);
+      if (req.executeId === "") throw invalidArgument("execute_id", "is required");
+      const tenant = tenantOf(ctx);
+      const executeId = opened(tenant, "run", "execute_id", req.executeId);
+      const run = await t.channel.clientFor(tenant.sessionName).workflows.getRun({
+        workflowId: t.id,
+        executeId,
+        signal: ctx.signal,
+        trace: traceOf(ctx),
+      });
+      return {
+        executeId: runId(tenant, run.executeId),
+        status: statusOf[run.status],
+        ...outputFields(run.status === "success" ? run.output : undefined),
+        errorCode: run.errorCode ?? "",
+        errorMessage: run.errorMessage ?? "",
+        debugUrl: run.debugUrl ?? "",
+        usage: usageOf(run.usage),
+        createTime:
+          run.createTime === undefined ? undefined : timestampFromMs(run.createTime * 1000),
+        updateTime:
+          run.updateTime === undefined ? undefined : timestampFromMs(run.updateTime * 1000),
+      };
     },
   };
 }
