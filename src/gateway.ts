@@ -126,6 +126,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     log,
     onStreamOpened: () => observability.metrics.streamOpened("rest"),
   });
+  const limits = {
+    idleTimeoutMs: config.server.idleTimeoutMs,
+    headersTimeoutMs: config.server.headersTimeoutMs,
+    requestTimeoutMs: config.server.requestTimeoutMs,
+    maxConcurrentStreams: config.server.maxConcurrentStreams,
+  };
   let server: GatewayServer;
   try {
     server = await startGatewayServer({
@@ -135,6 +141,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       corsOrigins: config.server.corsOrigins,
       bodyLimitBytes: config.server.bodyLimitBytes,
       shutdownGraceMs: config.server.shutdownGraceMs,
+      limits,
       routes: serviceRoutes(services),
       authenticate: createAuthenticator(config),
       http: openAi,

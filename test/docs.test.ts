@@ -214,6 +214,10 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "server.body_limit_bytes": (c) => c.server.bodyLimitBytes,
   "server.shutdown_grace_ms": (c) => c.server.shutdownGraceMs,
   "server.playground": (c) => c.server.playground,
+  "server.idle_timeout_ms": (c) => c.server.idleTimeoutMs,
+  "server.headers_timeout_ms": (c) => c.server.headersTimeoutMs,
+  "server.request_timeout_ms": (c) => c.server.requestTimeoutMs,
+  "server.max_concurrent_streams": (c) => c.server.maxConcurrentStreams,
   "channels[].base_url": (c) => first(c).baseUrl,
   "channels[].default": (c) => first(c).isDefault,
   "channels[].models": (c) => c.models.filter((m) => m.channel === "other"),
@@ -280,6 +284,10 @@ describe("docs/configuration.md", () => {
           // The margin must stay below the duration: give each the widest room for the other.
           holder(config, "channels[].token.duration_seconds").map.duration_seconds = 86_399;
           holder(config, "channels[].token.refresh_margin_seconds").map.refresh_margin_seconds = 0;
+        }
+        if (/^server\.(headers|request)_timeout_ms$/.test(row.path)) {
+          // The headers timeout may not exceed the request timeout: the same widest room.
+          config.server = { headers_timeout_ms: 1000, request_timeout_ms: 3_600_000 };
         }
         const { map, key: name } = holder(config, row.path);
         map[name] = value;

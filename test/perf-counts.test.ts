@@ -101,6 +101,8 @@ beforeEach(async () => {
   probe.gate = undefined;
   probe.caches = [];
   const config = demoConfig({ emulatorUrl: emulator.url, app: emulator.app, apiKey: key, port: 0 });
+  // Counts, not tenant limits (issue 13): one gRPC connection carries the whole herd.
+  config.server.maxConcurrentStreams = herd;
   gateway = await startGateway({ config });
   // Enough sockets for every REST request of the herd at once (HTTP/1.1: one request each).
   client = new Agent({ connections: herd });

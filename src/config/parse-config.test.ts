@@ -31,6 +31,10 @@ server:
   body_limit_bytes: 1048576
   shutdown_grace_ms: 5000
   playground: true
+  idle_timeout_ms: 45000
+  headers_timeout_ms: 5000
+  request_timeout_ms: 60000
+  max_concurrent_streams: 128
 api_keys:
   - name: alice
     key: env:ALICE_KEY
@@ -118,6 +122,10 @@ function expectedFull(source: string): GatewayConfig {
       bodyLimitBytes: 1_048_576,
       shutdownGraceMs: 5000,
       playground: true,
+      idleTimeoutMs: 45_000,
+      headersTimeoutMs: 5000,
+      requestTimeoutMs: 60_000,
+      maxConcurrentStreams: 128,
     },
     apiKeys: [
       { name: "alice", sha256: hashApiKey(aliceKey), models: undefined },
@@ -198,6 +206,10 @@ describe("parseConfig with a valid file", () => {
       bodyLimitBytes: 10 * 1024 * 1024,
       shutdownGraceMs: 10_000,
       playground: false,
+      idleTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      maxConcurrentStreams: 100,
     });
     const [channel] = config.channels;
     expect(channel).toEqual({

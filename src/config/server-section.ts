@@ -27,6 +27,10 @@ const serverKeys = [
   "body_limit_bytes",
   "shutdown_grace_ms",
   "playground",
+  "idle_timeout_ms",
+  "headers_timeout_ms",
+  "request_timeout_ms",
+  "max_concurrent_streams",
 ] as const;
 
 /** Defaults of the `server` section. */
@@ -36,6 +40,11 @@ export const serverDefaults = {
   bodyLimitBytes: 10 * 1024 * 1024,
   shutdownGraceMs: 10_000,
   playground: false,
+  idleTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  // nginx advertises 128, Envoy 100: more than any client's parallelism on one connection needs.
+  maxConcurrentStreams: 100,
 } as const;
 
 const hostRule = "an IP address or a host name, e.g. 127.0.0.1, 0.0.0.0 or ::";
@@ -47,10 +56,12 @@ const portRule = { min: 0, max: 65_535, fallback: serverDefaults.port };
  * Reads the optional `server` section, then applies the environment overrides
  * `COZE_GATEWAY_HOST`, `COZE_GATEWAY_PORT` and `COZE_GATEWAY_CORS_ORIGINS` (comma-separated;
  * a blank variable counts as unset). TLS files are read and checked: the certificate and key
- * parse, and the key belongs to the certificate.
+ * parse, and the key belongs to the certificate. Connection timeouts and stream caps get their
+ * defaults ({@link serverDefaults}).
  *
- * @throws ConfigError for unknown keys, out-of-range numbers, a bad host or origin, a TLS
- *   block missing half its pair, or TLS material that is not what it should be.
+ * @throws ConfigError for unknown keys, out-of-range numbers, a request timeout below the
+ *   headers timeout, a bad host or origin, a TLS block missing half its pair, or TLS material
+ *   that is not what it should be.
  */
 export async function readServer(ctx: LoadContext, value: unknown): Promise<ServerConfig> {
   const place = child(root, "server");
@@ -75,6 +86,33 @@ export async function readServer(ctx: LoadContext, value: unknown): Promise<Serv
     map.playground,
     serverDefaults.playground,
   );
+  const idleTimeoutMs = integer(ctx, child(place, "idle_timeout_ms"), map.idle_timeout_ms, {
+    min: 1000,
+    max: 3_600_000,
+    fallback: serverDefaults.idleTimeoutMs,
+  });
+  const headersTimeoutMs = integer(
+    ctx,
+    child(place, "headers_timeout_ms"),
+    map.headers_timeout_ms,
+    { min: 1000, max: 600_000, fallback: serverDefaults.headersTimeoutMs },
+  );
+  const requestPlace = child(place, "request_timeout_ms");
+  const requestTimeoutMs = integer(ctx, requestPlace, map.request_timeout_ms, {
+    min: 1000,
+    max: 3_600_000,
+    fallback: serverDefaults.requestTimeoutMs,
+  });
+  // The headers are part of the request (Node refuses a headersTimeout above requestTimeout).
+  if (requestTimeoutMs < headersTimeoutMs) {
+    fail(ctx, requestPlace, `must be at least headers_timeout_ms (${headersTimeoutMs})`);
+  }
+  const maxConcurrentStreams = integer(
+    ctx,
+    child(place, "max_concurrent_streams"),
+    map.max_concurrent_streams,
+    { min: 1, max: 10_000, fallback: serverDefaults.maxConcurrentStreams },
+  );
 
   const envHost = envValue(ctx, "COZE_GATEWAY_HOST");
   if (envHost !== undefined) {
@@ -94,7 +132,19 @@ export async function readServer(ctx: LoadContext, value: unknown): Promise<Serv
       entries.filter((s) => s !== "").map((s, i) => origin(ctx, at, s, `entry ${i + 1} `)),
     );
   }
-  return { host, port, tls, corsOrigins, bodyLimitBytes, shutdownGraceMs, playground };
+  return {
+    host,
+    port,
+    tls,
+    corsOrigins,
+    bodyLimitBytes,
+    shutdownGraceMs,
+    playground,
+    idleTimeoutMs,
+    headersTimeoutMs,
+    requestTimeoutMs,
+    maxConcurrentStreams,
+  };
 }
 
 function envValue(ctx: LoadContext, name: string): string | undefined {
