@@ -119,6 +119,7 @@ export function demoConfig(
       headersTimeoutMs: serverDefaults.headersTimeoutMs,
       requestTimeoutMs: serverDefaults.requestTimeoutMs,
       maxConcurrentStreams: serverDefaults.maxConcurrentStreams,
+      maxStreamsPerKey: serverDefaults.maxStreamsPerKey,
     },
     apiKeys: [{ name: "demo", sha256: hashApiKey(options.apiKey), models: undefined }],
     channels: [channel],

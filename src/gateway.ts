@@ -131,6 +131,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     headersTimeoutMs: config.server.headersTimeoutMs,
     requestTimeoutMs: config.server.requestTimeoutMs,
     maxConcurrentStreams: config.server.maxConcurrentStreams,
+    maxStreamsPerKey: config.server.maxStreamsPerKey,
   };
   let server: GatewayServer;
   try {

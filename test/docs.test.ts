@@ -218,6 +218,7 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "server.headers_timeout_ms": (c) => c.server.headersTimeoutMs,
   "server.request_timeout_ms": (c) => c.server.requestTimeoutMs,
   "server.max_concurrent_streams": (c) => c.server.maxConcurrentStreams,
+  "server.max_streams_per_key": (c) => c.server.maxStreamsPerKey,
   "channels[].base_url": (c) => first(c).baseUrl,
   "channels[].default": (c) => first(c).isDefault,
   "channels[].models": (c) => c.models.filter((m) => m.channel === "other"),

@@ -95,7 +95,7 @@ describe("server", () => {
   it("refuses a typo in a server key", async () => {
     await expectError(
       server({ prot: 8080 }),
-      "gateway.yaml: server.prot: is not a known field (did you mean port?); expected one of: host, port, tls, cors_origins, body_limit_bytes, shutdown_grace_ms, playground, idle_timeout_ms, headers_timeout_ms, request_timeout_ms, max_concurrent_streams",
+      "gateway.yaml: server.prot: is not a known field (did you mean port?); expected one of: host, port, tls, cors_origins, body_limit_bytes, shutdown_grace_ms, playground, idle_timeout_ms, headers_timeout_ms, request_timeout_ms, max_concurrent_streams, max_streams_per_key",
     );
   });
 
@@ -180,6 +180,10 @@ describe("server", () => {
     await expectError(
       server({ max_concurrent_streams: 0 }),
       "gateway.yaml: server.max_concurrent_streams: must be an integer from 1 to 10000",
+    );
+    await expectError(
+      server({ max_streams_per_key: 0 }),
+      "gateway.yaml: server.max_streams_per_key: must be an integer from 1 to 1000000",
     );
   });
 

@@ -47,6 +47,11 @@ export interface ServerConfig {
   requestTimeoutMs: number;
   /** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). Default 100. */
   maxConcurrentStreams: number;
+  /**
+   * Requests, streams included, one API key may have in flight at once over all connections;
+   * the next gets RESOURCE_EXHAUSTED (HTTP 429 under `/v1/`). Default 256.
+   */
+  maxStreamsPerKey: number;
 }
 
 /** One caller API key. The key itself is never kept, only its SHA-256. */

@@ -35,6 +35,7 @@ server:
   headers_timeout_ms: 5000
   request_timeout_ms: 60000
   max_concurrent_streams: 128
+  max_streams_per_key: 64
 api_keys:
   - name: alice
     key: env:ALICE_KEY
@@ -126,6 +127,7 @@ function expectedFull(source: string): GatewayConfig {
       headersTimeoutMs: 5000,
       requestTimeoutMs: 60_000,
       maxConcurrentStreams: 128,
+      maxStreamsPerKey: 64,
     },
     apiKeys: [
       { name: "alice", sha256: hashApiKey(aliceKey), models: undefined },
@@ -210,6 +212,7 @@ describe("parseConfig with a valid file", () => {
       headersTimeoutMs: 10_000,
       requestTimeoutMs: 30_000,
       maxConcurrentStreams: 100,
+      maxStreamsPerKey: 256,
     });
     const [channel] = config.channels;
     expect(channel).toEqual({

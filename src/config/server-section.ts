@@ -31,6 +31,7 @@ const serverKeys = [
   "headers_timeout_ms",
   "request_timeout_ms",
   "max_concurrent_streams",
+  "max_streams_per_key",
 ] as const;
 
 /** Defaults of the `server` section. */
@@ -45,6 +46,7 @@ export const serverDefaults = {
   requestTimeoutMs: 30_000,
   // nginx advertises 128, Envoy 100: more than any client's parallelism on one connection needs.
   maxConcurrentStreams: 100,
+  maxStreamsPerKey: 256,
 } as const;
 
 const hostRule = "an IP address or a host name, e.g. 127.0.0.1, 0.0.0.0 or ::";
@@ -113,6 +115,12 @@ export async function readServer(ctx: LoadContext, value: unknown): Promise<Serv
     map.max_concurrent_streams,
     { min: 1, max: 10_000, fallback: serverDefaults.maxConcurrentStreams },
   );
+  const maxStreamsPerKey = integer(
+    ctx,
+    child(place, "max_streams_per_key"),
+    map.max_streams_per_key,
+    { min: 1, max: 1_000_000, fallback: serverDefaults.maxStreamsPerKey },
+  );
 
   const envHost = envValue(ctx, "COZE_GATEWAY_HOST");
   if (envHost !== undefined) {
@@ -144,6 +152,7 @@ export async function readServer(ctx: LoadContext, value: unknown): Promise<Serv
     headersTimeoutMs,
     requestTimeoutMs,
     maxConcurrentStreams,
+    maxStreamsPerKey,
   };
 }
 

@@ -21,6 +21,11 @@ export interface ConnectionLimits {
   requestTimeoutMs: number;
   /** HTTP/2 streams one connection may have open at once, advertised in its SETTINGS. */
   maxConcurrentStreams: number;
+  /**
+   * Requests, streams included, one API key may have in flight at once over all connections;
+   * the next is refused with `Code.ResourceExhausted` (HTTP 429 under `/v1/`).
+   */
+  maxStreamsPerKey: number;
 }
 
 /**

@@ -5,6 +5,7 @@ import { Code, ConnectError, type ConnectRouter, createContextValues } from "@co
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { type Caller, callerKey } from "./caller.js";
+import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
 import {
   type ConnectionLimits,
   deadlineCheckIntervalMs,
@@ -64,8 +65,9 @@ export interface GatewayServerOptions {
    * Plain HTTP handlers for the paths Connect does not serve (the OpenAI-compatible API under
    * `/v1/`), called with the authenticated caller. Return `true` when the request was answered;
    * `false` gives 404. The server answers 401 itself for a missing or unknown key under `/v1/`,
-   * and 413 for a declared `Content-Length` above `bodyLimitBytes` (a handler reading a body
-   * without one must enforce the limit itself). `shutdown` aborts when `close()` begins, with
+   * 413 for a declared `Content-Length` above `bodyLimitBytes` (a handler reading a body
+   * without one must enforce the limit itself), and 429 when the caller has
+   * `limits.maxStreamsPerKey` requests in flight. `shutdown` aborts when `close()` begins, with
    * the same `Code.Unavailable` reason that ends Connect streams: a handler should end its open
    * streams then (unary answers keep the grace period; their connections are closed after it).
    */
@@ -135,6 +137,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const hardStop = new AbortController();
   // Every open call listens to both signals; Node would warn of a leak past 10 listeners.
   setMaxListeners(0, streamCutoff.signal, hardStop.signal);
+  const streams = createCallerStreamLimit(options.limits.maxStreamsPerKey);
   const h2Timeouts = createHttp2Timeouts({
     idleTimeoutMs: options.limits.idleTimeoutMs,
     requestTimeoutMs: options.limits.requestTimeoutMs,
@@ -142,6 +145,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   });
   const tracker = createConnectionTracker({
     requestDone(req, res) {
+      streams.release(requestOf(req));
       if (req.httpVersionMajor === 2) {
         h2Timeouts.requestDone(req as Http2ServerRequest, res as Http2ServerResponse);
       }
@@ -163,12 +167,14 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     errors,
     createDrainInterceptor(isDraining),
     createAuthInterceptor(options.authenticate, log, callerKey),
+    createStreamLimitInterceptor(streams),
     createStreamCutoffInterceptor(streamCutoff.signal),
   ];
   const httpRoutes = createHttpRoutes({
     http: options.http,
     authenticate: options.authenticate,
     bodyLimitBytes: options.bodyLimitBytes,
+    streams,
     draining: isDraining,
     shutdown: streamCutoff.signal,
     log,

@@ -13,8 +13,11 @@ export type NodeResponse = ServerResponse | Http2ServerResponse;
  */
 export interface HttpErrorInfo {
   message: string;
-  /** OpenAI's error class: `invalid_request_error` for client mistakes, `server_error` otherwise. */
-  type: "invalid_request_error" | "server_error";
+  /**
+   * OpenAI's error class: `invalid_request_error` for client mistakes, `rate_limit_error` for
+   * too much at once, `server_error` otherwise.
+   */
+  type: "invalid_request_error" | "rate_limit_error" | "server_error";
   /** A stable machine-readable code, e.g. `invalid_api_key`. */
   code: string;
 }

@@ -1,6 +1,12 @@
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import { parseBearerToken } from "./bearer.js";
 import type { Caller } from "./caller.js";
+import {
+  type CallerStreamLimit,
+  tooManyStreamsCode,
+  tooManyStreamsMessage,
+  tooManyStreamsRetryAfter,
+} from "./caller-streams.js";
 import type { CorsPolicy } from "./cors.js";
 import type { HealthService } from "./health.js";
 import {
@@ -32,6 +38,8 @@ export interface HttpRoutesOptions {
   authenticate: (key: string) => Caller | undefined;
   /** Requests declaring a larger `Content-Length` get 413 before the handler runs. */
   bodyLimitBytes: number;
+  /** Each caller's requests in flight: one over the cap gets 429 before the handler runs. */
+  streams: CallerStreamLimit;
   draining: () => boolean;
   /** Passed to the handler: aborts when the server shuts down. */
   shutdown: AbortSignal;
@@ -56,14 +64,15 @@ const internalError = (res: NodeResponse) => {
  * the `http` handler. Under `/v1/` (the OpenAI-compatible API) a missing or unknown key gets 401
  * with an OpenAI-style body and `WWW-Authenticate: Bearer`; elsewhere an unauthenticated request
  * is not routable and gets 404, like any path nobody handles. While draining, every request
- * gets 503. The returned function never rejects: a handler (or `authenticate`) that throws
+ * gets 503. A caller with its cap of requests in flight gets 429 with `Retry-After` (the request
+ * is released when its response closes, by whoever tracks responses). The returned function never rejects: a handler (or `authenticate`) that throws
  * yields a 500 "internal error", or a reset stream once the response has started; the error's
  * message is neither sent nor logged.
  */
 export function createHttpRoutes(
   options: HttpRoutesOptions,
 ): (req: NodeRequest, res: NodeResponse) => Promise<void> {
-  const { http, authenticate, bodyLimitBytes, draining, shutdown, log } = options;
+  const { http, authenticate, bodyLimitBytes, streams, draining, shutdown, log } = options;
   // The caller each connection last authenticated as, with the exact Authorization header that
   // did it. A keep-alive client sends the same header on every request; checking it again cost
   // each request a SHA-256 (issue #6). Only a header the same connection sent before is compared
@@ -121,6 +130,15 @@ export function createHttpRoutes(
           code: "request_too_large",
         },
         req.httpVersionMajor === 1 ? { connection: "close" } : {},
+      );
+      return true;
+    }
+    if (request !== undefined && !streams.acquire(request, caller.name)) {
+      sendError(
+        res,
+        429,
+        { message: tooManyStreamsMessage, type: "rate_limit_error", code: tooManyStreamsCode },
+        { "retry-after": tooManyStreamsRetryAfter },
       );
       return true;
     }

@@ -102,13 +102,14 @@ export interface TestServer {
 
 /**
  * The limits of {@link startTestServer}: the config defaults (30 s idle, 10 s headers, 30 s
- * request, 100 streams per connection).
+ * request, 100 streams per connection), but 1000 requests in flight per key.
  */
 export const testLimits: ConnectionLimits = {
   idleTimeoutMs: 30_000,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   maxConcurrentStreams: 100,
+  maxStreamsPerKey: 1000,
 };
 
 /**
