@@ -119,18 +119,13 @@ export function createHttpRoutes(
     const request = requestOf(req);
     if (request) request.caller = caller.name;
     if (http === undefined) return false;
+    // Neither refusal reads the body: sendError closes an HTTP/1 connection rather than drain it.
     if (Number(req.headers["content-length"] ?? 0) > bodyLimitBytes) {
-      // The body is not read: close an HTTP/1 connection rather than drain it.
-      sendError(
-        res,
-        413,
-        {
-          message: `request body larger than ${bodyLimitBytes} bytes`,
-          type: "invalid_request_error",
-          code: "request_too_large",
-        },
-        req.httpVersionMajor === 1 ? { connection: "close" } : {},
-      );
+      sendError(res, 413, {
+        message: `request body larger than ${bodyLimitBytes} bytes`,
+        type: "invalid_request_error",
+        code: "request_too_large",
+      });
       return true;
     }
     if (request !== undefined && !streams.acquire(request, caller.name)) {
@@ -163,6 +158,19 @@ export function createHttpRoutes(
 /** The connection a request came on: its socket, or its HTTP/2 session (whose streams share one). */
 function connectionOf(req: NodeRequest): object {
   return "stream" in req ? (req.stream.session ?? req.socket) : req.socket;
+}
+
+/** True when `rawHeaders` (name, value, name, value…) holds `Authorization` more than once. */
+function repeatsAuthorization(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length === 13 && name.toLowerCase() === "authorization") {
+      if (seen) return true;
+      seen = true;
+    }
+  }
+  return false;
 }
 
 /** Answers a probe: 200 with `{"status":"ok"|"ready"}`, 503 with any other status. */
@@ -229,6 +237,16 @@ export function createRequestHandler(
       if (path === "/healthz" || path === "/readyz") {
         const readiness = health.serving() ? "ready" : draining() ? "shutting down" : "not ready";
         serveProbe(req, res, path === "/healthz" ? "ok" : readiness);
+        return;
+      }
+      if (req.headers.authorization !== undefined && repeatsAuthorization(req.rawHeaders)) {
+        // Node keeps the first of two and drops the other: which one a proxy in front checked,
+        // nobody knows. Refused, as RFC 9110 §5.3 allows for a field that cannot be a list.
+        sendError(res, 400, {
+          message: "more than one Authorization header",
+          type: "invalid_request_error",
+          code: "bad_request",
+        });
         return;
       }
       if (req.httpVersionMajor === 1 && req.headers.host === undefined) {
