@@ -120,6 +120,7 @@ export function demoConfig(
       requestTimeoutMs: serverDefaults.requestTimeoutMs,
       maxConcurrentStreams: serverDefaults.maxConcurrentStreams,
       maxStreamsPerKey: serverDefaults.maxStreamsPerKey,
+      metrics: { listen: undefined, keySha256: undefined },
     },
     apiKeys: [{ name: "demo", sha256: hashApiKey(options.apiKey), models: undefined }],
     channels: [channel],

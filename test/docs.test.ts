@@ -180,6 +180,7 @@ async function acceptedKeys(): Promise<Set<string>> {
     "",
     "server",
     "server.tls",
+    "server.metrics",
     "api_keys[]",
     "channels[]",
     "channels[].credentials",

@@ -52,6 +52,22 @@ export interface ServerConfig {
    * the next gets RESOURCE_EXHAUSTED (HTTP 429 under `/v1/`). Default 256.
    */
   maxStreamsPerKey: number;
+  /** Where `/metrics` is served and whether it needs a key. */
+  metrics: MetricsConfig;
+}
+
+/** How `GET /metrics` is served. */
+export interface MetricsConfig {
+  /**
+   * An address of its own (plain HTTP/1.1) that serves `/metrics` and nothing else, instead of
+   * the main port; `undefined` serves it on the main port. Port 0 picks a free one.
+   */
+  listen: { host: string; port: number } | undefined;
+  /**
+   * SHA-256 of the key a scrape must send as `Authorization: Bearer <key>`; `undefined` needs
+   * none. The key itself is never kept.
+   */
+  keySha256: Buffer | undefined;
 }
 
 /** One caller API key. The key itself is never kept, only its SHA-256. */

@@ -36,6 +36,7 @@ server:
   request_timeout_ms: 60000
   max_concurrent_streams: 128
   max_streams_per_key: 64
+  metrics: { listen: "[::1]:9464", key: env:METRICS_KEY }
 api_keys:
   - name: alice
     key: env:ALICE_KEY
@@ -89,7 +90,8 @@ beforeAll(async () => {
 });
 afterAll(() => tmp.cleanup());
 
-const env = { ALICE_KEY: `${aliceKey}\n` };
+const metricsKey = "metrics-scrape-key-0123456789";
+const env = { ALICE_KEY: `${aliceKey}\n`, METRICS_KEY: metricsKey };
 
 function expectedFull(source: string): GatewayConfig {
   const timeouts = {
@@ -128,6 +130,7 @@ function expectedFull(source: string): GatewayConfig {
       requestTimeoutMs: 60_000,
       maxConcurrentStreams: 128,
       maxStreamsPerKey: 64,
+      metrics: { listen: { host: "::1", port: 9464 }, keySha256: hashApiKey(metricsKey) },
     },
     apiKeys: [
       { name: "alice", sha256: hashApiKey(aliceKey), models: undefined },
@@ -213,6 +216,7 @@ describe("parseConfig with a valid file", () => {
       requestTimeoutMs: 30_000,
       maxConcurrentStreams: 100,
       maxStreamsPerKey: 256,
+      metrics: { listen: undefined, keySha256: undefined },
     });
     const [channel] = config.channels;
     expect(channel).toEqual({

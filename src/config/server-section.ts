@@ -1,5 +1,6 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
+import { hashApiKey } from "./api-keys.js";
 import {
   absent,
   asList,
@@ -16,7 +17,7 @@ import {
   section,
   text,
 } from "./fields.js";
-import type { ServerConfig } from "./gateway-config.js";
+import type { MetricsConfig, ServerConfig } from "./gateway-config.js";
 import { fileHint, fromLabel, type ResolvedSecret, resolveSecret } from "./secret-ref.js";
 
 const serverKeys = [
@@ -32,6 +33,7 @@ const serverKeys = [
   "request_timeout_ms",
   "max_concurrent_streams",
   "max_streams_per_key",
+  "metrics",
 ] as const;
 
 /** Defaults of the `server` section. */
@@ -59,11 +61,12 @@ const portRule = { min: 0, max: 65_535, fallback: serverDefaults.port };
  * `COZE_GATEWAY_HOST`, `COZE_GATEWAY_PORT` and `COZE_GATEWAY_CORS_ORIGINS` (comma-separated;
  * a blank variable counts as unset). TLS files are read and checked: the certificate and key
  * parse, and the key belongs to the certificate. Connection timeouts and stream caps get their
- * defaults ({@link serverDefaults}).
+ * defaults ({@link serverDefaults}); `metrics` may move `/metrics` to an address of its own and
+ * require a key.
  *
  * @throws ConfigError for unknown keys, out-of-range numbers, a request timeout below the
- *   headers timeout, a bad host or origin, a TLS block missing half its pair, or TLS material
- *   that is not what it should be.
+ *   headers timeout, a bad host, origin or metrics address, a TLS block missing half its pair,
+ *   or TLS material that is not what it should be.
  */
 export async function readServer(ctx: LoadContext, value: unknown): Promise<ServerConfig> {
   const place = child(root, "server");
@@ -121,6 +124,7 @@ export async function readServer(ctx: LoadContext, value: unknown): Promise<Serv
     map.max_streams_per_key,
     { min: 1, max: 1_000_000, fallback: serverDefaults.maxStreamsPerKey },
   );
+  const metrics = await readMetrics(ctx, child(place, "metrics"), map.metrics);
 
   const envHost = envValue(ctx, "COZE_GATEWAY_HOST");
   if (envHost !== undefined) {
@@ -153,7 +157,48 @@ export async function readServer(ctx: LoadContext, value: unknown): Promise<Serv
     requestTimeoutMs,
     maxConcurrentStreams,
     maxStreamsPerKey,
+    metrics,
   };
+}
+
+const listenRule = "HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464";
+
+/**
+ * Reads `server.metrics`: `listen` (an address of its own for `/metrics`) and `key` (a bearer
+ * key scrapes must send; inline, `env:NAME` or `file:PATH`, kept as its SHA-256 only).
+ */
+async function readMetrics(ctx: LoadContext, place: Place, value: unknown): Promise<MetricsConfig> {
+  const map = section(ctx, place, value, ["listen", "key"]);
+  const listenPlace = child(place, "listen");
+  const listen = text(ctx, listenPlace, map.listen, listenRule);
+  let address: MetricsConfig["listen"];
+  if (listen !== undefined) {
+    const parts = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(listen.trim());
+    if (parts === null) fail(ctx, listenPlace, `must be ${listenRule}`);
+    const host = readHost(ctx, listenPlace, parts[1] ?? parts[2]) ?? "";
+    const port = integer(ctx, listenPlace, Number(parts[3]), { ...portRule, fallback: 0 });
+    address = { host, port };
+  }
+  let keySha256: Buffer | undefined;
+  if (!absent(map.key)) {
+    const keyPlace = child(place, "key");
+    const secret = await resolveSecret(ctx, keyPlace, map.key, {
+      expected: "a key, env:NAME or file:PATH",
+      secret: true,
+      inConfigText: true,
+    });
+    // As for API keys: surrounding whitespace is a file's final newline, never part of the key.
+    const key = secret.text.trim();
+    if (!/^[\x21-\x7e]{16,}$/.test(key)) {
+      fail(
+        ctx,
+        keyPlace,
+        `must be at least 16 printable ASCII characters without spaces${fromLabel(secret)}`,
+      );
+    }
+    keySha256 = hashApiKey(key);
+  }
+  return { listen: address, keySha256 };
 }
 
 function envValue(ctx: LoadContext, name: string): string | undefined {
