@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { ChannelConfig, GatewayConfig, ModelRoute } from "./config/index.js";
-import { hashApiKey } from "./config/index.js";
+import { hashApiKey, serverDefaults } from "./config/index.js";
 import { catalog, type Emulator, type GeneratedApp, startEmulator } from "./emulator/index.js";
 
 /** Demo mode: the embedded emulator and a gateway config wired to it. */
@@ -115,6 +115,12 @@ export function demoConfig(
       shutdownGraceMs: 10_000,
       // Demo mode is for trying things out: the page at /playground is part of that.
       playground: true,
+      idleTimeoutMs: serverDefaults.idleTimeoutMs,
+      headersTimeoutMs: serverDefaults.headersTimeoutMs,
+      requestTimeoutMs: serverDefaults.requestTimeoutMs,
+      maxConcurrentStreams: serverDefaults.maxConcurrentStreams,
+      maxStreamsPerKey: serverDefaults.maxStreamsPerKey,
+      metrics: { listen: undefined, keySha256: undefined },
     },
     // Generated per start: demo ids live as long as the process, like the emulator's objects.
     serverSecret: randomBytes(32),

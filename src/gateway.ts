@@ -10,8 +10,11 @@ import { createPlaygroundHandler } from "./playground/playground-handler.js";
 import {
   type GatewayServer,
   type LogFn,
+  type MetricsListener,
   type PublicHttpHandler,
+  requireMetricsKey,
   startGatewayServer,
+  startMetricsListener,
 } from "./server/index.js";
 import {
   type Caller,
@@ -51,6 +54,8 @@ export interface GatewayOptions {
 export interface Gateway {
   readonly url: string;
   readonly port: number;
+  /** Where `/metrics` is served when `server.metrics.listen` is set; else `undefined` (`url`). */
+  readonly metricsUrl: string | undefined;
   /** Graceful shutdown: the server first (grace period for unary calls), then upstream pools. */
   close(): Promise<void>;
 }
@@ -90,14 +95,20 @@ function firstAnswer(handlers: readonly PublicHttpHandler[]): PublicHttpHandler 
  * Starts the whole gateway for a validated config: connection pools, the shared token cache,
  * one Coze client per channel, the Connect services, the OpenAI-compatible REST shim on the
  * same service instances, the public routes (the playground when `server.playground` is on), and
- * the server on the configured port.
+ * the server on the configured port; `/metrics` on that port, or on `server.metrics.listen`, with
+ * or without a key as `server.metrics` says.
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
   const observability = options.observability ?? createObservability({ level: "silent" });
   const { log } = observability;
+  const { listen: metricsAddress, keySha256: metricsKey } = config.server.metrics;
+  const metricsRoute =
+    metricsKey === undefined
+      ? observability.publicRoute
+      : requireMetricsKey(observability.publicRoute, metricsKey);
   // Unauthenticated routes, tried in order until one answers.
-  const publicRoutes: PublicHttpHandler[] = [observability.publicRoute];
+  const publicRoutes: PublicHttpHandler[] = metricsAddress === undefined ? [metricsRoute] : [];
   if (config.server.playground) {
     publicRoutes.push(createPlaygroundHandler({ suggestedModels: options.playgroundModels, log }));
   }
@@ -131,8 +142,24 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     log,
     onStreamOpened: () => observability.metrics.streamOpened("rest"),
   });
+  const limits = {
+    idleTimeoutMs: config.server.idleTimeoutMs,
+    headersTimeoutMs: config.server.headersTimeoutMs,
+    requestTimeoutMs: config.server.requestTimeoutMs,
+    maxConcurrentStreams: config.server.maxConcurrentStreams,
+    maxStreamsPerKey: config.server.maxStreamsPerKey,
+  };
   let server: GatewayServer;
+  let metricsListener: MetricsListener | undefined;
   try {
+    if (metricsAddress !== undefined) {
+      metricsListener = await startMetricsListener({
+        ...metricsAddress,
+        route: metricsRoute,
+        limits,
+        log,
+      });
+    }
     server = await startGatewayServer({
       host: config.server.host,
       port: config.server.port,
@@ -140,6 +167,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       corsOrigins: config.server.corsOrigins,
       bodyLimitBytes: config.server.bodyLimitBytes,
       shutdownGraceMs: config.server.shutdownGraceMs,
+      limits,
       routes: serviceRoutes(services),
       authenticate: createAuthenticator(config),
       http: openAi,
@@ -149,14 +177,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       requestLog: observability.requestLog,
     });
   } catch (err) {
+    await metricsListener?.close();
     await pools.destroy();
     throw err;
   }
   return {
     url: server.url,
     port: server.port,
+    metricsUrl: metricsListener?.url,
     async close() {
-      await server.close();
+      await Promise.all([server.close(), metricsListener?.close()]);
       await pools.close();
     },
   };

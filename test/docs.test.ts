@@ -181,6 +181,7 @@ async function acceptedKeys(): Promise<Set<string>> {
     "",
     "server",
     "server.tls",
+    "server.metrics",
     "api_keys[]",
     "channels[]",
     "channels[].credentials",
@@ -216,6 +217,11 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "server.shutdown_grace_ms": (c) => c.server.shutdownGraceMs,
   "server.playground": (c) => c.server.playground,
   "api_keys[].raw_coze_ids": (c) => c.apiKeys[0]?.rawCozeIds,
+  "server.idle_timeout_ms": (c) => c.server.idleTimeoutMs,
+  "server.headers_timeout_ms": (c) => c.server.headersTimeoutMs,
+  "server.request_timeout_ms": (c) => c.server.requestTimeoutMs,
+  "server.max_concurrent_streams": (c) => c.server.maxConcurrentStreams,
+  "server.max_streams_per_key": (c) => c.server.maxStreamsPerKey,
   "channels[].base_url": (c) => first(c).baseUrl,
   "channels[].default": (c) => first(c).isDefault,
   "channels[].models": (c) => c.models.filter((m) => m.channel === "other"),
@@ -282,6 +288,10 @@ describe("docs/configuration.md", () => {
           // The margin must stay below the duration: give each the widest room for the other.
           holder(config, "channels[].token.duration_seconds").map.duration_seconds = 86_399;
           holder(config, "channels[].token.refresh_margin_seconds").map.refresh_margin_seconds = 0;
+        }
+        if (/^server\.(headers|request)_timeout_ms$/.test(row.path)) {
+          // The headers timeout may not exceed the request timeout: the same widest room.
+          config.server = { headers_timeout_ms: 1000, request_timeout_ms: 3_600_000 };
         }
         const { map, key: name } = holder(config, row.path);
         map[name] = value;

@@ -19,6 +19,9 @@ let gateway: Gateway;
 beforeAll(async () => {
   emulator = await startEmulatorProcess({ timing: { deltaMs: 150 } });
   const config = demoConfig({ emulatorUrl: emulator.url, app: emulator.app, apiKey: key, port: 0 });
+  // Capacity, not tenant limits (issue 13): one key on one connection holds every stream.
+  config.server.maxConcurrentStreams = streams;
+  config.server.maxStreamsPerKey = streams;
   gateway = await startGateway({ config });
 });
 afterAll(async () => {

@@ -101,6 +101,9 @@ beforeEach(async () => {
   probe.gate = undefined;
   probe.caches = [];
   const config = demoConfig({ emulatorUrl: emulator.url, app: emulator.app, apiKey: key, port: 0 });
+  // Counts, not tenant limits (issue 13): one key, and one gRPC connection, carry the whole herd.
+  config.server.maxConcurrentStreams = herd;
+  config.server.maxStreamsPerKey = herd;
   gateway = await startGateway({ config });
   // Enough sockets for every REST request of the herd at once (HTTP/1.1: one request each).
   client = new Agent({ connections: herd });

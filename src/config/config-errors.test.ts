@@ -95,7 +95,7 @@ describe("server", () => {
   it("refuses a typo in a server key", async () => {
     await expectError(
       server({ prot: 8080 }),
-      "gateway.yaml: server.prot: is not a known field (did you mean port?); expected one of: host, port, tls, cors_origins, body_limit_bytes, shutdown_grace_ms, playground",
+      "gateway.yaml: server.prot: is not a known field (did you mean port?); expected one of: host, port, tls, cors_origins, body_limit_bytes, shutdown_grace_ms, playground, idle_timeout_ms, headers_timeout_ms, request_timeout_ms, max_concurrent_streams, max_streams_per_key, metrics",
     );
   });
 
@@ -159,6 +159,49 @@ describe("server", () => {
     await expectError(
       server({ tls: { cert, key: encryptedPem } }),
       "gateway.yaml: server.tls.key: is encrypted; provide it without a passphrase",
+    );
+  });
+
+  it("refuses an idle timeout below a second", async () => {
+    await expectError(
+      server({ idle_timeout_ms: 500 }),
+      "gateway.yaml: server.idle_timeout_ms: must be an integer from 1000 to 3600000",
+    );
+  });
+
+  it("refuses a request timeout shorter than the headers timeout", async () => {
+    await expectError(
+      server({ headers_timeout_ms: 20_000, request_timeout_ms: 15_000 }),
+      "gateway.yaml: server.request_timeout_ms: must be at least headers_timeout_ms (20000)",
+    );
+  });
+
+  it("refuses a stream cap of zero", async () => {
+    await expectError(
+      server({ max_concurrent_streams: 0 }),
+      "gateway.yaml: server.max_concurrent_streams: must be an integer from 1 to 10000",
+    );
+    await expectError(
+      server({ max_streams_per_key: 0 }),
+      "gateway.yaml: server.max_streams_per_key: must be an integer from 1 to 1000000",
+    );
+  });
+
+  it("refuses a metrics address without a port", async () => {
+    await expectError(
+      server({ metrics: { listen: "127.0.0.1" } }),
+      "gateway.yaml: server.metrics.listen: must be HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464",
+    );
+    await expectError(
+      server({ metrics: { listen: "127.0.0.1:99999" } }),
+      "gateway.yaml: server.metrics.listen: must be an integer from 0 to 65535",
+    );
+  });
+
+  it("refuses a short metrics key without quoting it", async () => {
+    await expectError(
+      server({ metrics: { key: "short" } }),
+      "gateway.yaml: server.metrics.key: must be at least 16 printable ASCII characters without spaces",
     );
   });
 

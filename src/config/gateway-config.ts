@@ -28,6 +28,46 @@ export interface ServerConfig {
    * use the key typed into it). Default `false`.
    */
   playground: boolean;
+  /**
+   * Longest a connection may stay open with no request in flight, in ms: an HTTP/2 session
+   * without an open stream gets GOAWAY, an idle HTTP/1.1 keep-alive connection is closed.
+   * Default 30 000.
+   */
+  idleTimeoutMs: number;
+  /**
+   * Longest wait for a request's headers, in ms (HTTP/1.1); it also bounds a new connection's
+   * silence before its first bytes and its TLS handshake. At most `requestTimeoutMs`.
+   * Default 10 000.
+   */
+  headersTimeoutMs: number;
+  /**
+   * Longest wait for a whole request, headers and body, in ms (HTTP/1.1 and HTTP/2). The
+   * response, such as a stream, may last longer. Default 30 000.
+   */
+  requestTimeoutMs: number;
+  /** Streams one HTTP/2 connection may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS). Default 100. */
+  maxConcurrentStreams: number;
+  /**
+   * Requests, streams included, one API key may have in flight at once over all connections;
+   * the next gets RESOURCE_EXHAUSTED (HTTP 429 under `/v1/`). Default 256.
+   */
+  maxStreamsPerKey: number;
+  /** Where `/metrics` is served and whether it needs a key. */
+  metrics: MetricsConfig;
+}
+
+/** How `GET /metrics` is served. */
+export interface MetricsConfig {
+  /**
+   * An address of its own (plain HTTP/1.1) that serves `/metrics` and nothing else, instead of
+   * the main port; `undefined` serves it on the main port. Port 0 picks a free one.
+   */
+  listen: { host: string; port: number } | undefined;
+  /**
+   * SHA-256 of the key a scrape must send as `Authorization: Bearer <key>`; `undefined` needs
+   * none. The key itself is never kept.
+   */
+  keySha256: Buffer | undefined;
 }
 
 /** One caller API key. The key itself is never kept, only its SHA-256. */

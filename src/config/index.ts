@@ -6,6 +6,7 @@ export type {
   ChannelConfig,
   ConfigEnv,
   GatewayConfig,
+  MetricsConfig,
   ModelKind,
   ModelRoute,
   PollingConfig,

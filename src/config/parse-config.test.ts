@@ -32,6 +32,12 @@ server:
   body_limit_bytes: 1048576
   shutdown_grace_ms: 5000
   playground: true
+  idle_timeout_ms: 45000
+  headers_timeout_ms: 5000
+  request_timeout_ms: 60000
+  max_concurrent_streams: 128
+  max_streams_per_key: 64
+  metrics: { listen: "[::1]:9464", key: env:METRICS_KEY }
 server_secret: env:SERVER_SECRET
 api_keys:
   - name: alice
@@ -86,7 +92,12 @@ beforeAll(async () => {
 });
 afterAll(() => tmp.cleanup());
 
-const env = { ALICE_KEY: `${aliceKey}\n`, SERVER_SECRET: testServerSecret };
+const metricsKey = "metrics-scrape-key-0123456789";
+const env = {
+  ALICE_KEY: `${aliceKey}\n`,
+  METRICS_KEY: metricsKey,
+  SERVER_SECRET: testServerSecret,
+};
 
 function expectedFull(source: string): GatewayConfig {
   const timeouts = {
@@ -120,6 +131,12 @@ function expectedFull(source: string): GatewayConfig {
       bodyLimitBytes: 1_048_576,
       shutdownGraceMs: 5000,
       playground: true,
+      idleTimeoutMs: 45_000,
+      headersTimeoutMs: 5000,
+      requestTimeoutMs: 60_000,
+      maxConcurrentStreams: 128,
+      maxStreamsPerKey: 64,
+      metrics: { listen: { host: "::1", port: 9464 }, keySha256: hashApiKey(metricsKey) },
     },
     serverSecret: Buffer.from(testServerSecret),
     apiKeys: [
@@ -206,6 +223,12 @@ describe("parseConfig with a valid file", () => {
       bodyLimitBytes: 10 * 1024 * 1024,
       shutdownGraceMs: 10_000,
       playground: false,
+      idleTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      maxConcurrentStreams: 100,
+      maxStreamsPerKey: 256,
+      metrics: { listen: undefined, keySha256: undefined },
     });
     const [channel] = config.channels;
     expect(channel).toEqual({

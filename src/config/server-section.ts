@@ -1,5 +1,6 @@
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { isIP } from "node:net";
+import { hashApiKey } from "./api-keys.js";
 import {
   absent,
   asList,
@@ -16,7 +17,7 @@ import {
   section,
   text,
 } from "./fields.js";
-import type { ServerConfig } from "./gateway-config.js";
+import type { MetricsConfig, ServerConfig } from "./gateway-config.js";
 import { fileHint, fromLabel, type ResolvedSecret, resolveSecret } from "./secret-ref.js";
 
 const serverKeys = [
@@ -27,6 +28,12 @@ const serverKeys = [
   "body_limit_bytes",
   "shutdown_grace_ms",
   "playground",
+  "idle_timeout_ms",
+  "headers_timeout_ms",
+  "request_timeout_ms",
+  "max_concurrent_streams",
+  "max_streams_per_key",
+  "metrics",
 ] as const;
 
 /** Defaults of the `server` section. */
@@ -36,6 +43,12 @@ export const serverDefaults = {
   bodyLimitBytes: 10 * 1024 * 1024,
   shutdownGraceMs: 10_000,
   playground: false,
+  idleTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  // nginx advertises 128, Envoy 100: more than any client's parallelism on one connection needs.
+  maxConcurrentStreams: 100,
+  maxStreamsPerKey: 256,
 } as const;
 
 const hostRule = "an IP address or a host name, e.g. 127.0.0.1, 0.0.0.0 or ::";
@@ -47,10 +60,13 @@ const portRule = { min: 0, max: 65_535, fallback: serverDefaults.port };
  * Reads the optional `server` section, then applies the environment overrides
  * `COZE_GATEWAY_HOST`, `COZE_GATEWAY_PORT` and `COZE_GATEWAY_CORS_ORIGINS` (comma-separated;
  * a blank variable counts as unset). TLS files are read and checked: the certificate and key
- * parse, and the key belongs to the certificate.
+ * parse, and the key belongs to the certificate. Connection timeouts and stream caps get their
+ * defaults ({@link serverDefaults}); `metrics` may move `/metrics` to an address of its own and
+ * require a key.
  *
- * @throws ConfigError for unknown keys, out-of-range numbers, a bad host or origin, a TLS
- *   block missing half its pair, or TLS material that is not what it should be.
+ * @throws ConfigError for unknown keys, out-of-range numbers, a request timeout below the
+ *   headers timeout, a bad host, origin or metrics address, a TLS block missing half its pair,
+ *   or TLS material that is not what it should be.
  */
 export async function readServer(ctx: LoadContext, value: unknown): Promise<ServerConfig> {
   const place = child(root, "server");
@@ -75,6 +91,40 @@ export async function readServer(ctx: LoadContext, value: unknown): Promise<Serv
     map.playground,
     serverDefaults.playground,
   );
+  const idleTimeoutMs = integer(ctx, child(place, "idle_timeout_ms"), map.idle_timeout_ms, {
+    min: 1000,
+    max: 3_600_000,
+    fallback: serverDefaults.idleTimeoutMs,
+  });
+  const headersTimeoutMs = integer(
+    ctx,
+    child(place, "headers_timeout_ms"),
+    map.headers_timeout_ms,
+    { min: 1000, max: 600_000, fallback: serverDefaults.headersTimeoutMs },
+  );
+  const requestPlace = child(place, "request_timeout_ms");
+  const requestTimeoutMs = integer(ctx, requestPlace, map.request_timeout_ms, {
+    min: 1000,
+    max: 3_600_000,
+    fallback: serverDefaults.requestTimeoutMs,
+  });
+  // The headers are part of the request (Node refuses a headersTimeout above requestTimeout).
+  if (requestTimeoutMs < headersTimeoutMs) {
+    fail(ctx, requestPlace, `must be at least headers_timeout_ms (${headersTimeoutMs})`);
+  }
+  const maxConcurrentStreams = integer(
+    ctx,
+    child(place, "max_concurrent_streams"),
+    map.max_concurrent_streams,
+    { min: 1, max: 10_000, fallback: serverDefaults.maxConcurrentStreams },
+  );
+  const maxStreamsPerKey = integer(
+    ctx,
+    child(place, "max_streams_per_key"),
+    map.max_streams_per_key,
+    { min: 1, max: 1_000_000, fallback: serverDefaults.maxStreamsPerKey },
+  );
+  const metrics = await readMetrics(ctx, child(place, "metrics"), map.metrics);
 
   const envHost = envValue(ctx, "COZE_GATEWAY_HOST");
   if (envHost !== undefined) {
@@ -94,7 +144,61 @@ export async function readServer(ctx: LoadContext, value: unknown): Promise<Serv
       entries.filter((s) => s !== "").map((s, i) => origin(ctx, at, s, `entry ${i + 1} `)),
     );
   }
-  return { host, port, tls, corsOrigins, bodyLimitBytes, shutdownGraceMs, playground };
+  return {
+    host,
+    port,
+    tls,
+    corsOrigins,
+    bodyLimitBytes,
+    shutdownGraceMs,
+    playground,
+    idleTimeoutMs,
+    headersTimeoutMs,
+    requestTimeoutMs,
+    maxConcurrentStreams,
+    maxStreamsPerKey,
+    metrics,
+  };
+}
+
+const listenRule = "HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464";
+
+/**
+ * Reads `server.metrics`: `listen` (an address of its own for `/metrics`) and `key` (a bearer
+ * key scrapes must send; inline, `env:NAME` or `file:PATH`, kept as its SHA-256 only).
+ */
+async function readMetrics(ctx: LoadContext, place: Place, value: unknown): Promise<MetricsConfig> {
+  const map = section(ctx, place, value, ["listen", "key"]);
+  const listenPlace = child(place, "listen");
+  const listen = text(ctx, listenPlace, map.listen, listenRule);
+  let address: MetricsConfig["listen"];
+  if (listen !== undefined) {
+    const parts = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):([0-9]{1,5})$/.exec(listen.trim());
+    if (parts === null) fail(ctx, listenPlace, `must be ${listenRule}`);
+    const host = readHost(ctx, listenPlace, parts[1] ?? parts[2]) ?? "";
+    const port = integer(ctx, listenPlace, Number(parts[3]), { ...portRule, fallback: 0 });
+    address = { host, port };
+  }
+  let keySha256: Buffer | undefined;
+  if (!absent(map.key)) {
+    const keyPlace = child(place, "key");
+    const secret = await resolveSecret(ctx, keyPlace, map.key, {
+      expected: "a key, env:NAME or file:PATH",
+      secret: true,
+      inConfigText: true,
+    });
+    // As for API keys: surrounding whitespace is a file's final newline, never part of the key.
+    const key = secret.text.trim();
+    if (!/^[\x21-\x7e]{16,}$/.test(key)) {
+      fail(
+        ctx,
+        keyPlace,
+        `must be at least 16 printable ASCII characters without spaces${fromLabel(secret)}`,
+      );
+    }
+    keySha256 = hashApiKey(key);
+  }
+  return { listen: address, keySha256 };
 }
 
 function envValue(ctx: LoadContext, name: string): string | undefined {

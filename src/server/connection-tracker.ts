@@ -38,8 +38,18 @@ export interface ConnectionTracker {
   destroyAll(): void;
 }
 
+/** Options of {@link createConnectionTracker}. */
+export interface ConnectionTrackerOptions {
+  /**
+   * Called once per tracked request when its response closes, however it ended (answered,
+   * failed, reset by the client): where per-request counts are released.
+   */
+  requestDone?: (req: NodeRequest, res: NodeResponse) => void;
+}
+
 /** Creates an empty {@link ConnectionTracker}. */
-export function createConnectionTracker(): ConnectionTracker {
+export function createConnectionTracker(options: ConnectionTrackerOptions = {}): ConnectionTracker {
+  const { requestDone: onRequestDone } = options;
   const phases = new Map<Socket, ConnectionPhase>();
   /** In-flight requests per HTTP/1 connection (pipelining may queue more than one). */
   const http1Active = new Map<Socket, number>();
@@ -67,8 +77,9 @@ export function createConnectionTracker(): ConnectionTracker {
     else if (phase === "http1") endIfIdle(socket);
   };
 
-  const requestDone = (socket: Socket | undefined, res: NodeResponse) => {
+  const requestDone = (req: NodeRequest, socket: Socket | undefined, res: NodeResponse) => {
     activeRequests--;
+    onRequestDone?.(req, res);
     if (socket) {
       http1Responses.delete(res);
       const left = (http1Active.get(socket) ?? 1) - 1;
@@ -100,7 +111,7 @@ export function createConnectionTracker(): ConnectionTracker {
         http1Responses.add(res);
         if (draining) res.setHeader("connection", "close");
       }
-      return () => requestDone(socket, res);
+      return () => requestDone(req, socket, res);
     },
 
     get activeRequests() {

@@ -1,25 +1,21 @@
 import { setMaxListeners } from "node:events";
-import {
-  createServer as createHttp1Server,
-  type IncomingMessage,
-  type ServerResponse,
-} from "node:http";
-import {
-  createServer as createHttp2Server,
-  createSecureServer,
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-} from "node:http2";
-import type { AddressInfo, Server } from "node:net";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { type Caller, callerKey } from "./caller.js";
-import { createCleartextListener } from "./cleartext-listener.js";
+import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
+import {
+  type ConnectionLimits,
+  deadlineCheckIntervalMs,
+  validateLimits,
+} from "./connection-limits.js";
 import { createConnectionTracker } from "./connection-tracker.js";
 import { createCorsPolicy } from "./cors.js";
 import { createHealthService } from "./health.js";
 import type { NodeRequest, NodeResponse } from "./http-response.js";
+import { createHttp2Timeouts } from "./http2-timeouts.js";
 import {
   createAuthInterceptor,
   createDrainInterceptor,
@@ -31,6 +27,7 @@ import {
   shuttingDownMessage,
   withInterceptors,
 } from "./interceptors.js";
+import { createGatewayListener, displayHost, errorName, listenOn } from "./listeners.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { createObserveInterceptor, observeRequests } from "./observe.js";
 import { requestContextKey, requestOf } from "./request-context.js";
@@ -68,8 +65,9 @@ export interface GatewayServerOptions {
    * Plain HTTP handlers for the paths Connect does not serve (the OpenAI-compatible API under
    * `/v1/`), called with the authenticated caller. Return `true` when the request was answered;
    * `false` gives 404. The server answers 401 itself for a missing or unknown key under `/v1/`,
-   * and 413 for a declared `Content-Length` above `bodyLimitBytes` (a handler reading a body
-   * without one must enforce the limit itself). `shutdown` aborts when `close()` begins, with
+   * 413 for a declared `Content-Length` above `bodyLimitBytes` (a handler reading a body
+   * without one must enforce the limit itself), and 429 when the caller has
+   * `limits.maxStreamsPerKey` requests in flight. `shutdown` aborts when `close()` begins, with
    * the same `Code.Unavailable` reason that ends Connect streams: a handler should end its open
    * streams then. Unary answers keep the grace period: `hardStop` aborts when it is over, with
    * the `Code.Unavailable` reason unary Connect calls get, and a handler should answer at once
@@ -97,6 +95,8 @@ export interface GatewayServerOptions {
   bodyLimitBytes: number;
   /** How long `close()` lets unary calls in flight finish, in milliseconds. */
   shutdownGraceMs: number;
+  /** Connection timeouts and stream caps. */
+  limits: ConnectionLimits;
   /** Readiness for `/readyz` and the health service; default always ready. */
   ready?: () => boolean;
   /** How often an open health Watch re-checks `ready`, in milliseconds. Default 1000. */
@@ -122,20 +122,15 @@ export interface GatewayServer {
   close(): Promise<void>;
 }
 
-/** How long a new connection may stay silent before it is dropped, in milliseconds. */
-const firstBytesTimeoutMs = 10_000;
 /** After the grace period, how long aborted handlers get to write their error. */
 const hardStopMarginMs = 100;
 
 /**
  * Starts the gateway's one listening port: Connect, gRPC and gRPC-Web for the services `routes`
  * registers (every call needs `Authorization: Bearer <key>`), `grpc.health.v1.Health`,
- * `/healthz`, `/readyz`, CORS, and the `http` routes. Resolves once listening; rejects when the
- * address cannot be bound or an option is invalid.
+ * `/healthz`, `/readyz`, CORS, and the `http` routes, within `limits`. Resolves once listening;
+ * rejects when the address cannot be bound or an option is invalid.
  */
-/** Largest request header block accepted (HTTP/1.1: 431; HTTP/2: the stream is refused). */
-const maxHeaderBytes = 16 * 1024;
-
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
   validateOptions(options);
   const log: LogFn = options.log ?? (() => {});
@@ -145,7 +140,20 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const hardStop = new AbortController();
   // Every open call listens to both signals; Node would warn of a leak past 10 listeners.
   setMaxListeners(0, streamCutoff.signal, hardStop.signal);
-  const tracker = createConnectionTracker();
+  const streams = createCallerStreamLimit(options.limits.maxStreamsPerKey);
+  const h2Timeouts = createHttp2Timeouts({
+    idleTimeoutMs: options.limits.idleTimeoutMs,
+    requestTimeoutMs: options.limits.requestTimeoutMs,
+    checkIntervalMs: deadlineCheckIntervalMs(options.limits),
+  });
+  const tracker = createConnectionTracker({
+    requestDone(req, res) {
+      streams.release(requestOf(req));
+      if (req.httpVersionMajor === 2) {
+        h2Timeouts.requestDone(req as Http2ServerRequest, res as Http2ServerResponse);
+      }
+    },
+  });
   const health = createHealthService({
     ready: options.ready ?? (() => true),
     pollIntervalMs: options.readyPollIntervalMs ?? 1000,
@@ -162,12 +170,14 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     errors,
     createDrainInterceptor(isDraining),
     createAuthInterceptor(options.authenticate, log, callerKey),
+    createStreamLimitInterceptor(streams),
     createStreamCutoffInterceptor(streamCutoff.signal),
   ];
   const httpRoutes = createHttpRoutes({
     http: options.http,
     authenticate: options.authenticate,
     bodyLimitBytes: options.bodyLimitBytes,
+    streams,
     draining: isDraining,
     shutdown: streamCutoff.signal,
     hardStop: hardStop.signal,
@@ -204,53 +214,28 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     }),
   );
   const onRequest = (req: NodeRequest, res: NodeResponse) => {
+    if (req.httpVersionMajor === 2) {
+      h2Timeouts.requestStarted(req as Http2ServerRequest, res as Http2ServerResponse);
+    }
     handler(req, res, tracker.trackRequest(req, res));
   };
-
-  let listener: Server;
-  let http1Server: ReturnType<typeof createHttp1Server> | undefined;
-  if (options.tls) {
-    const secure = createSecureServer({
-      cert: options.tls.cert,
-      key: options.tls.key,
-      allowHTTP1: true,
-      ALPNProtocols: ["h2", "http/1.1"],
-      settings: { maxHeaderListSize: maxHeaderBytes },
-    });
-    secure.on("request", onRequest);
-    secure.on("connection", (socket) => tracker.track(socket, "transport"));
-    secure.on("secureConnection", (socket) =>
-      tracker.track(socket, socket.alpnProtocol === "h2" ? "http2" : "http1"),
-    );
-    secure.on("session", (session) => tracker.trackSession(session));
-    listener = secure;
-  } else {
-    const h1 = createHttp1Server({ maxHeaderSize: maxHeaderBytes }, onRequest);
-    const h2 = createHttp2Server({ settings: { maxHeaderListSize: maxHeaderBytes } }, onRequest);
-    h2.on("session", (session) => tracker.trackSession(session));
-    listener = createCleartextListener({
-      sniffTimeoutMs: firstBytesTimeoutMs,
-      accepted: (socket) => tracker.track(socket, "pending"),
-      http1: (socket) => {
-        tracker.track(socket, "http1");
-        h1.emit("connection", socket);
-      },
-      http2: (socket) => {
-        tracker.track(socket, "http2");
-        h2.emit("connection", socket);
-      },
-    });
-    // Node arms its headersTimeout / requestTimeout checks of HTTP/1 connections on "listening";
-    // this server never listens itself, it is fed connections. close() disarms them again.
-    h1.emit("listening");
-    http1Server = h1;
-  }
+  const { server: listener, dispose } = createGatewayListener({
+    tls: options.tls,
+    limits: options.limits,
+    onRequest,
+    track: tracker.track,
+    onSession(session) {
+      tracker.trackSession(session);
+      h2Timeouts.session(session);
+    },
+  });
 
   let port: number;
   try {
-    port = await listen(listener, options.host, options.port);
+    port = await listenOn(listener, options.host, options.port);
   } catch (e) {
-    http1Server?.close();
+    dispose();
+    h2Timeouts.close();
     throw e;
   }
   listener.on("error", (e) => log("error", "listener failed", { error: errorName(e) }));
@@ -296,7 +281,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       await listenerClosed;
     } finally {
       grace.cancel();
-      http1Server?.close();
+      dispose();
+      h2Timeouts.close();
     }
     log("info", "closed");
   };
@@ -312,22 +298,6 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   };
 }
 
-function listen(listener: Server, host: string, port: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const onError = (e: Error) => {
-      listener.off("listening", onListening);
-      reject(new Error(`cannot listen on ${host}:${port} (${errorName(e)})`, { cause: e }));
-    };
-    const onListening = () => {
-      listener.off("error", onError);
-      resolve((listener.address() as AddressInfo).port);
-    };
-    listener.once("error", onError);
-    listener.once("listening", onListening);
-    listener.listen({ host, port });
-  });
-}
-
 function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
   let timer: NodeJS.Timeout | undefined;
   const promise = new Promise<void>((resolve) => {
@@ -336,18 +306,9 @@ function delay(ms: number): { promise: Promise<void>; cancel: () => void } {
   return { promise, cancel: () => clearTimeout(timer) };
 }
 
-function displayHost(host: string): string {
-  if (host === "" || host === "0.0.0.0" || host === "::") return "127.0.0.1";
-  return host.includes(":") ? `[${host}]` : host;
-}
-
-function errorName(e: unknown): string {
-  if (e instanceof Error && "code" in e && typeof e.code === "string") return e.code;
-  return e instanceof Error ? e.name : typeof e;
-}
-
 function validateOptions(options: GatewayServerOptions): void {
   const { port, bodyLimitBytes, shutdownGraceMs, readyPollIntervalMs } = options;
+  validateLimits(options.limits);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(`server port must be an integer from 0 to 65535, got ${port}`);
   }

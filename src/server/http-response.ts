@@ -13,8 +13,11 @@ export type NodeResponse = ServerResponse | Http2ServerResponse;
  */
 export interface HttpErrorInfo {
   message: string;
-  /** OpenAI's error class: `invalid_request_error` for client mistakes, `server_error` otherwise. */
-  type: "invalid_request_error" | "server_error";
+  /**
+   * OpenAI's error class: `invalid_request_error` for client mistakes, `rate_limit_error` for
+   * too much at once, `server_error` otherwise.
+   */
+  type: "invalid_request_error" | "rate_limit_error" | "server_error";
   /** A stable machine-readable code, e.g. `invalid_api_key`. */
   code: string;
 }
@@ -22,7 +25,9 @@ export interface HttpErrorInfo {
 /**
  * Writes `body` as a complete JSON response. Headers already set on `res` (CORS) are kept;
  * `headers` take precedence. When the response has already started, it is ended as it is,
- * because a status can no longer be sent.
+ * because a status can no longer be sent. An HTTP/1 request whose body has not been read gets
+ * `Connection: close`: after the answer Node would otherwise read and discard the rest of the
+ * body, however long the client keeps sending it, to reuse the connection (issue 13).
  */
 export function sendJson(
   res: NodeResponse,
@@ -36,6 +41,7 @@ export function sendJson(
   }
   const text = JSON.stringify(body);
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  if (bodyUnread(res.req)) res.setHeader("connection", "close");
   res.setHeader("content-type", "application/json; charset=utf-8");
   res.setHeader("content-length", Buffer.byteLength(text));
   res.statusCode = status;
@@ -54,6 +60,13 @@ export function sendError(
   headers: Record<string, string> = {},
 ): void {
   sendJson(res, status, { error: { ...error, param: null } }, headers);
+}
+
+/** True for an HTTP/1 request that has a body (a length or chunks) not received in full yet. */
+function bodyUnread(req: NodeRequest): boolean {
+  if (req.httpVersionMajor !== 1 || req.complete) return false;
+  const length = req.headers["content-length"];
+  return (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined;
 }
 
 /** The path of a request target without its query string. */

@@ -5,4 +5,9 @@ export {
   startGatewayServer,
 } from "./gateway-server.js";
 export type { LogFn, RequestLine, RequestLogFn } from "./interceptors.js";
+export {
+  type MetricsListener,
+  requireMetricsKey,
+  startMetricsListener,
+} from "./metrics-listener.js";
 export type { PublicHttpHandler } from "./request-handler.js";

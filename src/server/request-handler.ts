@@ -1,6 +1,12 @@
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import { parseBearerToken } from "./bearer.js";
 import type { Caller } from "./caller.js";
+import {
+  type CallerStreamLimit,
+  tooManyStreamsCode,
+  tooManyStreamsMessage,
+  tooManyStreamsRetryAfter,
+} from "./caller-streams.js";
 import type { CorsPolicy } from "./cors.js";
 import type { HealthService } from "./health.js";
 import {
@@ -35,6 +41,8 @@ export interface HttpRoutesOptions {
   authenticate: (key: string) => Caller | undefined;
   /** Requests declaring a larger `Content-Length` get 413 before the handler runs. */
   bodyLimitBytes: number;
+  /** Each caller's requests in flight: one over the cap gets 429 before the handler runs. */
+  streams: CallerStreamLimit;
   draining: () => boolean;
   /** Passed to the handler: aborts when the server shuts down. */
   shutdown: AbortSignal;
@@ -61,14 +69,16 @@ const internalError = (res: NodeResponse) => {
  * the `http` handler. Under `/v1/` (the OpenAI-compatible API) a missing or unknown key gets 401
  * with an OpenAI-style body and `WWW-Authenticate: Bearer`; elsewhere an unauthenticated request
  * is not routable and gets 404, like any path nobody handles. While draining, every request
- * gets 503. The returned function never rejects: a handler (or `authenticate`) that throws
+ * gets 503. A caller with its cap of requests in flight gets 429 with `Retry-After` (the request
+ * is released when its response closes, by whoever tracks responses). The returned function never rejects: a handler (or `authenticate`) that throws
  * yields a 500 "internal error", or a reset stream once the response has started; the error's
  * message is neither sent nor logged.
  */
 export function createHttpRoutes(
   options: HttpRoutesOptions,
 ): (req: NodeRequest, res: NodeResponse) => Promise<void> {
-  const { http, authenticate, bodyLimitBytes, draining, shutdown, hardStop, log } = options;
+  const { http, authenticate, bodyLimitBytes, streams, draining, shutdown, hardStop, log } =
+    options;
   // The caller each connection last authenticated as, with the exact Authorization header that
   // did it. A keep-alive client sends the same header on every request; checking it again cost
   // each request a SHA-256 (issue #6). Only a header the same connection sent before is compared
@@ -115,17 +125,21 @@ export function createHttpRoutes(
     const request = requestOf(req);
     if (request) request.caller = caller.name;
     if (http === undefined) return false;
+    // Neither refusal reads the body: sendError closes an HTTP/1 connection rather than drain it.
     if (Number(req.headers["content-length"] ?? 0) > bodyLimitBytes) {
-      // The body is not read: close an HTTP/1 connection rather than drain it.
+      sendError(res, 413, {
+        message: `request body larger than ${bodyLimitBytes} bytes`,
+        type: "invalid_request_error",
+        code: "request_too_large",
+      });
+      return true;
+    }
+    if (request !== undefined && !streams.acquire(request, caller.name)) {
       sendError(
         res,
-        413,
-        {
-          message: `request body larger than ${bodyLimitBytes} bytes`,
-          type: "invalid_request_error",
-          code: "request_too_large",
-        },
-        req.httpVersionMajor === 1 ? { connection: "close" } : {},
+        429,
+        { message: tooManyStreamsMessage, type: "rate_limit_error", code: tooManyStreamsCode },
+        { "retry-after": tooManyStreamsRetryAfter },
       );
       return true;
     }
@@ -150,6 +164,19 @@ export function createHttpRoutes(
 /** The connection a request came on: its socket, or its HTTP/2 session (whose streams share one). */
 function connectionOf(req: NodeRequest): object {
   return "stream" in req ? (req.stream.session ?? req.socket) : req.socket;
+}
+
+/** True when `rawHeaders` (name, value, name, value…) holds `Authorization` more than once. */
+function repeatsAuthorization(rawHeaders: readonly string[]): boolean {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    if (name.length === 13 && name.toLowerCase() === "authorization") {
+      if (seen) return true;
+      seen = true;
+    }
+  }
+  return false;
 }
 
 /** Answers a probe: 200 with `{"status":"ok"|"ready"}`, 503 with any other status. */
@@ -216,6 +243,16 @@ export function createRequestHandler(
       if (path === "/healthz" || path === "/readyz") {
         const readiness = health.serving() ? "ready" : draining() ? "shutting down" : "not ready";
         serveProbe(req, res, path === "/healthz" ? "ok" : readiness);
+        return;
+      }
+      if (req.headers.authorization !== undefined && repeatsAuthorization(req.rawHeaders)) {
+        // Node keeps the first of two and drops the other: which one a proxy in front checked,
+        // nobody knows. Refused, as RFC 9110 §5.3 allows for a field that cannot be a list.
+        sendError(res, 400, {
+          message: "more than one Authorization header",
+          type: "invalid_request_error",
+          code: "bad_request",
+        });
         return;
       }
       if (req.httpVersionMajor === 1 && req.headers.host === undefined) {

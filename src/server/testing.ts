@@ -25,6 +25,7 @@ import {
 } from "../gen/cozegateway/v1/model_pb.js";
 import { inProcessTenant } from "../service/tenant.js";
 import { type Caller, callerKey } from "./caller.js";
+import type { ConnectionLimits } from "./connection-limits.js";
 import {
   type GatewayServer,
   type GatewayServerOptions,
@@ -105,8 +106,20 @@ export interface TestServer {
 }
 
 /**
+ * The limits of {@link startTestServer}: the config defaults (30 s idle, 10 s headers, 30 s
+ * request, 100 streams per connection), but 1000 requests in flight per key.
+ */
+export const testLimits: ConnectionLimits = {
+  idleTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  maxConcurrentStreams: 100,
+  maxStreamsPerKey: 1000,
+};
+
+/**
  * Starts a gateway server on 127.0.0.1:0 with the stub routes, `testKey` as the only valid key,
- * a 64 KiB body limit and a 2 s grace period; `overrides` replace any option.
+ * a 64 KiB body limit, a 2 s grace period and {@link testLimits}; `overrides` replace any option.
  */
 export async function startTestServer(
   overrides: Partial<GatewayServerOptions> = {},
@@ -120,6 +133,7 @@ export async function startTestServer(
     authenticate: (key) => (key === testKey ? testCaller : undefined),
     bodyLimitBytes: 64 * 1024,
     shutdownGraceMs: 2000,
+    limits: testLimits,
     log: (level, msg, fields) => logs.push({ level, msg, ...(fields ? { fields } : {}) }),
     ...overrides,
   });
