@@ -5,13 +5,14 @@ import type { Clock } from "./coze/clock.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
 import { createObservability, type Observability } from "./observability.js";
-import { createOpenAiHandler } from "./openai/index.js";
+import { createOpenAiDoor } from "./openai/index.js";
 import { createPlaygroundHandler } from "./playground/playground-handler.js";
 import {
+  type Door,
   type GatewayServer,
   type LogFn,
   type MetricsListener,
-  type PublicHttpHandler,
+  publicDoor,
   requireMetricsKey,
   startGatewayServer,
   startMetricsListener,
@@ -82,15 +83,6 @@ export function createAuthenticator(config: GatewayConfig): (key: string) => Cal
   };
 }
 
-/** One handler that tries `handlers` in order until one answers; none when the list is empty. */
-function firstAnswer(handlers: readonly PublicHttpHandler[]): PublicHttpHandler | undefined {
-  if (handlers.length === 0) return undefined;
-  return async (req, res) => {
-    for (const handler of handlers) if (await handler(req, res)) return true;
-    return false;
-  };
-}
-
 /**
  * Starts the whole gateway for a validated config: connection pools, the shared token cache,
  * one Coze client per channel, the Connect services, the OpenAI-compatible REST shim on the
@@ -107,10 +99,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     metricsKey === undefined
       ? observability.publicRoute
       : requireMetricsKey(observability.publicRoute, metricsKey);
-  // Unauthenticated routes, tried in order until one answers.
-  const publicRoutes: PublicHttpHandler[] = metricsAddress === undefined ? [metricsRoute] : [];
+  // The doors on the main port besides Connect: the OpenAI-compatible API (below), and the
+  // pages that need no API key.
+  const doors: Door[] = [];
+  if (metricsAddress === undefined) doors.push(publicDoor("/metrics", metricsRoute));
   if (config.server.playground) {
-    publicRoutes.push(createPlaygroundHandler({ suggestedModels: options.playgroundModels, log }));
+    doors.push(
+      publicDoor(
+        "/playground",
+        createPlaygroundHandler({ suggestedModels: options.playgroundModels, log }),
+      ),
+    );
   }
   const pools = createPools();
   const tokens = createTokenCache({
@@ -134,7 +133,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     channels,
     onPollStarted: () => observability.metrics.pollStarted(),
   });
-  const openAi = createOpenAiHandler({
+  const openAi = createOpenAiDoor({
     services,
     modelInfo: createModelInfo(config),
     bodyLimitBytes: config.server.bodyLimitBytes,
@@ -170,8 +169,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       limits,
       routes: serviceRoutes(services),
       authenticate: createAuthenticator(config),
-      http: openAi,
-      publicHttp: firstAnswer(publicRoutes),
+      doors: [openAi, ...doors],
       metrics: observability.metrics,
       log,
       requestLog: observability.requestLog,

@@ -1,9 +1,12 @@
 export { type OpenAiToolCall, type OpenAiUsage, usageOf } from "./completion-format.js";
 export { OpenAiError, type OpenAiErrorObject, toOpenAiError } from "./openai-error.js";
 export {
+  createOpenAiDoor,
   createOpenAiHandler,
+  type OpenAiDoor,
   type OpenAiHandler,
   type OpenAiHandlerOptions,
+  type ServerRefusal,
 } from "./openai-handler.js";
 export { type ChatCompletionRequest, parseChatCompletionRequest } from "./parse-request.js";
 export { decodeToolCallId, encodeToolCallId, type ToolCallRef } from "./tool-call-id.js";

@@ -3,7 +3,7 @@ import { type Caller, type ModelInfo, requestOf, type ServiceImpls } from "../se
 import { botCompletion, botStream } from "./bot-completion.js";
 import { listModels, modelNotFound } from "./models.js";
 import type { NodeRequest, NodeResponse } from "./node-types.js";
-import { OpenAiError, toOpenAiError } from "./openai-error.js";
+import { OpenAiError, type OpenAiErrorType, toOpenAiError } from "./openai-error.js";
 import { parseChatCompletionRequest } from "./parse-request.js";
 import { readBody } from "./read-body.js";
 import { sendJsonText, sendOpenAiError } from "./respond.js";
@@ -32,9 +32,92 @@ export interface OpenAiHandlerOptions {
 }
 
 /**
- * The server's `http` handler for the OpenAI-compatible API: `true` when it answered the
- * request, `false` for a path it does not serve. `shutdown` aborts when the server shuts down
- * (streams end then), `hardStop` when its grace period is over (unary answers end then, 503).
+ * What the server refused on this door's behalf (401, 404, 413, 429, 503, …), as data: the
+ * door words it as an OpenAI error body.
+ */
+export interface ServerRefusal {
+  status: number;
+  /** The server's stable code: `unauthenticated`, `too_large`, `too_many_streams`, … */
+  code: string;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * The OpenAI-compatible API as a door the server mounts at `/v1`: its handler (the caller is
+ * authenticated already; `shutdown` aborts when the server shuts down and open streams end then,
+ * `hardStop` when its grace period is over and unary answers end then with a 503), its route
+ * labels, and its wording of the server's refusals.
+ */
+export interface OpenAiDoor {
+  readonly path: "/v1";
+  readonly auth: "key";
+  label(method: string, path: string): string;
+  handle(
+    req: NodeRequest,
+    res: NodeResponse,
+    call: { caller: Caller | undefined; shutdown: AbortSignal; hardStop: AbortSignal },
+  ): Promise<boolean>;
+  writeError(res: NodeResponse, refusal: ServerRefusal): void;
+}
+
+/** OpenAI's error type and code for each refusal of the server. */
+const refusalWords: Record<string, [OpenAiErrorType, string]> = {
+  bad_request: ["invalid_request_error", "bad_request"],
+  unauthenticated: ["invalid_request_error", "invalid_api_key"],
+  forbidden: ["permission_error", "forbidden"],
+  not_found: ["invalid_request_error", "not_found"],
+  method_not_allowed: ["invalid_request_error", "method_not_allowed"],
+  request_timeout: ["invalid_request_error", "request_timeout"],
+  too_large: ["invalid_request_error", "request_too_large"],
+  too_many_streams: ["rate_limit_error", "too_many_streams"],
+  unavailable: ["server_error", "unavailable"],
+};
+
+/** Writes a refusal of the server as an OpenAI error body. */
+export function writeRefusal(res: NodeResponse, refusal: ServerRefusal): void {
+  const [type, code] = refusalWords[refusal.code] ?? ["server_error", "internal_error"];
+  sendOpenAiError(
+    res,
+    new OpenAiError(
+      refusal.status,
+      { message: refusal.message, type, code, param: null },
+      refusal.headers,
+    ),
+  );
+}
+
+/** Bounded route labels: the served routes by name, everything else `other`. */
+function label(method: string, path: string): string {
+  if (path.startsWith("/v1/models/")) return `${method} /v1/models/{id}`;
+  if (path.startsWith("/v1/responses/")) return `${method} /v1/responses/{id}`;
+  return routes.has(path) ? `${method} ${path}` : `${method} other`;
+}
+
+const routes = new Set(["/v1/chat/completions", "/v1/models", "/v1/responses"]);
+
+/**
+ * The OpenAI-compatible API as a door: {@link createOpenAiHandler} behind the path, labels and
+ * error wording the server needs to mount it.
+ */
+export function createOpenAiDoor(options: OpenAiHandlerOptions): OpenAiDoor {
+  const handler = createOpenAiHandler(options);
+  return {
+    path: "/v1",
+    auth: "key",
+    label,
+    handle(req, res, call) {
+      // A key door: the server authenticated the caller before calling.
+      return handler(req, res, call.caller as Caller, call.shutdown, call.hardStop);
+    },
+    writeError: writeRefusal,
+  };
+}
+
+/**
+ * The handler of the OpenAI-compatible API: `true` when it answered the request, `false` for a
+ * path it does not serve. `shutdown` aborts when the server shuts down (streams end then),
+ * `hardStop` when its grace period is over (unary answers end then, 503).
  */
 export type OpenAiHandler = (
   req: NodeRequest,

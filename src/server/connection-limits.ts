@@ -23,7 +23,7 @@ export interface ConnectionLimits {
   maxConcurrentStreams: number;
   /**
    * Requests, streams included, one API key may have in flight at once over all connections;
-   * the next is refused with `Code.ResourceExhausted` (HTTP 429 under `/v1/`).
+   * the next is refused with `Code.ResourceExhausted` (HTTP 429 from a door).
    */
   maxStreamsPerKey: number;
 }

@@ -1,6 +1,6 @@
 import { cors } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { rawRequest, startTestServer, type TestServer, testKey } from "./testing.js";
+import { rawRequest, startTestServer, type TestServer, testDoor, testKey } from "./testing.js";
 
 const app = "https://app.example.com";
 const listModels = "/cozegateway.v1.ModelService/ListModels";
@@ -12,7 +12,7 @@ afterEach(async () => {
 });
 
 const start = async (corsOrigins: readonly string[]) => {
-  ts = await startTestServer({ corsOrigins, http: () => false });
+  ts = await startTestServer({ corsOrigins, doors: [testDoor(() => false)] });
   return ts.server.url;
 };
 

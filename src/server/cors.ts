@@ -1,5 +1,6 @@
 import { cors as connectCors } from "@connectrpc/connect";
-import { type NodeRequest, type NodeResponse, sendError } from "./http-response.js";
+import { writeServerError } from "./doors.js";
+import type { NodeRequest, NodeResponse } from "./http-response.js";
 
 /** Options of {@link createCorsPolicy}. */
 export interface CorsPolicyOptions {
@@ -44,11 +45,7 @@ export function createCorsPolicy(options: CorsPolicyOptions): CorsPolicy {
         req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined;
       if (!allowed(origin)) {
         if (!preflight) return false;
-        sendError(res, 403, {
-          message: "origin not allowed",
-          type: "invalid_request_error",
-          code: "origin_not_allowed",
-        });
+        writeServerError(res, { status: 403, code: "forbidden", message: "origin not allowed" });
         return true;
       }
       res.setHeader("access-control-allow-origin", origin);

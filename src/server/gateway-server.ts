@@ -1,5 +1,4 @@
 import { setMaxListeners } from "node:events";
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
@@ -13,6 +12,7 @@ import {
 } from "./connection-limits.js";
 import { createConnectionTracker } from "./connection-tracker.js";
 import { createCorsPolicy } from "./cors.js";
+import { type Door, writeServerError } from "./doors.js";
 import { createHealthService } from "./health.js";
 import type { NodeRequest, NodeResponse } from "./http-response.js";
 import { createHttp2Timeouts } from "./http2-timeouts.js";
@@ -29,13 +29,9 @@ import {
 } from "./interceptors.js";
 import { createGatewayListener, displayHost, errorName, listenOn } from "./listeners.js";
 import type { GatewayMetrics } from "./metrics.js";
-import { createObserveInterceptor, observeRequests } from "./observe.js";
+import { createObserveInterceptor, observeRequests, routeLabel } from "./observe.js";
 import { requestContextKey, requestOf } from "./request-context.js";
-import {
-  createHttpRoutes,
-  createRequestHandler,
-  type PublicHttpHandler,
-} from "./request-handler.js";
+import { createDoorRoutes, createRequestHandler } from "./request-handler.js";
 
 /** Options of {@link startGatewayServer}. */
 export interface GatewayServerOptions {
@@ -62,30 +58,18 @@ export interface GatewayServerOptions {
    */
   authenticate: (key: string) => Caller | undefined;
   /**
-   * Plain HTTP handlers for the paths Connect does not serve (the OpenAI-compatible API under
-   * `/v1/`), called with the authenticated caller. Return `true` when the request was answered;
-   * `false` gives 404. The server answers 401 itself for a missing or unknown key under `/v1/`,
-   * 413 for a declared `Content-Length` above `bodyLimitBytes` (a handler reading a body
-   * without one must enforce the limit itself), and 429 when the caller has
-   * `limits.maxStreamsPerKey` requests in flight. `shutdown` aborts when `close()` begins, with
-   * the same `Code.Unavailable` reason that ends Connect streams: a handler should end its open
-   * streams then. Unary answers keep the grace period: `hardStop` aborts when it is over, with
-   * the `Code.Unavailable` reason unary Connect calls get, and a handler should answer at once
-   * (503): the connections are closed shortly after.
+   * The doors mounted for plain HTTP (the OpenAI-compatible API, the metrics page, the
+   * playground), tried by path before Connect; see {@link Door}. For a `key` door the server
+   * answers 401 itself for a missing or unknown key, 413 for a declared `Content-Length` above
+   * `bodyLimitBytes` (a handler reading a body without one must enforce the limit itself), 429
+   * when the caller has `limits.maxStreamsPerKey` requests in flight, and 503 while draining, in
+   * the door's own words. `shutdown` aborts when `close()` begins, with the same
+   * `Code.Unavailable` reason that ends Connect streams: a handler should end its open streams
+   * then. Unary answers keep the grace period: `hardStop` aborts when it is over, with the
+   * `Code.Unavailable` reason unary Connect calls get, and a handler should answer at once (503):
+   * the connections are closed shortly after.
    */
-  http?: (
-    req: IncomingMessage | Http2ServerRequest,
-    res: ServerResponse | Http2ServerResponse,
-    caller: Caller,
-    shutdown: AbortSignal,
-    hardStop: AbortSignal,
-  ) => Promise<boolean> | boolean;
-  /**
-   * Unauthenticated plain HTTP routes, such as `/metrics` and the playground page; tried after
-   * the health probes and before Connect, never for Connect procedures or paths under `/v1/`.
-   * Return true when the request was answered.
-   */
-  publicHttp?: PublicHttpHandler;
+  doors?: readonly Door[];
   /**
    * Prometheus metrics to record requests and open streams into. Every request gets an
    * `x-request-id` and one log line whether or not metrics are given.
@@ -173,8 +157,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     createStreamLimitInterceptor(streams),
     createStreamCutoffInterceptor(streamCutoff.signal),
   ];
-  const httpRoutes = createHttpRoutes({
-    http: options.http,
+  const doors = options.doors ?? [];
+  const routeDoor = createDoorRoutes({
     authenticate: options.authenticate,
     bodyLimitBytes: options.bodyLimitBytes,
     streams,
@@ -196,20 +180,24 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       router.service(Health, health.impl, { interceptors: [errors] });
       health.setServices(router.handlers.map((h) => h.service.typeName));
     },
-    fallback(req, res) {
-      // The adapter passes on the request and response objects it got from us.
-      void httpRoutes(req, res as NodeResponse);
+    fallback(_req, res) {
+      // No door and no procedure owns the path.
+      writeServerError(res as NodeResponse, {
+        status: 404,
+        code: "not_found",
+        message: "not found",
+      });
     },
   });
   const handler = observeRequests(
-    observer,
+    { ...observer, label: (method, path) => routeLabel(doors, method, path) },
     createRequestHandler({
       cors: createCorsPolicy({ origins: options.corsOrigins }),
       connect,
-      http: (req, res) => void httpRoutes(req, res),
+      doors,
+      routeDoor: (req, res, door, path) => void routeDoor(req, res, door, path),
       health,
       draining: isDraining,
-      publicHttp: options.publicHttp,
       log,
     }),
   );

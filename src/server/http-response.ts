@@ -8,21 +8,6 @@ export type NodeRequest = IncomingMessage | Http2ServerRequest;
 export type NodeResponse = ServerResponse | Http2ServerResponse;
 
 /**
- * The error object of an OpenAI-style error body, `{"error":{message,type,code,param}}`.
- * `message` must be short, safe and ours: it goes to the client verbatim.
- */
-export interface HttpErrorInfo {
-  message: string;
-  /**
-   * OpenAI's error class: `invalid_request_error` for client mistakes, `rate_limit_error` for
-   * too much at once, `server_error` otherwise.
-   */
-  type: "invalid_request_error" | "rate_limit_error" | "server_error";
-  /** A stable machine-readable code, e.g. `invalid_api_key`. */
-  code: string;
-}
-
-/**
  * Writes `body` as a complete JSON response. Headers already set on `res` (CORS) are kept;
  * `headers` take precedence. When the response has already started, it is ended as it is,
  * because a status can no longer be sent. An HTTP/1 request whose body has not been read gets
@@ -41,7 +26,7 @@ export function sendJson(
   }
   const text = JSON.stringify(body);
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-  if (bodyUnread(res.req)) res.setHeader("connection", "close");
+  closeIfBodyUnread(res);
   res.setHeader("content-type", "application/json; charset=utf-8");
   res.setHeader("content-length", Buffer.byteLength(text));
   res.statusCode = status;
@@ -49,17 +34,12 @@ export function sendJson(
 }
 
 /**
- * Writes an OpenAI-style error body (`{"error":{"message","type","code","param":null}}`) with
- * `status`. The same shape serves every plain-HTTP error of the server, so the OpenAI SDKs
- * surface the message as they do for api.openai.com.
+ * Marks the response `Connection: close` when its HTTP/1 request has a body not received in
+ * full: after an answer that did not read it, Node would read and discard the rest, however long
+ * the client keeps sending, to reuse the connection (issue 13). Call before the headers go out.
  */
-export function sendError(
-  res: NodeResponse,
-  status: number,
-  error: HttpErrorInfo,
-  headers: Record<string, string> = {},
-): void {
-  sendJson(res, status, { error: { ...error, param: null } }, headers);
+export function closeIfBodyUnread(res: NodeResponse): void {
+  if (!res.headersSent && bodyUnread(res.req)) res.setHeader("connection", "close");
 }
 
 /** True for an HTTP/1 request that has a body (a length or chunks) not received in full yet. */

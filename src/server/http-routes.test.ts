@@ -4,8 +4,16 @@ import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { inProcessTenant } from "../service/tenant.js";
 import type { Caller } from "./caller.js";
+import { publicDoor } from "./doors.js";
 import type { GatewayServerOptions } from "./gateway-server.js";
-import { rawRequest, startTestServer, type TestServer, testCaller, testKey } from "./testing.js";
+import {
+  rawRequest,
+  startTestServer,
+  type TestServer,
+  testCaller,
+  testDoor,
+  testKey,
+} from "./testing.js";
 
 let ts: TestServer | undefined;
 afterEach(async () => {
@@ -20,29 +28,36 @@ const start = async (overrides: Partial<GatewayServerOptions> = {}) => {
 
 const auth = { authorization: `Bearer ${testKey}` };
 
-describe("public routes", () => {
-  it("serves public paths without a key and passes the rest on to auth and Connect", async () => {
+describe("doors", () => {
+  it("serves a public door without a key, and a key door only with one", async () => {
     const url = await start({
-      publicHttp: (req, res) => {
-        if (req.url !== "/metrics") return false;
-        res.writeHead(200, { "content-type": "text/plain" });
-        res.end("ok 1\n");
-        return true;
-      },
+      doors: [
+        publicDoor("/metrics", (_req, res) => {
+          res.writeHead(200, { "content-type": "text/plain" });
+          res.end("ok 1\n");
+          return true;
+        }),
+        testDoor(() => false),
+      ],
     });
     const open = await rawRequest(`${url}/metrics`);
     expect([open.status, open.body]).toEqual([200, "ok 1\n"]);
     const v1 = await rawRequest(`${url}/v1/models`);
     expect(v1.status).toBe(401);
+    expect(JSON.parse(v1.body)).toEqual({
+      error: { code: "unauthenticated", message: "missing or invalid API key" },
+    });
   });
 
-  it("never consults public routes for Connect procedures or the API under /v1/", async () => {
+  it("gives a door only the paths it owns; Connect gets its procedures, the rest 404", async () => {
     const asked: string[] = [];
     const url = await start({
-      publicHttp: (req) => {
-        asked.push(req.url ?? "");
-        return false;
-      },
+      doors: [
+        publicDoor("/metrics", (req) => {
+          asked.push(req.url ?? "");
+          return false;
+        }),
+      ],
     });
     const rpc = await rawRequest(`${url}/cozegateway.v1.ModelService/ListModels`, {
       method: "POST",
@@ -50,17 +65,40 @@ describe("public routes", () => {
       body: "{}",
     });
     expect(rpc.status).toBe(200);
-    const v1 = await rawRequest(`${url}/v1/models`);
-    expect(v1.status).toBe(401);
-    await rawRequest(`${url}/metrics`);
-    expect(asked).toEqual(["/metrics"]);
+    for (const path of ["/metricsx", "/other", "/metrics"]) {
+      const res = await rawRequest(`${url}${path}`);
+      expect(res.status, path).toBe(404);
+    }
+    await rawRequest(`${url}/metrics/sub?q=1`);
+    expect(asked).toEqual(["/metrics", "/metrics/sub?q=1"]);
   });
 
-  it("answers 500 without details when a public handler throws", async () => {
+  it("words its refusals in the door's own format", async () => {
     const url = await start({
-      publicHttp: async () => {
-        throw new Error("secret detail");
-      },
+      doors: [
+        {
+          ...testDoor(() => false),
+          writeError: (res, refusal) => {
+            res.writeHead(refusal.status, { "content-type": "text/plain", ...refusal.headers });
+            res.end(`door says ${refusal.code}`);
+          },
+        },
+      ],
+    });
+    const res = await rawRequest(`${url}/v1/anything`);
+    expect([res.status, res.body]).toEqual([401, "door says unauthenticated"]);
+    expect(res.headers["www-authenticate"]).toBe("Bearer");
+    const missing = await rawRequest(`${url}/v1/anything`, { headers: auth });
+    expect([missing.status, missing.body]).toEqual([404, "door says not_found"]);
+  });
+
+  it("answers 500 without details when a public door throws", async () => {
+    const url = await start({
+      doors: [
+        publicDoor("/anything", async () => {
+          throw new Error("secret detail");
+        }),
+      ],
     });
     const res = await rawRequest(`${url}/anything`);
     expect(res.status).toBe(500);
@@ -134,14 +172,7 @@ describe("plain HTTP routes", () => {
   it("answers an unknown path with a 404 JSON error", async () => {
     const res = await rawRequest(`${await start()}/nope`, { headers: auth });
     expect(res.status).toBe(404);
-    expect(JSON.parse(res.body)).toEqual({
-      error: {
-        message: "not found",
-        type: "invalid_request_error",
-        code: "not_found",
-        param: null,
-      },
-    });
+    expect(JSON.parse(res.body)).toEqual({ error: { code: "not_found", message: "not found" } });
   });
 
   it("answers an HTTP/1.0 request without Host with 400", async () => {
@@ -163,13 +194,15 @@ describe("plain HTTP routes", () => {
     expect(res.status).toBe(404);
   });
 
-  it("answers /v1/* without a valid key with an OpenAI-style 401", async () => {
+  it("answers a key door's path without a valid key with 401 and WWW-Authenticate", async () => {
     let called = false;
     const url = await start({
-      http: () => {
-        called = true;
-        return true;
-      },
+      doors: [
+        testDoor(() => {
+          called = true;
+          return true;
+        }),
+      ],
     });
     const attempts: Record<string, string>[] = [
       {},
@@ -181,12 +214,7 @@ describe("plain HTTP routes", () => {
       expect(res.status).toBe(401);
       expect(res.headers["www-authenticate"]).toBe("Bearer");
       expect(JSON.parse(res.body)).toEqual({
-        error: {
-          message: "missing or invalid API key",
-          type: "invalid_request_error",
-          code: "invalid_api_key",
-          param: null,
-        },
+        error: { code: "unauthenticated", message: "missing or invalid API key" },
       });
       expect(res.body).not.toContain("sk-wrong");
     }
@@ -196,12 +224,14 @@ describe("plain HTTP routes", () => {
 
   it("hands an authenticated request to the http handler with its caller", async () => {
     const url = await start({
-      http: (req, res, caller) => {
-        if (req.url !== "/v1/models") return false;
-        res.setHeader("content-type", "application/json");
-        res.end(JSON.stringify({ owner: caller.name, models: caller.models }));
-        return true;
-      },
+      doors: [
+        testDoor((req, res, caller) => {
+          if (req.url !== "/v1/models") return false;
+          res.setHeader("content-type", "application/json");
+          res.end(JSON.stringify({ owner: caller.name, models: caller.models }));
+          return true;
+        }),
+      ],
     });
     const res = await rawRequest(`${url}/v1/models`, { headers: auth });
     expect(res.status).toBe(200);
@@ -212,9 +242,11 @@ describe("plain HTTP routes", () => {
 
   it("answers 500 'internal error' when the http handler throws, without its text", async () => {
     const url = await start({
-      http: async () => {
-        throw new Error("upstream said token pat_SECRET_1");
-      },
+      doors: [
+        testDoor(async () => {
+          throw new Error("upstream said token pat_SECRET_1");
+        }),
+      ],
     });
     const res = await rawRequest(`${url}/v1/chat/completions`, { method: "POST", headers: auth });
     expect(res.status).toBe(500);
@@ -224,7 +256,7 @@ describe("plain HTTP routes", () => {
 
   it("answers 500 when authenticate itself throws, without its text", async () => {
     const url = await start({
-      http: () => true,
+      doors: [testDoor(() => true)],
       authenticate: () => {
         throw new Error("key store said pat_SECRET_2");
       },
@@ -239,10 +271,12 @@ describe("plain HTTP routes", () => {
     let called = false;
     const url = await start({
       bodyLimitBytes: 1024,
-      http: () => {
-        called = true;
-        return false;
-      },
+      doors: [
+        testDoor(() => {
+          called = true;
+          return false;
+        }),
+      ],
     });
     const res = await rawRequest(`${url}/v1/chat/completions`, {
       method: "POST",
@@ -250,7 +284,7 @@ describe("plain HTTP routes", () => {
       body: JSON.stringify({ text: "x".repeat(2048) }),
     });
     expect(res.status).toBe(413);
-    expect(JSON.parse(res.body).error.code).toBe("request_too_large");
+    expect(JSON.parse(res.body).error.code).toBe("too_large");
     expect(called).toBe(false);
   });
 
@@ -301,11 +335,13 @@ describe("authentication per connection", () => {
         checked.push(key.slice(0, 8));
         return keys[key];
       },
-      http: (req, res, caller) => {
-        if (req.url !== "/v1/whoami") return false;
-        res.end(caller.name);
-        return true;
-      },
+      doors: [
+        testDoor((req, res, caller) => {
+          if (req.url !== "/v1/whoami") return false;
+          res.end(caller.name);
+          return true;
+        }),
+      ],
     });
     return { url, checked };
   };

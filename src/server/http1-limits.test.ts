@@ -12,6 +12,7 @@ import {
   createSelfSignedCertificate,
   startTestServer,
   type TestServer,
+  testDoor,
   testKey,
   testLimits,
 } from "./testing.js";
@@ -116,7 +117,7 @@ describe("HTTP/1.1 early refusals", () => {
   });
 
   it("closes the connection after a 413 instead of reading the body", async () => {
-    const server = await start({ limits: patient, http: () => false });
+    const server = await start({ limits: patient, doors: [testDoor(() => false)] });
     const c = await connectTo(server.port);
     c.socket.write(
       `POST /v1/chat/completions HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${testKey}\r\n` +
@@ -132,7 +133,7 @@ describe("HTTP/1.1 early refusals", () => {
     const server = await start({ limits: patient });
     const c = await connectTo(server.port);
     c.socket.write("GET /v1/models HTTP/1.1\r\nHost: gw\r\n\r\n");
-    await within(c.receivedText("invalid_api_key"), bound, "the 401");
+    await within(c.receivedText('"code":"unauthenticated"'), bound, "the 401");
     c.socket.write("GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n");
     await within(c.receivedText('{"status":"ok"}'), bound, "a second answer on the connection");
   });

@@ -15,6 +15,7 @@ import {
   stubRoutes,
   type TestServer,
   type TestTransport,
+  testDoor,
   testKey,
   testLimits,
   withKey,
@@ -41,7 +42,7 @@ afterEach(async () => {
 });
 
 const start = async (overrides: Partial<GatewayServerOptions> = {}) => {
-  const ts = await startTestServer({ limits, http: slowRoutes, ...overrides });
+  const ts = await startTestServer({ limits, doors: [testDoor(slowRoutes)], ...overrides });
   started.push(ts);
   return ts.server;
 };

@@ -4,7 +4,7 @@ import {
   type Http2ServerResponse,
   type ServerHttp2Session,
 } from "node:http2";
-import { sendError } from "./http-response.js";
+import { type Refusal, writeServerError } from "./doors.js";
 
 /** Options of {@link createHttp2Timeouts}. */
 export interface Http2TimeoutsOptions {
@@ -43,12 +43,12 @@ interface SessionState {
 const stateOf = Symbol("coze-gateway.http2Session");
 type Tagged = { [stateOf]?: SessionState };
 
-/** The 408 body; the stream is then reset with NO_ERROR (RFC 9113 §8.1). */
-const requestTimeout = {
-  message: "request not received in time",
-  type: "invalid_request_error",
+/** The 408; the stream is then reset with NO_ERROR (RFC 9113 §8.1). */
+const requestTimeout: Refusal = {
+  status: 408,
   code: "request_timeout",
-} as const;
+  message: "request not received in time",
+};
 
 /**
  * Creates the HTTP/2 deadlines. A stream whose request has not fully arrived (no END_STREAM
@@ -73,7 +73,7 @@ export function createHttp2Timeouts(options: Http2TimeoutsOptions): Http2Timeout
         if (res.headersSent) {
           stream.close(constants.NGHTTP2_CANCEL);
         } else {
-          sendError(res, 408, requestTimeout);
+          writeServerError(res, requestTimeout);
           // After the answer: the client may stop sending (RFC 9113 §8.1).
           stream.close(constants.NGHTTP2_NO_ERROR);
         }

@@ -1,5 +1,14 @@
 export { type Caller, callerKey } from "./caller.js";
 export {
+  type Door,
+  type DoorCall,
+  type ErrorWriter,
+  type PublicHttpHandler,
+  publicDoor,
+  type Refusal,
+  type RefusalCode,
+} from "./doors.js";
+export {
   type GatewayServer,
   type GatewayServerOptions,
   startGatewayServer,
@@ -10,4 +19,3 @@ export {
   requireMetricsKey,
   startMetricsListener,
 } from "./metrics-listener.js";
-export type { PublicHttpHandler } from "./request-handler.js";

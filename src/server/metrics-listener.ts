@@ -2,10 +2,10 @@ import { hash, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 import { parseBearerToken } from "./bearer.js";
 import { type ConnectionLimits, deadlineCheckIntervalMs } from "./connection-limits.js";
-import { requestPath, sendError } from "./http-response.js";
+import { type PublicHttpHandler, writeServerError } from "./doors.js";
+import { requestPath } from "./http-response.js";
 import { type LogFn, unauthenticatedMessage } from "./interceptors.js";
 import { displayHost, errorName, listenOn } from "./listeners.js";
-import type { PublicHttpHandler } from "./request-handler.js";
 
 /** The path Prometheus scrapes. */
 const metricsPath = "/metrics";
@@ -21,12 +21,12 @@ export function requireMetricsKey(route: PublicHttpHandler, keySha256: Buffer): 
     const key = parseBearerToken(req.headers.authorization);
     const given = key === undefined ? undefined : hash("sha256", key, "buffer");
     if (given === undefined || !timingSafeEqual(given, keySha256)) {
-      sendError(
-        res,
-        401,
-        { message: unauthenticatedMessage, type: "invalid_request_error", code: "invalid_api_key" },
-        { "www-authenticate": "Bearer" },
-      );
+      writeServerError(res, {
+        status: 401,
+        code: "unauthenticated",
+        message: unauthenticatedMessage,
+        headers: { "www-authenticate": "Bearer" },
+      });
       return true;
     }
     return route(req, res);
@@ -76,11 +76,7 @@ export async function startMetricsListener(
     },
     (req, res) => {
       const notFound = () =>
-        sendError(res, 404, {
-          message: "not found",
-          type: "invalid_request_error",
-          code: "not_found",
-        });
+        writeServerError(res, { status: 404, code: "not_found", message: "not found" });
       Promise.resolve()
         .then(() => route(req, res))
         .then(
@@ -91,11 +87,7 @@ export async function startMetricsListener(
             log("error", "metrics request failed", { error: errorName(e) });
             if (res.headersSent) res.destroy();
             else
-              sendError(res, 500, {
-                message: "internal error",
-                type: "server_error",
-                code: "internal_error",
-              });
+              writeServerError(res, { status: 500, code: "internal", message: "internal error" });
           },
         );
     },

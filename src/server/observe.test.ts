@@ -10,6 +10,7 @@ import {
   rawRequest,
   startTestServer,
   type TestServer,
+  testDoor,
   testKey,
   withKey,
 } from "./testing.js";
@@ -70,12 +71,19 @@ describe("request observation", () => {
     const metrics = createMetrics({ processMetrics: false });
     ts = await startTestServer({
       metrics,
-      http: (req, res) => {
-        noteLogId(requestOf(req), "20250101000000ABCDEF");
-        res.writeHead(404);
-        res.end();
-        return true;
-      },
+      doors: [
+        {
+          ...testDoor((req, res) => {
+            noteLogId(requestOf(req), "20250101000000ABCDEF");
+            res.writeHead(404);
+            res.end();
+            return true;
+          }),
+          // The door names its routes; the server keeps the label it gets.
+          label: (method, path) =>
+            path.startsWith("/v1/models/") ? `${method} /v1/models/{id}` : `${method} /v1 other`,
+        },
+      ],
     });
     await rawRequest(`${ts.server.url}/v1/models/some-model-name`, {
       headers: { authorization: `Bearer ${testKey}` },

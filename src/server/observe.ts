@@ -1,4 +1,5 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { type Door, doorFor } from "./doors.js";
 import { type NodeRequest, type NodeResponse, requestPath } from "./http-response.js";
 import type { RequestLogFn } from "./interceptors.js";
 import type { GatewayMetrics } from "./metrics.js";
@@ -9,6 +10,12 @@ export interface Observer {
   metrics: GatewayMetrics | undefined;
   /** Writes each request's line (`requestLogVia(log)` when the logger has no faster way). */
   requestLog: RequestLogFn;
+}
+
+/** An {@link Observer} of plain HTTP requests, which labels them by route. */
+export interface HttpObserver extends Observer {
+  /** The bounded route label of a request, e.g. {@link routeLabel} over the mounted doors. */
+  label(method: string, path: string): string;
 }
 
 /** Response header carrying our request id (also accepted from the caller). */
@@ -26,12 +33,14 @@ const serverSide = new Set<Code>([
   Code.DataLoss,
 ]);
 
-/** Bounded route labels for plain HTTP: known routes by name, everything else "other". */
-function routeLabel(method: string, path: string): string {
-  if (path.startsWith("/v1/models/")) return `${method} /v1/models/{id}`;
-  if (path.startsWith("/playground")) return `${method} /playground`;
-  const known = ["/v1/chat/completions", "/v1/models", "/healthz", "/readyz", "/metrics"];
-  return known.includes(path) ? `${method} ${path}` : `${method} other`;
+/**
+ * The bounded label of a plain HTTP request for metrics and log lines: the label of the door
+ * that owns the path, the probes by name, everything else `other`.
+ */
+export function routeLabel(doors: readonly Door[], method: string, path: string): string {
+  const door = doorFor(doors, path);
+  if (door !== undefined) return door.label(method, path);
+  return path === "/healthz" || path === "/readyz" ? `${method} ${path}` : `${method} other`;
 }
 
 function codeName(code: Code | undefined): string {
@@ -70,7 +79,7 @@ function record(
  * listener it puts on each response's `close` also calls `closed` (the connection tracker's).
  */
 export function observeRequests(
-  o: Observer,
+  o: HttpObserver,
   handler: (req: NodeRequest, res: NodeResponse) => void,
 ): (req: NodeRequest, res: NodeResponse, closed: () => void) => void {
   return (req, res, closed) => {
@@ -80,7 +89,7 @@ export function observeRequests(
     const path = requestPath(req);
     if (!procedurePath.test(path)) {
       const started = performance.now();
-      const method = routeLabel(req.method ?? "GET", path);
+      const method = o.label(req.method ?? "GET", path);
       res.once("close", () => {
         closed();
         const aborted = !res.writableFinished;

@@ -3,82 +3,44 @@ import { parseBearerToken } from "./bearer.js";
 import type { Caller } from "./caller.js";
 import {
   type CallerStreamLimit,
-  tooManyStreamsCode,
   tooManyStreamsMessage,
   tooManyStreamsRetryAfter,
 } from "./caller-streams.js";
 import type { CorsPolicy } from "./cors.js";
+import { type Door, doorFor, errorWriterOf, writeServerError } from "./doors.js";
 import type { HealthService } from "./health.js";
-import {
-  type NodeRequest,
-  type NodeResponse,
-  requestPath,
-  sendError,
-  sendJson,
-} from "./http-response.js";
+import { type NodeRequest, type NodeResponse, requestPath, sendJson } from "./http-response.js";
 import { type LogFn, shuttingDownMessage, unauthenticatedMessage } from "./interceptors.js";
-import { procedurePath } from "./observe.js";
 import { requestOf } from "./request-context.js";
 
-/**
- * A plain HTTP handler for paths Connect does not serve; `true` when it answered. `shutdown`
- * aborts when the server starts shutting down (open streams should end then); `hardStop` when
- * the grace period is over (unary answers still under way should end then, with the reason's
- * `Code.Unavailable` as a 503: their connections are closed right after).
- */
-export type HttpRouteHandler = (
-  req: NodeRequest,
-  res: NodeResponse,
-  caller: Caller,
-  shutdown: AbortSignal,
-  hardStop: AbortSignal,
-) => Promise<boolean> | boolean;
-
-/** Options of {@link createHttpRoutes}. */
-export interface HttpRoutesOptions {
-  /** The handler to try; without one every path is 404 (after authentication under /v1/). */
-  http: HttpRouteHandler | undefined;
+/** Options of {@link createDoorRoutes}. */
+export interface DoorRoutesOptions {
   authenticate: (key: string) => Caller | undefined;
-  /** Requests declaring a larger `Content-Length` get 413 before the handler runs. */
+  /** Requests to a `key` door declaring a larger `Content-Length` get 413 before the handler. */
   bodyLimitBytes: number;
   /** Each caller's requests in flight: one over the cap gets 429 before the handler runs. */
   streams: CallerStreamLimit;
   draining: () => boolean;
-  /** Passed to the handler: aborts when the server shuts down. */
+  /** Passed to the handlers: aborts when the server shuts down. */
   shutdown: AbortSignal;
-  /** Passed to the handler: aborts when the shutdown grace period is over. */
+  /** Passed to the handlers: aborts when the shutdown grace period is over. */
   hardStop: AbortSignal;
   log: LogFn;
 }
 
-const notFound = (res: NodeResponse) =>
-  sendError(res, 404, { message: "not found", type: "invalid_request_error", code: "not_found" });
-
-const internalError = (res: NodeResponse) => {
-  if (res.headersSent) res.destroy();
-  else
-    sendError(res, 500, {
-      message: "internal error",
-      type: "server_error",
-      code: "internal_error",
-    });
-};
-
 /**
- * Serves what the Connect router does not: authenticates the caller and hands the request to
- * the `http` handler. Under `/v1/` (the OpenAI-compatible API) a missing or unknown key gets 401
- * with an OpenAI-style body and `WWW-Authenticate: Bearer`; elsewhere an unauthenticated request
- * is not routable and gets 404, like any path nobody handles. While draining, every request
- * gets 503. A caller with its cap of requests in flight gets 429 with `Retry-After` (the request
- * is released when its response closes, by whoever tracks responses). The returned function never rejects: a handler (or `authenticate`) that throws
+ * Serves a request to one of the mounted doors. For a `key` door: while draining, 503; a missing
+ * or unknown key, 401 with `WWW-Authenticate: Bearer`; a declared body over the limit, 413; a
+ * caller with its cap of requests in flight, 429 with `Retry-After` (the request is released when
+ * its response closes, by whoever tracks responses); then the handler. Every refusal is worded by
+ * the door ({@link Door.writeError}). The returned function never rejects: a handler that throws
  * yields a 500 "internal error", or a reset stream once the response has started; the error's
  * message is neither sent nor logged.
  */
-export function createHttpRoutes(
-  options: HttpRoutesOptions,
-): (req: NodeRequest, res: NodeResponse) => Promise<void> {
-  const { http, authenticate, bodyLimitBytes, streams, draining, shutdown, hardStop, log } =
-    options;
+export function createDoorRoutes(
+  options: DoorRoutesOptions,
+): (req: NodeRequest, res: NodeResponse, door: Door, path: string) => Promise<void> {
+  const { authenticate, bodyLimitBytes, streams, draining, shutdown, hardStop, log } = options;
   // The caller each connection last authenticated as, with the exact Authorization header that
   // did it. A keep-alive client sends the same header on every request; checking it again cost
   // each request a SHA-256 (issue #6). Only a header the same connection sent before is compared
@@ -98,65 +60,68 @@ export function createHttpRoutes(
 
   // Everything up to the handler is synchronous; `true` when the request was answered. One async
   // function per request, the caller's (issue #6: each pass-through layer cost a promise).
-  const route = (req: NodeRequest, res: NodeResponse, path: string): Promise<boolean> | boolean => {
+  const route = (
+    req: NodeRequest,
+    res: NodeResponse,
+    door: Door,
+    path: string,
+  ): Promise<boolean> | boolean => {
+    if (door.auth === "public")
+      return door.handle(req, res, { caller: undefined, shutdown, hardStop });
+    const refuse = errorWriterOf(door);
     if (draining()) {
-      sendError(res, 503, {
-        message: shuttingDownMessage,
-        type: "server_error",
-        code: "unavailable",
-      });
+      refuse(res, { status: 503, code: "unavailable", message: shuttingDownMessage });
       return true;
     }
     const caller = callerOf(req);
     if (caller === undefined) {
-      if (path !== "/v1" && !path.startsWith("/v1/")) return false;
       log("warn", "rejected a request without a valid API key", {
         path,
         reason: parseBearerToken(req.headers.authorization) === undefined ? "missing" : "unknown",
       });
-      sendError(
-        res,
-        401,
-        { message: unauthenticatedMessage, type: "invalid_request_error", code: "invalid_api_key" },
-        { "www-authenticate": "Bearer" },
-      );
+      refuse(res, {
+        status: 401,
+        code: "unauthenticated",
+        message: unauthenticatedMessage,
+        headers: { "www-authenticate": "Bearer" },
+      });
       return true;
     }
     const request = requestOf(req);
     if (request) request.caller = caller.name;
-    if (http === undefined) return false;
-    // Neither refusal reads the body: sendError closes an HTTP/1 connection rather than drain it.
+    // Neither refusal reads the body: sendJson closes an HTTP/1 connection rather than drain it.
     if (Number(req.headers["content-length"] ?? 0) > bodyLimitBytes) {
-      sendError(res, 413, {
+      refuse(res, {
+        status: 413,
+        code: "too_large",
         message: `request body larger than ${bodyLimitBytes} bytes`,
-        type: "invalid_request_error",
-        code: "request_too_large",
       });
       return true;
     }
     if (request !== undefined && !streams.acquire(request, caller.name)) {
-      sendError(
-        res,
-        429,
-        { message: tooManyStreamsMessage, type: "rate_limit_error", code: tooManyStreamsCode },
-        { "retry-after": tooManyStreamsRetryAfter },
-      );
+      refuse(res, {
+        status: 429,
+        code: "too_many_streams",
+        message: tooManyStreamsMessage,
+        headers: { "retry-after": tooManyStreamsRetryAfter },
+      });
       return true;
     }
-    return http(req, res, caller, shutdown, hardStop);
+    return door.handle(req, res, { caller, shutdown, hardStop });
   };
 
-  return async (req, res) => {
-    const path = requestPath(req);
+  return async (req, res, door, path) => {
     try {
-      const handled = await route(req, res, path);
-      if (!handled && !res.headersSent) notFound(res);
+      const handled = await route(req, res, door, path);
+      if (!handled && !res.headersSent) {
+        errorWriterOf(door)(res, { status: 404, code: "not_found", message: "not found" });
+      }
     } catch (e) {
       log("error", "HTTP handler failed with an unexpected error", {
         path,
         error: e instanceof Error ? e.name : typeof e,
       });
-      internalError(res);
+      internalError(res, door);
     }
   };
 }
@@ -182,12 +147,12 @@ function repeatsAuthorization(rawHeaders: readonly string[]): boolean {
 /** Answers a probe: 200 with `{"status":"ok"|"ready"}`, 503 with any other status. */
 function serveProbe(req: NodeRequest, res: NodeResponse, status: string): void {
   if (req.method !== "GET" && req.method !== "HEAD") {
-    sendError(
-      res,
-      405,
-      { message: "method not allowed", type: "invalid_request_error", code: "method_not_allowed" },
-      { allow: "GET, HEAD" },
-    );
+    writeServerError(res, {
+      status: 405,
+      code: "method_not_allowed",
+      message: "method not allowed",
+      headers: { allow: "GET, HEAD" },
+    });
     return;
   }
   sendJson(res, status === "ok" || status === "ready" ? 200 : 503, { status });
@@ -199,44 +164,29 @@ type ConnectHandler = ReturnType<typeof connectNodeAdapter>;
 /** Options of {@link createRequestHandler}. */
 export interface RequestHandlerOptions {
   cors: CorsPolicy;
-  /** The Connect adapter; its fallback serves the plain HTTP routes. */
+  /** The Connect adapter: every path that no door owns. */
   connect: ConnectHandler;
-  /**
-   * The plain HTTP routes (`createHttpRoutes`): the API under `/v1/` goes there directly, no
-   * Connect procedure lives there. Without it, `/v1/` goes to the adapter's fallback too.
-   */
-  http?: (req: NodeRequest, res: NodeResponse) => void;
+  /** The mounted doors, tried by path before Connect; see {@link doorFor}. */
+  doors: readonly Door[];
+  /** Serves a request to a door (`createDoorRoutes`). */
+  routeDoor: (req: NodeRequest, res: NodeResponse, door: Door, path: string) => void;
   health: HealthService;
   draining: () => boolean;
-  /**
-   * Unauthenticated plain HTTP routes (metrics, the playground page), tried after the probes
-   * and before Connect; return true when the request was answered. Never asked for Connect
-   * procedure paths or paths under `/v1/`.
-   */
-  publicHttp?: PublicHttpHandler;
   log: LogFn;
 }
-
-/** A handler for unauthenticated paths; true when it answered the request. */
-export type PublicHttpHandler = (req: NodeRequest, res: NodeResponse) => boolean | Promise<boolean>;
 
 /**
  * The entry point of every request, on every protocol: CORS first (a preflight is answered
  * here), then the unauthenticated probes `GET /healthz` (200 while the process runs) and
- * `GET /readyz` (200 when ready, 503 when not ready or shutting down), then the public routes,
- * then the Connect adapter. Never throws: a failure becomes a 500 "internal error".
+ * `GET /readyz` (200 when ready, 503 when not ready or shutting down), then the door that owns
+ * the path, else the Connect adapter. Never throws: a failure becomes a 500 "internal error".
  */
 export function createRequestHandler(
   options: RequestHandlerOptions,
 ): (req: NodeRequest, res: NodeResponse) => void {
-  const { cors, connect, health, draining, publicHttp, http, log } = options;
-  const fail = (e: unknown, res: NodeResponse) => {
-    log("error", "request failed before routing", {
-      error: e instanceof Error ? e.name : typeof e,
-    });
-    internalError(res);
-  };
+  const { cors, connect, doors, routeDoor, health, draining, log } = options;
   return (req, res) => {
+    let door: Door | undefined;
     try {
       if (cors.handle(req, res)) return;
       const path = requestPath(req);
@@ -245,45 +195,43 @@ export function createRequestHandler(
         serveProbe(req, res, path === "/healthz" ? "ok" : readiness);
         return;
       }
+      door = doorFor(doors, path);
       if (req.headers.authorization !== undefined && repeatsAuthorization(req.rawHeaders)) {
         // Node keeps the first of two and drops the other: which one a proxy in front checked,
         // nobody knows. Refused, as RFC 9110 §5.3 allows for a field that cannot be a list.
-        sendError(res, 400, {
-          message: "more than one Authorization header",
-          type: "invalid_request_error",
+        errorWriterOf(door)(res, {
+          status: 400,
           code: "bad_request",
+          message: "more than one Authorization header",
         });
         return;
       }
       if (req.httpVersionMajor === 1 && req.headers.host === undefined) {
         // HTTP/1.0 without Host: Connect needs an authority to build the request URL.
-        sendError(res, 400, {
-          message: "missing Host header",
-          type: "invalid_request_error",
+        errorWriterOf(door)(res, {
+          status: 400,
           code: "bad_request",
+          message: "missing Host header",
         });
         return;
       }
-      if (http !== undefined && path.startsWith("/v1/")) {
-        http(req, res);
+      if (door !== undefined) {
+        routeDoor(req, res, door, path);
         return;
       }
       // The adapter's response type is a structural subset of both Node response types.
-      const toConnect = () => connect(req, res as Parameters<ConnectHandler>[1]);
-      // Public routes serve pages (/metrics, /playground), never a Connect procedure nor the
-      // authenticated API under /v1/: those skip the lookup and its promises.
-      if (publicHttp === undefined || path.startsWith("/v1/") || procedurePath.test(path)) {
-        toConnect();
-        return;
-      }
-      Promise.resolve(publicHttp(req, res)).then(
-        (handled) => {
-          if (!handled) toConnect();
-        },
-        (e: unknown) => fail(e, res),
-      );
+      connect(req, res as Parameters<ConnectHandler>[1]);
     } catch (e) {
-      fail(e, res);
+      log("error", "request failed before routing", {
+        error: e instanceof Error ? e.name : typeof e,
+      });
+      internalError(res, door);
     }
   };
+}
+
+/** A 500 in the door's words, or a reset stream once the response has started. */
+function internalError(res: NodeResponse, door: Door | undefined): void {
+  if (res.headersSent) res.destroy();
+  else errorWriterOf(door)(res, { status: 500, code: "internal", message: "internal error" });
 }

@@ -18,6 +18,7 @@ import {
   type TestProtocol,
   type TestServer,
   type TestTransport,
+  testDoor,
   withKey,
 } from "./testing.js";
 
@@ -242,16 +243,18 @@ describe("graceful shutdown", () => {
     const reasons: unknown[] = [];
     const server = await start({
       shutdownGraceMs: 10_000,
-      http: (_req, response, _caller, shutdown) => {
-        const res = response as ServerResponse;
-        res.writeHead(200, { "content-type": "text/event-stream" });
-        res.write("data: first\n\n");
-        shutdown.addEventListener("abort", () => {
-          reasons.push(shutdown.reason);
-          res.end('data: {"error":{"message":"server is shutting down"}}\n\n');
-        });
-        return true;
-      },
+      doors: [
+        testDoor((_req, response, _caller, shutdown) => {
+          const res = response as ServerResponse;
+          res.writeHead(200, { "content-type": "text/event-stream" });
+          res.write("data: first\n\n");
+          shutdown.addEventListener("abort", () => {
+            reasons.push(shutdown.reason);
+            res.end('data: {"error":{"message":"server is shutting down"}}\n\n');
+          });
+          return true;
+        }),
+      ],
     });
     const body = new Promise<string>((resolve, reject) => {
       const req = request(

@@ -26,11 +26,13 @@ import {
 import { inProcessTenant } from "../service/tenant.js";
 import { type Caller, callerKey } from "./caller.js";
 import type { ConnectionLimits } from "./connection-limits.js";
+import type { Door } from "./doors.js";
 import {
   type GatewayServer,
   type GatewayServerOptions,
   startGatewayServer,
 } from "./gateway-server.js";
+import type { NodeRequest, NodeResponse } from "./http-response.js";
 
 /**
  * Test support for the server: stub services, a server on 127.0.0.1:0, real client transports
@@ -92,6 +94,29 @@ export function stubRoutes(behaviour: StubBehaviour = {}): (router: ConnectRoute
   };
 }
 
+/** A handler of {@link testDoor}: the caller is authenticated already. */
+export type TestDoorHandler = (
+  req: NodeRequest,
+  res: NodeResponse,
+  caller: Caller,
+  shutdown: AbortSignal,
+  hardStop: AbortSignal,
+) => boolean | Promise<boolean>;
+
+/**
+ * A door that needs a key, mounted at `/v1` like the OpenAI-compatible API, serving `handle`;
+ * the server's refusals keep its own wording.
+ */
+export function testDoor(handle: TestDoorHandler): Door {
+  return {
+    path: "/v1",
+    auth: "key",
+    label: (method) => `${method} /v1`,
+    handle: (req, res, call) =>
+      handle(req, res, call.caller as Caller, call.shutdown, call.hardStop),
+  };
+}
+
 /** One captured log line. */
 export interface LogLine {
   level: "info" | "warn" | "error";
@@ -119,7 +144,8 @@ export const testLimits: ConnectionLimits = {
 
 /**
  * Starts a gateway server on 127.0.0.1:0 with the stub routes, `testKey` as the only valid key,
- * a 64 KiB body limit, a 2 s grace period and {@link testLimits}; `overrides` replace any option.
+ * a key door at `/v1` that serves nothing, a 64 KiB body limit, a 2 s grace period and
+ * {@link testLimits}; `overrides` replace any option.
  */
 export async function startTestServer(
   overrides: Partial<GatewayServerOptions> = {},
@@ -134,6 +160,7 @@ export async function startTestServer(
     bodyLimitBytes: 64 * 1024,
     shutdownGraceMs: 2000,
     limits: testLimits,
+    doors: [testDoor(() => false)],
     log: (level, msg, fields) => logs.push({ level, msg, ...(fields ? { fields } : {}) }),
     ...overrides,
   });
