@@ -6,8 +6,9 @@ import {
   parseMessage,
   type ToolCall,
 } from "./chat-types.js";
+import { envelopeError } from "./envelope.js";
 import { CozeError, codeFromCoze, safeMessage } from "./errors.js";
-import { envelopeError, type StreamResponse } from "./http.js";
+import type { StreamResponse } from "./http.js";
 import type { SseEvent } from "./sse.js";
 import { num, obj, parseJsonObject, str } from "./wire.js";
 

@@ -1,16 +1,8 @@
 import type { Dispatcher, FormData } from "undici";
 import { type Clock, systemClock } from "./clock.js";
 import { createDeadline } from "./deadline.js";
-import {
-  CozeError,
-  type CozeErrorCode,
-  codeFromCoze,
-  codeFromOAuth,
-  codeFromStatus,
-  fromTransportError,
-  parseRetryAfter,
-  safeMessage,
-} from "./errors.js";
+import { envelopeError, headerValue, type JsonResponse, readEnvelope } from "./envelope.js";
+import { CozeError, type CozeErrorCode, fromTransportError, safeMessage } from "./errors.js";
 import type { Pools } from "./pools.js";
 import {
   createRetryBudget,
@@ -20,7 +12,7 @@ import {
   retryDelay,
 } from "./retry.js";
 import { createSseDecoder, type SseEvent } from "./sse.js";
-import { readCapped, tryParseObject } from "./wire.js";
+import { tryParseObject } from "./wire.js";
 
 /** Where the HTTP layer gets access tokens. `TokenSource` from `token-cache.ts` fits. */
 export interface AccessTokens {
@@ -121,13 +113,6 @@ export interface CozeRequest {
    * retried on 429, 5xx, resets and timeouts; others only when the request was never sent.
    */
   idempotent?: boolean;
-}
-
-/** A decoded JSON response whose envelope said success. */
-export interface JsonResponse {
-  body: Record<string, unknown>;
-  status: number;
-  logId: string | undefined;
 }
 
 /**
@@ -354,10 +339,9 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
     async json(req) {
       const deadline = createDeadline(clock, req.timeoutMs ?? requestTimeoutMs, req.signal);
       try {
-        return await exchange(req, deadline.signal, false, async (res, out) => {
-          out.logId = headerLogId(res.headers);
-          const text = await readText(req.step, res.body, maxBodyBytes, deadline.signal);
-          return decodeJson(req.step, res.statusCode, res.headers, text, clock.now());
+        return await exchange(req, deadline.signal, false, (res, out) => {
+          out.logId = headerValue(res.headers, "x-tt-logid");
+          return readEnvelope(req.step, res, maxBodyBytes, deadline.signal, clock);
         });
       } finally {
         deadline.dispose();
@@ -370,7 +354,7 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
       // that never left is sent again.
       const signal = req.signal ?? new AbortController().signal;
       return exchange(req, signal, true, (res) =>
-        openStream(req.step, res, signal, maxBodyBytes, clock.now()),
+        openStream(req.step, res, signal, maxBodyBytes, clock),
       );
     },
   };
@@ -389,144 +373,21 @@ function isTokenRejection(err: unknown): boolean {
   );
 }
 
-function headerLogId(headers: Dispatcher.ResponseData["headers"]): string | undefined {
-  const v = headers["x-tt-logid"];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function isJson(headers: Dispatcher.ResponseData["headers"]): boolean {
-  const ct = headers["content-type"];
-  return String(Array.isArray(ct) ? ct[0] : (ct ?? "")).includes("json");
-}
-
-async function readText(
-  step: string,
-  body: Dispatcher.ResponseData["body"],
-  max: number,
-  signal: AbortSignal,
-): Promise<string> {
-  let text: string | undefined;
-  try {
-    text = await readCapped(body, max);
-  } catch (err) {
-    throw fromTransportError(step, err, signal);
-  }
-  if (text === undefined) {
-    body.destroy();
-    throw new CozeError("protocol", `${step}: response body too large`, { step });
-  }
-  return text;
-}
-
-/**
- * Decodes a Coze JSON response and decides success from the body and the status together
- * (coze-api.md §1.3, §1.4, §8): a non-zero `code`, a non-empty OAuth `error_code`/`error`, or an
- * HTTP status of 400 and above is an error; a missing `code` is success.
- */
-function decodeJson(
-  step: string,
-  status: number,
-  headers: Dispatcher.ResponseData["headers"],
-  text: string,
-  now: number,
-): JsonResponse {
-  const logId = headerLogId(headers);
-  const retryAfterMs = parseRetryAfter(headers["retry-after"], now);
-  let body: unknown;
-  try {
-    body = text === "" ? undefined : JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    const code = codeFromStatus(status) ?? "protocol";
-    throw new CozeError(code, safeMessage(code, step), { step, status, logId, retryAfterMs });
-  }
-  const record = body as Record<string, unknown>;
-  const error = envelopeError(step, status, record, logId, retryAfterMs);
-  if (error) throw error;
-  if (!isJson(headers) && status >= 300) {
-    const code = codeFromStatus(status) ?? "protocol";
-    throw new CozeError(code, safeMessage(code, step), { step, status, logId, retryAfterMs });
-  }
-  return { body: record, status, logId: bodyLogId(record) ?? logId };
-}
-
-function bodyLogId(body: Record<string, unknown>): string | undefined {
-  const detail = body.detail;
-  if (typeof detail === "object" && detail !== null) {
-    const id = (detail as Record<string, unknown>).logid;
-    if (typeof id === "string" && id !== "") return id;
-  }
-  return undefined;
-}
-
-/** The error a Coze envelope (`{code,msg}` or an OAuth body) describes, if any. */
-export function envelopeError(
-  step: string,
-  status: number,
-  body: Record<string, unknown>,
-  headerLog: string | undefined,
-  retryAfterMs?: number,
-): CozeError | undefined {
-  const logId = bodyLogId(body) ?? headerLog;
-  const rawCode = body.code;
-  const numeric =
-    typeof rawCode === "number"
-      ? rawCode
-      : typeof rawCode === "string" && /^-?\d+$/.test(rawCode)
-        ? Number(rawCode)
-        : undefined;
-  if (numeric !== undefined && numeric !== 0) {
-    const code = codeFromCoze(numeric, status);
-    return new CozeError(code, safeMessage(code, step, numeric), {
-      step,
-      status,
-      cozeCode: numeric,
-      cozeMessage: typeof body.msg === "string" ? body.msg : undefined,
-      logId,
-      retryAfterMs,
-    });
-  }
-  const oauth = [body.error_code, body.error].find((v) => typeof v === "string" && v !== "");
-  if (typeof oauth === "string") {
-    const code = codeFromOAuth(oauth, status);
-    return new CozeError(code, safeMessage(code, step, oauth), {
-      step,
-      status,
-      cozeCode: oauth,
-      cozeMessage: typeof body.error_message === "string" ? body.error_message : undefined,
-      logId,
-      retryAfterMs,
-    });
-  }
-  const byStatus = codeFromStatus(status);
-  if (byStatus !== undefined) {
-    return new CozeError(byStatus, safeMessage(byStatus, step), {
-      step,
-      status,
-      logId,
-      retryAfterMs,
-    });
-  }
-  return undefined;
-}
-
 async function openStream(
   step: string,
   res: Dispatcher.ResponseData,
   signal: AbortSignal,
   maxBodyBytes: number,
-  now: number,
+  clock: Clock,
 ): Promise<StreamResponse> {
-  const ct = res.headers["content-type"];
-  const contentType = String(Array.isArray(ct) ? ct[0] : (ct ?? ""));
-  const headerLog = headerLogId(res.headers);
-  if (!contentType.includes("event-stream") || res.statusCode >= 300) {
+  const headerLog = headerValue(res.headers, "x-tt-logid");
+  if (
+    !headerValue(res.headers, "content-type")?.includes("event-stream") ||
+    res.statusCode >= 300
+  ) {
     // An error before the stream starts is a JSON envelope (coze-api.md §4.5 "Errors before the
     // stream starts"). Anything that decodes as success here is still not a stream.
-    const text = await readText(step, res.body, maxBodyBytes, signal);
-    decodeJson(step, res.statusCode, res.headers, text, now);
+    await readEnvelope(step, res, maxBodyBytes, signal, clock);
     throw new CozeError("protocol", safeMessage("protocol", step), {
       step,
       status: res.statusCode,

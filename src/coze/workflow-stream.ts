@@ -1,5 +1,6 @@
+import { envelopeError } from "./envelope.js";
 import { CozeError, codeFromCoze, safeMessage } from "./errors.js";
-import { envelopeError, type StreamResponse } from "./http.js";
+import type { StreamResponse } from "./http.js";
 import { bool, num, obj, parseJsonObject, parseUsage, str, strMap, type Usage } from "./wire.js";
 import { parseInterrupt, type WorkflowInterrupt } from "./workflow-types.js";
 
