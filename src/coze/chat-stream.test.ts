@@ -1,25 +1,12 @@
 import { beforeEach, describe, expect, it } from "vitest";
+import { streamResponseOf } from "../../test/support/event-streams.js";
 import { createChatAccumulator } from "./chat-result.js";
 import { type ChatEvent, type ChatStreamState, chatEvents, readChatEvents } from "./chat-stream.js";
 import { CozeError } from "./errors.js";
-import type { StreamResponse } from "./http.js";
-import { parseSse } from "./sse.js";
+import type { StreamResponse } from "./event-stream.js";
 
-/** A StreamResponse over a fixed body, parsed by the real SSE parser. */
-function streamOf(text: string): StreamResponse {
-  return {
-    status: 200,
-    logId: "LOG",
-    close() {},
-    [Symbol.asyncIterator]: () =>
-      parseSse(
-        (async function* () {
-          yield new TextEncoder().encode(text);
-        })(),
-        { step: "chat.stream" },
-      ),
-  };
-}
+/** A chat stream over a fixed body, read by the real batch reader and SSE decoder. */
+const streamOf = (text: string) => streamResponseOf("chat.stream", new TextEncoder().encode(text));
 
 /** The two readers of a chat stream: the generator (streams) and the callback (non-stream). */
 const readers = {
