@@ -165,7 +165,7 @@ export function createChatEventReader(
  * event): the non-stream path (issue #6). Closes the stream whether it succeeds or fails, then
  * calls `onEnd`.
  */
-export async function readChatEvents(
+async function readChatEvents(
   step: string,
   stream: StreamResponse,
   state: ChatStreamState,
@@ -195,7 +195,7 @@ export async function readChatEvents(
  * {@link createChatEventReader}). Ends after `done`, or at the end of the body when the chat
  * already finished. Leaves closing the stream to its caller.
  */
-export async function* chatEvents(
+async function* chatEvents(
   step: string,
   stream: StreamResponse,
   state: ChatStreamState,
@@ -236,7 +236,7 @@ export async function* chatEvents(
 export interface ChatTurn {
   /**
    * Reads the turn to its end, handing each event to `onEvent` as it arrives (the non-stream
-   * path: one async function, no generator per event). Rejects like {@link chatEvents} throws.
+   * path: one async function, no generator per event). Rejects like `events()` throws.
    */
   read(onEvent: (event: ChatEvent) => void): Promise<void>;
   /** The turn's events, for relaying them one by one. */
