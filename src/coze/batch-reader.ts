@@ -89,12 +89,13 @@ function prematureClose(): Error {
  * after `done` (coze-api.md §4.5), so by the time a reader stops there undici has usually
  * received all of it: reading out what is buffered ends the body normally, and the connection
  * goes back to the pool. Destroying such a body would abort a finished request, which makes
- * undici build a `RequestAbortedError` and format its stack trace on every call (issue #6: the
- * largest single cost in the profile of a non-stream chat). A body still arriving is destroyed on
- * the next tick (reading it out schedules its `end` first when it has ended), which closes the
- * connection: Coze sees the client go away. Waiting for the close matters: undici removes its
- * listener from the call's signal only then, and a Connect call's signal is aborted as soon as its
- * answer is sent, which would otherwise make undici destroy the finished body after all.
+ * undici build a `RequestAbortedError` and format its stack trace on every call: work the hot
+ * path does for nothing (issue #6; the figures are in BENCHMARKS.md). A body still arriving is
+ * destroyed on the next tick (reading it out schedules its `end` first when it has ended), which
+ * closes the connection: Coze sees the client go away. Waiting for the close matters: undici
+ * removes its listener from the call's signal only then, and a Connect call's signal is aborted
+ * as soon as its answer is sent, which would otherwise make undici destroy the finished body
+ * after all.
  */
 export function releaseBody(body: Readable): Promise<void> {
   if (body.closed) return Promise.resolve();

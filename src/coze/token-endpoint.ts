@@ -13,8 +13,8 @@ import { type Json, readCapped, tryParseObject } from "./wire.js";
 
 const step = "token";
 
-// A token response is ~150 bytes. Anything past this is not a token response, and reading it all
-// would only cost memory.
+// A token response is a few short fields. Anything past this is not a token response, and reading
+// it all would only cost memory.
 const maxBodyBytes = 64 * 1024;
 
 /** The grant of the JWT flow (coze-api.md §2.2). */
