@@ -6,8 +6,8 @@ import {
   parseMessage,
   type ToolCall,
 } from "./chat-types.js";
-import { envelopeError } from "./envelope.js";
-import { CozeError, codeFromCoze, safeMessage } from "./errors.js";
+import { envelopeError, streamEventError } from "./envelope.js";
+import { CozeError, safeMessage } from "./errors.js";
 import type { StreamResponse } from "./event-stream.js";
 import type { SseEvent } from "./sse.js";
 import { num, obj, parseJsonObject, str } from "./wire.js";
@@ -135,13 +135,7 @@ export function createChatEventReader(
           const code = num(data.code) ?? 0;
           const msg = str(data.msg) ?? "";
           emit({ type: "error", code, msg });
-          const kind = code === 0 ? "failed" : codeFromCoze(code, 200);
-          throw new CozeError(kind, safeMessage(kind, step, code || undefined), {
-            step,
-            cozeCode: code || undefined,
-            cozeMessage: msg,
-            logId: stream.logId,
-          });
+          throw streamEventError(step, code, msg, stream.logId);
         }
         default:
           // Events this client does not know (new Coze features) are skipped, like go does.

@@ -68,6 +68,46 @@ export function apiCodeError(
   });
 }
 
+/** The error of an OAuth error code (`error_code` / `error`, coze-api.md §2.4), by `codeFromOAuth`. */
+export function oauthError(
+  step: string,
+  status: number,
+  oauthCode: string,
+  message: string | undefined,
+  logId: string | undefined,
+  retryAfterMs: number | undefined,
+): CozeError {
+  const code = codeFromOAuth(oauthCode, status);
+  return new CozeError(code, safeMessage(code, step, oauthCode), {
+    step,
+    status,
+    cozeCode: oauthCode,
+    cozeMessage: message,
+    logId,
+    retryAfterMs,
+  });
+}
+
+/**
+ * The error of a failure event inside an open stream (`error` on chat streams, `Error` on
+ * workflow streams; coze-api.md §4.5, §5.2): its code read as an API code under HTTP 200, and
+ * `failed` when it is 0.
+ */
+export function streamEventError(
+  step: string,
+  cozeCode: number,
+  message: string,
+  logId: string | undefined,
+): CozeError {
+  const code = cozeCode === 0 ? "failed" : codeFromCoze(cozeCode, 200);
+  return new CozeError(code, safeMessage(code, step, cozeCode || undefined), {
+    step,
+    cozeCode: cozeCode || undefined,
+    cozeMessage: message,
+    logId,
+  });
+}
+
 /**
  * The error a Coze envelope describes, if any (coze-api.md §1.3, §1.4, §8): a non-zero `code`
  * ({@link apiCodeError}), a non-empty OAuth `error_code`/`error`, or an HTTP status that is an
@@ -85,15 +125,8 @@ export function envelopeError(
   if (api !== undefined) return api;
   const oauth = [body.error_code, body.error].find((v) => typeof v === "string" && v !== "");
   if (typeof oauth === "string") {
-    const code = codeFromOAuth(oauth, status);
-    return new CozeError(code, safeMessage(code, step, oauth), {
-      step,
-      status,
-      cozeCode: oauth,
-      cozeMessage: typeof body.error_message === "string" ? body.error_message : undefined,
-      logId,
-      retryAfterMs,
-    });
+    const message = typeof body.error_message === "string" ? body.error_message : undefined;
+    return oauthError(step, status, oauth, message, logId, retryAfterMs);
   }
   const byStatus = codeFromStatus(status);
   if (byStatus !== undefined) {

@@ -8,6 +8,7 @@ import {
 } from "../../test/support/scripted-server.js";
 import { systemClock } from "./clock.js";
 import { CozeError } from "./errors.js";
+import type { StreamResponse } from "./event-stream.js";
 import { type AccessTokens, type CallInfo, createCozeHttp } from "./http.js";
 import { createPools, type Pools } from "./pools.js";
 import { createRetryBudget } from "./retry.js";
@@ -296,6 +297,18 @@ describe("CozeHttp.json", () => {
   });
 });
 
+/** Reads `stream` until it fails: the names of the events before the failure, and the failure. */
+async function readToFailure(stream: StreamResponse) {
+  const seen: string[] = [];
+  const err = await failure(
+    readEvents(stream, (e) => {
+      seen.push(e.event ?? "");
+      return undefined;
+    }),
+  );
+  return { seen, err };
+}
+
 describe("CozeHttp.stream", () => {
   it("yields the events of an event-stream response", async () => {
     const { http } = await setup(sse('event:done\ndata:"[DONE]"\n\n'));
@@ -359,14 +372,8 @@ describe("CozeHttp.stream", () => {
       await new Promise(() => {});
     });
     const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
-    const seen: string[] = [];
     const started = Date.now();
-    const err = await failure(
-      readEvents(stream, (e) => {
-        seen.push(e.event ?? "");
-        return undefined;
-      }),
-    );
+    const { seen, err } = await readToFailure(stream);
     expect(err.code).toBe("protocol");
     expect(seen).toEqual(["a", "b"]);
     // At once, not at the stream's idle timeout (500 ms here).
@@ -421,13 +428,7 @@ describe("CozeHttp.stream", () => {
       res.socket?.destroy();
     });
     const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
-    const seen: string[] = [];
-    const err = await failure(
-      readEvents(stream, (e) => {
-        seen.push(e.event ?? "");
-        return undefined;
-      }),
-    );
+    const { seen, err } = await readToFailure(stream);
     expect(err.code).toBe("unavailable");
     expect(seen).toEqual(["a", "b"]);
   });

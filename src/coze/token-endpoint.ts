@@ -1,9 +1,8 @@
 import { type Dispatcher, request } from "undici";
 import type { Clock } from "./clock.js";
-import { apiCodeError, bodyLogId, headerValue } from "./envelope.js";
+import { apiCodeError, bodyLogId, headerValue, oauthError } from "./envelope.js";
 import {
   CozeError,
-  codeFromOAuth,
   codeFromStatus,
   fromTransportError,
   parseRetryAfter,
@@ -189,15 +188,8 @@ function errorFrom(
   // go and the docs key on error_code, js device polling on error (coze-api.md §2.4, §9).
   const oauthCode = nonEmpty(body?.error_code) ?? nonEmpty(body?.error);
   if (oauthCode !== undefined) {
-    const code = codeFromOAuth(oauthCode, status);
-    return new CozeError(code, safeMessage(code, step, oauthCode), {
-      step,
-      status,
-      cozeCode: oauthCode,
-      cozeMessage: nonEmpty(body?.error_message) ?? nonEmpty(body?.error_description),
-      logId,
-      retryAfterMs,
-    });
+    const message = nonEmpty(body?.error_message) ?? nonEmpty(body?.error_description);
+    return oauthError(step, status, oauthCode, message, logId, retryAfterMs);
   }
   const api =
     body === undefined ? undefined : apiCodeError(step, status, body, logId, retryAfterMs);

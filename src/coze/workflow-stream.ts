@@ -1,5 +1,5 @@
-import { envelopeError } from "./envelope.js";
-import { CozeError, codeFromCoze, safeMessage } from "./errors.js";
+import { envelopeError, streamEventError } from "./envelope.js";
+import { CozeError, safeMessage } from "./errors.js";
 import type { StreamResponse } from "./event-stream.js";
 import type { SseEvent } from "./sse.js";
 import { bool, num, obj, parseJsonObject, parseUsage, str, strMap, type Usage } from "./wire.js";
@@ -80,13 +80,7 @@ export async function* workflowEvents(
           const code = num(d.error_code) ?? 0;
           const message = str(d.error_message) ?? "";
           yield { type: "error", seq, code, message };
-          const kind = code === 0 ? "failed" : codeFromCoze(code, 200);
-          throw new CozeError(kind, safeMessage(kind, step, code || undefined), {
-            step,
-            cozeCode: code || undefined,
-            cozeMessage: message,
-            logId: stream.logId,
-          });
+          throw streamEventError(step, code, message, stream.logId);
         }
         case "PING":
           yield { type: "ping", seq };
