@@ -8,6 +8,7 @@ import { chmodSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "n
 import { availableParallelism, cpus, release, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { parsePrivateKey } from "../src/config/index.js";
 import { createPools } from "../src/coze/pools.js";
 import { createTokenCache } from "../src/coze/token-cache.js";
 import type { GeneratedApp } from "../src/emulator/index.js";
@@ -110,7 +111,7 @@ async function main() {
       baseUrl: emulatorUrl,
       clientId: app.clientId,
       publicKeyId: app.publicKeyId,
-      privateKey: app.privateKeyPem,
+      privateKey: parsePrivateKey(app.privateKeyPem),
     })
     .getToken();
   await pools.destroy();

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { ChannelConfig, GatewayConfig, ModelRoute } from "./config/index.js";
-import { hashApiKey, serverDefaults } from "./config/index.js";
+import { hashApiKey, parsePrivateKey, serverDefaults } from "./config/index.js";
 import { catalog, type Emulator, type GeneratedApp, startEmulator } from "./emulator/index.js";
 
 /** Demo mode: the embedded emulator and a gateway config wired to it. */
@@ -77,7 +77,7 @@ export function demoConfig(
       baseUrl: options.emulatorUrl,
       clientId: options.app.clientId,
       publicKeyId: options.app.publicKeyId,
-      privateKey: options.app.privateKeyPem,
+      privateKey: parsePrivateKey(options.app.privateKeyPem),
       durationSeconds: 3600,
     },
     defaultBotId: catalog.bots.echo,

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "./config/index.js";
-import { parsePrivateKey } from "./coze/jwt.js";
+import { parsePrivateKey } from "./config/private-key.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
 import { startEmulator } from "./emulator/index.js";

@@ -1,4 +1,4 @@
-import { parsePrivateKey } from "../coze/jwt.js";
+import type { KeyObject } from "node:crypto";
 import {
   absent,
   child,
@@ -10,6 +10,7 @@ import {
   type Place,
   token,
 } from "./fields.js";
+import { parsePrivateKey } from "./private-key.js";
 import { fileHint, fromLabel, type ResolvedSecret, resolveSecret } from "./secret-ref.js";
 
 /** The fields of the old new-api channel settings JSON. */
@@ -21,8 +22,8 @@ export interface ChannelCredentials {
   clientId: string;
   /** The public key fingerprint registered with the app. */
   publicKeyId: string;
-  /** The RSA private key, re-encoded as PKCS#8 PEM after it parsed. A secret. */
-  privateKey: string;
+  /** The RSA private key, parsed and checked once here (see `parsePrivateKey`). A secret. */
+  privateKey: KeyObject;
   /** `space_id`, when set and not empty. */
   spaceId: string | undefined;
   /** `default_bot_id`, when set and not empty. */
@@ -128,11 +129,11 @@ export function linePosition(text: string, offset: number): string {
   return `line ${line}, column ${column}`;
 }
 
-function checkPrivateKey(ctx: LoadContext, place: Place, pem: ResolvedSecret): string {
+function checkPrivateKey(ctx: LoadContext, place: Place, pem: ResolvedSecret): KeyObject {
   try {
-    // Re-encoded as PKCS#8 PEM: whatever form the settings held (PKCS#1, `\n` escapes, CRLF),
-    // the token cache gets one canonical text.
-    return parsePrivateKey(pem.text).export({ type: "pkcs8", format: "pem" }).toString();
+    // Parsed once, here: whatever form the settings held (PKCS#1, `\n` escapes, CRLF), the token
+    // cache gets the key object and never reads PEM again.
+    return parsePrivateKey(pem.text);
   } catch (err) {
     // parsePrivateKey's messages are ours and never quote the key ("private key is encrypted;
     // …"); drop their subject, which the field already names.

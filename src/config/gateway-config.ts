@@ -119,8 +119,8 @@ export interface ChannelConfig {
   /** Coze API base URL without trailing slash. Default `https://api.coze.cn`. */
   baseUrl: string;
   /**
-   * What the token cache needs: `baseUrl`, `clientId`, `publicKeyId`, `privateKey` (the key as
-   * PKCS#8 PEM, checked at load; a secret), `sessionName` when set, and `durationSeconds`.
+   * What the token cache needs: `baseUrl`, `clientId`, `publicKeyId`, `privateKey` (the parsed
+   * key object, checked at load; a secret), `sessionName` when set, and `durationSeconds`.
    */
   credential: CozeCredential;
   /** The Coze space id, when the settings name one. A string of digits. */

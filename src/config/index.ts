@@ -15,5 +15,6 @@ export type {
 } from "./gateway-config.js";
 export { loadConfig } from "./load-config.js";
 export { type ParseConfigOptions, parseConfig, validateConfig } from "./parse-config.js";
+export { parsePrivateKey } from "./private-key.js";
 export { defaultChannel, dynamicPrefixes, resolveModel, resolveRoutes } from "./resolve-model.js";
 export { serverDefaults } from "./server-section.js";

@@ -10,6 +10,7 @@ import {
   creds,
   generateRsaKey,
   leaks,
+  sameKeyAs,
   type TempDir,
   testServerSecret,
   validConfig,
@@ -49,7 +50,7 @@ describe("loadConfig", () => {
     const path = await tmp.write("conf/gateway.yaml", stringify(referencedConfig()));
     const config = await loadConfig(path, { ALICE_KEY: aliceKey, SERVER_SECRET: testServerSecret });
     expect(config.source).toBe(path);
-    expect(config.channels[0]?.credential.privateKey).toBe(key.pkcs8);
+    expect(config.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
     expect(config.warnings).toEqual([]);
   });
 
@@ -61,7 +62,7 @@ describe("loadConfig", () => {
       SERVER_SECRET: testServerSecret,
     });
     expect(config.source).toBe(given);
-    expect(config.channels[0]?.credential.privateKey).toBe(key.pkcs8);
+    expect(config.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
   });
 
   it("reads a .json file as JSON", async () => {

@@ -10,6 +10,7 @@ import {
   creds,
   generateRsaKey,
   parseObject,
+  sameKeyAs,
   selfSignedCertificate,
   type TempDir,
   testServerSecret,
@@ -156,7 +157,7 @@ function expectedFull(source: string): GatewayConfig {
           baseUrl: "https://api.coze.cn",
           clientId: "1127900106117",
           publicKeyId: "g3bA-kid",
-          privateKey: key.pkcs8,
+          privateKey: sameKeyAs(key),
           sessionName: "gateway",
           durationSeconds: 7200,
         },
@@ -174,7 +175,7 @@ function expectedFull(source: string): GatewayConfig {
           baseUrl: "https://api.coze.com",
           clientId: "1127900106118",
           publicKeyId: "intl-kid",
-          privateKey: intlKey.pkcs8,
+          privateKey: sameKeyAs(intlKey),
           durationSeconds: 3600,
         },
         isDefault: false,
@@ -238,7 +239,7 @@ describe("parseConfig with a valid file", () => {
         baseUrl: "https://api.coze.cn",
         clientId: "1127900106117",
         publicKeyId: "g3bA-kid",
-        privateKey: key.pkcs8,
+        privateKey: sameKeyAs(key),
         durationSeconds: 3600,
       },
       defaultBotId: "7390000000000000001",
@@ -275,7 +276,7 @@ describe("parseConfig with a valid file", () => {
       baseUrl: "https://api.coze.cn",
       clientId: "1127900106118",
       publicKeyId: "intl-kid",
-      privateKey: intlKey.pkcs8,
+      privateKey: sameKeyAs(intlKey),
       durationSeconds: 3600,
     });
     expect(legacy?.spaceId).toBeUndefined();
@@ -288,17 +289,17 @@ describe("parseConfig with a valid file", () => {
     const raw = validConfig(key);
     creds(raw).private_key = escaped;
     const inline = await parseObject(raw, tmp.dir);
-    expect(inline.channels[0]?.credential.privateKey).toBe(key.pkcs8);
+    expect(inline.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
     creds(raw).private_key = "env:COZE_KEY";
     const fromEnv = await parseObject(raw, tmp.dir, { COZE_KEY: escaped });
-    expect(fromEnv.channels[0]?.credential.privateKey).toBe(key.pkcs8);
+    expect(fromEnv.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
   });
 
-  it("re-encodes a PKCS#1 key as PKCS#8, the same key", async () => {
+  it("parses a PKCS#1 key into the same key", async () => {
     const raw = validConfig(key);
     creds(raw).private_key = key.pkcs1;
     const config = await parseObject(raw, tmp.dir);
-    expect(config.channels[0]?.credential.privateKey).toBe(key.pkcs8);
+    expect(config.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
   });
 
   it("accepts an upper-case sha256 and a key file's trailing newline", async () => {

@@ -14,6 +14,7 @@ import {
   leaks,
   parseObject,
   type RawConfig,
+  sameKeyAs,
   selfSignedCertificate,
   type TempDir,
   validConfig,
@@ -84,7 +85,7 @@ const sites: Site[] = [
     },
     file: "secrets/coze.pem",
     envValue: key.pkcs8,
-    check: (c) => expect(c.channels[0]?.credential.privateKey).toBe(key.pkcs8),
+    check: (c) => expect(c.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key)),
   },
   {
     name: "the whole settings JSON",
@@ -96,7 +97,7 @@ const sites: Site[] = [
     file: "./secrets/settings.json",
     envValue: settingsJson,
     check: (c) => {
-      expect(c.channels[0]?.credential.privateKey).toBe(key.pkcs8);
+      expect(c.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
       expect(c.channels[0]?.defaultBotId).toBe("7390000000000000001");
     },
   },

@@ -1,6 +1,6 @@
 // Shared by the config tests only (no product code imports it). Keys and certificates are
 // generated at run time; nothing secret is committed.
-import { generateKeyPairSync, type KeyObject, sign } from "node:crypto";
+import { generateKeyPairSync, KeyObject, sign } from "node:crypto";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -26,6 +26,19 @@ export function generateRsaKey(): TestKey {
     pkcs8: pair.privateKey.export({ type: "pkcs8", format: "pem" }).toString(),
     pkcs1: pair.privateKey.export({ type: "pkcs1", format: "pem" }).toString(),
   };
+}
+
+/**
+ * Matches, inside `toEqual`, a parsed private key equal to `key`'s. Needed because `toEqual` sees
+ * no fields on a `KeyObject` and takes any two keys for equal. Typed as the key it stands for.
+ */
+export function sameKeyAs(key: TestKey): KeyObject {
+  const matcher = {
+    asymmetricMatch: (actual: unknown) =>
+      actual instanceof KeyObject && actual.equals(key.privateKey),
+    toString: () => "KeyObject equal to the test key",
+  };
+  return matcher as unknown as KeyObject;
 }
 
 /** The fixtures' `server_secret`: 40 printable characters. */

@@ -3,7 +3,7 @@ import { createManualClock } from "../../test/support/manual-clock.js";
 import { openChatTurn } from "./chat-open.js";
 import type { ChatStreamState } from "./chat-stream.js";
 import { CozeError } from "./errors.js";
-import type { StreamResponse } from "./http.js";
+import type { StreamResponse } from "./event-stream.js";
 import type { SseEvent } from "./sse.js";
 
 const created: SseEvent = {
@@ -14,7 +14,7 @@ const created: SseEvent = {
 
 /** An open stream whose events the test pushes; `closed` tells whether it was released. */
 function pushableStream() {
-  const queue: SseEvent[] = [];
+  let queue: SseEvent[] = [];
   let wake: (() => void) | undefined;
   const stream = {
     status: 200,
@@ -23,13 +23,19 @@ function pushableStream() {
     close() {
       stream.closed = true;
       wake?.();
+      return Promise.resolve();
     },
-    async *[Symbol.asyncIterator]() {
-      while (!stream.closed) {
-        const next = queue.shift();
-        if (next) yield next;
-        else await new Promise<void>((resolve) => (wake = resolve));
-      }
+    take(out: SseEvent[]) {
+      out.push(...queue);
+      queue = [];
+      return stream.closed;
+    },
+    wait() {
+      return queue.length > 0 || stream.closed
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            wake = resolve;
+          });
     },
     push(event: SseEvent) {
       queue.push(event);

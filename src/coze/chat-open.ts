@@ -6,7 +6,8 @@ import {
 } from "./chat-stream.js";
 import type { Clock } from "./clock.js";
 import { fromTransportError } from "./errors.js";
-import type { StreamResponse } from "./http.js";
+import type { StreamResponse } from "./event-stream.js";
+import type { SseEvent } from "./sse.js";
 
 /** Options of {@link openChatTurn}. */
 export interface OpenChatTurnOptions {
@@ -103,11 +104,17 @@ function readOn(
     try {
       const reader = createChatEventReader(step, stream, state);
       // The first events, read while the stream opened, usually name the chat already.
-      for await (const sse of stream) {
-        if (reader.handle(sse, ignore) || known()) break;
+      for (;;) {
+        const batch: SseEvent[] = [];
+        const over = stream.take(batch);
+        for (const sse of batch) {
+          if (reader.handle(sse, ignore) || known()) return;
+        }
+        if (over) return;
+        await stream.wait();
       }
     } finally {
-      stream.close();
+      await stream.close();
     }
   };
   read()

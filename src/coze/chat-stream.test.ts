@@ -1,42 +1,29 @@
 import { beforeEach, describe, expect, it } from "vitest";
+import { streamResponseOf } from "../../test/support/event-streams.js";
 import { createChatAccumulator } from "./chat-result.js";
-import { type ChatEvent, type ChatStreamState, chatEvents, readChatEvents } from "./chat-stream.js";
+import { type ChatEvent, type ChatStreamState, createChatTurn } from "./chat-stream.js";
 import { CozeError } from "./errors.js";
-import type { StreamResponse } from "./http.js";
-import { parseSse } from "./sse.js";
+import type { StreamResponse } from "./event-stream.js";
 
-/** A StreamResponse over a fixed body, parsed by the real SSE parser. */
-function streamOf(text: string): StreamResponse {
-  return {
-    status: 200,
-    logId: "LOG",
-    close() {},
-    [Symbol.asyncIterator]: () =>
-      parseSse(
-        (async function* () {
-          yield new TextEncoder().encode(text);
-        })(),
-        { step: "chat.stream" },
-      ),
-  };
-}
+/** A chat stream over a fixed body, read by the real batch reader and SSE decoder. */
+const streamOf = (text: string) => streamResponseOf("chat.stream", new TextEncoder().encode(text));
 
-/** The two readers of a chat stream: the generator (streams) and the callback (non-stream). */
+/** The two ways to read a chat turn: its events (streams) and a callback (non-stream). */
 const readers = {
-  chatEvents: async (
+  "turn.events()": async (
     stream: StreamResponse,
     state: ChatStreamState,
     onEvent: (e: ChatEvent) => void,
   ) => {
-    for await (const e of chatEvents("chat.stream", stream, state)) onEvent(e);
+    for await (const e of createChatTurn("chat.stream", stream, state).events()) onEvent(e);
   },
-  readChatEvents: (
+  "turn.read()": (
     stream: StreamResponse,
     state: ChatStreamState,
     onEvent: (e: ChatEvent) => void,
-  ) => readChatEvents("chat.stream", stream, state, onEvent),
+  ) => createChatTurn("chat.stream", stream, state).read(onEvent),
 };
-let reader: keyof typeof readers = "chatEvents";
+let reader: keyof typeof readers = "turn.events()";
 
 async function run(text: string) {
   const state: ChatStreamState = { conversationId: undefined, chatId: undefined, finished: false };

@@ -6,8 +6,9 @@ import {
   parseMessage,
   type ToolCall,
 } from "./chat-types.js";
-import { CozeError, codeFromCoze, safeMessage } from "./errors.js";
-import { envelopeError, type StreamResponse } from "./http.js";
+import { envelopeError, streamEventError } from "./envelope.js";
+import { CozeError, safeMessage } from "./errors.js";
+import type { StreamResponse } from "./event-stream.js";
 import type { SseEvent } from "./sse.js";
 import { num, obj, parseJsonObject, str } from "./wire.js";
 
@@ -134,13 +135,7 @@ export function createChatEventReader(
           const code = num(data.code) ?? 0;
           const msg = str(data.msg) ?? "";
           emit({ type: "error", code, msg });
-          const kind = code === 0 ? "failed" : codeFromCoze(code, 200);
-          throw new CozeError(kind, safeMessage(kind, step, code || undefined), {
-            step,
-            cozeCode: code || undefined,
-            cozeMessage: msg,
-            logId: stream.logId,
-          });
+          throw streamEventError(step, code, msg, stream.logId);
         }
         default:
           // Events this client does not know (new Coze features) are skipped, like go does.
@@ -161,10 +156,10 @@ export function createChatEventReader(
 /**
  * Reads a whole chat stream, handing every {@link ChatEvent} to `onEvent` as it arrives, with the
  * failures of {@link createChatEventReader}. One async function over the body (no generator per
- * event): the non-stream path (issue #6). Releases the stream whether it succeeds or fails, then
+ * event): the non-stream path (issue #6). Closes the stream whether it succeeds or fails, then
  * calls `onEnd`.
  */
-export async function readChatEvents(
+async function readChatEvents(
   step: string,
   stream: StreamResponse,
   state: ChatStreamState,
@@ -172,29 +167,19 @@ export async function readChatEvents(
   onEnd?: () => void,
 ): Promise<void> {
   const reader = createChatEventReader(step, stream, state);
-  let done = false;
-  const onBatch = (batch: readonly SseEvent[]) => {
-    for (const sse of batch) {
-      if (reader.handle(sse, onEvent)) {
-        done = true;
-        return true;
-      }
-    }
-    return undefined;
-  };
   try {
-    if (stream.consume) await stream.consume(onBatch);
-    else {
-      try {
-        for await (const batch of stream.batches?.() ?? oneByOne(stream)) {
-          if (onBatch(batch)) break;
-        }
-      } finally {
-        stream.close();
+    for (;;) {
+      const batch: SseEvent[] = [];
+      const over = stream.take(batch);
+      for (const sse of batch) {
+        if (reader.handle(sse, onEvent)) return;
       }
+      if (over) break;
+      await stream.wait();
     }
-    if (!done) reader.end();
+    reader.end();
   } finally {
+    await stream.close();
     onEnd?.();
   }
 }
@@ -202,9 +187,9 @@ export async function readChatEvents(
 /**
  * Turns the SSE events of a chat stream into {@link ChatEvent}s (see
  * {@link createChatEventReader}). Ends after `done`, or at the end of the body when the chat
- * already finished.
+ * already finished. Leaves closing the stream to its caller.
  */
-export async function* chatEvents(
+async function* chatEvents(
   step: string,
   stream: StreamResponse,
   state: ChatStreamState,
@@ -215,8 +200,10 @@ export async function* chatEvents(
   const emit = (event: ChatEvent) => {
     current = event;
   };
-  // One await per body chunk, not per event (issue #6): a turn's events often share a chunk.
-  for await (const batch of stream.batches?.() ?? oneByOne(stream)) {
+  // One await per wake-up of the body, not per event (issue #6): a turn's events often share one.
+  for (;;) {
+    const batch: SseEvent[] = [];
+    const over = stream.take(batch);
     for (const sse of batch) {
       current = undefined;
       let done: boolean;
@@ -230,6 +217,8 @@ export async function* chatEvents(
       if (current !== undefined) yield current;
       if (done) return;
     }
+    if (over) break;
+    await stream.wait();
   }
   reader.end();
 }
@@ -241,7 +230,7 @@ export async function* chatEvents(
 export interface ChatTurn {
   /**
    * Reads the turn to its end, handing each event to `onEvent` as it arrives (the non-stream
-   * path: one async function, no generator per event). Rejects like {@link chatEvents} throws.
+   * path: one async function, no generator per event). Rejects like `events()` throws.
    */
   read(onEvent: (event: ChatEvent) => void): Promise<void>;
   /** The turn's events, for relaying them one by one. */
@@ -255,17 +244,13 @@ export function createChatTurn(
   state: ChatStreamState,
   onAbandon: () => void = () => {},
 ): ChatTurn {
-  const end = () => {
-    stream.close();
-    onAbandon();
-  };
   return {
-    read: (onEvent) => readChatEvents(step, stream, state, onEvent, end),
+    read: (onEvent) => readChatEvents(step, stream, state, onEvent, onAbandon),
     async *events() {
       try {
         yield* chatEvents(step, stream, state);
       } finally {
-        stream.close();
+        await stream.close();
         onAbandon();
       }
     },
@@ -276,11 +261,6 @@ export function createChatTurn(
 export function collectTurn(turn: ChatTurn): Promise<ChatResult> {
   const acc = createChatAccumulator();
   return turn.read(acc.add).then(acc.result);
-}
-
-/** A stream without {@link StreamResponse.batches}, as one-event batches. */
-async function* oneByOne(stream: StreamResponse): AsyncGenerator<readonly SseEvent[], void> {
-  for await (const event of stream) yield [event];
 }
 
 /** Reads a `done` payload: `"[DONE]"`, `[DONE]`, empty, or `{debug_url}` (§4.5). */

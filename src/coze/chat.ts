@@ -12,7 +12,8 @@ import {
 } from "./chat-types.js";
 import type { Clock } from "./clock.js";
 import { CozeError, isCozeError, safeMessage } from "./errors.js";
-import type { CallTrace, CozeHttp, StreamResponse } from "./http.js";
+import type { StreamResponse } from "./event-stream.js";
+import type { CallTrace, CozeHttp } from "./http.js";
 import { type PollOptions, pollToEnd } from "./poll.js";
 import { compact, type Json } from "./wire.js";
 

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { readEvents } from "../../test/support/event-streams.js";
 import {
   json,
   sse,
@@ -7,6 +8,7 @@ import {
 } from "../../test/support/scripted-server.js";
 import { systemClock } from "./clock.js";
 import { CozeError } from "./errors.js";
+import type { StreamResponse } from "./event-stream.js";
 import { type AccessTokens, type CallInfo, createCozeHttp } from "./http.js";
 import { createPools, type Pools } from "./pools.js";
 import { createRetryBudget } from "./retry.js";
@@ -295,13 +297,23 @@ describe("CozeHttp.json", () => {
   });
 });
 
+/** Reads `stream` until it fails: the names of the events before the failure, and the failure. */
+async function readToFailure(stream: StreamResponse) {
+  const seen: string[] = [];
+  const err = await failure(
+    readEvents(stream, (e) => {
+      seen.push(e.event ?? "");
+      return undefined;
+    }),
+  );
+  return { seen, err };
+}
+
 describe("CozeHttp.stream", () => {
   it("yields the events of an event-stream response", async () => {
     const { http } = await setup(sse('event:done\ndata:"[DONE]"\n\n'));
     const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
-    const events = [];
-    for await (const e of stream) events.push(e);
-    expect(events).toEqual([{ id: undefined, event: "done", data: '"[DONE]"' }]);
+    expect(await readEvents(stream)).toEqual([{ id: undefined, event: "done", data: '"[DONE]"' }]);
   });
 
   it("throws the JSON envelope answered instead of a stream, and retries a token rejection", async () => {
@@ -332,13 +344,7 @@ describe("CozeHttp.stream", () => {
       res.write("event:conversation.chat.created\ndata:{}\n\n");
     });
     const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
-    const err = await failure(
-      (async () => {
-        for await (const _ of stream) {
-          /* drain */
-        }
-      })(),
-    );
+    const err = await failure(readEvents(stream));
     expect(err.code).toBe("timeout");
     await expect.poll(() => server.openResponses()).toBe(0);
   });
@@ -356,7 +362,7 @@ describe("CozeHttp.stream", () => {
     expect(err.code).toBe("rate_limited");
   });
 
-  it("consume() hands over the events before a bad line, then fails with protocol", async () => {
+  it("hands over the events before a bad line, then fails with protocol at once", async () => {
     const { http } = await setup(async (_req, res) => {
       res.writeHead(200, { "content-type": "text/event-stream" });
       res.write("event:a\ndata:{}\n\n");
@@ -366,14 +372,8 @@ describe("CozeHttp.stream", () => {
       await new Promise(() => {});
     });
     const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
-    const seen: string[] = [];
     const started = Date.now();
-    const err = await failure(
-      (stream.consume as NonNullable<typeof stream.consume>)((batch) => {
-        for (const e of batch) seen.push(e.event ?? "");
-        return undefined;
-      }),
-    );
+    const { seen, err } = await readToFailure(stream);
     expect(err.code).toBe("protocol");
     expect(seen).toEqual(["a", "b"]);
     // At once, not at the stream's idle timeout (500 ms here).
@@ -398,16 +398,14 @@ describe("CozeHttp.stream", () => {
       res.end();
     });
     const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
-    const events = stream[Symbol.asyncIterator]();
-    expect((await events.next()).done).toBe(false);
+    expect(stream.take([])).toBe(false);
     await new Promise((r) => setTimeout(r, 300));
     // Socket buffers and undici's high-water mark hold a few MiB at most; the rest waits.
     expect(written).toBeLessThan(16 * 1024 * 1024);
-    let read = 1;
-    for (let r = await events.next(); !r.done && read < 20_000; r = await events.next()) read++;
+    let read = 0;
+    await readEvents(stream, () => ++read === 20_000);
     expect(read).toBe(20_000);
     expect(written).toBeGreaterThan(20_000 * event.length);
-    await events.return?.(undefined);
   });
 
   it("closes the upstream connection when the consumer stops early", async () => {
@@ -416,7 +414,22 @@ describe("CozeHttp.stream", () => {
       res.write("event:a\ndata:{}\n\nevent:b\ndata:{}\n\n");
     });
     const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
-    for await (const _ of stream) break;
+    expect(await readEvents(stream, () => true)).toHaveLength(1);
     await expect.poll(() => server.openResponses()).toBe(0);
+  });
+
+  it("hands over the events before the connection broke, then fails with unavailable", async () => {
+    const { http } = await setup(async (_req, res) => {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      res.write("event:a\ndata:{}\n\n");
+      await new Promise((r) => setTimeout(r, 50));
+      res.write("event:b\ndata:{}\n\nevent:c\nda");
+      await new Promise((r) => setTimeout(r, 50));
+      res.socket?.destroy();
+    });
+    const stream = await http.stream({ step: "chat.stream", method: "POST", path: "/v3/chat" });
+    const { seen, err } = await readToFailure(stream);
+    expect(err.code).toBe("unavailable");
+    expect(seen).toEqual(["a", "b"]);
   });
 });

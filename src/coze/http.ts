@@ -1,17 +1,11 @@
 import type { Dispatcher, FormData } from "undici";
 import { type Clock, systemClock } from "./clock.js";
 import { createDeadline } from "./deadline.js";
-import {
-  CozeError,
-  type CozeErrorCode,
-  codeFromCoze,
-  codeFromOAuth,
-  codeFromStatus,
-  fromTransportError,
-  parseRetryAfter,
-  safeMessage,
-} from "./errors.js";
+import { headerValue, type JsonResponse, readEnvelope } from "./envelope.js";
+import { CozeError, type CozeErrorCode, fromTransportError } from "./errors.js";
+import { openStream, type StreamResponse } from "./event-stream.js";
 import type { Pools } from "./pools.js";
+import { createRequestOptions } from "./request-options.js";
 import {
   createRetryBudget,
   isRetryable,
@@ -19,8 +13,6 @@ import {
   type RetryPolicy,
   retryDelay,
 } from "./retry.js";
-import { createSseDecoder, type SseEvent } from "./sse.js";
-import { readCapped, tryParseObject } from "./wire.js";
 
 /** Where the HTTP layer gets access tokens. `TokenSource` from `token-cache.ts` fits. */
 export interface AccessTokens {
@@ -123,36 +115,6 @@ export interface CozeRequest {
   idempotent?: boolean;
 }
 
-/** A decoded JSON response whose envelope said success. */
-export interface JsonResponse {
-  body: Record<string, unknown>;
-  status: number;
-  logId: string | undefined;
-}
-
-/**
- * An open event stream. Iterate it once; breaking out of the loop, or `close()`, releases the
- * connection (which also tells Coze the client went away).
- */
-export interface StreamResponse extends AsyncIterable<SseEvent> {
-  readonly status: number;
-  readonly logId: string | undefined;
-  /**
-   * The same events grouped by the body chunk that carried them, for readers that take a whole
-   * chunk's events with one await (issue #6). Read a stream once, one way or the other. Streams
-   * from {@link createCozeHttp} have it.
-   */
-  batches?(): AsyncIterable<readonly SseEvent[]>;
-  /**
-   * Reads the whole stream, handing each chunk's events to `onBatch` as they arrive; `onBatch`
-   * returns `true` to stop early. Resolves at the end of the body, after the connection was
-   * released; rejects like iteration does. The allocation-light way to read a stream to its end
-   * (one async function, no generator per event; issue #6). Read a stream once, one way only.
-   */
-  consume?(onBatch: (events: readonly SseEvent[]) => boolean | undefined): Promise<void>;
-  close(): void;
-}
-
 /** The Coze HTTP layer: auth, envelopes, errors and streams for one base URL. */
 export interface CozeHttp {
   readonly baseUrl: string;
@@ -166,52 +128,31 @@ export interface CozeHttp {
   stream(req: CozeRequest): Promise<StreamResponse>;
 }
 
-const mib = 1024 * 1024;
-/** A path the URL parser would leave as it is. */
-const plainPath = /^(?:\/[A-Za-z0-9_-]+)+$/;
-
 /**
  * Creates the HTTP layer for one Coze base URL. Every call carries a bearer token from
  * `tokens`; when Coze rejects the token (code 4100, 4101 or 700012006, or HTTP 401) the layer
  * invalidates exactly that token and sends the call once more with a fresh one (coze-api.md §3,
- * chat-sdk behaviour). Nothing else is retried here: a chat or workflow run that Coze may have
- * accepted is never sent twice.
+ * chat-sdk behaviour). Transient failures are retried only where sending twice is harmless
+ * (see {@link CozeRequest.idempotent}): a chat or workflow run that Coze may have accepted is
+ * never sent twice.
  */
 export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
   const clock = options.clock ?? systemClock;
   const base = new URL(options.baseUrl);
   const dispatcher: Dispatcher = options.pools.get(base, { connectMs: options.connectTimeoutMs });
   const requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
-  const headersTimeoutMs = options.headersTimeoutMs ?? 30_000;
-  const idleTimeoutMs = options.streamIdleTimeoutMs ?? 60_000;
-  const maxBodyBytes = options.maxBodyBytes ?? 64 * mib;
-  const basePath = base.pathname.replace(/\/+$/, "");
-  const origin = base.origin;
+  const maxBodyBytes = options.maxBodyBytes ?? 64 * 1024 * 1024;
+  const requestOptions = createRequestOptions({
+    base,
+    userAgent: options.userAgent,
+    headersTimeoutMs: options.headersTimeoutMs ?? 30_000,
+    streamIdleTimeoutMs: options.streamIdleTimeoutMs ?? 60_000,
+    requestTimeoutMs,
+  });
   const retryPolicy = options.retry ?? {};
   const maxAttempts = Math.max(1, retryPolicy.maxAttempts ?? 3);
   const budget = options.retryBudget ?? createRetryBudget();
   const random = options.random ?? Math.random;
-
-  /**
-   * The request target (path and query) below the base URL. A plain path (segments of letters,
-   * digits, `_` and `-`, as every Coze path is) is used as it is; anything else is normalized by
-   * the URL parser. Query values are form-encoded, as `URLSearchParams` does.
-   */
-  function pathOf(req: CozeRequest): string {
-    const path = plainPath.test(req.path)
-      ? basePath + req.path
-      : new URL(basePath + req.path, base.origin).pathname;
-    let search: URLSearchParams | undefined;
-    const query = req.query;
-    for (const k in query) {
-      const v = query[k];
-      if (v !== undefined) {
-        search ??= new URLSearchParams();
-        search.set(k, String(v));
-      }
-    }
-    return search === undefined ? path : `${path}?${search}`;
-  }
 
   function report(
     req: CozeRequest,
@@ -233,38 +174,6 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
       retriedAuth,
       retries,
     });
-  }
-
-  /** The options of one upstream request (undici's pool `request`). */
-  function dispatchOf(
-    req: CozeRequest,
-    token: string,
-    signal: AbortSignal,
-    stream: boolean,
-  ): Dispatcher.RequestOptions {
-    const headers: Record<string, string> = {
-      authorization: `Bearer ${token}`,
-      accept: stream ? "text/event-stream, application/json" : "application/json",
-    };
-    if (options.userAgent) headers["user-agent"] = options.userAgent;
-    let body: string | FormData | undefined;
-    if (req.form !== undefined) {
-      body = req.form;
-    } else if (req.body !== undefined) {
-      body = JSON.stringify(req.body);
-      headers["content-type"] = "application/json";
-    }
-    // The pool's own `request`, not undici's top-level one: that would parse the URL again.
-    return {
-      origin,
-      path: pathOf(req),
-      method: req.method,
-      headers,
-      body,
-      signal,
-      headersTimeout: undiciTimeout(headersTimeoutMs),
-      bodyTimeout: undiciTimeout(stream ? idleTimeoutMs : requestTimeoutMs),
-    };
   }
 
   /** What one call did, for its report. */
@@ -306,7 +215,7 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
             throw fromTransportError(req.step, err, signal);
           }
         }
-        const res = await dispatcher.request(dispatchOf(req, token, signal, stream));
+        const res = await dispatcher.request(requestOptions(req, token, signal, stream));
         out.status = res.statusCode;
         value = await handle(res, out);
       } catch (err) {
@@ -354,10 +263,9 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
     async json(req) {
       const deadline = createDeadline(clock, req.timeoutMs ?? requestTimeoutMs, req.signal);
       try {
-        return await exchange(req, deadline.signal, false, async (res, out) => {
-          out.logId = headerLogId(res.headers);
-          const text = await readText(req.step, res.body, maxBodyBytes, deadline.signal);
-          return decodeJson(req.step, res.statusCode, res.headers, text, clock.now());
+        return await exchange(req, deadline.signal, false, (res, out) => {
+          out.logId = headerValue(res.headers, "x-tt-logid");
+          return readEnvelope(req.step, res, maxBodyBytes, deadline.signal, clock);
         });
       } finally {
         deadline.dispose();
@@ -370,15 +278,10 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
       // that never left is sent again.
       const signal = req.signal ?? new AbortController().signal;
       return exchange(req, signal, true, (res) =>
-        openStream(req.step, res, signal, maxBodyBytes, clock.now()),
+        openStream(req.step, res, signal, maxBodyBytes, clock),
       );
     },
   };
-}
-
-/** undici takes a finite number of ms, 0 meaning none. */
-function undiciTimeout(ms: number): number {
-  return Number.isFinite(ms) && ms > 0 ? ms : 0;
 }
 
 function isTokenRejection(err: unknown): boolean {
@@ -387,380 +290,4 @@ function isTokenRejection(err: unknown): boolean {
     (err.code === "authentication" || err.cozeCode === 4101) &&
     err.step !== "token"
   );
-}
-
-function headerLogId(headers: Dispatcher.ResponseData["headers"]): string | undefined {
-  const v = headers["x-tt-logid"];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function isJson(headers: Dispatcher.ResponseData["headers"]): boolean {
-  const ct = headers["content-type"];
-  return String(Array.isArray(ct) ? ct[0] : (ct ?? "")).includes("json");
-}
-
-async function readText(
-  step: string,
-  body: Dispatcher.ResponseData["body"],
-  max: number,
-  signal: AbortSignal,
-): Promise<string> {
-  let text: string | undefined;
-  try {
-    text = await readCapped(body, max);
-  } catch (err) {
-    throw fromTransportError(step, err, signal);
-  }
-  if (text === undefined) {
-    body.destroy();
-    throw new CozeError("protocol", `${step}: response body too large`, { step });
-  }
-  return text;
-}
-
-/**
- * Decodes a Coze JSON response and decides success from the body and the status together
- * (coze-api.md §1.3, §1.4, §8): a non-zero `code`, a non-empty OAuth `error_code`/`error`, or an
- * HTTP status of 400 and above is an error; a missing `code` is success.
- */
-function decodeJson(
-  step: string,
-  status: number,
-  headers: Dispatcher.ResponseData["headers"],
-  text: string,
-  now: number,
-): JsonResponse {
-  const logId = headerLogId(headers);
-  const retryAfterMs = parseRetryAfter(headers["retry-after"], now);
-  let body: unknown;
-  try {
-    body = text === "" ? undefined : JSON.parse(text);
-  } catch {
-    body = undefined;
-  }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    const code = codeFromStatus(status) ?? "protocol";
-    throw new CozeError(code, safeMessage(code, step), { step, status, logId, retryAfterMs });
-  }
-  const record = body as Record<string, unknown>;
-  const error = envelopeError(step, status, record, logId, retryAfterMs);
-  if (error) throw error;
-  if (!isJson(headers) && status >= 300) {
-    const code = codeFromStatus(status) ?? "protocol";
-    throw new CozeError(code, safeMessage(code, step), { step, status, logId, retryAfterMs });
-  }
-  return { body: record, status, logId: bodyLogId(record) ?? logId };
-}
-
-function bodyLogId(body: Record<string, unknown>): string | undefined {
-  const detail = body.detail;
-  if (typeof detail === "object" && detail !== null) {
-    const id = (detail as Record<string, unknown>).logid;
-    if (typeof id === "string" && id !== "") return id;
-  }
-  return undefined;
-}
-
-/** The error a Coze envelope (`{code,msg}` or an OAuth body) describes, if any. */
-export function envelopeError(
-  step: string,
-  status: number,
-  body: Record<string, unknown>,
-  headerLog: string | undefined,
-  retryAfterMs?: number,
-): CozeError | undefined {
-  const logId = bodyLogId(body) ?? headerLog;
-  const rawCode = body.code;
-  const numeric =
-    typeof rawCode === "number"
-      ? rawCode
-      : typeof rawCode === "string" && /^-?\d+$/.test(rawCode)
-        ? Number(rawCode)
-        : undefined;
-  if (numeric !== undefined && numeric !== 0) {
-    const code = codeFromCoze(numeric, status);
-    return new CozeError(code, safeMessage(code, step, numeric), {
-      step,
-      status,
-      cozeCode: numeric,
-      cozeMessage: typeof body.msg === "string" ? body.msg : undefined,
-      logId,
-      retryAfterMs,
-    });
-  }
-  const oauth = [body.error_code, body.error].find((v) => typeof v === "string" && v !== "");
-  if (typeof oauth === "string") {
-    const code = codeFromOAuth(oauth, status);
-    return new CozeError(code, safeMessage(code, step, oauth), {
-      step,
-      status,
-      cozeCode: oauth,
-      cozeMessage: typeof body.error_message === "string" ? body.error_message : undefined,
-      logId,
-      retryAfterMs,
-    });
-  }
-  const byStatus = codeFromStatus(status);
-  if (byStatus !== undefined) {
-    return new CozeError(byStatus, safeMessage(byStatus, step), {
-      step,
-      status,
-      logId,
-      retryAfterMs,
-    });
-  }
-  return undefined;
-}
-
-async function openStream(
-  step: string,
-  res: Dispatcher.ResponseData,
-  signal: AbortSignal,
-  maxBodyBytes: number,
-  now: number,
-): Promise<StreamResponse> {
-  const ct = res.headers["content-type"];
-  const contentType = String(Array.isArray(ct) ? ct[0] : (ct ?? ""));
-  const headerLog = headerLogId(res.headers);
-  if (!contentType.includes("event-stream") || res.statusCode >= 300) {
-    // An error before the stream starts is a JSON envelope (coze-api.md §4.5 "Errors before the
-    // stream starts"). Anything that decodes as success here is still not a stream.
-    const text = await readText(step, res.body, maxBodyBytes, signal);
-    decodeJson(step, res.statusCode, res.headers, text, now);
-    throw new CozeError("protocol", safeMessage("protocol", step), {
-      step,
-      status: res.statusCode,
-      logId: headerLog,
-    });
-  }
-  const body = res.body;
-  // The chunks stay bytes (undici's body ignores setEncoding); the SSE decoder decodes them.
-  const reader = createBatchReader(step, body);
-  // Keep-alive pings say nothing yet: the stream counts as open (a failover boundary) at its
-  // first other event, which may still be an error envelope. Everything read until then (pings
-  // included) is the stream's first batch.
-  const first: SseEvent[] = [];
-  let head: SseEvent | undefined;
-  try {
-    for (;;) {
-      const over = reader.take(first);
-      head = first.find(isNotPing);
-      if (head !== undefined || over) break;
-      await reader.wait();
-    }
-  } catch (err) {
-    body.destroy();
-    throw fromTransportError(step, err, signal);
-  }
-  // js special-cases a stream whose only content is a bare `{"code":4101,...}` envelope
-  // (coze-api.md §1.4, §10.1): treat it like an envelope answered before the stream.
-  if (head !== undefined && head.event === undefined) {
-    const bare = tryParseObject(head.data);
-    const error = bare && envelopeError(step, res.statusCode, bare, headerLog);
-    if (error) {
-      body.destroy();
-      throw error;
-    }
-  }
-  return new EventStream(
-    step,
-    res.statusCode,
-    headerLog,
-    body,
-    signal,
-    reader,
-    first.length > 0 ? first : undefined,
-  );
-}
-
-type BatchReader = ReturnType<typeof createBatchReader>;
-
-/**
- * An open Coze event stream. A class, so that its methods are made once: an object literal with
- * a computed `[Symbol.asyncIterator]` key went through a slow runtime path on every call (issue
- * #6 profile: about 7 µs per request).
- */
-class EventStream implements StreamResponse {
-  #consumed = false;
-
-  constructor(
-    readonly step: string,
-    readonly status: number,
-    readonly logId: string | undefined,
-    private readonly body: Dispatcher.ResponseData["body"],
-    private readonly signal: AbortSignal,
-    private readonly reader: BatchReader,
-    /** The events read while opening (`undefined`: the body was empty). */
-    private readonly first: readonly SseEvent[] | undefined,
-  ) {}
-
-  close(): void {
-    void releaseBody(this.body);
-  }
-
-  async *batches(): AsyncGenerator<readonly SseEvent[], void, undefined> {
-    this.#claim();
-    try {
-      for (let batch = this.first; batch !== undefined; batch = await this.#next()) yield batch;
-    } finally {
-      // Release the connection if the consumer stopped early; a fully read body is done.
-      await releaseBody(this.body);
-    }
-  }
-
-  async consume(onBatch: (events: readonly SseEvent[]) => boolean | undefined): Promise<void> {
-    this.#claim();
-    try {
-      if (this.first === undefined || onBatch(this.first) === true) return;
-      for (;;) {
-        const out: SseEvent[] = [];
-        let over: boolean;
-        try {
-          over = this.reader.take(out);
-        } catch (err) {
-          throw fromTransportError(this.step, err, this.signal);
-        }
-        if (out.length > 0 && onBatch(out) === true) return;
-        if (over) return;
-        await this.reader.wait();
-      }
-    } finally {
-      await releaseBody(this.body);
-    }
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<SseEvent, void, undefined> {
-    for await (const batch of this.batches()) {
-      for (const event of batch) yield event;
-    }
-  }
-
-  #claim(): void {
-    if (this.#consumed) throw new TypeError("a Coze event stream can be read once");
-    this.#consumed = true;
-  }
-
-  async #next(): Promise<readonly SseEvent[] | undefined> {
-    try {
-      return await this.reader.next();
-    } catch (err) {
-      throw fromTransportError(this.step, err, this.signal);
-    }
-  }
-}
-
-/**
- * Reads an event stream body as it arrives: `take(out)` decodes every chunk buffered so far into
- * `out` (synchronously), `wait()` resolves when more can be taken. `next()` resolves with the
- * events of the next chunks that complete any (the events before a bad line come first, its error
- * on the following call), or `undefined` at the end of the body. One promise per wake-up of the
- * body, however many chunks it brought, and no generator of ours or Node's per chunk (issue #6:
- * a Coze answer arrives in as many chunks as it has events when traffic is light). The body stays
- * paused while nobody takes from it, so a slow reader slows the upstream connection down instead
- * of buffering without bound.
- */
-function createBatchReader(step: string, body: Dispatcher.ResponseData["body"]) {
-  const decoder = createSseDecoder({ step });
-  // Set when the body has ended or failed (with the error; a destroyed body's premature close is
-  // an error too, as it is for Node's own iterator). The first outcome stands.
-  let outcome: "ended" | { error: unknown } | undefined;
-  let failure: { error: unknown } | undefined;
-  let decoded = false;
-  let wake: (() => void) | undefined;
-  const notify = () => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
-  const settle = (value: "ended" | { error: unknown }) => {
-    outcome ??= value;
-    notify();
-  };
-  // Plain listeners rather than stream.finished(), which sets up a dozen per body.
-  body.on("readable", notify);
-  body.once("end", () => settle("ended"));
-  body.once("error", (error) => settle({ error }));
-  // Closed before its end and without an error: destroyed, like Node's own iterator reports it.
-  body.once("close", () => {
-    // An Error captures a stack: made only when it is the outcome.
-    if (outcome === undefined) settle({ error: prematureClose() });
-  });
-  const reader = {
-    /**
-     * Decodes what has arrived into `out`; true once the body is over and fully decoded. Throws
-     * the body's error or a protocol error, after the events before it were given out.
-     */
-    take(out: SseEvent[]): boolean {
-      if (failure) throw failure.error;
-      try {
-        if (!body.destroyed) {
-          for (let chunk = body.read(); chunk !== null; chunk = body.read()) {
-            decoder.push(chunk, out);
-          }
-        }
-        if (outcome === undefined) return false;
-        if (outcome !== "ended") throw outcome.error;
-        if (!decoded) {
-          decoded = true;
-          decoder.end(out);
-        }
-        return true;
-      } catch (error) {
-        if (out.length === 0) throw error;
-        failure = { error };
-        return false;
-      }
-    },
-    /** Resolves when the body has more to take, or has ended; at once when a failure waits. */
-    wait(): Promise<void> {
-      if (failure !== undefined || outcome !== undefined) return Promise.resolve();
-      return new Promise((resolve) => {
-        wake = resolve;
-      });
-    },
-    async next(): Promise<readonly SseEvent[] | undefined> {
-      for (;;) {
-        const out: SseEvent[] = [];
-        const over = reader.take(out);
-        if (out.length > 0) return out;
-        if (over) return undefined;
-        await reader.wait();
-      }
-    },
-  };
-  return reader;
-}
-
-function isNotPing(event: SseEvent): boolean {
-  return event.event !== "ping" && event.event !== "PING";
-}
-
-function prematureClose(): Error {
-  return Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
-}
-
-/**
- * Releases an event stream body whose reader stopped early, and resolves once it has closed.
- * Coze ends the response right after `done` (coze-api.md §4.5), so by the time a reader stops
- * there undici has usually received all of it: reading out what is buffered ends the body
- * normally, and the connection goes back to the pool. Destroying such a body would abort a
- * finished request, which costs undici a `RequestAbortedError` and its stack trace on every call
- * (issue #6 profile: about 6% of the gateway's CPU). A body still arriving is destroyed on the
- * next tick (reading it out schedules its `end` first when it has ended), which closes the
- * connection: Coze sees the client go away. Waiting for the close matters: undici removes its
- * listener from the call's signal only then, and a Connect call's signal is aborted as soon as its
- * answer is sent, which would otherwise make undici destroy the finished body after all.
- */
-function releaseBody(body: Dispatcher.ResponseData["body"]): Promise<void> {
-  if (body.closed) return Promise.resolve();
-  const closed = new Promise<void>((resolve) => body.once("close", () => resolve()));
-  if (!body.destroyed && !body.readableEnded) {
-    while (body.read() !== null) {
-      // Discard what is buffered.
-    }
-    process.nextTick(() => {
-      if (!body.destroyed && !body.readableEnded) body.destroy();
-    });
-  }
-  return closed;
 }

@@ -14,7 +14,7 @@ export interface SseEvent {
   data: string;
 }
 
-/** Options for {@link parseSse}. */
+/** Options for {@link createSseDecoder}. */
 export interface SseOptions {
   /** The upstream step, named in errors: `chat.stream`, `workflow.stream`, … */
   step: string;
@@ -34,65 +34,11 @@ const OPEN_BRACE = 0x7b;
 const BOM = 0xfeff;
 
 /**
- * Parses a Coze event stream from raw body chunks (bytes or already decoded text; both may be
- * mixed at character boundaries) and yields one {@link SseEvent} per `data:` line, as soon as that
- * line's end has arrived.
- *
- * Accepts every framing Coze uses (coze-api.md §4.5, §5.2, §5.3, §8): `field:value` with or
- * without a space after the colon; lines ending in `\n`, `\r\n` or `\r`; `event:` and `id:`
- * before the data line, kept until replaced or until a blank line; no blank line between events;
- * a UTF-8 BOM at the start; an unterminated last line; comments and `retry:` (ignored); and a bare
- * JSON line such as a `{"code":4101,...}` body sent as an event stream (§1.4, §10.1), yielded with
- * no id and no event. Blank `event:` and `id:` values read as `undefined`.
- *
- * Fails with `CozeError("protocol")` on a line that is none of these (unknown field, no colon) or
- * longer than `maxLineBytes`; the message never contains stream content. An error thrown by
- * `body` (a reset connection, an idle timeout) propagates unchanged. Breaking out of the loop
- * returns `body`'s iterator, which releases the upstream body.
- */
-export async function* parseSse(
-  body: AsyncIterable<Uint8Array | string>,
-  options: SseOptions,
-): AsyncGenerator<SseEvent, void, undefined> {
-  for await (const batch of parseSseBatches(body, options)) {
-    for (const event of batch) yield event;
-  }
-}
-
-/**
- * {@link parseSse}, one array per body chunk: the events whose `data:` line ended in that chunk,
- * in order (chunks that complete no event yield nothing). The same events and errors as
- * `parseSse` (a protocol error comes after the events before it), but a reader pays one await
- * per chunk instead of one per event: a Coze answer of a dozen events usually arrives in one or
- * two chunks (issue #6: the non-stream path reads every event of its turn).
- */
-export async function* parseSseBatches(
-  body: AsyncIterable<Uint8Array | string>,
-  options: SseOptions,
-): AsyncGenerator<SseEvent[], void, undefined> {
-  const decoder = createSseDecoder(options);
-  for await (const chunk of body) {
-    const out: SseEvent[] = [];
-    let failed = false;
-    let failure: unknown;
-    try {
-      decoder.push(chunk, out);
-    } catch (err) {
-      failed = true;
-      failure = err;
-    }
-    if (out.length > 0) yield out;
-    if (failed) throw failure;
-  }
-  const out: SseEvent[] = [];
-  decoder.end(out);
-  if (out.length > 0) yield out;
-}
-
-/**
- * The synchronous state machine behind {@link parseSse}, for readers that pull body chunks
- * themselves: no async generator between the body and the events (issue #6: every generator
- * layer costs allocations on each event, and nested ones keep garbage alive into the old space).
+ * Decodes a Coze event stream from raw body chunks (bytes or already decoded text; both may be
+ * mixed at character boundaries): one {@link SseEvent} per `data:` line, as soon as that line's
+ * end has arrived. Synchronous, so a reader that pulls body chunks itself needs no async generator
+ * between the body and the events (issue #6: every generator layer costs allocations on each
+ * event, and nested ones keep garbage alive into the old space).
  */
 export interface SseDecoder {
   /**
@@ -104,6 +50,16 @@ export interface SseDecoder {
   end(out: SseEvent[]): void;
 }
 
+/**
+ * Creates an {@link SseDecoder}. It accepts every framing Coze uses (coze-api.md §4.5, §5.2,
+ * §5.3, §8): `field:value` with or without a space after the colon; lines ending in `\n`, `\r\n`
+ * or `\r`; `event:` and `id:` before the data line, kept until replaced or until a blank line; no
+ * blank line between events; a UTF-8 BOM at the start; an unterminated last line; comments and
+ * `retry:` (ignored); and a bare JSON line such as a `{"code":4101,...}` body sent as an event
+ * stream (§1.4, §10.1), given with no id and no event. Blank `event:` and `id:` values read as
+ * `undefined`. A line that is none of these (unknown field, no colon) or is longer than
+ * `maxLineBytes` fails with `CozeError("protocol")`, whose message never contains stream content.
+ */
 export function createSseDecoder(options: SseOptions): SseDecoder {
   const { step } = options;
   const maxLineBytes = options.maxLineBytes ?? defaultMaxLineBytes;

@@ -1,4 +1,4 @@
-import type { KeyObject } from "node:crypto";
+import { KeyObject } from "node:crypto";
 import { type BackoffOptions, backoffDelay } from "./backoff.js";
 import { type Clock, systemClock } from "./clock.js";
 import {
@@ -8,7 +8,7 @@ import {
   isCozeError,
   safeMessage,
 } from "./errors.js";
-import { parsePrivateKey, signCozeJwt } from "./jwt.js";
+import { signCozeJwt } from "./jwt.js";
 import type { Pools } from "./pools.js";
 import { requestAccessToken, tokenPath } from "./token-endpoint.js";
 
@@ -20,8 +20,11 @@ export interface CozeCredential {
   clientId: string;
   /** The public key fingerprint (JWT `kid`). */
   publicKeyId: string;
-  /** The RSA private key, PEM (see `parsePrivateKey`). A secret. */
-  privateKey: string;
+  /**
+   * The RSA private key, parsed once by whoever read it (config's `parsePrivateKey`); the cache
+   * never parses PEM. A secret.
+   */
+  privateKey: KeyObject;
   /** End-user id for conversation isolation (JWT `session_name`); each gets its own token. */
   sessionName?: string;
   /** Uses `POST /api/permission/oauth2/account/{accountId}/token` (coze-api.md §2.2). */
@@ -149,8 +152,7 @@ export interface TokenCacheOptions {
 /** Access tokens for any number of credentials, each cached and refreshed on its own. */
 export interface TokenCache {
   /**
-   * The token source of `credential`: the same object for the same key. Validates the credential
-   * and parses its key once.
+   * The token source of `credential`: the same object for the same key. Validates the credential.
    *
    * @throws TypeError naming the field (`credential.baseUrl`, `credential.privateKey`, ...) when
    *   it is invalid, or when the private key differs from the one already used for this key.
@@ -175,7 +177,6 @@ interface Settings {
   url: string;
   clientId: string;
   publicKeyId: string;
-  privateKeyPem: string;
   privateKey: KeyObject;
   sessionName: string | undefined;
   durationSeconds: number;
@@ -401,23 +402,18 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
 
   return {
     source(credential) {
-      const fields = validate(credential);
-      const existing = sources.get(fields.key);
-      // The key is parsed once per source; a second credential for the same key only costs a
-      // parse when its PEM text differs (then it must be the same key).
-      if (existing !== undefined && existing.settings.privateKeyPem === fields.privateKeyPem) {
-        return existing.source;
-      }
-      const privateKey = parseKey(fields.privateKeyPem);
+      const settings = validate(credential);
+      const existing = sources.get(settings.key);
       if (existing !== undefined) {
-        if (!existing.settings.privateKey.equals(privateKey)) {
+        // Config hands over one key object per channel: the same object needs no comparison.
+        const inUse = existing.settings.privateKey;
+        if (inUse !== settings.privateKey && !inUse.equals(settings.privateKey)) {
           throw new TypeError(
             "credential.privateKey: differs from the key already in use for this client id and key id",
           );
         }
         return existing.source;
       }
-      const settings: Settings = { ...fields, privateKey };
       const source = createSource(settings);
       sources.set(settings.key, { settings, source });
       return source;
@@ -453,18 +449,8 @@ function join(shared: Promise<string>, signal: AbortSignal | undefined): Promise
   });
 }
 
-function parseKey(pem: string): KeyObject {
-  try {
-    return parsePrivateKey(pem);
-  } catch (err) {
-    // parsePrivateKey's messages are ours and never quote the key.
-    const reason = err instanceof Error ? err.message : "invalid";
-    throw new TypeError(`credential.privateKey: ${reason}`);
-  }
-}
-
-// Checks every field but the key itself, which `parseKey` checks.
-function validate(c: CozeCredential): Omit<Settings, "privateKey"> {
+// Checks every field; the key only for being an RSA private key object, which signing needs.
+function validate(c: CozeCredential): Settings {
   if (typeof c !== "object" || c === null) throw new TypeError("credential must be an object");
   let base: URL;
   try {
@@ -496,8 +482,13 @@ function validate(c: CozeCredential): Omit<Settings, "privateKey"> {
   } catch {
     throw new TypeError("credential.accountId: cannot be combined with credential.enterpriseId");
   }
-  if (typeof c.privateKey !== "string" || c.privateKey.trim() === "") {
-    throw new TypeError("credential.privateKey: must be a non-empty PEM string");
+  const privateKey: unknown = c.privateKey;
+  if (
+    !(privateKey instanceof KeyObject) ||
+    privateKey.type !== "private" ||
+    privateKey.asymmetricKeyType !== "rsa"
+  ) {
+    throw new TypeError("credential.privateKey: must be an RSA private KeyObject");
   }
   // go and py send the host with its port (coze-api.md §2.1, §9); URL.host drops default ports.
   const audience = c.audience ?? base.host;
@@ -517,7 +508,7 @@ function validate(c: CozeCredential): Omit<Settings, "privateKey"> {
     url: `${baseUrl}${path}`,
     clientId: c.clientId,
     publicKeyId: c.publicKeyId,
-    privateKeyPem: c.privateKey,
+    privateKey,
     sessionName: c.sessionName,
     durationSeconds,
     audience,

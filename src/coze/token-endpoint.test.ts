@@ -223,6 +223,13 @@ describe("requestAccessToken", () => {
     expect(err.cozeMessage).toBe("authentication is invalid");
   });
 
+  it("reads an API envelope code sent as a string, as every Coze response is read", async () => {
+    reply = () => ({ body: JSON.stringify({ code: "4101", msg: "no permission" }) });
+    const err = await failure(call());
+    expect(err.code).toBe("permission");
+    expect(err.cozeCode).toBe(4101);
+  });
+
   it("honours Retry-After on 429 in seconds and on 503 as an HTTP date", async () => {
     reply = () => ({ status: 429, headers: { "retry-after": "7" }, body: "{}" });
     const limited = await failure(call());

@@ -1,21 +1,19 @@
 import { type Dispatcher, request } from "undici";
 import type { Clock } from "./clock.js";
+import { apiCodeError, bodyLogId, headerValue, oauthError } from "./envelope.js";
 import {
   CozeError,
-  type CozeErrorCode,
-  codeFromCoze,
-  codeFromOAuth,
   codeFromStatus,
   fromTransportError,
   parseRetryAfter,
   safeMessage,
 } from "./errors.js";
-import { readCapped, tryParseObject } from "./wire.js";
+import { type Json, readCapped, tryParseObject } from "./wire.js";
 
 const step = "token";
 
-// A token response is ~150 bytes. Anything past this is not a token response, and reading it all
-// would only cost memory.
+// A token response is a few short fields. Anything past this is not a token response, and reading
+// it all would only cost memory.
 const maxBodyBytes = 64 * 1024;
 
 /** The grant of the JWT flow (coze-api.md §2.2). */
@@ -83,7 +81,8 @@ export interface TokenEndpointResponse {
  * @throws CozeError with step `token`:
  *   - an OAuth error body `{error_code | error, error_message}` (coze-api.md §2.4), in any status,
  *     is classified by `codeFromOAuth`, with `cozeCode`, `cozeMessage` and `logId`;
- *   - an API envelope `{code ≠ 0, msg}` by `codeFromCoze`;
+ *   - an API envelope `{code ≠ 0, msg}` (code a number or a string of digits) by `codeFromCoze`,
+ *     decoded like any Coze response (`apiCodeError`);
  *   - any other non-2xx by `codeFromStatus`; 429 and 503 carry `retryAfterMs` from `Retry-After`;
  *   - a 2xx that is not JSON, lacks `access_token` / `expires_in`, or is over 64 KiB: `protocol`;
  *   - the deadline: `timeout`; `signal`: `canceled`; socket and DNS failures: `unavailable`.
@@ -132,7 +131,7 @@ export async function requestAccessToken(
     } finally {
       body.destroy();
     }
-    const logId = header(headers, "x-tt-logid");
+    const logId = headerValue(headers, "x-tt-logid");
     const parsed = tryParseObject(text);
     const failure = errorFrom(parsed, status, headers, req.clock.now(), logId);
     if (failure !== undefined) throw failure;
@@ -147,7 +146,7 @@ export async function requestAccessToken(
     ) {
       throw new CozeError("protocol", safeMessage("protocol", step), { step, status, logId });
     }
-    const date = header(headers, "date");
+    const date = headerValue(headers, "date");
     const serverDateMs = date === undefined ? undefined : Date.parse(date);
     return {
       accessToken,
@@ -168,50 +167,33 @@ function timeoutReason(): Error {
   return reason;
 }
 
-function header(headers: Dispatcher.ResponseData["headers"], name: string): string | undefined {
-  const value = headers[name];
-  const first = Array.isArray(value) ? value[0] : value;
-  return first === undefined || first === "" ? undefined : first;
-}
-
 function nonEmpty(value: unknown): string | undefined {
   return typeof value === "string" && value !== "" ? value : undefined;
 }
 
 // The error a token response stands for, or undefined when it is a success status with no error
-// fields. The body decides before the status, like the go SDK (coze-api.md §1.4, §2.4).
+// fields. The body decides before the status, like the go SDK (coze-api.md §1.4, §2.4): first the
+// flat OAuth error of the token endpoint, then an API envelope `{code, msg}` as every Coze
+// response decodes it.
 function errorFrom(
-  body: Record<string, unknown> | undefined,
+  body: Json | undefined,
   status: number,
   headers: Dispatcher.ResponseData["headers"],
   now: number,
-  logId: string | undefined,
+  headerLog: string | undefined,
 ): CozeError | undefined {
-  let code: CozeErrorCode | undefined;
-  let cozeCode: string | number | undefined;
-  let cozeMessage: string | undefined;
+  const logId = headerLog ?? (body === undefined ? undefined : bodyLogId(body));
+  const retryAfterMs =
+    status === 429 || status === 503 ? parseRetryAfter(headers["retry-after"], now) : undefined;
   // go and the docs key on error_code, js device polling on error (coze-api.md §2.4, §9).
   const oauthCode = nonEmpty(body?.error_code) ?? nonEmpty(body?.error);
   if (oauthCode !== undefined) {
-    code = codeFromOAuth(oauthCode, status);
-    cozeCode = oauthCode;
-    cozeMessage = nonEmpty(body?.error_message) ?? nonEmpty(body?.error_description);
-  } else if (typeof body?.code === "number" && body.code !== 0) {
-    code = codeFromCoze(body.code, status);
-    cozeCode = body.code;
-    cozeMessage = nonEmpty(body.msg);
-  } else if (status < 200 || status >= 300) {
-    code = codeFromStatus(status) ?? "protocol";
+    const message = nonEmpty(body?.error_message) ?? nonEmpty(body?.error_description);
+    return oauthError(step, status, oauthCode, message, logId, retryAfterMs);
   }
-  if (code === undefined) return undefined;
-  const retryAfterMs =
-    status === 429 || status === 503 ? parseRetryAfter(headers["retry-after"], now) : undefined;
-  return new CozeError(code, safeMessage(code, step, cozeCode), {
-    step,
-    status,
-    cozeCode,
-    cozeMessage,
-    logId: logId ?? nonEmpty((body?.detail as Record<string, unknown> | undefined)?.logid),
-    retryAfterMs,
-  });
+  const api =
+    body === undefined ? undefined : apiCodeError(step, status, body, logId, retryAfterMs);
+  if (api !== undefined || (status >= 200 && status < 300)) return api;
+  const code = codeFromStatus(status) ?? "protocol";
+  return new CozeError(code, safeMessage(code, step), { step, status, logId, retryAfterMs });
 }

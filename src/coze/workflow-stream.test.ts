@@ -1,32 +1,21 @@
 import { describe, expect, it } from "vitest";
+import { streamResponseOf } from "../../test/support/event-streams.js";
 import type { CozeError } from "./errors.js";
-import type { StreamResponse } from "./http.js";
-import { parseSse } from "./sse.js";
 import { type WorkflowEvent, workflowEvents } from "./workflow-stream.js";
 import { historyOutput, parseRun } from "./workflow-types.js";
 
-function streamOf(text: string): StreamResponse {
-  return {
-    status: 200,
-    logId: "LOG",
-    close() {},
-    [Symbol.asyncIterator]: () =>
-      parseSse(
-        (async function* () {
-          yield text;
-        })(),
-        { step: "workflow.stream" },
-      ),
-  };
-}
+const streamOf = (text: string) => streamResponseOf("workflow.stream", text);
 
 async function run(text: string) {
   const events: WorkflowEvent[] = [];
   let error: CozeError | undefined;
+  const stream = streamOf(text);
   try {
-    for await (const e of workflowEvents("workflow.stream", streamOf(text))) events.push(e);
+    for await (const e of workflowEvents("workflow.stream", stream)) events.push(e);
   } catch (err) {
     error = err as CozeError;
+  } finally {
+    await stream.close();
   }
   return { events, error };
 }

@@ -1,5 +1,7 @@
-import { CozeError, codeFromCoze, safeMessage } from "./errors.js";
-import { envelopeError, type StreamResponse } from "./http.js";
+import { envelopeError, streamEventError } from "./envelope.js";
+import { CozeError, safeMessage } from "./errors.js";
+import type { StreamResponse } from "./event-stream.js";
+import type { SseEvent } from "./sse.js";
 import { bool, num, obj, parseJsonObject, parseUsage, str, strMap, type Usage } from "./wire.js";
 import { parseInterrupt, type WorkflowInterrupt } from "./workflow-types.js";
 
@@ -28,77 +30,77 @@ export type WorkflowEvent =
  * Turns the SSE events of a workflow stream into {@link WorkflowEvent}s. Ends after `Done`, or at
  * the end of the body after an `Interrupt` (the docs' interrupt example has no `Done`, §5.2). An
  * `Error` event is yielded and then thrown as a {@link CozeError}; a body that ends before any of
- * these throws `unavailable`.
+ * these throws `unavailable`. Leaves closing the stream to its caller.
  */
 export async function* workflowEvents(
   step: string,
   stream: StreamResponse,
 ): AsyncGenerator<WorkflowEvent, void> {
   let interrupted = false;
-  for await (const sse of stream) {
-    if (sse.event === undefined) {
-      const body = parseJsonObject(step, sse.data);
-      throw (
-        envelopeError(step, stream.status, body, stream.logId) ??
-        new CozeError("protocol", safeMessage("protocol", step), { step, logId: stream.logId })
-      );
-    }
-    const seq = num(sse.id) ?? -1;
-    switch (sse.event) {
-      case "Message": {
-        const d = parseJsonObject(step, sse.data);
-        yield {
-          type: "message",
-          seq,
-          content: str(d.content) ?? "",
-          contentType: str(d.content_type),
-          nodeTitle: str(d.node_title) ?? "",
-          nodeSeqId: str(d.node_seq_id) ?? "",
-          nodeIsFinish: bool(d.node_is_finish) ?? false,
-          nodeId: str(d.node_id),
-          nodeExecuteUuid: str(d.node_execute_uuid),
-          usage: parseUsage(d.usage),
-          ext: strMap(d.ext),
-        };
-        break;
+  for (;;) {
+    const batch: SseEvent[] = [];
+    const over = stream.take(batch);
+    for (const sse of batch) {
+      if (sse.event === undefined) {
+        const body = parseJsonObject(step, sse.data);
+        throw (
+          envelopeError(step, stream.status, body, stream.logId) ??
+          new CozeError("protocol", safeMessage("protocol", step), { step, logId: stream.logId })
+        );
       }
-      case "Interrupt": {
-        const d = parseJsonObject(step, sse.data);
-        const interrupt = parseInterrupt(d.interrupt_data, str(d.node_title));
-        if (!interrupt) throw new CozeError("protocol", safeMessage("protocol", step), { step });
-        interrupted = true;
-        yield { type: "interrupt", seq, interrupt };
-        break;
-      }
-      case "Error": {
-        const d = parseJsonObject(step, sse.data);
-        const code = num(d.error_code) ?? 0;
-        const message = str(d.error_message) ?? "";
-        yield { type: "error", seq, code, message };
-        const kind = code === 0 ? "failed" : codeFromCoze(code, 200);
-        throw new CozeError(kind, safeMessage(kind, step, code || undefined), {
-          step,
-          cozeCode: code || undefined,
-          cozeMessage: message,
-          logId: stream.logId,
-        });
-      }
-      case "PING":
-        yield { type: "ping", seq };
-        break;
-      case "Done": {
-        let debugUrl: string | undefined;
-        try {
-          debugUrl = str(obj(JSON.parse(sse.data))?.debug_url);
-        } catch {
-          debugUrl = undefined;
+      const seq = num(sse.id) ?? -1;
+      switch (sse.event) {
+        case "Message": {
+          const d = parseJsonObject(step, sse.data);
+          yield {
+            type: "message",
+            seq,
+            content: str(d.content) ?? "",
+            contentType: str(d.content_type),
+            nodeTitle: str(d.node_title) ?? "",
+            nodeSeqId: str(d.node_seq_id) ?? "",
+            nodeIsFinish: bool(d.node_is_finish) ?? false,
+            nodeId: str(d.node_id),
+            nodeExecuteUuid: str(d.node_execute_uuid),
+            usage: parseUsage(d.usage),
+            ext: strMap(d.ext),
+          };
+          break;
         }
-        yield { type: "done", seq, debugUrl };
-        return;
+        case "Interrupt": {
+          const d = parseJsonObject(step, sse.data);
+          const interrupt = parseInterrupt(d.interrupt_data, str(d.node_title));
+          if (!interrupt) throw new CozeError("protocol", safeMessage("protocol", step), { step });
+          interrupted = true;
+          yield { type: "interrupt", seq, interrupt };
+          break;
+        }
+        case "Error": {
+          const d = parseJsonObject(step, sse.data);
+          const code = num(d.error_code) ?? 0;
+          const message = str(d.error_message) ?? "";
+          yield { type: "error", seq, code, message };
+          throw streamEventError(step, code, message, stream.logId);
+        }
+        case "PING":
+          yield { type: "ping", seq };
+          break;
+        case "Done": {
+          let debugUrl: string | undefined;
+          try {
+            debugUrl = str(obj(JSON.parse(sse.data))?.debug_url);
+          } catch {
+            debugUrl = undefined;
+          }
+          yield { type: "done", seq, debugUrl };
+          return;
+        }
+        default:
+          break;
       }
-      default:
-        break;
     }
+    if (over) break;
+    await stream.wait();
   }
   if (!interrupted) {
     throw new CozeError("unavailable", `${step}: stream ended before the workflow finished`, {

@@ -159,7 +159,7 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
     try {
       yield* workflowEvents(step, stream);
     } finally {
-      stream.close();
+      await stream.close();
     }
   }
 

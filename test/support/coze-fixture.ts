@@ -1,3 +1,4 @@
+import { parsePrivateKey } from "../../src/config/index.js";
 import {
   type CozeClient,
   type CozeClientOptions,
@@ -64,7 +65,7 @@ export async function startCozeFixture(
     baseUrl: emulator.url,
     clientId: app.clientId,
     publicKeyId: app.publicKeyId,
-    privateKey: app.privateKeyPem,
+    privateKey: parsePrivateKey(app.privateKeyPem),
   });
   const clientWith = (extra: Partial<CozeClientOptions>) =>
     createCozeClient({
