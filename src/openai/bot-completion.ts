@@ -5,10 +5,10 @@ import {
   ChatStatus,
   ChatStreamRequestSchema,
 } from "../gen/cozegateway/v1/chat_pb.js";
+import type { FinishReason } from "./answer-format.js";
 import { type ChatPlan, renameServiceParam, toChatPlan } from "./chat-request.js";
 import {
   type CompletionMessage,
-  completionJson,
   type OpenAiToolCall,
   type OpenAiUsage,
   usageOf,
@@ -55,18 +55,19 @@ export function botCompletion(turn: Turn): Promise<void> {
     async (ctx) => {
       const r = await turn.services.chat.chat(create(ChatRequestSchema, plan.init), ctx);
       const conversationId = r.conversationId ?? "";
+      const chatId = r.chatId ?? "";
       const requiresAction = r.status === ChatStatus.REQUIRES_ACTION;
       const message: CompletionMessage = { content: r.answer || (requiresAction ? null : "") };
       if (r.reasoning) message.reasoning_content = r.reasoning;
       if (requiresAction) {
-        message.tool_calls = toolCallsOf(r.toolCalls, conversationId, r.chatId ?? "");
+        message.tool_calls = toolCallsOf(r.toolCalls, conversationId, chatId);
       }
-      const json = completionJson(
-        turn.meta,
+      const json = turn.format.unary(
         message,
         requiresAction ? "tool_calls" : "stop",
         usageOf(r.usage),
         { conversation_id: conversationId },
+        { conversationId, chatId },
       );
       const headers: Record<string, string> = {};
       if (conversationId) headers[conversationHeader] = conversationId;
@@ -108,7 +109,7 @@ export async function botStream(turn: Turn): Promise<void> {
       let deltaMessageId: string | undefined;
       const streamed = new Set<string>();
       let usage: OpenAiUsage | undefined;
-      let ending: "stop" | "tool_calls" | undefined;
+      let ending: FinishReason | undefined;
       const text = (messageId: string, content: string) => {
         const sep = textMessageId !== undefined && textMessageId !== messageId ? "\n\n" : "";
         textMessageId = messageId;
@@ -124,6 +125,7 @@ export async function botStream(turn: Turn): Promise<void> {
           case "started":
             conversationId = event.value.conversationId ?? "";
             chatId = event.value.chatId ?? "";
+            s.fmt.identify({ conversationId, chatId });
             s.begin(conversationId ? { [conversationHeader]: conversationId } : {});
             break;
           case "delta": {

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type Caller, type ModelInfo, requestOf, type ServiceImpls } from "../service/index.js";
 import { botCompletion, botStream } from "./bot-completion.js";
+import { chatCompletionFormat } from "./completion-format.js";
 import { listModels, modelNotFound } from "./models.js";
 import type { NodeRequest, NodeResponse } from "./node-types.js";
 import { OpenAiError, toOpenAiError } from "./openai-error.js";
@@ -93,6 +94,11 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
       typeof header === "string" ? header : undefined,
     );
     const info = modelInfo(request.model);
+    const meta = {
+      id: `chatcmpl-${randomUUID().replaceAll("-", "")}`,
+      model: request.model,
+      created: Math.floor(now() / 1000),
+    };
     const turn: Turn = {
       request,
       res,
@@ -100,11 +106,8 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
       context: requestOf(req),
       shutdown,
       hardStop,
-      meta: {
-        id: `chatcmpl-${randomUUID().replaceAll("-", "")}`,
-        model: request.model,
-        created: Math.floor(now() / 1000),
-      },
+      meta,
+      format: chatCompletionFormat(meta, request.includeUsage),
       services,
       heartbeatMs,
       log,
