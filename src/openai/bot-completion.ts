@@ -46,6 +46,8 @@ const renamer = (plan: ChatPlan) => (err: OpenAiError) => renameServiceParam(err
  * by a blank line (issue #4 decision 4; verbose and follow-up messages are not part of it), the
  * reasoning as `reasoning_content`, tool calls with `finish_reason: "tool_calls"`, the usage, and
  * the conversation id in the `X-Coze-Conversation-Id` header and the `conversation_id` field.
+ * Written by the turn's format: Chat Completions terms here; the Responses door makes items of
+ * the same message.
  */
 export function botCompletion(turn: Turn): Promise<void> {
   const plan = toChatPlan(turn.request);
@@ -92,7 +94,8 @@ function cutStream(): OpenAiError {
  * the service's `started` event, so they carry `X-Coze-Conversation-Id`; then every answer delta
  * is written as it arrives, reasoning as `reasoning_content` deltas, a blank line before the
  * first text of each further answer message (decision 4), tool calls as one `tool_calls` delta,
- * the finish chunk (with `conversation_id`), the usage chunk when asked for, and `[DONE]`.
+ * the finish chunk (with `conversation_id`), the usage chunk when asked for, and `[DONE]`; or the
+ * Responses events for the same steps, by the turn's format, which gets the Coze ids first.
  */
 export async function botStream(turn: Turn): Promise<void> {
   const plan = toChatPlan(turn.request);
