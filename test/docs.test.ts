@@ -640,6 +640,39 @@ describe("docs/clients.md against demo mode", () => {
     }
   });
 
+  it("has REST curl lines (README, docs/responses.md) that answer as documented", async () => {
+    const commands = ["README.md", "docs/responses.md"]
+      .flatMap((file) => shellCommands(file))
+      .filter((c) => /^curl .*\/v1\//.test(c));
+    expect(commands.filter((c) => c.includes("/v1/responses")).length).toBeGreaterThanOrEqual(6);
+    for (const command of commands) {
+      const { stdout } = await shell(command);
+      if (command.includes("/v1/responses/")) {
+        expect(stdout, command).toContain('"code":"not_found"');
+      } else if (command.includes("resp_not-from-this-gateway")) {
+        expect(JSON.parse(stdout), command).toEqual({
+          error: {
+            message: "previous_response_id: no response with this id",
+            type: "invalid_request_error",
+            code: "not_found",
+            param: "previous_response_id",
+          },
+        });
+      } else if (command.includes("/v1/responses") && command.includes('"stream":true')) {
+        expect(stdout, command).toMatch(/^event: response\.created\n/);
+        expect(stdout, command).toContain("event: response.completed\n");
+      } else if (command.includes("/v1/responses")) {
+        expect(JSON.parse(stdout), command).toMatchObject({
+          object: "response",
+          status: "completed",
+        });
+        expect(stdout, command).toContain("You said:");
+      } else {
+        expect(stdout, command).not.toContain('"error"');
+      }
+    }
+  });
+
   it("has grpcurl lines that succeed", async (ctx) => {
     if (!(await installed("grpcurl"))) ctx.skip(); // not packaged for Debian; runs where present
     const commands = shellCommands("docs/clients.md").filter((c) => c.startsWith("grpcurl "));

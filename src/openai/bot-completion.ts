@@ -5,10 +5,10 @@ import {
   ChatStatus,
   ChatStreamRequestSchema,
 } from "../gen/cozegateway/v1/chat_pb.js";
+import type { FinishReason } from "./answer-format.js";
 import { type ChatPlan, renameServiceParam, toChatPlan } from "./chat-request.js";
 import {
   type CompletionMessage,
-  completionJson,
   type OpenAiToolCall,
   type OpenAiUsage,
   usageOf,
@@ -46,6 +46,8 @@ const renamer = (plan: ChatPlan) => (err: OpenAiError) => renameServiceParam(err
  * by a blank line (issue #4 decision 4; verbose and follow-up messages are not part of it), the
  * reasoning as `reasoning_content`, tool calls with `finish_reason: "tool_calls"`, the usage, and
  * the conversation id in the `X-Coze-Conversation-Id` header and the `conversation_id` field.
+ * Written by the turn's format: Chat Completions terms here; the Responses door makes items of
+ * the same message.
  */
 export function botCompletion(turn: Turn): Promise<void> {
   const plan = toChatPlan(turn.request);
@@ -55,18 +57,19 @@ export function botCompletion(turn: Turn): Promise<void> {
     async (ctx) => {
       const r = await turn.services.chat.chat(create(ChatRequestSchema, plan.init), ctx);
       const conversationId = r.conversationId ?? "";
+      const chatId = r.chatId ?? "";
       const requiresAction = r.status === ChatStatus.REQUIRES_ACTION;
       const message: CompletionMessage = { content: r.answer || (requiresAction ? null : "") };
       if (r.reasoning) message.reasoning_content = r.reasoning;
       if (requiresAction) {
-        message.tool_calls = toolCallsOf(r.toolCalls, conversationId, r.chatId ?? "");
+        message.tool_calls = toolCallsOf(r.toolCalls, conversationId, chatId);
       }
-      const json = completionJson(
-        turn.meta,
+      const json = turn.format.unary(
         message,
         requiresAction ? "tool_calls" : "stop",
         usageOf(r.usage),
         { conversation_id: conversationId },
+        { conversationId, chatId },
       );
       const headers: Record<string, string> = {};
       if (conversationId) headers[conversationHeader] = conversationId;
@@ -91,7 +94,8 @@ function cutStream(): OpenAiError {
  * the service's `started` event, so they carry `X-Coze-Conversation-Id`; then every answer delta
  * is written as it arrives, reasoning as `reasoning_content` deltas, a blank line before the
  * first text of each further answer message (decision 4), tool calls as one `tool_calls` delta,
- * the finish chunk (with `conversation_id`), the usage chunk when asked for, and `[DONE]`.
+ * the finish chunk (with `conversation_id`), the usage chunk when asked for, and `[DONE]`; or the
+ * Responses events for the same steps, by the turn's format, which gets the Coze ids first.
  */
 export async function botStream(turn: Turn): Promise<void> {
   const plan = toChatPlan(turn.request);
@@ -108,7 +112,7 @@ export async function botStream(turn: Turn): Promise<void> {
       let deltaMessageId: string | undefined;
       const streamed = new Set<string>();
       let usage: OpenAiUsage | undefined;
-      let ending: "stop" | "tool_calls" | undefined;
+      let ending: FinishReason | undefined;
       const text = (messageId: string, content: string) => {
         const sep = textMessageId !== undefined && textMessageId !== messageId ? "\n\n" : "";
         textMessageId = messageId;
@@ -124,6 +128,7 @@ export async function botStream(turn: Turn): Promise<void> {
           case "started":
             conversationId = event.value.conversationId ?? "";
             chatId = event.value.chatId ?? "";
+            s.fmt.identify({ conversationId, chatId });
             s.begin(conversationId ? { [conversationHeader]: conversationId } : {});
             break;
           case "delta": {

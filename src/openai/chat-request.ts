@@ -6,7 +6,13 @@ import {
 } from "../gen/cozegateway/v1/chat_pb.js";
 import { invalidValue } from "./json-checks.js";
 import { OpenAiError } from "./openai-error.js";
-import type { ImagePart, OpenAiMessage, RefusalPart, TextPart } from "./parse-messages.js";
+import type {
+  ImageFilePart,
+  ImagePart,
+  OpenAiMessage,
+  RefusalPart,
+  TextPart,
+} from "./parse-messages.js";
 import type { ChatCompletionRequest } from "./parse-request.js";
 import { decodeToolCallId } from "./tool-call-id.js";
 
@@ -20,6 +26,7 @@ export interface ChatTurnInit {
   parameters: JsonObject | undefined;
   messages?: MessageInit[];
   conversationId: string;
+  metaData?: Record<string, string>;
   chatId?: string;
   toolOutputs?: { toolCallId: string; output: string }[];
 }
@@ -42,8 +49,8 @@ export interface ChatPlan {
  *   messages go in order. Earlier tool exchanges (tool messages, assistant messages that only
  *   carry `tool_calls`) are not replayed: Coze takes no tool messages as history.
  * - With a conversation to continue, Coze already holds the history: only the messages after
- *   the last assistant message are sent (system messages are always sent), so a chat front-end
- *   that resends the whole history does not duplicate it.
+ *   the last assistant message (or from `sendFrom`) are sent (system messages are always sent),
+ *   so a chat front-end that resends the whole history does not duplicate it.
  * - `user` becomes the Coze user id; without it the service derives one from the caller's key.
  *
  * @throws OpenAiError 400 naming the field for an unusable tool call id or image URL.
@@ -56,7 +63,8 @@ export function toChatPlan(req: ChatCompletionRequest): ChatPlan {
   if (firstTool < messages.length) return toolOutputsPlan(messages, firstTool, base);
 
   let skipUntil = -1;
-  if (req.conversationId !== undefined) {
+  if (req.sendFrom !== undefined) skipUntil = req.sendFrom - 1;
+  else if (req.conversationId !== undefined) {
     skipUntil = messages.findLastIndex((m) => m.role === "assistant");
   }
   const out: MessageInit[] = [];
@@ -92,6 +100,7 @@ export function toChatPlan(req: ChatCompletionRequest): ChatPlan {
       parameters: base.parameters,
       messages: out,
       conversationId: req.conversationId ?? "",
+      metaData: req.metadata,
     },
     sourceIndex,
   };
@@ -139,16 +148,29 @@ export function joinText(content: string | (TextPart | RefusalPart)[]): string {
   return typeof content === "string" ? content : content.map(textOf).join("\n");
 }
 
-function userMessage(content: string | (TextPart | ImagePart)[], index: number): MessageInit {
+function userMessage(
+  content: string | (TextPart | ImagePart | ImageFilePart)[],
+  index: number,
+): MessageInit {
   if (typeof content === "string") return { role: Role.USER, content };
   const parts: PartInit[] = [];
   for (let p = 0; p < content.length; p++) {
-    const part = content[p] as TextPart | ImagePart;
-    parts.push(
-      part.type === "text"
-        ? { kind: { case: "text", value: part.text } }
-        : { kind: { case: "image", value: imageSource(part, `messages[${index}].content[${p}]`) } },
-    );
+    const part = content[p] as TextPart | ImagePart | ImageFilePart;
+    switch (part.type) {
+      case "text":
+        parts.push({ kind: { case: "text", value: part.text } });
+        break;
+      case "image_url": {
+        const source = imageSource(part, `messages[${index}].content[${p}]`);
+        parts.push({ kind: { case: "image", value: source } });
+        break;
+      }
+      case "image_file":
+        parts.push({
+          kind: { case: "image", value: { source: { case: "fileId", value: part.file_id } } },
+        });
+        break;
+    }
   }
   return { role: Role.USER, parts };
 }
@@ -207,7 +229,8 @@ export function renameServiceParam(err: OpenAiError, plan: ChatPlan): OpenAiErro
       return `messages[${plan.sourceIndex[Number(k)] ?? k}]`;
     })
     .replace(".parts[", ".content[")
-    .replace(/\.image\.(url|data|file_id)$/, ".image_url.url");
+    .replace(/\.image\.(url|data)$/, ".image_url.url")
+    .replace(/\.image\.file_id$/, ".image_url.file_id");
   const message = err.body.message.startsWith(`${param}: `)
     ? `${renamed}: ${err.body.message.slice(param.length + 2)}`
     : err.body.message;

@@ -1,3 +1,6 @@
+import type { AnswerFormat, FinishReason } from "./answer-format.js";
+import { errorJson } from "./openai-error.js";
+
 /** The fields every chunk of one completion repeats (issue #4: same id, `model`, `created`). */
 export interface CompletionMeta {
   id: string;
@@ -61,7 +64,7 @@ function extrasJson(extras: CompletionExtras): string {
 export function completionJson(
   meta: CompletionMeta,
   message: CompletionMessage,
-  finishReason: "stop" | "tool_calls",
+  finishReason: FinishReason,
   usage: OpenAiUsage | undefined,
   extras: CompletionExtras,
 ): string {
@@ -115,6 +118,31 @@ export function createChunkFormat(meta: CompletionMeta): ChunkFormat {
     usage(usage) {
       const u = usage ?? { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 };
       return `${head}],"usage":${JSON.stringify(u)}}\n\n`;
+    },
+  };
+}
+
+/**
+ * The Chat Completions door's answers: a `chat.completion` object, or chunks from the role chunk
+ * to the finish chunk, the usage chunk when `stream_options.include_usage` asked for it, and
+ * `data: [DONE]`. A stream that fails after it started ends with `data: {"error": …}` and no
+ * `[DONE]` (issue #4 decision 7).
+ */
+export function chatCompletionFormat(meta: CompletionMeta, includeUsage: boolean): AnswerFormat {
+  return {
+    unary: (message, finish, usage, extras) => completionJson(meta, message, finish, usage, extras),
+    stream() {
+      const fmt = createChunkFormat(meta);
+      return {
+        identify() {},
+        start: fmt.role,
+        content: fmt.content,
+        delta: fmt.delta,
+        toolCalls: fmt.toolCalls,
+        finish: (reason, extras, usage) =>
+          `${fmt.finish(reason, extras)}${includeUsage ? fmt.usage(usage) : ""}data: [DONE]\n\n`,
+        fail: (err) => `data: ${errorJson(err)}\n\n`,
+      };
     },
   };
 }

@@ -9,5 +9,7 @@ export {
   type ServerRefusal,
 } from "./openai-handler.js";
 export { type ChatCompletionRequest, parseChatCompletionRequest } from "./parse-request.js";
+export { parseResponseRequest, type ResponseRequest } from "./parse-response-request.js";
+export { decodeResponseId, encodeResponseId, type ResponseRef } from "./response-id.js";
 export { decodeToolCallId, encodeToolCallId, type ToolCallRef } from "./tool-call-id.js";
 export type { LogFn } from "./turn.js";

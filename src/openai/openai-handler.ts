@@ -1,13 +1,18 @@
 import { randomUUID } from "node:crypto";
 import { type Caller, type ModelInfo, requestOf, type ServiceImpls } from "../service/index.js";
+import type { AnswerFormat } from "./answer-format.js";
 import { botCompletion, botStream } from "./bot-completion.js";
+import { type CompletionMeta, chatCompletionFormat } from "./completion-format.js";
 import { listModels, modelNotFound } from "./models.js";
 import type { NodeRequest, NodeResponse } from "./node-types.js";
 import { OpenAiError, type OpenAiErrorType, toOpenAiError } from "./openai-error.js";
-import { parseChatCompletionRequest } from "./parse-request.js";
+import { type ChatCompletionRequest, parseChatCompletionRequest } from "./parse-request.js";
+import { parseResponseRequest } from "./parse-response-request.js";
 import { readBody } from "./read-body.js";
 import { sendJsonText, sendOpenAiError } from "./respond.js";
-import type { LogFn, Turn } from "./turn.js";
+import { responseFormat } from "./response-format.js";
+import { toTurnRequest } from "./response-input.js";
+import type { ErrorHook, LogFn, Turn } from "./turn.js";
 import { workflowCompletion, workflowStream } from "./workflow-completion.js";
 
 /** Options of {@link createOpenAiHandler}. */
@@ -130,11 +135,12 @@ export type OpenAiHandler = (
 const defaultHeartbeatMs = 15_000;
 
 /**
- * Creates the OpenAI-compatible REST shim (issue #4): `POST /v1/chat/completions` (stream and
- * non-stream; bots, chatflows, `workflow:{id}` and `workflow-async:{id}`), `GET /v1/models` and
- * `GET /v1/models/{id}`. It translates OpenAI requests into calls of the service methods, in
- * process, and their results into OpenAI JSON or SSE chunks; it knows nothing of Coze. The
- * server has authenticated the caller already. Never throws: bad input is a 4xx OpenAI error,
+ * Creates the OpenAI-compatible REST shim (issue #4): `POST /v1/chat/completions` and
+ * `POST /v1/responses` (issue 14; stream and non-stream; bots, chatflows, `workflow:{id}` and
+ * `workflow-async:{id}`), `GET /v1/models` and `GET /v1/models/{id}`; `/v1/responses/{id}`
+ * answers 404, as nothing is stored. It translates OpenAI requests into calls of the service
+ * methods, in process, and their results into OpenAI JSON or SSE events; it knows nothing of
+ * Coze. The server has authenticated the caller already. Never throws: bad input is a 4xx OpenAI error,
  * an unexpected failure a 500 "internal error" (logged by name only).
  */
 export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandler {
@@ -143,63 +149,99 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
   const now = options.now ?? Date.now;
   const log: LogFn = options.log ?? (() => {});
 
-  async function completions(
-    req: NodeRequest,
-    res: NodeResponse,
-    caller: Caller,
-    shutdown: AbortSignal | undefined,
-    hardStop: AbortSignal | undefined,
-  ): Promise<void> {
+  /** A request's body as text, or `undefined` once it was answered with 413. */
+  async function bodyOf(req: NodeRequest, res: NodeResponse): Promise<string | undefined> {
     const text = await readBody(req, bodyLimitBytes);
-    if (text === undefined) {
-      // Same answer as the server's for a declared Content-Length over the limit.
-      const close: Record<string, string> =
-        req.httpVersionMajor === 1 ? { connection: "close" } : {};
-      sendOpenAiError(
-        res,
-        new OpenAiError(
-          413,
-          {
-            message: `request body larger than ${bodyLimitBytes} bytes`,
-            type: "invalid_request_error",
-            code: "request_too_large",
-            param: null,
-          },
-          close,
-        ),
-      );
-      return;
-    }
-    const header = req.headers["x-coze-conversation-id"];
-    const request = parseChatCompletionRequest(
-      text,
-      typeof header === "string" ? header : undefined,
+    if (text !== undefined) return text;
+    // Same answer as the server's for a declared Content-Length over the limit.
+    const close: Record<string, string> = req.httpVersionMajor === 1 ? { connection: "close" } : {};
+    sendOpenAiError(
+      res,
+      new OpenAiError(
+        413,
+        {
+          message: `request body larger than ${bodyLimitBytes} bytes`,
+          type: "invalid_request_error",
+          code: "request_too_large",
+          param: null,
+        },
+        close,
+      ),
     );
-    const info = modelInfo(request.model);
-    const turn: Turn = {
+    return undefined;
+  }
+
+  /** The parts of a turn that come from the HTTP request and the handler's options. */
+  function turnOf(
+    call: Call,
+    request: ChatCompletionRequest,
+    meta: CompletionMeta,
+    format: AnswerFormat,
+    rename?: ErrorHook,
+  ): Turn {
+    const [req, res, caller, shutdown, hardStop] = call;
+    return {
       request,
       res,
       caller,
       context: requestOf(req),
       shutdown,
       hardStop,
-      meta: {
-        id: `chatcmpl-${randomUUID().replaceAll("-", "")}`,
-        model: request.model,
-        created: Math.floor(now() / 1000),
-      },
+      meta,
+      format,
+      rename,
       services,
       heartbeatMs,
       log,
       onStreamOpened: options.onStreamOpened,
     };
+  }
+
+  async function completions(call: Call): Promise<void> {
+    const [req, res] = call;
+    const text = await bodyOf(req, res);
+    if (text === undefined) return;
+    const request = parseChatCompletionRequest(text, conversationHeaderOf(req));
+    const meta = {
+      id: `chatcmpl-${randomUUID().replaceAll("-", "")}`,
+      model: request.model,
+      created: Math.floor(now() / 1000),
+    };
+    const turn = turnOf(call, request, meta, chatCompletionFormat(meta, request.includeUsage));
+    await answer(turn, modelInfo(request.model));
+  }
+
+  async function responses(call: Call): Promise<void> {
+    const [req, res] = call;
+    const text = await bodyOf(req, res);
+    if (text === undefined) return;
+    const parsed = parseResponseRequest(text, conversationHeaderOf(req));
+    const info = modelInfo(parsed.model);
+    const workflow = info?.kind === "workflow" || info?.kind === "workflow_async";
+    const { request, rename } = toTurnRequest(parsed, workflow);
+    const createdAt = Math.floor(now() / 1000);
+    const format = responseFormat(
+      { model: parsed.model, createdAt, echo: parsed.echo, now },
+      !workflow,
+    );
+    const meta = { id: "", model: parsed.model, created: createdAt };
+    try {
+      await answer(turnOf(call, request, meta, format, rename), info);
+    } catch (err) {
+      // What the producers throw before a service call: mapping and workflow input errors.
+      throw err instanceof OpenAiError ? rename(err) : err;
+    }
+  }
+
+  /** Runs a turn on what its model names: a workflow run, or a bot or chatflow turn. */
+  async function answer(turn: Turn, info: ModelInfo | undefined): Promise<void> {
     if (info?.kind === "workflow" || info?.kind === "workflow_async") {
-      if (request.stream) await workflowStream(turn, info.kind, info.inputField);
+      if (turn.request.stream) await workflowStream(turn, info.kind, info.inputField);
       else await workflowCompletion(turn, info.inputField);
       return;
     }
     // Bots and chatflows; an unknown model goes to ChatService too, which answers NotFound.
-    if (request.stream) await botStream(turn);
+    if (turn.request.stream) await botStream(turn);
     else await botCompletion(turn);
   }
 
@@ -219,10 +261,20 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
     const q = url.indexOf("?");
     const path = q === -1 ? url : url.slice(0, q);
     const method = req.method ?? "GET";
+    const call: Call = [req, res, caller, shutdown, hardStop];
     try {
       if (path === "/v1/chat/completions") {
         if (method !== "POST") sendOpenAiError(res, notAllowed(method, "POST", res));
-        else await completions(req, res, caller, shutdown, hardStop);
+        else await completions(call);
+        return true;
+      }
+      if (path === "/v1/responses") {
+        if (method !== "POST") sendOpenAiError(res, notAllowed(method, "POST", res));
+        else await responses(call);
+        return true;
+      }
+      if (path.startsWith("/v1/responses/")) {
+        sendOpenAiError(res, notStored(method, res));
         return true;
       }
       if (path === "/v1/models" || path.startsWith("/v1/models/")) {
@@ -246,6 +298,38 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
       return true;
     }
   };
+}
+
+/** The request as the handler got it. */
+type Call = [
+  req: NodeRequest,
+  res: NodeResponse,
+  caller: Caller,
+  shutdown: AbortSignal | undefined,
+  hardStop: AbortSignal | undefined,
+];
+
+function conversationHeaderOf(req: NodeRequest): string | undefined {
+  const header = req.headers["x-coze-conversation-id"];
+  return typeof header === "string" ? header : undefined;
+}
+
+/**
+ * The answer under `/v1/responses/{id}` (retrieve, delete, input items, cancel): the gateway
+ * stores no response, so there is none to read, delete or cancel (an id carries only the Coze
+ * conversation that `previous_response_id` continues). Other methods get 405.
+ */
+function notStored(method: string, res: NodeResponse): OpenAiError {
+  if (!["GET", "HEAD", "DELETE", "POST"].includes(method)) {
+    return notAllowed(method, "GET, DELETE", res);
+  }
+  return new OpenAiError(404, {
+    message:
+      "the gateway does not store responses: there is none to retrieve, delete or cancel; continue a response with previous_response_id",
+    type: "invalid_request_error",
+    code: "not_found",
+    param: null,
+  });
 }
 
 function decodeId(raw: string): string {

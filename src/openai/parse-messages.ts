@@ -19,6 +19,15 @@ export interface ImagePart {
   image_url: { url: string; detail?: "auto" | "low" | "high" };
 }
 
+/**
+ * An image by Coze file id. Not a Chat Completions part (`messages` never holds one): the
+ * Responses door maps `input_image` with a `file_id` to it.
+ */
+export interface ImageFilePart {
+  type: "image_file";
+  file_id: string;
+}
+
 /** An assistant's refusal, kept as text. */
 export interface RefusalPart {
   type: "refusal";
@@ -28,7 +37,7 @@ export interface RefusalPart {
 /** One validated OpenAI chat message (`developer` is a system message). */
 export type OpenAiMessage =
   | { role: "system" | "developer"; content: string | TextPart[] }
-  | { role: "user"; content: string | (TextPart | ImagePart)[] }
+  | { role: "user"; content: string | (TextPart | ImagePart | ImageFilePart)[] }
   | {
       role: "assistant";
       content?: string | (TextPart | RefusalPart)[] | null;

@@ -7,6 +7,7 @@ import {
   isNumber,
   isRecord,
   isString,
+  type JsonRecord,
   missing,
   optional,
 } from "./json-checks.js";
@@ -28,6 +29,13 @@ export interface ChatCompletionRequest {
   parameters: JsonObject | undefined;
   /** Extension: answer this workflow interrupt with the last user message's text. */
   resume: { eventId: string; interruptType: number } | undefined;
+  /**
+   * The index of the first message Coze does not hold yet, when continuing a conversation. Unset
+   * (Chat Completions): the messages after the last assistant message.
+   */
+  sendFrom?: number;
+  /** Sent to Coze as the chat's `meta_data` (the Responses door's `metadata`). */
+  metadata?: Record<string, string>;
 }
 
 // A conversation id the gateway handed out (`{id}.{tag}`), or a raw Coze id for keys allowed
@@ -54,26 +62,8 @@ export function parseChatCompletionRequest(
   text: string,
   conversationHeader: string | undefined,
 ): ChatCompletionRequest {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw badRequest(
-      null,
-      "We could not parse the JSON body of your request. The API expects a JSON payload.",
-      "invalid_json",
-    );
-  }
-  if (!isRecord(body)) throw invalidType("body", "an object", body);
-
-  const model = body.model;
-  if (model === undefined || model === null) throw missing("model");
-  if (typeof model !== "string") throw invalidType("model", "a string", model);
-  if (model === "") throw invalidValue("model", "empty string. Expected a model name.");
-  // Model names are short; a longer one would only be echoed back in the 404.
-  if (model.length > maxModelLength) {
-    throw invalidValue("model", `longer than ${maxModelLength} characters.`);
-  }
+  const body = parseJsonObject(text);
+  const model = parseModel(body);
   const messages = parseMessages(body.messages);
 
   optional(body, "stream", "stream", "a boolean", isBoolean);
@@ -100,6 +90,63 @@ export function parseChatCompletionRequest(
   for (const f of integerFields) optional(body, f, f, "an integer", isInteger);
   optional(body, "user", "user", "a string", isString);
 
+  return {
+    model,
+    messages,
+    stream: body.stream === true,
+    includeUsage,
+    user: (body.user as string | null | undefined) || undefined,
+    ...parseExtensions(body, conversationHeader),
+  };
+}
+
+/**
+ * Parses a request body that must be a JSON object.
+ * @throws OpenAiError 400 for invalid JSON or another JSON value.
+ */
+export function parseJsonObject(text: string): JsonRecord {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw badRequest(
+      null,
+      "We could not parse the JSON body of your request. The API expects a JSON payload.",
+      "invalid_json",
+    );
+  }
+  if (!isRecord(body)) throw invalidType("body", "an object", body);
+  return body;
+}
+
+/**
+ * The required `model`: a non-empty string of at most 256 characters.
+ * @throws OpenAiError 400 naming `model`.
+ */
+export function parseModel(body: JsonRecord): string {
+  const model = body.model;
+  if (model === undefined || model === null) throw missing("model");
+  if (typeof model !== "string") throw invalidType("model", "a string", model);
+  if (model === "") throw invalidValue("model", "empty string. Expected a model name.");
+  // Model names are short; a longer one would only be echoed back in the 404.
+  if (model.length > maxModelLength) {
+    throw invalidValue("model", `longer than ${maxModelLength} characters.`);
+  }
+  return model;
+}
+
+/** The extension fields both OpenAI doors take (README "Extension fields"). */
+export type Extensions = Pick<ChatCompletionRequest, "conversationId" | "parameters" | "resume">;
+
+/**
+ * Reads the extension fields: `conversation_id` (or the `X-Coze-Conversation-Id` header),
+ * `parameters`, and `event_id` with `interrupt_type`.
+ * @throws OpenAiError 400 naming the field when one is malformed.
+ */
+export function parseExtensions(
+  body: JsonRecord,
+  conversationHeader: string | undefined,
+): Extensions {
   optional(body, "conversation_id", "conversation_id", "a string", isString);
   const conversationId = (body.conversation_id as string | null | undefined) || conversationHeader;
   if (
@@ -120,13 +167,7 @@ export function parseChatCompletionRequest(
     if (typeof body.interrupt_type !== "number") throw missing("interrupt_type");
     resume = { eventId: body.event_id, interruptType: body.interrupt_type };
   }
-
   return {
-    model,
-    messages,
-    stream: body.stream === true,
-    includeUsage,
-    user: (body.user as string | null | undefined) || undefined,
     conversationId: conversationId || undefined,
     parameters: (body.parameters as JsonObject | null | undefined) ?? undefined,
     resume,

@@ -1,6 +1,5 @@
 import type { ServerResponse } from "node:http";
 import type { NodeResponse } from "./node-types.js";
-import { errorJson, type OpenAiError } from "./openai-error.js";
 
 /** Options of {@link createSseStream}. */
 export interface SseStreamOptions {
@@ -28,10 +27,11 @@ export interface SseStream {
    * is produced (wait for it: back pressure reaches the upstream); `undefined` otherwise.
    */
   write(event: string): Promise<void> | undefined;
-  /** Writes `data: [DONE]` and ends the response. */
-  done(): void;
-  /** Writes a final `data: {"error": …}` event, no `[DONE]`, and ends the response. */
-  fail(err: OpenAiError): void;
+  /**
+   * Writes the last events and ends the response: the door's own ending (`data: [DONE]`, a
+   * `response.completed` event, an error event).
+   */
+  end(last: string): void;
   /** Stops the heartbeat timer. Call when the completion is finished, in any way. */
   close(): void;
 }
@@ -95,12 +95,7 @@ export function createSseStream(res: NodeResponse, options: SseStreamOptions): S
       timer.refresh();
       return out.write(event) ? undefined : drained(out);
     },
-    done() {
-      end("data: [DONE]\n\n");
-    },
-    fail(err) {
-      end(`data: ${errorJson(err)}\n\n`);
-    },
+    end,
     close() {
       ended = true;
       clearTimeout(timer);

@@ -7,14 +7,9 @@ import {
   type RequestContext,
   type ServiceImpls,
 } from "../service/index.js";
+import type { AnswerFormat, FinishReason, StreamFormat } from "./answer-format.js";
 import { clientGone, createCallContext } from "./call-context.js";
-import {
-  type ChunkFormat,
-  type CompletionExtras,
-  type CompletionMeta,
-  createChunkFormat,
-  type OpenAiUsage,
-} from "./completion-format.js";
+import type { CompletionExtras, CompletionMeta, OpenAiUsage } from "./completion-format.js";
 import type { NodeResponse } from "./node-types.js";
 import { OpenAiError, toOpenAiError } from "./openai-error.js";
 import type { ChatCompletionRequest } from "./parse-request.js";
@@ -28,8 +23,9 @@ export type LogFn = (
   fields?: Record<string, unknown>,
 ) => void;
 
-/** One REST chat completion being answered. */
+/** One REST turn being answered (a chat completion or a response). */
 export interface Turn {
+  /** What to send, in Chat Completions terms (the Responses door maps its input to it). */
   request: ChatCompletionRequest;
   res: NodeResponse;
   caller: Caller;
@@ -40,6 +36,13 @@ export interface Turn {
   /** Aborts when the shutdown grace period is over: a unary answer then ends with a 503. */
   hardStop: AbortSignal | undefined;
   meta: CompletionMeta;
+  /** How the door writes answers. */
+  format: AnswerFormat;
+  /**
+   * Renames the fields of a 400 or 404 to the door's own request (the Responses door's `input`
+   * items); applied to every error of the turn, after the producer's own hook.
+   */
+  rename?: ErrorHook;
   services: ServiceImpls;
   heartbeatMs: number;
   log: LogFn;
@@ -74,7 +77,8 @@ function mapError(turn: Turn, err: unknown, hook: ErrorHook | undefined): OpenAi
     });
   }
   const mapped = toOpenAiError(err);
-  return hook ? hook(mapped) : mapped;
+  const renamed = hook ? hook(mapped) : mapped;
+  return turn.rename ? turn.rename(renamed) : renamed;
 }
 
 /**
@@ -106,23 +110,24 @@ export async function runUnary(
 /** What a stream producer gets. */
 export interface StreamTurn {
   sse: SseStream;
-  fmt: ChunkFormat;
+  fmt: StreamFormat;
   ctx: HandlerContext;
-  /** Starts the stream (headers + role chunk) unless it already started. */
+  /** Starts the stream (headers + the format's first events) unless it already started. */
   begin(headers?: Record<string, string>): void;
   /** Writes one event, waiting when the client reads slower than events come. */
   write(event: string): Promise<void> | undefined;
-  /** Writes the finish chunk, the usage chunk when asked for, and `[DONE]`. */
-  finish(reason: "stop" | "tool_calls", extras: CompletionExtras, usage?: OpenAiUsage): void;
+  /** Writes the format's last events (finish chunk, usage, `[DONE]`) and ends the stream. */
+  finish(reason: FinishReason, extras: CompletionExtras, usage?: OpenAiUsage): void;
 }
 
 /**
  * Runs a streamed completion (issue #4 decision 7). The headers are held until `produce`
  * calls `begin` (usually at the first upstream event, so a failure before it still gets its
  * real HTTP status and a JSON body the SDKs turn into typed errors), or until `heartbeatMs`
- * passed, whichever is first. Then: role chunk, events as they come, heartbeats while silent,
- * and `finish`. A failure after the start is a final `data: {"error": …}` event without
- * `[DONE]`; so is a server shutdown, at once, even if the upstream is still blocked. A client
+ * passed, whichever is first. Then: the format's first events (the role chunk), events as they
+ * come, heartbeats while silent, and `finish`. A failure after the start ends with the format's
+ * failure events (`data: {"error": …}` without `[DONE]`, or `response.failed`); so does a server
+ * shutdown, at once, even if the upstream is still blocked. A client
  * that goes away aborts the context (the service cancels the Coze work) and gets nothing more.
  */
 export async function runStream(
@@ -133,9 +138,9 @@ export async function runStream(
 ): Promise<void> {
   const { res } = turn;
   const call = createCallContext(method, res, turn.caller, turn.shutdown, turn.context);
-  const fmt = createChunkFormat(turn.meta);
+  const fmt = turn.format.stream();
   const begin = (headers: Record<string, string> = {}) => {
-    if (!sse.started && !sse.ended) sse.start(call.withResponseHeaders(headers), fmt.role());
+    if (!sse.started && !sse.ended) sse.start(call.withResponseHeaders(headers), fmt.start());
   };
   const sse = createSseStream(res, {
     heartbeatMs: turn.heartbeatMs,
@@ -146,7 +151,7 @@ export async function runStream(
     const reason = call.ctx.signal.reason;
     if (reason === clientGone || sse.ended) return;
     const mapped = mapError(turn, call.ctx.signal.aborted ? reason : err, hook);
-    if (sse.started) sse.fail(mapped);
+    if (sse.started) sse.end(fmt.fail(mapped));
     else {
       sse.close();
       sendOpenAiError(res, mapped, call.withResponseHeaders({}));
@@ -155,7 +160,6 @@ export async function runStream(
   // Shutdown ends the stream now; the service's generator stops on the same signal later.
   const onAbort = () => fail(call.ctx.signal.reason);
   call.ctx.signal.addEventListener("abort", onAbort, { once: true });
-  const { includeUsage } = turn.request;
   try {
     await produce({
       sse,
@@ -165,9 +169,7 @@ export async function runStream(
       write: (event) => sse.write(event),
       finish(reason, extras, usage) {
         begin();
-        sse.write(fmt.finish(reason, extras));
-        if (includeUsage) sse.write(fmt.usage(usage));
-        sse.done();
+        sse.end(fmt.finish(reason, extras, usage));
       },
     });
   } catch (err) {

@@ -9,7 +9,7 @@ import {
   type WorkflowResultSchema,
   WorkflowService,
 } from "../gen/cozegateway/v1/workflow_pb.js";
-import { type CompletionExtras, completionJson, usageOf } from "./completion-format.js";
+import { type CompletionExtras, usageOf } from "./completion-format.js";
 import { OpenAiError } from "./openai-error.js";
 import { runStream, runUnary, type StreamTurn, type Turn } from "./turn.js";
 import { lastUserText, outputContent, workflowExt, workflowParameters } from "./workflow-input.js";
@@ -58,7 +58,7 @@ function resumeRequest(turn: Turn, resume: NonNullable<Turn["request"]["resume"]
  * interrupt's question; `execute_id` and `interrupt` come as top-level extension fields.
  */
 export async function workflowCompletion(turn: Turn, inputField: string): Promise<void> {
-  const { request, services, meta } = turn;
+  const { request, services, format } = turn;
   const resume = request.resume;
   if (resume) {
     const req = resumeRequest(turn, resume);
@@ -67,13 +67,13 @@ export async function workflowCompletion(turn: Turn, inputField: string): Promis
         if (event?.case === "interrupt") {
           const extras = interruptExtras(event.value, undefined);
           const content = event.value.question ?? "";
-          return { json: completionJson(meta, { content }, "stop", undefined, extras) };
+          return { json: format.unary({ content }, "stop", undefined, extras) };
         }
         if (event?.case === "result") {
           const r = event.value;
           const content = outputContent(r.outputJson, r.output);
           const extras = resultExtras(r.executeId);
-          return { json: completionJson(meta, { content }, "stop", usageOf(r.usage), extras) };
+          return { json: format.unary({ content }, "stop", usageOf(r.usage), extras) };
         }
       }
       throw cutStream();
@@ -91,10 +91,10 @@ export async function workflowCompletion(turn: Turn, inputField: string): Promis
     if (r.status === RunStatus.INTERRUPTED && r.interrupt) {
       const extras = interruptExtras(r.interrupt, r.executeId);
       const content = r.interrupt.question ?? "";
-      return { json: completionJson(meta, { content }, "stop", usage, extras) };
+      return { json: format.unary({ content }, "stop", usage, extras) };
     }
     const content = outputContent(r.outputJson, r.output);
-    return { json: completionJson(meta, { content }, "stop", usage, resultExtras(r.executeId)) };
+    return { json: format.unary({ content }, "stop", usage, resultExtras(r.executeId)) };
   });
 }
 

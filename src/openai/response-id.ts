@@ -1,0 +1,78 @@
+import { randomBytes } from "node:crypto";
+import type { TurnIds } from "./answer-format.js";
+
+/**
+ * What a response id of the Responses door stands for: the Coze conversation and chat of a bot or
+ * chatflow turn, as the service handed them out (`{cozeId}.{tag}`, bound to the API key), or
+ * `""` for both when the turn was a workflow run, which has no conversation.
+ */
+export type ResponseRef = TurnIds;
+
+/** The kinds of output item the door writes, by id prefix (OpenAI's). */
+export type ItemKind = "msg" | "rs" | "fc";
+
+const prefix = "resp_";
+const itemPrefixes: readonly string[] = ["msg_", "rs_", "fc_"];
+const base64url = /^[A-Za-z0-9_-]+$/;
+const maxLength = 1024;
+
+/**
+ * A response id: `resp_` + base64url of the JSON text `[conversationId, chatId, nonce]`. The
+ * gateway stores nothing, so the id carries the conversation that `previous_response_id`
+ * continues, like the tool call ids do (issue #4 decision 2); the service checks the key's tag
+ * when the id comes back. The nonce keeps ids apart when two responses answer one Coze chat (a
+ * tool call and the answer after its outputs).
+ */
+export function encodeResponseId(ref: ResponseRef, nonce: string = newNonce()): string {
+  const json = JSON.stringify([ref.conversationId, ref.chatId, nonce]);
+  return prefix + Buffer.from(json, "utf8").toString("base64url");
+}
+
+/**
+ * The id of output item `index` of response `responseId`: `msg_`, `rs_` or `fc_`, the
+ * response's payload, `.` and the index. An `item_reference` to it leads back to the response's
+ * conversation ({@link decodeItemId}).
+ */
+export function itemIdOf(kind: ItemKind, responseId: string, index: number): string {
+  return `${kind}_${responseId.slice(prefix.length)}.${index}`;
+}
+
+/**
+ * Reads an id made by {@link encodeResponseId}.
+ *
+ * @returns `undefined` for anything else: another prefix, bad base64url, not a JSON array of
+ *   a conversation and chat id (both present or both empty) and a non-empty nonce. Never throws.
+ */
+export function decodeResponseId(id: string): ResponseRef | undefined {
+  if (!id.startsWith(prefix)) return undefined;
+  return decodePayload(id.slice(prefix.length));
+}
+
+/** Reads an output item id made by {@link itemIdOf}; `undefined` for anything else. */
+export function decodeItemId(id: string): ResponseRef | undefined {
+  const p = itemPrefixes.find((x) => id.startsWith(x));
+  const dot = id.lastIndexOf(".");
+  if (p === undefined || dot === -1 || !/^\d{1,6}$/.test(id.slice(dot + 1))) return undefined;
+  return decodePayload(id.slice(p.length, dot));
+}
+
+function decodePayload(payload: string): ResponseRef | undefined {
+  if (payload.length > maxLength || !base64url.test(payload)) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(value) || value.length !== 3) return undefined;
+  const [conversationId, chatId, nonce] = value as unknown[];
+  if (typeof conversationId !== "string" || typeof chatId !== "string") return undefined;
+  if (typeof nonce !== "string" || nonce === "") return undefined;
+  if ((conversationId === "") !== (chatId === "")) return undefined;
+  return { conversationId, chatId };
+}
+
+/** 72 random bits, base64url. */
+function newNonce(): string {
+  return randomBytes(9).toString("base64url");
+}
