@@ -1,7 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import {
   ChatRequestSchema,
-  ChatService,
   ChatStatus,
   ChatStreamRequestSchema,
 } from "../gen/cozegateway/v1/chat_pb.js";
@@ -53,7 +52,6 @@ export function botCompletion(turn: Turn): Promise<void> {
   const plan = toChatPlan(turn.request);
   return runUnary(
     turn,
-    ChatService.method.chat,
     async (ctx) => {
       const r = await turn.services.chat.chat(create(ChatRequestSchema, plan.init), ctx);
       const conversationId = r.conversationId ?? "";
@@ -101,7 +99,6 @@ export async function botStream(turn: Turn): Promise<void> {
   const plan = toChatPlan(turn.request);
   await runStream(
     turn,
-    ChatService.method.chatStream,
     async (s) => {
       const { fmt } = s;
       let conversationId = "";

@@ -1,22 +1,16 @@
-import type { DescMethod } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  createContextValues,
-  createHandlerContext,
-  type HandlerContext,
-} from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues } from "@connectrpc/connect";
 import {
   type Caller,
+  type CoreContext,
   callerKey,
   type RequestContext,
   requestContextKey,
 } from "../service/index.js";
 import type { NodeResponse } from "./node-types.js";
 
-/** A handler context the door owns: it must be released once the REST request is answered. */
+/** The core context of one REST call: release it once the REST request is answered. */
 export interface CallContext {
-  readonly ctx: HandlerContext;
+  readonly ctx: CoreContext;
   /**
    * Adds the response headers the services set (`x-gateway-channel`) to `headers`, which is
    * returned: they go on the REST response like on a Connect one.
@@ -29,48 +23,51 @@ export interface CallContext {
 /** The abort reason when the REST client goes away before its answer was written. */
 export const clientGone = new ConnectError("the client closed the request", Code.Canceled);
 
-const released = new ConnectError("request finished", Code.Canceled);
-
 /**
- * The handler context for calling a service method from a REST door, made by Connect's own
- * `createHandlerContext`, as its router would: the caller under `callerKey`, the request's
- * context under `requestContextKey` (its Coze log ids end up in the request's log line), and a
- * signal that aborts when the client disconnects (`res` closes before it was ended: the service
- * then cancels the Coze work, issue #4) or when `shutdown` aborts, with its reason (a stream
- * passes the server's shutdown signal; a unary answer the end of the grace period). On release
- * the context is aborted, which also removes its listener from `shutdown`.
+ * The context of a core call made by a REST door: the caller under `callerKey`, the request's
+ * context under `requestContextKey` (its Coze log ids end up in the request's log line), the
+ * response headers the core sets, and a signal that aborts when the client disconnects (`res`
+ * closes before it was ended: the core then cancels the Coze work, issue #4) or when `shutdown`
+ * aborts, with its reason (a stream passes the server's shutdown signal; a unary answer the end
+ * of the grace period). One controller and at most two listeners, both removed on release.
  */
 export function createCallContext(
-  method: DescMethod,
   res: NodeResponse,
   caller: Caller,
   shutdown: AbortSignal | undefined,
   request: RequestContext | undefined,
 ): CallContext {
-  const ctx = createHandlerContext({
-    service: method.parent,
-    method,
-    protocolName: "openai",
-    requestMethod: "POST",
-    url: method.name,
-    shutdownSignal: shutdown,
-    contextValues: createContextValues().set(callerKey, caller).set(requestContextKey, request),
-  });
+  const controller = new AbortController();
+  const abort = (reason: unknown) => {
+    if (!controller.signal.aborted) controller.abort(reason);
+  };
+  const onShutdown = () => abort(shutdown?.reason);
+  if (shutdown?.aborted) abort(shutdown.reason);
+  else shutdown?.addEventListener("abort", onShutdown, { once: true });
   const onClose = () => {
-    if (!res.writableEnded) ctx.abort(clientGone);
+    if (!res.writableEnded) abort(clientGone);
   };
   res.once("close", onClose);
+  let headers: Record<string, string> | undefined;
+  const ctx: CoreContext = {
+    signal: controller.signal,
+    values: createContextValues().set(callerKey, caller).set(requestContextKey, request),
+    responseHeader: {
+      set(name, value) {
+        headers ??= {};
+        headers[name.toLowerCase()] = value;
+      },
+    },
+  };
   return {
     ctx,
-    withResponseHeaders(headers) {
-      ctx.responseHeader.forEach((value, name) => {
-        headers[name] = value;
-      });
-      return headers;
+    withResponseHeaders(out) {
+      if (headers !== undefined) Object.assign(out, headers);
+      return out;
     },
     release() {
       res.off("close", onClose);
-      ctx.abort(released);
+      shutdown?.removeEventListener("abort", onShutdown);
     },
   };
 }

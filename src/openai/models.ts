@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { ListModelsRequestSchema, ModelService } from "../gen/cozegateway/v1/model_pb.js";
+import { ListModelsRequestSchema } from "../gen/cozegateway/v1/model_pb.js";
 import type { Caller, ServiceImpls } from "../service/index.js";
 import { createCallContext } from "./call-context.js";
 import type { NodeResponse } from "./node-types.js";
@@ -23,7 +23,7 @@ export async function listModels(
   caller: Caller,
   res: NodeResponse,
 ): Promise<OpenAiModel[]> {
-  const call = createCallContext(ModelService.method.listModels, res, caller, undefined, undefined);
+  const call = createCallContext(res, caller, undefined, undefined);
   try {
     const r = await services.model.listModels(create(ListModelsRequestSchema), call.ctx);
     return (r.models ?? []).map((m) => ({

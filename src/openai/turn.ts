@@ -1,7 +1,7 @@
-import type { DescMethod } from "@bufbuild/protobuf";
-import { ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import {
   type Caller,
+  type CoreContext,
   CozeError,
   GatewayError,
   type RequestContext,
@@ -89,11 +89,10 @@ function mapError(turn: Turn, err: unknown, hook: ErrorHook | undefined): OpenAi
  */
 export async function runUnary(
   turn: Turn,
-  method: DescMethod,
-  produce: (ctx: HandlerContext) => Promise<UnaryAnswer>,
+  produce: (ctx: CoreContext) => Promise<UnaryAnswer>,
   hook?: ErrorHook,
 ): Promise<void> {
-  const call = createCallContext(method, turn.res, turn.caller, turn.hardStop, turn.context);
+  const call = createCallContext(turn.res, turn.caller, turn.hardStop, turn.context);
   try {
     const answer = await produce(call.ctx);
     sendJsonText(turn.res, 200, answer.json, call.withResponseHeaders(answer.headers ?? {}));
@@ -111,7 +110,7 @@ export async function runUnary(
 export interface StreamTurn {
   sse: SseStream;
   fmt: StreamFormat;
-  ctx: HandlerContext;
+  ctx: CoreContext;
   /** Starts the stream (headers + the format's first events) unless it already started. */
   begin(headers?: Record<string, string>): void;
   /** Writes one event, waiting when the client reads slower than events come. */
@@ -132,12 +131,11 @@ export interface StreamTurn {
  */
 export async function runStream(
   turn: Turn,
-  method: DescMethod,
   produce: (s: StreamTurn) => Promise<void>,
   hook?: ErrorHook,
 ): Promise<void> {
   const { res } = turn;
-  const call = createCallContext(method, res, turn.caller, turn.shutdown, turn.context);
+  const call = createCallContext(res, turn.caller, turn.shutdown, turn.context);
   const fmt = turn.format.stream();
   const begin = (headers: Record<string, string> = {}) => {
     if (!sse.started && !sse.ended) sse.start(call.withResponseHeaders(headers), fmt.start());

@@ -7,7 +7,6 @@ import {
   WatchWorkflowRequestSchema,
   type WorkflowInterruptSchema,
   type WorkflowResultSchema,
-  WorkflowService,
 } from "../gen/cozegateway/v1/workflow_pb.js";
 import { type CompletionExtras, usageOf } from "./completion-format.js";
 import { OpenAiError } from "./openai-error.js";
@@ -62,7 +61,7 @@ export async function workflowCompletion(turn: Turn, inputField: string): Promis
   const resume = request.resume;
   if (resume) {
     const req = resumeRequest(turn, resume);
-    await runUnary(turn, WorkflowService.method.resumeWorkflow, async (ctx) => {
+    await runUnary(turn, async (ctx) => {
       for await (const { event } of services.workflow.resumeWorkflow(req, ctx)) {
         if (event?.case === "interrupt") {
           const extras = interruptExtras(event.value, undefined);
@@ -85,7 +84,7 @@ export async function workflowCompletion(turn: Turn, inputField: string): Promis
     parameters: workflowParameters(request, inputField),
     ext: workflowExt(request),
   });
-  await runUnary(turn, WorkflowService.method.runWorkflow, async (ctx) => {
+  await runUnary(turn, async (ctx) => {
     const r = await services.workflow.runWorkflow(req, ctx);
     const usage = usageOf(r.usage);
     if (r.status === RunStatus.INTERRUPTED && r.interrupt) {
@@ -117,9 +116,7 @@ export async function workflowStream(
   const resume = request.resume;
   if (resume) {
     const req = resumeRequest(turn, resume);
-    await runStream(turn, WorkflowService.method.resumeWorkflow, (s) =>
-      relay(s, workflow.resumeWorkflow(req, s.ctx), undefined),
-    );
+    await runStream(turn, (s) => relay(s, workflow.resumeWorkflow(req, s.ctx), undefined));
     return;
   }
   const parameters = workflowParameters(request, inputField);
@@ -127,13 +124,11 @@ export async function workflowStream(
   const model = request.model;
   if (kind === "workflow") {
     const req = create(WatchWorkflowRequestSchema, { model, parameters, ext });
-    await runStream(turn, WorkflowService.method.watchWorkflow, (s) =>
-      relay(s, workflow.watchWorkflow(req, s.ctx), undefined),
-    );
+    await runStream(turn, (s) => relay(s, workflow.watchWorkflow(req, s.ctx), undefined));
     return;
   }
   const start = create(RunWorkflowRequestSchema, { model, parameters, ext, mode: RunMode.ASYNC });
-  await runStream(turn, WorkflowService.method.watchWorkflow, async (s) => {
+  await runStream(turn, async (s) => {
     const { executeId = "" } = await workflow.runWorkflow(start, s.ctx);
     // Issue #4: "workflow-async streamed: a role chunk at once, heartbeats while polling".
     s.begin();

@@ -1,5 +1,6 @@
-import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { createContextKey } from "@connectrpc/connect";
 import { modelAllowed } from "../config/index.js";
+import type { CoreContext } from "./core-context.js";
 import { inProcessTenant, type Tenant } from "./tenant.js";
 
 /** Who is calling. The server's auth step puts it into every handler context. */
@@ -18,12 +19,12 @@ export const callerKey = createContextKey<Caller | undefined>(undefined, {
 });
 
 /** The caller of a handler; `undefined` only when no auth step ran (in-process tests). */
-export function callerOf(ctx: HandlerContext): Caller | undefined {
+export function callerOf(ctx: CoreContext): Caller | undefined {
   return ctx.values.get(callerKey);
 }
 
 /** The tenant of a handler's caller; in process (no auth step ran) a tenant of its own. */
-export function tenantOf(ctx: HandlerContext): Tenant {
+export function tenantOf(ctx: CoreContext): Tenant {
   return ctx.values.get(callerKey)?.tenant ?? inProcessTenant;
 }
 

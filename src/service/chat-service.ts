@@ -1,5 +1,4 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { ChatResult } from "../coze/chat-result.js";
 import { type ChatEvent, type ChatTurn, collectTurn } from "../coze/chat-stream.js";
 import type { ChatMessage as CozeMessage, EnterMessage, ToolCall } from "../coze/chat-types.js";
@@ -15,6 +14,7 @@ import {
 } from "../gen/cozegateway/v1/chat_pb.js";
 import type { UsageSchema } from "../gen/cozegateway/v1/common_pb.js";
 import { callerOf, tenantOf } from "./caller.js";
+import type { CoreContext, CoreImpl } from "./core-context.js";
 import { channelHeader, invalidArgument, notFound } from "./errors.js";
 import { onFirstChannel } from "./failover.js";
 import { checkJsonDepth } from "./json-depth.js";
@@ -100,10 +100,10 @@ export interface ChatServiceOptions {
  * channel's Coze client with the call's signal (a client that goes away cancels the Coze chat),
  * and throws the core's errors as data (the Connect door maps them, see `serviceRoutes`).
  */
-export function createChatService(options: ChatServiceOptions): ServiceImpl<typeof ChatService> {
+export function createChatService(options: ChatServiceOptions): CoreImpl<typeof ChatService> {
   const { router } = options;
 
-  function target(req: TurnRequest, ctx: HandlerContext): Target {
+  function target(req: TurnRequest, ctx: CoreContext): Target {
     // A conversation or a chat that required action lives on one channel: no failover.
     const pinned = req.conversationId !== "" || req.toolOutputs.length > 0;
     const t = router.resolve(req, { field: "bot_id", id: req.botId, kind: "bot" }, callerOf(ctx), {
@@ -121,7 +121,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
    * channel counts as taken once its stream is open and its first events arrived: a failure before
    * that moves on to the next channel (failover.ts), one after it is the caller's.
    */
-  async function open(req: TurnRequest, ctx: HandlerContext): Promise<ChatTurn> {
+  async function open(req: TurnRequest, ctx: CoreContext): Promise<ChatTurn> {
     const t = target(req, ctx);
     const tenant = tenantOf(ctx);
     // Ids handed to another key are refused before Coze is called (issue 13).
@@ -158,7 +158,7 @@ export function createChatService(options: ChatServiceOptions): ServiceImpl<type
   async function openTurn(
     t: Target,
     req: TurnRequest,
-    ctx: HandlerContext,
+    ctx: CoreContext,
     tenant: Tenant,
     conversationId: string,
     mapped: EnterMessage[] | undefined,

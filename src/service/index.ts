@@ -3,6 +3,7 @@ export { CozeError, type CozeErrorCode } from "../coze/errors.js";
 export { type Caller, callerKey, callerOf, mayUse, tenantOf } from "./caller.js";
 export { type Channel, type Channels, type ChannelsOptions, createChannels } from "./channels.js";
 export { chatResponseOf, createChatService } from "./chat-service.js";
+export type { CoreContext, CoreImpl } from "./core-context.js";
 export {
   errorHeaders,
   GatewayError,

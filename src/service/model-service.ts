@@ -1,7 +1,7 @@
-import type { ServiceImpl } from "@connectrpc/connect";
 import type { GatewayConfig, ModelRoute } from "../config/index.js";
 import { ModelKind, type ModelService } from "../gen/cozegateway/v1/model_pb.js";
 import { callerOf, mayUse } from "./caller.js";
+import type { CoreImpl } from "./core-context.js";
 
 const kinds: Record<ModelRoute["kind"], ModelKind> = {
   bot: ModelKind.BOT,
@@ -14,7 +14,7 @@ const kinds: Record<ModelRoute["kind"], ModelKind> = {
  * The ModelService implementation: the configured routes the calling key may use, each name
  * once (a failover route lists the first channel that serves it).
  */
-export function createModelService(config: GatewayConfig): ServiceImpl<typeof ModelService> {
+export function createModelService(config: GatewayConfig): CoreImpl<typeof ModelService> {
   const routes = config.models.filter(
     (m, i) => config.models.findIndex((other) => other.name === m.name) === i,
   );

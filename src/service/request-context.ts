@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { createContextKey } from "@connectrpc/connect";
 import type { CallTrace } from "../coze/http.js";
+import type { CoreContext } from "./core-context.js";
 
 /**
  * What the gateway knows about the request being served, one per incoming request: passed
@@ -20,7 +21,7 @@ export const requestContextKey = createContextKey<RequestContext | undefined>(un
 });
 
 /** Where the Coze calls made for `ctx` note their log ids; `undefined` outside a server. */
-export function traceOf(ctx: HandlerContext): CallTrace | undefined {
+export function traceOf(ctx: CoreContext): CallTrace | undefined {
   return ctx.values.get(requestContextKey);
 }
 

@@ -6,6 +6,7 @@ import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
 import { WorkflowService } from "../gen/cozegateway/v1/workflow_pb.js";
 import type { Channels } from "./channels.js";
 import { createChatService } from "./chat-service.js";
+import type { CoreContext, CoreImpl } from "./core-context.js";
 import { toConnectError } from "./errors.js";
 import { createModelService } from "./model-service.js";
 import { createRouter } from "./routing.js";
@@ -24,11 +25,14 @@ export interface ServicesOptions {
   onPollStarted?: () => () => void;
 }
 
-/** The three service implementations, shared by the Connect router and the REST shim. */
+/**
+ * The core: the three service implementations, shared by the Connect door and the REST doors.
+ * Their methods take a {@link CoreContext}; a Connect `HandlerContext` is one.
+ */
 export interface ServiceImpls {
-  chat: ServiceImpl<typeof ChatService>;
-  workflow: ServiceImpl<typeof WorkflowService>;
-  model: ServiceImpl<typeof ModelService>;
+  chat: CoreImpl<typeof ChatService>;
+  workflow: CoreImpl<typeof WorkflowService>;
+  model: CoreImpl<typeof ModelService>;
 }
 
 /**
@@ -65,7 +69,7 @@ export function serviceRoutes(impls: ServiceImpls): (router: ConnectRouter) => v
 }
 
 /** `impl` with every method's failures mapped by {@link toConnectError}. */
-function connectDoor<S extends DescService>(service: S, impl: ServiceImpl<S>): ServiceImpl<S> {
+function connectDoor<S extends DescService>(service: S, impl: CoreImpl<S>): ServiceImpl<S> {
   const out: Record<string, unknown> = {};
   const methods = impl as unknown as Record<string, (req: unknown, ctx: HandlerContext) => unknown>;
   for (const method of service.methods) {

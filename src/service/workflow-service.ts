@@ -1,6 +1,5 @@
 import { create, fromJson, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
-import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import { CozeError, safeMessage } from "../coze/errors.js";
 import type { WorkflowEvent } from "../coze/workflow-stream.js";
 import type {
@@ -21,6 +20,7 @@ import {
 } from "../gen/cozegateway/v1/workflow_pb.js";
 import { callerOf, tenantOf } from "./caller.js";
 import { opened, usageOf } from "./chat-service.js";
+import type { CoreContext, CoreImpl } from "./core-context.js";
 import { channelHeader, invalidArgument } from "./errors.js";
 import { onFirstChannel, openOnFirstChannel } from "./failover.js";
 import { checkJsonDepth, maxJsonDepth, nestedDeeperThan } from "./json-depth.js";
@@ -131,7 +131,7 @@ function tryParse(text: string): unknown {
 /** The WorkflowService implementation. */
 export function createWorkflowService(
   options: WorkflowServiceOptions,
-): ServiceImpl<typeof WorkflowService> {
+): CoreImpl<typeof WorkflowService> {
   const { router } = options;
   const now = options.now ?? Date.now;
   const watchers = options.watchers ?? createRunWatchers();
@@ -139,7 +139,7 @@ export function createWorkflowService(
   /** Resolves the workflow; `pinned` for follow-ups on a run that lives on one channel. */
   function target(
     req: { model: string; channel: string; workflowId: string },
-    ctx: HandlerContext,
+    ctx: CoreContext,
     pinned: boolean,
   ): Target {
     const t = router.resolve(
@@ -163,7 +163,7 @@ export function createWorkflowService(
       ext: Record<string, string>;
       workflowVersion: string;
     },
-    ctx: HandlerContext,
+    ctx: CoreContext,
   ) {
     return {
       workflowId: t.id,
@@ -180,7 +180,7 @@ export function createWorkflowService(
   async function* attach(
     t: Target,
     executeId: string,
-    ctx: HandlerContext,
+    ctx: CoreContext,
   ): AsyncGenerator<WatchWorkflowResponse> {
     const started = now();
     const handed = runId(tenantOf(ctx), executeId);
