@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createHmac, hash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /**
  * What a handed-out id stands for. The kind is part of what is authenticated, so a conversation
@@ -57,8 +57,14 @@ export function createTenant(
     .update("coze-gateway tenant v1\0")
     .update(keyHash)
     .digest();
+  // The tag: SHA-256 over the key and then the message, cut to its first 128 bits. A secret
+  // prefix alone would let anyone who sees a whole digest extend the message (length extension);
+  // cut to half, the digest no longer gives away the hash state that needs, which is why
+  // SHA-512/256 resists it too. One one-shot hash per tag, where HMAC's two passes and its
+  // object cost a chat turn more than the rest of the tenant check (BENCHMARKS.md).
+  const prefix = `${key.toString("hex")}\0`;
   const mac = (label: string, value: string) =>
-    createHmac("sha256", key).update(label).update("\0").update(value).digest().subarray(0, 16);
+    hash("sha256", `${prefix}${label}\0${value}`, "buffer").subarray(0, 16);
   const derived = (label: string, value: string) => `gw_${mac(label, value).toString("base64url")}`;
   const rawIds = options.rawIds ?? false;
   const sessionName = options.session === false ? undefined : derived("session", "");
