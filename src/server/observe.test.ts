@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { noteLogId } from "../coze/http.js";
 import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
 import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
-import { createMetrics } from "./metrics.js";
+import { createMetrics } from "../observability/metrics.js";
 import { requestOf } from "./request-context.js";
 import {
   createTestTransport,

@@ -1,7 +1,7 @@
 import { PassThrough } from "node:stream";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import { type RequestLine, requestLogVia } from "../server/interceptors.js";
 import { createObservability } from "./observability.js";
-import { type RequestLine, requestLogVia } from "./server/interceptors.js";
 
 function capture() {
   const out = new PassThrough();

@@ -1,10 +1,10 @@
 import { pino } from "pino";
-import type { CallInfo } from "./coze/http.js";
-import type { TokenCacheStats, TokenEvent } from "./coze/token-cache.js";
+import type { CallInfo } from "../coze/http.js";
+import type { TokenCacheStats, TokenEvent } from "../coze/token-cache.js";
+import type { PublicHttpHandler, RequestLogFn } from "../server/index.js";
+import type { LogFn } from "../server/interceptors.js";
 import { LineBatcher } from "./line-batcher.js";
-import type { PublicHttpHandler, RequestLogFn } from "./server/index.js";
-import type { LogFn } from "./server/interceptors.js";
-import { createMetrics, type GatewayMetrics } from "./server/metrics.js";
+import { createMetrics, type GatewayMetrics } from "./metrics.js";
 
 /** Log levels the gateway writes. */
 export type LogLevel = "debug" | "info" | "warn" | "error" | "silent";
