@@ -3,7 +3,12 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
-import type { GatewayMetrics } from "../observability/metrics.js";
+import {
+  type GatewayMetrics,
+  type LogFn,
+  type RequestLogFn,
+  requestLogVia,
+} from "../observability/index.js";
 import { type Caller, callerKey } from "./caller.js";
 import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
 import {
@@ -22,9 +27,6 @@ import {
   createDrainInterceptor,
   createErrorInterceptor,
   createStreamCutoffInterceptor,
-  type LogFn,
-  type RequestLogFn,
-  requestLogVia,
   shuttingDownMessage,
   withInterceptors,
 } from "./interceptors.js";
