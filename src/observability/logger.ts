@@ -93,8 +93,8 @@ function redact(fields: Record<string, unknown>, nested = false): Record<string,
 /** Creates the gateway's logger: pino JSON lines, level names, ISO times, secrets redacted. */
 export function createLogger(options: LoggerOptions = {}): Logger {
   // Asynchronous writes keep logging off the request path, gathered into batches of 16 KiB (each
-  // write is a trip through libuv's thread pool and back: a write per line cost about 10 us of a
-  // request's CPU, issue #6), each line written within 200 ms; flush() empties them on exit. The
+  // write is a trip through libuv's thread pool and back, so a write per line put that trip on
+  // every request, issue #6), each line written within 200 ms; flush() empties them on exit. The
   // batching is ours, in front of sonic-boom, which writes each batch as it comes (line-batcher.ts).
   const destination =
     options.destination ??
