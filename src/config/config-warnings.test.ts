@@ -1,11 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  creds,
-  generateRsaKey,
-  parseObject,
-  selfSignedCertificate,
-  validConfig,
-} from "./test-fixtures.js";
+import { selfSignedCertificate } from "../../test/support/certificates.js";
+import { creds, generateRsaKey, parseObject, validConfig } from "./test-fixtures.js";
 
 const key = generateRsaKey();
 const tlsKey = generateRsaKey();

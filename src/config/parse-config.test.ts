@@ -1,6 +1,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
+import { selfSignedCertificate } from "../../test/support/certificates.js";
 import { hashApiKey } from "./api-keys.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import { parseConfig, validateConfig } from "./parse-config.js";
@@ -11,7 +12,6 @@ import {
   generateRsaKey,
   parseObject,
   sameKeyAs,
-  selfSignedCertificate,
   type TempDir,
   testServerSecret,
   validConfig,

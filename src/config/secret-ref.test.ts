@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { selfSignedCertificate } from "../../test/support/certificates.js";
 import { hashApiKey } from "./api-keys.js";
 import { ConfigError } from "./config-error.js";
 import type { ConfigEnv } from "./gateway-config.js";
@@ -15,7 +16,6 @@ import {
   parseObject,
   type RawConfig,
   sameKeyAs,
-  selfSignedCertificate,
   type TempDir,
   validConfig,
 } from "./test-fixtures.js";

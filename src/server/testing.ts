@@ -1,9 +1,5 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { Agent as HttpAgent, type IncomingHttpHeaders, request } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext, Transport } from "@connectrpc/connect";
 import {
@@ -35,8 +31,8 @@ import {
 import type { NodeRequest, NodeResponse } from "./http-response.js";
 
 /**
- * Test support for the server: stub services, a server on 127.0.0.1:0, real client transports
- * and a throwaway TLS certificate. Not re-exported from `index.ts`.
+ * Test support for the server: stub services, a server on 127.0.0.1:0 and real client
+ * transports. Not re-exported from `index.ts`.
  */
 
 /** The API key the test server accepts. A made-up value, never a real credential. */
@@ -219,46 +215,6 @@ export function createTestTransport(
 /** Call options that present `key` (default {@link testKey}) as a bearer token. */
 export function withKey(key: string = testKey): { headers: Record<string, string> } {
   return { headers: { authorization: `Bearer ${key}` } };
-}
-
-/**
- * Creates a self-signed certificate for `localhost` and 127.0.0.1, valid one day, with the
- * `openssl` CLI in a temporary directory that is removed again. Returns `undefined` when
- * `openssl` is not installed.
- */
-export function createSelfSignedCertificate(): { cert: string; key: string } | undefined {
-  const dir = mkdtempSync(join(tmpdir(), "coze-gateway-tls-"));
-  try {
-    const keyPath = join(dir, "key.pem");
-    const certPath = join(dir, "cert.pem");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-days",
-        "1",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout",
-        keyPath,
-        "-out",
-        certPath,
-      ],
-      { stdio: "ignore" },
-    );
-    return { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8") };
-  } catch (e) {
-    if (e instanceof Error && "code" in e && e.code === "ENOENT") return undefined;
-    throw e;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
 }
 
 /** A plain HTTP/1.1 response, body as text. */
