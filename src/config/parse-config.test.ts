@@ -2,9 +2,6 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import { selfSignedCertificate } from "../../test/support/certificates.js";
-import { hashApiKey } from "./api-keys.js";
-import type { GatewayConfig } from "./gateway-config.js";
-import { parseConfig, validateConfig } from "./parse-config.js";
 import {
   aliceKey,
   createTempDir,
@@ -15,7 +12,10 @@ import {
   type TempDir,
   testServerSecret,
   validConfig,
-} from "./test-fixtures.js";
+} from "../../test/support/config-fixtures.js";
+import { hashApiKey } from "./api-keys.js";
+import type { GatewayConfig } from "./gateway-config.js";
+import { parseConfig, validateConfig } from "./parse-config.js";
 
 const key = generateRsaKey();
 const intlKey = generateRsaKey();

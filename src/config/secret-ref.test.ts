@@ -4,9 +4,6 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { selfSignedCertificate } from "../../test/support/certificates.js";
-import { hashApiKey } from "./api-keys.js";
-import { ConfigError } from "./config-error.js";
-import type { ConfigEnv } from "./gateway-config.js";
 import {
   aliceKey,
   createTempDir,
@@ -18,7 +15,10 @@ import {
   sameKeyAs,
   type TempDir,
   validConfig,
-} from "./test-fixtures.js";
+} from "../../test/support/config-fixtures.js";
+import { hashApiKey } from "./api-keys.js";
+import { ConfigError } from "./config-error.js";
+import type { ConfigEnv } from "./gateway-config.js";
 
 const key = generateRsaKey();
 const tlsKey = generateRsaKey();

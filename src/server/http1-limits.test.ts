@@ -7,9 +7,15 @@ import {
   rawConnect,
   within,
 } from "../../test/support/raw-http.js";
+import {
+  startTestServer,
+  type TestServer,
+  testDoor,
+  testKey,
+  testLimits,
+} from "../../test/support/test-server.js";
 import type { ConnectionLimits } from "./connection-limits.js";
 import type { GatewayServerOptions } from "./gateway-server.js";
-import { startTestServer, type TestServer, testDoor, testKey, testLimits } from "./testing.js";
 
 // Issue 13, "Connections", over raw sockets: what a client that means harm sends over HTTP/1.1
 // (and one thing over HTTP/2). Every wait is bounded.

@@ -5,10 +5,6 @@ import { createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import { createTestCertificate } from "../../test/support/certificates.js";
 import { within } from "../../test/support/raw-http.js";
-import { ChatService, type ChatStreamResponseSchema } from "../gen/cozegateway/v1/chat_pb.js";
-import type { ConnectionLimits } from "./connection-limits.js";
-import type { GatewayServerOptions } from "./gateway-server.js";
-import type { NodeRequest, NodeResponse } from "./http-response.js";
 import {
   createTestTransport,
   startTestServer,
@@ -19,7 +15,11 @@ import {
   testKey,
   testLimits,
   withKey,
-} from "./testing.js";
+} from "../../test/support/test-server.js";
+import { ChatService, type ChatStreamResponseSchema } from "../gen/cozegateway/v1/chat_pb.js";
+import type { ConnectionLimits } from "./connection-limits.js";
+import type { GatewayServerOptions } from "./gateway-server.js";
+import type { NodeRequest, NodeResponse } from "./http-response.js";
 
 // Issue 13, "Connections": an idle h2c session, or a stream that sent its headers and nothing
 // more, stayed open for ever. Deadlines here are a few hundred ms; every wait is bounded.

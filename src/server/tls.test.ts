@@ -2,8 +2,6 @@ import { connect as connectTls } from "node:tls";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestCertificate } from "../../test/support/certificates.js";
-import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
-import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
 import {
   createTestTransport,
   startTestServer,
@@ -11,7 +9,9 @@ import {
   type TestServer,
   type TestTransport,
   withKey,
-} from "./testing.js";
+} from "../../test/support/test-server.js";
+import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
+import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
 
 const certificate = createTestCertificate();
 

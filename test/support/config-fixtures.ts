@@ -1,14 +1,14 @@
-// Shared by the config tests only (no product code imports it). Keys are generated at run time;
-// nothing secret is committed.
+// Fixtures of the config tests (and the docs test): keys are generated at run time; nothing
+// secret is committed.
 import { generateKeyPairSync, KeyObject } from "node:crypto";
 import { chmod, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { expect } from "vitest";
 import { stringify } from "yaml";
-import { ConfigError } from "./config-error.js";
-import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
-import { parseConfig } from "./parse-config.js";
+import { ConfigError } from "../../src/config/config-error.js";
+import type { ConfigEnv, GatewayConfig } from "../../src/config/gateway-config.js";
+import { parseConfig } from "../../src/config/parse-config.js";
 
 /** An RSA key pair for Coze credentials, in the encodings the settings may hold. */
 export interface TestKey {
