@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { rawRequest } from "../test/support/raw-http.js";
 import { hashApiKey } from "./config/index.js";
 import { type Demo, startDemo } from "./demo.js";
 import { type Gateway, startGateway } from "./gateway.js";
-import { rawRequest } from "./server/testing.js";
 
 // Issue 13: where /metrics is served, and whether it needs a key, as server.metrics says.
 const metricsKey = "metrics-key-0123456789abcdef";

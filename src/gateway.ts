@@ -4,13 +4,12 @@ import { hashApiKey } from "./config/index.js";
 import type { Clock } from "./coze/clock.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
-import { createObservability, type Observability } from "./observability.js";
+import { createObservability, type LogFn, type Observability } from "./observability/index.js";
 import { createOpenAiDoor } from "./openai/index.js";
 import { createPlaygroundHandler } from "./playground/playground-handler.js";
 import {
   type Door,
   type GatewayServer,
-  type LogFn,
   type MetricsListener,
   publicDoor,
   requireMetricsKey,

@@ -5,7 +5,7 @@ import { createTokenCache } from "./coze/token-cache.js";
 import { type Demo, demoModels, startDemo } from "./demo.js";
 import { type Gateway, type Log, startGateway } from "./gateway.js";
 import { runKeygen } from "./keygen.js";
-import { createObservability, type LogLevel } from "./observability.js";
+import { createObservability, type LogLevel } from "./observability/index.js";
 
 const usage = `Usage: coze-gateway [--config FILE] [--check] [--check-token]
        coze-gateway keygen [--out DIR] [--bits 2048|3072|4096] [--force]   (see keygen --help)

@@ -17,11 +17,8 @@ import {
   serverDefaults,
   validateConfig,
 } from "../src/config/index.js";
-import {
-  generateRsaKey,
-  selfSignedCertificate,
-  type TestKey,
-} from "../src/config/test-fixtures.js";
+import { selfSignedCertificate } from "./support/certificates.js";
+import { generateRsaKey, type TestKey } from "./support/config-fixtures.js";
 import { type GatewayFixture, startGatewayFixture } from "./support/gateway-fixture.js";
 
 const root = resolve(import.meta.dirname, "..");

@@ -1,7 +1,11 @@
 import { describe, expect, it } from "vitest";
+import {
+  aliceKey,
+  configErrorHarness,
+  type RawConfig,
+} from "../../test/support/config-fixtures.js";
 import { hashApiKey, modelAllowed } from "./api-keys.js";
 import type { ApiKeyConfig } from "./gateway-config.js";
-import { aliceKey, configErrorHarness, type RawConfig } from "./test-fixtures.js";
 
 // Keys generated at test time; no key is committed.
 const { expectError, rejects } = configErrorHarness();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { configErrorHarness, type RawConfig } from "./test-fixtures.js";
+import { configErrorHarness, type RawConfig } from "../../test/support/config-fixtures.js";
 
 // Keys generated at test time; no key is committed.
 const { key, expectError, rejects } = configErrorHarness();

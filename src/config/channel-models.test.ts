@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import { resolveRoutes } from "./resolve-model.js";
 import {
   configErrorHarness,
   creds,
   parseObject,
   type RawConfig,
   validConfig,
-} from "./test-fixtures.js";
+} from "../../test/support/config-fixtures.js";
+import { resolveRoutes } from "./resolve-model.js";
 
 // Keys generated at test time; no key is committed.
 const { key, expectError, rejects } = configErrorHarness();

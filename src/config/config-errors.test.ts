@@ -1,6 +1,7 @@
 import { describe, it } from "vitest";
+import { selfSignedCertificate } from "../../test/support/certificates.js";
+import { aliceKey, configErrorHarness } from "../../test/support/config-fixtures.js";
 import { parseConfig } from "./parse-config.js";
-import { aliceKey, configErrorHarness, selfSignedCertificate } from "./test-fixtures.js";
 
 // Keys generated at test time; no key is committed.
 const { key, ecPem, expectError, rejects } = configErrorHarness();

@@ -1,11 +1,11 @@
 import { describe, expect, it } from "vitest";
+import { selfSignedCertificate } from "../../test/support/certificates.js";
 import {
   creds,
   generateRsaKey,
   parseObject,
-  selfSignedCertificate,
   validConfig,
-} from "./test-fixtures.js";
+} from "../../test/support/config-fixtures.js";
 
 const key = generateRsaKey();
 const tlsKey = generateRsaKey();

@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { stringify } from "yaml";
+import {
+  configErrorHarness,
+  creds,
+  type RawConfig,
+  validConfig,
+} from "../../test/support/config-fixtures.js";
 import { parseConfig } from "./parse-config.js";
-import { configErrorHarness, creds, type RawConfig, validConfig } from "./test-fixtures.js";
 
 // Keys generated at test time; no key is committed.
 const { key, ecPem, expectError, rejects } = configErrorHarness();

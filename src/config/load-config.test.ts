@@ -2,8 +2,6 @@ import { chmod } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { ConfigError } from "./config-error.js";
-import { loadConfig } from "./load-config.js";
 import {
   aliceKey,
   createTempDir,
@@ -14,7 +12,9 @@ import {
   type TempDir,
   testServerSecret,
   validConfig,
-} from "./test-fixtures.js";
+} from "../../test/support/config-fixtures.js";
+import { ConfigError } from "./config-error.js";
+import { loadConfig } from "./load-config.js";
 
 const key = generateRsaKey();
 const posix = process.platform !== "win32";

@@ -1,9 +1,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { hashApiKey } from "./api-keys.js";
-import type { GatewayConfig } from "./gateway-config.js";
-import { parseConfig, validateConfig } from "./parse-config.js";
+import { selfSignedCertificate } from "../../test/support/certificates.js";
 import {
   aliceKey,
   createTempDir,
@@ -11,11 +9,13 @@ import {
   generateRsaKey,
   parseObject,
   sameKeyAs,
-  selfSignedCertificate,
   type TempDir,
   testServerSecret,
   validConfig,
-} from "./test-fixtures.js";
+} from "../../test/support/config-fixtures.js";
+import { hashApiKey } from "./api-keys.js";
+import type { GatewayConfig } from "./gateway-config.js";
+import { parseConfig, validateConfig } from "./parse-config.js";
 
 const key = generateRsaKey();
 const intlKey = generateRsaKey();

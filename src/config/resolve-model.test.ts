@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
+import {
+  generateRsaKey,
+  parseObject,
+  type RawConfig,
+  validConfig,
+} from "../../test/support/config-fixtures.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import { defaultChannel, resolveModel } from "./resolve-model.js";
-import { generateRsaKey, parseObject, type RawConfig, validConfig } from "./test-fixtures.js";
 
 const key = generateRsaKey();
 

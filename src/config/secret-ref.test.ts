@@ -3,9 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { hashApiKey } from "./api-keys.js";
-import { ConfigError } from "./config-error.js";
-import type { ConfigEnv } from "./gateway-config.js";
+import { selfSignedCertificate } from "../../test/support/certificates.js";
 import {
   aliceKey,
   createTempDir,
@@ -15,10 +13,12 @@ import {
   parseObject,
   type RawConfig,
   sameKeyAs,
-  selfSignedCertificate,
   type TempDir,
   validConfig,
-} from "./test-fixtures.js";
+} from "../../test/support/config-fixtures.js";
+import { hashApiKey } from "./api-keys.js";
+import { ConfigError } from "./config-error.js";
+import type { ConfigEnv } from "./gateway-config.js";
 
 const key = generateRsaKey();
 const tlsKey = generateRsaKey();

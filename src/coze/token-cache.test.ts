@@ -4,6 +4,7 @@ import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
 import { decodeProtectedHeader, type JWTPayload, jwtVerify } from "jose";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createManualClock, type ManualClock } from "../../test/support/manual-clock.js";
 import type { Clock } from "./clock.js";
 import { CozeError } from "./errors.js";
 import { createPools, type Pools } from "./pools.js";
@@ -36,43 +37,6 @@ function makeApp(clientId: string, kid: string): App {
 
 const appA = makeApp("1127900106117", "kid-a");
 const appB = makeApp("7400000000000000001", "kid-b");
-
-type ManualClock = Clock & { advance(ms: number): void };
-
-function manualClock(start: number): ManualClock {
-  let now = start;
-  const timers = new Set<{ due: number; fire: () => void }>();
-  return {
-    now: () => now,
-    sleep(ms, signal) {
-      return new Promise<void>((resolve, reject) => {
-        if (signal?.aborted) return reject(signal.reason);
-        const timer = {
-          due: now + ms,
-          fire: () => {
-            signal?.removeEventListener("abort", onAbort);
-            resolve();
-          },
-        };
-        const onAbort = () => {
-          timers.delete(timer);
-          reject(signal?.reason);
-        };
-        signal?.addEventListener("abort", onAbort, { once: true });
-        timers.add(timer);
-      });
-    },
-    advance(ms) {
-      now += ms;
-      for (const timer of [...timers]) {
-        if (timer.due <= now) {
-          timers.delete(timer);
-          timer.fire();
-        }
-      }
-    },
-  };
-}
 
 interface SeenRequest {
   method: string | undefined;
@@ -247,7 +211,7 @@ let waiters: Array<{ type: TokenEvent["type"]; resolve: (e: TokenEvent) => void 
 const extraServers: TokenServer[] = [];
 
 beforeEach(async () => {
-  clock = manualClock(t0);
+  clock = createManualClock(t0);
   server = await startTokenServer(clock, [appA, appB]);
   pools = createPools();
   events = [];
@@ -347,10 +311,10 @@ describe("token request", () => {
     expect(server.requests[0]?.body.duration_seconds).toBe(900);
     expect(server.requests[0]?.claims.aud).toBe("api.coze.cn");
     // 900 s token, 300 s margin: the refresh starts at 600 s.
-    clock.advance(600 * second - 1);
+    await clock.advance(600 * second - 1);
     await source.getToken();
     expect(tokens.stats().backgroundRefreshes).toBe(0);
-    clock.advance(1);
+    await clock.advance(1);
     await source.getToken();
     expect(tokens.stats().backgroundRefreshes).toBe(1);
     await server.until(2);
@@ -376,10 +340,10 @@ describe("token request", () => {
 
   it("fails a token request that outlives requestTimeoutMs on the injected clock", async () => {
     const release = server.hold();
-    const pending = cache({ requestTimeoutMs: 5_000 }).source(credential()).getToken();
+    const failed = rejection(cache({ requestTimeoutMs: 5_000 }).source(credential()).getToken());
     await server.until(1);
-    clock.advance(5_000);
-    expect((await rejection(pending)).code).toBe("timeout");
+    await clock.advance(5_000);
+    expect((await failed).code).toBe("timeout");
     release();
   });
 });
@@ -408,7 +372,7 @@ describe("steady state", () => {
     const token = await source.getToken();
     // Ends 1 ms before the refresh point (55 min).
     for (const step of [1, minute, 30 * minute, 24 * minute - 2]) {
-      clock.advance(step);
+      await clock.advance(step);
       const all = await Promise.all(Array.from({ length: 25 }, () => source.getToken()));
       expect(new Set(all)).toEqual(new Set([token]));
     }
@@ -426,7 +390,7 @@ describe("steady state", () => {
     expect(source.cachedToken()).toBe(token);
     expect(tokens.stats()).toMatchObject({ cacheHits: 1, backgroundRefreshes: 0 });
     // Past the refresh point: still the cached token at once, and one refresh in the background.
-    clock.advance(hour - 5 * minute);
+    await clock.advance(hour - 5 * minute);
     const refreshed = nextEvent("refreshed");
     expect(source.cachedToken()).toBe(token);
     expect(source.cachedToken()).toBe(token);
@@ -437,7 +401,7 @@ describe("steady state", () => {
     source.invalidate(server.issued[1] as string);
     expect(source.cachedToken()).toBeUndefined();
     const third = await source.getToken();
-    clock.advance(hour);
+    await clock.advance(hour);
     expect(source.cachedToken()).toBeUndefined();
     expect(await source.getToken()).not.toBe(third);
     expect(server.requests).toHaveLength(4);
@@ -449,7 +413,7 @@ describe("refresh ahead of expiry", () => {
     const tokens = cache();
     const source = tokens.source(credential());
     const old = await source.getToken();
-    clock.advance(hour - 5 * minute); // the refresh point: expiry minus the 5 min margin
+    await clock.advance(hour - 5 * minute); // the refresh point: expiry minus the 5 min margin
     const release = server.hold();
     // The refresh response is held back, yet every caller gets the old token right away.
     const during = await Promise.all(Array.from({ length: 200 }, () => source.getToken()));
@@ -469,10 +433,10 @@ describe("refresh ahead of expiry", () => {
     const tokens = cache();
     const source = tokens.source({ ...credential(), refreshMarginMs: 10 * minute });
     await source.getToken();
-    clock.advance(hour - 10 * minute - 1); // just before this credential's refresh point
+    await clock.advance(hour - 10 * minute - 1); // just before this credential's refresh point
     await source.getToken();
     expect(server.requests).toHaveLength(1);
-    clock.advance(1);
+    await clock.advance(1);
     await source.getToken();
     await server.until(2);
     expect(tokens.stats().backgroundRefreshes).toBe(1);
@@ -483,23 +447,23 @@ describe("refresh ahead of expiry", () => {
     const source = tokens.source(credential());
     const old = await source.getToken();
     server.fallback = () => failing;
-    clock.advance(hour - 5 * minute);
+    await clock.advance(hour - 5 * minute);
     let failed = nextEvent("failed");
     expect(await source.getToken()).toBe(old);
     expect(await failed).toMatchObject({ type: "failed", background: true, code: "unavailable" });
     // Within the 1 s backoff the old token is served without another attempt.
-    clock.advance(999);
+    await clock.advance(999);
     expect(await source.getToken()).toBe(old);
     expect(tokens.stats().backgroundRefreshes).toBe(1);
     // After it, one more background attempt.
-    clock.advance(1);
+    await clock.advance(1);
     failed = nextEvent("failed");
     expect(await source.getToken()).toBe(old);
     await failed;
     expect(tokens.stats().backgroundRefreshes).toBe(2);
     expect(server.requests).toHaveLength(3);
     // At expiry the old token is no longer served: the caller waits for a fetch, which fails.
-    clock.advance(5 * minute - 1000);
+    await clock.advance(5 * minute - 1000);
     const err = await rejection(source.getToken());
     expect(err.code).toBe("unavailable");
     expect(server.requests).toHaveLength(4);
@@ -513,10 +477,10 @@ describe("expiry and clock skew", () => {
   // getToken call itself; the server only sees the request a little later.)
   async function expectRefreshAt(tokens: TokenCache, atMs: number) {
     const source = tokens.source(credential());
-    clock.advance(atMs - 1 - (clock.now() - t0));
+    await clock.advance(atMs - 1 - (clock.now() - t0));
     await source.getToken();
     expect(tokens.stats().backgroundRefreshes).toBe(0);
-    clock.advance(1);
+    await clock.advance(1);
     await source.getToken();
     expect(tokens.stats().backgroundRefreshes).toBe(1);
     await server.until(2);
@@ -552,16 +516,16 @@ describe("expiry and clock skew", () => {
     const source = cache({ requestTimeoutMs: hour }).source(credential());
     const old = await source.getToken();
     const release = server.hold();
-    clock.advance(55 * minute - 1);
+    await clock.advance(55 * minute - 1);
     expect(await source.getToken()).toBe(old);
     expect(server.requests).toHaveLength(1);
-    clock.advance(1);
+    await clock.advance(1);
     expect(await source.getToken()).toBe(old);
     await server.until(2); // the background refresh, held back
-    clock.advance(5 * minute - 1);
+    await clock.advance(5 * minute - 1);
     expect(await source.getToken()).toBe(old);
     // Local expiry is t0 + 60 min, not t0 + 70 min: the caller now waits for the refresh.
-    clock.advance(1);
+    await clock.advance(1);
     const pending = source.getToken();
     release();
     expect(await pending).toBe(server.issued[1]);
@@ -592,7 +556,7 @@ describe("expiry and clock skew", () => {
     const tokens = cache({ backoff: { initialMs: 1 } });
     const source = tokens.source(credential());
     expect((await rejection(source.getToken())).code).toBe("protocol");
-    clock.advance(1);
+    await clock.advance(1);
     expect((await rejection(source.getToken())).code).toBe("protocol");
     expect(tokens.stats().tokenFailures).toBe(2);
   });
@@ -635,7 +599,7 @@ describe("invalidate", () => {
     const source = cache().source(credential());
     const old = await source.getToken();
     const release = server.hold();
-    clock.advance(hour - 5 * minute);
+    await clock.advance(hour - 5 * minute);
     expect(await source.getToken()).toBe(old); // starts the background refresh
     await server.until(2);
     source.invalidate(old);
@@ -673,21 +637,21 @@ describe("failing token endpoint", () => {
       return new Set(results.map((r) => (r.status === "rejected" ? r.reason : r.value)));
     };
     expect(await flood()).toEqual(new Set([first])); // same error, no request
-    clock.advance(999);
+    await clock.advance(999);
     expect(await flood()).toEqual(new Set([first]));
     expect(server.requests).toHaveLength(1);
 
-    clock.advance(1); // 1 s backoff over: one request for the whole flood
+    await clock.advance(1); // 1 s backoff over: one request for the whole flood
     const second = [...(await flood())][0] as CozeError;
     expect(second).not.toBe(first);
     expect(server.requests).toHaveLength(2);
 
-    clock.advance(1_999); // the second backoff is 2 s
+    await clock.advance(1_999); // the second backoff is 2 s
     expect(await flood()).toEqual(new Set([second]));
     expect(server.requests).toHaveLength(2);
 
     server.fallback = undefined;
-    clock.advance(1);
+    await clock.advance(1);
     const token = await source.getToken();
     expect(token).toBe(server.issued[0]);
     expect(server.requests).toHaveLength(3);
@@ -696,7 +660,7 @@ describe("failing token endpoint", () => {
     server.fallback = () => failing;
     source.invalidate(token);
     await rejection(source.getToken());
-    clock.advance(1_000);
+    await clock.advance(1_000);
     await rejection(source.getToken());
     expect(server.requests).toHaveLength(5);
     expect(tokens.stats()).toMatchObject({ tokenRequests: 5, tokenFailures: 4 });
@@ -711,7 +675,7 @@ describe("failing token endpoint", () => {
       await rejection(source.getToken());
       const event = await failed;
       if (event.type === "failed") delays.push(event.retryInMs);
-      clock.advance(delays.at(-1) ?? 0);
+      await clock.advance(delays.at(-1) ?? 0);
     }
     expect(delays).toEqual([1_000, 2_000, 3_000, 3_000]);
   });
@@ -726,10 +690,10 @@ describe("failing token endpoint", () => {
     const err = await rejection(source.getToken());
     expect(err.code).toBe("rate_limited");
     expect(err.retryAfterMs).toBe(10_000);
-    clock.advance(9_999);
+    await clock.advance(9_999);
     expect(await rejection(source.getToken())).toBe(err);
     expect(server.requests).toHaveLength(1);
-    clock.advance(1);
+    await clock.advance(1);
     expect(await source.getToken()).toBe(server.issued[0]);
     expect(server.requests).toHaveLength(2);
   });
@@ -740,7 +704,7 @@ describe("failing token endpoint", () => {
     const failed = nextEvent("failed");
     expect((await rejection(source.getToken())).retryAfterMs).toBe(86_400_000);
     expect(await failed).toMatchObject({ retryInMs: 5 * minute });
-    clock.advance(5 * minute);
+    await clock.advance(5 * minute);
     expect(await source.getToken()).toBe(server.issued[0]);
   });
 });
@@ -873,7 +837,7 @@ describe("stats and events", () => {
     const first = await source.getToken(); // sign + request
     await source.getToken(); // hit
     await source.getToken(); // hit
-    clock.advance(hour - 5 * minute);
+    await clock.advance(hour - 5 * minute);
     const refreshed = nextEvent("refreshed");
     await source.getToken(); // hit + background refresh (sign + request)
     await refreshed;
@@ -895,7 +859,7 @@ describe("stats and events", () => {
   it("never passes a token, JWT, key or upstream text to onEvent", async () => {
     const source = cache().source(credential());
     const first = await source.getToken();
-    clock.advance(hour - 5 * minute);
+    await clock.advance(hour - 5 * minute);
     const refreshed = nextEvent("refreshed");
     await source.getToken();
     await refreshed;

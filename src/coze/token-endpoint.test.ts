@@ -2,7 +2,7 @@ import { EventEmitter, once } from "node:events";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import type { Clock } from "./clock.js";
+import { createManualClock, type ManualClock } from "../../test/support/manual-clock.js";
 import { CozeError } from "./errors.js";
 import { createPools, type Pools } from "./pools.js";
 import {
@@ -27,43 +27,6 @@ interface Reply {
   hold?: Promise<void>;
 }
 
-// A clock whose time moves only when the test says so; sleeps resolve as time passes them.
-function manualClock(start: number) {
-  let now = start;
-  const timers = new Set<{ due: number; fire: () => void }>();
-  const clock: Clock & { advance(ms: number): void } = {
-    now: () => now,
-    sleep(ms, signal) {
-      return new Promise<void>((resolve, reject) => {
-        if (signal?.aborted) return reject(signal.reason);
-        const timer = {
-          due: now + ms,
-          fire: () => {
-            signal?.removeEventListener("abort", onAbort);
-            resolve();
-          },
-        };
-        const onAbort = () => {
-          timers.delete(timer);
-          reject(signal?.reason);
-        };
-        signal?.addEventListener("abort", onAbort, { once: true });
-        timers.add(timer);
-      });
-    },
-    advance(ms) {
-      now += ms;
-      for (const timer of [...timers]) {
-        if (timer.due <= now) {
-          timers.delete(timer);
-          timer.fire();
-        }
-      }
-    },
-  };
-  return clock;
-}
-
 const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxIn0.c2lnbmF0dXJlLW5vdC1jaGVja2VkLWhlcmU";
 const start = Date.parse("2026-03-01T10:00:00Z");
 
@@ -72,7 +35,7 @@ let baseUrl: string;
 let pools: Pools;
 let seen: Seen[];
 let reply: (seen: Seen) => Reply;
-let clock: ReturnType<typeof manualClock>;
+let clock: ManualClock;
 const arrivals = new EventEmitter();
 
 beforeEach(async () => {
@@ -99,7 +62,7 @@ beforeEach(async () => {
   await once(server, "listening");
   baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   pools = createPools();
-  clock = manualClock(start);
+  clock = createManualClock(start);
 });
 
 afterEach(async () => {
@@ -283,12 +246,11 @@ describe("requestAccessToken", () => {
 
   it("times out on the injected clock when the server does not answer", async () => {
     reply = () => ({ hold: new Promise<void>(() => {}) });
-    const pending = call({ timeoutMs: 5_000 });
+    const failed = failure(call({ timeoutMs: 5_000 }));
     await requestsSeen(1);
-    clock.advance(4_999);
-    clock.advance(1);
-    const err = await failure(pending);
-    expect(err.code).toBe("timeout");
+    await clock.advance(4_999);
+    await clock.advance(1);
+    expect((await failed).code).toBe("timeout");
   });
 
   it("is canceled by its signal", async () => {

@@ -2,8 +2,9 @@ import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { LogFn } from "../observability/index.js";
 import type { NodeRequest, NodeResponse } from "../server/http-response.js";
-import type { LogFn, PublicHttpHandler } from "../server/index.js";
+import type { PublicHttpHandler } from "../server/index.js";
 
 /** Options of {@link createPlaygroundHandler}. */
 export interface PlaygroundOptions {

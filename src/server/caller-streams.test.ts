@@ -1,12 +1,6 @@
 import { Code, ConnectError, createClient, type HandlerContext } from "@connectrpc/connect";
 import { Agent, request } from "undici";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
-import { inProcessTenant } from "../service/tenant.js";
-import type { Caller } from "./caller.js";
-import { createCallerStreamLimit, tooManyStreamsMessage } from "./caller-streams.js";
-import type { NodeRequest, NodeResponse } from "./http-response.js";
-import { beginRequest } from "./request-context.js";
 import {
   createTestTransport,
   startTestServer,
@@ -17,7 +11,13 @@ import {
   testKey,
   testLimits,
   withKey,
-} from "./testing.js";
+} from "../../test/support/test-server.js";
+import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
+import { inProcessTenant } from "../service/tenant.js";
+import type { Caller } from "./caller.js";
+import { createCallerStreamLimit, tooManyStreamsMessage } from "./caller-streams.js";
+import type { NodeRequest, NodeResponse } from "./http-response.js";
+import { beginRequest } from "./request-context.js";
 
 // Issue 13, "Connections": one connection opened 2,000 upstream chats. Each key now has a cap of
 // requests in flight, and a request's slot comes back however it ends.

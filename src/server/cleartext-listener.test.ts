@@ -3,12 +3,12 @@ import { get } from "node:http";
 import { connect as connectHttp2 } from "node:http2";
 import { type AddressInfo, connect, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
+import { startTestServer, type TestServer } from "../../test/support/test-server.js";
 import {
   type CleartextProtocol,
   createCleartextListener,
   HTTP2_PREFACE,
 } from "./cleartext-listener.js";
-import { startTestServer, type TestServer } from "./testing.js";
 
 /** Collects what a handed-over socket delivers until `length` bytes have arrived. */
 const read = (socket: Socket, length: number) =>

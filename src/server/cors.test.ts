@@ -1,6 +1,12 @@
 import { cors } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { rawRequest, startTestServer, type TestServer, testDoor, testKey } from "./testing.js";
+import { rawRequest } from "../../test/support/raw-http.js";
+import {
+  startTestServer,
+  type TestServer,
+  testDoor,
+  testKey,
+} from "../../test/support/test-server.js";
 
 const app = "https://app.example.com";
 const listModels = "/cozegateway.v1.ModelService/ListModels";

@@ -2,13 +2,6 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type HandlerContext } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  ChatService,
-  type ChatStreamRequest,
-  type ChatStreamResponseSchema,
-} from "../gen/cozegateway/v1/chat_pb.js";
-import { ListModelsResponseSchema, ModelService } from "../gen/cozegateway/v1/model_pb.js";
-import { callerOf } from "../service/caller.js";
-import {
   createTestTransport,
   startTestServer,
   stubRoutes,
@@ -18,7 +11,14 @@ import {
   testKey,
   testProtocols,
   withKey,
-} from "./testing.js";
+} from "../../test/support/test-server.js";
+import {
+  ChatService,
+  type ChatStreamRequest,
+  type ChatStreamResponseSchema,
+} from "../gen/cozegateway/v1/chat_pb.js";
+import { ListModelsResponseSchema, ModelService } from "../gen/cozegateway/v1/model_pb.js";
+import { callerOf } from "../service/caller.js";
 
 /** Text a crashing stub puts into its error; it must never reach a client or a log line. */
 const secret = "upstream said: token pat_SECRET_abc123";

@@ -3,6 +3,12 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import {
+  type GatewayMetrics,
+  type LogFn,
+  type RequestLogFn,
+  requestLogVia,
+} from "../observability/index.js";
 import { type Caller, callerKey } from "./caller.js";
 import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
 import {
@@ -21,14 +27,10 @@ import {
   createDrainInterceptor,
   createErrorInterceptor,
   createStreamCutoffInterceptor,
-  type LogFn,
-  type RequestLogFn,
-  requestLogVia,
   shuttingDownMessage,
   withInterceptors,
 } from "./interceptors.js";
 import { createGatewayListener, displayHost, errorName, listenOn } from "./listeners.js";
-import type { GatewayMetrics } from "./metrics.js";
 import { createObserveInterceptor, observeRequests, routeLabel } from "./observe.js";
 import { requestContextKey, requestOf } from "./request-context.js";
 import { createDoorRoutes, createRequestHandler } from "./request-handler.js";

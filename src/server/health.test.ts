@@ -1,16 +1,16 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
 import {
-  Health,
-  HealthCheckResponse_ServingStatus as Status,
-} from "../gen/grpc/health/v1/health_pb.js";
-import type { GatewayServerOptions } from "./gateway-server.js";
-import {
   createTestTransport,
   startTestServer,
   type TestServer,
   type TestTransport,
-} from "./testing.js";
+} from "../../test/support/test-server.js";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as Status,
+} from "../gen/grpc/health/v1/health_pb.js";
+import type { GatewayServerOptions } from "./gateway-server.js";
 
 let ts: TestServer | undefined;
 let client: TestTransport | undefined;

@@ -2,18 +2,18 @@ import { Agent, request } from "node:http";
 import { connect as connectHttp2 } from "node:http2";
 import { connect } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { inProcessTenant } from "../service/tenant.js";
-import type { Caller } from "./caller.js";
-import { publicDoor } from "./doors.js";
-import type { GatewayServerOptions } from "./gateway-server.js";
+import { rawRequest } from "../../test/support/raw-http.js";
 import {
-  rawRequest,
   startTestServer,
   type TestServer,
   testCaller,
   testDoor,
   testKey,
-} from "./testing.js";
+} from "../../test/support/test-server.js";
+import { inProcessTenant } from "../service/tenant.js";
+import type { Caller } from "./caller.js";
+import { publicDoor } from "./doors.js";
+import type { GatewayServerOptions } from "./gateway-server.js";
 
 let ts: TestServer | undefined;
 afterEach(async () => {

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { createTestCertificate } from "../../test/support/certificates.js";
 import {
   h2cRequestBytes,
   h2StatusOfStream1,
@@ -6,16 +7,15 @@ import {
   rawConnect,
   within,
 } from "../../test/support/raw-http.js";
-import type { ConnectionLimits } from "./connection-limits.js";
-import type { GatewayServerOptions } from "./gateway-server.js";
 import {
-  createSelfSignedCertificate,
   startTestServer,
   type TestServer,
   testDoor,
   testKey,
   testLimits,
-} from "./testing.js";
+} from "../../test/support/test-server.js";
+import type { ConnectionLimits } from "./connection-limits.js";
+import type { GatewayServerOptions } from "./gateway-server.js";
 
 // Issue 13, "Connections", over raw sockets: what a client that means harm sends over HTTP/1.1
 // (and one thing over HTTP/2). Every wait is bounded.
@@ -77,9 +77,8 @@ describe("HTTP/1.1 deadlines", () => {
     expect(text(c)).toMatch(/^HTTP\/1\.1 408 /);
   });
 
-  it("applies the same deadlines to HTTP/1.1 over TLS", async (ctx) => {
-    const certificate = createSelfSignedCertificate();
-    if (certificate === undefined) return ctx.skip(); // no openssl here
+  it("applies the same deadlines to HTTP/1.1 over TLS", async () => {
+    const certificate = createTestCertificate();
     const server = await start({ tls: certificate });
     const c = await connectTo(server.port, certificate.cert);
     c.socket.write("GET /healthz HTTP/1.1\r\nHost: gw\r\nX-Slow: ");

@@ -13,7 +13,6 @@ export {
   type GatewayServerOptions,
   startGatewayServer,
 } from "./gateway-server.js";
-export type { LogFn, RequestLine, RequestLogFn } from "./interceptors.js";
 export {
   type MetricsListener,
   requireMetricsKey,

@@ -10,17 +10,17 @@ import {
   type StreamRequest,
 } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
+import { testCaller, testKey, withKey } from "../../test/support/test-server.js";
 import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
 import { ListModelsResponseSchema, ModelService } from "../gen/cozegateway/v1/model_pb.js";
+import type { LogFn } from "../observability/index.js";
 import { callerKey } from "./caller.js";
 import {
   createAuthInterceptor,
   createDrainInterceptor,
   createErrorInterceptor,
   createStreamCutoffInterceptor,
-  type LogFn,
 } from "./interceptors.js";
-import { testCaller, testKey, withKey } from "./testing.js";
 
 const silent: LogFn = () => {};
 

@@ -1,13 +1,13 @@
 import { hash } from "node:crypto";
 import { afterEach, describe, expect, it } from "vitest";
-import { rawConnect, within } from "../../test/support/raw-http.js";
+import { rawConnect, rawRequest, within } from "../../test/support/raw-http.js";
+import { testLimits } from "../../test/support/test-server.js";
 import type { NodeRequest, NodeResponse } from "./http-response.js";
 import {
   type MetricsListener,
   requireMetricsKey,
   startMetricsListener,
 } from "./metrics-listener.js";
-import { rawRequest, testLimits } from "./testing.js";
 
 // Issue 13: /metrics on an address of its own, or behind a key.
 const metricsKey = "metrics-key-0123456789abcdef";

@@ -1,10 +1,11 @@
 import { hash, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
+import type { LogFn } from "../observability/index.js";
 import { parseBearerToken } from "./bearer.js";
 import { type ConnectionLimits, deadlineCheckIntervalMs } from "./connection-limits.js";
 import { type PublicHttpHandler, writeServerError } from "./doors.js";
 import { requestPath } from "./http-response.js";
-import { type LogFn, unauthenticatedMessage } from "./interceptors.js";
+import { unauthenticatedMessage } from "./interceptors.js";
 import { displayHost, errorName, listenOn } from "./listeners.js";
 
 /** The path Prometheus scrapes. */

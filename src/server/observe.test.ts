@@ -1,19 +1,19 @@
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { noteLogId } from "../coze/http.js";
-import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
-import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
-import { createMetrics } from "./metrics.js";
-import { requestOf } from "./request-context.js";
+import { rawRequest } from "../../test/support/raw-http.js";
 import {
   createTestTransport,
-  rawRequest,
   startTestServer,
   type TestServer,
   testDoor,
   testKey,
   withKey,
-} from "./testing.js";
+} from "../../test/support/test-server.js";
+import { noteLogId } from "../coze/http.js";
+import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
+import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
+import { createMetrics } from "../observability/metrics.js";
+import { requestOf } from "./request-context.js";
 
 let ts: TestServer | undefined;
 afterEach(async () => {

@@ -1,8 +1,7 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { GatewayMetrics, RequestLogFn } from "../observability/index.js";
 import { type Door, doorFor } from "./doors.js";
 import { type NodeRequest, type NodeResponse, requestPath } from "./http-response.js";
-import type { RequestLogFn } from "./interceptors.js";
-import type { GatewayMetrics } from "./metrics.js";
 import { beginRequest, type RequestContext, requestContextKey } from "./request-context.js";
 
 /** Where request outcomes go. */

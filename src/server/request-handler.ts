@@ -1,4 +1,5 @@
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { LogFn } from "../observability/index.js";
 import { parseBearerToken } from "./bearer.js";
 import type { Caller } from "./caller.js";
 import {
@@ -10,7 +11,7 @@ import type { CorsPolicy } from "./cors.js";
 import { type Door, doorFor, errorWriterOf, writeServerError } from "./doors.js";
 import type { HealthService } from "./health.js";
 import { type NodeRequest, type NodeResponse, requestPath, sendJson } from "./http-response.js";
-import { type LogFn, shuttingDownMessage, unauthenticatedMessage } from "./interceptors.js";
+import { shuttingDownMessage, unauthenticatedMessage } from "./interceptors.js";
 import { requestOf } from "./request-context.js";
 
 /** Options of {@link createDoorRoutes}. */

@@ -4,13 +4,6 @@ import { connect } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterEach, describe, expect, it } from "vitest";
-import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
-import { ListModelsResponseSchema, ModelService } from "../gen/cozegateway/v1/model_pb.js";
-import {
-  Health,
-  HealthCheckResponse_ServingStatus as Status,
-} from "../gen/grpc/health/v1/health_pb.js";
-import type { GatewayServerOptions } from "./gateway-server.js";
 import {
   createTestTransport,
   startTestServer,
@@ -20,7 +13,14 @@ import {
   type TestTransport,
   testDoor,
   withKey,
-} from "./testing.js";
+} from "../../test/support/test-server.js";
+import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
+import { ListModelsResponseSchema, ModelService } from "../gen/cozegateway/v1/model_pb.js";
+import {
+  Health,
+  HealthCheckResponse_ServingStatus as Status,
+} from "../gen/grpc/health/v1/health_pb.js";
+import type { GatewayServerOptions } from "./gateway-server.js";
 
 interface Deferred<T = void> {
   promise: Promise<T>;

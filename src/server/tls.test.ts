@@ -1,27 +1,24 @@
 import { connect as connectTls } from "node:tls";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
-import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
+import { createTestCertificate } from "../../test/support/certificates.js";
 import {
-  createSelfSignedCertificate,
   createTestTransport,
   startTestServer,
   stubRoutes,
   type TestServer,
   type TestTransport,
   withKey,
-} from "./testing.js";
+} from "../../test/support/test-server.js";
+import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
+import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
 
-const certificate = createSelfSignedCertificate();
-if (!certificate) {
-  console.warn("tls.test.ts: skipped, the openssl CLI is not installed");
-}
+const certificate = createTestCertificate();
 
-describe.skipIf(!certificate)("TLS with ALPN", () => {
+describe("TLS with ALPN", () => {
   let ts: TestServer;
   const clients: TestTransport[] = [];
-  const ca = certificate?.cert ?? "";
+  const ca = certificate.cert;
 
   beforeAll(async () => {
     ts = await startTestServer({ tls: certificate });
@@ -70,9 +67,9 @@ describe.skipIf(!certificate)("TLS with ALPN", () => {
   });
 });
 
-describe.skipIf(!certificate)("TLS shutdown", () => {
+describe("TLS shutdown", () => {
   it("ends a TLS stream with Unavailable and closes idle TLS connections promptly", async () => {
-    const ca = certificate?.cert ?? "";
+    const ca = certificate.cert;
     const { server } = await startTestServer({
       tls: certificate,
       shutdownGraceMs: 10_000,

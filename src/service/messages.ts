@@ -14,8 +14,8 @@ export const maxMessages = 100;
 
 /**
  * Most inline files (`InlineData`, REST `data:` URLs) one request may carry: each is one upload
- * to Coze before the turn (issue #13: one 100 KB body made 2,000 uploads). Files beyond it go by
- * URL or Coze file id.
+ * to Coze before the turn, so without a cap one small body could fan out into thousands of uploads
+ * (issue #13). Files beyond it go by URL or Coze file id.
  */
 export const maxInlineFiles = 10;
 

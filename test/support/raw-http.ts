@@ -1,9 +1,11 @@
+import { type IncomingHttpHeaders, request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
 
 /**
- * Raw sockets for the abuse tests: what well-behaved clients never send (a body dripped a byte
- * at a time, headers that never end, the same header twice). Every wait is bounded.
+ * HTTP below the clients: raw sockets for the abuse tests, what well-behaved clients never send
+ * (a body dripped a byte at a time, headers that never end, the same header twice; every wait is
+ * bounded), and plain `node:http` requests that send browser-only headers as given.
  */
 
 /**
@@ -157,4 +159,41 @@ export function h2StatusOfStream1(bytes: Buffer): number | "other" | undefined {
     at += 9 + length;
   }
   return undefined;
+}
+
+/** A plain HTTP/1.1 response, body as text. */
+export interface RawResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * Sends one HTTP/1.1 request on a fresh connection (`Connection: close`) with `node:http`, so
+ * that browser-only headers such as `Origin` go out as given.
+ */
+export function rawRequest(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: init.method ?? "GET", headers: init.headers, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (chunk: Buffer) => chunks.push(chunk));
+        res.on("error", reject);
+        res.on("end", () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString("utf8"),
+          }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end(init.body);
+  });
 }

@@ -1,9 +1,5 @@
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { Agent as HttpAgent, type IncomingHttpHeaders, request } from "node:http";
+import { Agent as HttpAgent } from "node:http";
 import { Agent as HttpsAgent } from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext, Transport } from "@connectrpc/connect";
 import {
@@ -16,27 +12,27 @@ import {
   ChatService,
   type ChatStreamRequest,
   type ChatStreamResponseSchema,
-} from "../gen/cozegateway/v1/chat_pb.js";
+} from "../../src/gen/cozegateway/v1/chat_pb.js";
 import {
   type ListModelsResponse,
   ListModelsResponseSchema,
   ModelKind,
   ModelService,
-} from "../gen/cozegateway/v1/model_pb.js";
-import { inProcessTenant } from "../service/tenant.js";
-import { type Caller, callerKey } from "./caller.js";
-import type { ConnectionLimits } from "./connection-limits.js";
-import type { Door } from "./doors.js";
+} from "../../src/gen/cozegateway/v1/model_pb.js";
+import { type Caller, callerKey } from "../../src/server/caller.js";
+import type { ConnectionLimits } from "../../src/server/connection-limits.js";
+import type { Door } from "../../src/server/doors.js";
 import {
   type GatewayServer,
   type GatewayServerOptions,
   startGatewayServer,
-} from "./gateway-server.js";
-import type { NodeRequest, NodeResponse } from "./http-response.js";
+} from "../../src/server/gateway-server.js";
+import type { NodeRequest, NodeResponse } from "../../src/server/http-response.js";
+import { inProcessTenant } from "../../src/service/tenant.js";
 
 /**
- * Test support for the server: stub services, a server on 127.0.0.1:0, real client transports
- * and a throwaway TLS certificate. Not re-exported from `index.ts`.
+ * Test support for the server: stub services, a server on 127.0.0.1:0 and real client
+ * transports.
  */
 
 /** The API key the test server accepts. A made-up value, never a real credential. */
@@ -219,81 +215,4 @@ export function createTestTransport(
 /** Call options that present `key` (default {@link testKey}) as a bearer token. */
 export function withKey(key: string = testKey): { headers: Record<string, string> } {
   return { headers: { authorization: `Bearer ${key}` } };
-}
-
-/**
- * Creates a self-signed certificate for `localhost` and 127.0.0.1, valid one day, with the
- * `openssl` CLI in a temporary directory that is removed again. Returns `undefined` when
- * `openssl` is not installed.
- */
-export function createSelfSignedCertificate(): { cert: string; key: string } | undefined {
-  const dir = mkdtempSync(join(tmpdir(), "coze-gateway-tls-"));
-  try {
-    const keyPath = join(dir, "key.pem");
-    const certPath = join(dir, "cert.pem");
-    execFileSync(
-      "openssl",
-      [
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-subj",
-        "/CN=localhost",
-        "-days",
-        "1",
-        "-addext",
-        "subjectAltName=DNS:localhost,IP:127.0.0.1",
-        "-keyout",
-        keyPath,
-        "-out",
-        certPath,
-      ],
-      { stdio: "ignore" },
-    );
-    return { cert: readFileSync(certPath, "utf8"), key: readFileSync(keyPath, "utf8") };
-  } catch (e) {
-    if (e instanceof Error && "code" in e && e.code === "ENOENT") return undefined;
-    throw e;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-/** A plain HTTP/1.1 response, body as text. */
-export interface RawResponse {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: string;
-}
-
-/**
- * Sends one HTTP/1.1 request on a fresh connection (`Connection: close`) with `node:http`, so
- * that browser-only headers such as `Origin` go out as given.
- */
-export function rawRequest(
-  url: string,
-  init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
-): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      { method: init.method ?? "GET", headers: init.headers, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (chunk: Buffer) => chunks.push(chunk));
-        res.on("error", reject);
-        res.on("end", () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString("utf8"),
-          }),
-        );
-      },
-    );
-    req.on("error", reject);
-    req.end(init.body);
-  });
 }

@@ -16,10 +16,10 @@ export interface LineBatcherOptions {
 /**
  * Gathers log lines into batches before they reach the sink: one `write` per batch instead of one
  * per line, in order. In front of sonic-boom because its `write` measures the UTF-8 length of its
- * whole pending buffer on every call, flattening it: quadratic in the lines of a batch (issue #6
- * profile: 8 KiB allocated per request at a 15 KiB batch). A batch is written when it is full or
- * `maxDelayMs` after its first line, whichever is first, and at once by {@link flushSync}. Its
- * timer does not keep the process alive.
+ * whole pending buffer on every call, flattening it: quadratic in the lines of a batch, and paid in
+ * allocation by every request (issue #6). A batch is written when it is full or `maxDelayMs`
+ * after its first line, whichever is first, and at once by {@link flushSync}. Its timer does not
+ * keep the process alive.
  */
 export class LineBatcher {
   readonly #sink: LineSink;

@@ -5,8 +5,8 @@ import type { Metric, Registry } from "prom-client";
  * label set and handed to prom-client's registry as metric objects read at scrape time. The
  * exposition (names, `# TYPE`, label order with `le` first, `+Inf`) is prom-client's own; only
  * the hot path differs: prom-client validates and hashes the label object on every `inc` and
- * `observe`, even on a bound child (issue #6: a few µs per request). Label values must come from
- * bounded vocabularies; a label set is created on first use and kept.
+ * `observe`, even on a bound child, work that every request paid for (issue #6). Label values
+ * must come from bounded vocabularies; a label set is created on first use and kept.
  */
 export interface HotCounter {
   /** The counter of one label set, values in `labelNames` order. */

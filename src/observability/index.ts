@@ -1,0 +1,9 @@
+export type { LogFn, LogLevel } from "./logger.js";
+export type { GatewayMetrics } from "./metrics.js";
+export type { MetricsRoute } from "./metrics-route.js";
+export {
+  createObservability,
+  type Observability,
+  type ObservabilityOptions,
+} from "./observability.js";
+export { type RequestLine, type RequestLogFn, requestLogVia } from "./request-log.js";

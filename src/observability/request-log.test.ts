@@ -1,0 +1,71 @@
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { captureLog } from "../../test/support/log-capture.js";
+import { createLogger } from "./logger.js";
+import { createRequestLog, type RequestLine, requestLogVia } from "./request-log.js";
+
+describe("the request line", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  const base: RequestLine = {
+    requestId: "4d671084-3676-4c75-ae84-f3ad39b510d4",
+    method: "POST /v1/chat/completions",
+    code: "200",
+    durationMs: 12,
+    caller: "bench",
+    cozeLogIds: ["202611242114260888E1F0C402D7BC6821"],
+    aborted: false,
+  };
+  const cases: [string, "info" | "warn", RequestLine][] = [
+    ["a REST answer", "info", base],
+    [
+      "a gRPC failure",
+      "warn",
+      { ...base, method: "cozegateway.v1.ChatService/Chat", code: "unavailable" },
+    ],
+    [
+      "no id, caller or log ids",
+      "info",
+      { ...base, requestId: undefined, caller: undefined, cozeLogIds: undefined },
+    ],
+    ["an aborted request", "info", { ...base, code: "499", aborted: true }],
+    ["several log ids", "info", { ...base, cozeLogIds: ["a", 'b"c', "d"] }],
+    [
+      "strings that need escaping",
+      "info",
+      { ...base, caller: 'key "ops"\\ \u0001\n é 🙂', requestId: "x".repeat(64) },
+    ],
+    // Under 42 characters without control characters pino escapes by its own loop.
+    ["a short string with a quote and a backslash", "info", { ...base, caller: 'o"p\\s' }],
+    ["a long duration", "info", { ...base, durationMs: 123_456_789 }],
+  ];
+
+  it.each(cases)("is byte for byte the line pino writes: %s", async (_, level, line) => {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Date.parse("2026-11-24T21:01:35.638Z"));
+    const fast = captureLog();
+    createRequestLog(createLogger({ destination: fast.out }))(level, line);
+    const viaPino = captureLog();
+    requestLogVia(createLogger({ destination: viaPino.out }).log)(level, line);
+    await new Promise((r) => setImmediate(r));
+    expect(fast.text()).not.toBe("");
+    expect(fast.text()).toBe(viaPino.text());
+    const parsed = JSON.parse(fast.text());
+    expect(parsed.time).toBe("2026-11-24T21:01:35.638Z");
+    expect(parsed.caller).toBe(line.caller);
+  });
+
+  it("follows the log level and keeps its place among other lines", async () => {
+    const warnOnly = captureLog();
+    createRequestLog(createLogger({ destination: warnOnly.out, level: "warn" }))("info", base);
+    const log = captureLog();
+    const logger = createLogger({ destination: log.out });
+    logger.log("info", "before");
+    createRequestLog(logger)("info", base);
+    logger.log("info", "after");
+    await new Promise((r) => setImmediate(r));
+    expect(warnOnly.text()).toBe("");
+    expect(log.lines().map((l) => l.msg)).toEqual(["before", "request", "after"]);
+  });
+});
