@@ -1,4 +1,5 @@
 import { ConnectError } from "@connectrpc/connect";
+import type { LogFn } from "../observability/index.js";
 import {
   type Caller,
   type CoreContext,
@@ -16,12 +17,8 @@ import type { ChatCompletionRequest } from "./parse-request.js";
 import { sendJsonText, sendOpenAiError } from "./respond.js";
 import { createSseStream, type SseStream } from "./sse-stream.js";
 
-/** The shim's log function: one structured line per call, never a key or a body. */
-export type LogFn = (
-  level: "info" | "warn" | "error",
-  msg: string,
-  fields?: Record<string, unknown>,
-) => void;
+/** The door's log function: one structured line per call, never a key or a body. */
+export type { LogFn };
 
 /** One REST turn being answered (a chat completion or a response). */
 export interface Turn {
