@@ -52,24 +52,29 @@ export function openChatTurn(options: OpenChatTurnOptions): Promise<ChatTurn> {
   if (caller === undefined) {
     return opening.then((stream) => createChatTurn(step, stream, state, abandon));
   }
-  const cut = () => upstream.abort(caller.reason);
-  const end = () => {
-    caller.removeEventListener("abort", cut);
-    abandon();
-  };
   return new Promise<ChatTurn>((resolve, reject) => {
+    // One listener for the turn's life: before the stream opened it gives up on the caller's
+    // behalf and reads on to learn the chat; after, it cuts the request.
+    let opened = false;
     let gone = false;
     const onAbort = () => {
+      if (opened) {
+        upstream.abort(caller.reason);
+        return;
+      }
       gone = true;
       reject(fromTransportError(step, caller.reason, caller));
       readOn(opening, options, upstream);
     };
     caller.addEventListener("abort", onAbort, { once: true });
+    const end = () => {
+      caller.removeEventListener("abort", onAbort);
+      abandon();
+    };
     opening.then(
       (stream) => {
         if (gone) return;
-        caller.removeEventListener("abort", onAbort);
-        caller.addEventListener("abort", cut, { once: true });
+        opened = true;
         resolve(createChatTurn(step, stream, state, end));
       },
       (err: unknown) => {

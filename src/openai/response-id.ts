@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { TurnIds } from "./answer-format.js";
+import { decodeIdPayload, encodeIdPayload } from "./id-payload.js";
 
 /**
  * What a response id of the Responses door stands for: the Coze conversation and chat of a bot or
@@ -13,8 +14,6 @@ export type ItemKind = "msg" | "rs" | "fc";
 
 const prefix = "resp_";
 const itemPrefixes: readonly string[] = ["msg_", "rs_", "fc_"];
-const base64url = /^[A-Za-z0-9_-]+$/;
-const maxLength = 1024;
 
 /**
  * A response id: `resp_` + base64url of the JSON text `[conversationId, chatId, nonce]`. The
@@ -24,8 +23,7 @@ const maxLength = 1024;
  * tool call and the answer after its outputs).
  */
 export function encodeResponseId(ref: ResponseRef, nonce: string = newNonce()): string {
-  const json = JSON.stringify([ref.conversationId, ref.chatId, nonce]);
-  return prefix + Buffer.from(json, "utf8").toString("base64url");
+  return prefix + encodeIdPayload([ref.conversationId, ref.chatId, nonce]);
 }
 
 /**
@@ -57,18 +55,10 @@ export function decodeItemId(id: string): ResponseRef | undefined {
 }
 
 function decodePayload(payload: string): ResponseRef | undefined {
-  if (payload.length > maxLength || !base64url.test(payload)) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
-  } catch {
-    return undefined;
-  }
-  if (!Array.isArray(value) || value.length !== 3) return undefined;
-  const [conversationId, chatId, nonce] = value as unknown[];
-  if (typeof conversationId !== "string" || typeof chatId !== "string") return undefined;
-  if (typeof nonce !== "string" || nonce === "") return undefined;
-  if ((conversationId === "") !== (chatId === "")) return undefined;
+  const value = decodeIdPayload(payload);
+  if (value === undefined) return undefined;
+  const [conversationId, chatId, nonce] = value;
+  if (nonce === "" || (conversationId === "") !== (chatId === "")) return undefined;
   return { conversationId, chatId };
 }
 

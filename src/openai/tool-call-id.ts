@@ -1,3 +1,5 @@
+import { decodeIdPayload, encodeIdPayload } from "./id-payload.js";
+
 /** What an OpenAI tool call id returned by the shim stands for. */
 export interface ToolCallRef {
   conversationId: string;
@@ -15,11 +17,8 @@ const prefix = "call_";
  * reference and no server state is needed.
  */
 export function encodeToolCallId(ref: ToolCallRef): string {
-  const json = JSON.stringify([ref.conversationId, ref.chatId, ref.toolCallId]);
-  return prefix + Buffer.from(json, "utf8").toString("base64url");
+  return prefix + encodeIdPayload([ref.conversationId, ref.chatId, ref.toolCallId]);
 }
-
-const base64url = /^[A-Za-z0-9_-]+$/;
 
 /**
  * Reads an id made by {@link encodeToolCallId}.
@@ -28,21 +27,10 @@ const base64url = /^[A-Za-z0-9_-]+$/;
  *   three non-empty strings. Never throws.
  */
 export function decodeToolCallId(id: string): ToolCallRef | undefined {
-  if (!id.startsWith(prefix) || id.length > 1024) return undefined;
-  const payload = id.slice(prefix.length);
-  if (!base64url.test(payload)) return undefined;
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
-  } catch {
-    return undefined;
-  }
-  if (!Array.isArray(value) || value.length !== 3) return undefined;
-  const [conversationId, chatId, toolCallId] = value as unknown[];
-  if (!nonEmpty(conversationId) || !nonEmpty(chatId) || !nonEmpty(toolCallId)) return undefined;
+  if (!id.startsWith(prefix)) return undefined;
+  const value = decodeIdPayload(id.slice(prefix.length));
+  if (value === undefined) return undefined;
+  const [conversationId, chatId, toolCallId] = value;
+  if (conversationId === "" || chatId === "" || toolCallId === "") return undefined;
   return { conversationId, chatId, toolCallId };
-}
-
-function nonEmpty(v: unknown): v is string {
-  return typeof v === "string" && v !== "";
 }
