@@ -7,6 +7,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { demoModels } from "../src/demo.js";
 import { type GatewayFixture, startGatewayFixture } from "./support/gateway-fixture.js";
+import { handed } from "./support/handles.js";
 
 const run = promisify(execFile);
 const buf = join("node_modules", ".bin", "buf");
@@ -128,7 +129,7 @@ describe("a gRPC client in another language", () => {
       });
       const out = JSON.parse(stdout) as Record<string, unknown>;
       expect(out.answer).toBe("You said: hello from python");
-      expect(out.conversation_id).toMatch(/^\d{19}$/);
+      expect(out.conversation_id).toMatch(handed);
       const kinds = out.stream_kinds as string[];
       expect(kinds[0]).toBe("started");
       expect(kinds.at(-1)).toBe("completed");
