@@ -10,6 +10,7 @@ import {
   requestLogVia,
 } from "../observability/index.js";
 import { type Caller, callerKey } from "./caller.js";
+import { connectionKey, connectionOf, createCallerLookup } from "./caller-lookup.js";
 import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
 import {
   type ConnectionLimits,
@@ -146,6 +147,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   });
 
   const errors = createErrorInterceptor(log);
+  // One authentication for every door and every procedure, remembered per connection.
+  const lookup = createCallerLookup(options.authenticate);
   const observer = {
     metrics: options.metrics,
     requestLog: options.requestLog ?? requestLogVia(log),
@@ -155,13 +158,13 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     createObserveInterceptor(observer),
     errors,
     createDrainInterceptor(isDraining),
-    createAuthInterceptor(options.authenticate, log, callerKey),
+    createAuthInterceptor(options.authenticate, log, callerKey, lookup),
     createStreamLimitInterceptor(streams),
     createStreamCutoffInterceptor(streamCutoff.signal),
   ];
   const doors = options.doors ?? [];
   const routeDoor = createDoorRoutes({
-    authenticate: options.authenticate,
+    lookup,
     bodyLimitBytes: options.bodyLimitBytes,
     streams,
     draining: isDraining,
@@ -172,7 +175,10 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const connect = connectNodeAdapter({
     readMaxBytes: options.bodyLimitBytes,
     // Every call's handler context carries its request's context (observe.ts made it).
-    contextValues: (req) => createContextValues().set(requestContextKey, requestOf(req)),
+    contextValues: (req) =>
+      createContextValues()
+        .set(requestContextKey, requestOf(req))
+        .set(connectionKey, connectionOf(req as NodeRequest)),
     // Aborted only when the grace period is over: aborting it earlier would cancel unary
     // calls that are allowed to finish. Streams are ended by the cutoff interceptor instead.
     shutdownSignal: hardStop.signal,

@@ -1,6 +1,8 @@
 import { Agent, request } from "node:http";
 import { connect as connectHttp2 } from "node:http2";
 import { connect } from "node:net";
+import { Code, createClient } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { rawRequest } from "../../test/support/raw-http.js";
 import {
@@ -10,6 +12,7 @@ import {
   testDoor,
   testKey,
 } from "../../test/support/test-server.js";
+import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
 import { inProcessTenant } from "../service/tenant.js";
 import type { Caller } from "./caller.js";
 import { publicDoor } from "./doors.js";
@@ -410,5 +413,28 @@ describe("authentication per connection", () => {
     } finally {
       session.close();
     }
+  });
+
+  it("checks a gRPC connection's key once for all its calls, and a wrong key on it every time", async () => {
+    const { url, checked } = await startCounting();
+    const transport = (key: string) =>
+      createGrpcTransport({
+        baseUrl: url,
+        interceptors: [
+          (next) => (req) => {
+            req.header.set("authorization", `Bearer ${key}`);
+            return next(req);
+          },
+        ],
+      });
+    const models = createClient(ModelService, transport(testKey));
+    for (let i = 0; i < 4; i++) await models.listModels({});
+    await Promise.all([models.listModels({}), models.listModels({})]);
+    expect(checked).toEqual(["sk-test-"]);
+    const wrong = createClient(ModelService, transport("sk-wrong-0123456789abcdef"));
+    for (let i = 0; i < 2; i++) {
+      await expect(wrong.listModels({})).rejects.toMatchObject({ code: Code.Unauthenticated });
+    }
+    expect(checked).toEqual(["sk-test-", "sk-wrong", "sk-wrong"]);
   });
 });

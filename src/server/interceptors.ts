@@ -8,6 +8,7 @@ import {
 import type { LogFn } from "../observability/index.js";
 import { parseBearerToken } from "./bearer.js";
 import { type Caller, callerKey } from "./caller.js";
+import { type CallerLookup, connectionKey, createCallerLookup } from "./caller-lookup.js";
 import { requestContextKey } from "./request-context.js";
 
 /** The message of every Unauthenticated error; it never says which part was wrong. */
@@ -20,19 +21,24 @@ const noop = () => {};
 
 /**
  * Requires `Authorization: Bearer <key>` on every call and puts the caller returned by
- * `authenticate` into the handler context under `key` (default {@link callerKey}). A missing or
- * unknown key fails with `Code.Unauthenticated` before the service runs. The key itself is
+ * `authenticate` into the handler context under `key` (default {@link callerKey}), through
+ * `lookup`, which remembers a connection's accepted header (the connection is the context value
+ * under `connectionKey`; the server shares one lookup between Connect and the doors). A missing
+ * or unknown key fails with `Code.Unauthenticated` before the service runs. The key itself is
  * never logged.
  */
 export function createAuthInterceptor(
   authenticate: (key: string) => Caller | undefined,
   log: LogFn,
   key: ContextKey<Caller | undefined> = callerKey,
+  lookup: CallerLookup = createCallerLookup(authenticate),
 ): Interceptor {
   return (next) => async (req) => {
-    const token = parseBearerToken(req.header.get("authorization"));
-    const caller = token === undefined ? undefined : authenticate(token);
+    const header = req.header.get("authorization") ?? undefined;
+    // A call made in process has no connection: a fresh object checks it on its own.
+    const caller = lookup(req.contextValues.get(connectionKey) ?? {}, header);
     if (caller === undefined) {
+      const token = parseBearerToken(header);
       log("warn", "rejected a call without a valid API key", {
         procedure: `${req.service.typeName}/${req.method.name}`,
         reason: token === undefined ? "missing" : "unknown",

@@ -1,7 +1,7 @@
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { LogFn } from "../observability/index.js";
 import { parseBearerToken } from "./bearer.js";
-import type { Caller } from "./caller.js";
+import { type CallerLookup, connectionOf } from "./caller-lookup.js";
 import {
   type CallerStreamLimit,
   tooManyStreamsMessage,
@@ -16,7 +16,8 @@ import { requestOf } from "./request-context.js";
 
 /** Options of {@link createDoorRoutes}. */
 export interface DoorRoutesOptions {
-  authenticate: (key: string) => Caller | undefined;
+  /** The server's one way to tell the caller of a request (`createCallerLookup`). */
+  lookup: CallerLookup;
   /** Requests to a `key` door declaring a larger `Content-Length` get 413 before the handler. */
   bodyLimitBytes: number;
   /** Each caller's requests in flight: one over the cap gets 429 before the handler runs. */
@@ -41,23 +42,8 @@ export interface DoorRoutesOptions {
 export function createDoorRoutes(
   options: DoorRoutesOptions,
 ): (req: NodeRequest, res: NodeResponse, door: Door, path: string) => Promise<void> {
-  const { authenticate, bodyLimitBytes, streams, draining, shutdown, hardStop, log } = options;
-  // The caller each connection last authenticated as, with the exact Authorization header that
-  // did it. A keep-alive client sends the same header on every request; checking it again cost
-  // each request a SHA-256 (issue #6). Only a header the same connection sent before is compared
-  // with, and only a successful one is kept, so the comparison tells nobody anything new.
-  const authenticated = new WeakMap<object, { header: string; caller: Caller }>();
-  const callerOf = (req: NodeRequest): Caller | undefined => {
-    const header = req.headers.authorization;
-    if (header === undefined) return undefined;
-    const connection = connectionOf(req);
-    const memo = authenticated.get(connection);
-    if (memo !== undefined && memo.header === header) return memo.caller;
-    const key = parseBearerToken(header);
-    const caller = key === undefined ? undefined : authenticate(key);
-    if (caller !== undefined) authenticated.set(connection, { header, caller });
-    return caller;
-  };
+  const { lookup, bodyLimitBytes, streams, draining, shutdown, hardStop, log } = options;
+  const callerOf = (req: NodeRequest) => lookup(connectionOf(req), req.headers.authorization);
 
   // Everything up to the handler is synchronous; `true` when the request was answered. One async
   // function per request, the caller's (issue #6: each pass-through layer cost a promise).
@@ -125,11 +111,6 @@ export function createDoorRoutes(
       internalError(res, door);
     }
   };
-}
-
-/** The connection a request came on: its socket, or its HTTP/2 session (whose streams share one). */
-function connectionOf(req: NodeRequest): object {
-  return "stream" in req ? (req.stream.session ?? req.socket) : req.socket;
 }
 
 /** True when `rawHeaders` (name, value, name, value…) holds `Authorization` more than once. */
