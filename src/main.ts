@@ -85,7 +85,9 @@ async function main(): Promise<number> {
     });
   } catch (err) {
     await demo?.close();
-    const code = (err as NodeJS.ErrnoException).code;
+    // The listener wraps the system error: its code is on the cause.
+    const cause = err instanceof Error ? err.cause : undefined;
+    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
     if (code === "EADDRINUSE" || code === "EACCES") {
       process.stderr.write(
         `cannot listen on ${config.server.host}:${config.server.port} (${code}); set server.port or COZE_GATEWAY_PORT\n`,

@@ -2,6 +2,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import { existsSync } from "node:fs";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -151,6 +152,22 @@ ${overrides}`;
     await writeFile(path, text, { mode: 0o600 });
     return path;
   }
+
+  it("says in one line that the port is taken, and exits 1", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    const port = (taken.address() as AddressInfo).port;
+    try {
+      const path = await withConfig("taken.yaml", valid());
+      const r = await runMain(["--config", path], { COZE_GATEWAY_PORT: String(port) });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `cannot listen on 127.0.0.1:${port} (EADDRINUSE); set server.port or COZE_GATEWAY_PORT\n`,
+      );
+    } finally {
+      taken.close();
+    }
+  });
 
   it("--check accepts a valid config and exits 0", async () => {
     const path = await withConfig("ok.yaml", valid());

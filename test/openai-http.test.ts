@@ -390,6 +390,26 @@ describe("the channel that served a turn", () => {
   });
 });
 
+describe("unknown paths", () => {
+  it("answers an unknown path under /v1 with an OpenAI 404 that names what is served", async () => {
+    const res = await fetch(`${shim.gateway.url}/v1/embeddings?x=1`, {
+      method: "POST",
+      headers: { ...auth(), "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({
+      error: {
+        message:
+          'unknown path "/v1/embeddings"; this API serves POST /v1/chat/completions, POST /v1/responses, GET /v1/models and GET /v1/models/{id}',
+        type: "invalid_request_error",
+        code: "not_found",
+        param: null,
+      },
+    });
+  });
+});
+
 describe("streams over raw HTTP", () => {
   it("ends a stream that fails upstream midway with an error event and no [DONE]", async () => {
     shim.demo.emulator.faults.inject({ kind: "reset", endpoint: "chat", afterEvents: 4 });

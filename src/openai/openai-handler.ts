@@ -79,16 +79,29 @@ const refusalWords: Record<string, [OpenAiErrorType, string]> = {
   unavailable: ["server_error", "unavailable"],
 };
 
-/** Writes a refusal of the server as an OpenAI error body. */
+/** A request target without its query string. */
+function pathOf(url: string): string {
+  const q = url.indexOf("?");
+  return q === -1 ? url : url.slice(0, q);
+}
+
+/** What a 404 for an unknown path under `/v1` lists. */
+const served =
+  "POST /v1/chat/completions, POST /v1/responses, GET /v1/models and GET /v1/models/{id}";
+
+/**
+ * Writes a refusal of the server as an OpenAI error body. An unknown path under `/v1` also says
+ * what is served there.
+ */
 export function writeRefusal(res: NodeResponse, refusal: ServerRefusal): void {
   const [type, code] = refusalWords[refusal.code] ?? ["server_error", "internal_error"];
+  const message =
+    refusal.code === "not_found"
+      ? `unknown path ${JSON.stringify(pathOf(res.req.url ?? "/").slice(0, 64))}; this API serves ${served}`
+      : refusal.message;
   sendOpenAiError(
     res,
-    new OpenAiError(
-      refusal.status,
-      { message: refusal.message, type, code, param: null },
-      refusal.headers,
-    ),
+    new OpenAiError(refusal.status, { message, type, code, param: null }, refusal.headers),
   );
 }
 
@@ -257,9 +270,7 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
   }
 
   return async (req, res, caller, shutdown, hardStop) => {
-    const url = req.url ?? "/";
-    const q = url.indexOf("?");
-    const path = q === -1 ? url : url.slice(0, q);
+    const path = pathOf(req.url ?? "/");
     const method = req.method ?? "GET";
     const call: Call = [req, res, caller, shutdown, hardStop];
     try {
