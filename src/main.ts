@@ -179,6 +179,7 @@ function banner(url: string, demo: Demo, playground: boolean): string {
   return `
 coze-gateway demo mode: an embedded Coze emulator stands in for Coze (nothing leaves this machine).
   gateway  ${url}
+  OpenAI   ${url}/v1  (base URL for the OpenAI SDKs and chat front-ends)
   API key  ${key}
   models   ${Object.values(demoModels).join(", ")}
 ${page}

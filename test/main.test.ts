@@ -71,6 +71,13 @@ describe("npm start without a config (demo mode)", () => {
     expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(key).toMatch(/^demo-[0-9a-f]{36}$/);
     expect(banner).toContain(`${url}/cozegateway.v1.ChatService/Chat`);
+    // The OpenAI base URL, ready to paste into an SDK or a front-end.
+    const openAiBase = /OpenAI\s+(\S+)/.exec(banner)?.[1] ?? "";
+    expect(openAiBase).toBe(`${url}/v1`);
+    const models = await fetch(`${openAiBase}/models`, {
+      headers: { Authorization: `Bearer ${key}` },
+    });
+    expect(models.status).toBe(200);
     // The README's curl example, byte for byte in its body.
     const res = await fetch(`${url}/cozegateway.v1.ChatService/Chat`, {
       method: "POST",
