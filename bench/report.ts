@@ -12,6 +12,8 @@ export interface Results {
   machine: Record<string, string | number>;
   settings: { seconds: number; warmupSeconds: number; reps: number };
   rest: UnaryScenario[];
+  /** `POST /v1/responses`, non-stream; absent in results written before the scenario existed. */
+  responses?: UnaryScenario[];
   connect: UnaryScenario[];
   amplification?: Amplification;
   stream?: StreamScenario;
@@ -41,6 +43,22 @@ const mib = (bytes: number) => `${f(bytes / 1024 / 1024, 1)} MiB`;
 /** The issue's targets, each judged on the median over repetitions. */
 export function targets(r: Results): Target[] {
   const out: Target[] = [];
+  for (const s of r.responses ?? []) {
+    if (s.concurrency !== 1) {
+      out.push({
+        target: `Responses non-stream throughput, c=${s.concurrency}`,
+        measured: range(s.throughputRatio, pct),
+        limit: "≥ 70% of bare undici hop",
+        pass: s.throughputRatio.median >= 0.7,
+      });
+    }
+    out.push({
+      target: `Responses non-stream CPU per request, c=${s.concurrency}`,
+      measured: `${range(s.cpuRatio, (n) => `${f(n)}×`)}`,
+      limit: "≤ 1.5× bare undici hop",
+      pass: s.cpuRatio.median <= 1.5,
+    });
+  }
   for (const s of r.rest) {
     if (s.concurrency !== 1) {
       out.push({
@@ -212,7 +230,7 @@ export function renderMarkdown(r: Results): string {
     "",
     "`rest`: wrk, one thread, HTTP/1.1 keep-alive, c connections, `POST /v1/chat/completions` for the echo bot; `connect`: h2load over h2c, `ChatService/Chat` in binary Connect. CPU is the proxy process's utime+stime from `/proc/<pid>/stat` over the run, per successful request.",
     "",
-    unaryTable([...r.rest, ...r.connect]),
+    unaryTable([...r.rest, ...(r.responses ?? []), ...r.connect]),
     "",
   ];
   if (r.stream) {

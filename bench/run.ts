@@ -20,7 +20,7 @@ import { type Results, writeReport } from "./report.js";
 import { amplification } from "./scenarios/amplification.js";
 import { memory } from "./scenarios/memory.js";
 import { streaming } from "./scenarios/stream.js";
-import { connectUnary, restUnary } from "./scenarios/unary.js";
+import { connectUnary, responsesUnary, restUnary, type UnaryScenario } from "./scenarios/unary.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -257,6 +257,7 @@ async function main() {
       },
       settings: { seconds: bench.seconds, warmupSeconds: bench.warmupSeconds, reps: bench.reps },
       rest: [],
+      responses: [],
       connect: [],
     };
     if (wants("rest")) {
@@ -265,6 +266,17 @@ async function main() {
       for (const c of levels) {
         results.rest.push(
           await restUnary(bench, c, compare ? [compare, gateway] : [bareUndici, gateway]),
+        );
+      }
+    }
+    if (wants("responses")) {
+      log("Responses API non-stream (wrk, HTTP/1.1): gateway vs bare undici hop");
+      const levels = args["rest-c"]?.split(",").map(Number) ?? [1, 16, 64];
+      const responses: UnaryScenario[] = [];
+      results.responses = responses;
+      for (const c of levels) {
+        responses.push(
+          await responsesUnary(bench, c, compare ? [compare, gateway] : [bareUndici, gateway]),
         );
       }
     }
@@ -293,7 +305,7 @@ async function main() {
     results.tokenRequests = (await emulatorStats(bench)).tokenRequests;
     results.elapsedSeconds = (Date.now() - started) / 1000;
     if (compare) {
-      for (const x of [...results.rest, ...results.connect]) {
+      for (const x of [...results.rest, ...(results.responses ?? []), ...results.connect]) {
         log(
           `compare ${x.name} c=${x.concurrency}: throughput ${(x.throughputRatio.median * 100).toFixed(0)}% of the compared build, CPU per request ${x.cpuRatio.median.toFixed(2)}×`,
         );

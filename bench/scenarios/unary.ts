@@ -88,6 +88,30 @@ async function sideBySide(
   return scenario;
 }
 
+/** The body of the Responses scenario: the echo bot, one short string input. */
+export const responsesBody = JSON.stringify({ model: "coze-echo", input: "Hello" });
+
+/**
+ * `POST /v1/responses`, non-stream, through wrk: the gateway's Responses door against the bare
+ * undici hop answering the same request in the same shape.
+ */
+export function responsesUnary(
+  bench: Bench,
+  concurrency: number,
+  pair: readonly [ProxyUnderTest, ProxyUnderTest] = [bench.bareUndici, bench.gateway],
+): Promise<UnaryScenario> {
+  return sideBySide(bench, "responses", concurrency, pair, (proxy, seconds) =>
+    wrk({
+      url: `${proxy.url}/v1/responses`,
+      key: bench.key,
+      body: responsesBody,
+      connections: concurrency,
+      seconds,
+      dir: bench.dir,
+    }),
+  );
+}
+
 /** REST non-stream chat through wrk: the gateway against the bare undici hop. */
 export function restUnary(
   bench: Bench,
