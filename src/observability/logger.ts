@@ -23,10 +23,6 @@ export interface LoggerOptions {
 export interface Logger {
   /** Structured logging with secret fields redacted. */
   log: LogFn;
-  /** Whether a line of `level` is written at the logger's level. */
-  isLevelEnabled(level: LogLevel): boolean;
-  /** Writes one whole line, newline included, into the destination, in order with the others. */
-  writeLine(line: string): void;
   /** Writes out buffered log lines at once (before the process exits). */
   flush(): void;
 }
@@ -115,10 +111,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     log(level, msg, fields) {
       if (fields === undefined) logger[level](msg);
       else logger[level](redact(fields), msg);
-    },
-    isLevelEnabled: (level) => logger.isLevelEnabled(level),
-    writeLine(line) {
-      destination.write(line);
     },
     flush() {
       const sync = (destination as { flushSync?: () => void }).flushSync;

@@ -3,7 +3,7 @@ import type { TokenCacheStats, TokenEvent } from "../coze/token-cache.js";
 import { createLogger, type LogFn, type LogLevel } from "./logger.js";
 import { createMetrics, type GatewayMetrics } from "./metrics.js";
 import { createMetricsRoute, type MetricsRoute } from "./metrics-route.js";
-import { createRequestLog, type RequestLogFn } from "./request-log.js";
+import { type RequestLogFn, requestLogVia } from "./request-log.js";
 
 /** Options for {@link createObservability}. */
 export interface ObservabilityOptions {
@@ -52,7 +52,7 @@ export function createObservability(options: ObservabilityOptions = {}): Observa
   const metrics = createMetrics({ tokenStats: () => tokenStats?.() ?? emptyStats });
   return {
     log,
-    requestLog: createRequestLog(logger),
+    requestLog: requestLogVia(log),
     metrics,
     onUpstream(channel, info) {
       metrics.upstream(channel, info);

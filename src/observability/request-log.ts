@@ -1,4 +1,4 @@
-import { isoTime, type LogFn, type Logger } from "./logger.js";
+import type { LogFn } from "./logger.js";
 
 /** The one log line of a finished request, by field. */
 export interface RequestLine {
@@ -16,9 +16,8 @@ export interface RequestLine {
 }
 
 /**
- * Writes the line of a finished request: the same line as `LogFn(level, "request", fields)`
- * with `line`'s fields in order (absent ones and `aborted: false` left out), by a path made
- * for the one line every request writes (issue #6).
+ * Writes the line of a finished request: `LogFn(level, "request", fields)` with `line`'s fields
+ * in order (absent ones and `aborted: false` left out).
  */
 export type RequestLogFn = (level: "info" | "warn", line: RequestLine) => void;
 
@@ -34,27 +33,4 @@ export function requestLogVia(log: LogFn): RequestLogFn {
       cozeLogIds: line.cozeLogIds,
       aborted: line.aborted ? true : undefined,
     });
-}
-
-/**
- * {@link RequestLogFn} into `logger`'s destination, at its level. Every request writes this line:
- * formatted here rather than by pino's field-by-field serializer (issue #6, c=1), into the same
- * destination, so lines keep their order. Its fields are ids, names and numbers (none is
- * secret-named); JSON.stringify quotes strings the way pino does. A test compares it with pino's
- * line byte for byte.
- */
-export function createRequestLog(
-  logger: Pick<Logger, "isLevelEnabled" | "writeLine">,
-): RequestLogFn {
-  return (level, line) => {
-    if (!logger.isLevelEnabled(level)) return;
-    let text = `{"level":"${level}"${isoTime()}`;
-    if (line.requestId !== undefined) text += `,"requestId":${JSON.stringify(line.requestId)}`;
-    text += `,"method":${JSON.stringify(line.method)},"code":${JSON.stringify(line.code)}`;
-    text += `,"durationMs":${Number.isFinite(line.durationMs) ? line.durationMs : null}`;
-    if (line.caller !== undefined) text += `,"caller":${JSON.stringify(line.caller)}`;
-    if (line.cozeLogIds !== undefined) text += `,"cozeLogIds":${JSON.stringify(line.cozeLogIds)}`;
-    if (line.aborted) text += `,"aborted":true`;
-    logger.writeLine(`${text},"msg":"request"}\n`);
-  };
 }
