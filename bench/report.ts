@@ -40,40 +40,31 @@ const range = (s: Spread, fmt: (n: number) => string) =>
 const kib = (bytes: number) => `${f(bytes / 1024, 1)} KiB`;
 const mib = (bytes: number) => `${f(bytes / 1024 / 1024, 1)} MiB`;
 
+/** Throughput (above c=1) and CPU per request of a non-stream scenario against the bare hop. */
+function hopTargets(name: string, s: UnaryScenario): Target[] {
+  const out: Target[] = [];
+  if (s.concurrency !== 1) {
+    out.push({
+      target: `${name} non-stream throughput, c=${s.concurrency}`,
+      measured: range(s.throughputRatio, pct),
+      limit: "≥ 70% of bare undici hop",
+      pass: s.throughputRatio.median >= 0.7,
+    });
+  }
+  out.push({
+    target: `${name} non-stream CPU per request, c=${s.concurrency}`,
+    measured: `${range(s.cpuRatio, (n) => `${f(n)}×`)}`,
+    limit: "≤ 1.5× bare undici hop",
+    pass: s.cpuRatio.median <= 1.5,
+  });
+  return out;
+}
+
 /** The issue's targets, each judged on the median over repetitions. */
 export function targets(r: Results): Target[] {
   const out: Target[] = [];
-  for (const s of r.responses ?? []) {
-    if (s.concurrency !== 1) {
-      out.push({
-        target: `Responses non-stream throughput, c=${s.concurrency}`,
-        measured: range(s.throughputRatio, pct),
-        limit: "≥ 70% of bare undici hop",
-        pass: s.throughputRatio.median >= 0.7,
-      });
-    }
-    out.push({
-      target: `Responses non-stream CPU per request, c=${s.concurrency}`,
-      measured: `${range(s.cpuRatio, (n) => `${f(n)}×`)}`,
-      limit: "≤ 1.5× bare undici hop",
-      pass: s.cpuRatio.median <= 1.5,
-    });
-  }
   for (const s of r.rest) {
-    if (s.concurrency !== 1) {
-      out.push({
-        target: `REST non-stream throughput, c=${s.concurrency}`,
-        measured: range(s.throughputRatio, pct),
-        limit: "≥ 70% of bare undici hop",
-        pass: s.throughputRatio.median >= 0.7,
-      });
-    }
-    out.push({
-      target: `REST non-stream CPU per request, c=${s.concurrency}`,
-      measured: `${range(s.cpuRatio, (n) => `${f(n)}×`)}`,
-      limit: "≤ 1.5× bare undici hop",
-      pass: s.cpuRatio.median <= 1.5,
-    });
+    out.push(...hopTargets("REST", s));
     if (s.concurrency === 1 && s.addedP50Ms) {
       out.push({
         target: "REST non-stream added median latency, c=1",
@@ -83,6 +74,7 @@ export function targets(r: Results): Target[] {
       });
     }
   }
+  for (const s of r.responses ?? []) out.push(...hopTargets("Responses", s));
   const a = r.amplification;
   if (a) {
     out.push({
