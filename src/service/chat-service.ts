@@ -125,13 +125,16 @@ export function createChatService(options: ChatServiceOptions): CoreImpl<typeof 
     const t = target(req, ctx);
     const tenant = tenantOf(ctx);
     // Ids handed to another key are refused before Coze is called (issue 13).
-    const conversationId = opened(tenant, "conversation", "conversation_id", req.conversationId);
+    const ids = {
+      conversationId: opened(tenant, "conversation", "conversation_id", req.conversationId),
+      chatId: "",
+    };
     if (req.toolOutputs.length > 0) {
       if (t.kind !== "bot") throw invalidArgument("tool_outputs", "only bots take tool outputs");
       if (req.conversationId === "")
         throw invalidArgument("conversation_id", "is required with tool_outputs");
       if (req.chatId === "") throw invalidArgument("chat_id", "is required with tool_outputs");
-      opened(tenant, "chat", "chat_id", req.chatId);
+      ids.chatId = opened(tenant, "chat", "chat_id", req.chatId);
       req.toolOutputs.forEach((o, i) => {
         if (o.toolCallId === "")
           throw invalidArgument(`tool_outputs[${i}].tool_call_id`, "is required");
@@ -145,29 +148,31 @@ export function createChatService(options: ChatServiceOptions): CoreImpl<typeof 
         ? undefined
         : toCozeMessagesNow(req.messages);
     const { value: turn, target: used } = await onFirstChannel(t, (c) =>
-      openTurn(c, req, ctx, tenant, conversationId, messages),
+      openTurn(c, req, ctx, tenant, ids, messages),
     );
     ctx.responseHeader.set(channelHeader, used.channel.name);
     return turn;
   }
 
   /**
-   * The turn on one channel, with the messages mapped already (`messages`) or not. Inline files
-   * are uploaded on that channel: Coze file ids are per account.
+   * The turn on one channel, with the messages mapped already (`messages`) or not and the Coze
+   * ids behind the handed-out ones (`ids`). Inline files are uploaded on that channel: Coze file
+   * ids are per account.
    */
   async function openTurn(
     t: Target,
     req: TurnRequest,
     ctx: CoreContext,
     tenant: Tenant,
-    conversationId: string,
+    ids: { conversationId: string; chatId: string },
     mapped: EnterMessage[] | undefined,
   ): Promise<ChatTurn> {
+    const { conversationId } = ids;
     const client = t.channel.clientFor(tenant.sessionName);
     if (req.toolOutputs.length > 0) {
       return client.chat.openToolOutputs({
         conversationId,
-        chatId: opened(tenant, "chat", "chat_id", req.chatId),
+        chatId: ids.chatId,
         outputs: req.toolOutputs.map((o) => ({ toolCallId: o.toolCallId, output: o.output })),
         signal: ctx.signal,
         trace: traceOf(ctx),

@@ -39,7 +39,7 @@ export interface Tenant {
   userId(user: string): string;
 }
 
-const tagLength = 22; // 16 bytes of HMAC-SHA256 in base64url: 128 bits
+const tagLength = 22; // 16 bytes in base64url: 128 bits
 // Coze ids are digit strings; an interrupt's event id is two joined by `/` (coze-api.md §5.2).
 const cozeId = /^\d{1,32}(\/\d{1,32})?$/;
 
