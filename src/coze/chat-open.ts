@@ -8,6 +8,7 @@ import type { Clock } from "./clock.js";
 import { fromTransportError } from "./errors.js";
 import type { StreamResponse } from "./event-stream.js";
 import type { SseEvent } from "./sse.js";
+import { createUpstreamAbort, type UpstreamAbort } from "./upstream-abort.js";
 
 /** Options of {@link openChatTurn}. */
 export interface OpenChatTurnOptions {
@@ -47,7 +48,7 @@ export interface OpenChatTurnOptions {
 export function openChatTurn(options: OpenChatTurnOptions): Promise<ChatTurn> {
   const { step, state, signal: caller, abandon } = options;
   if (caller?.aborted) return Promise.reject(fromTransportError(step, caller.reason, caller));
-  const upstream = new AbortController();
+  const upstream = createUpstreamAbort();
   const opening = options.send(upstream.signal);
   if (caller === undefined) {
     return opening.then((stream) => createChatTurn(step, stream, state, abandon));
@@ -94,7 +95,7 @@ export function openChatTurn(options: OpenChatTurnOptions): Promise<ChatTurn> {
 function readOn(
   opening: Promise<StreamResponse>,
   options: OpenChatTurnOptions,
-  upstream: AbortController,
+  upstream: UpstreamAbort,
 ): void {
   const { step, state, clock, abandon } = options;
   const timer = new AbortController();

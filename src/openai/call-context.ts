@@ -29,7 +29,7 @@ export const clientGone = new ConnectError("the client closed the request", Code
  * response headers the core sets, and a signal that aborts when the client disconnects (`res`
  * closes before it was ended: the core then cancels the Coze work, issue #4) or when `shutdown`
  * aborts, with its reason (a stream passes the server's shutdown signal; a unary answer the end
- * of the grace period). One controller and at most two listeners, both removed on release.
+ * of the grace period). One controller and one listener on the response, both released.
  */
 export function createCallContext(
   res: NodeResponse,
@@ -41,9 +41,7 @@ export function createCallContext(
   const abort = (reason: unknown) => {
     if (!controller.signal.aborted) controller.abort(reason);
   };
-  const onShutdown = () => abort(shutdown?.reason);
-  if (shutdown?.aborted) abort(shutdown.reason);
-  else shutdown?.addEventListener("abort", onShutdown, { once: true });
+  const unfollow = shutdown === undefined ? undefined : follow(shutdown, abort);
   const onClose = () => {
     if (!res.writableEnded) abort(clientGone);
   };
@@ -67,7 +65,40 @@ export function createCallContext(
     },
     release() {
       res.off("close", onClose);
-      shutdown?.removeEventListener("abort", onShutdown);
+      unfollow?.();
     },
   };
+}
+
+/** The calls following each server signal; see {@link follow}. */
+const followers = new WeakMap<AbortSignal, Set<(reason: unknown) => void>>();
+
+/**
+ * Calls `onAbort` with `signal`'s reason when it aborts (at once if it has), until the returned
+ * function is called. Every call of a door follows the same two server signals: they get one
+ * listener each, and a call only joins and leaves a set. A listener per call would make each
+ * call add and remove one on a signal shared by all of them (BENCHMARKS.md, issue 13's round).
+ */
+function follow(signal: AbortSignal, onAbort: (reason: unknown) => void): () => void {
+  if (signal.aborted) {
+    onAbort(signal.reason);
+    return () => {};
+  }
+  let set = followers.get(signal);
+  if (set === undefined) {
+    const created = new Set<(reason: unknown) => void>();
+    set = created;
+    followers.set(signal, created);
+    signal.addEventListener(
+      "abort",
+      () => {
+        for (const f of created) f(signal.reason);
+        created.clear();
+      },
+      { once: true },
+    );
+  }
+  const joined = set;
+  joined.add(onAbort);
+  return () => joined.delete(onAbort);
 }
