@@ -40,16 +40,14 @@ export function defaultChannel(config: GatewayConfig): ChannelConfig | undefined
 export function resolveModel(config: GatewayConfig, name: string): ModelRoute | undefined {
   const route = config.models.find((m) => m.name === name);
   if (route !== undefined) return route;
-  const dynamic = dynamicPrefixes.find((d) => name.startsWith(d.prefix));
-  if (dynamic === undefined) return undefined;
-  const targetId = name.slice(dynamic.prefix.length);
+  const dynamic = parseDynamicName(name);
   const channel = defaultChannel(config);
-  if (!idPattern.test(targetId) || channel === undefined) return undefined;
+  if (dynamic?.targetId === undefined || channel === undefined) return undefined;
   return {
     name,
     channel: channel.name,
     kind: dynamic.kind,
-    targetId,
+    targetId: dynamic.targetId,
     inputField: defaultInputField,
     weight: 1,
   };
@@ -66,7 +64,20 @@ export function resolveRoutes(config: GatewayConfig, name: string): ModelRoute[]
   return dynamic ? [dynamic] : [];
 }
 
-/** The dynamic prefix `name` starts with, if any. */
-export function dynamicPrefixOf(name: string): string | undefined {
-  return dynamicPrefixes.find((d) => name.startsWith(d.prefix))?.prefix;
+/** A name with a dynamic prefix, taken apart. */
+export interface DynamicName {
+  /** The prefix, such as `workflow:`. */
+  prefix: string;
+  /** What the prefix runs. */
+  kind: ModelKind;
+  /** The Coze id after the prefix; `undefined` when it is not 1 to 32 digits. */
+  targetId: string | undefined;
+}
+
+/** The prefix, kind and id of a dynamic name (`workflow:{id}`…); `undefined` for another name. */
+export function parseDynamicName(name: string): DynamicName | undefined {
+  const dynamic = dynamicPrefixes.find((d) => name.startsWith(d.prefix));
+  if (dynamic === undefined) return undefined;
+  const id = name.slice(dynamic.prefix.length);
+  return { ...dynamic, targetId: idPattern.test(id) ? id : undefined };
 }
