@@ -30,9 +30,10 @@ export function defaultChannel(config: GatewayConfig): ChannelConfig | undefined
 }
 
 /**
- * Where a model name goes. An explicit route (a `models` entry of a channel) wins; otherwise a
- * dynamic name (`workflow:{id}`, `workflow-async:{id}`, `chatflow:{id}`, `bot:{id}`) goes to
- * the default channel, with `inputField` `input`.
+ * Where a model name goes. An explicit route (a `models` entry of a channel, a dynamic name
+ * such as `workflow:{id}` that a channel lists included) wins; otherwise a dynamic name
+ * (`workflow:{id}`, `workflow-async:{id}`, `chatflow:{id}`, `bot:{id}`) goes to the default
+ * channel, with `inputField` `input`.
  *
  * @returns `undefined` for a plain name no channel lists, a dynamic name whose id is not 1 to
  *   32 digits, or a dynamic name when there is no default channel. Never throws.
