@@ -424,6 +424,7 @@ describe("models through the OpenAI SDK", () => {
         object: "model",
         created: 0,
         owned_by: "coze-gateway",
+        kind: "bot",
       })),
     );
     expect((await client.models.retrieve("coze-tool")).id).toBe("coze-tool");

@@ -77,12 +77,130 @@ describe("channel models", () => {
     );
   });
 
-  it("refuses a model name with a dynamic prefix", async () => {
+  it("takes the old model list as it is: plain names and workflow:, workflow-async:, chatflow:, bot: entries", async () => {
+    const old = [
+      "support-bot",
+      "workflow:7391000000000000001",
+      "workflow-async:7391000000000000002",
+      "chatflow:7391000000000000006",
+      "bot:7390000000000000009",
+    ];
+    const asList = await loads((c) => {
+      const ch = c.channels[0];
+      if (ch !== undefined) ch.models = old;
+    });
+    const routes = asList.models.map((m) => [m.name, m.channel, m.kind, m.targetId, m.inputField]);
+    expect(routes).toEqual([
+      ["support-bot", "cn-main", "bot", "7390000000000000001", "input"],
+      ["workflow:7391000000000000001", "cn-main", "workflow", "7391000000000000001", "input"],
+      [
+        "workflow-async:7391000000000000002",
+        "cn-main",
+        "workflow_async",
+        "7391000000000000002",
+        "input",
+      ],
+      ["chatflow:7391000000000000006", "cn-main", "chatflow", "7391000000000000006", "input"],
+      ["bot:7390000000000000009", "cn-main", "bot", "7390000000000000009", "input"],
+    ]);
+    // new-api kept the list as one comma-separated text; pasted so, it reads the same.
+    const asText = await loads((c) => {
+      const ch = c.channels[0];
+      if (ch !== undefined) ch.models = ` ${old.join(", ")},`;
+    });
+    expect(asText.models).toEqual(asList.models);
+  });
+
+  it("runs a listed workflow:{id} on the channel that lists it; other ids stay on the default channel", async () => {
+    const config = await loads((c) => {
+      const first = c.channels[0];
+      if (first !== undefined) first.default = true;
+      c.channels.push(second({ models: ["workflow:7391000000000000005"] }));
+    });
+    expect(resolveRoutes(config, "workflow:7391000000000000005").map((r) => r.channel)).toEqual([
+      "cn-backup",
+    ]);
+    expect(resolveRoutes(config, "workflow:7391000000000000001").map((r) => r.channel)).toEqual([
+      "cn-main",
+    ]);
+  });
+
+  it("shares a workflow:{id} listed on two channels as failover, with weight and input_field", async () => {
+    const config = await loads((c) => {
+      const first = c.channels[0];
+      if (first !== undefined) {
+        first.default = true;
+        first.models = ["workflow:7391000000000000001"];
+      }
+      c.channels.push(
+        second({
+          models: [{ name: "workflow:7391000000000000001", weight: 3, input_field: "text" }],
+        }),
+      );
+    });
+    expect(
+      resolveRoutes(config, "workflow:7391000000000000001").map((r) => [
+        r.channel,
+        r.weight,
+        r.inputField,
+      ]),
+    ).toEqual([
+      ["cn-main", 1, "input"],
+      ["cn-backup", 3, "text"],
+    ]);
+  });
+
+  it("needs no default_bot_id for bot:{id} and workflow entries", async () => {
+    const config = await loads((c) => {
+      const credentials = creds(c);
+      delete credentials.default_bot_id;
+      const ch = c.channels[0];
+      if (ch !== undefined) ch.models = ["bot:7390000000000000009", "workflow:7391000000000000001"];
+    });
+    expect(config.models.map((m) => m.kind)).toEqual(["bot", "workflow"]);
+  });
+
+  it("refuses a dynamic name whose id is not 1 to 32 digits", async () => {
+    for (const [name, prefix] of [
+      ["workflow:abc", "workflow:"],
+      ["workflow-async:", "workflow-async:"],
+      ["bot:7390000000000000009x", "bot:"],
+      [`chatflow:${"1".repeat(33)}`, "chatflow:"],
+    ]) {
+      await expectError(
+        channel((ch) => {
+          ch.models = [name];
+        }),
+        `gateway.yaml: channels[cn-main].models[${name}]: must be ${prefix}{id} with a Coze id of 1 to 32 digits`,
+      );
+    }
+  });
+
+  it("refuses ids and modes on a dynamic name, which gives them itself", async () => {
+    for (const key of ["bot_id", "workflow_id", "mode"]) {
+      await expectError(
+        channel((ch) => {
+          ch.models = [
+            { name: "workflow:7391000000000000001", [key]: key === "mode" ? "async" : "1" },
+          ];
+        }),
+        `gateway.yaml: channels[cn-main].models[workflow:7391000000000000001].${key}: does not apply to a workflow:{id} name, which gives the id and kind itself; remove it`,
+      );
+    }
     await expectError(
       channel((ch) => {
-        ch.models = ["workflow:7391000000000000001"];
+        ch.models = [{ name: "bot:7390000000000000009", input_field: "text" }];
       }),
-      "gateway.yaml: channels[cn-main].models[0]: must not start with workflow:: workflow:{id} names are routed to the default channel without an entry",
+      "gateway.yaml: channels[cn-main].models[bot:7390000000000000009].input_field: applies to workflows only; remove it",
+    );
+  });
+
+  it("refuses a dynamic name listed twice in one channel", async () => {
+    await expectError(
+      channel((ch) => {
+        ch.models = ["workflow:7391000000000000001", { name: "workflow:7391000000000000001" }];
+      }),
+      "gateway.yaml: channels[cn-main].models[workflow:7391000000000000001]: is listed twice in this channel",
     );
   });
 

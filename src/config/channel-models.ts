@@ -14,7 +14,7 @@ import {
   text,
 } from "./fields.js";
 import type { ModelKind, ModelRoute } from "./gateway-config.js";
-import { defaultInputField, dynamicPrefixOf } from "./resolve-model.js";
+import { type DynamicName, defaultInputField, parseDynamicName } from "./resolve-model.js";
 
 const modelKeys = ["name", "bot_id", "workflow_id", "mode", "input_field", "weight"];
 /** A route's share of new requests when several channels serve the same model name. */
@@ -27,6 +27,7 @@ const modes: ReadonlyMap<string, ModelKind> = new Map([
 ]);
 const entryRule =
   "a model name, or a mapping with name and bot_id or workflow_id (plus mode, input_field, weight)";
+const listRule = `a list, each entry ${entryRule}, or the old comma-separated model list`;
 const nameRule = "a model name of 1 to 128 characters without spaces or *";
 
 /**
@@ -34,12 +35,18 @@ const nameRule = "a model name of 1 to 128 characters without spaces or *";
  * channel's `default_bot_id`; `{ name, bot_id }` to that bot; `{ name, workflow_id, mode,
  * input_field }` to a workflow (`mode` `sync`, the default, `async` or `chatflow`;
  * `input_field` default `input`), each with an optional `weight` (1 to 1000, default 1: its
- * share of new requests when several channels serve the name). Duplicates across channels are
- * the caller's check.
+ * share of new requests when several channels serve the name). The list may also be the old
+ * channel's comma-separated text (`"support-bot,workflow:7391…"`), as new-api stored it.
  *
- * @throws ConfigError for a bad name (including one starting with a dynamic prefix such as
- *   `workflow:`), both or misplaced ids and options, an unknown key, or a plain model on a
- *   channel without `default_bot_id`.
+ * A dynamic name (`workflow:{id}`, `workflow-async:{id}`, `chatflow:{id}`, `bot:{id}`) listed
+ * here declares that target reachable on this channel: the name runs it here rather than on the
+ * default channel, `/v1/models` and `ListModels` list it, and several channels listing it share
+ * it as failover. As a mapping it takes `weight`, and `input_field` unless it is a `bot:` name;
+ * its id and kind come from the name. Duplicates across channels are the caller's check.
+ *
+ * @throws ConfigError for a bad name (a dynamic one with an id that is not 1 to 32 digits),
+ *   both or misplaced ids and options, an unknown key, or a plain model on a channel without
+ *   `default_bot_id`.
  */
 export function readModels(
   ctx: LoadContext,
@@ -48,11 +55,20 @@ export function readModels(
   channel: { name: string; defaultBotId?: string | undefined },
 ): ModelRoute[] {
   if (absent(value)) return [];
-  const list = asList(ctx, place, value, `a list, each entry ${entryRule}`);
+  const list =
+    typeof value === "string"
+      ? value
+          .split(",")
+          .map((name) => name.trim())
+          .filter((name) => name !== "")
+      : asList(ctx, place, value, listRule);
   return list.map((entry, i) => {
     if (typeof entry === "string") {
       const name = modelName(ctx, item(place, i), entry);
-      return botRoute(ctx, item(place, name), name, undefined, channel);
+      const dynamic = parseDynamicName(name);
+      const at = item(place, name);
+      if (dynamic !== undefined) return dynamicRoute(ctx, at, name, dynamic, channel, {});
+      return botRoute(ctx, at, name, undefined, channel);
     }
     if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
       fail(ctx, item(place, i), `must be ${entryRule}, not ${kindOf(entry)}`);
@@ -62,6 +78,8 @@ export function readModels(
     const name = modelName(ctx, child(item(place, i), "name"), map.name);
     const at = item(place, name);
     onlyKnownKeys(ctx, at, map, modelKeys);
+    const dynamic = parseDynamicName(name);
+    if (dynamic !== undefined) return dynamicRoute(ctx, at, name, dynamic, channel, map);
     const weight = integer(ctx, child(at, "weight"), map.weight, weightRule);
     const botId = digitsId(ctx, child(at, "bot_id"), map.bot_id);
     const workflowId = digitsId(ctx, child(at, "workflow_id"), map.workflow_id);
@@ -78,41 +96,75 @@ export function readModels(
     const modeText = text(ctx, child(at, "mode"), map.mode, "one of sync, async, chatflow");
     const kind = modes.get(modeText ?? "sync");
     if (kind === undefined) fail(ctx, child(at, "mode"), "must be one of sync, async, chatflow");
-    const inputField = text(
-      ctx,
-      child(at, "input_field"),
-      map.input_field,
-      "a workflow parameter name",
-    );
-    if (inputField !== undefined && !/^[^\s\p{Cc}]{1,64}$/u.test(inputField)) {
-      fail(
-        ctx,
-        child(at, "input_field"),
-        "must be a workflow parameter name of 1 to 64 characters without spaces",
-      );
-    }
     return {
       name,
       channel: channel.name,
       kind,
       targetId: workflowId,
-      inputField: inputField ?? defaultInputField,
+      inputField: inputFieldOf(ctx, at, map),
       weight,
     };
   });
 }
 
+/**
+ * The route of a dynamic name listed on a channel: the name gives the kind and the id, so
+ * `bot_id`, `workflow_id` and `mode` have nothing to add and are refused rather than ignored.
+ */
+function dynamicRoute(
+  ctx: LoadContext,
+  at: Place,
+  name: string,
+  dynamic: DynamicName,
+  channel: { name: string },
+  map: Record<string, unknown>,
+): ModelRoute {
+  if (dynamic.targetId === undefined) {
+    fail(ctx, at, `must be ${dynamic.prefix}{id} with a Coze id of 1 to 32 digits`);
+  }
+  for (const key of ["bot_id", "workflow_id", "mode"]) {
+    if (!absent(map[key])) {
+      fail(
+        ctx,
+        child(at, key),
+        `does not apply to a ${dynamic.prefix}{id} name, which gives the id and kind itself; remove it`,
+      );
+    }
+  }
+  if (dynamic.kind === "bot" && !absent(map.input_field)) {
+    fail(ctx, child(at, "input_field"), "applies to workflows only; remove it");
+  }
+  return {
+    name,
+    channel: channel.name,
+    kind: dynamic.kind,
+    targetId: dynamic.targetId,
+    inputField: inputFieldOf(ctx, at, map),
+    weight: integer(ctx, child(at, "weight"), map.weight, weightRule),
+  };
+}
+
+/** A workflow route's `input_field`, default `input`. */
+function inputFieldOf(ctx: LoadContext, at: Place, map: Record<string, unknown>): string {
+  const inputField = text(
+    ctx,
+    child(at, "input_field"),
+    map.input_field,
+    "a workflow parameter name",
+  );
+  if (inputField !== undefined && !/^[^\s\p{Cc}]{1,64}$/u.test(inputField)) {
+    fail(
+      ctx,
+      child(at, "input_field"),
+      "must be a workflow parameter name of 1 to 64 characters without spaces",
+    );
+  }
+  return inputField ?? defaultInputField;
+}
+
 function modelName(ctx: LoadContext, place: Place, value: unknown): string {
   const name = text(ctx, place, value, nameRule) ?? "";
   if (!/^[^\s\p{Cc}*]{1,128}$/u.test(name)) fail(ctx, place, `must be ${nameRule}`);
-  const prefix = dynamicPrefixOf(name);
-  if (prefix !== undefined) {
-    fail(
-      ctx,
-      place,
-      `must not start with ${prefix}: ${prefix}{id} names are routed to the default channel without an entry`,
-    );
-  }
   return name;
 }
 

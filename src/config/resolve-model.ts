@@ -30,9 +30,10 @@ export function defaultChannel(config: GatewayConfig): ChannelConfig | undefined
 }
 
 /**
- * Where a model name goes. An explicit route (a `models` entry of a channel) wins; otherwise a
- * dynamic name (`workflow:{id}`, `workflow-async:{id}`, `chatflow:{id}`, `bot:{id}`) goes to
- * the default channel, with `inputField` `input`.
+ * Where a model name goes. An explicit route (a `models` entry of a channel, a dynamic name
+ * such as `workflow:{id}` that a channel lists included) wins; otherwise a dynamic name
+ * (`workflow:{id}`, `workflow-async:{id}`, `chatflow:{id}`, `bot:{id}`) goes to the default
+ * channel, with `inputField` `input`.
  *
  * @returns `undefined` for a plain name no channel lists, a dynamic name whose id is not 1 to
  *   32 digits, or a dynamic name when there is no default channel. Never throws.
@@ -40,16 +41,14 @@ export function defaultChannel(config: GatewayConfig): ChannelConfig | undefined
 export function resolveModel(config: GatewayConfig, name: string): ModelRoute | undefined {
   const route = config.models.find((m) => m.name === name);
   if (route !== undefined) return route;
-  const dynamic = dynamicPrefixes.find((d) => name.startsWith(d.prefix));
-  if (dynamic === undefined) return undefined;
-  const targetId = name.slice(dynamic.prefix.length);
+  const dynamic = parseDynamicName(name);
   const channel = defaultChannel(config);
-  if (!idPattern.test(targetId) || channel === undefined) return undefined;
+  if (dynamic?.targetId === undefined || channel === undefined) return undefined;
   return {
     name,
     channel: channel.name,
     kind: dynamic.kind,
-    targetId,
+    targetId: dynamic.targetId,
     inputField: defaultInputField,
     weight: 1,
   };
@@ -66,7 +65,20 @@ export function resolveRoutes(config: GatewayConfig, name: string): ModelRoute[]
   return dynamic ? [dynamic] : [];
 }
 
-/** The dynamic prefix `name` starts with, if any. */
-export function dynamicPrefixOf(name: string): string | undefined {
-  return dynamicPrefixes.find((d) => name.startsWith(d.prefix))?.prefix;
+/** A name with a dynamic prefix, taken apart. */
+export interface DynamicName {
+  /** The prefix, such as `workflow:`. */
+  prefix: string;
+  /** What the prefix runs. */
+  kind: ModelKind;
+  /** The Coze id after the prefix; `undefined` when it is not 1 to 32 digits. */
+  targetId: string | undefined;
+}
+
+/** The prefix, kind and id of a dynamic name (`workflow:{id}`…); `undefined` for another name. */
+export function parseDynamicName(name: string): DynamicName | undefined {
+  const dynamic = dynamicPrefixes.find((d) => name.startsWith(d.prefix));
+  if (dynamic === undefined) return undefined;
+  const id = name.slice(dynamic.prefix.length);
+  return { ...dynamic, targetId: idPattern.test(id) ? id : undefined };
 }

@@ -1,22 +1,43 @@
 import { create } from "@bufbuild/protobuf";
-import { ListModelsRequestSchema } from "../gen/cozegateway/v1/model_pb.js";
-import type { Caller, ServiceImpls } from "../service/index.js";
+import { ListModelsRequestSchema, ModelKind } from "../gen/cozegateway/v1/model_pb.js";
+import { type Caller, type ModelInfo, mayUse, type ServiceImpls } from "../service/index.js";
 import { createCallContext } from "./call-context.js";
 import type { NodeResponse } from "./node-types.js";
 import { OpenAiError } from "./openai-error.js";
 
-/** One entry of `GET /v1/models`, in OpenAI's format. */
+/** What a model name runs, in the `kind` extension field of `/v1/models`. */
+export type OpenAiModelKind = ModelInfo["kind"];
+
+/** One entry of `GET /v1/models`, in OpenAI's format plus the `kind` extension field. */
 export interface OpenAiModel {
   id: string;
   object: "model";
   created: number;
   owned_by: string;
+  /** Extension: `bot`, `workflow`, `workflow_async` or `chatflow`. */
+  kind: OpenAiModelKind;
 }
 
+const kinds: Record<ModelKind, OpenAiModelKind | undefined> = {
+  [ModelKind.UNSPECIFIED]: undefined,
+  [ModelKind.BOT]: "bot",
+  [ModelKind.WORKFLOW]: "workflow",
+  [ModelKind.WORKFLOW_ASYNC]: "workflow_async",
+  [ModelKind.CHATFLOW]: "chatflow",
+};
+
+const entry = (id: string, kind: OpenAiModelKind): OpenAiModel => ({
+  id,
+  object: "model",
+  created: 0,
+  owned_by: "coze-gateway",
+  kind,
+});
+
 /**
- * The models the caller's key may use, from `ModelService.ListModels` (issue #4 decision 8):
- * the configured routes, as `{id, object: "model", created: 0, owned_by: "coze-gateway"}`.
- * Dynamic names (`workflow:{id}`, …) are usable but not listed, as in the service.
+ * The models the caller's key may use, from `ModelService.ListModels`: the routes of the
+ * channels' model lists (`workflow:{id}` entries included) and the dynamic names its allow-list
+ * names exactly, as `{id, object: "model", created: 0, owned_by: "coze-gateway", kind}`.
  */
 export async function listModels(
   services: ServiceImpls,
@@ -26,18 +47,31 @@ export async function listModels(
   const call = createCallContext(res, caller, undefined, undefined);
   try {
     const r = await services.model.listModels(create(ListModelsRequestSchema), call.ctx);
-    return (r.models ?? []).map((m) => ({
-      id: m.name ?? "",
-      object: "model",
-      created: 0,
-      owned_by: "coze-gateway",
-    }));
+    return (r.models ?? []).flatMap((m) => {
+      const kind = kinds[m.kind ?? ModelKind.UNSPECIFIED];
+      return kind === undefined ? [] : [entry(m.name ?? "", kind)];
+    });
   } finally {
     call.release();
   }
 }
 
-/** The 404 of `GET /v1/models/{id}` for a model the key may not use or that is not listed. */
+/**
+ * `GET /v1/models/{id}`: the entry of any name the key may call, whether or not the list shows
+ * it (`workflow:{id}` under a `workflow:*` allow-list, or with no allow-list, is callable but
+ * not listed), on the same rules a chat or run applies: a route resolves the name (`info`) and
+ * the key's allow-list admits it. Anything else is `undefined` (a 404), including a name
+ * another key may call: a key learns nothing of what it may not use.
+ */
+export function retrieveModel(
+  info: ModelInfo | undefined,
+  caller: Caller,
+  id: string,
+): OpenAiModel | undefined {
+  return info !== undefined && mayUse(caller, id) ? entry(id, info.kind) : undefined;
+}
+
+/** The 404 of `GET /v1/models/{id}` for a name the key may not call. */
 export function modelNotFound(id: string): OpenAiError {
   return new OpenAiError(404, {
     message: `The model '${id.length > 100 ? `${id.slice(0, 100)}…` : id}' does not exist or you do not have access to it.`,

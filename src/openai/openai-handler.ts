@@ -3,7 +3,7 @@ import { type Caller, type ModelInfo, requestOf, type ServiceImpls } from "../se
 import type { AnswerFormat } from "./answer-format.js";
 import { botCompletion, botStream } from "./bot-completion.js";
 import { type CompletionMeta, chatCompletionFormat } from "./completion-format.js";
-import { listModels, modelNotFound } from "./models.js";
+import { listModels, modelNotFound, retrieveModel } from "./models.js";
 import type { NodeRequest, NodeResponse } from "./node-types.js";
 import { OpenAiError, type OpenAiErrorType, toOpenAiError } from "./openai-error.js";
 import { type ChatCompletionRequest, parseChatCompletionRequest } from "./parse-request.js";
@@ -259,12 +259,12 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
   }
 
   async function models(res: NodeResponse, caller: Caller, id: string | undefined) {
-    const list = await listModels(services, caller, res);
     if (id === undefined) {
+      const list = await listModels(services, caller, res);
       sendJsonText(res, 200, JSON.stringify({ object: "list", data: list }));
       return;
     }
-    const found = list.find((m) => m.id === id);
+    const found = retrieveModel(modelInfo(id), caller, id);
     if (found) sendJsonText(res, 200, JSON.stringify(found));
     else sendOpenAiError(res, modelNotFound(id));
   }

@@ -28,15 +28,17 @@ export const ListModelsRequestSchema: GenMessage<ListModelsRequest> = /*@__PURE_
   messageDesc(file_cozegateway_v1_model, 0);
 
 /**
- * ListModelsResponse lists the usable model routes.
+ * ListModelsResponse lists the usable model names.
  *
  * @generated from message cozegateway.v1.ListModelsResponse
  */
 export type ListModelsResponse = Message<"cozegateway.v1.ListModelsResponse"> & {
   /**
-   * The routes, in configuration order. The dynamic names workflow:{id},
-   * workflow-async:{id}, chatflow:{id} and bot:{id} are usable too when the key allows them,
-   * but are not listed.
+   * First the routes of the channels' model lists, in configuration order, including the
+   * workflow:{id}, workflow-async:{id}, chatflow:{id} and bot:{id} names a channel lists;
+   * then the dynamic names the key's allow-list names exactly (served by the default
+   * channel), in allow-list order. Each name once. Other dynamic names are usable too when
+   * the key allows them (a prefix such as workflow:* admits any id) but cannot be listed.
    *
    * @generated from field: repeated cozegateway.v1.Model models = 1;
    */
@@ -51,7 +53,7 @@ export const ListModelsResponseSchema: GenMessage<ListModelsResponse> = /*@__PUR
   messageDesc(file_cozegateway_v1_model, 1);
 
 /**
- * Model is one configured model route.
+ * Model is one usable model name.
  *
  * @generated from message cozegateway.v1.Model
  */
@@ -64,14 +66,16 @@ export type Model = Message<"cozegateway.v1.Model"> & {
   name: string;
 
   /**
-   * What the name runs.
+   * What the name runs. The REST API's GET /v1/models gives the same as its `kind` field:
+   * bot, workflow, workflow_async or chatflow.
    *
    * @generated from field: cozegateway.v1.ModelKind kind = 2;
    */
   kind: ModelKind;
 
   /**
-   * The channel (Coze app and account) that serves it.
+   * The channel (Coze app and account) that serves it; for a name several channels serve,
+   * the first one.
    *
    * @generated from field: string channel = 3;
    */
@@ -141,7 +145,8 @@ export const ModelKindSchema: GenEnum<ModelKind> = /*@__PURE__*/
  */
 export const ModelService: GenService<{
   /**
-   * ListModels returns the configured model routes the calling API key may use.
+   * ListModels returns every model name the calling API key may use that can be listed: the
+   * routes of the channels' model lists, then the dynamic names its allow-list names exactly.
    *
    * @generated from rpc cozegateway.v1.ModelService.ListModels
    */
