@@ -14,6 +14,7 @@ import {
   startTestServer,
   type TestServer,
   type TestTransport,
+  testLimits,
   withKey,
 } from "../../test/support/test-server.js";
 import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
@@ -343,6 +344,26 @@ describe("gRPC server reflection at shutdown", () => {
       expect((err as ConnectError).code).toBe(Code.Unavailable);
       await closed;
       expect(performance.now() - started).toBeLessThan(10_000);
+    } finally {
+      grpc.close();
+      await server.close();
+    }
+  });
+});
+
+describe("gRPC server reflection and the request timeout", () => {
+  it("resets a keyless reflection stream still open after the request timeout", async () => {
+    const limits = { ...testLimits, headersTimeoutMs: 200, requestTimeoutMs: 300 };
+    const { server } = await startTestServer({ limits });
+    const grpc = createTestTransport("gRPC over HTTP/2", server.url);
+    try {
+      const s = openReflection(v1.ServerReflection, grpc.transport, {});
+      const started = performance.now();
+      await s.ask({ messageRequest: { case: "listServices", value: "" } });
+      // The client never half-closes; the server's deadline for the request ends the stream.
+      const err = ConnectError.from(await s.failure());
+      expect(err.code).toBe(Code.Canceled);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(limits.requestTimeoutMs - 50);
     } finally {
       grpc.close();
       await server.close();

@@ -15,6 +15,8 @@ export interface ReflectionStream {
   ask(request: ReflectionRequestInit): Promise<ReflectionResponse>;
   /** Half-closes the stream and waits for the server to end it with no further answer. */
   end(): Promise<"ended">;
+  /** Asks nothing and waits for the call to fail; resolves with its error. */
+  failure(): Promise<unknown>;
   /** Cancels the call (teardown). */
   cancel(): void;
 }
@@ -83,6 +85,17 @@ export function openReflection(
       const next = await responses.next();
       if (next.done !== true) throw new Error("the server sent an answer nobody asked for");
       return "ended";
+    },
+    async failure() {
+      try {
+        const next = await responses.next();
+        throw new Error(
+          next.done === true ? "the stream ended cleanly" : "an answer nobody asked for",
+        );
+      } catch (e) {
+        cancel();
+        return e;
+      }
     },
     cancel,
   };
