@@ -9,6 +9,7 @@ import {
   type RequestLogFn,
   requestLogVia,
 } from "../observability/index.js";
+import { explainReflectionOverHttp1, registerReflection } from "../reflection/index.js";
 import { type Caller, callerKey } from "./caller.js";
 import { connectionKey, connectionOf, createCallerLookup } from "./caller-lookup.js";
 import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
@@ -52,7 +53,8 @@ export interface GatewayServerOptions {
   corsOrigins: readonly string[];
   /**
    * Registers the Connect services (ChatService, WorkflowService, ModelService). Every service
-   * registered here requires an API key. The server registers `grpc.health.v1.Health` itself.
+   * registered here requires an API key. The server registers `grpc.health.v1.Health` and gRPC
+   * server reflection (`grpc.reflection.v1` and `v1alpha`) itself, without a key.
    */
   routes: (router: ConnectRouter) => void;
   /**
@@ -114,9 +116,10 @@ const hardStopMarginMs = 100;
 
 /**
  * Starts the gateway's one listening port: Connect, gRPC and gRPC-Web for the services `routes`
- * registers (every call needs `Authorization: Bearer <key>`), `grpc.health.v1.Health`,
- * `/healthz`, `/readyz`, CORS, and the `http` routes, within `limits`. Resolves once listening;
- * rejects when the address cannot be bound or an option is invalid.
+ * registers (every call needs `Authorization: Bearer <key>`), `grpc.health.v1.Health` and gRPC
+ * server reflection (no key), `/healthz`, `/readyz`, CORS, and the `http` routes, within
+ * `limits`. Resolves once listening; rejects when the address cannot be bound or an option is
+ * invalid.
  */
 export async function startGatewayServer(options: GatewayServerOptions): Promise<GatewayServer> {
   validateOptions(options);
@@ -153,14 +156,17 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     metrics: options.metrics,
     requestLog: options.requestLog ?? requestLogVia(log),
   };
+  // Outermost in each chain, so it sees the code the caller gets.
+  const observe = createObserveInterceptor(observer);
+  const drain = createDrainInterceptor(isDraining);
+  const cutoff = createStreamCutoffInterceptor(streamCutoff.signal);
   const serviceInterceptors = [
-    // Outermost, so it sees the code the caller gets.
-    createObserveInterceptor(observer),
+    observe,
     errors,
-    createDrainInterceptor(isDraining),
+    drain,
     createAuthInterceptor(options.authenticate, log, callerKey, lookup),
     createStreamLimitInterceptor(streams),
-    createStreamCutoffInterceptor(streamCutoff.signal),
+    cutoff,
   ];
   const doors = options.doors ?? [];
   const routeDoor = createDoorRoutes({
@@ -186,6 +192,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
       options.routes(withInterceptors(router, serviceInterceptors));
       // Health needs no key, and ends its Watch streams itself after sending NOT_SERVING.
       router.service(Health, health.impl, { interceptors: [errors] });
+      // Reflection needs no key either: it hands out the contract's descriptors and calls
+      // nothing. It describes what is registered above, so it comes last.
+      registerReflection(router, { interceptors: [observe, errors, drain, cutoff] });
       health.setServices(router.handlers.map((h) => h.service.typeName));
     },
     fallback(_req, res) {
@@ -201,7 +210,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     { ...observer, label: (method, path) => routeLabel(doors, method, path) },
     createRequestHandler({
       cors: createCorsPolicy({ origins: options.corsOrigins }),
-      connect,
+      connect: explainReflectionOverHttp1(connect),
       doors,
       routeDoor: (req, res, door, path) => void routeDoor(req, res, door, path),
       health,
