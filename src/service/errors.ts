@@ -172,18 +172,7 @@ export function toConnectError(err: unknown, signal?: AbortSignal): ConnectError
     err instanceof CozeError &&
     err.code === "canceled"
   ) {
-    const reason = signal.reason;
-    if (!err.executeId) return reason;
-    // A watch cut by a shutdown or a deadline: the run goes on at Coze, and can be found again.
-    const metadata = new Headers(reason.metadata);
-    metadata.set(errorHeaders.executeId, err.executeId);
-    return new ConnectError(
-      `${reason.rawMessage}; ${reattachHint(err.executeId)}`,
-      reason.code,
-      metadata,
-      undefined,
-      reason,
-    );
+    return err.executeId ? runCutError(signal.reason, err.executeId) : signal.reason;
   }
   if (err instanceof CozeError) {
     const metadata = new Headers();
@@ -211,6 +200,18 @@ export function upstreamMessage(err: CozeError): string {
   const coze =
     err.cozeCode !== undefined && err.cozeCode !== "" ? ` (Coze code ${err.cozeCode})` : "";
   return `${err.step}: ${upstreamText[err.code]}${coze}`;
+}
+
+/**
+ * `reason` (a shutdown's `Unavailable`, a deadline) for a call that was about workflow run
+ * `executeId` (issue 16): the run goes on at Coze, so the error names it (`x-coze-execute-id`)
+ * and says which RPCs find it again.
+ */
+export function runCutError(reason: ConnectError, executeId: string): ConnectError {
+  const metadata = new Headers(reason.metadata);
+  metadata.set(errorHeaders.executeId, executeId);
+  const message = `${reason.rawMessage}; ${reattachHint(executeId)}`;
+  return new ConnectError(message, reason.code, metadata, undefined, reason);
 }
 
 /** How a Connect caller finds a run again: the RPCs that take its execute id. */
