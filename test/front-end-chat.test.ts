@@ -29,7 +29,7 @@ async function streamed(params: Extra) {
   const s = await client.chat.completions.create({ ...params, stream: true } as never);
   let text = "";
   let finish: Extra | undefined;
-  for await (const c of s as AsyncIterable<OpenAI.ChatCompletionChunk>) {
+  for await (const c of s as unknown as AsyncIterable<OpenAI.ChatCompletionChunk>) {
     text += c.choices[0]?.delta.content ?? "";
     if (c.choices[0]?.finish_reason) finish = c as unknown as Extra;
   }
@@ -143,7 +143,7 @@ describe("the same run gives the same content streamed and not streamed", () => 
       expect((response as OpenAI.Responses.Response).output_text).toBe(content);
       const events = await client.responses.create({ ...input, stream: true } as never);
       let text = "";
-      for await (const e of events as AsyncIterable<OpenAI.Responses.ResponseStreamEvent>) {
+      for await (const e of events as unknown as AsyncIterable<OpenAI.Responses.ResponseStreamEvent>) {
         if (e.type === "response.output_text.delta") text += e.delta;
       }
       expect(text).toBe(content);
