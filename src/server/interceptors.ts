@@ -6,7 +6,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import type { LogFn } from "../observability/index.js";
-import { errorHeaders, runCutError } from "../service/errors.js";
+import { errorHeaders, runCutError, withoutSentHeaders } from "../service/errors.js";
 import { parseBearerToken } from "./bearer.js";
 import { type Caller, callerKey } from "./caller.js";
 import { type CallerLookup, connectionKey, createCallerLookup } from "./caller-lookup.js";
@@ -82,7 +82,8 @@ export function createStreamCutoffInterceptor(signal: AbortSignal): Interceptor 
 function cutReason(signal: AbortSignal, header: Headers): unknown {
   const executeId = header.get(errorHeaders.executeId);
   const reason: unknown = signal.reason;
-  return executeId && reason instanceof ConnectError ? runCutError(reason, executeId) : reason;
+  if (!executeId || !(reason instanceof ConnectError)) return reason;
+  return withoutSentHeaders(runCutError(reason, executeId), header);
 }
 
 async function* cutOffOnAbort<T>(

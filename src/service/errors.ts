@@ -214,6 +214,19 @@ export function runCutError(reason: ConnectError, executeId: string): ConnectErr
   return new ConnectError(message, reason.code, metadata, undefined, reason);
 }
 
+/**
+ * `err` without the metadata the call's response headers carry already with the same value
+ * (`x-coze-execute-id`, set as soon as a run started): a client reads headers and trailers as
+ * one map, where a repeated value would read `id, id`.
+ */
+export function withoutSentHeaders(err: ConnectError, sent: Headers): ConnectError {
+  const value = err.metadata.get(errorHeaders.executeId);
+  if (value !== null && sent.get(errorHeaders.executeId) === value) {
+    err.metadata.delete(errorHeaders.executeId);
+  }
+  return err;
+}
+
 /** How a Connect caller finds a run again: the RPCs that take its execute id. */
 function reattachHint(executeId: string): string {
   return `the workflow run goes on at Coze: pass execute_id ${executeId} to WorkflowService.WatchWorkflow or WorkflowService.GetWorkflowRun`;
