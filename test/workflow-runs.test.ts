@@ -266,6 +266,17 @@ describe("GET /v1/workflow_runs/{execute_id}", () => {
         param,
       ]);
     }
+    // No id: never a new run (WatchWorkflow without an id starts one).
+    for (const q of [modelQuery, `${modelQuery}&stream=true`]) {
+      const res = await lookup("", q);
+      expect([res.status, ((await res.json()) as { error: Extra }).error.param]).toEqual([
+        400,
+        "execute_id",
+      ]);
+    }
+    const malformed = await lookup("%E0%A4%A", modelQuery);
+    expect(malformed.status).toBe(404);
+    expect(fx.demo.emulator.stats().workflowRunsStarted).toBe(1);
     const post = await fetch(`${fx.url}/v1/workflow_runs/${id}?${modelQuery}`, {
       method: "POST",
       headers: headers(),

@@ -25,8 +25,8 @@ export interface RunLookup {
  * the workflow route the run was started with, as for gRPC `GetWorkflowRun`: an execute id does
  * not say which workflow it belongs to. Other query parameters are ignored.
  *
- * @throws OpenAiError 400 naming `model` or `stream` when missing, given twice or malformed;
- *   an id that is not one the key was handed is the core's 404.
+ * @throws OpenAiError 400 naming `execute_id`, `model` or `stream` when missing, given twice or
+ *   malformed; an id that is not one the key was handed is the core's 404.
  */
 export function parseRunLookup(url: string, rawId: string): RunLookup {
   const query = new URL(url, "http://gateway.invalid").searchParams;
@@ -42,12 +42,16 @@ export function parseRunLookup(url: string, rawId: string): RunLookup {
   if (stream !== undefined && stream !== "true" && stream !== "false") {
     throw invalidValue("stream", "expected true or false.");
   }
-  let executeId = "";
+  // An empty id would read as "no run" to the core, whose WatchWorkflow then starts one.
+  if (rawId === "") throw missing("execute_id");
+  let executeId: string;
   try {
     executeId = decodeURIComponent(rawId);
   } catch {
-    executeId = "";
+    // Not an id the gateway handed out: the core answers 404 as for any other.
+    executeId = "-";
   }
+  if (executeId === "") throw missing("execute_id");
   return { executeId, model, stream: stream === "true" };
 }
 
