@@ -440,3 +440,45 @@ describe("a shutdown that cuts a run's stream", () => {
     );
   });
 });
+
+describe("docs/clients.md, runs that are never lost", () => {
+  let own: GatewayFixture;
+  beforeAll(async () => {
+    // The demo run takes 4 s: polls 100 ms apart see it end within max_polls.
+    own = await startGatewayFixture({ pollIntervalMs: 100 });
+  });
+  afterAll(async () => {
+    await own?.close();
+  });
+
+  it("has commands that start a run, read it and re-attach to it, as written", async () => {
+    const { execFile } = await import("node:child_process");
+    const { readFileSync } = await import("node:fs");
+    const { promisify } = await import("node:util");
+    const section =
+      readFileSync("docs/clients.md", "utf8").split(
+        "### `GET /v1/workflow_runs/{execute_id}`",
+      )[1] ?? "";
+    const block = /```sh\n([\s\S]*?)```/.exec(section)?.[1] ?? "";
+    const lines = block
+      .replace(/\\\n\s*/g, "")
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l) => l.replaceAll("http://127.0.0.1:8080", own.url));
+    expect(lines).toHaveLength(3);
+    const run = (script: string) =>
+      promisify(execFile)("bash", ["-c", script], {
+        env: { PATH: process.env.PATH, KEY: own.key },
+      });
+    const read = await run(`${lines[0]}\n${lines[1]}`);
+    const got = JSON.parse(read.stdout);
+    expect(got).toMatchObject({
+      object: "workflow.run",
+      execute_id: expect.stringMatching(handed),
+    });
+    const attached = await run(`${lines[0]}\n${lines[2]}`);
+    const { data, done } = sse(attached.stdout);
+    expect(data[0]?.execute_id, attached.stdout.slice(-300)).toMatch(handed);
+    expect(done, attached.stdout.slice(-300)).toBe(true);
+  });
+});
