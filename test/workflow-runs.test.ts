@@ -305,6 +305,33 @@ describe("errors about a run name it", () => {
     expect((err as ConnectError).metadata.get("x-coze-execute-id")).toMatch(handed);
   });
 
+  it("names a failed async run in the Responses API's error, streamed or not", async () => {
+    const failing = `workflow-async:${catalog.workflows.failing}`;
+    const res = await fetch(`${fx.url}/v1/responses`, {
+      method: "POST",
+      headers: headers(),
+      body: JSON.stringify({ model: failing, input: "x" }),
+    });
+    const { error } = (await res.json()) as { error: Extra };
+    expect([res.status, error.code]).toEqual([502, "upstream_error"]);
+    expect(error.execute_id).toMatch(handed);
+    const streamed = await fetch(`${fx.url}/v1/responses`, {
+      method: "POST",
+      headers: headers(),
+      body: JSON.stringify({ model: failing, input: "x", stream: true }),
+    });
+    const events = (await streamed.text())
+      .split("\n\n")
+      .filter((e) => e.includes("data: "))
+      .map((e) => JSON.parse(e.slice(e.indexOf("data: ") + 6)) as Extra);
+    const created = events.find((e) => e.type === "response.created") as { response: Extra };
+    const failed = events.find((e) => e.type === "response.failed") as { response: Extra };
+    const id = created.response.execute_id;
+    expect(id).toMatch(handed);
+    expect(failed.response.error).toMatchObject({ code: "upstream_error", execute_id: id });
+    expect((events.at(-1)?.error as Extra).execute_id).toBe(id);
+  });
+
   it("names a failed sync run from Coze's error envelope, as an id bound to the key", async () => {
     const res = await complete({
       model: `workflow:${catalog.workflows.failing}`,
