@@ -9,7 +9,7 @@ import {
   parseRetryAfter,
   safeMessage,
 } from "./errors.js";
-import { type Json, readCapped, tryParseObject } from "./wire.js";
+import { id, type Json, readCapped, tryParseObject } from "./wire.js";
 
 /** A decoded JSON response whose envelope said success. */
 export interface JsonResponse {
@@ -65,6 +65,8 @@ export function apiCodeError(
     cozeMessage: typeof body.msg === "string" ? body.msg : undefined,
     logId,
     retryAfterMs,
+    // A failed workflow run's envelope names the run (coze-api.md §5.1, §14.2).
+    executeId: id(body.execute_id),
   });
 }
 

@@ -15,6 +15,8 @@ import { errors as undiciErrors } from "undici";
  * - `protocol`: Coze answered something this client cannot understand.
  * - `failed`: Coze accepted the work and reports that it failed (a failed chat or workflow
  *   run), or answered an error code this client does not classify.
+ * - `still_running`: the poller gave up (`maxPolls`, or the deadline before the next poll)
+ *   while Coze kept answering that the work is still running: it goes on at Coze.
  */
 export type CozeErrorCode =
   | "authentication"
@@ -26,7 +28,8 @@ export type CozeErrorCode =
   | "timeout"
   | "canceled"
   | "protocol"
-  | "failed";
+  | "failed"
+  | "still_running";
 
 /** Options for {@link CozeError}. */
 export interface CozeErrorOptions {
@@ -47,6 +50,11 @@ export interface CozeErrorOptions {
   logId?: string;
   /** How long Coze asked us to wait before retrying, in milliseconds. */
   retryAfterMs?: number;
+  /**
+   * The workflow run the failure is about, when one was started: the raw Coze id here; the
+   * core hands out the id bound to the caller's key instead.
+   */
+  executeId?: string;
 }
 
 /**
@@ -62,6 +70,7 @@ export class CozeError extends Error {
   readonly cozeMessage: string | undefined;
   readonly logId: string | undefined;
   readonly retryAfterMs: number | undefined;
+  readonly executeId: string | undefined;
 
   constructor(code: CozeErrorCode, message: string, options: CozeErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -72,6 +81,21 @@ export class CozeError extends Error {
     this.cozeMessage = options.cozeMessage;
     this.logId = options.logId;
     this.retryAfterMs = options.retryAfterMs;
+    this.executeId = options.executeId;
+  }
+
+  /** This error about run `executeId` (same facts, same cause). */
+  withExecuteId(executeId: string): CozeError {
+    return new CozeError(this.code, this.message, {
+      step: this.step,
+      cause: this.cause,
+      status: this.status,
+      cozeCode: this.cozeCode,
+      cozeMessage: this.cozeMessage,
+      logId: this.logId,
+      retryAfterMs: this.retryAfterMs,
+      executeId,
+    });
   }
 }
 
@@ -91,6 +115,7 @@ const codeText: Record<CozeErrorCode, string> = {
   canceled: "canceled",
   protocol: "unexpected response",
   failed: "failed",
+  still_running: "still running",
 };
 
 /** Builds the standard safe message: `<step>: <what> [(Coze code N)]`. */

@@ -106,7 +106,7 @@ describe("pollUntil timing", () => {
     expect(fake.calls).toHaveLength(2);
   });
 
-  it("gives up after exactly 150 polls at the default interval, at 300 s, without another request", async () => {
+  it("gives up after exactly 150 polls at the default interval, at 300 s, without another request, saying the work is still running", async () => {
     const clock = createManualClock(start);
     const fake = fakeFetch(clock, ["Running"]);
     const run = track(clock, pollToEnd(fake.fetchOnce, isDone, { step, clock }));
@@ -116,7 +116,7 @@ describe("pollUntil timing", () => {
     expect(fake.calls[149]).toBe(start + 300_000);
     expect(fake.calls.every((t, i) => t === start + 2_000 * (i + 1))).toBe(true);
     expect(run.at).toBe(start + 300_000);
-    expectCozeError(run.error, "timeout", "workflow.history: timed out");
+    expectCozeError(run.error, "still_running", "workflow.history: still running");
     expect(clock.pendingSleeps()).toBe(0);
   });
 
@@ -130,17 +130,17 @@ describe("pollUntil timing", () => {
     await clock.advance(10_000);
     expect(fake.calls.map((t) => t - start)).toEqual([100, 200, 300]);
     expect(run.at).toBe(start + 300);
-    expectCozeError(run.error, "timeout", "workflow.history: timed out");
+    expectCozeError(run.error, "still_running", "workflow.history: still running");
   });
 
-  it("gives up at once when the next wait would reach the deadline", async () => {
+  it("gives up at once when the next wait would reach the deadline, saying the work is still running", async () => {
     const clock = createManualClock(start);
     const fake = fakeFetch(clock, ["Running"]);
     const run = track(clock, pollToEnd(fake.fetchOnce, isDone, { step, clock, deadlineMs: 9_000 }));
     await clock.advance(60_000);
     expect(fake.calls.map((t) => t - start)).toEqual([2_000, 4_000, 6_000, 8_000]);
     expect(run.at).toBe(start + 8_000); // not 10 000: it does not wait to find out
-    expectCozeError(run.error, "timeout", "workflow.history: timed out");
+    expectCozeError(run.error, "still_running", "workflow.history: still running");
     expect(clock.pendingSleeps()).toBe(0);
   });
 
@@ -151,6 +151,15 @@ describe("pollUntil timing", () => {
     await clock.advance(60_000);
     expect(fake.calls.map((t) => t - start)).toEqual([2_000]);
     expect(run.at).toBe(start + 2_000);
+    expectCozeError(run.error, "still_running", "workflow.history: still running");
+  });
+
+  it("times out when the deadline comes before any poll answered", async () => {
+    const clock = createManualClock(start);
+    const fake = fakeFetch(clock, ["Running"]);
+    const run = track(clock, pollToEnd(fake.fetchOnce, isDone, { step, clock, deadlineMs: 1_000 }));
+    await clock.advance(60_000);
+    expect(fake.calls).toHaveLength(0);
     expectCozeError(run.error, "timeout", "workflow.history: timed out");
   });
 

@@ -14,8 +14,8 @@ export interface PollOptions {
    */
   intervalMs?: number;
   /**
-   * Most successful polls before giving up with `timeout`; retries of a failed request do not
-   * count. Bounds the loop even without a deadline. Default 150 (5 minutes at the default
+   * Most successful polls before giving up with `still_running`; retries of a failed request do
+   * not count. Bounds the loop even without a deadline. Default 150 (5 minutes at the default
    * interval).
    */
   maxPolls?: number;
@@ -77,9 +77,11 @@ class DeadlinePassed extends Error {}
  * - the error of `fetchOnce` when it is not transient (see {@link PollOptions.retry}), at once, or
  *   when a transient error persists for `maxAttempts` attempts. Between attempts it waits
  *   {@link backoffDelay}, or the error's `retryAfterMs` when that is longer.
- * - `CozeError("timeout")` (`<step>: timed out`) after `maxPolls` polls that were not done, or
- *   when the next wait would reach the deadline, or when the deadline passes during a request,
- *   without another request.
+ * - `CozeError("still_running")` (`<step>: still running`) after `maxPolls` polls that were not
+ *   done, or when the wait before the next poll would reach the deadline after a poll that was
+ *   not done, without another request: the work goes on upstream (issue 16).
+ * - `CozeError("timeout")` (`<step>: timed out`) when the deadline comes before any poll
+ *   answered, or passes during a request or a retry's wait.
  * - `CozeError("canceled")` as soon as `signal` aborts, before or during a wait or a request
  *   (`timeout` instead when the abort reason is a `TimeoutError`, and a `CozeError` reason as is,
  *   as `fromTransportError` does). No timer is left behind.
@@ -112,10 +114,15 @@ export async function* pollUntil<T>(
   const canceled = () => fromTransportError(step, signal?.reason, signal);
   const gaveUp = (cause: unknown) =>
     new CozeError("timeout", safeMessage("timeout", step), { step, cause });
+  const stillRunning = (cause: unknown) =>
+    new CozeError("still_running", safeMessage("still_running", step), { step, cause });
 
-  /** Waits `ms` unless that would reach the deadline; maps an abort to `canceled`. */
-  const wait = async (ms: number, reason: () => unknown) => {
-    if (clock.now() + ms >= deadline) throw gaveUp(reason());
+  /**
+   * Waits `ms` unless that would reach the deadline; maps an abort to `canceled`. `running`:
+   * the last poll said not done, so giving up here leaves the work running upstream.
+   */
+  const wait = async (ms: number, reason: () => unknown, running = false) => {
+    if (clock.now() + ms >= deadline) throw (running ? stillRunning : gaveUp)(reason());
     try {
       await clock.sleep(ms, signal);
     } catch (err) {
@@ -159,6 +166,7 @@ export async function* pollUntil<T>(
     await wait(
       firstIntervalsMs[poll - 1] ?? intervalMs,
       () => new Error(`deadline before poll ${poll}`),
+      poll > 1,
     );
     let value: T;
     for (let attemptNo = 1; ; attemptNo++) {
@@ -176,7 +184,7 @@ export async function* pollUntil<T>(
     if (done) return value;
   }
   if (signal?.aborted) throw canceled();
-  throw gaveUp(new Error(`not done after ${maxPolls} polls`));
+  throw stillRunning(new Error(`not done after ${maxPolls} polls`));
 }
 
 /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { streamResponseOf } from "../../test/support/event-streams.js";
 import type { CozeError } from "./errors.js";
-import { type WorkflowEvent, workflowEvents } from "./workflow-stream.js";
+import { executeIdOf, type WorkflowEvent, workflowEvents } from "./workflow-stream.js";
 import { historyOutput, parseRun } from "./workflow-types.js";
 
 const streamOf = (text: string) => streamResponseOf("workflow.stream", text);
@@ -143,5 +143,34 @@ describe("run history decoding", () => {
   it("reads a failed run's string error code", () => {
     const run = parseRun({ execute_id: "1", execute_status: "Fail", error_code: "4000" });
     expect(run).toMatchObject({ status: "fail", errorCode: "4000" });
+  });
+});
+
+describe("executeIdOf", () => {
+  it("reads a run's execute id from its debug URL, as every Coze example has it", () => {
+    const url =
+      "https://www.coze.cn/work_flow?execute_id=741364789030728000&space_id=736142423532160&workflow_id=738958910358870";
+    expect(executeIdOf(url)).toBe("741364789030728000");
+    expect(executeIdOf(`${url}&execute_mode=2`)).toBe("741364789030728000");
+  });
+
+  it("gives nothing for a URL without one, a malformed one, or none at all", () => {
+    for (const url of [
+      undefined,
+      "",
+      "not a url",
+      "https://www.coze.cn/work_flow?space_id=1",
+      "https://www.coze.cn/work_flow?execute_id=abc",
+      `https://www.coze.cn/work_flow?execute_id=${"9".repeat(40)}`,
+    ]) {
+      expect(executeIdOf(url), String(url)).toBeUndefined();
+    }
+  });
+
+  it("is told with the Done event", async () => {
+    const { events } = await run(
+      'id: 0\nevent: Done\ndata: {"debug_url":"https://www.coze.cn/work_flow?execute_id=7413647890307280001&space_id=1"}\n\n',
+    );
+    expect(events).toMatchObject([{ type: "done", executeId: "7413647890307280001" }]);
   });
 });

@@ -24,7 +24,13 @@ export type WorkflowEvent =
   | { type: "interrupt"; seq: number; interrupt: WorkflowInterrupt }
   | { type: "error"; seq: number; code: number; message: string }
   | { type: "ping"; seq: number }
-  | { type: "done"; seq: number; debugUrl: string | undefined };
+  | {
+      type: "done";
+      seq: number;
+      debugUrl: string | undefined;
+      /** The run's execute id, read from `debugUrl`: the stream names it nowhere else. */
+      executeId: string | undefined;
+    };
 
 /**
  * Turns the SSE events of a workflow stream into {@link WorkflowEvent}s. Ends after `Done`, or at
@@ -92,7 +98,7 @@ export async function* workflowEvents(
           } catch {
             debugUrl = undefined;
           }
-          yield { type: "done", seq, debugUrl };
+          yield { type: "done", seq, debugUrl, executeId: executeIdOf(debugUrl) };
           return;
         }
         default:
@@ -108,4 +114,15 @@ export async function* workflowEvents(
       logId: stream.logId,
     });
   }
+}
+
+/**
+ * The `execute_id` query parameter of a run's debug URL (every example in coze-api.md §5.1,
+ * §5.6, §14.3 has it): a stream run learns its id no other way. `undefined` unless it is a
+ * Coze id (digits).
+ */
+export function executeIdOf(debugUrl: string | undefined): string | undefined {
+  if (debugUrl === undefined || !URL.canParse(debugUrl)) return undefined;
+  const id = new URL(debugUrl).searchParams.get("execute_id");
+  return id !== null && /^\d{1,32}$/.test(id) ? id : undefined;
 }

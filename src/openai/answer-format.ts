@@ -41,6 +41,11 @@ export interface AnswerFormat {
 export interface StreamFormat {
   /** Tells the turn's Coze ids once the service reported them (before any output). */
   identify(ids: TurnIds): void;
+  /**
+   * Extension fields the first events carry too (a workflow run's `execute_id`, issue 16), when
+   * known before the stream starts: the role chunk, or `response.created`.
+   */
+  announce(extras: CompletionExtras): void;
   /** The first events, written with the response headers. */
   start(): string;
   /** Answer text. */

@@ -3,6 +3,7 @@ import {
   ChatRequestSchema,
   ChatStatus,
   ChatStreamRequestSchema,
+  Role,
 } from "../gen/cozegateway/v1/chat_pb.js";
 import type { FinishReason } from "./answer-format.js";
 import { type ChatPlan, renameServiceParam, toChatPlan } from "./chat-request.js";
@@ -12,6 +13,7 @@ import {
   type OpenAiUsage,
   usageOf,
 } from "./completion-format.js";
+import { checkedFormat, instructionOf } from "./json-output.js";
 import { OpenAiError } from "./openai-error.js";
 import { encodeToolCallId } from "./tool-call-id.js";
 import { runStream, runUnary, type Turn } from "./turn.js";
@@ -41,6 +43,19 @@ function toolCallsOf(
 const renamer = (plan: ChatPlan) => (err: OpenAiError) => renameServiceParam(err, plan);
 
 /**
+ * The plan and turn of a bot or chatflow request. With a JSON `response_format` (issue 16) the
+ * bot is told so in a system message after the caller's (a tool-output turn sends no messages:
+ * the chat it continues was told already), and the answer is checked before it is written.
+ */
+function planOf(turn: Turn): [ChatPlan, Turn] {
+  const plan = toChatPlan(turn.request);
+  const output = turn.request.jsonOutput;
+  if (output === undefined) return [plan, turn];
+  plan.init.messages?.push({ role: Role.SYSTEM, content: instructionOf(output) });
+  return [plan, { ...turn, format: checkedFormat(turn.format, output) }];
+}
+
+/**
  * A non-stream bot or chatflow completion through `ChatService.Chat`: the answer messages joined
  * by a blank line (issue #4 decision 4; verbose and follow-up messages are not part of it), the
  * reasoning as `reasoning_content`, tool calls with `finish_reason: "tool_calls"`, the usage, and
@@ -48,8 +63,8 @@ const renamer = (plan: ChatPlan) => (err: OpenAiError) => renameServiceParam(err
  * Written by the turn's format: Chat Completions terms here; the Responses door makes items of
  * the same message.
  */
-export function botCompletion(turn: Turn): Promise<void> {
-  const plan = toChatPlan(turn.request);
+export function botCompletion(asked: Turn): Promise<void> {
+  const [plan, turn] = planOf(asked);
   return runUnary(
     turn,
     async (ctx) => {
@@ -95,8 +110,8 @@ function cutStream(): OpenAiError {
  * the finish chunk (with `conversation_id`), the usage chunk when asked for, and `[DONE]`; or the
  * Responses events for the same steps, by the turn's format, which gets the Coze ids first.
  */
-export async function botStream(turn: Turn): Promise<void> {
-  const plan = toChatPlan(turn.request);
+export async function botStream(asked: Turn): Promise<void> {
+  const [plan, turn] = planOf(asked);
   await runStream(
     turn,
     async (s) => {

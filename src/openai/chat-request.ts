@@ -47,7 +47,9 @@ export interface ChatPlan {
  * - Otherwise system and developer messages go as `ROLE_SYSTEM` (the service folds them into
  *   the first user turn and keeps the last 100 messages: decision 1); user and assistant
  *   messages go in order. Earlier tool exchanges (tool messages, assistant messages that only
- *   carry `tool_calls`) are not replayed: Coze takes no tool messages as history.
+ *   carry `tool_calls`) are not replayed: Coze takes no tool messages as history. Nor are
+ *   assistant messages without text (`""`, `null`, `[]`: what a front-end keeps of a stopped
+ *   turn), which OpenAI accepts and Coze would refuse.
  * - With a conversation to continue, Coze already holds the history: only the messages after
  *   the last assistant message (or from `sendFrom`) are sent (system messages are always sent),
  *   so a chat front-end that resends the whole history does not duplicate it.
@@ -81,7 +83,10 @@ export function toChatPlan(req: ChatCompletionRequest): ChatPlan {
         if (i > skipUntil) mapped = userMessage(m.content, i);
         break;
       case "assistant":
-        if (i > skipUntil && !(isEmpty(m.content) && (m.tool_calls?.length ?? 0) > 0)) {
+        // An assistant message without text (a stopped turn's `""` or `null`, an empty parts
+        // array, one that only carried tool calls) is accepted as OpenAI does, and not sent:
+        // Coze takes no empty message (issue 16).
+        if (i > skipUntil && !isEmpty(m.content)) {
           mapped = textMessage(Role.ASSISTANT, m.content ?? "");
         }
         break;
@@ -130,8 +135,9 @@ function toolOutputsPlan(
   return { init: { ...base, conversationId, chatId, toolOutputs }, sourceIndex: [] };
 }
 
-function isEmpty(content: string | unknown[] | null | undefined): boolean {
-  return content === undefined || content === null || content.length === 0;
+/** Whether assistant content holds no text: absent, `null`, `""`, `[]` or only empty parts. */
+function isEmpty(content: string | (TextPart | RefusalPart)[] | null | undefined): boolean {
+  return content === undefined || content === null || joinText(content) === "";
 }
 
 function textMessage(role: Role, content: string | (TextPart | RefusalPart)[]): MessageInit {

@@ -89,8 +89,8 @@ export function completionJson(
 
 /** Writers of the SSE events of one streamed completion. */
 export interface ChunkFormat {
-  /** The first chunk: `delta: {role: "assistant", content: ""}`. */
-  role(): string;
+  /** The first chunk: `delta: {role: "assistant", content: ""}`, extension fields at its top level. */
+  role(extras?: CompletionExtras): string;
   /** A content delta. */
   content(text: string): string;
   /** A delta with reasoning and/or content. */
@@ -114,7 +114,8 @@ export function createChunkFormat(meta: CompletionMeta): ChunkFormat {
   const open = `${head}{"index":0,"delta":`;
   const close = `,"logprobs":null,"finish_reason":null}]}\n\n`;
   return {
-    role: () => `${open}{"role":"assistant","content":""}${close}`,
+    role: (extras = {}) =>
+      `${open}{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]${extrasJson(extras)}}\n\n`,
     content: (text) => `${open}{"content":${JSON.stringify(text)}}${close}`,
     delta(content, reasoning) {
       const r = `"reasoning_content":${JSON.stringify(reasoning)}`;
@@ -144,9 +145,13 @@ export function chatCompletionFormat(meta: CompletionMeta, includeUsage: boolean
     unary: (message, finish, usage, extras) => completionJson(meta, message, finish, usage, extras),
     stream() {
       const fmt = createChunkFormat(meta);
+      let announced: CompletionExtras = {};
       return {
         identify() {},
-        start: fmt.role,
+        announce(extras) {
+          announced = extras;
+        },
+        start: () => fmt.role(announced),
         content: fmt.content,
         delta: fmt.delta,
         toolCalls: fmt.toolCalls,

@@ -18,6 +18,11 @@ export interface OpenAiErrorObject {
   code: string | null;
   /** The request field at fault, named as OpenAI does (`messages[2].content`); else `null`. */
   param: string | null;
+  /**
+   * Extension: the workflow run the error is about, when one was started (issue 16); look it
+   * up or re-attach with `GET /v1/workflow_runs/{execute_id}`.
+   */
+  execute_id?: string;
 }
 
 /**
@@ -39,6 +44,24 @@ export class OpenAiError extends Error {
   }
 }
 
+/** The response header naming the workflow run an answer or an error is about. */
+export const executeIdHeader = "x-coze-execute-id";
+
+/**
+ * `err` as an error about workflow run `executeId` (issue 16): `execute_id` in the body, the
+ * `X-Coze-Execute-Id` header, and `x-should-retry: false`, so the OpenAI SDKs do not retry on
+ * their own a request that started a run (a retry would start another one; the client can find
+ * this one by its id instead). `hint`, when given, is added to the message.
+ */
+export function withExecuteId(err: OpenAiError, executeId: string, hint?: string): OpenAiError {
+  const message = hint ? `${err.body.message}; ${hint}` : err.body.message;
+  return new OpenAiError(
+    err.status,
+    { ...err.body, message, execute_id: executeId },
+    { ...err.headers, [executeIdHeader]: executeId, "x-should-retry": "false" },
+  );
+}
+
 /** A 400 for a bad request field (issue #4: "400 naming the field"). */
 export function badRequest(param: string | null, message: string, code: string): OpenAiError {
   return new OpenAiError(400, { message, type: "invalid_request_error", code, param });
@@ -51,16 +74,18 @@ export function badRequest(param: string | null, message: string, code: string):
  *   `permission_denied` → 403, `not_found` → 404 (`model_not_found` when the field is the
  *   model), `resource_exhausted` → 429 with `Retry-After`, `unavailable` → 503;
  * - an upstream {@link CozeError}: by its code (`bad_request` 400, `permission` 403, `not_found`
- *   404, `rate_limited` 429, `unavailable` 503, `timeout` 504, a failed, unreadable or
- *   unauthenticated upstream step 502), with `X-Coze-Logid` and `Retry-After`;
+ *   404, `rate_limited` 429, `unavailable` 503, `timeout` 504, `still_running` 504 with code
+ *   `still_running`, a failed, unreadable or unauthenticated upstream step 502), with
+ *   `X-Coze-Logid` and `Retry-After`;
+ * - either about a workflow run: its `execute_id` too ({@link withExecuteId});
  * - the call's abort reason, a `ConnectError` from the server (shutdown `Unavailable` 503,
  *   deadline 504, a chat canceled by someone else 409);
  * - anything else: 500 "internal error", its text never used.
  */
 export function toOpenAiError(err: unknown): OpenAiError {
   if (err instanceof OpenAiError) return err;
-  if (err instanceof GatewayError) return fromGatewayError(err);
-  if (err instanceof CozeError) return fromCozeError(err);
+  if (err instanceof GatewayError) return aboutRun(fromGatewayError(err), err.executeId);
+  if (err instanceof CozeError) return aboutRun(fromCozeError(err), err.executeId);
   if (err instanceof ConnectError) return fromAbortReason(err);
   return internalError({});
 }
@@ -112,6 +137,9 @@ function fromCozeError(err: CozeError): OpenAiError {
       return make(503, "server_error", "unavailable");
     case "timeout":
       return make(504, "server_error", "timeout");
+    case "still_running":
+      // The gateway stopped waiting (the channel's `max_polls`); the run goes on at Coze.
+      return make(504, "server_error", "still_running");
     case "canceled":
       // Reached only while the client still waits: the chat was canceled by someone else
       // (CancelChat). A client that went away gets no answer at all.
@@ -121,6 +149,10 @@ function fromCozeError(err: CozeError): OpenAiError {
     case "authentication":
       return make(502, "server_error", "upstream_error");
   }
+}
+
+function aboutRun(err: OpenAiError, executeId: string | undefined): OpenAiError {
+  return executeId ? withExecuteId(err, executeId) : err;
 }
 
 /** The server's abort reasons: shutdown, a passed deadline, a cancel. */

@@ -14,6 +14,12 @@ import { responseFormat } from "./response-format.js";
 import { toTurnRequest } from "./response-input.js";
 import type { ErrorHook, LogFn, Turn } from "./turn.js";
 import { workflowCompletion, workflowStream } from "./workflow-completion.js";
+import {
+  answerRunLookup,
+  lookupRequest,
+  parseRunLookup,
+  workflowRunsPath,
+} from "./workflow-runs.js";
 
 /** Options of {@link createOpenAiHandler}. */
 export interface OpenAiHandlerOptions {
@@ -87,7 +93,7 @@ function pathOf(url: string): string {
 
 /** What a 404 for an unknown path under `/v1` lists. */
 const served =
-  "POST /v1/chat/completions, POST /v1/responses, GET /v1/models and GET /v1/models/{id}";
+  "POST /v1/chat/completions, POST /v1/responses, GET /v1/models, GET /v1/models/{id} and GET /v1/workflow_runs/{execute_id}";
 
 /**
  * Writes a refusal of the server as an OpenAI error body. An unknown path under `/v1` also says
@@ -109,6 +115,7 @@ export function writeRefusal(res: NodeResponse, refusal: ServerRefusal): void {
 function label(method: string, path: string): string {
   if (path.startsWith("/v1/models/")) return `${method} /v1/models/{id}`;
   if (path.startsWith("/v1/responses/")) return `${method} /v1/responses/{id}`;
+  if (path.startsWith(workflowRunsPath)) return `${method} /v1/workflow_runs/{id}`;
   return routes.has(path) ? `${method} ${path}` : `${method} other`;
 }
 
@@ -250,12 +257,24 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
   async function answer(turn: Turn, info: ModelInfo | undefined): Promise<void> {
     if (info?.kind === "workflow" || info?.kind === "workflow_async") {
       if (turn.request.stream) await workflowStream(turn, info.kind, info.inputField);
-      else await workflowCompletion(turn, info.inputField);
+      else await workflowCompletion(turn, info.kind, info.inputField);
       return;
     }
     // Bots and chatflows; an unknown model goes to ChatService too, which answers NotFound.
     if (turn.request.stream) await botStream(turn);
     else await botCompletion(turn);
+  }
+
+  /** `GET /v1/workflow_runs/{execute_id}` (issue 16): read a run, or re-attach to it. */
+  async function runs(call: Call, rawId: string): Promise<void> {
+    const lookup = parseRunLookup(call[0].url ?? "/", rawId);
+    const meta = {
+      id: `chatcmpl-${randomUUID().replaceAll("-", "")}`,
+      model: lookup.model,
+      created: Math.floor(now() / 1000),
+    };
+    const format = chatCompletionFormat(meta, false);
+    await answerRunLookup(turnOf(call, lookupRequest(lookup), meta, format), lookup);
   }
 
   async function models(res: NodeResponse, caller: Caller, id: string | undefined) {
@@ -282,6 +301,11 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
       if (path === "/v1/responses") {
         if (method !== "POST") sendOpenAiError(res, notAllowed(method, "POST", res));
         else await responses(call);
+        return true;
+      }
+      if (path.startsWith(workflowRunsPath)) {
+        if (method !== "GET") sendOpenAiError(res, notAllowed(method, "GET", res));
+        else await runs(call, path.slice(workflowRunsPath.length));
         return true;
       }
       if (path.startsWith("/v1/responses/")) {

@@ -11,6 +11,7 @@ import {
   missing,
   optional,
 } from "./json-checks.js";
+import { type JsonOutput, parseResponseFormat } from "./json-output.js";
 import { badRequest } from "./openai-error.js";
 import { type OpenAiMessage, parseMessages } from "./parse-messages.js";
 
@@ -36,6 +37,8 @@ export interface ChatCompletionRequest {
   sendFrom?: number;
   /** Sent to Coze as the chat's `meta_data` (the Responses door's `metadata`). */
   metadata?: Record<string, string>;
+  /** The JSON answer `response_format` (or the Responses door's `text.format`) asks for. */
+  jsonOutput?: JsonOutput;
 }
 
 // A conversation id the gateway handed out (`{id}.{tag}`), or a raw Coze id for keys allowed
@@ -49,7 +52,8 @@ const integerFields = ["max_tokens", "max_completion_tokens", "seed", "top_logpr
 /**
  * Parses and validates a chat completion body (issue #4 decision 6). Sampling and other OpenAI
  * parameters (`temperature`, `top_p`, `max_tokens`, `stop`, `tools`, …) are accepted and
- * ignored: Coze bots and workflows carry their own settings. The common numeric ones are still
+ * ignored: Coze bots and workflows carry their own settings. `response_format` is not ignored
+ * (issue 16, `json-output.ts`). The common numeric ones are still
  * type-checked, so a wrong type is a 400 like at OpenAI.
  *
  * @param conversationHeader the `X-Coze-Conversation-Id` header, used when the body has no
@@ -97,6 +101,7 @@ export function parseChatCompletionRequest(
     includeUsage,
     user: (body.user as string | null | undefined) || undefined,
     ...parseExtensions(body, conversationHeader),
+    jsonOutput: parseResponseFormat(body.response_format),
   };
 }
 

@@ -9,6 +9,7 @@ import {
   type JsonRecord,
   optional,
 } from "./json-checks.js";
+import { type JsonOutput, parseTextFormat } from "./json-output.js";
 import { type Extensions, parseExtensions, parseJsonObject, parseModel } from "./parse-request.js";
 import { type InputItem, parseResponseInput } from "./parse-response-input.js";
 
@@ -30,6 +31,8 @@ export interface ResponseRequest extends Extensions {
   previousResponseId: string | undefined;
   /** The request fields every response repeats, OpenAI's defaults where absent. */
   echo: Record<string, unknown>;
+  /** The JSON answer `text.format` asks for (issue 16). */
+  jsonOutput: JsonOutput | undefined;
 }
 
 /** Ignored parameters that are still type-checked, as OpenAI would. */
@@ -56,6 +59,7 @@ const maxValueLength = 512;
  * parameters (`temperature`, `top_p`, `max_output_tokens`, `reasoning`, `text`, `tools`,
  * `tool_choice`, `parallel_tool_calls`, `truncation`, `include`, `store`, …) are accepted,
  * type-checked and ignored: the bot's or workflow's own settings apply. A response repeats them.
+ * `text.format` is not ignored: a JSON format is asked of the bot and checked (issue 16).
  * Refused, because the gateway stores nothing: `background: true`, `conversation` (OpenAI's
  * stored conversations) and `prompt` (stored prompt templates).
  *
@@ -110,6 +114,7 @@ export function parseResponseRequest(
     metadata,
     previousResponseId,
     ...extensions,
+    jsonOutput: parseTextFormat(body.text),
     echo: {
       instructions: instructions ?? null,
       max_output_tokens: body.max_output_tokens ?? null,

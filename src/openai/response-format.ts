@@ -83,7 +83,7 @@ export function responseFormat(meta: ResponseMeta, waitForIds: boolean): AnswerF
     status,
     background: false,
     completed_at: status === "completed" ? Math.floor(meta.now() / 1000) : null,
-    error: error ? { code: error.body.code ?? "server_error", message: error.body.message } : null,
+    error: error ? errorObject(error) : null,
     incomplete_details: null,
     model: meta.model,
     output,
@@ -99,6 +99,13 @@ export function responseFormat(meta: ResponseMeta, waitForIds: boolean): AnswerF
     },
     stream: () => responseStream(response, waitForIds),
   };
+}
+
+/** A failed response's `error`; `execute_id` too when it is about a workflow run (issue 16). */
+function errorObject(error: OpenAiError) {
+  const { code, message, execute_id } = error.body;
+  const out = { code: code ?? "server_error", message };
+  return execute_id === undefined ? out : { ...out, execute_id };
 }
 
 /** The output items of a whole answer. */
@@ -133,6 +140,7 @@ type ResponseOf = (
 function responseStream(response: ResponseOf, waitForIds: boolean): StreamFormat {
   let seq = 0;
   let ids: TurnIds | undefined;
+  let announced: CompletionExtras = {};
   let id = "";
   const output: Item[] = [];
   /** The message or reasoning item being written. */
@@ -145,7 +153,7 @@ function responseStream(response: ResponseOf, waitForIds: boolean): StreamFormat
   const head = () => {
     if (id !== "") return "";
     id = encodeResponseId(ids ?? noIds);
-    const r = response(id, "in_progress", [], undefined, {});
+    const r = response(id, "in_progress", [], undefined, announced);
     return (
       event("response.created", { response: r }) + event("response.in_progress", { response: r })
     );
@@ -241,6 +249,9 @@ function responseStream(response: ResponseOf, waitForIds: boolean): StreamFormat
   return {
     identify(turnIds) {
       if (id === "") ids = turnIds;
+    },
+    announce(extras) {
+      announced = extras;
     },
     start: () => (waitForIds && ids === undefined ? "" : head()),
     content: (t) => (t === "" ? "" : text(t)),

@@ -114,6 +114,7 @@ export function toTurnRequest(r: ResponseRequest, workflow: boolean): ResponseTu
     resume: r.resume,
     sendFrom,
     metadata: r.metadata,
+    jsonOutput: r.jsonOutput,
   };
   return { request, rename: (err) => renameParam(err, origins, source) };
 }

@@ -6,6 +6,7 @@ import {
   type Interceptor,
 } from "@connectrpc/connect";
 import type { LogFn } from "../observability/index.js";
+import { errorHeaders, runCutError, withoutSentHeaders } from "../service/errors.js";
 import { parseBearerToken } from "./bearer.js";
 import { type Caller, callerKey } from "./caller.js";
 import { type CallerLookup, connectionKey, createCallerLookup } from "./caller-lookup.js";
@@ -70,15 +71,30 @@ export function createStreamCutoffInterceptor(signal: AbortSignal): Interceptor 
   return (next) => async (req) => {
     const res = await next(req);
     if (!res.stream) return res;
-    return { ...res, message: cutOffOnAbort(res.message, signal) };
+    return { ...res, message: cutOffOnAbort(res.message, signal, res.header) };
   };
 }
 
-async function* cutOffOnAbort<T>(source: AsyncIterable<T>, signal: AbortSignal): AsyncGenerator<T> {
+/**
+ * The error a cut stream ends with: the abort reason, naming the workflow run the stream was
+ * about when the service named one in the response headers (issue 16: it goes on at Coze).
+ */
+function cutReason(signal: AbortSignal, header: Headers): unknown {
+  const executeId = header.get(errorHeaders.executeId);
+  const reason: unknown = signal.reason;
+  if (!executeId || !(reason instanceof ConnectError)) return reason;
+  return withoutSentHeaders(runCutError(reason, executeId), header);
+}
+
+async function* cutOffOnAbort<T>(
+  source: AsyncIterable<T>,
+  signal: AbortSignal,
+  header: Headers,
+): AsyncGenerator<T> {
   const it = source[Symbol.asyncIterator]();
   let onAbort = noop;
   const aborted = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
+    onAbort = () => reject(cutReason(signal, header));
   });
   // Marks the rejection as handled: a stream that ends before shutdown never races it.
   aborted.catch(noop);

@@ -16,6 +16,11 @@ export const errorHeaders = {
   logId: "x-coze-logid",
   /** Seconds to wait before retrying, when Coze said. */
   retryAfter: "retry-after",
+  /**
+   * The workflow run the error is about (the id as handed out, bound to the caller's key):
+   * read it with GetWorkflowRun, or watch it with WatchWorkflow (issue 16).
+   */
+  executeId: "x-coze-execute-id",
 } as const;
 
 /** Response header naming the channel (Coze app or account) that served the request. */
@@ -35,6 +40,8 @@ const connectCodes: Record<CozeErrorCode, Code> = {
   protocol: Code.Internal,
   // Coze accepted the work and reports it failed: neither the caller's fault nor ours.
   failed: Code.Unknown,
+  // The gateway stopped waiting for work that goes on at Coze (issue 16).
+  still_running: Code.DeadlineExceeded,
 };
 
 /** Text of the wire message for each code; the step is prefixed. Short, safe, ours. */
@@ -49,6 +56,7 @@ const upstreamText: Record<CozeErrorCode, string> = {
   canceled: "canceled",
   protocol: "Coze sent a response the gateway cannot read",
   failed: "Coze reported a failure",
+  still_running: "still running on Coze when the gateway stopped waiting",
 };
 
 /** What the gateway itself refuses, as a stable code. */
@@ -73,18 +81,41 @@ export class GatewayError extends Error {
   readonly field: string | undefined;
   /** How long to wait before trying again, in ms, when known. */
   readonly retryAfterMs: number | undefined;
+  /** The workflow run the error is about, as handed out to the caller (issue 16). */
+  readonly executeId: string | undefined;
 
   /** `message` is short, safe and ours: it reaches the caller verbatim. */
   constructor(
     code: GatewayErrorCode,
     message: string,
-    options: { field?: string; retryAfterMs?: number; cause?: unknown } = {},
+    options: { field?: string; retryAfterMs?: number; cause?: unknown; executeId?: string } = {},
   ) {
     super(message, { cause: options.cause });
     this.code = code;
     this.field = options.field;
     this.retryAfterMs = options.retryAfterMs;
+    this.executeId = options.executeId;
   }
+}
+
+/**
+ * `err` as an error about the workflow run `executeId` (the id as handed out): a
+ * {@link GatewayError} or {@link CozeError} with the same facts and the run's id, which every
+ * door then names (`x-coze-execute-id`, the REST error body). Anything else (an abort reason)
+ * is returned as it is.
+ */
+export function aboutRun(err: unknown, executeId: string): unknown {
+  if (executeId === "") return err;
+  if (err instanceof CozeError) return err.withExecuteId(executeId);
+  if (err instanceof GatewayError) {
+    return new GatewayError(err.code, err.message, {
+      field: err.field,
+      retryAfterMs: err.retryAfterMs,
+      cause: err.cause,
+      executeId,
+    });
+  }
+  return err;
 }
 
 /** A caller mistake: `invalid_argument`, naming the field and what is wrong with it. */
@@ -132,6 +163,7 @@ export function toConnectError(err: unknown, signal?: AbortSignal): ConnectError
     if (err.retryAfterMs !== undefined) {
       metadata.set(errorHeaders.retryAfter, String(Math.ceil(err.retryAfterMs / 1000)));
     }
+    if (err.executeId) metadata.set(errorHeaders.executeId, err.executeId);
     return new ConnectError(err.message, gatewayCodes[err.code], metadata, undefined, err);
   }
   if (
@@ -140,7 +172,7 @@ export function toConnectError(err: unknown, signal?: AbortSignal): ConnectError
     err instanceof CozeError &&
     err.code === "canceled"
   ) {
-    return signal.reason;
+    return err.executeId ? runCutError(signal.reason, err.executeId) : signal.reason;
   }
   if (err instanceof CozeError) {
     const metadata = new Headers();
@@ -153,7 +185,12 @@ export function toConnectError(err: unknown, signal?: AbortSignal): ConnectError
     if (err.retryAfterMs !== undefined) {
       metadata.set(errorHeaders.retryAfter, String(Math.ceil(err.retryAfterMs / 1000)));
     }
-    return new ConnectError(upstreamMessage(err), connectCodes[err.code], metadata, undefined, err);
+    let message = upstreamMessage(err);
+    if (err.executeId) {
+      metadata.set(errorHeaders.executeId, err.executeId);
+      if (err.code === "still_running") message += `; ${reattachHint(err.executeId)}`;
+    }
+    return new ConnectError(message, connectCodes[err.code], metadata, undefined, err);
   }
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
@@ -163,4 +200,34 @@ export function upstreamMessage(err: CozeError): string {
   const coze =
     err.cozeCode !== undefined && err.cozeCode !== "" ? ` (Coze code ${err.cozeCode})` : "";
   return `${err.step}: ${upstreamText[err.code]}${coze}`;
+}
+
+/**
+ * `reason` (a shutdown's `Unavailable`, a deadline) for a call that was about workflow run
+ * `executeId` (issue 16): the run goes on at Coze, so the error names it (`x-coze-execute-id`)
+ * and says which RPCs find it again.
+ */
+export function runCutError(reason: ConnectError, executeId: string): ConnectError {
+  const metadata = new Headers(reason.metadata);
+  metadata.set(errorHeaders.executeId, executeId);
+  const message = `${reason.rawMessage}; ${reattachHint(executeId)}`;
+  return new ConnectError(message, reason.code, metadata, undefined, reason);
+}
+
+/**
+ * `err` without the metadata the call's response headers carry already with the same value
+ * (`x-coze-execute-id`, set as soon as a run started): a client reads headers and trailers as
+ * one map, where a repeated value would read `id, id`.
+ */
+export function withoutSentHeaders(err: ConnectError, sent: Headers): ConnectError {
+  const value = err.metadata.get(errorHeaders.executeId);
+  if (value !== null && sent.get(errorHeaders.executeId) === value) {
+    err.metadata.delete(errorHeaders.executeId);
+  }
+  return err;
+}
+
+/** How a Connect caller finds a run again: the RPCs that take its execute id. */
+function reattachHint(executeId: string): string {
+  return `the workflow run goes on at Coze: pass execute_id ${executeId} to WorkflowService.WatchWorkflow or WorkflowService.GetWorkflowRun`;
 }

@@ -25,13 +25,16 @@ interface Subscriber {
 export interface RunWatchers {
   /**
    * Yields every status read of the run, like `WorkflowApi.watch`, from the shared loop; ends
-   * after the read that left `running`. `signal` ends this watcher only.
+   * after the read that left `running`. `signal` ends this watcher only. `immediate`: a loop
+   * this watcher starts reads the run at once rather than after the poll interval (a caller
+   * re-attaching to a run that may have ended long ago, issue 16).
    */
   watch(
     channel: Channel,
     workflowId: string,
     executeId: string,
     signal: AbortSignal,
+    options?: { immediate?: boolean },
   ): AsyncGenerator<PollTick<WorkflowRun>, void>;
   /** Runs being polled now (for metrics and tests). */
   readonly active: number;
@@ -47,18 +50,22 @@ export function createRunWatchers(options: { onPollStarted?: () => () => void } 
     wake?.();
   }
 
-  function start(key: string, channel: Channel, workflowId: string, executeId: string): Loop {
+  function start(
+    key: string,
+    channel: Channel,
+    workflowId: string,
+    executeId: string,
+    immediate: boolean,
+  ): Loop {
     const loop: Loop = { subscribers: new Set(), latest: undefined, stop: new AbortController() };
     loops.set(key, loop);
     const ended = options.onPollStarted?.();
     void (async () => {
       let end: Subscriber["end"];
       try {
-        for await (const tick of channel.client.workflows.watch({
-          workflowId,
-          executeId,
-          signal: loop.stop.signal,
-        })) {
+        const polling = immediate ? { firstIntervalsMs: [0] } : undefined;
+        const ref = { workflowId, executeId, signal: loop.stop.signal };
+        for await (const tick of channel.client.workflows.watch(ref, polling)) {
           loop.latest = tick;
           for (const sub of loop.subscribers) {
             sub.queue.push(tick);
@@ -84,9 +91,10 @@ export function createRunWatchers(options: { onPollStarted?: () => () => void } 
     get active() {
       return loops.size;
     },
-    async *watch(channel, workflowId, executeId, signal) {
+    async *watch(channel, workflowId, executeId, signal, options = {}) {
       const key = `${channel.name}\u0000${workflowId}\u0000${executeId}`;
-      const loop = loops.get(key) ?? start(key, channel, workflowId, executeId);
+      const loop =
+        loops.get(key) ?? start(key, channel, workflowId, executeId, options.immediate === true);
       const sub: Subscriber = {
         queue: loop.latest ? [loop.latest] : [],
         end: undefined,

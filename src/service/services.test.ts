@@ -482,15 +482,25 @@ describe("WorkflowService", () => {
     expect(JSON.parse(result).output).toBe("z");
   });
 
-  it("starts and watches workflow-async:{id} when no execute id is given", async () => {
+  it("starts and watches workflow-async:{id} when no execute id is given, naming the run at once", async () => {
     const cases: string[] = [];
-    for await (const ev of wf.watchWorkflow({
-      model: demoModels.workflowAsync,
-      parameters: { input: "q", polls: 2 },
-    })) {
+    const events: { case?: string; polls?: number; executeId?: string }[] = [];
+    let header: string | null = null;
+    for await (const ev of wf.watchWorkflow(
+      { model: demoModels.workflowAsync, parameters: { input: "q", polls: 2 } },
+      { onHeader: (h) => (header = h.get("x-coze-execute-id")) },
+    )) {
       cases.push(ev.event.case ?? "");
+      if (ev.event.case === "progress") {
+        events.push({ polls: ev.event.value.polls, executeId: ev.event.value.executeId });
+      }
     }
-    expect(cases).toEqual(["progress", "progress", "result"]);
+    // Issue 16: a progress event with the execute id before the first poll, and the header.
+    expect(cases).toEqual(["progress", "progress", "progress", "result"]);
+    expect(events[0]?.polls).toBe(0);
+    expect(events[0]?.executeId).toMatch(handed);
+    expect(events.every((e) => e.executeId === events[0]?.executeId)).toBe(true);
+    expect(header).toBe(events[0]?.executeId);
   });
 
   it("interrupts with a question and resumes with the answer", async () => {

@@ -7,7 +7,7 @@ import { WorkflowService } from "../gen/cozegateway/v1/workflow_pb.js";
 import type { Channels } from "./channels.js";
 import { createChatService } from "./chat-service.js";
 import type { CoreContext, CoreImpl } from "./core-context.js";
-import { toConnectError } from "./errors.js";
+import { toConnectError, withoutSentHeaders } from "./errors.js";
 import { createModelService } from "./model-service.js";
 import { createRouter } from "./routing.js";
 import { createRunWatchers } from "./run-watchers.js";
@@ -79,23 +79,23 @@ function connectDoor<S extends DescService>(service: S, impl: CoreImpl<S>): Serv
     out[method.localName] =
       method.methodKind === "server_streaming"
         ? (req: unknown, ctx: HandlerContext) =>
-            mapStreamErrors(call(req, ctx) as AsyncIterable<unknown>, ctx.signal)
+            mapStreamErrors(call(req, ctx) as AsyncIterable<unknown>, ctx)
         : async (req: unknown, ctx: HandlerContext) => {
             try {
               return await call(req, ctx);
             } catch (err) {
-              throw toConnectError(err, ctx.signal);
+              throw withoutSentHeaders(toConnectError(err, ctx.signal), ctx.responseHeader);
             }
           };
   }
   return out as ServiceImpl<S>;
 }
 
-async function* mapStreamErrors<T>(source: AsyncIterable<T>, signal: AbortSignal) {
+async function* mapStreamErrors<T>(source: AsyncIterable<T>, ctx: HandlerContext) {
   try {
     yield* source;
   } catch (err) {
-    throw toConnectError(err, signal);
+    throw withoutSentHeaders(toConnectError(err, ctx.signal), ctx.responseHeader);
   }
 }
 

@@ -1,21 +1,13 @@
-import { create, fromJson, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromMs, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { CozeError, safeMessage } from "../coze/errors.js";
-import type { WorkflowEvent } from "../coze/workflow-stream.js";
-import type {
-  WorkflowInterrupt as CozeInterrupt,
-  WorkflowOutput,
-  WorkflowRun,
-} from "../coze/workflow-types.js";
+import type { WorkflowRun } from "../coze/workflow-types.js";
 import {
   ResumeWorkflowResponseSchema,
   RunMode,
   RunStatus,
   type WatchWorkflowResponse,
   WatchWorkflowResponseSchema,
-  type WorkflowInterruptSchema,
-  type WorkflowNodeMessageSchema,
-  type WorkflowResultSchema,
   type WorkflowService,
 } from "../gen/cozegateway/v1/workflow_pb.js";
 import { callerOf, tenantOf } from "./caller.js";
@@ -23,11 +15,20 @@ import { opened, usageOf } from "./chat-service.js";
 import type { CoreContext, CoreImpl } from "./core-context.js";
 import { channelHeader, invalidArgument } from "./errors.js";
 import { onFirstChannel, openOnFirstChannel } from "./failover.js";
-import { checkJsonDepth, maxJsonDepth, nestedDeeperThan } from "./json-depth.js";
+import { checkJsonDepth } from "./json-depth.js";
 import { traceOf } from "./request-context.js";
 import type { Router, Target } from "./routing.js";
 import { createRunWatchers, type RunWatchers } from "./run-watchers.js";
-import type { Tenant } from "./tenant.js";
+import {
+  announceRun,
+  interruptOf,
+  outputFields,
+  relay,
+  resultOf,
+  runError,
+  runId,
+  statusOf,
+} from "./workflow-relay.js";
 
 /** Options for {@link createWorkflowService}. */
 export interface WorkflowServiceOptions {
@@ -36,96 +37,6 @@ export interface WorkflowServiceOptions {
   now?: () => number;
   /** Shared poll loops of attached runs; default a registry of this service's own. */
   watchers?: RunWatchers;
-}
-
-/**
- * The output as JSON text (always, never re-quoted) plus a structured value when it parses and
- * nests at most {@link maxJsonDepth} levels deep: a deeper value could not be read by protobuf
- * clients (issue #13), and `output_json` carries it whole anyway.
- */
-function outputFields(output: WorkflowOutput | undefined) {
-  const value = output?.value;
-  return {
-    outputJson: output?.text ?? "",
-    output:
-      value === undefined || nestedDeeperThan(value, maxJsonDepth)
-        ? undefined
-        : fromJson(ValueSchema, value as JsonValue),
-  };
-}
-
-/** The interrupt, its event id sealed to the tenant that may resume it. */
-function interruptOf(
-  i: CozeInterrupt,
-  tenant: Tenant,
-): MessageInitShape<typeof WorkflowInterruptSchema> {
-  return {
-    eventId: tenant.seal("interrupt", i.eventId),
-    type: i.type,
-    question: i.data,
-    nodeTitle: i.nodeTitle ?? "",
-  };
-}
-
-/** A run's execute id as handed out: sealed to `tenant`; `""` when Coze gave none. */
-function runId(tenant: Tenant, executeId: string | undefined): string {
-  return executeId ? tenant.seal("run", executeId) : "";
-}
-
-const statusOf: Record<WorkflowRun["status"], RunStatus> = {
-  running: RunStatus.RUNNING,
-  success: RunStatus.SUCCEEDED,
-  fail: RunStatus.FAILED,
-  unknown: RunStatus.UNSPECIFIED,
-};
-
-/** A relayed workflow event, valid in both WatchWorkflowResponse and ResumeWorkflowResponse. */
-type RelayEvent =
-  | { case: "message"; value: MessageInitShape<typeof WorkflowNodeMessageSchema> }
-  | { case: "interrupt"; value: MessageInitShape<typeof WorkflowInterruptSchema> }
-  | { case: "result"; value: MessageInitShape<typeof WorkflowResultSchema> };
-
-/**
- * Relays a stream_run / stream_resume as contract events: node messages, an interrupt (the
- * last event), and at `Done` the result, whose output is the last node message (the End node's,
- * coze-api.md §5.2).
- */
-async function* relay(
-  events: AsyncIterable<WorkflowEvent>,
-  tenant: Tenant,
-): AsyncGenerator<RelayEvent, void> {
-  let last: Extract<WorkflowEvent, { type: "message" }> | undefined;
-  for await (const e of events) {
-    if (e.type === "message") {
-      last = e;
-      yield {
-        case: "message",
-        value: {
-          nodeTitle: e.nodeTitle,
-          nodeId: e.nodeId ?? "",
-          content: e.content,
-          nodeFinished: e.nodeIsFinish,
-          nodeSeqId: e.nodeSeqId,
-        },
-      };
-    } else if (e.type === "interrupt") {
-      yield { case: "interrupt", value: interruptOf(e.interrupt, tenant) };
-    } else if (e.type === "done") {
-      const output = last && { text: last.content, value: tryParse(last.content) };
-      yield {
-        case: "result",
-        value: { ...outputFields(output), debugUrl: e.debugUrl ?? "", usage: usageOf(last?.usage) },
-      };
-    }
-  }
-}
-
-function tryParse(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
 
 /** The WorkflowService implementation. */
@@ -177,33 +88,59 @@ export function createWorkflowService(
     };
   }
 
+  /**
+   * Streams an async run's progress, then its result. `started`: the run was started by this
+   * call, so a progress event says so at once (polls 0) and the first poll waits the interval;
+   * otherwise the caller re-attaches, and the run is read at once. Every error names the run,
+   * a cut watch (shutdown, deadline) as a `canceled` error that does.
+   */
   async function* attach(
     t: Target,
     executeId: string,
     ctx: CoreContext,
+    started: boolean,
   ): AsyncGenerator<WatchWorkflowResponse> {
-    const started = now();
+    const since = now();
     const handed = runId(tenantOf(ctx), executeId);
-    // Watchers of one run share its poll loop (issue #6: one poll per run per interval).
-    const ticks = watchers.watch(t.channel, t.id, executeId, ctx.signal);
-    let final: WorkflowRun | undefined;
-    for await (const tick of ticks) {
-      final = tick.value;
-      yield create(WatchWorkflowResponseSchema, {
+    announceRun(ctx, handed);
+    const progress = (status: RunStatus, polls: number) =>
+      create(WatchWorkflowResponseSchema, {
         event: {
           case: "progress",
           value: {
             executeId: handed,
-            status: statusOf[tick.value.status],
-            elapsedMs: Math.min(now() - started, 0xffffffff),
-            polls: tick.poll,
+            status,
+            elapsedMs: Math.min(now() - since, 0xffffffff),
+            polls,
           },
         },
       });
+    try {
+      // Issue 16: the caller learns the run's id before the first poll.
+      if (started) yield progress(RunStatus.RUNNING, 0);
+      // Watchers of one run share its poll loop (issue #6: one poll per run per interval).
+      const ticks = watchers.watch(t.channel, t.id, executeId, ctx.signal, {
+        immediate: !started,
+      });
+      let final: WorkflowRun | undefined;
+      for await (const tick of ticks) {
+        final = tick.value;
+        yield progress(statusOf[tick.value.status], tick.poll);
+      }
+      yield create(WatchWorkflowResponseSchema, {
+        event: { case: "result", value: resultOf(handed, final) },
+      });
+    } catch (err) {
+      if (ctx.signal.aborted && !(err instanceof CozeError)) {
+        const step = "workflow.watch";
+        throw new CozeError("canceled", safeMessage("canceled", step), {
+          step,
+          cause: err,
+          executeId: handed,
+        });
+      }
+      throw runError(err, tenantOf(ctx), handed);
     }
-    yield create(WatchWorkflowResponseSchema, {
-      event: { case: "result", value: resultOf(handed, final) },
-    });
   }
 
   function checkRunFields(req: { botId: string; appId: string; parameters?: unknown }) {
@@ -231,21 +168,24 @@ export function createWorkflowService(
           c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
         );
         ctx.responseHeader.set(channelHeader, used.channel.name);
+        const handed = runId(tenant, started.executeId);
+        announceRun(ctx, handed);
         if (mode === RunMode.ASYNC) {
-          return {
-            executeId: runId(tenant, started.executeId),
-            status: RunStatus.RUNNING,
-            debugUrl: started.debugUrl ?? "",
-          };
+          return { executeId: handed, status: RunStatus.RUNNING, debugUrl: started.debugUrl ?? "" };
         }
-        const done = await used.channel.clientFor(tenant.sessionName).workflows.wait({
-          workflowId: used.id,
-          executeId: started.executeId,
-          signal: ctx.signal,
-          trace: traceOf(ctx),
-        });
+        const done = await used.channel
+          .clientFor(tenant.sessionName)
+          .workflows.wait({
+            workflowId: used.id,
+            executeId: started.executeId,
+            signal: ctx.signal,
+            trace: traceOf(ctx),
+          })
+          .catch((err: unknown) => {
+            throw runError(err, tenant, handed);
+          });
         return {
-          executeId: runId(tenant, done.executeId),
+          executeId: handed,
           status: RunStatus.SUCCEEDED,
           ...outputFields(done.output),
           debugUrl: done.debugUrl ?? "",
@@ -254,8 +194,11 @@ export function createWorkflowService(
       }
       const { value: result, target: used } = await onFirstChannel(t, (c) =>
         c.channel.clientFor(tenant.sessionName).workflows.run(runRequest(c, req, ctx)),
-      );
+      ).catch((err: unknown) => {
+        throw runError(err, tenant);
+      });
       ctx.responseHeader.set(channelHeader, used.channel.name);
+      announceRun(ctx, runId(tenant, result.executeId));
       return {
         executeId: runId(tenant, result.executeId),
         status: result.interrupt ? RunStatus.INTERRUPTED : RunStatus.SUCCEEDED,
@@ -272,7 +215,7 @@ export function createWorkflowService(
       if (req.executeId !== "") {
         const executeId = opened(tenant, "run", "execute_id", req.executeId);
         ctx.responseHeader.set(channelHeader, t.channel.name);
-        yield* attach(t, executeId, ctx);
+        yield* attach(t, executeId, ctx, false);
         return;
       }
       checkRunFields(req);
@@ -281,12 +224,14 @@ export function createWorkflowService(
           c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
         );
         ctx.responseHeader.set(channelHeader, used.channel.name);
-        yield* attach(used, started.executeId, ctx);
+        yield* attach(used, started.executeId, ctx, true);
         return;
       }
       const { events, target: used } = await openOnFirstChannel(t, (c) =>
         c.channel.clientFor(tenant.sessionName).workflows.stream(runRequest(c, req, ctx)),
-      );
+      ).catch((err: unknown) => {
+        throw runError(err, tenant);
+      });
       ctx.responseHeader.set(channelHeader, used.channel.name);
       for await (const e of relay(events, tenant)) {
         yield create(WatchWorkflowResponseSchema, { event: e });
@@ -317,12 +262,13 @@ export function createWorkflowService(
       if (req.executeId === "") throw invalidArgument("execute_id", "is required");
       const tenant = tenantOf(ctx);
       const executeId = opened(tenant, "run", "execute_id", req.executeId);
-      const run = await t.channel.clientFor(tenant.sessionName).workflows.getRun({
-        workflowId: t.id,
-        executeId,
-        signal: ctx.signal,
-        trace: traceOf(ctx),
-      });
+      announceRun(ctx, req.executeId);
+      const run = await t.channel
+        .clientFor(tenant.sessionName)
+        .workflows.getRun({ workflowId: t.id, executeId, signal: ctx.signal, trace: traceOf(ctx) })
+        .catch((err: unknown) => {
+          throw runError(err, tenant, req.executeId);
+        });
       return {
         executeId: runId(tenant, run.executeId),
         status: statusOf[run.status],
@@ -337,23 +283,5 @@ export function createWorkflowService(
           run.updateTime === undefined ? undefined : timestampFromMs(run.updateTime * 1000),
       };
     },
-  };
-}
-
-/** The result of an attached run that stopped running; a run that did not succeed throws. */
-function resultOf(executeId: string, run: WorkflowRun | undefined) {
-  if (run?.status !== "success") {
-    const step = "workflow.run";
-    throw new CozeError("failed", safeMessage("failed", step, run?.errorCode), {
-      step,
-      cozeCode: run?.errorCode,
-      cozeMessage: run?.errorMessage,
-    });
-  }
-  return {
-    executeId,
-    ...outputFields(run.output),
-    debugUrl: run.debugUrl ?? "",
-    usage: usageOf(run.usage),
   };
 }

@@ -266,7 +266,8 @@ export type WatchWorkflowResponse = Message<"cozegateway.v1.WatchWorkflowRespons
     case: "interrupt";
   } | {
     /**
-     * Progress of an attached async run, once per poll.
+     * Progress of an async run: once right after this call started it (polls 0), so the
+     * caller has its execute id at once, then once per poll.
      *
      * @generated from field: cozegateway.v1.WorkflowProgress progress = 3;
      */
