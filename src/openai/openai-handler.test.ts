@@ -235,9 +235,9 @@ describe("stream endings", () => {
     expect(res.headers.get("x-coze-logid")).toBe("LOG1");
     expect(await res.json()).toEqual({
       error: {
-        message: "chat.stream: Coze rate limit or quota reached",
+        message: "chat.stream: Coze rate limit reached, retry later",
         type: "rate_limit_error",
-        code: "rate_limit_exceeded",
+        code: "coze_rate_limited",
         param: null,
       },
     });

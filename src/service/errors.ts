@@ -1,5 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CozeError, type CozeErrorCode } from "../coze/errors.js";
+import { CozeError, type CozeErrorCode, suggestedRetryAfterMs } from "../coze/errors.js";
 
 /**
  * Metadata keys every gateway error carries, so any client (and the REST shim) can tell what
@@ -14,7 +14,10 @@ export const errorHeaders = {
   cozeCode: "x-coze-code",
   /** Coze's log id, for support requests. */
   logId: "x-coze-logid",
-  /** Seconds to wait before retrying, when Coze said. */
+  /**
+   * Seconds to wait before retrying: when Coze said, or for a Coze rate limit the gateway's
+   * default (`suggestedRetryAfterMs`); never on a quota, balance or plan error.
+   */
   retryAfter: "retry-after",
   /**
    * The workflow run the error is about (the id as handed out, bound to the caller's key):
@@ -33,6 +36,11 @@ const connectCodes: Record<CozeErrorCode, Code> = {
   permission: Code.PermissionDenied,
   not_found: Code.NotFound,
   rate_limited: Code.ResourceExhausted,
+  // coze-api.md §17.2: a quota is a resource exhausted until Coze resets it (no retry-after);
+  // a balance is the account's state, fixed by a recharge; a plan lacks the feature.
+  quota_exceeded: Code.ResourceExhausted,
+  balance_insufficient: Code.FailedPrecondition,
+  plan_required: Code.PermissionDenied,
   bad_request: Code.InvalidArgument,
   unavailable: Code.Unavailable,
   timeout: Code.DeadlineExceeded,
@@ -49,7 +57,12 @@ const upstreamText: Record<CozeErrorCode, string> = {
   authentication: "the gateway could not authenticate to Coze",
   permission: "Coze denied access to this resource",
   not_found: "Coze does not know this resource",
-  rate_limited: "Coze rate limit or quota reached",
+  rate_limited: "Coze rate limit reached, retry later",
+  quota_exceeded:
+    "Coze usage quota exhausted; it resets on Coze's schedule, retrying now will not help",
+  balance_insufficient:
+    "the Coze account's balance is insufficient; recharge it, retrying will not help",
+  plan_required: "the Coze account's plan does not include this feature",
   bad_request: "Coze rejected the request",
   unavailable: "Coze is unavailable",
   timeout: "Coze did not answer in time",
@@ -182,8 +195,9 @@ export function toConnectError(err: unknown, signal?: AbortSignal): ConnectError
       metadata.set(errorHeaders.cozeCode, String(err.cozeCode));
     }
     if (err.logId) metadata.set(errorHeaders.logId, err.logId);
-    if (err.retryAfterMs !== undefined) {
-      metadata.set(errorHeaders.retryAfter, String(Math.ceil(err.retryAfterMs / 1000)));
+    const retryAfterMs = suggestedRetryAfterMs(err);
+    if (retryAfterMs !== undefined) {
+      metadata.set(errorHeaders.retryAfter, String(Math.ceil(retryAfterMs / 1000)));
     }
     let message = upstreamMessage(err);
     if (err.executeId) {
