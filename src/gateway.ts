@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import type { GatewayConfig } from "./config/index.js";
 import { hashApiKey } from "./config/index.js";
-import type { Clock } from "./coze/clock.js";
+import { type Clock, systemClock } from "./coze/clock.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
 import { createObservability, type LogFn, type Observability } from "./observability/index.js";
@@ -19,6 +19,7 @@ import {
 import {
   type Caller,
   createChannels,
+  createHeldRuns,
   createModelInfo,
   createServiceImpls,
   createTenant,
@@ -126,11 +127,31 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     userAgent: options.userAgent,
     onCall: observability.onUpstream,
   });
+  // Runs held by the gateway when a channel's plan refuses is_async: they live in this process
+  // and are ended at shutdown, before the pools close (an open stream would hold them up).
+  const heldRuns = createHeldRuns({ clock: options.clock ?? systemClock });
+  observability.metrics.observeHeldRuns(() => heldRuns.running);
   // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
   const services = createServiceImpls({
     config,
     channels,
     onPollStarted: () => observability.metrics.pollStarted(),
+    clock: options.clock,
+    heldRuns,
+    onAsyncFallback({ channel, reason, first }) {
+      observability.metrics.asyncFallback(channel, reason);
+      // Once per channel, not per run: the metric counts the runs.
+      if (first) {
+        log(
+          "warn",
+          "coze refused is_async for this channel's plan: workflow-async runs are held by the gateway over stream_run and are lost if it restarts",
+          {
+            channel,
+            cozeCode: 6003,
+          },
+        );
+      }
+    },
   });
   const openAi = createOpenAiDoor({
     services,
@@ -175,6 +196,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     });
   } catch (err) {
     await metricsListener?.close();
+    heldRuns.close();
     await pools.destroy();
     throw err;
   }
@@ -184,6 +206,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     metricsUrl: metricsListener?.url,
     async close() {
       await Promise.all([server.close(), metricsListener?.close()]);
+      heldRuns.close();
       await pools.close();
     },
   };

@@ -1,4 +1,5 @@
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape, toJson } from "@bufbuild/protobuf";
+import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   ResumeWorkflowRequestSchema,
   RunMode,
@@ -42,10 +43,21 @@ interface RunState {
 /**
  * Issue #4 decision 3: an interrupt ends the turn with the question as content and
  * `interrupt: {event_id, type, question}` at the top level; answering it means sending the
- * answer as the last user message with `event_id` and `interrupt_type`.
+ * answer as the last user message with `event_id` and `interrupt_type`. The question is text
+ * to show, never the JSON Coze's `data` may come in (issue 17); what that JSON held comes along
+ * in `content_type` and `content` (an input node's field list, structured), and what the node
+ * still needs in `required_parameters`, when Coze sent them; `node_title` when Coze named it.
  */
 function interruptExtras(i: InterruptInit, executeId: string): CompletionExtras {
-  const interrupt = { event_id: i.eventId ?? "", type: i.type ?? 0, question: i.question ?? "" };
+  const interrupt: Record<string, unknown> = {
+    event_id: i.eventId ?? "",
+    type: i.type ?? 0,
+    question: i.question ?? "",
+  };
+  if (i.nodeTitle) interrupt.node_title = i.nodeTitle;
+  if (i.contentType) interrupt.content_type = i.contentType;
+  if (i.content !== undefined) interrupt.content = toJson(ValueSchema, i.content as Value);
+  if (i.requiredParameters !== undefined) interrupt.required_parameters = i.requiredParameters;
   return executeId ? { execute_id: executeId, interrupt } : { interrupt };
 }
 

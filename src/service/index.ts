@@ -1,5 +1,6 @@
 // The upstream failure type the core passes on: doors map it without importing coze/.
 export { CozeError, type CozeErrorCode, suggestedRetryAfterMs } from "../coze/errors.js";
+export type { AsyncFallbackEvent } from "./async-fallback.js";
 export { type Caller, callerKey, callerOf, mayUse, tenantOf } from "./caller.js";
 export { type Channel, type Channels, type ChannelsOptions, createChannels } from "./channels.js";
 export { chatResponseOf, createChatService } from "./chat-service.js";
@@ -12,6 +13,7 @@ export {
   toConnectError,
   upstreamMessage,
 } from "./errors.js";
+export { createHeldRuns, type HeldRuns } from "./held-runs.js";
 export { createModelInfo, type ModelInfo } from "./model-info.js";
 export { createModelService } from "./model-service.js";
 export {
