@@ -159,6 +159,8 @@ export function createHeldRuns(options: HeldRunsOptions): HeldRuns {
     const collected = outputCollector();
     try {
       for await (const e of events) {
+        // Ended already (an interrupt, or closed at shutdown): what follows changes nothing.
+        if (r.status !== "running") continue;
         r.updateTime = clock.now();
         if (e.type === "message") collected.add(e);
         else if (e.type === "interrupt") {
@@ -179,6 +181,7 @@ export function createHeldRuns(options: HeldRunsOptions): HeldRuns {
         });
       }
     } catch (err) {
+      if (r.status !== "running") return;
       r.error =
         err instanceof CozeError ? err : fromTransportError("workflow.stream", err, r.stop.signal);
       finish(r, "fail");
@@ -274,12 +277,13 @@ export function createHeldRuns(options: HeldRunsOptions): HeldRuns {
     },
 
     close() {
+      const step = "workflow.stream";
       for (const r of [...running]) {
-        r.stop.abort(
-          new CozeError("canceled", safeMessage("canceled", "workflow.stream"), {
-            step: "workflow.stream",
-          }),
-        );
+        const reason = new CozeError("canceled", safeMessage("canceled", step), { step });
+        r.error = reason;
+        finish(r, "fail");
+        // Releases the stream (the pools close next, and would wait for it).
+        r.stop.abort(reason);
       }
     },
   };
