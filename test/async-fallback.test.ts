@@ -338,6 +338,8 @@ describe("a workflow-async run on a plan without is_async", () => {
       await lookup(asked.execute_id as string, `model=${encodeURIComponent(model)}`)
     ).json()) as Extra;
     expect(run.status).toBe("interrupted");
+    // The lookup says what the run waits on, as the completion did.
+    expect(run.interrupt).toEqual(interrupt);
     const answered = (await client.chat.completions.create({
       model,
       messages: [{ role: "user", content: "Lima" }],

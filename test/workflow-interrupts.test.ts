@@ -194,6 +194,14 @@ describe("a synchronous run's interrupts over gRPC", () => {
     const read = await workflows().getWorkflowRun({ model: asyncModel, executeId: id });
     expect(read.status).toBe(RunStatus.INTERRUPTED);
     expect(read.interrupt?.eventId).toBe(last.value.eventId);
+    const rest = await fetch(
+      `${fx.url}/v1/workflow_runs/${encodeURIComponent(id)}?model=${encodeURIComponent(asyncModel)}`,
+      { headers: { authorization: `Bearer ${fx.key}` } },
+    );
+    expect(await rest.json()).toMatchObject({
+      status: "interrupted",
+      interrupt: { event_id: last.value.eventId, type: 7, question: asked[7] },
+    });
     const resumed = [];
     for await (const e of workflows().resumeWorkflow({
       model: asyncModel,

@@ -49,6 +49,12 @@ interface RunState {
  * still needs in `required_parameters`, when Coze sent them; `node_title` when Coze named it.
  */
 function interruptExtras(i: InterruptInit, executeId: string): CompletionExtras {
+  const interrupt = interruptJson(i);
+  return executeId ? { execute_id: executeId, interrupt } : { interrupt };
+}
+
+/** An interrupt as the REST doors write it: `{event_id, type, question, …}` (see above). */
+export function interruptJson(i: InterruptInit): Record<string, unknown> {
   const interrupt: Record<string, unknown> = {
     event_id: i.eventId ?? "",
     type: i.type ?? 0,
@@ -58,7 +64,7 @@ function interruptExtras(i: InterruptInit, executeId: string): CompletionExtras 
   if (i.contentType) interrupt.content_type = i.contentType;
   if (i.content !== undefined) interrupt.content = toJson(ValueSchema, i.content as Value);
   if (i.requiredParameters !== undefined) interrupt.required_parameters = i.requiredParameters;
-  return executeId ? { execute_id: executeId, interrupt } : { interrupt };
+  return interrupt;
 }
 
 function resultExtras(executeId: string): CompletionExtras {
