@@ -226,6 +226,9 @@ describe("a synchronous run's interrupts over gRPC", () => {
     for (const [what, key, id] of [
       ["another key's", otherKey, eventId],
       ["forged", fx.key, forged],
+      ["truncated", fx.key, eventId.slice(0, -1)],
+      ["raw", fx.key, eventId.slice(0, eventId.indexOf("."))],
+      ["oversized", fx.key, `${"9".repeat(5000)}.${tag}`],
       ["an execute id", fx.key, r.executeId],
     ] as const) {
       const err = await workflows("grpc", key)
@@ -234,6 +237,11 @@ describe("a synchronous run's interrupts over gRPC", () => {
       expect(err, what).toBeInstanceOf(ConnectError);
       expect((err as ConnectError).code, what).toBe(Code.NotFound);
     }
+    const empty = await workflows()
+      .resumeWorkflowRun({ model, eventId: "", interruptType: 2, resumeData: "x" })
+      .catch((e: unknown) => e);
+    expect((empty as ConnectError).code).toBe(Code.InvalidArgument);
+    expect((empty as ConnectError).rawMessage).toBe("event_id: is required");
     expect(calls()["workflow.resume"]).toBeUndefined();
   });
 
