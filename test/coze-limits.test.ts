@@ -183,6 +183,20 @@ describe("Coze's quota, balance and plan errors: no retry helps", () => {
     }
   });
 
+  it("are the same for a bot's chat turn, streamed or not", async () => {
+    const client = new OpenAI({ baseURL: `${fx.url}/v1`, apiKey: fx.key });
+    for (const stream of [false, true]) {
+      fx.demo.emulator.reset();
+      cozeError(4028, "chat", { times: 5 });
+      const err = await client.chat.completions
+        .create({ model: "coze-echo", stream, messages: [{ role: "user", content: "hi" }] })
+        .catch((e: unknown) => e);
+      const api = err as InstanceType<typeof OpenAI.APIError>;
+      expect([api.status, api.code], `stream ${stream}`).toEqual([403, "coze_quota_exceeded"]);
+      expect(calls("chat"), `stream ${stream}`).toBe(1);
+    }
+  });
+
   it("end a read at once: no retry, no further poll", async () => {
     const wf = workflows("grpc");
     const asyncModel = `workflow-async:${catalog.workflows.slowAsync}`;
