@@ -222,7 +222,7 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "channels[].base_url": (c) => first(c).baseUrl,
   "channels[].default": (c) => first(c).isDefault,
   "channels[].models": (c) => c.models.filter((m) => m.channel === "other"),
-  "channels[].token.duration_seconds": (c) => first(c).credential.durationSeconds,
+  "channels[].token.duration_seconds": (c) => (first(c).credential as { durationSeconds?: number }).durationSeconds,
   "channels[].token.refresh_margin_seconds": (c) => first(c).refreshMarginMs / 1000,
   "channels[].polling.interval_ms": (c) => first(c).polling.intervalMs,
   "channels[].polling.max_polls": (c) => first(c).polling.maxPolls,

@@ -3,6 +3,8 @@ import { tokenPath } from "./token-endpoint.js";
 
 /** One Coze OAuth service app credential, with the options of the tokens it buys. */
 export interface CozeCredential {
+  /** Tells it from a personal access token (`PatCredential`); absent means `jwt`. */
+  kind?: "jwt";
   /** API base URL, e.g. `https://api.coze.cn`; the token endpoint lives on it (coze-api.md §1.1). */
   baseUrl: string;
   /** The OAuth app id (JWT `iss`, body `client_id`). */

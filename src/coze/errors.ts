@@ -47,6 +47,11 @@ export interface CozeErrorOptions {
   logId?: string;
   /** How long Coze asked us to wait before retrying, in milliseconds. */
   retryAfterMs?: number;
+  /**
+   * A sentence of ours naming what to fix and where, such as the channel whose personal access
+   * token Coze refused. Safe for the wire: never a token, a key or upstream text.
+   */
+  hint?: string;
 }
 
 /**
@@ -62,6 +67,7 @@ export class CozeError extends Error {
   readonly cozeMessage: string | undefined;
   readonly logId: string | undefined;
   readonly retryAfterMs: number | undefined;
+  readonly hint: string | undefined;
 
   constructor(code: CozeErrorCode, message: string, options: CozeErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -72,6 +78,7 @@ export class CozeError extends Error {
     this.cozeMessage = options.cozeMessage;
     this.logId = options.logId;
     this.retryAfterMs = options.retryAfterMs;
+    this.hint = options.hint;
   }
 }
 
