@@ -143,33 +143,37 @@ describe("per-end-user sessions", () => {
     expect(emulator.stats().tokenRequests).toBe(1);
   });
 
-  it("holds at most max_cached sessions; an evicted one fetches again, counted exactly", async () => {
+  it("holds at most max_cached sessions, a flooding key dropping its own, counted exactly", async () => {
     const chat = createClient(ChatService, transport(keyA));
+    const other = createClient(ChatService, transport(keyB));
+    const turn = (client: typeof chat, user: string) =>
+      client.chat({ model: "coze-echo", userId: user, messages: message(user) });
+    await turn(other, "yan"); // key B's one session
     const before = await tokenGauge();
+    expect(before.tokens_cached).toBe(maxCached); // earlier tests filled the cache
     const users = ["u1", "u2", "u3", "u4", "u5"];
-    for (const user of users) {
-      await chat.chat({ model: "coze-echo", userId: user, messages: message(user) });
-    }
+    for (const user of users) await turn(chat, user);
     expect(users.map((u) => issued(keyA, u))).toEqual([1, 1, 1, 1, 1]);
     let gauge = await tokenGauge();
     expect(gauge.tokens_cached).toBe(maxCached);
     expect((gauge.tokens_fetched ?? 0) - (before.tokens_fetched ?? 0)).toBe(5);
-    expect((gauge.tokens_evicted ?? 0) - (before.tokens_evicted ?? 0)).toBe(
-      5 + (before.tokens_cached ?? 0) - maxCached,
-    );
+    expect((gauge.tokens_evicted ?? 0) - (before.tokens_evicted ?? 0)).toBe(5);
+    // Key A holds the most, so each of its new end users dropped one of its own: B's stays.
+    await turn(other, "yan");
+    expect(issued(keyB, "yan")).toBe(1);
 
-    // u5 is cached: no fetch. u1 was evicted: it fetches a second token, evicting u3.
-    const evictedBefore = gauge.tokens_evicted ?? 0;
-    await chat.chat({ model: "coze-echo", userId: "u5", messages: message("x") });
-    await chat.chat({ model: "coze-echo", userId: "u1", messages: message("x") });
+    // A holds u4 and u5. u5 is cached: no fetch. u1 was dropped: it fetches a second token,
+    // dropping u4, A's least recently used.
+    await turn(chat, "u5");
+    await turn(chat, "u1");
     expect([issued(keyA, "u5"), issued(keyA, "u1")]).toEqual([1, 2]);
+    await turn(chat, "u4");
+    expect(issued(keyA, "u4")).toBe(2);
     gauge = await tokenGauge();
     expect(gauge.tokens_cached).toBe(maxCached);
-    expect(gauge.tokens_evicted).toBe(evictedBefore + 1);
-    await chat.chat({ model: "coze-echo", userId: "u4", messages: message("x") });
-    expect(issued(keyA, "u4")).toBe(1);
-    await chat.chat({ model: "coze-echo", userId: "u3", messages: message("x") });
-    expect(issued(keyA, "u3")).toBe(2);
+    expect((gauge.tokens_fetched ?? 0) - (before.tokens_fetched ?? 0)).toBe(7);
+    expect((gauge.tokens_evicted ?? 0) - (before.tokens_evicted ?? 0)).toBe(7);
+    expect(issued(keyB, "yan")).toBe(1);
   });
 
   it("cancels a chat in its end user's session when CancelChat names the user", async () => {

@@ -1,13 +1,14 @@
 import type { BackoffOptions } from "./backoff.js";
 import { type Clock, systemClock } from "./clock.js";
-import {
-  type CozeCredential,
-  type CredentialSettings,
-  checkCredential,
-  withSession,
-} from "./credential.js";
+import { type CozeCredential, type CredentialSettings, checkCredential } from "./credential.js";
 import { CozeError, safeMessage } from "./errors.js";
 import type { Pools } from "./pools.js";
+import {
+  createSessionTokens,
+  type SessionStore,
+  type SessionTokens,
+  type SessionTokensOptions,
+} from "./session-tokens.js";
 import {
   type CachedSource,
   createTokenSource,
@@ -17,6 +18,7 @@ import {
 } from "./token-source.js";
 
 export type { CozeCredential } from "./credential.js";
+export type { SessionTokens, SessionTokensOptions } from "./session-tokens.js";
 export type { TokenEvent, TokenSource } from "./token-source.js";
 
 /** Counters since the cache was created; `clear()` does not reset them. */
@@ -65,22 +67,6 @@ export interface TokenCacheOptions {
   onEvent?: (event: TokenEvent) => void;
 }
 
-/**
- * The token sources of many sessions of one credential (one per end user, coze-api.md §12.2),
- * at most `maxSessions` at a time.
- */
-export interface SessionTokens {
-  /**
-   * The source whose tokens carry JWT `session_name` = `sessionName`: the same object while the
-   * session stays cached, so its callers share one token, one fetch and one refresh. Using a
-   * session makes it the most recently used; a new session past the bound drops the least
-   * recently used one (an `evicted` event), which fetches a new token when it comes back.
-   */
-  source(sessionName: string): TokenSource;
-  /** Sessions cached now. */
-  readonly size: number;
-}
-
 /** Access tokens for any number of credentials, each cached and refreshed on its own. */
 export interface TokenCache {
   /**
@@ -92,12 +78,13 @@ export interface TokenCache {
   source(credential: CozeCredential): TokenSource;
   /**
    * A bounded cache of per-session sources of `credential` (its own `sessionName` is ignored:
-   * each session names its own). Each call makes a cache of its own.
+   * each session names its own), each kept with the value `options.attach` makes for it. Each
+   * call makes a cache of its own; `clear()` empties it too.
    *
    * @throws TypeError as {@link TokenCache.source} does, or when `maxSessions` is not a positive
    *   integer.
    */
-  sessions(credential: CozeCredential, options: { maxSessions: number }): SessionTokens;
+  sessions<T>(credential: CozeCredential, options: SessionTokensOptions<T>): SessionTokens<T>;
   /** Counters since creation. */
   stats(): TokenCacheStats;
   /**
@@ -151,8 +138,7 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
     clearing: () => clearing.signal,
   };
   const sources = new Map<string, { settings: CredentialSettings; cached: CachedSource }>();
-  // The bounded session caches: a Map's insertion order is its recency order (oldest first).
-  const sessionMaps: Map<string, CachedSource>[] = [];
+  const sessionStores: SessionStore[] = [];
 
   return {
     source(credential) {
@@ -172,48 +158,29 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
       sources.set(settings.key, { settings, cached });
       return cached.source;
     },
-    sessions(credential, { maxSessions }) {
-      if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
-        throw new TypeError("maxSessions must be a positive integer");
-      }
-      const base = checkCredential(credential);
-      const map = new Map<string, CachedSource>();
-      sessionMaps.push(map);
-      return {
-        get size() {
-          return map.size;
+    sessions(credential, sessionOptions) {
+      const { sessions, store } = createSessionTokens(
+        checkCredential(credential),
+        ctx,
+        sessionOptions,
+        (dropped) => {
+          evicted++;
+          emit({ type: "evicted", key: dropped.key, step: "token" });
         },
-        source(sessionName) {
-          let found = map.get(sessionName);
-          if (found !== undefined) {
-            map.delete(sessionName);
-            map.set(sessionName, found);
-            return found.source;
-          }
-          found = createTokenSource(withSession(base, sessionName), ctx);
-          map.set(sessionName, found);
-          if (map.size > maxSessions) {
-            const [oldest, dropped] = map.entries().next().value as [string, CachedSource];
-            map.delete(oldest);
-            evicted++;
-            emit({ type: "evicted", key: dropped.source.key, step: "token" });
-          }
-          return found.source;
-        },
-      };
+      );
+      sessionStores.push(store);
+      return sessions;
     },
     stats() {
       let tokensCached = 0;
       for (const { cached } of sources.values()) if (cached.holdsToken()) tokensCached++;
-      for (const map of sessionMaps) {
-        for (const cached of map.values()) if (cached.holdsToken()) tokensCached++;
-      }
+      for (const store of sessionStores) tokensCached += store.tokensHeld();
       return { ...stats, tokensCached, tokensEvicted: evicted };
     },
     clear() {
       generation++;
       sources.clear();
-      for (const map of sessionMaps) map.clear();
+      for (const store of sessionStores) store.clear();
       clearing.abort(
         new CozeError("canceled", safeMessage("canceled", "token"), { step: "token" }),
       );

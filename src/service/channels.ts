@@ -123,11 +123,12 @@ function createChannel(config: ChannelConfig, options: ChannelsOptions): Channel
       clientForUser: (tenant) => clientFor(tenant.sessionName),
     };
   }
-  const userTokens = options.tokens.sessions(app, { maxSessions: perUser.maxCached });
-  // The clients of the end-user sessions, as many as their tokens and dropped in the same
-  // order. Each asks the session cache for its source on every call, so a session whose token
-  // was dropped fetches a new one, and never keeps an evicted source alive.
-  const userClients = new Map<string, CozeClient>();
+  // One client per end-user session, kept and dropped with its token in the channel's bounded
+  // session cache, grouped by key so a key that names end users without end drops its own.
+  const userClients = options.tokens.sessions(app, {
+    maxSessions: perUser.maxCached,
+    attach: clientOf,
+  });
   return {
     name: config.name,
     config,
@@ -136,25 +137,7 @@ function createChannel(config: ChannelConfig, options: ChannelsOptions): Channel
     clientForUser(tenant, user) {
       // The in-process tenant has no session: its calls use the session-less token.
       if (tenant.sessionName === undefined) return client;
-      const session = named(tenant.userId(user));
-      let found = userClients.get(session);
-      if (found !== undefined) {
-        userClients.delete(session);
-        userClients.set(session, found);
-        return found;
-      }
-      const source = () => userTokens.source(session);
-      found = clientOf({
-        getToken: (signal) => source().getToken(signal),
-        cachedToken: () => source().cachedToken(),
-        invalidate: (token) => source().invalidate(token),
-      });
-      userClients.set(session, found);
-      if (userClients.size > perUser.maxCached) {
-        const oldest = userClients.keys().next().value as string;
-        userClients.delete(oldest);
-      }
-      return found;
+      return userClients.get(named(tenant.userId(user)), tenant.sessionName);
     },
   };
 }
