@@ -149,9 +149,17 @@ async function check(config: GatewayConfig, fetchTokens: boolean): Promise<numbe
   let failed = 0;
   try {
     for (const channel of config.channels) {
+      const { credential } = channel;
+      if (credential.kind === "pat") {
+        // Coze has no endpoint that checks a personal access token (coze-api.md §11.1).
+        process.stdout.write(
+          `token SKIPPED: channels[${channel.name}]: a personal access token is sent as it is; there is no token to fetch\n`,
+        );
+        continue;
+      }
       try {
         await tokens
-          .source({ ...channel.credential, refreshMarginMs: channel.refreshMarginMs })
+          .source({ ...credential, refreshMarginMs: channel.refreshMarginMs })
           .getToken(AbortSignal.timeout(15_000));
         process.stdout.write(`token OK: channels[${channel.name}]\n`);
       } catch (err) {

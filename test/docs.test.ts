@@ -182,6 +182,7 @@ async function acceptedKeys(): Promise<Set<string>> {
     "api_keys[]",
     "channels[]",
     "channels[].credentials",
+    "channels[].sessions",
     "channels[].token",
     "channels[].polling",
     "channels[].timeouts",
@@ -222,7 +223,12 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "channels[].base_url": (c) => first(c).baseUrl,
   "channels[].default": (c) => first(c).isDefault,
   "channels[].models": (c) => c.models.filter((m) => m.channel === "other"),
-  "channels[].token.duration_seconds": (c) => first(c).credential.durationSeconds,
+  "channels[].sessions.per_user": (c) => first(c).sessions?.perUser,
+  "channels[].sessions.max_cached": (c) => first(c).sessions?.maxCached,
+  "channels[].token.duration_seconds": (c) => {
+    const { credential } = first(c);
+    return credential.kind === "pat" ? undefined : credential.durationSeconds;
+  },
   "channels[].token.refresh_margin_seconds": (c) => first(c).refreshMarginMs / 1000,
   "channels[].polling.interval_ms": (c) => first(c).polling.intervalMs,
   "channels[].polling.max_polls": (c) => first(c).polling.maxPolls,
@@ -329,7 +335,13 @@ describe("docs/configuration.md", () => {
     const { text, env, baseDir } = await materialize(block.code);
     const config = await parseConfig(text, options(baseDir, env));
     expect(config.warnings).toEqual([]);
-    expect(config.channels.map((c) => c.name)).toEqual(["cn-main", "global"]);
+    expect(config.channels.map((c) => c.name)).toEqual([
+      "cn-main",
+      "global",
+      "partner",
+      "admin",
+      "coze-pat",
+    ]);
     expect(config.server.tls).toBeDefined();
 
     const used = new Set<string>();

@@ -270,6 +270,31 @@ ${overrides}`;
     }
   });
 
+  it("--check-token skips a personal access token channel: there is no token to fetch", async () => {
+    const pat = "pat_main0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV";
+    const path = await withConfig(
+      "pat.yaml",
+      `
+server_secret: main-test-server-secret-0123456789abcdef
+api_keys:
+  - name: ops
+    key: ops-key-0123456789abcdef
+channels:
+  - name: coze-pat
+    credentials:
+      personal_access_token: env:COZE_PAT
+      default_bot_id: "7390000000000000001"
+    models: [support-bot]
+`,
+    );
+    const r = await runMain(["--config", path, "--check", "--check-token"], { COZE_PAT: pat });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      "token SKIPPED: channels[coze-pat]: a personal access token is sent as it is; there is no token to fetch",
+    );
+    expect(`${r.stdout}${r.stderr}`).not.toContain(pat);
+  });
+
   it("refuses unknown flags with the usage and exit code 2", async () => {
     const r = await runMain(["--bogus"]);
     expect(r.code).toBe(2);

@@ -1,3 +1,4 @@
+import type { PatCredential } from "../coze/pat-tokens.js";
 import type { CozeCredential } from "../coze/token-cache.js";
 
 /** The process environment, or a stand-in for it. Only `COZE_GATEWAY_*` and `env:` names are read. */
@@ -112,17 +113,35 @@ export interface TimeoutsConfig {
   syncRunMs: number;
 }
 
-/** One Coze account reached through one OAuth JWT app: the old new-api "Coze JWT channel". */
+/**
+ * Per-end-user Coze sessions of a channel (coze-api.md §12.2): each end user of each key gets a
+ * JWT `session_name` of its own, so Coze keeps their conversations and variables apart.
+ */
+export interface SessionsConfig {
+  /** On: sessions per key and end user. Off (the default): one session per key. */
+  perUser: boolean;
+  /** Most end-user sessions whose tokens are cached at once. Default 1 000. */
+  maxCached: number;
+}
+
+/**
+ * One Coze account reached through one OAuth JWT app (the old new-api "Coze JWT channel") or
+ * through a personal access token (new-api's plain "Coze" channel).
+ */
 export interface ChannelConfig {
   /** Unique name, `[a-z0-9][a-z0-9_-]*`; safe to log. */
   name: string;
   /** Coze API base URL without trailing slash. Default `https://api.coze.cn`. */
   baseUrl: string;
   /**
-   * What the token cache needs: `baseUrl`, `clientId`, `publicKeyId`, `privateKey` (the parsed
-   * key object, checked at load; a secret), `sessionName` when set, and `durationSeconds`.
+   * An OAuth JWT app, as the token cache needs it: `baseUrl`, `clientId`, `publicKeyId`,
+   * `privateKey` (the parsed key object, checked at load; a secret), `sessionName` when set,
+   * `accountId` or `enterpriseId` when set, and `durationSeconds`. Or a personal access token
+   * (`kind: "pat"`; a secret).
    */
-  credential: CozeCredential;
+  credential: CozeCredential | PatCredential;
+  /** Per-end-user sessions (JWT channels only); absent: one session per key. */
+  sessions?: SessionsConfig;
   /** The Coze space id, when the settings name one. A string of digits. */
   spaceId?: string;
   /** The bot plain model names go to when their entry names none. A string of digits. */

@@ -56,6 +56,7 @@ channels:
       space_id: "7300000000000000000"
       default_bot_id: "7390000000000000001"
     session_name: gateway
+    sessions: { per_user: true, max_cached: 500 }
     default: true
     token: { duration_seconds: 7200, refresh_margin_seconds: 600 }
     polling: { interval_ms: 1000, max_polls: 60, deadline_ms: 120000 }
@@ -163,6 +164,7 @@ function expectedFull(source: string): GatewayConfig {
         },
         spaceId: "7300000000000000000",
         defaultBotId: "7390000000000000001",
+        sessions: { perUser: true, maxCached: 500 },
         isDefault: true,
         refreshMarginMs: 600_000,
         polling: { intervalMs: 1000, maxPolls: 60, deadlineMs: 120_000 },
@@ -178,6 +180,7 @@ function expectedFull(source: string): GatewayConfig {
           privateKey: sameKeyAs(intlKey),
           durationSeconds: 3600,
         },
+        sessions: { perUser: false, maxCached: 1000 },
         isDefault: false,
         refreshMarginMs: 300_000,
         polling: { intervalMs: 2000, maxPolls: 150, deadlineMs: undefined },
@@ -243,6 +246,7 @@ describe("parseConfig with a valid file", () => {
         durationSeconds: 3600,
       },
       defaultBotId: "7390000000000000001",
+      sessions: { perUser: false, maxCached: 1000 },
       isDefault: true,
       refreshMarginMs: 300_000,
       polling: { intervalMs: 2000, maxPolls: 150, deadlineMs: undefined },
@@ -289,17 +293,17 @@ describe("parseConfig with a valid file", () => {
     const raw = validConfig(key);
     creds(raw).private_key = escaped;
     const inline = await parseObject(raw, tmp.dir);
-    expect(inline.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
+    expect(inline.channels[0]?.credential).toMatchObject({ privateKey: sameKeyAs(key) });
     creds(raw).private_key = "env:COZE_KEY";
     const fromEnv = await parseObject(raw, tmp.dir, { COZE_KEY: escaped });
-    expect(fromEnv.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
+    expect(fromEnv.channels[0]?.credential).toMatchObject({ privateKey: sameKeyAs(key) });
   });
 
   it("parses a PKCS#1 key into the same key", async () => {
     const raw = validConfig(key);
     creds(raw).private_key = key.pkcs1;
     const config = await parseObject(raw, tmp.dir);
-    expect(config.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
+    expect(config.channels[0]?.credential).toMatchObject({ privateKey: sameKeyAs(key) });
   });
 
   it("accepts an upper-case sha256 and a key file's trailing newline", async () => {

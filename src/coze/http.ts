@@ -22,6 +22,12 @@ export interface AccessTokens {
   cachedToken?(): string | undefined;
   /** Drops `token` if it is still the cached one, so the next `getToken` fetches another. */
   invalidate(token: string): void;
+  /**
+   * Set for a credential that cannot be renewed (a personal access token, coze-api.md §11.2):
+   * when Coze rejects its token, the call is not sent again with another one but fails at once
+   * with the error this returns for Coze's rejection.
+   */
+  refused?(error: CozeError): CozeError;
 }
 
 /** What the HTTP layer reports after each upstream call (for metrics and logs; no secrets). */
@@ -132,7 +138,8 @@ export interface CozeHttp {
  * Creates the HTTP layer for one Coze base URL. Every call carries a bearer token from
  * `tokens`; when Coze rejects the token (code 4100, 4101 or 700012006, or HTTP 401) the layer
  * invalidates exactly that token and sends the call once more with a fresh one (coze-api.md §3,
- * chat-sdk behaviour). Transient failures are retried only where sending twice is harmless
+ * chat-sdk behaviour), unless the token cannot be renewed (`tokens.refused`, a personal access
+ * token): then the call fails at once. Transient failures are retried only where sending twice is harmless
  * (see {@link CozeRequest.idempotent}): a chat or workflow run that Coze may have accepted is
  * never sent twice.
  */
@@ -220,6 +227,11 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
         value = await handle(res, out);
       } catch (err) {
         const error = fromTransportError(req.step, err, signal);
+        if (token !== undefined && options.tokens.refused && isTokenRejection(error)) {
+          const refusal = options.tokens.refused(error);
+          report(req, started, out.status, refusal, out.logId, false, out.retries);
+          throw refusal;
+        }
         if (
           token !== undefined &&
           !retriedAuth &&

@@ -10,4 +10,5 @@ export type {
   EndpointName,
   Fault,
   GeneratedApp,
+  PatOptions,
 } from "./types.js";

@@ -11,7 +11,7 @@ import { audiences, type EmulatorState } from "./state.js";
 import { createStats } from "./stats.js";
 import { sleep } from "./timing.js";
 import { handleToken } from "./token-endpoint.js";
-import { bearer, createTokenStore } from "./tokens.js";
+import { bearer, createPat, createTokenStore, permits } from "./tokens.js";
 import type { Emulator, EmulatorApp, EmulatorOptions, EndpointName } from "./types.js";
 
 /**
@@ -50,7 +50,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     if (!app.clientId || !app.publicKeyId)
       throw new TypeError("clientId and publicKeyId are required");
     const key = parseRsaPublicKey(app.publicKeyPem);
-    state.apps.set(app.publicKeyId, { clientId: app.clientId, publicKeyId: app.publicKeyId, key });
+    state.apps.set(app.publicKeyId, {
+      clientId: app.clientId,
+      publicKeyId: app.publicKeyId,
+      key,
+      accountIds: new Set(app.accountIds ?? []),
+      enterpriseIds: new Set(app.enterpriseIds ?? []),
+    });
   };
   for (const app of options.apps ?? []) addApp(app);
 
@@ -99,6 +105,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       addApp(app);
       return app;
     },
+    createPat: (patOptions = {}) => createPat(state.tokens, patOptions, state.now()),
     ...control,
     close() {
       closing ??= new Promise<void>((resolve) => {
@@ -125,7 +132,8 @@ function runningChats(chats: ReadonlyMap<string, ChatRecord>): number {
 
 /**
  * One API call: count it, apply its faults (latency, then status), then the token endpoint or
- * the bearer check (4100 with `authErrorStatus`, §7.3) and the handler. {@link ApiError}s become
+ * the bearer check (4100 with `authErrorStatus`, §7.3; 4101 for a personal access token without
+ * the permission, §11.3) and the handler. {@link ApiError}s become
  * Coze error envelopes; anything else a 500 `{code:5000}`.
  */
 async function handleApi(
@@ -172,6 +180,11 @@ async function handleApi(
     const token = state.tokens.check(bearer(req.headers.authorization), state.now());
     if (!token) {
       sendError(ctx, 4100, "authentication is invalid", state.authErrorStatus);
+      return;
+    }
+    // A personal access token without this permission point (§11.3).
+    if (!permits(token, route.endpoint)) {
+      sendError(ctx, 4101, "no permission to access this resource", state.authErrorStatus);
       return;
     }
     await route.handle(state, ctx, token);

@@ -16,7 +16,7 @@ export interface GatewayMetrics {
   request(method: string, code: string, seconds: number): void;
   /** One upstream call as the Coze HTTP layer reports it. */
   upstream(channel: string, info: CallInfo): void;
-  /** A token cache event (fetched, refreshed, failed, invalidated). */
+  /** A token cache event (fetched, refreshed, failed, invalidated, evicted). */
   token(event: TokenEvent): void;
   /** Marks a server stream open; call the returned function once when it ends. */
   streamOpened(kind: "grpc" | "rest"): () => void;
@@ -72,13 +72,13 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
   });
   const tokenEvents = new Counter({
     name: "coze_gateway_token_events_total",
-    help: "Access token cache events: fetched, refreshed, failed, invalidated.",
+    help: "Access token cache events: fetched, refreshed, failed, invalidated, evicted.",
     labelNames: ["event"] as const,
     registers: [registry],
   });
   new Gauge({
     name: "coze_gateway_token_cache",
-    help: "Token cache counters since start: jwts_signed, token_requests, token_failures, cache_hits, background_refreshes.",
+    help: "Token cache counters since start: jwts_signed, token_requests, token_failures, tokens_fetched, cache_hits, background_refreshes, tokens_evicted; and tokens_cached, the unexpired tokens held now.",
     labelNames: ["counter"] as const,
     registers: [registry],
     collect() {
@@ -89,6 +89,9 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
       this.set({ counter: "token_failures" }, stats.tokenFailures);
       this.set({ counter: "cache_hits" }, stats.cacheHits);
       this.set({ counter: "background_refreshes" }, stats.backgroundRefreshes);
+      this.set({ counter: "tokens_fetched" }, stats.tokensFetched);
+      this.set({ counter: "tokens_cached" }, stats.tokensCached);
+      this.set({ counter: "tokens_evicted" }, stats.tokensEvicted);
     },
   });
   const activeStreams = new Gauge({

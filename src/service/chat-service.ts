@@ -168,7 +168,8 @@ export function createChatService(options: ChatServiceOptions): CoreImpl<typeof 
     mapped: EnterMessage[] | undefined,
   ): Promise<ChatTurn> {
     const { conversationId } = ids;
-    const client = t.channel.clientFor(tenant.sessionName);
+    // The end user's own Coze session when the channel keeps one per end user (§12.2).
+    const client = t.channel.clientForUser(tenant, req.userId);
     if (req.toolOutputs.length > 0) {
       return client.chat.openToolOutputs({
         conversationId,
@@ -239,7 +240,7 @@ export function createChatService(options: ChatServiceOptions): CoreImpl<typeof 
       const tenant = tenantOf(ctx);
       const conversationId = opened(tenant, "conversation", "conversation_id", req.conversationId);
       const chatId = opened(tenant, "chat", "chat_id", req.chatId);
-      const chat = await channel.clientFor(tenant.sessionName).chat.cancel({
+      const chat = await channel.clientForUser(tenant, req.userId).chat.cancel({
         conversationId,
         chatId,
         signal: ctx.signal,

@@ -195,11 +195,15 @@ export function toConnectError(err: unknown, signal?: AbortSignal): ConnectError
   return new ConnectError("internal error", Code.Internal, undefined, undefined, err);
 }
 
-/** The safe text of an upstream failure: the step, what went wrong, and Coze's code. */
+/**
+ * The safe text of an upstream failure: the step, what went wrong, Coze's code, and the error's
+ * hint (what to fix, e.g. a channel's refused personal access token) when it has one.
+ */
 export function upstreamMessage(err: CozeError): string {
   const coze =
     err.cozeCode !== undefined && err.cozeCode !== "" ? ` (Coze code ${err.cozeCode})` : "";
-  return `${err.step}: ${upstreamText[err.code]}${coze}`;
+  const hint = err.hint === undefined ? "" : `: ${err.hint}`;
+  return `${err.step}: ${upstreamText[err.code]}${coze}${hint}`;
 }
 
 /**
