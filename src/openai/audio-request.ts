@@ -83,7 +83,7 @@ export function parseSpeechRequest(text: string): MessageInitShape<typeof Speech
     sampleRate: int32("sample_rate") ?? 0,
     emotion: (body.emotion as string | null | undefined) ?? "",
     emotionScale: (body.emotion_scale as number | null | undefined) ?? 0,
-    loudnessRate: int32("loudness_rate"),
+    loudnessRate: int32("loudness_rate") ?? 0,
   };
 }
 

@@ -91,7 +91,7 @@ export function checkSpeech(req: SpeechRequest) {
     }
   }
   const loudness = req.loudnessRate;
-  if (loudness !== undefined && !(loudness >= -50 && loudness <= 100)) {
+  if (!(loudness >= -50 && loudness <= 100)) {
     throw invalidArgument(
       "loudness_rate",
       `must be between -50 and 100 (percent); got ${loudness}`,

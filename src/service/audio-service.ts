@@ -54,7 +54,7 @@ export function createAudioService(options: AudioServiceOptions): CoreImpl<typeo
         sampleRate: req.sampleRate === 0 ? undefined : req.sampleRate,
         emotion: req.emotion === "" ? undefined : req.emotion,
         emotionScale: req.emotionScale === 0 ? undefined : req.emotionScale,
-        loudnessRate: req.loudnessRate,
+        loudnessRate: req.loudnessRate === 0 ? undefined : req.loudnessRate,
         contextTexts: req.instructions === "" ? undefined : req.instructions,
         signal: ctx.signal,
         trace: traceOf(ctx),
