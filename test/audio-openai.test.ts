@@ -116,7 +116,7 @@ describe("audio.speech.create", () => {
     [{ voice: "untrained" }, "voice", "unknown voice"],
     [{ response_format: "aac" }, "response_format", "'mp3', 'opus', 'wav' and 'pcm'"],
     [{ response_format: "flac" }, "response_format", "'mp3', 'opus', 'wav' and 'pcm'"],
-    [{ speed: 2.5 }, "speed", "0.5 and 2 for alloy, a large-model voice"],
+    [{ speed: 2.5 }, "speed", '0.5 and 2 for voice "alloy", a large-model voice'],
     [{ speed: 4 }, "speed", "between 0.2 and 3"],
     [{ speed: "fast" }, "speed", "expected a number"],
     [{ input: "é".repeat(513) }, "input", "1026 bytes"],
@@ -152,6 +152,31 @@ describe("audio.speech.create", () => {
     );
     expect([err.status, err.code]).toEqual([403, "permission_denied"]);
     expect(fx.demo.emulator.stats().calls["audio.voices"] ?? 0).toBe(0);
+  });
+
+  it("a client that goes away cancels the Coze call", async () => {
+    fx.demo.emulator.faults.inject({ kind: "stall", endpoint: "audio.speech", afterEvents: 0 });
+    const canceled = async () => {
+      const text = await (await fetch(`${fx.url}/metrics`)).text();
+      const line = text
+        .split("\n")
+        .find(
+          (l) =>
+            l.startsWith("coze_gateway_upstream_requests_total{") &&
+            l.includes('step="audio.speech"') &&
+            l.includes('outcome="canceled"'),
+        );
+      return Number(line?.split(" ").at(-1) ?? 0);
+    };
+    const before = await canceled();
+    const abort = new AbortController();
+    const call = client.audio.speech
+      .create({ model: "tts-1", voice: "alloy", input: "never heard" }, { signal: abort.signal })
+      .catch((e: unknown) => e);
+    await expect.poll(() => fx.demo.emulator.stats().calls["audio.speech"] ?? 0).toBe(1);
+    abort.abort();
+    await call;
+    await expect.poll(canceled).toBe(before + 1);
   });
 
   it("an upstream refusal is never a success: Coze's rate limit is a 429 with Retry-After", async () => {

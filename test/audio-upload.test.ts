@@ -4,6 +4,7 @@
  * slowly, one that stalls. Every wait is bounded.
  */
 import { request } from "node:http";
+import { connect as connectH2 } from "node:http2";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Demo, startDemo } from "../src/demo.js";
 import { encodeSpeech } from "../src/emulator/audio-codec.js";
@@ -213,6 +214,48 @@ describe("transcription uploads", () => {
     const declared = await post(huge).catch((e: unknown) => e);
     // The server refuses a declared length at once; the client may see the answer or the reset.
     if (!(declared instanceof Error)) expect((declared as { status: number }).status).toBe(413);
+  });
+
+  it("works over h2c too, and refuses an oversized file there without reading on", async () => {
+    const session = connectH2(fx.url);
+    const send = (body: Buffer) =>
+      new Promise<{ status: number; json: Record<string, unknown> }>((resolve, reject) => {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/v1/audio/transcriptions",
+          authorization: `Bearer ${fx.key}`,
+          "content-type": `multipart/form-data; boundary=${boundary}`,
+        });
+        let status = 0;
+        const chunks: Buffer[] = [];
+        stream.on("response", (h) => {
+          status = Number(h[":status"]);
+        });
+        stream.on("data", (c: Buffer) => chunks.push(c));
+        stream.on("end", () =>
+          resolve({ status, json: JSON.parse(Buffer.concat(chunks).toString()) }),
+        );
+        stream.on("error", reject);
+        stream.end(body);
+      });
+    try {
+      const ok = await send(
+        multipart([
+          { name: "model", value: "whisper-1" },
+          { name: "file", file: speech("over h2c"), fileName: "h2.mp3" },
+        ]),
+      );
+      expect([ok.status, ok.json]).toEqual([200, { text: "over h2c" }]);
+      const big = await send(
+        multipart([
+          { name: "model", value: "whisper-1" },
+          { name: "file", file: Buffer.alloc(10 * mib + 1), fileName: "big.wav" },
+        ]),
+      );
+      expect([big.status, errorOf(big.json).param]).toEqual([400, "file"]);
+    } finally {
+      session.close();
+    }
   });
 
   it("a body dripped in small pieces is read as it comes and transcribed", async () => {

@@ -107,19 +107,22 @@ export function checkSpeech(req: SpeechRequest) {
  * @throws GatewayError `invalid_argument` on `speed` or `emotion`.
  */
 export function checkForVoice(req: SpeechRequest, voice: CozeVoice): void {
+  // Named as the caller named it: the message carries nothing of Coze's text.
+  const name = JSON.stringify(req.voice.slice(0, 64));
   if (voice.modelType === "big" && req.speed !== 0 && !(req.speed >= 0.5 && req.speed <= 2)) {
     throw invalidArgument(
       "speed",
-      `must be between 0.5 and 2 for ${voice.name || voice.voiceId}, a large-model voice; got ${req.speed}`,
+      `must be between 0.5 and 2 for voice ${name}, a large-model voice; got ${req.speed}`,
     );
   }
   if (req.emotion !== "" && !voice.supportEmotions.some((e) => e.emotion === req.emotion)) {
-    const has = voice.supportEmotions.map((e) => e.emotion);
+    const known: readonly string[] = audioLimits.emotions;
+    const has = voice.supportEmotions.map((e) => e.emotion).filter((e) => known.includes(e));
     throw invalidArgument(
       "emotion",
       has.length === 0
-        ? `voice ${voice.name || voice.voiceId} speaks with one emotion; leave emotion out`
-        : `voice ${voice.name || voice.voiceId} speaks with ${has.join(", ")}`,
+        ? `voice ${name} speaks with one emotion; leave emotion out`
+        : `voice ${name} speaks with ${has.join(", ")} only`,
     );
   }
 }
