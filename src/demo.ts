@@ -38,6 +38,25 @@ export const demoModels = {
 } as const;
 
 /**
+ * The speech round trip demo mode prints: two curl commands, one that speaks a sentence with a
+ * demo voice into `file` (an mp3) and prints its Content-Type, one that transcribes that file
+ * back and prints `{"text":…}` (the emulator's speech carries its text).
+ */
+export function speechRoundTrip(
+  url: string,
+  key: string,
+  file = "/tmp/coze-gateway-hello.mp3",
+): string {
+  const speech = JSON.stringify({ model: "tts-1", voice: "alloy", input: "Hello from Coze" });
+  return `  curl -s ${url}/v1/audio/speech -o ${file} -w '%{content_type}\\n' \\
+    -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" \\
+    -d '${speech}'
+  curl -s ${url}/v1/audio/transcriptions -H "Authorization: Bearer ${key}" \\
+    -F model=whisper-1 -F file=@${file}
+`;
+}
+
+/**
  * Starts the embedded Coze emulator on loopback with a freshly generated OAuth app and returns
  * a gateway config for it: one channel whose default bot is the echo bot, named routes for the
  * demo bots, and a demo API key. Everything stays on 127.0.0.1.

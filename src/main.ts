@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, type GatewayConfig, loadConfig } from "./config/index.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
-import { type Demo, demoModels, startDemo } from "./demo.js";
+import { type Demo, demoModels, speechRoundTrip, startDemo } from "./demo.js";
 import { type Gateway, type Log, startGateway } from "./gateway.js";
 import { runKeygen } from "./keygen.js";
 import { createObservability, type LogLevel } from "./observability/index.js";
@@ -200,6 +200,8 @@ Try it:
     -H "Authorization: Bearer ${key}" -d '${chat}' \\
     ${url}/cozegateway.v1.ChatService/ChatStream
 
+Speech and back (voices: curl ${url}/v1/audio/voices -H "Authorization: Bearer ${key}"):
+${speechRoundTrip(url, key)}
 Stop with Ctrl-C. Serve real Coze with --config FILE (see README.md).
 `;
 }

@@ -1,6 +1,7 @@
 import { extname } from "node:path";
 import { parseDocument } from "yaml";
 import { checkAllowLists, readApiKeys } from "./api-keys.js";
+import { audioModelNames } from "./audio-models.js";
 import { readChannels } from "./channels.js";
 import { ConfigError } from "./config-error.js";
 import { jsonErrorPosition, linePosition } from "./credentials.js";
@@ -95,8 +96,8 @@ async function validateWithContext(
   checkAllowLists(
     ctx,
     apiKeys,
-    models.map((m) => m.name),
-    (name) => resolveModel(config, name) !== undefined,
+    [...models.map((m) => m.name), ...audioModelNames],
+    (name) => resolveModel(config, name) !== undefined || audioModelNames.includes(name),
     dynamicPrefixes.map((d) => d.prefix),
   );
   return { config, inlineSecret: ctx.inlineSecret };

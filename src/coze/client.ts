@@ -1,3 +1,4 @@
+import { type AudioApi, createAudioApi } from "./audio.js";
 import { type ChatApi, type ChatPolling, createChatApi } from "./chat.js";
 import { type Clock, systemClock } from "./clock.js";
 import { createFilesApi, type FilesApi } from "./files.js";
@@ -35,9 +36,10 @@ export interface CozeClientOptions {
   onCall?: (info: CallInfo) => void;
 }
 
-/** A Coze client for one credential: chat, workflows and files. */
+/** A Coze client for one credential: chat, workflows, files and audio. */
 export interface CozeClient {
   readonly baseUrl: string;
+  readonly audio: AudioApi;
   readonly chat: ChatApi;
   readonly workflows: WorkflowApi;
   readonly files: FilesApi;
@@ -62,6 +64,7 @@ export function createCozeClient(options: CozeClientOptions): CozeClient {
   const chat = createChatApi({ http, clock, polling: options.chatPolling });
   return {
     baseUrl: options.baseUrl,
+    audio: createAudioApi(http),
     chat,
     workflows: createWorkflowApi({
       http,

@@ -1,4 +1,5 @@
 import type { Dispatcher, FormData } from "undici";
+import { type BinaryResponse, readBinary } from "./binary-body.js";
 import { type Clock, systemClock } from "./clock.js";
 import { createDeadline } from "./deadline.js";
 import { headerValue, type JsonResponse, readEnvelope } from "./envelope.js";
@@ -114,6 +115,8 @@ export interface CozeRequest {
   trace?: CallTrace;
   /** Overrides the unary deadline for this call, in ms. */
   timeoutMs?: number;
+  /** The `Accept` header, when the answer is not JSON (speech audio). */
+  accept?: string;
   /**
    * Whether sending the call twice is harmless. Default: true for GET. Idempotent calls are
    * retried on 429, 5xx, resets and timeouts; others only when the request was never sent.
@@ -132,6 +135,11 @@ export interface CozeHttp {
    * own events are the caller's to interpret.
    */
   stream(req: CozeRequest): Promise<StreamResponse>;
+  /**
+   * Sends a request that answers with a file on success (speech audio) and a JSON envelope on
+   * failure, read by `readBinary`; throws {@link CozeError} on any failure.
+   */
+  binary(req: CozeRequest): Promise<BinaryResponse>;
 }
 
 /**
@@ -278,6 +286,18 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
         return await exchange(req, deadline.signal, false, (res, out) => {
           out.logId = headerValue(res.headers, "x-tt-logid");
           return readEnvelope(req.step, res, maxBodyBytes, deadline.signal, clock);
+        });
+      } finally {
+        deadline.dispose();
+      }
+    },
+
+    async binary(req) {
+      const deadline = createDeadline(clock, req.timeoutMs ?? requestTimeoutMs, req.signal);
+      try {
+        return await exchange(req, deadline.signal, false, (res, out) => {
+          out.logId = headerValue(res.headers, "x-tt-logid");
+          return readBinary(req.step, res, maxBodyBytes, deadline.signal, clock);
         });
       } finally {
         deadline.dispose();

@@ -35,6 +35,19 @@ export const catalog = {
     /** A chatflow for `/v1/workflows/chat`: echoes the last user message. */
     chatflow: "7391000000000000006",
   },
+  /** Voices of `/v1/audio/voices` and `/v1/audio/speech` (audio-voices.ts has their details). */
+  voices: {
+    /** `alloy`: a large-model system voice (speeds 0.5 to 2), one emotion. */
+    alloy: "7392000000000000001",
+    /** `nova`: a large-model system voice with emotions (happy, sad, angry, neutral). */
+    nova: "7392000000000000002",
+    /** `echo`: a small-model system voice (speeds 0.2 to 3). */
+    echo: "7392000000000000003",
+    /** `my-voice`: the account's own cloned voice (small model). */
+    cloned: "7392000000000000004",
+    /** `untrained`: the account's own voice in state `init`: it cannot speak. */
+    untrained: "7392000000000000005",
+  },
 } as const;
 
 /** Name of a scripted bot in {@link catalog}. */

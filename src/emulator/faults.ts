@@ -15,6 +15,9 @@ const ENDPOINTS: ReadonlySet<string> = new Set<EndpointName>([
   "workflow.chat",
   "files.upload",
   "files.retrieve",
+  "audio.speech",
+  "audio.transcriptions",
+  "audio.voices",
 ]);
 
 /** What the faults decided for one call, taken when the call arrives. */

@@ -1,3 +1,5 @@
+import { handleSpeech, handleTranscription } from "./audio-routes.js";
+import { handleListVoices } from "./audio-voices.js";
 import {
   handleCancel,
   handleChat,
@@ -58,6 +60,13 @@ const fixed: Record<string, Route> = {
     endpoint: "files.retrieve",
     handle: (s, c) => handleRetrieveFile(s, c),
   },
+  // Audio over REST (§15).
+  "POST /v1/audio/speech": { endpoint: "audio.speech", handle: (_s, c) => handleSpeech(c) },
+  "POST /v1/audio/transcriptions": {
+    endpoint: "audio.transcriptions",
+    handle: (_s, c) => handleTranscription(c),
+  },
+  "GET /v1/audio/voices": { endpoint: "audio.voices", handle: (_s, c) => handleListVoices(c) },
 };
 
 const TOKEN_VARIANT = /^\/api\/permission\/oauth2\/(?:account\/[^/]+|enterprise_id\/[^/]+)\/token$/;

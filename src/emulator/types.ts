@@ -103,7 +103,10 @@ export type EndpointName =
   | "workflow.chat"
   | "files.upload"
   // Addition to the agreed list: `GET /v1/files/retrieve` (js `files.retrieve`).
-  | "files.retrieve";
+  | "files.retrieve"
+  | "audio.speech"
+  | "audio.transcriptions"
+  | "audio.voices";
 
 /**
  * A fault to inject. `endpoint` omitted means any endpoint except `token` (name `token`

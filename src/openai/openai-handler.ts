@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type Caller, type ModelInfo, requestOf, type ServiceImpls } from "../service/index.js";
 import type { AnswerFormat } from "./answer-format.js";
+import { audioPaths, createAudioRoutes } from "./audio-door.js";
 import { botCompletion, botStream } from "./bot-completion.js";
 import { type CompletionMeta, chatCompletionFormat } from "./completion-format.js";
 import { listModels, modelNotFound, retrieveModel } from "./models.js";
@@ -93,7 +94,7 @@ function pathOf(url: string): string {
 
 /** What a 404 for an unknown path under `/v1` lists. */
 const served =
-  "POST /v1/chat/completions, POST /v1/responses, GET /v1/models, GET /v1/models/{id} and GET /v1/workflow_runs/{execute_id}";
+  "POST /v1/chat/completions, POST /v1/responses, GET /v1/models, GET /v1/models/{id}, GET /v1/workflow_runs/{execute_id}, POST /v1/audio/speech, POST /v1/audio/transcriptions and GET /v1/audio/voices";
 
 /**
  * Writes a refusal of the server as an OpenAI error body. An unknown path under `/v1` also says
@@ -119,7 +120,7 @@ function label(method: string, path: string): string {
   return routes.has(path) ? `${method} ${path}` : `${method} other`;
 }
 
-const routes = new Set(["/v1/chat/completions", "/v1/models", "/v1/responses"]);
+const routes = new Set(["/v1/chat/completions", "/v1/models", "/v1/responses", ...audioPaths]);
 
 /**
  * The OpenAI-compatible API as a door: {@link createOpenAiHandler} behind the path, labels and
@@ -168,6 +169,7 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
   const heartbeatMs = options.heartbeatMs ?? defaultHeartbeatMs;
   const now = options.now ?? Date.now;
   const log: LogFn = options.log ?? (() => {});
+  const audio = createAudioRoutes({ services, bodyLimitBytes, log });
 
   /** A request's body as text, or `undefined` once it was answered with 413. */
   async function bodyOf(req: NodeRequest, res: NodeResponse): Promise<string | undefined> {
@@ -320,6 +322,8 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
         else await models(res, caller, id);
         return true;
       }
+      if (path.startsWith("/v1/audio/"))
+        return await audio(path, method, { req, res, caller, hardStop });
       return false;
     } catch (err) {
       if (!(err instanceof OpenAiError)) {

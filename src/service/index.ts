@@ -1,5 +1,7 @@
 // The upstream failure type the core passes on: doors map it without importing coze/.
 export { CozeError, type CozeErrorCode } from "../coze/errors.js";
+export { audioLimits } from "./audio-checks.js";
+export { createAudioService } from "./audio-service.js";
 export { type Caller, callerKey, callerOf, mayUse, tenantOf } from "./caller.js";
 export { type Channel, type Channels, type ChannelsOptions, createChannels } from "./channels.js";
 export { chatResponseOf, createChatService } from "./chat-service.js";

@@ -1,9 +1,11 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { GatewayConfig } from "../config/index.js";
+import { AudioService } from "../gen/cozegateway/v1/audio_pb.js";
 import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
 import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
 import { WorkflowService } from "../gen/cozegateway/v1/workflow_pb.js";
+import { createAudioService } from "./audio-service.js";
 import type { Channels } from "./channels.js";
 import { createChatService } from "./chat-service.js";
 import type { CoreContext, CoreImpl } from "./core-context.js";
@@ -11,6 +13,7 @@ import { toConnectError, withoutSentHeaders } from "./errors.js";
 import { createModelService } from "./model-service.js";
 import { createRouter } from "./routing.js";
 import { createRunWatchers } from "./run-watchers.js";
+import { createVoiceDirectory } from "./voice-directory.js";
 import { createWorkflowService } from "./workflow-service.js";
 
 /** Options for {@link createServices}. */
@@ -26,17 +29,18 @@ export interface ServicesOptions {
 }
 
 /**
- * The core: the three service implementations, shared by the Connect door and the REST doors.
+ * The core: the service implementations, shared by the Connect door and the REST doors.
  * Their methods take a {@link CoreContext}; a Connect `HandlerContext` is one.
  */
 export interface ServiceImpls {
   chat: CoreImpl<typeof ChatService>;
   workflow: CoreImpl<typeof WorkflowService>;
   model: CoreImpl<typeof ModelService>;
+  audio: CoreImpl<typeof AudioService>;
 }
 
 /**
- * Creates the ChatService, WorkflowService and ModelService implementations on one router, so
+ * Creates the ChatService, WorkflowService, ModelService and AudioService implementations on one router, so
  * the Connect routes and the REST shim call the very same instances.
  */
 export function createServiceImpls(options: ServicesOptions): ServiceImpls {
@@ -49,6 +53,7 @@ export function createServiceImpls(options: ServicesOptions): ServiceImpls {
       watchers: createRunWatchers({ onPollStarted: options.onPollStarted }),
     }),
     model: createModelService(options.config),
+    audio: createAudioService({ router, voices: createVoiceDirectory({ now: options.now }) }),
   };
 }
 
@@ -61,10 +66,12 @@ export function serviceRoutes(impls: ServiceImpls): (router: ConnectRouter) => v
   const chat = connectDoor(ChatService, impls.chat);
   const workflow = connectDoor(WorkflowService, impls.workflow);
   const model = connectDoor(ModelService, impls.model);
+  const audio = connectDoor(AudioService, impls.audio);
   return (r) => {
     r.service(ChatService, chat);
     r.service(WorkflowService, workflow);
     r.service(ModelService, model);
+    r.service(AudioService, audio);
   };
 }
 
@@ -100,7 +107,7 @@ async function* mapStreamErrors<T>(source: AsyncIterable<T>, ctx: HandlerContext
 }
 
 /**
- * Registers ChatService, WorkflowService and ModelService on a Connect router. The same
+ * Registers ChatService, WorkflowService, ModelService and AudioService on a Connect router. The same
  * function serves the real server and in-process tests (`createRouterTransport`).
  */
 export function createServices(options: ServicesOptions): (router: ConnectRouter) => void {
