@@ -14,6 +14,20 @@ export interface GatewayMetrics {
   readonly registry: Registry;
   /** One finished caller request: `method` is the RPC path or REST route, `code` its outcome. */
   request(method: string, code: string, seconds: number): void;
+  /**
+   * One finished request of an authenticated key: counted by key name and model (the bounded
+   * metrics name the core gave it, `""` for a request that names none) and outcome, with the
+   * Coze tokens its answers reported.
+   */
+  keyRequest(
+    key: string,
+    model: string,
+    outcome: string,
+    promptTokens: number,
+    completionTokens: number,
+  ): void;
+  /** Why a request failed: a stable reason from a fixed vocabulary (never a field or a name). */
+  failure(reason: string): void;
   /** One upstream call as the Coze HTTP layer reports it. */
   upstream(channel: string, info: CallInfo): void;
   /** A token cache event (fetched, refreshed, failed, invalidated). */
@@ -38,8 +52,13 @@ export interface MetricsOptions {
 /** Creates the metrics on a registry of their own (several gateways can share a process). */
 export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
   const registry = new Registry();
-  if (options.processMetrics ?? true)
+  if (options.processMetrics ?? true) {
     collectDefaultMetrics({ register: registry, prefix: "coze_gateway_" });
+    // Gauges named like counters, which `promtool check metrics` rejects; the same figures stay
+    // by type in `…_active_handles`, `…_active_requests` and `…_active_resources`.
+    for (const name of ["active_handles_total", "active_requests_total", "active_resources_total"])
+      registry.removeSingleMetric(`coze_gateway_nodejs_${name}`);
+  }
 
   // The four metrics every request updates (see hot-metrics.ts); the rest are prom-client's.
   const requests = hotCounter(registry, {
@@ -52,6 +71,22 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     help: "Caller request latency, to the end of the response (streams included).",
     labelNames: ["method", "code"],
     buckets,
+  });
+  const keyRequests = hotCounter(registry, {
+    name: "coze_gateway_key_requests_total",
+    help: "Requests of each API key by model and outcome (ok, client_error, error, canceled).",
+    labelNames: ["key", "model", "outcome"],
+  });
+  const cozeTokens = hotCounter(registry, {
+    name: "coze_gateway_coze_tokens_total",
+    help: "Tokens Coze reported in the answers, by API key, model and type (prompt, completion).",
+    labelNames: ["key", "model", "type"],
+  });
+  const failures = new Counter({
+    name: "coze_gateway_request_failures_total",
+    help: "Failed requests by reason (unknown_key, model_not_allowed, invalid_argument, coze_unavailable, ...).",
+    labelNames: ["reason"] as const,
+    registers: [registry],
   });
   const upstreamCalls = hotCounter(registry, {
     name: "coze_gateway_upstream_requests_total",
@@ -76,19 +111,21 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     labelNames: ["event"] as const,
     registers: [registry],
   });
-  new Gauge({
-    name: "coze_gateway_token_cache",
-    help: "Token cache counters since start: jwts_signed, token_requests, token_failures, cache_hits, background_refreshes.",
+  new Counter({
+    name: "coze_gateway_token_cache_total",
+    help: "Token cache counts since start: jwts_signed, token_requests, token_failures, cache_hits, background_refreshes.",
     labelNames: ["counter"] as const,
     registers: [registry],
     collect() {
       const stats = options.tokenStats?.();
       if (!stats) return;
-      this.set({ counter: "jwts_signed" }, stats.jwtsSigned);
-      this.set({ counter: "token_requests" }, stats.tokenRequests);
-      this.set({ counter: "token_failures" }, stats.tokenFailures);
-      this.set({ counter: "cache_hits" }, stats.cacheHits);
-      this.set({ counter: "background_refreshes" }, stats.backgroundRefreshes);
+      // Read from the cache's own counters at scrape time: set, not added to.
+      this.reset();
+      this.inc({ counter: "jwts_signed" }, stats.jwtsSigned);
+      this.inc({ counter: "token_requests" }, stats.tokenRequests);
+      this.inc({ counter: "token_failures" }, stats.tokenFailures);
+      this.inc({ counter: "cache_hits" }, stats.cacheHits);
+      this.inc({ counter: "background_refreshes" }, stats.backgroundRefreshes);
     },
   });
   const activeStreams = new Gauge({
@@ -120,6 +157,14 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     request(method, code, seconds) {
       requests.series(method, code).inc();
       requestSeconds.series(method, code).observe(seconds);
+    },
+    keyRequest(key, model, outcome, promptTokens, completionTokens) {
+      keyRequests.series(key, model, outcome).inc();
+      if (promptTokens > 0) cozeTokens.series(key, model, "prompt").inc(promptTokens);
+      if (completionTokens > 0) cozeTokens.series(key, model, "completion").inc(completionTokens);
+    },
+    failure(reason) {
+      failures.inc({ reason });
     },
     upstream(channel, info) {
       upstreamCalls.series(channel, info.step, info.outcome).inc();

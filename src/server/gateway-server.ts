@@ -10,6 +10,7 @@ import {
   requestLogVia,
 } from "../observability/index.js";
 import { type Caller, callerKey } from "./caller.js";
+import { createClientAddress } from "./client-address.js";
 import { connectionKey, connectionOf, createCallerLookup } from "./caller-lookup.js";
 import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
 import {
@@ -92,6 +93,11 @@ export interface GatewayServerOptions {
   log?: LogFn;
   /** Writes each request's line; default through `log`. */
   requestLog?: RequestLogFn;
+  /**
+   * Proxies whose `X-Forwarded-For` names the client in log lines, as `address/prefix` blocks
+   * (`server.trusted_proxies`); see `createClientAddress`. Default none: the peer is the client.
+   */
+  trustedProxies?: readonly string[];
 }
 
 /** A running gateway server. */
@@ -153,9 +159,10 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     metrics: options.metrics,
     requestLog: options.requestLog ?? requestLogVia(log),
   };
+  const observe = createObserveInterceptor(observer);
   const serviceInterceptors = [
     // Outermost, so it sees the code the caller gets.
-    createObserveInterceptor(observer),
+    observe,
     errors,
     createDrainInterceptor(isDraining),
     createAuthInterceptor(options.authenticate, log, callerKey, lookup),
@@ -163,6 +170,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     createStreamCutoffInterceptor(streamCutoff.signal),
   ];
   const doors = options.doors ?? [];
+  // The served procedures' paths, for the labels of calls Connect refuses before a service runs.
+  const procedures = new Set<string>();
   const routeDoor = createDoorRoutes({
     lookup,
     bodyLimitBytes: options.bodyLimitBytes,
@@ -185,8 +194,9 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     routes(router) {
       options.routes(withInterceptors(router, serviceInterceptors));
       // Health needs no key, and ends its Watch streams itself after sending NOT_SERVING.
-      router.service(Health, health.impl, { interceptors: [errors] });
+      router.service(Health, health.impl, { interceptors: [observe, errors] });
       health.setServices(router.handlers.map((h) => h.service.typeName));
+      for (const h of router.handlers) procedures.add(h.requestPath);
     },
     fallback(_req, res) {
       // No door and no procedure owns the path.
@@ -198,7 +208,12 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     },
   });
   const handler = observeRequests(
-    { ...observer, label: (method, path) => routeLabel(doors, method, path) },
+    {
+      ...observer,
+      label: (method, path) =>
+        procedures.has(path) ? path.slice(1) : routeLabel(doors, method, path),
+      clientAddress: createClientAddress(options.trustedProxies ?? []),
+    },
     createRequestHandler({
       cors: createCorsPolicy({ origins: options.corsOrigins }),
       connect,

@@ -11,6 +11,7 @@ import { toConnectError } from "./errors.js";
 import { createModelService } from "./model-service.js";
 import { createRouter } from "./routing.js";
 import { createRunWatchers } from "./run-watchers.js";
+import { createModelLabels, meterServices } from "./usage-meter.js";
 import { createWorkflowService } from "./workflow-service.js";
 
 /** Options for {@link createServices}. */
@@ -37,11 +38,12 @@ export interface ServiceImpls {
 
 /**
  * Creates the ChatService, WorkflowService and ModelService implementations on one router, so
- * the Connect routes and the REST shim call the very same instances.
+ * the Connect routes and the REST shim call the very same instances, metered for both
+ * (`usage-meter.ts`: model, channel, Coze usage and failure reason on each request's context).
  */
 export function createServiceImpls(options: ServicesOptions): ServiceImpls {
   const router = createRouter(options.config, options.channels, options.random);
-  return {
+  const impls: ServiceImpls = {
     chat: createChatService({ router }),
     workflow: createWorkflowService({
       router,
@@ -50,6 +52,7 @@ export function createServiceImpls(options: ServicesOptions): ServiceImpls {
     }),
     model: createModelService(options.config),
   };
+  return meterServices(impls, createModelLabels(options.config));
 }
 
 /**
