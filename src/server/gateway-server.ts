@@ -10,9 +10,9 @@ import {
   requestLogVia,
 } from "../observability/index.js";
 import { type Caller, callerKey } from "./caller.js";
-import { createClientAddress } from "./client-address.js";
 import { connectionKey, connectionOf, createCallerLookup } from "./caller-lookup.js";
 import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
+import { createClientAddress } from "./client-address.js";
 import {
   type ConnectionLimits,
   deadlineCheckIntervalMs,
