@@ -1,7 +1,6 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { CallInfo } from "../coze/http.js";
 import type { TokenCacheStats, TokenEvent } from "../coze/token-cache.js";
-import { hotCounter, hotHistogram } from "./hot-metrics.js";
 
 /** Latency buckets in seconds: sub-millisecond proxying up to long streams and sync runs. */
 const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -60,27 +59,30 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
       registry.removeSingleMetric(`coze_gateway_nodejs_${name}`);
   }
 
-  // The four metrics every request updates (see hot-metrics.ts); the rest are prom-client's.
-  const requests = hotCounter(registry, {
+  const requests = new Counter({
     name: "coze_gateway_requests_total",
     help: "Caller requests by RPC method or REST route and outcome code.",
-    labelNames: ["method", "code"],
+    labelNames: ["method", "code"] as const,
+    registers: [registry],
   });
-  const requestSeconds = hotHistogram(registry, {
+  const requestSeconds = new Histogram({
     name: "coze_gateway_request_duration_seconds",
     help: "Caller request latency, to the end of the response (streams included).",
-    labelNames: ["method", "code"],
+    labelNames: ["method", "code"] as const,
     buckets,
+    registers: [registry],
   });
-  const keyRequests = hotCounter(registry, {
+  const keyRequests = new Counter({
     name: "coze_gateway_key_requests_total",
     help: "Requests of each API key by model and outcome (ok, client_error, error, canceled).",
-    labelNames: ["key", "model", "outcome"],
+    labelNames: ["key", "model", "outcome"] as const,
+    registers: [registry],
   });
-  const cozeTokens = hotCounter(registry, {
+  const cozeTokens = new Counter({
     name: "coze_gateway_coze_tokens_total",
     help: "Tokens Coze reported in the answers, by API key, model and type (prompt, completion).",
-    labelNames: ["key", "model", "type"],
+    labelNames: ["key", "model", "type"] as const,
+    registers: [registry],
   });
   const failures = new Counter({
     name: "coze_gateway_request_failures_total",
@@ -88,16 +90,18 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     labelNames: ["reason"] as const,
     registers: [registry],
   });
-  const upstreamCalls = hotCounter(registry, {
+  const upstreamCalls = new Counter({
     name: "coze_gateway_upstream_requests_total",
     help: "Coze API calls by channel, step and outcome.",
-    labelNames: ["channel", "step", "outcome"],
+    labelNames: ["channel", "step", "outcome"] as const,
+    registers: [registry],
   });
-  const upstreamSeconds = hotHistogram(registry, {
+  const upstreamSeconds = new Histogram({
     name: "coze_gateway_upstream_request_duration_seconds",
     help: "Coze API call latency: to the end of the body (unary) or to the headers (streams).",
-    labelNames: ["channel", "step", "outcome"],
+    labelNames: ["channel", "step", "outcome"] as const,
     buckets,
+    registers: [registry],
   });
   const upstreamRetries = new Counter({
     name: "coze_gateway_upstream_retries_total",
@@ -155,20 +159,23 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     registry,
     contentType: registry.contentType,
     request(method, code, seconds) {
-      requests.series(method, code).inc();
-      requestSeconds.series(method, code).observe(seconds);
+      requests.inc({ method, code });
+      requestSeconds.observe({ method, code }, seconds);
     },
     keyRequest(key, model, outcome, promptTokens, completionTokens) {
-      keyRequests.series(key, model, outcome).inc();
-      if (promptTokens > 0) cozeTokens.series(key, model, "prompt").inc(promptTokens);
-      if (completionTokens > 0) cozeTokens.series(key, model, "completion").inc(completionTokens);
+      keyRequests.inc({ key, model, outcome });
+      if (promptTokens > 0) cozeTokens.inc({ key, model, type: "prompt" }, promptTokens);
+      if (completionTokens > 0) {
+        cozeTokens.inc({ key, model, type: "completion" }, completionTokens);
+      }
     },
     failure(reason) {
       failures.inc({ reason });
     },
     upstream(channel, info) {
-      upstreamCalls.series(channel, info.step, info.outcome).inc();
-      upstreamSeconds.series(channel, info.step, info.outcome).observe(info.durationMs / 1000);
+      const labels = { channel, step: info.step, outcome: info.outcome };
+      upstreamCalls.inc(labels);
+      upstreamSeconds.observe(labels, info.durationMs / 1000);
       if (info.retries > 0)
         upstreamRetries.inc({ channel, step: info.step, reason: "transient" }, info.retries);
       if (info.retriedAuth)
