@@ -80,8 +80,7 @@ describe("the container file", () => {
     const run = (env: Record<string, string>) => {
       const [cmd = "", ...args] = execForm(/^HEALTHCHECK /);
       const command = cmd === "node" ? process.execPath : cmd;
-      return spawnSync(command, args, { env: { ...process.env, ...env }, timeout: 10_000 })
-        .status;
+      return spawnSync(command, args, { env: { ...process.env, ...env }, timeout: 10_000 }).status;
     };
 
     it("passes against the gateway on the port COZE_GATEWAY_PORT gives it", async () => {

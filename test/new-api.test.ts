@@ -66,7 +66,11 @@ async function send(
       const head = text.slice(0, end).toLowerCase();
       const rest = text.slice(end + 4);
       const length = /\r\ncontent-length: (\d+)/.exec(head)?.[1];
-      if (length !== undefined ? Buffer.byteLength(rest) >= Number(length) : rest.endsWith("0\r\n\r\n")) {
+      if (
+        length !== undefined
+          ? Buffer.byteLength(rest) >= Number(length)
+          : rest.endsWith("0\r\n\r\n")
+      ) {
         resolve();
       }
     });
@@ -111,7 +115,8 @@ function streamData(body: string): { items: string[]; done: boolean } {
   for (const line of body.split("\n")) {
     const data = line.replace(/\r$/, "");
     if (data.length < 6) continue;
-    if (data.startsWith("[DONE]") || data.slice(5).trim() === "[DONE]") return { items, done: true };
+    if (data.startsWith("[DONE]") || data.slice(5).trim() === "[DONE]")
+      return { items, done: true };
     if (!data.startsWith("data:")) continue;
     items.push(data.slice(5).trim());
   }
@@ -143,7 +148,10 @@ describe("new-api's OpenAI channel pointed at the gateway", () => {
       temperature: 0.7,
       user: "newapi-user-42",
     });
-    const res = await send(gateway.port, goRequest(gateway.port, demo.apiKey, body, "application/json"));
+    const res = await send(
+      gateway.port,
+      goRequest(gateway.port, demo.apiKey, body, "application/json"),
+    );
     expect(res.status).toBe(200);
     expect(res.headers["content-encoding"]).toBeUndefined();
     const answer = JSON.parse(res.body) as { usage: Usage; choices: unknown[]; model: string };
@@ -158,34 +166,42 @@ describe("new-api's OpenAI channel pointed at the gateway", () => {
     expect(answer.usage.prompt_tokens).toBeGreaterThan(0);
   });
 
-  it.each(cases)("gets the usage Coze reported for %s in the last chunk before [DONE], streamed", async (_, model) => {
-    const before = tap.totals();
-    const body = JSON.stringify({
-      model,
-      messages: [{ role: "user", content: "stream something billable" }],
-      stream: true,
-      stream_options: { include_usage: true },
-    });
-    // The caller sent no Accept: new-api asks for an event stream.
-    const res = await send(gateway.port, goRequest(gateway.port, demo.apiKey, body, "text/event-stream"));
-    expect(res.status).toBe(200);
-    expect(res.headers["content-type"]).toMatch(/^text\/event-stream/);
-    const { items, done } = streamData(res.body);
-    expect(done).toBe(true);
-    // Every chunk parses, as new-api's handler decodes the last one and counts the others.
-    const chunks = items.map((d) => JSON.parse(d) as { usage?: Usage | null; choices: unknown[] });
-    const last = chunks.at(-1);
-    const after = tap.totals();
-    expect(last?.usage).toEqual({
-      prompt_tokens: after.prompt - before.prompt,
-      completion_tokens: after.completion - before.completion,
-      total_tokens: after.prompt - before.prompt + after.completion - before.completion,
-    });
-    expect(last?.usage?.completion_tokens).toBeGreaterThan(0);
-    // The finish chunk comes before it, so new-api forwards both to its own caller.
-    const finish = chunks.find((c) =>
-      (c.choices as { finish_reason?: string | null }[]).some((x) => x.finish_reason),
-    );
-    expect(finish).toBeDefined();
-  });
+  it.each(cases)(
+    "gets the usage Coze reported for %s in the last chunk before [DONE], streamed",
+    async (_, model) => {
+      const before = tap.totals();
+      const body = JSON.stringify({
+        model,
+        messages: [{ role: "user", content: "stream something billable" }],
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      // The caller sent no Accept: new-api asks for an event stream.
+      const res = await send(
+        gateway.port,
+        goRequest(gateway.port, demo.apiKey, body, "text/event-stream"),
+      );
+      expect(res.status).toBe(200);
+      expect(res.headers["content-type"]).toMatch(/^text\/event-stream/);
+      const { items, done } = streamData(res.body);
+      expect(done).toBe(true);
+      // Every chunk parses, as new-api's handler decodes the last one and counts the others.
+      const chunks = items.map(
+        (d) => JSON.parse(d) as { usage?: Usage | null; choices: unknown[] },
+      );
+      const last = chunks.at(-1);
+      const after = tap.totals();
+      expect(last?.usage).toEqual({
+        prompt_tokens: after.prompt - before.prompt,
+        completion_tokens: after.completion - before.completion,
+        total_tokens: after.prompt - before.prompt + after.completion - before.completion,
+      });
+      expect(last?.usage?.completion_tokens).toBeGreaterThan(0);
+      // The finish chunk comes before it, so new-api forwards both to its own caller.
+      const finish = chunks.find((c) =>
+        (c.choices as { finish_reason?: string | null }[]).some((x) => x.finish_reason),
+      );
+      expect(finish).toBeDefined();
+    },
+  );
 });
