@@ -272,7 +272,7 @@ describe("usage accounting", () => {
         outcome: "client_error",
         caller: "demo",
         model: undefined,
-        reason: "invalid_value",
+        reason: "invalid_argument",
         field: "messages[0].role",
       },
       {

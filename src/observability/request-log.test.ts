@@ -51,7 +51,7 @@ describe("the request line", () => {
         channel: undefined,
         promptTokens: undefined,
         completionTokens: undefined,
-        reason: "invalid_value",
+        reason: "invalid_argument",
         field: "messages[1].role",
       },
     ],
