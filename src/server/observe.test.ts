@@ -4,6 +4,7 @@ import { rawRequest } from "../../test/support/raw-http.js";
 import {
   createTestTransport,
   startTestServer,
+  stubRoutes,
   type TestServer,
   testDoor,
   testKey,
@@ -162,5 +163,43 @@ describe("request observation", () => {
     expect(await metrics.render()).toContain(
       'coze_gateway_requests_total{method="cozegateway.v1.ModelService/ListModels",code="415"} 1',
     );
+  });
+
+  it("writes one line for a server stream whose client goes away midway", async () => {
+    ts = await startTestServer({
+      routes: stubRoutes({
+        async *chatStream(_req, ctx) {
+          yield { event: { case: "started", value: { chatId: "c", conversationId: "v" } } };
+          // Nothing more until the call is aborted.
+          await new Promise<void>((resolve) => {
+            ctx.signal.addEventListener("abort", () => resolve(), { once: true });
+          });
+        },
+      }),
+    });
+    for (const protocol of ["gRPC over HTTP/2", "Connect JSON over HTTP/1.1"] as const) {
+      const client = createTestTransport(protocol, ts.server.url);
+      const abort = new AbortController();
+      try {
+        const chat = createClient(ChatService, client.transport);
+        const stream = chat.chatStream(
+          { messages: [{ content: "a" }] },
+          { ...withKey(), signal: abort.signal },
+        );
+        for await (const _ of stream) abort.abort();
+      } catch {
+        // The client's own abort.
+      } finally {
+        client.close();
+      }
+    }
+    const lines = async () => ts?.logs.filter((l) => l.msg === "request") ?? [];
+    for (let i = 0; i < 200 && (await lines()).length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect((await lines()).map((l) => [l.fields?.method, l.fields?.outcome])).toEqual([
+      ["cozegateway.v1.ChatService/ChatStream", "canceled"],
+      ["cozegateway.v1.ChatService/ChatStream", "canceled"],
+    ]);
   });
 });

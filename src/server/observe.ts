@@ -216,6 +216,11 @@ export function createObserveInterceptor(o: Observer): Interceptor {
           throw err;
         } finally {
           endStream?.();
+          // A stream that stopped because its call was aborted (the client went away, a
+          // deadline, shutdown) did not end well, even when the service returned quietly.
+          if (failure === undefined && req.signal.aborted) {
+            failure = ConnectError.from(req.signal.reason, Code.Canceled);
+          }
           done(failure);
         }
       })(),
