@@ -26,9 +26,6 @@ export interface HttpObserver extends Observer {
 /** Response header carrying our request id (also accepted from the caller). */
 export const requestIdHeader = "x-request-id";
 
-/** A Connect procedure path: `/package.Service/Method`. */
-export const procedurePath = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
-
 /** Connect codes that are the gateway's or Coze's trouble rather than the caller's. */
 const serverSide = new Set<Code>([
   Code.Internal,

@@ -61,7 +61,7 @@ function modelOf(req: { model?: unknown; botId?: unknown; workflowId?: unknown }
 }
 
 /** Why a core call failed, as a stable reason and the field at fault. */
-export function failureOf(err: unknown, signal: AbortSignal): [string, string | undefined] {
+function failureOf(err: unknown, signal: AbortSignal): [string, string | undefined] {
   // An upstream call cut by the call's own abort: the abort says why (deadline, shutdown, client).
   if (signal.aborted && signal.reason instanceof ConnectError) {
     return [connectCodeName(signal.reason), undefined];
@@ -79,7 +79,7 @@ export function failureOf(err: unknown, signal: AbortSignal): [string, string | 
 }
 
 /** A Connect code as its wire name: `DeadlineExceeded` → `deadline_exceeded`. */
-export function connectCodeName(err: ConnectError): string {
+function connectCodeName(err: ConnectError): string {
   return Code[err.code].replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase());
 }
 
