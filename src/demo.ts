@@ -140,6 +140,7 @@ export function demoConfig(
       maxConcurrentStreams: serverDefaults.maxConcurrentStreams,
       maxStreamsPerKey: serverDefaults.maxStreamsPerKey,
       metrics: { listen: undefined, keySha256: undefined },
+      trustedProxies: [],
     },
     // Generated per start: demo ids live as long as the process, like the emulator's objects.
     serverSecret: randomBytes(32),

@@ -172,6 +172,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       metrics: observability.metrics,
       log,
       requestLog: observability.requestLog,
+      trustedProxies: config.server.trustedProxies,
     });
   } catch (err) {
     await metricsListener?.close();

@@ -211,6 +211,7 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "server.host": (c) => c.server.host,
   "server.port": (c) => c.server.port,
   "server.cors_origins": (c) => c.server.corsOrigins,
+  "server.trusted_proxies": (c) => c.server.trustedProxies,
   "server.body_limit_bytes": (c) => c.server.bodyLimitBytes,
   "server.shutdown_grace_ms": (c) => c.server.shutdownGraceMs,
   "server.playground": (c) => c.server.playground,
@@ -499,7 +500,7 @@ describe("deploy/", () => {
     expect(stopSeconds * 1000).toBeGreaterThan(serverDefaults.shutdownGraceMs);
 
     const containerfile = read("deploy/Containerfile");
-    expect(containerfile).toMatch(/^FROM node:20\S*/m);
+    expect(containerfile).toMatch(/^FROM node:\d+\S*/m);
     expect(containerfile).toMatch(/\bnpm ci\b/);
     expect(containerfile).toMatch(/\bnpm run build\b/);
     expect(containerfile).toMatch(/^USER (?!root\b)\S+/m);

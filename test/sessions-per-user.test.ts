@@ -74,10 +74,12 @@ async function tokenGauge(): Promise<Record<string, number>> {
   const text = await (await fetch(`${gateway.url}/metrics`)).text();
   const out: Record<string, number> = {};
   for (const [, name = "", value = ""] of text.matchAll(
-    /^coze_gateway_token_cache\{counter="([a-z_]+)"\} (\d+)$/gm,
+    /^coze_gateway_token_cache_total\{counter="([a-z_]+)"\} (\d+)$/gm,
   )) {
     out[name] = Number(value);
   }
+  const cached = /^coze_gateway_tokens_cached (\d+)$/m.exec(text);
+  if (cached) out.tokens_cached = Number(cached[1]);
   return out;
 }
 

@@ -55,6 +55,13 @@ export interface ServerConfig {
   maxStreamsPerKey: number;
   /** Where `/metrics` is served and whether it needs a key. */
   metrics: MetricsConfig;
+  /**
+   * Proxies whose `X-Forwarded-For` is believed, as CIDR blocks (`10.0.0.0/8`, `::1/128`; a bare
+   * address is one host). The client address in log lines is the peer's, or, when the peer is
+   * one of these, the right-most `X-Forwarded-For` address that is not. Default `[]`: the header
+   * is ignored.
+   */
+  trustedProxies: string[];
 }
 
 /** How `GET /metrics` is served. */

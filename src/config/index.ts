@@ -17,5 +17,11 @@ export type {
 export { loadConfig } from "./load-config.js";
 export { type ParseConfigOptions, parseConfig, validateConfig } from "./parse-config.js";
 export { parsePrivateKey } from "./private-key.js";
-export { defaultChannel, dynamicPrefixes, resolveModel, resolveRoutes } from "./resolve-model.js";
+export {
+  defaultChannel,
+  dynamicPrefixes,
+  parseDynamicName,
+  resolveModel,
+  resolveRoutes,
+} from "./resolve-model.js";
 export { serverDefaults } from "./server-section.js";

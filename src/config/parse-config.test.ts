@@ -39,6 +39,7 @@ server:
   max_concurrent_streams: 128
   max_streams_per_key: 64
   metrics: { listen: "[::1]:9464", key: env:METRICS_KEY }
+  trusted_proxies: ["10.0.0.0/8", "127.0.0.1", "fd00::/8", " 10.0.0.0/8 "]
 server_secret: env:SERVER_SECRET
 api_keys:
   - name: alice
@@ -139,6 +140,7 @@ function expectedFull(source: string): GatewayConfig {
       maxConcurrentStreams: 128,
       maxStreamsPerKey: 64,
       metrics: { listen: { host: "::1", port: 9464 }, keySha256: hashApiKey(metricsKey) },
+      trustedProxies: ["10.0.0.0/8", "127.0.0.1/32", "fd00::/8"],
     },
     serverSecret: Buffer.from(testServerSecret),
     apiKeys: [
@@ -233,6 +235,7 @@ describe("parseConfig with a valid file", () => {
       maxConcurrentStreams: 100,
       maxStreamsPerKey: 256,
       metrics: { listen: undefined, keySha256: undefined },
+      trustedProxies: [],
     });
     const [channel] = config.channels;
     expect(channel).toEqual({

@@ -56,9 +56,9 @@ describe("gateway metrics", () => {
       'coze_gateway_upstream_retries_total{channel="cn-main",step="chat.stream",reason="token_rejected"} 1',
     );
     expect(text).toContain('coze_gateway_token_events_total{event="fetched"} 1');
-    expect(text).toContain('coze_gateway_token_cache{counter="cache_hits"} 40');
-    expect(text).toContain('coze_gateway_token_cache{counter="tokens_cached"} 3');
-    expect(text).toContain('coze_gateway_token_cache{counter="tokens_evicted"} 7');
+    expect(text).toContain('coze_gateway_token_cache_total{counter="cache_hits"} 40');
+    expect(text).toContain("coze_gateway_tokens_cached 3");
+    expect(text).toContain('coze_gateway_token_cache_total{counter="tokens_evicted"} 7');
     expect(text).toContain('coze_gateway_active_streams{kind="grpc"} 0');
     expect(text).toContain('coze_gateway_active_streams{kind="rest"} 1');
     expect(text).toContain("coze_gateway_polls_in_flight 0");

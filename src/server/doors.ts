@@ -5,6 +5,7 @@ import {
   type NodeResponse,
   sendJson,
 } from "./http-response.js";
+import { noteFailure, requestOf } from "./request-context.js";
 
 /**
  * Why the server refused a request on a door's behalf, before (or instead of) its handler: a
@@ -39,13 +40,20 @@ export type ErrorWriter = (res: NodeResponse, refusal: Refusal) => void;
  * The server's own error body, where no door's applies (Connect paths, probes, unknown paths):
  * `{"error":{"code","message"}}`.
  */
-export const writeServerError: ErrorWriter = (res, refusal) =>
+export const writeServerError: ErrorWriter = (res, refusal) => {
+  noteRefusal(res, refusal);
   sendJson(
     res,
     refusal.status,
     { error: { code: refusal.code, message: refusal.message } },
     refusal.headers,
   );
+};
+
+/** Notes a refusal's code as the request's failure reason (for its log line and metrics). */
+function noteRefusal(res: NodeResponse, refusal: Refusal): void {
+  noteFailure(requestOf(res.req), refusal.code);
+}
 
 /** What a door's handler gets besides the request and response. */
 export interface DoorCall {
@@ -99,6 +107,7 @@ export function errorWriterOf(door: Door | undefined): ErrorWriter {
   const write = door?.writeError;
   if (write === undefined) return writeServerError;
   return (res, refusal) => {
+    noteRefusal(res, refusal);
     closeIfBodyUnread(res);
     write(res, refusal);
   };

@@ -13,6 +13,7 @@ import { explainReflectionOverHttp1, registerReflection } from "../reflection/in
 import { type Caller, callerKey } from "./caller.js";
 import { connectionKey, connectionOf, createCallerLookup } from "./caller-lookup.js";
 import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
+import { createClientAddress } from "./client-address.js";
 import {
   type ConnectionLimits,
   deadlineCheckIntervalMs,
@@ -94,6 +95,11 @@ export interface GatewayServerOptions {
   log?: LogFn;
   /** Writes each request's line; default through `log`. */
   requestLog?: RequestLogFn;
+  /**
+   * Proxies whose `X-Forwarded-For` names the client in log lines, as `address/prefix` blocks
+   * (`server.trusted_proxies`); see `createClientAddress`. Default none: the peer is the client.
+   */
+  trustedProxies?: readonly string[];
 }
 
 /** A running gateway server. */
@@ -156,11 +162,11 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     metrics: options.metrics,
     requestLog: options.requestLog ?? requestLogVia(log),
   };
-  // Outermost in each chain, so it sees the code the caller gets.
   const observe = createObserveInterceptor(observer);
   const drain = createDrainInterceptor(isDraining);
   const cutoff = createStreamCutoffInterceptor(streamCutoff.signal);
   const serviceInterceptors = [
+    // Outermost, so it sees the code the caller gets.
     observe,
     errors,
     drain,
@@ -169,6 +175,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     cutoff,
   ];
   const doors = options.doors ?? [];
+  // The served procedures' paths, for the labels of calls Connect refuses before a service runs.
+  const procedures = new Set<string>();
   const routeDoor = createDoorRoutes({
     lookup,
     bodyLimitBytes: options.bodyLimitBytes,
@@ -191,11 +199,12 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     routes(router) {
       options.routes(withInterceptors(router, serviceInterceptors));
       // Health needs no key, and ends its Watch streams itself after sending NOT_SERVING.
-      router.service(Health, health.impl, { interceptors: [errors] });
+      router.service(Health, health.impl, { interceptors: [observe, errors] });
       // Reflection needs no key either: it hands out the contract's descriptors and calls
       // nothing. It describes what is registered above, so it comes last.
       registerReflection(router, { interceptors: [observe, errors, drain, cutoff] });
       health.setServices(router.handlers.map((h) => h.service.typeName));
+      for (const h of router.handlers) procedures.add(h.requestPath);
     },
     fallback(_req, res) {
       // No door and no procedure owns the path.
@@ -207,7 +216,12 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     },
   });
   const handler = observeRequests(
-    { ...observer, label: (method, path) => routeLabel(doors, method, path) },
+    {
+      ...observer,
+      label: (method, path) =>
+        procedures.has(path) ? path.slice(1) : routeLabel(doors, method, path),
+      clientAddress: createClientAddress(options.trustedProxies ?? []),
+    },
     createRequestHandler({
       cors: createCorsPolicy({ origins: options.corsOrigins }),
       connect: explainReflectionOverHttp1(connect),

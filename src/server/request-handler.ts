@@ -12,7 +12,7 @@ import { type Door, doorFor, errorWriterOf, writeServerError } from "./doors.js"
 import type { HealthService } from "./health.js";
 import { type NodeRequest, type NodeResponse, requestPath, sendJson } from "./http-response.js";
 import { shuttingDownMessage, unauthenticatedMessage } from "./interceptors.js";
-import { requestOf } from "./request-context.js";
+import { noteFailure, requestOf } from "./request-context.js";
 
 /** Options of {@link createDoorRoutes}. */
 export interface DoorRoutesOptions {
@@ -62,10 +62,10 @@ export function createDoorRoutes(
     }
     const caller = callerOf(req);
     if (caller === undefined) {
-      log("warn", "rejected a request without a valid API key", {
-        path,
-        reason: parseBearerToken(req.headers.authorization) === undefined ? "missing" : "unknown",
-      });
+      const reason =
+        parseBearerToken(req.headers.authorization) === undefined ? "missing" : "unknown";
+      noteFailure(requestOf(req), `${reason}_key`);
+      log("warn", "rejected a request without a valid API key", { path, reason });
       refuse(res, {
         status: 401,
         code: "unauthenticated",

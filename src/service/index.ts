@@ -18,7 +18,10 @@ export { createModelInfo, type ModelInfo } from "./model-info.js";
 export { createModelService } from "./model-service.js";
 export {
   beginRequest,
+  noteFailure,
   type RequestContext,
+  type RequestFailure,
+  type RequestUsage,
   requestContextKey,
   requestOf,
   traceOf,

@@ -13,6 +13,7 @@ import { toConnectError, withoutSentHeaders } from "./errors.js";
 import { createModelService } from "./model-service.js";
 import { createRouter } from "./routing.js";
 import { createRunWatchers } from "./run-watchers.js";
+import { createModelLabels, meterServices } from "./usage-meter.js";
 import { createVoiceDirectory } from "./voice-directory.js";
 import { createWorkflowService } from "./workflow-service.js";
 
@@ -40,12 +41,13 @@ export interface ServiceImpls {
 }
 
 /**
- * Creates the ChatService, WorkflowService, ModelService and AudioService implementations on one router, so
- * the Connect routes and the REST shim call the very same instances.
+ * Creates the ChatService, WorkflowService, ModelService and AudioService implementations on
+ * one router, so the Connect routes and the REST shim call the very same instances, metered for
+ * both (`usage-meter.ts`: model, channel, Coze usage and failure reason on each request's context).
  */
 export function createServiceImpls(options: ServicesOptions): ServiceImpls {
   const router = createRouter(options.config, options.channels, options.random);
-  return {
+  const impls: ServiceImpls = {
     chat: createChatService({ router }),
     workflow: createWorkflowService({
       router,
@@ -55,6 +57,7 @@ export function createServiceImpls(options: ServicesOptions): ServiceImpls {
     model: createModelService(options.config),
     audio: createAudioService({ router, voices: createVoiceDirectory({ now: options.now }) }),
   };
+  return meterServices(impls, createModelLabels(options.config));
 }
 
 /**
