@@ -68,10 +68,15 @@ async function main(): Promise<number> {
       process.stderr.write("--check needs --config FILE (or COZE_GATEWAY_CONFIG)\n");
       return 2;
     }
-    demo = await startDemo({
-      host: "127.0.0.1",
-      port: env.COZE_GATEWAY_PORT ? Number(env.COZE_GATEWAY_PORT) : 8080,
-    });
+    const port = demoPort(env.COZE_GATEWAY_PORT);
+    if (port === undefined) {
+      const given = JSON.stringify((env.COZE_GATEWAY_PORT ?? "").slice(0, 40));
+      process.stderr.write(
+        `COZE_GATEWAY_PORT must be an integer from 0 to 65535 (0 picks a free port), not ${given}\n`,
+      );
+      return 1;
+    }
+    demo = await startDemo({ host: "127.0.0.1", port });
     config = demo.config;
   }
 
@@ -217,3 +222,11 @@ main().then(
     process.exit(1);
   },
 );
+
+/** Demo mode's port: `COZE_GATEWAY_PORT` (blank counts as unset), 8080 by default. */
+function demoPort(text: string | undefined): number | undefined {
+  const trimmed = text?.trim() ?? "";
+  if (trimmed === "") return 8080;
+  const port = Number(trimmed);
+  return /^\d{1,5}$/.test(trimmed) && port <= 65_535 ? port : undefined;
+}

@@ -176,6 +176,17 @@ ${overrides}`;
     }
   });
 
+  it.each(["abc", "70000", "-1", "80 80"])(
+    "says in one line that COZE_GATEWAY_PORT=%j is no port, without a config, and exits 1",
+    async (value) => {
+      const r = await runMain([], { COZE_GATEWAY_PORT: value, COZE_GATEWAY_CONFIG: "" });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `COZE_GATEWAY_PORT must be an integer from 0 to 65535 (0 picks a free port), not ${JSON.stringify(value)}\n`,
+      );
+    },
+  );
+
   it("--check accepts a valid config and exits 0", async () => {
     const path = await withConfig("ok.yaml", valid());
     const r = await runMain(["--config", path, "--check"]);
