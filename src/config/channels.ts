@@ -18,6 +18,7 @@ import {
   text,
 } from "./fields.js";
 import type { ChannelConfig, ModelRoute, PollingConfig, TimeoutsConfig } from "./gateway-config.js";
+import { readChannelLimits } from "./limits.js";
 
 const channelKeys = [
   "name",
@@ -29,6 +30,7 @@ const channelKeys = [
   "polling",
   "timeouts",
   "models",
+  "limits",
 ];
 
 /** Defaults of a channel, as the old channel had them where they were sensible. */
@@ -202,6 +204,7 @@ async function readChannel(
     refreshMarginMs: marginSeconds * 1000,
     polling: readPolling(ctx, child(at, "polling"), map.polling),
     timeouts: readTimeouts(ctx, child(at, "timeouts"), map.timeouts),
+    limits: readChannelLimits(ctx, child(at, "limits"), map.limits),
   };
 }
 

@@ -3,6 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import type { KeyLimiter } from "../limits/index.js";
 import {
   type GatewayMetrics,
   type LogFn,
@@ -10,6 +11,7 @@ import {
   requestLogVia,
 } from "../observability/index.js";
 import { type Caller, callerKey } from "./caller.js";
+import { createKeyLimitsInterceptor } from "./caller-limits.js";
 import { connectionKey, connectionOf, createCallerLookup } from "./caller-lookup.js";
 import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
 import {
@@ -84,8 +86,16 @@ export interface GatewayServerOptions {
   shutdownGraceMs: number;
   /** Connection timeouts and stream caps. */
   limits: ConnectionLimits;
+  /**
+   * Each key's limits and quota, checked after authentication on every door and procedure
+   * (REST: 429 with `Retry-After` and `x-ratelimit-*` headers; Connect: `RESOURCE_EXHAUSTED` with
+   * the same as metadata); told what each request used when its response closes. Default none.
+   */
+  limiter?: KeyLimiter;
   /** Readiness for `/readyz` and the health service; default always ready. */
   ready?: () => boolean;
+  /** What `/readyz` says besides its status (the state store's health). Default nothing. */
+  readyDetails?: () => Readonly<Record<string, string>>;
   /** How often an open health Watch re-checks `ready`, in milliseconds. Default 1000. */
   readyPollIntervalMs?: number;
   /** Receives the server's log lines. Fields never hold a key or request body. */
@@ -133,9 +143,12 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     requestTimeoutMs: options.limits.requestTimeoutMs,
     checkIntervalMs: deadlineCheckIntervalMs(options.limits),
   });
+  const { limiter } = options;
   const tracker = createConnectionTracker({
     requestDone(req, res) {
-      streams.release(requestOf(req));
+      const request = requestOf(req);
+      streams.release(request);
+      limiter?.finish(request, request?.caller, request?.usage?.total ?? 0);
       if (req.httpVersionMajor === 2) {
         h2Timeouts.requestDone(req as Http2ServerRequest, res as Http2ServerResponse);
       }
@@ -144,6 +157,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const health = createHealthService({
     ready: options.ready ?? (() => true),
     pollIntervalMs: options.readyPollIntervalMs ?? 1000,
+    details: options.readyDetails,
   });
 
   const errors = createErrorInterceptor(log);
@@ -160,6 +174,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     createDrainInterceptor(isDraining),
     createAuthInterceptor(options.authenticate, log, callerKey, lookup),
     createStreamLimitInterceptor(streams),
+    ...(limiter ? [createKeyLimitsInterceptor(limiter)] : []),
     createStreamCutoffInterceptor(streamCutoff.signal),
   ];
   const doors = options.doors ?? [];
@@ -167,6 +182,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     lookup,
     bodyLimitBytes: options.bodyLimitBytes,
     streams,
+    limiter,
     draining: isDraining,
     shutdown: streamCutoff.signal,
     hardStop: hardStop.signal,

@@ -1,9 +1,10 @@
 import type { ChannelConfig } from "../config/index.js";
 import { type CozeClient, createCozeClient } from "../coze/client.js";
-import type { Clock } from "../coze/clock.js";
+import { type Clock, systemClock } from "../coze/clock.js";
 import type { CallInfo } from "../coze/http.js";
 import type { Pools } from "../coze/pools.js";
 import type { TokenCache } from "../coze/token-cache.js";
+import { type ChannelGate, createChannelGate, type GateRefusal } from "./channel-gate.js";
 
 /** A configured channel with its live Coze client. */
 export interface Channel {
@@ -17,6 +18,8 @@ export interface Channel {
    * and refresh rules. `undefined` gives {@link client}.
    */
   clientFor(sessionName: string | undefined): CozeClient;
+  /** The cap on this channel's calls to Coze (`limits.max_concurrent`); `undefined` for none. */
+  readonly gate: ChannelGate | undefined;
 }
 
 /** The channels by name, plus the one that receives dynamic model names. */
@@ -36,6 +39,8 @@ export interface ChannelsOptions {
   clock?: Clock;
   userAgent?: string;
   onCall?: (channel: string, info: CallInfo) => void;
+  /** Called when a channel's gate refuses a call (for metrics). */
+  onGateRefused?: (channel: string, reason: GateRefusal) => void;
 }
 
 /**
@@ -78,12 +83,23 @@ export function createChannels(options: ChannelsOptions): Channels {
         onCall: options.onCall && ((info) => options.onCall?.(config.name, info)),
       });
     const client = clientOf(undefined);
+    const maxConcurrent = config.limits?.maxConcurrent;
+    const gate =
+      config.limits === undefined || maxConcurrent === undefined
+        ? undefined
+        : createChannelGate(
+            config.name,
+            { ...config.limits, maxConcurrent },
+            options.clock ?? systemClock,
+            options.onGateRefused && ((reason) => options.onGateRefused?.(config.name, reason)),
+          );
     // One per API key at most (sessions come from configured keys), so the map stays small.
     const sessions = new Map<string, CozeClient>();
     return {
       name: config.name,
       config,
       client,
+      gate,
       clientFor(sessionName) {
         if (sessionName === undefined) return client;
         let found = sessions.get(sessionName);

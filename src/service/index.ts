@@ -1,6 +1,7 @@
 // The upstream failure type the core passes on: doors map it without importing coze/.
 export { CozeError, type CozeErrorCode } from "../coze/errors.js";
 export { type Caller, callerKey, callerOf, mayUse, tenantOf } from "./caller.js";
+export { type ChannelGate, createChannelGate, type GateRefusal } from "./channel-gate.js";
 export { type Channel, type Channels, type ChannelsOptions, createChannels } from "./channels.js";
 export { chatResponseOf, createChatService } from "./chat-service.js";
 export type { CoreContext, CoreImpl } from "./core-context.js";
@@ -9,6 +10,8 @@ export {
   GatewayError,
   type GatewayErrorCode,
   invalidArgument,
+  type LimitFacts,
+  type LimitKind,
   toConnectError,
   upstreamMessage,
 } from "./errors.js";
@@ -16,7 +19,9 @@ export { createModelInfo, type ModelInfo } from "./model-info.js";
 export { createModelService } from "./model-service.js";
 export {
   beginRequest,
+  noteUsage,
   type RequestContext,
+  type RequestUsage,
   requestContextKey,
   requestOf,
   traceOf,

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { createContextKey } from "@connectrpc/connect";
 import type { CallTrace } from "../coze/http.js";
+import type { Usage } from "../coze/wire.js";
 import type { CoreContext } from "./core-context.js";
 
 /**
@@ -13,6 +14,15 @@ export interface RequestContext extends CallTrace {
   readonly id: string;
   /** The authenticated caller's key name, once known (never the key). */
   caller: string | undefined;
+  /** Coze tokens the request's calls used, as Coze reported them; added up by the core. */
+  usage: RequestUsage | undefined;
+}
+
+/** Coze tokens used: prompt (`input`), completion (`output`) and Coze's total. */
+export interface RequestUsage {
+  input: number;
+  output: number;
+  total: number;
 }
 
 /** Context key under which the server puts the {@link RequestContext} of each call. */
@@ -23,6 +33,23 @@ export const requestContextKey = createContextKey<RequestContext | undefined>(un
 /** Where the Coze calls made for `ctx` note their log ids; `undefined` outside a server. */
 export function traceOf(ctx: CoreContext): CallTrace | undefined {
   return ctx.values.get(requestContextKey);
+}
+
+/**
+ * Adds what Coze reported a call of the request used to the request's usage (its limits count
+ * it once the request ended). No request context (in-process calls): nothing to add to.
+ */
+export function noteUsage(ctx: CoreContext, usage: Usage | undefined): void {
+  const request = ctx.values.get(requestContextKey);
+  if (request === undefined || usage === undefined) return;
+  const total = usage.tokenCount || usage.inputCount + usage.outputCount;
+  if (request.usage === undefined) {
+    request.usage = { input: usage.inputCount, output: usage.outputCount, total };
+    return;
+  }
+  request.usage.input += usage.inputCount;
+  request.usage.output += usage.outputCount;
+  request.usage.total += total;
 }
 
 /** A caller-supplied request id is kept when it is short and plain; anything else is replaced. */
@@ -47,6 +74,7 @@ export function beginRequest(req: object, incoming: string | undefined): Request
     id: incoming !== undefined && acceptable.test(incoming) ? incoming : randomUUID(),
     cozeLogIds: [],
     caller: undefined,
+    usage: undefined,
   };
   (req as Tagged)[contextOf] = ctx;
   return ctx;

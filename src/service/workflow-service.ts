@@ -19,12 +19,13 @@ import {
   type WorkflowService,
 } from "../gen/cozegateway/v1/workflow_pb.js";
 import { callerOf, tenantOf } from "./caller.js";
+import { gated, gatedEvents } from "./channel-gate.js";
 import { opened, usageOf } from "./chat-service.js";
 import type { CoreContext, CoreImpl } from "./core-context.js";
 import { channelHeader, invalidArgument } from "./errors.js";
 import { onFirstChannel, openOnFirstChannel } from "./failover.js";
 import { checkJsonDepth, maxJsonDepth, nestedDeeperThan } from "./json-depth.js";
-import { traceOf } from "./request-context.js";
+import { noteUsage, traceOf } from "./request-context.js";
 import type { Router, Target } from "./routing.js";
 import { createRunWatchers, type RunWatchers } from "./run-watchers.js";
 import type { Tenant } from "./tenant.js";
@@ -88,11 +89,12 @@ type RelayEvent =
 /**
  * Relays a stream_run / stream_resume as contract events: node messages, an interrupt (the
  * last event), and at `Done` the result, whose output is the last node message (the End node's,
- * coze-api.md §5.2).
+ * coze-api.md §5.2), whose usage the request used.
  */
 async function* relay(
   events: AsyncIterable<WorkflowEvent>,
   tenant: Tenant,
+  ctx: CoreContext,
 ): AsyncGenerator<RelayEvent, void> {
   let last: Extract<WorkflowEvent, { type: "message" }> | undefined;
   for await (const e of events) {
@@ -111,6 +113,7 @@ async function* relay(
     } else if (e.type === "interrupt") {
       yield { case: "interrupt", value: interruptOf(e.interrupt, tenant) };
     } else if (e.type === "done") {
+      noteUsage(ctx, last?.usage);
       const output = last && { text: last.content, value: tryParse(last.content) };
       yield {
         case: "result",
@@ -177,12 +180,14 @@ export function createWorkflowService(
     };
   }
 
+  /** Watches a run; `started` when this request started it (and so used what it reports). */
   async function* attach(
     t: Target,
     executeId: string,
     ctx: CoreContext,
+    started: boolean,
   ): AsyncGenerator<WatchWorkflowResponse> {
-    const started = now();
+    const since = now();
     const handed = runId(tenantOf(ctx), executeId);
     // Watchers of one run share its poll loop (issue #6: one poll per run per interval).
     const ticks = watchers.watch(t.channel, t.id, executeId, ctx.signal);
@@ -195,15 +200,15 @@ export function createWorkflowService(
           value: {
             executeId: handed,
             status: statusOf[tick.value.status],
-            elapsedMs: Math.min(now() - started, 0xffffffff),
+            elapsedMs: Math.min(now() - since, 0xffffffff),
             polls: tick.poll,
           },
         },
       });
     }
-    yield create(WatchWorkflowResponseSchema, {
-      event: { case: "result", value: resultOf(handed, final) },
-    });
+    const result = resultOf(handed, final);
+    if (started) noteUsage(ctx, final?.usage);
+    yield create(WatchWorkflowResponseSchema, { event: { case: "result", value: result } });
   }
 
   function checkRunFields(req: { botId: string; appId: string; parameters?: unknown }) {
@@ -228,7 +233,9 @@ export function createWorkflowService(
       if (mode === RunMode.ASYNC || mode === RunMode.ASYNC_WAIT) {
         // Failover covers the start only: once a channel accepted the run, it is polled there.
         const { value: started, target: used } = await onFirstChannel(t, (c) =>
-          c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
+          gated(c.channel.gate, ctx.signal, () =>
+            c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
+          ),
         );
         ctx.responseHeader.set(channelHeader, used.channel.name);
         if (mode === RunMode.ASYNC) {
@@ -244,6 +251,7 @@ export function createWorkflowService(
           signal: ctx.signal,
           trace: traceOf(ctx),
         });
+        noteUsage(ctx, done.usage);
         return {
           executeId: runId(tenant, done.executeId),
           status: RunStatus.SUCCEEDED,
@@ -253,9 +261,12 @@ export function createWorkflowService(
         };
       }
       const { value: result, target: used } = await onFirstChannel(t, (c) =>
-        c.channel.clientFor(tenant.sessionName).workflows.run(runRequest(c, req, ctx)),
+        gated(c.channel.gate, ctx.signal, () =>
+          c.channel.clientFor(tenant.sessionName).workflows.run(runRequest(c, req, ctx)),
+        ),
       );
       ctx.responseHeader.set(channelHeader, used.channel.name);
+      noteUsage(ctx, result.usage);
       return {
         executeId: runId(tenant, result.executeId),
         status: result.interrupt ? RunStatus.INTERRUPTED : RunStatus.SUCCEEDED,
@@ -272,23 +283,27 @@ export function createWorkflowService(
       if (req.executeId !== "") {
         const executeId = opened(tenant, "run", "execute_id", req.executeId);
         ctx.responseHeader.set(channelHeader, t.channel.name);
-        yield* attach(t, executeId, ctx);
+        yield* attach(t, executeId, ctx, false);
         return;
       }
       checkRunFields(req);
       if (t.kind === "workflow_async") {
         const { value: started, target: used } = await onFirstChannel(t, (c) =>
-          c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
+          gated(c.channel.gate, ctx.signal, () =>
+            c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
+          ),
         );
         ctx.responseHeader.set(channelHeader, used.channel.name);
-        yield* attach(used, started.executeId, ctx);
+        yield* attach(used, started.executeId, ctx, true);
         return;
       }
       const { events, target: used } = await openOnFirstChannel(t, (c) =>
-        c.channel.clientFor(tenant.sessionName).workflows.stream(runRequest(c, req, ctx)),
+        gatedEvents(c.channel.gate, ctx.signal, () =>
+          c.channel.clientFor(tenant.sessionName).workflows.stream(runRequest(c, req, ctx)),
+        ),
       );
       ctx.responseHeader.set(channelHeader, used.channel.name);
-      for await (const e of relay(events, tenant)) {
+      for await (const e of relay(events, tenant, ctx)) {
         yield create(WatchWorkflowResponseSchema, { event: e });
       }
     },
@@ -299,15 +314,17 @@ export function createWorkflowService(
       const tenant = tenantOf(ctx);
       const eventId = opened(tenant, "interrupt", "event_id", req.eventId);
       ctx.responseHeader.set(channelHeader, t.channel.name);
-      const events = t.channel.clientFor(tenant.sessionName).workflows.resume({
-        workflowId: t.id,
-        eventId,
-        resumeData: req.resumeData,
-        interruptType: req.interruptType,
-        signal: ctx.signal,
-        trace: traceOf(ctx),
-      });
-      for await (const e of relay(events, tenant)) {
+      const events = gatedEvents(t.channel.gate, ctx.signal, () =>
+        t.channel.clientFor(tenant.sessionName).workflows.resume({
+          workflowId: t.id,
+          eventId,
+          resumeData: req.resumeData,
+          interruptType: req.interruptType,
+          signal: ctx.signal,
+          trace: traceOf(ctx),
+        }),
+      );
+      for await (const e of relay(events, tenant, ctx)) {
         yield create(ResumeWorkflowResponseSchema, { event: e });
       }
     },
@@ -317,12 +334,14 @@ export function createWorkflowService(
       if (req.executeId === "") throw invalidArgument("execute_id", "is required");
       const tenant = tenantOf(ctx);
       const executeId = opened(tenant, "run", "execute_id", req.executeId);
-      const run = await t.channel.clientFor(tenant.sessionName).workflows.getRun({
-        workflowId: t.id,
-        executeId,
-        signal: ctx.signal,
-        trace: traceOf(ctx),
-      });
+      const run = await gated(t.channel.gate, ctx.signal, () =>
+        t.channel.clientFor(tenant.sessionName).workflows.getRun({
+          workflowId: t.id,
+          executeId,
+          signal: ctx.signal,
+          trace: traceOf(ctx),
+        }),
+      );
       return {
         executeId: runId(tenant, run.executeId),
         status: statusOf[run.status],
