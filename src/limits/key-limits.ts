@@ -144,7 +144,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     }
     const decide = (results: readonly OpResult[]): Verdict => {
       const r = (name: keyof typeof at) => (at[name] === undefined ? undefined : results[at[name]]);
-      const verdict = judge(l, period, r);
+      const verdict = judge(l, period, r, metered);
       if (verdict.ok && slot !== undefined) hold(request, slot);
       if (!verdict.ok && verdict.error.limit) events?.refused?.(verdict.error.limit.kind);
       return verdict;
@@ -245,11 +245,16 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
   };
 }
 
-/** The verdict of a batch's results: the first refusal by weight, else the figures. */
+/**
+ * The verdict of a batch's results: the first refusal by weight (quota, tokens per day and per
+ * minute, requests, streams), waiting for the longest of all that refused; else the figures. A
+ * call that is not metered is never refused.
+ */
 function judge(
   l: KeyLimitsConfig,
   period: Period,
   r: (name: "rpm" | "tpm" | "tpd" | "quota" | "streams") => OpResult | undefined,
+  metered: boolean,
 ): Verdict {
   const figure = (limit: number | undefined, res: OpResult | undefined): LimitFigure | undefined =>
     limit === undefined || res === undefined
@@ -279,7 +284,7 @@ function judge(
   ];
   const refused = refusals.filter(([, res]) => res !== undefined && !res.allowed);
   const first = refused[0];
-  if (first === undefined) return { ok: true, headers };
+  if (first === undefined || !metered) return { ok: true, headers };
   const [kind, , text] = first;
   const retryAfterMs = Math.max(...refused.map(([, res]) => res?.retryAfterMs ?? 0));
   const message =

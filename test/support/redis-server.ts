@@ -118,7 +118,7 @@ export async function startRedisServer(): Promise<RedisServer> {
   };
 }
 
-/** Commands a Redis server received, counted by name through MONITOR. */
+/** Commands a Redis server received from clients (not those its scripts ran), by name. */
 export interface CommandCounter {
   /** Commands named `name` (`evalsha`, `eval`, `get` …) seen so far. */
   count(name: string): number;
@@ -138,7 +138,9 @@ export async function monitorCommands(server: RedisServer): Promise<CommandCount
   const counts = new Map<string, number>();
   const waiting = new Map<string, () => void>();
   let seq = 0;
-  monitor.on("monitor", (_time: string, args: string[]) => {
+  monitor.on("monitor", (_time: string, args: string[], source: string) => {
+    // Commands a Lua script runs are reported too, from source "lua".
+    if (source === "lua") return;
     const name = (args[0] ?? "").toLowerCase();
     if (name === "echo" && waiting.has(args[1] ?? "")) {
       waiting.get(args[1] ?? "")?.();
