@@ -183,6 +183,8 @@ describe("a key's limits", () => {
     const b = {};
     expect((await call2(limiter, a)).ok).toBe(true);
     expect((await call2(limiter, b)).ok).toBe(true);
+    // A balance read takes no slot and asks the store nothing.
+    expect(limiter.admit({}, "alice", false)).toEqual({ ok: true, headers: {} });
     const err = refusal(await call(limiter));
     expect(err.code).toBe("too_many_streams");
     expect(err.retryAfterMs).toBe(1000);

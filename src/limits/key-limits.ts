@@ -102,7 +102,11 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
   const usagePeriod = (limits: KeyLimitsConfig | undefined, now: number) =>
     periodOf(limits?.quota?.per ?? "month", now);
 
-  function admit(request: object, key: string, metered: boolean) {
+  function admit(
+    request: object,
+    key: string,
+    metered: boolean,
+  ): Verdict | Promise<Verdict> | undefined {
     const plan = plans.get(key);
     if (plan === undefined || !plan.admits || plan.limits === undefined) return undefined;
     const l = plan.limits;
@@ -142,6 +146,8 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       };
       ops.push(slot);
     }
+    // A balance read of a key whose only limit is its streams: nothing to ask the store.
+    if (ops.length === 0) return { ok: true, headers: {} };
     const decide = (results: readonly OpResult[]): Verdict => {
       const r = (name: keyof typeof at) => (at[name] === undefined ? undefined : results[at[name]]);
       const verdict = judge(l, period, r, metered);
