@@ -3,7 +3,7 @@ import { createManualClock } from "../../test/support/manual-clock.js";
 import type { KeyLimitsConfig } from "../config/index.js";
 import { GatewayError, type LimitKind } from "../service/index.js";
 import { createMemoryStore } from "../state/memory-store.js";
-import { StateError, type StateStore } from "../state/state-store.js";
+import { type OpResult, StateError, type StateStore } from "../state/state-store.js";
 import { createKeyLimiter, type KeyLimiter, slotTtlMs, type Verdict } from "./key-limits.js";
 import { periodOf } from "./periods.js";
 
@@ -191,14 +191,37 @@ describe("a key's limits", () => {
     limiter.finish(a, "alice", 0);
     // Finishing twice gives back one slot, once.
     limiter.finish(a, "alice", 0);
-    expect((await call2(limiter, a)).ok).toBe(true);
+    const c = {};
+    expect((await call2(limiter, c)).ok).toBe(true);
     expect((await call(limiter)).ok).toBe(false);
     // Past the slots' lifetime they hold on, renewed while their requests run.
     await clock.advance(slotTtlMs * 2);
     expect((await call(limiter)).ok).toBe(false);
-    limiter.finish(a, "alice", 0);
+    limiter.finish(c, "alice", 0);
     limiter.finish(b, "alice", 0);
     expect((await store.run([{ ...slotOp, mode: "acquire", holder: "x" }]))[0]?.used).toBe(1);
+  });
+
+  it("gives a slot back at once when the request ended before the store answered", async () => {
+    const memory = createMemoryStore();
+    let answer: () => void = () => {};
+    const slow: StateStore = {
+      ...memory,
+      run: (ops) =>
+        new Promise((resolve) => {
+          answer = () => resolve(memory.run(ops) as OpResult[]);
+        }),
+    };
+    const { limiter } = setup({ maxStreams: 1 }, { store: slow });
+    const gone = {};
+    const verdict = limiter.admit(gone, "alice", true);
+    // The client went away: its response closed while the admission was under way.
+    limiter.finish(gone, "alice", 0);
+    answer();
+    expect((await verdict)?.ok).toBe(true);
+    const next = limiter.admit({}, "alice", true);
+    answer();
+    expect((await next)?.ok).toBe(true);
   });
 
   it("fails open when the store fails, and closed when told to", async () => {

@@ -71,7 +71,8 @@ export interface KeyLimiter {
 }
 
 const heldSlot = Symbol("coze-gateway.heldSlot");
-type Tagged = { [heldSlot]?: SlotOp | undefined };
+const finished = Symbol("coze-gateway.finished");
+type Tagged = { [heldSlot]?: SlotOp | undefined; [finished]?: true };
 
 interface Plan {
   readonly name: string;
@@ -177,7 +178,14 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
   }
 
   function hold(request: object, slot: SlotOp): void {
-    (request as Tagged)[heldSlot] = slot;
+    const tagged = request as Tagged;
+    // The response closed while the store answered (the client went away): nobody will give
+    // the slot back, so it goes back now.
+    if (tagged[finished]) {
+      store.defer([{ ...slot, mode: "release" }]);
+      return;
+    }
+    tagged[heldSlot] = slot;
     live.add(slot);
     if (renewing === undefined) void renewLoop();
   }
@@ -203,6 +211,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     finish(request, key, tokens) {
       const ops: StateOp[] = [];
       const tagged = request as Tagged | undefined;
+      if (tagged !== undefined) tagged[finished] = true;
       const slot = tagged?.[heldSlot];
       if (tagged !== undefined && slot !== undefined) {
         tagged[heldSlot] = undefined;
