@@ -1,9 +1,10 @@
 import { timingSafeEqual } from "node:crypto";
-import type { GatewayConfig } from "./config/index.js";
-import { hashApiKey } from "./config/index.js";
-import type { Clock } from "./coze/clock.js";
+import type { GatewayConfig, StateConfig } from "./config/index.js";
+import { hashApiKey, stateDefaults } from "./config/index.js";
+import { type Clock, systemClock } from "./coze/clock.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
+import { createKeyLimiter, createLimitMetrics } from "./limits/index.js";
 import { createObservability, type LogFn, type Observability } from "./observability/index.js";
 import { createOpenAiDoor } from "./openai/index.js";
 import { createPlaygroundHandler } from "./playground/playground-handler.js";
@@ -24,9 +25,20 @@ import {
   createTenant,
   serviceRoutes,
 } from "./service/index.js";
+import { createStateStore } from "./state/index.js";
 
 /** A log function: one structured line per call. Never pass secrets. */
 export type Log = LogFn;
+
+/** The state store when the config names none: in memory. */
+const defaultState: StateConfig = {
+  store: "memory",
+  url: "",
+  timeoutMs: stateDefaults.timeoutMs,
+  fail: stateDefaults.fail,
+  prefix: stateDefaults.prefix,
+  flushMs: stateDefaults.flushMs,
+};
 
 /** Options for {@link startGateway}. */
 export interface GatewayOptions {
@@ -37,6 +49,11 @@ export interface GatewayOptions {
    */
   observability?: Observability;
   clock?: Clock;
+  /**
+   * Time for limit windows, quota periods and the state store's deferred writes. Default
+   * `clock`, else the system's.
+   */
+  limitsClock?: Clock;
   userAgent?: string;
   /**
    * Longest silence on an OpenAI-compatible stream before a `: keep-alive` comment, in ms.
@@ -110,6 +127,35 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ),
     );
   }
+  const limitsClock = options.limitsClock ?? options.clock ?? systemClock;
+  const state = config.state ?? defaultState;
+  const store = createStateStore(state, {
+    clock: limitsClock,
+    onHealth(health) {
+      if (health.ok) log("info", "state store reachable", { store: state.store });
+      else {
+        log("warn", `state store unreachable; limits fail ${state.fail}`, {
+          store: state.store,
+          detail: health.detail,
+        });
+      }
+    },
+  });
+  let channels: ReturnType<typeof createChannels> | undefined;
+  const limitMetrics = createLimitMetrics(observability.metrics.registry, {
+    state: () => store.health(),
+    channels: () =>
+      (channels?.all ?? []).flatMap((c) =>
+        c.gate ? [{ name: c.name, active: c.gate.active, waiting: c.gate.waiting }] : [],
+      ),
+  });
+  const limiter = createKeyLimiter({
+    keys: config.apiKeys,
+    store,
+    fail: state.fail,
+    clock: limitsClock,
+    events: limitMetrics,
+  });
   const pools = createPools();
   const tokens = createTokenCache({
     pools,
@@ -118,13 +164,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onEvent: observability.onToken,
   });
   observability.observeTokenCache(() => tokens.stats());
-  const channels = createChannels({
+  channels = createChannels({
     channels: config.channels,
     tokens,
     pools,
     clock: options.clock,
     userAgent: options.userAgent,
     onCall: observability.onUpstream,
+    onGateRefused: () => limitMetrics.refused("channel"),
   });
   // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
   const services = createServiceImpls({
@@ -139,6 +186,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     heartbeatMs: options.openAiHeartbeatMs,
     log,
     onStreamOpened: () => observability.metrics.streamOpened("rest"),
+    async billing(caller) {
+      const usage = await limiter.usage(caller.name);
+      return { quotaTokens: usage.quota?.tokens, usedTokens: usage.usedTokens };
+    },
   });
   const limits = {
     idleTimeoutMs: config.server.idleTimeoutMs,
@@ -166,6 +217,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       bodyLimitBytes: config.server.bodyLimitBytes,
       shutdownGraceMs: config.server.shutdownGraceMs,
       limits,
+      limiter,
+      readyDetails() {
+        const health = store.health();
+        return { state: health.ok ? health.detail : `${health.detail}; limits fail ${state.fail}` };
+      },
       routes: serviceRoutes(services),
       authenticate: createAuthenticator(config),
       doors: [openAi, ...doors],
@@ -177,6 +233,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   } catch (err) {
     await metricsListener?.close();
     await pools.destroy();
+    limiter.close();
+    await store.close();
     throw err;
   }
   return {
@@ -185,6 +243,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     metricsUrl: metricsListener?.url,
     async close() {
       await Promise.all([server.close(), metricsListener?.close()]);
+      limiter.close();
+      // After the server: the last requests' usage is deferred when their responses close.
+      await store.close();
       await pools.close();
     },
   };

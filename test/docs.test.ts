@@ -180,13 +180,17 @@ async function acceptedKeys(): Promise<Set<string>> {
     "server.tls",
     "server.metrics",
     "api_keys[]",
+    "api_keys[].limits",
+    "api_keys[].limits.quota",
     "channels[]",
     "channels[].credentials",
     "channels[].sessions",
     "channels[].token",
     "channels[].polling",
     "channels[].timeouts",
+    "channels[].limits",
     "channels[].models[]",
+    "state",
   ];
   const keys = new Set<string>();
   for (const section of sections) {
@@ -245,6 +249,30 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
     ],
   "channels[].models[].input_field": (c) => workflowRoute(c).inputField,
   "channels[].models[].weight": (c) => workflowRoute(c).weight,
+  "channels[].limits.queue": (c) => first(c).limits?.queue,
+  "channels[].limits.queue_timeout_ms": (c) => first(c).limits?.queueTimeoutMs,
+  "api_keys[].limits.quota.per": (c) => c.apiKeys[0]?.limits?.quota?.per,
+  "state.store": (c) => c.state?.store,
+  "state.timeout_ms": (c) => c.state?.timeoutMs,
+  "state.fail": (c) => c.state?.fail,
+  "state.prefix": (c) => c.state?.prefix,
+  "state.flush_ms": (c) => c.state?.flushMs,
+};
+
+/**
+ * Defaults that apply inside an optional block: the block with its required keys is added to
+ * the minimal config before the default is read.
+ */
+const withBlock: Record<string, (config: Raw) => void> = {
+  "channels[].limits.queue": (c) => {
+    holder(c, "channels[].limits.max_concurrent").map.max_concurrent = 1;
+  },
+  "channels[].limits.queue_timeout_ms": (c) => {
+    holder(c, "channels[].limits.max_concurrent").map.max_concurrent = 1;
+  },
+  "api_keys[].limits.quota.per": (c) => {
+    holder(c, "api_keys[].limits.quota.tokens").map.tokens = 1;
+  },
 };
 
 function first(c: GatewayConfig) {
@@ -275,7 +303,14 @@ describe("docs/configuration.md", () => {
     for (const row of literal) {
       const read = appliedDefaults[row.path];
       expect(read, `a check of ${row.path}'s default in appliedDefaults`).toBeDefined();
-      expect(read?.(loaded), row.path).toEqual(parseYaml(row.default.slice(1, -1)));
+      let config = loaded;
+      const block = withBlock[row.path];
+      if (block !== undefined) {
+        const raw = minimalConfig();
+        block(raw);
+        config = must(await load(raw, tmp));
+      }
+      expect(read?.(config), row.path).toEqual(parseYaml(row.default.slice(1, -1)));
     }
   });
 

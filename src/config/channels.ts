@@ -24,6 +24,7 @@ import type {
   SessionsConfig,
   TimeoutsConfig,
 } from "./gateway-config.js";
+import { readChannelLimits } from "./limits.js";
 
 const channelKeys = [
   "name",
@@ -36,6 +37,7 @@ const channelKeys = [
   "polling",
   "timeouts",
   "models",
+  "limits",
 ];
 
 /** Defaults of a channel, as the old channel had them where they were sensible. */
@@ -231,6 +233,7 @@ async function readChannel(
     refreshMarginMs: marginSeconds * 1000,
     polling: readPolling(ctx, child(at, "polling"), map.polling),
     timeouts: readTimeouts(ctx, child(at, "timeouts"), map.timeouts),
+    limits: readChannelLimits(ctx, child(at, "limits"), map.limits),
   };
 }
 

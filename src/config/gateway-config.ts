@@ -94,6 +94,51 @@ export interface ApiKeyConfig {
    * the gateway, e.g. in Coze's own UI) besides the ids the gateway handed it. Default `false`.
    */
   rawCozeIds: boolean;
+  /** The key's limits and quota (`limits`); `undefined` for none. */
+  limits?: KeyLimitsConfig | undefined;
+}
+
+/**
+ * One key's limits, each `undefined` when not set. Rates slide (a key with 60 requests per
+ * minute gets one back every second); the quota is a budget per UTC day or month.
+ */
+export interface KeyLimitsConfig {
+  /** Requests per minute, every request of the key counted. */
+  requestsPerMinute: number | undefined;
+  /** Coze tokens per minute, counted from Coze's usage after each call. */
+  tokensPerMinute: number | undefined;
+  /** Coze tokens per day (a sliding 24 hours), counted like `tokensPerMinute`. */
+  tokensPerDay: number | undefined;
+  /** Streams (requests in flight) open at once over every replica. */
+  maxStreams: number | undefined;
+  /** Coze tokens per UTC day or month; refused once used up, until the period ends. */
+  quota: { tokens: number; per: "day" | "month" } | undefined;
+}
+
+/** How many calls one channel makes to Coze at once (`channels[].limits`). */
+export interface ChannelLimitsConfig {
+  /** Calls to Coze in flight at once on this replica; `undefined` for no cap. */
+  maxConcurrent: number | undefined;
+  /** Calls that may wait for a free slot; past that they are refused at once. Default 100. */
+  queue: number;
+  /** Longest wait for a slot, in ms, when the call's own deadline is not sooner. Default 30 000. */
+  queueTimeoutMs: number;
+}
+
+/** Where the gateway keeps what outlives one request (`state`). */
+export interface StateConfig {
+  /** `memory` (one replica, the default) or `redis` (replicas share one Redis server). */
+  store: "memory" | "redis";
+  /** The Redis URL, `redis://` or `rediss://`; `""` for `memory`. A secret: it may hold a password. */
+  url: string;
+  /** Longest wait for Redis on a request's path, in ms. Default 50. */
+  timeoutMs: number;
+  /** What limits do while Redis is unreachable: let calls through (`open`) or refuse them. */
+  fail: "open" | "closed";
+  /** Put in front of every Redis key. Default `coze-gateway:`. */
+  prefix: string;
+  /** Longest time a call's token count waits to ride along with another round trip, in ms. */
+  flushMs: number;
 }
 
 /** Async workflow polling of one channel. */
@@ -164,6 +209,8 @@ export interface ChannelConfig {
   polling: PollingConfig;
   /** Upstream timeouts. */
   timeouts: TimeoutsConfig;
+  /** The cap on concurrent calls to Coze; `undefined` for none. */
+  limits?: ChannelLimitsConfig | undefined;
 }
 
 /**
@@ -209,6 +256,8 @@ export interface GatewayConfig {
   apiKeys: ApiKeyConfig[];
   /** Coze channels, at least one, in file order. */
   channels: ChannelConfig[];
+  /** Where limit counters and quotas live; `undefined` is the default, in memory. */
+  state?: StateConfig | undefined;
   /**
    * Explicit model routes of every channel, in file order. A name is unique within a channel;
    * several channels may serve the same name (same kind), for failover.

@@ -5,15 +5,19 @@ export { ConfigError, type ConfigErrorOptions } from "./config-error.js";
 export type {
   ApiKeyConfig,
   ChannelConfig,
+  ChannelLimitsConfig,
   ConfigEnv,
   GatewayConfig,
+  KeyLimitsConfig,
   MetricsConfig,
   ModelKind,
   ModelRoute,
   PollingConfig,
   ServerConfig,
+  StateConfig,
   TimeoutsConfig,
 } from "./gateway-config.js";
+export { channelLimitDefaults, keyLimitRanges } from "./limits.js";
 export { loadConfig } from "./load-config.js";
 export { type ParseConfigOptions, parseConfig, validateConfig } from "./parse-config.js";
 export { parsePrivateKey } from "./private-key.js";
@@ -25,3 +29,4 @@ export {
   resolveRoutes,
 } from "./resolve-model.js";
 export { serverDefaults } from "./server-section.js";
+export { stateDefaults } from "./state.js";

@@ -203,6 +203,14 @@ function expectedFull(source: string): GatewayConfig {
       route("helpdesk", "cn-main", "chatflow", "7391000000000000003"),
       route("intl-bot", "com-intl", "bot", "7490000000000000001"),
     ],
+    state: {
+      store: "memory",
+      url: "",
+      timeoutMs: 50,
+      fail: "open",
+      prefix: "coze-gateway:",
+      flushMs: 50,
+    },
     warnings: [],
   } as GatewayConfig;
 }

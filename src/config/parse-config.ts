@@ -10,6 +10,7 @@ import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
 import { dynamicPrefixes, resolveModel } from "./resolve-model.js";
 import { readServerSecret } from "./server-secret.js";
 import { readServer } from "./server-section.js";
+import { readState } from "./state.js";
 
 /** Options of {@link parseConfig} and {@link validateConfig}. */
 export interface ParseConfigOptions {
@@ -24,7 +25,7 @@ export interface ParseConfigOptions {
   env: ConfigEnv;
 }
 
-const topKeys = ["server", "server_secret", "api_keys", "channels"];
+const topKeys = ["server", "server_secret", "api_keys", "channels", "state"];
 const topRule = "a mapping with server_secret, api_keys and channels (and optionally server)";
 
 /**
@@ -84,6 +85,7 @@ async function validateWithContext(
   const serverSecret = await readServerSecret(ctx, top.server_secret);
   const apiKeys = await readApiKeys(ctx, top.api_keys);
   const { channels, models } = await readChannels(ctx, top.channels);
+  const state = await readState(ctx, top.state);
   const config: GatewayConfig = {
     source: options.file,
     server,
@@ -91,6 +93,7 @@ async function validateWithContext(
     apiKeys,
     channels,
     models,
+    state,
     warnings: ctx.warnings,
   };
   checkAllowLists(

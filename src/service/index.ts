@@ -3,6 +3,7 @@ export { CozeError, type CozeErrorCode } from "../coze/errors.js";
 export { audioLimits } from "./audio-checks.js";
 export { createAudioService } from "./audio-service.js";
 export { type Caller, callerKey, callerOf, mayUse, tenantOf } from "./caller.js";
+export { type ChannelGate, createChannelGate, type GateRefusal } from "./channel-gate.js";
 export { type Channel, type Channels, type ChannelsOptions, createChannels } from "./channels.js";
 export { chatResponseOf, createChatService } from "./chat-service.js";
 export type { CoreContext, CoreImpl } from "./core-context.js";
@@ -11,6 +12,8 @@ export {
   GatewayError,
   type GatewayErrorCode,
   invalidArgument,
+  type LimitFacts,
+  type LimitKind,
   toConnectError,
   upstreamMessage,
 } from "./errors.js";
