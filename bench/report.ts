@@ -16,6 +16,8 @@ export interface Results {
   responses?: UnaryScenario[];
   /** `POST /v1/responses` with `stream: true`, through wrk; absent before the scenario existed. */
   responsesStream?: UnaryScenario[];
+  /** REST chat with `stream: true` through wrk: a reference without a target, only when asked for. */
+  restStream?: UnaryScenario[];
   connect: UnaryScenario[];
   amplification?: Amplification;
   /** The streaming lag scenario, Chat Completions. */
@@ -245,9 +247,15 @@ export function renderMarkdown(r: Results): string {
     "",
     "## REST non-stream chat, Responses and Connect unary",
     "",
-    "`rest`: wrk, one thread, HTTP/1.1 keep-alive, c connections, `POST /v1/chat/completions` for the echo bot; `responses`: the same for `POST /v1/responses` with a string input; `responses-stream`: the same with `stream: true`, each event stream read to its end; `connect`: h2load over h2c, `ChatService/Chat` in binary Connect. CPU is the proxy process's utime+stime from `/proc/<pid>/stat` over the run, per successful request.",
+    "`rest`: wrk, one thread, HTTP/1.1 keep-alive, c connections, `POST /v1/chat/completions` for the echo bot; `responses`: the same for `POST /v1/responses` with a string input; `responses-stream` (and `rest-stream`, when asked for): the same with `stream: true`, each event stream read to its end; `connect`: h2load over h2c, `ChatService/Chat` in binary Connect. CPU is the proxy process's utime+stime from `/proc/<pid>/stat` over the run, per successful request.",
     "",
-    unaryTable([...r.rest, ...(r.responses ?? []), ...(r.responsesStream ?? []), ...r.connect]),
+    unaryTable([
+      ...r.rest,
+      ...(r.restStream ?? []),
+      ...(r.responses ?? []),
+      ...(r.responsesStream ?? []),
+      ...r.connect,
+    ]),
     "",
   ];
   if (r.stream) {

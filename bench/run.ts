@@ -25,6 +25,7 @@ import {
   connectUnary,
   responsesStream,
   responsesUnary,
+  restStream,
   restUnary,
   type UnaryScenario,
 } from "./scenarios/unary.js";
@@ -288,6 +289,18 @@ async function main() {
       results.responsesStream = streamed;
       for (const c of levels) streamed.push(await responsesStream(bench, c, pair));
     }
+    // A reference for the streamed Responses figures, only when named: it has no target.
+    if (only?.includes("rest-stream")) {
+      log("REST chat stream (wrk, HTTP/1.1, each event stream read to its end), a reference");
+      const levels = args["rest-c"]?.split(",").map(Number) ?? [1, 16, 64];
+      const streamed: UnaryScenario[] = [];
+      results.restStream = streamed;
+      for (const c of levels) {
+        streamed.push(
+          await restStream(bench, c, compare ? [compare, gateway] : [bareUndici, gateway]),
+        );
+      }
+    }
     if (wants("connect")) {
       log("Connect unary Chat (h2load, h2c): gateway vs bare connect-node hop");
       const pair: [ProxyUnderTest, ProxyUnderTest] = compare
@@ -325,6 +338,7 @@ async function main() {
         ...results.rest,
         ...(results.responses ?? []),
         ...(results.responsesStream ?? []),
+        ...(results.restStream ?? []),
         ...results.connect,
       ];
       for (const x of compared) {

@@ -167,6 +167,29 @@ export async function responsesStream(
   );
 }
 
+/**
+ * REST chat with `stream: true` through wrk, each event stream read to its end: a reference for
+ * the streamed Responses scenario (the same stream path under Chat Completions chunks), run only
+ * when asked for (`--only=rest-stream`) and judged against no target.
+ */
+export function restStream(
+  bench: Bench,
+  concurrency: number,
+  pair: readonly [ProxyUnderTest, ProxyUnderTest] = [bench.bareUndici, bench.gateway],
+): Promise<UnaryScenario> {
+  const body = JSON.stringify({ ...(JSON.parse(restBody) as object), stream: true });
+  return sideBySide(bench, "rest-stream", concurrency, pair, (proxy, seconds) =>
+    wrk({
+      url: `${proxy.url}/v1/chat/completions`,
+      key: bench.key,
+      body,
+      connections: concurrency,
+      seconds,
+      dir: bench.dir,
+    }),
+  );
+}
+
 /** REST non-stream chat through wrk: the gateway against the bare undici hop. */
 export function restUnary(
   bench: Bench,
