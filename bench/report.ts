@@ -118,7 +118,9 @@ export function targets(r: Results): Target[] {
     }
   }
   for (const s of r.responses ?? []) out.push(...hopTargets("Responses non-stream", s));
-  for (const s of r.responsesStream ?? []) out.push(...hopTargets("Responses stream", s));
+  // Streams are judged as Chat Completions streams are: by the lag scenario's targets below.
+  // Their CPU and throughput under wrk (`responses-stream`, `rest-stream`) are figures to read
+  // in the table, without a target: a stream's cost is its events', which no unary hop has.
   const a = r.amplification;
   if (a) {
     out.push({
