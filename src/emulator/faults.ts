@@ -15,6 +15,10 @@ const ENDPOINTS: ReadonlySet<string> = new Set<EndpointName>([
   "workflow.chat",
   "files.upload",
   "files.retrieve",
+  "workspaces.list",
+  "bots.list",
+  "bots.published_list",
+  "workflows.list",
 ]);
 
 /** What the faults decided for one call, taken when the call arrives. */

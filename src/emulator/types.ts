@@ -1,3 +1,5 @@
+import type { EmulatorSpace } from "./space.js";
+
 /**
  * Public types of the Coze emulator. The wire behaviour they configure is described in
  * `/work/shared/coze-api.md`; section numbers (§) below refer to that file.
@@ -73,7 +75,13 @@ export type EndpointName =
   | "workflow.chat"
   | "files.upload"
   // Addition to the agreed list: `GET /v1/files/retrieve` (js `files.retrieve`).
-  | "files.retrieve";
+  | "files.retrieve"
+  // Discovery (§13): `GET /v1/workspaces`, `/v1/bots`, `/v1/space/published_bots_list`,
+  // `/v1/workflows`.
+  | "workspaces.list"
+  | "bots.list"
+  | "bots.published_list"
+  | "workflows.list";
 
 /**
  * A fault to inject. `endpoint` omitted means any endpoint except `token` (name `token`
@@ -150,6 +158,11 @@ export interface Emulator {
   addApp(app: EmulatorApp): void;
   /** Generates a key pair and registers it. */
   createApp(options?: { clientId?: string; publicKeyId?: string }): Promise<GeneratedApp>;
+  /**
+   * The one workspace the discovery endpoints list (§13): its bots, workflows and chatflows.
+   * Tests publish, rename and remove entries here; `reset()` keeps them.
+   */
+  readonly space: EmulatorSpace;
   /** Fault injection; `inject` throws `TypeError` on a malformed fault. */
   readonly faults: { inject(fault: Fault): void; clear(): void };
   /** A snapshot of the counters. */
