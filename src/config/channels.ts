@@ -1,4 +1,5 @@
 import type { CozeCredential } from "../coze/token-cache.js";
+import { readDiscovery } from "./channel-discovery.js";
 import { readModels } from "./channel-models.js";
 import { readCredentials } from "./credentials.js";
 import {
@@ -29,6 +30,7 @@ const channelKeys = [
   "polling",
   "timeouts",
   "models",
+  "discovery",
 ];
 
 /** Defaults of a channel, as the old channel had them where they were sensible. */
@@ -202,6 +204,7 @@ async function readChannel(
     refreshMarginMs: marginSeconds * 1000,
     polling: readPolling(ctx, child(at, "polling"), map.polling),
     timeouts: readTimeouts(ctx, child(at, "timeouts"), map.timeouts),
+    discovery: readDiscovery(ctx, child(at, "discovery"), map.discovery, settings.spaceId),
   };
 }
 

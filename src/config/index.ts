@@ -5,6 +5,8 @@ export type {
   ApiKeyConfig,
   ChannelConfig,
   ConfigEnv,
+  DiscoveryConfig,
+  DiscoveryKind,
   GatewayConfig,
   MetricsConfig,
   ModelKind,
@@ -16,5 +18,11 @@ export type {
 export { loadConfig } from "./load-config.js";
 export { type ParseConfigOptions, parseConfig, validateConfig } from "./parse-config.js";
 export { parsePrivateKey } from "./private-key.js";
-export { defaultChannel, dynamicPrefixes, resolveModel, resolveRoutes } from "./resolve-model.js";
+export {
+  defaultChannel,
+  dynamicPrefixes,
+  dynamicRoute,
+  resolveModel,
+  resolveRoutes,
+} from "./resolve-model.js";
 export { serverDefaults } from "./server-section.js";

@@ -92,13 +92,18 @@ async function validateWithContext(
     models,
     warnings: ctx.warnings,
   };
-  checkAllowLists(
-    ctx,
-    apiKeys,
-    models.map((m) => m.name),
-    (name) => resolveModel(config, name) !== undefined,
-    dynamicPrefixes.map((d) => d.prefix),
-  );
+  // A channel that names discovered models after Coze's names serves names no one knows yet:
+  // an allow-list entry cannot be told to match nothing.
+  const namesFromCoze = channels.some((c) => c.discovery.enabled && c.discovery.naming === "name");
+  if (!namesFromCoze) {
+    checkAllowLists(
+      ctx,
+      apiKeys,
+      models.map((m) => m.name),
+      (name) => resolveModel(config, name) !== undefined,
+      dynamicPrefixes.map((d) => d.prefix),
+    );
+  }
   return { config, inlineSecret: ctx.inlineSecret };
 }
 

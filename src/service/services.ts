@@ -7,6 +7,7 @@ import { WorkflowService } from "../gen/cozegateway/v1/workflow_pb.js";
 import type { Channels } from "./channels.js";
 import { createChatService } from "./chat-service.js";
 import type { CoreContext, CoreImpl } from "./core-context.js";
+import { createModelTable, type ModelTable } from "./discovery-table.js";
 import { toConnectError, withoutSentHeaders } from "./errors.js";
 import { createModelService } from "./model-service.js";
 import { createRouter } from "./routing.js";
@@ -17,6 +18,11 @@ import { createWorkflowService } from "./workflow-service.js";
 export interface ServicesOptions {
   config: GatewayConfig;
   channels: Channels;
+  /**
+   * The model names served: the config's routes plus what discovery finds. Default a table of
+   * the config's routes alone (nothing discovered).
+   */
+  models?: ModelTable;
   /** Clock for progress events' elapsed time. Default `Date.now`. */
   now?: () => number;
   /** Random source in [0, 1) for the weighted choice among failover channels. */
@@ -40,7 +46,8 @@ export interface ServiceImpls {
  * the Connect routes and the REST shim call the very same instances.
  */
 export function createServiceImpls(options: ServicesOptions): ServiceImpls {
-  const router = createRouter(options.config, options.channels, options.random);
+  const models = options.models ?? createModelTable(options.config);
+  const router = createRouter(models, options.channels, options.random);
   return {
     chat: createChatService({ router }),
     workflow: createWorkflowService({
@@ -48,7 +55,7 @@ export function createServiceImpls(options: ServicesOptions): ServiceImpls {
       now: options.now,
       watchers: createRunWatchers({ onPollStarted: options.onPollStarted }),
     }),
-    model: createModelService(options.config),
+    model: createModelService(models),
   };
 }
 
