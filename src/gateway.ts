@@ -5,6 +5,7 @@ import { type Clock, systemClock } from "./coze/clock.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
 import { createKeyLimiter, createLimitMetrics } from "./limits/index.js";
+import { createDiscoveryMetrics } from "./observability/discovery-metrics.js";
 import { createObservability, type LogFn, type Observability } from "./observability/index.js";
 import { createOpenAiDoor } from "./openai/index.js";
 import { createPlaygroundHandler } from "./playground/playground-handler.js";
@@ -20,7 +21,9 @@ import {
 import {
   type Caller,
   createChannels,
+  createDiscovery,
   createModelInfo,
+  createModelTable,
   createServiceImpls,
   createTenant,
   serviceRoutes,
@@ -173,15 +176,26 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onCall: observability.onUpstream,
     onGateRefused: () => limitMetrics.refused("channel"),
   });
+  // The configured routes plus what discovery finds in the channels' spaces, refreshed in the
+  // background; requests only read it.
+  const models = createModelTable(config);
+  const discovery = createDiscovery({
+    channels,
+    models,
+    clock: options.clock,
+    log,
+    onRefresh: createDiscoveryMetrics(observability.metrics.registry),
+  });
   // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
   const services = createServiceImpls({
     config,
     channels,
+    models,
     onPollStarted: () => observability.metrics.pollStarted(),
   });
   const openAi = createOpenAiDoor({
     services,
-    modelInfo: createModelInfo(config),
+    modelInfo: createModelInfo(models),
     bodyLimitBytes: config.server.bodyLimitBytes,
     heartbeatMs: options.openAiHeartbeatMs,
     log,
@@ -201,6 +215,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let server: GatewayServer;
   let metricsListener: MetricsListener | undefined;
   try {
+    // Bounded by each channel's discovery.start_wait_ms; never rejects.
+    await discovery.start();
     if (metricsAddress !== undefined) {
       metricsListener = await startMetricsListener({
         ...metricsAddress,
@@ -231,6 +247,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       trustedProxies: config.server.trustedProxies,
     });
   } catch (err) {
+    await discovery.close();
     await metricsListener?.close();
     await pools.destroy();
     limiter.close();
@@ -242,7 +259,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     port: server.port,
     metricsUrl: metricsListener?.url,
     async close() {
-      await Promise.all([server.close(), metricsListener?.close()]);
+      await Promise.all([server.close(), metricsListener?.close(), discovery.close()]);
       limiter.close();
       // After the server: the last requests' usage is deferred when their responses close.
       await store.close();

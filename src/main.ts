@@ -85,7 +85,7 @@ async function main(): Promise<number> {
     gateway = await startGateway({
       config,
       observability,
-      // Demo mode's dynamic names (workflows, chatflow) are not in ListModels: offer them.
+      // Demo mode's dynamic names; discovery lists most of them, not workflow-async: ones.
       playgroundModels: demo ? Object.values(demoModels) : undefined,
     });
   } catch (err) {
@@ -195,6 +195,7 @@ coze-gateway demo mode: an embedded Coze emulator stands in for Coze (nothing le
   OpenAI   ${url}/v1  (base URL for the OpenAI SDKs and chat front-ends)
   API key  ${key}
   models   ${Object.values(demoModels).join(", ")}
+           and more discovered in the demo space, with their names: ${url}/v1/models
 ${page}
 Try it:
   curl -s ${url}/cozegateway.v1.ChatService/Chat \\

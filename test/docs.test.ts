@@ -191,6 +191,7 @@ async function acceptedKeys(): Promise<Set<string>> {
     "channels[].limits",
     "channels[].models[]",
     "state",
+    "channels[].discovery",
   ];
   const keys = new Set<string>();
   for (const section of sections) {
@@ -243,6 +244,11 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "channels[].timeouts.stream_idle_ms": (c) => first(c).timeouts.streamIdleMs,
   "channels[].timeouts.request_ms": (c) => first(c).timeouts.requestMs,
   "channels[].timeouts.sync_run_ms": (c) => first(c).timeouts.syncRunMs,
+  "channels[].discovery.naming": (c) => first(c).discovery.naming,
+  "channels[].discovery.interval_ms": (c) => first(c).discovery.intervalMs,
+  "channels[].discovery.start_wait_ms": (c) => first(c).discovery.startWaitMs,
+  "channels[].discovery.kinds": (c) => first(c).discovery.kinds,
+  "channels[].discovery.max_models": (c) => first(c).discovery.maxModels,
   "channels[].models[].mode": (c) =>
     ({ workflow: "sync", workflow_async: "async", chatflow: "chatflow", bot: "" })[
       workflowRoute(c).kind
@@ -327,6 +333,10 @@ describe("docs/configuration.md", () => {
           // The margin must stay below the duration: give each the widest room for the other.
           holder(config, "channels[].token.duration_seconds").map.duration_seconds = 86_399;
           holder(config, "channels[].token.refresh_margin_seconds").map.refresh_margin_seconds = 0;
+        }
+        if (row.path.startsWith("channels[].discovery.")) {
+          // Discovery on needs the space it lists.
+          holder(config, "channels[].credentials.space_id").map.space_id = "7350000000000000001";
         }
         if (/^server\.(headers|request)_timeout_ms$/.test(row.path)) {
           // The headers timeout may not exceed the request timeout: the same widest room.
@@ -683,7 +693,8 @@ describe("docs/clients.md against demo mode", () => {
         expect(stdout, command).toContain("You said: Hello");
       if (command.includes("workflow:")) expect(stdout, command).toContain("hi");
     }
-  });
+    // One process per command, each `npx buf curl` a second or more on a busy machine.
+  }, 90_000);
 
   it("has REST curl lines (README, docs/responses.md) that answer as documented", async () => {
     const commands = ["README.md", "docs/responses.md"]

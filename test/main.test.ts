@@ -78,6 +78,12 @@ describe("npm start without a config (demo mode)", () => {
       headers: { Authorization: `Bearer ${key}` },
     });
     expect(models.status).toBe(200);
+    // Demo mode lists the emulator's space too: discovered models, with Coze's names.
+    const { data } = (await models.json()) as { data: { id: string; name?: string }[] };
+    expect(data).toContainEqual(
+      expect.objectContaining({ id: "bot:7390000000000000005", name: "Slow talker" }),
+    );
+    expect(banner).toContain(`discovered in the demo space, with their names: ${url}/v1/models`);
     // The README's curl example, byte for byte in its body.
     const res = await fetch(`${url}/cozegateway.v1.ChatService/Chat`, {
       method: "POST",

@@ -1,3 +1,4 @@
+import { readDiscovery } from "./channel-discovery.js";
 import { readModels } from "./channel-models.js";
 import { readCredentials } from "./credentials.js";
 import {
@@ -38,6 +39,7 @@ const channelKeys = [
   "timeouts",
   "models",
   "limits",
+  "discovery",
 ];
 
 /** Defaults of a channel, as the old channel had them where they were sensible. */
@@ -234,6 +236,7 @@ async function readChannel(
     polling: readPolling(ctx, child(at, "polling"), map.polling),
     timeouts: readTimeouts(ctx, child(at, "timeouts"), map.timeouts),
     limits: readChannelLimits(ctx, child(at, "limits"), map.limits),
+    discovery: readDiscovery(ctx, child(at, "discovery"), map.discovery, settings.spaceId),
   };
 }
 

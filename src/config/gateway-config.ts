@@ -165,6 +165,38 @@ export interface TimeoutsConfig {
   syncRunMs: number;
 }
 
+/** What discovery may list: bots, workflows and chatflows. */
+export type DiscoveryKind = "bot" | "workflow" | "chatflow";
+
+/**
+ * Listing a channel's Coze space as models (coze-api.md §13): its published bots, workflows and
+ * chatflows, refreshed in the background.
+ */
+export interface DiscoveryConfig {
+  /**
+   * Whether the channel lists its space. On when the channel has a `discovery` section (or
+   * `discovery: true`) and not `enabled: false`; the channel then has a `spaceId`.
+   */
+  enabled: boolean;
+  /**
+   * How a listed item is named: `id` (the default) as `bot:{id}`, `workflow:{id}` or
+   * `chatflow:{id}`; `name` as its Coze name, made a valid model name, or its `id` name when
+   * that cannot be done or the name is taken.
+   */
+  naming: "id" | "name";
+  /** Time between two refreshes of the list, in ms. Default 300 000 (5 min). */
+  intervalMs: number;
+  /**
+   * Longest the start waits for the first list, in ms; 0 does not wait. Default 5 000. When the
+   * wait ends first, the gateway starts with the configured routes and the list arrives later.
+   */
+  startWaitMs: number;
+  /** What is listed. Default all three. */
+  kinds: readonly DiscoveryKind[];
+  /** Most models of each kind taken from the space; the pages asked for are bounded by it. Default 500. */
+  maxModels: number;
+}
+
 /**
  * Per-end-user Coze sessions of a channel (coze-api.md §12.2): each end user of each key gets a
  * JWT `session_name` of its own, so Coze keeps their conversations and variables apart.
@@ -211,6 +243,8 @@ export interface ChannelConfig {
   timeouts: TimeoutsConfig;
   /** The cap on concurrent calls to Coze; `undefined` for none. */
   limits?: ChannelLimitsConfig | undefined;
+  /** Listing the space as models; `enabled: false` unless asked for. */
+  discovery: DiscoveryConfig;
 }
 
 /**

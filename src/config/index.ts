@@ -7,6 +7,8 @@ export type {
   ChannelConfig,
   ChannelLimitsConfig,
   ConfigEnv,
+  DiscoveryConfig,
+  DiscoveryKind,
   GatewayConfig,
   KeyLimitsConfig,
   MetricsConfig,
@@ -24,6 +26,7 @@ export { parsePrivateKey } from "./private-key.js";
 export {
   defaultChannel,
   dynamicPrefixes,
+  dynamicRoute,
   parseDynamicName,
   resolveModel,
   resolveRoutes,

@@ -96,13 +96,18 @@ async function validateWithContext(
     state,
     warnings: ctx.warnings,
   };
-  checkAllowLists(
-    ctx,
-    apiKeys,
-    [...models.map((m) => m.name), ...audioModelNames],
-    (name) => resolveModel(config, name) !== undefined || audioModelNames.includes(name),
-    dynamicPrefixes.map((d) => d.prefix),
-  );
+  // A channel that names discovered models after Coze's names serves names no one knows yet:
+  // an allow-list entry cannot be told to match nothing.
+  const namesFromCoze = channels.some((c) => c.discovery.enabled && c.discovery.naming === "name");
+  if (!namesFromCoze) {
+    checkAllowLists(
+      ctx,
+      apiKeys,
+      [...models.map((m) => m.name), ...audioModelNames],
+      (name) => resolveModel(config, name) !== undefined || audioModelNames.includes(name),
+      dynamicPrefixes.map((d) => d.prefix),
+    );
+  }
   return { config, inlineSecret: ctx.inlineSecret };
 }
 

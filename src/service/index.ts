@@ -8,6 +8,19 @@ export { type Channel, type Channels, type ChannelsOptions, createChannels } fro
 export { chatResponseOf, createChatService } from "./chat-service.js";
 export type { CoreContext, CoreImpl } from "./core-context.js";
 export {
+  createDiscovery,
+  type Discovery,
+  type DiscoveryEvent,
+  type DiscoveryOptions,
+} from "./discovery.js";
+export {
+  createModelTable,
+  type DiscoveredItem,
+  type ListedModel,
+  type ModelTable,
+  type TableChange,
+} from "./discovery-table.js";
+export {
   errorHeaders,
   GatewayError,
   type GatewayErrorCode,
