@@ -24,6 +24,11 @@ export interface DemoOptions {
   deltaMs?: number;
   /** Async polling interval of the demo channel. Default 2 000 (the old channel's). */
   pollIntervalMs?: number;
+  /**
+   * List the emulator's space as models (discovery, `bot:{id}`, `workflow:{id}` and
+   * `chatflow:{id}` names with Coze's names and descriptions). Default true.
+   */
+  discovery?: boolean;
 }
 
 /** The demo's model names, for the README and the start banner. */
@@ -38,9 +43,29 @@ export const demoModels = {
 } as const;
 
 /**
+ * The speech round trip demo mode prints: two curl commands, one that speaks a sentence with a
+ * demo voice into `file` (an mp3) and prints its Content-Type, one that transcribes that file
+ * back and prints `{"text":…}` (the emulator's speech carries its text).
+ */
+export function speechRoundTrip(
+  url: string,
+  key: string,
+  file = "/tmp/coze-gateway-hello.mp3",
+): string {
+  const speech = JSON.stringify({ model: "tts-1", voice: "alloy", input: "Hello from Coze" });
+  return `  curl -s ${url}/v1/audio/speech -o ${file} -w '%{content_type}\\n' \\
+    -H "Authorization: Bearer ${key}" -H "Content-Type: application/json" \\
+    -d '${speech}'
+  curl -s ${url}/v1/audio/transcriptions -H "Authorization: Bearer ${key}" \\
+    -F model=whisper-1 -F file=@${file}
+`;
+}
+
+/**
  * Starts the embedded Coze emulator on loopback with a freshly generated OAuth app and returns
  * a gateway config for it: one channel whose default bot is the echo bot, named routes for the
- * demo bots, and a demo API key. Everything stays on 127.0.0.1.
+ * demo bots, discovery of the emulator's space, and a demo API key. Everything stays on
+ * 127.0.0.1.
  */
 export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const emulator = await startEmulator({
@@ -61,7 +86,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
 
 /**
  * The demo gateway config for an emulator at `emulatorUrl` with a registered `app`: one channel
- * whose default bot is the echo bot, named routes for the demo bots, and one caller key.
+ * whose default bot is the echo bot, named routes for the demo bots, discovery of the
+ * emulator's space (unless `discovery: false`: its other bots, workflows and chatflow listed as
+ * `bot:{id}`, `workflow:{id}` and `chatflow:{id}`; the demo bots lend their routes Coze's names
+ * and descriptions), and one caller key.
  */
 export function demoConfig(
   options: Omit<DemoOptions, "deltaMs"> & {
@@ -80,6 +108,7 @@ export function demoConfig(
       privateKey: parsePrivateKey(options.app.privateKeyPem),
       durationSeconds: 3600,
     },
+    spaceId: catalog.space,
     defaultBotId: catalog.bots.echo,
     isDefault: true,
     refreshMarginMs: 300_000,
@@ -94,6 +123,14 @@ export function demoConfig(
       streamIdleMs: 60_000,
       requestMs: 60_000,
       syncRunMs: 100_000,
+    },
+    discovery: {
+      enabled: options.discovery ?? true,
+      naming: "id",
+      intervalMs: 300_000,
+      startWaitMs: 5_000,
+      kinds: ["bot", "workflow", "chatflow"],
+      maxModels: 500,
     },
   };
   const route = (name: string, kind: ModelRoute["kind"], targetId: string): ModelRoute => ({
@@ -121,6 +158,7 @@ export function demoConfig(
       maxConcurrentStreams: serverDefaults.maxConcurrentStreams,
       maxStreamsPerKey: serverDefaults.maxStreamsPerKey,
       metrics: { listen: undefined, keySha256: undefined },
+      trustedProxies: [],
     },
     // Generated per start: demo ids live as long as the process, like the emulator's objects.
     serverSecret: randomBytes(32),

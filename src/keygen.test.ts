@@ -191,10 +191,10 @@ channels:
         { mode: 0o600 },
       );
       const config = await loadConfig(configPath, { GATEWAY_KEY: "ops-key-0123456789abcdef" });
-      const channel = config.channels[0];
-      if (channel === undefined) throw new Error("no channel");
+      const credential = config.channels[0]?.credential;
+      if (credential === undefined || credential.kind === "pat") throw new Error("no app channel");
       const tokens = createTokenCache({ pools });
-      const token = await tokens.source(channel.credential).getToken(AbortSignal.timeout(10_000));
+      const token = await tokens.source(credential).getToken(AbortSignal.timeout(10_000));
       expect(token).not.toBe("");
       expect(emulator.stats().tokensIssued).toBe(1);
 
@@ -208,7 +208,7 @@ channels:
       const wrong = createTokenCache({ pools });
       await expect(
         wrong
-          .source({ ...channel.credential, publicKeyId: "kg-fingerprint-2" })
+          .source({ ...credential, publicKeyId: "kg-fingerprint-2" })
           .getToken(AbortSignal.timeout(10_000)),
       ).rejects.toThrow(/authentication failed/);
       expect(emulator.stats().tokensIssued).toBe(1);

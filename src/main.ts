@@ -2,7 +2,7 @@ import { parseArgs } from "node:util";
 import { ConfigError, type GatewayConfig, loadConfig } from "./config/index.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
-import { type Demo, demoModels, startDemo } from "./demo.js";
+import { type Demo, demoModels, speechRoundTrip, startDemo } from "./demo.js";
 import { type Gateway, type Log, startGateway } from "./gateway.js";
 import { runKeygen } from "./keygen.js";
 import { createObservability, type LogLevel } from "./observability/index.js";
@@ -68,10 +68,15 @@ async function main(): Promise<number> {
       process.stderr.write("--check needs --config FILE (or COZE_GATEWAY_CONFIG)\n");
       return 2;
     }
-    demo = await startDemo({
-      host: "127.0.0.1",
-      port: env.COZE_GATEWAY_PORT ? Number(env.COZE_GATEWAY_PORT) : 8080,
-    });
+    const port = demoPort(env.COZE_GATEWAY_PORT);
+    if (port === undefined) {
+      const given = JSON.stringify((env.COZE_GATEWAY_PORT ?? "").slice(0, 40));
+      process.stderr.write(
+        `COZE_GATEWAY_PORT must be an integer from 0 to 65535 (0 picks a free port), not ${given}\n`,
+      );
+      return 1;
+    }
+    demo = await startDemo({ host: "127.0.0.1", port });
     config = demo.config;
   }
 
@@ -80,7 +85,7 @@ async function main(): Promise<number> {
     gateway = await startGateway({
       config,
       observability,
-      // Demo mode's dynamic names (workflows, chatflow) are not in ListModels: offer them.
+      // Demo mode's dynamic names; discovery lists most of them, not workflow-async: ones.
       playgroundModels: demo ? Object.values(demoModels) : undefined,
     });
   } catch (err) {
@@ -149,9 +154,17 @@ async function check(config: GatewayConfig, fetchTokens: boolean): Promise<numbe
   let failed = 0;
   try {
     for (const channel of config.channels) {
+      const { credential } = channel;
+      if (credential.kind === "pat") {
+        // Coze has no endpoint that checks a personal access token (coze-api.md §11.1).
+        process.stdout.write(
+          `token SKIPPED: channels[${channel.name}]: a personal access token is sent as it is; there is no token to fetch\n`,
+        );
+        continue;
+      }
       try {
         await tokens
-          .source({ ...channel.credential, refreshMarginMs: channel.refreshMarginMs })
+          .source({ ...credential, refreshMarginMs: channel.refreshMarginMs })
           .getToken(AbortSignal.timeout(15_000));
         process.stdout.write(`token OK: channels[${channel.name}]\n`);
       } catch (err) {
@@ -182,6 +195,7 @@ coze-gateway demo mode: an embedded Coze emulator stands in for Coze (nothing le
   OpenAI   ${url}/v1  (base URL for the OpenAI SDKs and chat front-ends)
   API key  ${key}
   models   ${Object.values(demoModels).join(", ")}
+           and more discovered in the demo space, with their names: ${url}/v1/models
 ${page}
 Try it:
   curl -s ${url}/cozegateway.v1.ChatService/Chat \\
@@ -192,6 +206,8 @@ Try it:
     -H "Authorization: Bearer ${key}" -d '${chat}' \\
     ${url}/cozegateway.v1.ChatService/ChatStream
 
+Speech and back (voices: curl ${url}/v1/audio/voices -H "Authorization: Bearer ${key}"):
+${speechRoundTrip(url, key)}
 Stop with Ctrl-C. Serve real Coze with --config FILE (see README.md).
 `;
 }
@@ -207,3 +223,11 @@ main().then(
     process.exit(1);
   },
 );
+
+/** Demo mode's port: `COZE_GATEWAY_PORT` (blank counts as unset), 8080 by default. */
+function demoPort(text: string | undefined): number | undefined {
+  const trimmed = text?.trim() ?? "";
+  if (trimmed === "") return 8080;
+  const port = Number(trimmed);
+  return /^\d{1,5}$/.test(trimmed) && port <= 65_535 ? port : undefined;
+}

@@ -78,6 +78,12 @@ describe("npm start without a config (demo mode)", () => {
       headers: { Authorization: `Bearer ${key}` },
     });
     expect(models.status).toBe(200);
+    // Demo mode lists the emulator's space too: discovered models, with Coze's names.
+    const { data } = (await models.json()) as { data: { id: string; name?: string }[] };
+    expect(data).toContainEqual(
+      expect.objectContaining({ id: "bot:7390000000000000005", name: "Slow talker" }),
+    );
+    expect(banner).toContain(`discovered in the demo space, with their names: ${url}/v1/models`);
     // The README's curl example, byte for byte in its body.
     const res = await fetch(`${url}/cozegateway.v1.ChatService/Chat`, {
       method: "POST",
@@ -176,6 +182,17 @@ ${overrides}`;
     }
   });
 
+  it.each(["abc", "70000", "-1", "80 80"])(
+    "says in one line that COZE_GATEWAY_PORT=%j is no port, without a config, and exits 1",
+    async (value) => {
+      const r = await runMain([], { COZE_GATEWAY_PORT: value, COZE_GATEWAY_CONFIG: "" });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `COZE_GATEWAY_PORT must be an integer from 0 to 65535 (0 picks a free port), not ${JSON.stringify(value)}\n`,
+      );
+    },
+  );
+
   it("--check accepts a valid config and exits 0", async () => {
     const path = await withConfig("ok.yaml", valid());
     const r = await runMain(["--config", path, "--check"]);
@@ -268,6 +285,31 @@ ${overrides}`;
     } finally {
       await emulator.close();
     }
+  });
+
+  it("--check-token skips a personal access token channel: there is no token to fetch", async () => {
+    const pat = "pat_main0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV";
+    const path = await withConfig(
+      "pat.yaml",
+      `
+server_secret: main-test-server-secret-0123456789abcdef
+api_keys:
+  - name: ops
+    key: ops-key-0123456789abcdef
+channels:
+  - name: coze-pat
+    credentials:
+      personal_access_token: env:COZE_PAT
+      default_bot_id: "7390000000000000001"
+    models: [support-bot]
+`,
+    );
+    const r = await runMain(["--config", path, "--check", "--check-token"], { COZE_PAT: pat });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      "token SKIPPED: channels[coze-pat]: a personal access token is sent as it is; there is no token to fetch",
+    );
+    expect(`${r.stdout}${r.stderr}`).not.toContain(pat);
   });
 
   it("refuses unknown flags with the usage and exit code 2", async () => {

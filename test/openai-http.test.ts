@@ -401,7 +401,7 @@ describe("unknown paths", () => {
     expect(await res.json()).toEqual({
       error: {
         message:
-          'unknown path "/v1/embeddings"; this API serves POST /v1/chat/completions, POST /v1/responses, GET /v1/models, GET /v1/models/{id} and GET /v1/workflow_runs/{execute_id}',
+          'unknown path "/v1/embeddings"; this API serves POST /v1/chat/completions, POST /v1/responses, GET /v1/models, GET /v1/models/{id}, GET /v1/workflow_runs/{execute_id}, POST /v1/audio/speech, POST /v1/audio/transcriptions, GET /v1/audio/voices, GET /v1/dashboard/billing/subscription and GET /v1/dashboard/billing/usage',
         type: "invalid_request_error",
         code: "not_found",
         param: null,
@@ -454,7 +454,7 @@ describe("streams over raw HTTP", () => {
     await expect.poll(() => shim.demo.emulator.stats().calls["chat.cancel"] ?? 0).toBe(1);
   });
 
-  it("sends heartbeat comments while an async workflow is polled, then the output", async () => {
+  it("sends a progress comment per poll while an async workflow runs, then the output", async () => {
     const res = await post({
       model: `workflow-async:${catalog.workflows.slowAsync}`,
       stream: true,
@@ -466,7 +466,15 @@ describe("streams over raw HTTP", () => {
     const output = text.indexOf('"content":"{');
     const between = text.slice(role, output);
     expect(role).toBeGreaterThan(-1);
-    expect(between.split(": keep-alive\n\n").length - 1).toBeGreaterThanOrEqual(2);
+    // Each poll is a comment the connection stays alive on, saying how far the run got.
+    const progress = [...between.matchAll(/^: progress (\{.*\})$/gm)].map((m) =>
+      JSON.parse(m[1] as string),
+    );
+    expect(progress.length).toBeGreaterThanOrEqual(2);
+    const polls = progress.map((p) => p.polls as number);
+    expect(polls).toEqual(polls.map((_, i) => (polls[0] as number) + i));
+    expect(progress.at(-2)).toMatchObject({ status: "running" });
+    expect(progress.at(-1)).toMatchObject({ status: "succeeded", polls: 30 });
     const data = events(text);
     expect(data.at(-1)).toBe("[DONE]");
     // Progress is never content: one content chunk, the output.

@@ -17,6 +17,9 @@ const python = "/usr/bin/python3";
 
 /** Every method the gateway serves, as `buf curl --list-methods` prints them. */
 const allMethods = [
+  "cozegateway.v1.AudioService/ListVoices",
+  "cozegateway.v1.AudioService/Speech",
+  "cozegateway.v1.AudioService/Transcribe",
   "cozegateway.v1.ChatService/CancelChat",
   "cozegateway.v1.ChatService/Chat",
   "cozegateway.v1.ChatService/ChatStream",

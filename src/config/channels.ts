@@ -1,7 +1,8 @@
-import type { CozeCredential } from "../coze/token-cache.js";
+import { readDiscovery } from "./channel-discovery.js";
 import { readModels } from "./channel-models.js";
 import { readCredentials } from "./credentials.js";
 import {
+  absent,
   asList,
   asMapping,
   child,
@@ -17,18 +18,28 @@ import {
   section,
   text,
 } from "./fields.js";
-import type { ChannelConfig, ModelRoute, PollingConfig, TimeoutsConfig } from "./gateway-config.js";
+import type {
+  ChannelConfig,
+  ModelRoute,
+  PollingConfig,
+  SessionsConfig,
+  TimeoutsConfig,
+} from "./gateway-config.js";
+import { readChannelLimits } from "./limits.js";
 
 const channelKeys = [
   "name",
   "base_url",
   "credentials",
   "session_name",
+  "sessions",
   "default",
   "token",
   "polling",
   "timeouts",
   "models",
+  "limits",
+  "discovery",
 ];
 
 /** Defaults of a channel, as the old channel had them where they were sensible. */
@@ -36,6 +47,7 @@ export const channelDefaults = {
   baseUrl: "https://api.coze.cn",
   durationSeconds: 3600,
   refreshMarginSeconds: 300,
+  sessions: { perUser: false, maxCached: 1000 },
   polling: { intervalMs: 2000, maxPolls: 150, deadlineMs: 0 },
   timeouts: {
     connectMs: 5000,
@@ -152,7 +164,22 @@ async function readChannel(
 ): Promise<ChannelConfig> {
   const baseUrl = readBaseUrl(ctx, child(at, "base_url"), map.base_url);
   const settings = await readCredentials(ctx, child(at, "credentials"), map.credentials);
+  if (settings.kind === "pat") {
+    // A personal access token is sent as it is (coze-api.md §11): no token to request, and no
+    // JWT to carry a session_name (§12.2).
+    const jwtOnly: Record<string, string> = {
+      token:
+        "a personal access token is sent as it is: there is no access token to request or refresh",
+      session_name: "a personal access token carries no session_name: only OAuth JWT tokens do",
+      sessions: "a personal access token carries no session_name: only OAuth JWT tokens do",
+    };
+    for (const [key, why] of Object.entries(jwtOnly)) {
+      if (!absent(map[key]))
+        fail(ctx, child(at, key), `applies to OAuth JWT channels only; ${why}`);
+    }
+  }
   const sessionName = text(ctx, child(at, "session_name"), map.session_name, "a string");
+  const sessions = readSessions(ctx, child(at, "sessions"), map.sessions);
 
   const tokenPlace = child(at, "token");
   const token = section(ctx, tokenPlace, map.token, ["duration_seconds", "refresh_margin_seconds"]);
@@ -184,24 +211,45 @@ async function readChannel(
     );
   }
 
-  const credential: CozeCredential = {
-    baseUrl,
-    clientId: settings.clientId,
-    publicKeyId: settings.publicKeyId,
-    privateKey: settings.privateKey,
-    durationSeconds,
-    ...(sessionName === undefined || sessionName === "" ? {} : { sessionName }),
-  };
+  const credential: ChannelConfig["credential"] =
+    settings.kind === "pat"
+      ? { kind: "pat", token: settings.token }
+      : {
+          baseUrl,
+          clientId: settings.clientId,
+          publicKeyId: settings.publicKeyId,
+          privateKey: settings.privateKey,
+          durationSeconds,
+          ...(sessionName === undefined || sessionName === "" ? {} : { sessionName }),
+          ...(settings.accountId === undefined ? {} : { accountId: settings.accountId }),
+          ...(settings.enterpriseId === undefined ? {} : { enterpriseId: settings.enterpriseId }),
+        };
   return {
     name,
     baseUrl,
     credential,
+    ...(settings.kind === "pat" ? {} : { sessions }),
     ...(settings.spaceId === undefined ? {} : { spaceId: settings.spaceId }),
     ...(settings.defaultBotId === undefined ? {} : { defaultBotId: settings.defaultBotId }),
     isDefault,
     refreshMarginMs: marginSeconds * 1000,
     polling: readPolling(ctx, child(at, "polling"), map.polling),
     timeouts: readTimeouts(ctx, child(at, "timeouts"), map.timeouts),
+    limits: readChannelLimits(ctx, child(at, "limits"), map.limits),
+    discovery: readDiscovery(ctx, child(at, "discovery"), map.discovery, settings.spaceId),
+  };
+}
+
+function readSessions(ctx: LoadContext, place: Place, value: unknown): SessionsConfig {
+  const map = section(ctx, place, value, ["per_user", "max_cached"]);
+  const d = channelDefaults.sessions;
+  return {
+    perUser: flag(ctx, child(place, "per_user"), map.per_user, d.perUser),
+    maxCached: integer(ctx, child(place, "max_cached"), map.max_cached, {
+      min: 1,
+      max: 100_000,
+      fallback: d.maxCached,
+    }),
   };
 }
 

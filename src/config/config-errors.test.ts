@@ -82,7 +82,7 @@ describe("syntax and top level", () => {
       rejects((c) => {
         c.chanels = [];
       }),
-      "gateway.yaml: chanels: is not a known field (did you mean channels?); expected one of: server, server_secret, api_keys, channels",
+      "gateway.yaml: chanels: is not a known field (did you mean channels?); expected one of: server, server_secret, api_keys, channels, state",
     );
   });
 });
@@ -96,7 +96,7 @@ describe("server", () => {
   it("refuses a typo in a server key", async () => {
     await expectError(
       server({ prot: 8080 }),
-      "gateway.yaml: server.prot: is not a known field (did you mean port?); expected one of: host, port, tls, cors_origins, body_limit_bytes, shutdown_grace_ms, playground, idle_timeout_ms, headers_timeout_ms, request_timeout_ms, max_concurrent_streams, max_streams_per_key, metrics",
+      "gateway.yaml: server.prot: is not a known field (did you mean port?); expected one of: host, port, tls, cors_origins, body_limit_bytes, shutdown_grace_ms, playground, idle_timeout_ms, headers_timeout_ms, request_timeout_ms, max_concurrent_streams, max_streams_per_key, metrics, trusted_proxies",
     );
   });
 
@@ -126,6 +126,28 @@ describe("server", () => {
       server({ cors_origins: ["https://app.example.com/app"] }),
       'gateway.yaml: server.cors_origins[0]: "https://app.example.com/app" is not an origin such as https://app.example.com (scheme://host[:port], no path), or *',
     );
+  });
+
+  it.each([
+    [["10.0.0.0/33"], 'server.trusted_proxies[0]: "10.0.0.0/33" has a prefix length above 32'],
+    [
+      ["proxy.local"],
+      'server.trusted_proxies[0]: "proxy.local" is not an IP address or a CIDR block, e.g. 10.0.0.0/8, 127.0.0.1 or fd00::/8',
+    ],
+    [
+      ["10.0.0.0/8", "fd00::/x"],
+      'server.trusted_proxies[1]: "fd00::/x" has a prefix length that is not a number from 0 to 128',
+    ],
+    [
+      [8],
+      "server.trusted_proxies[0]: must be an IP address or a CIDR block, e.g. 10.0.0.0/8, 127.0.0.1 or fd00::/8, not a number",
+    ],
+    [
+      "10.0.0.0/8",
+      "server.trusted_proxies: must be a list, each an IP address or a CIDR block, e.g. 10.0.0.0/8, 127.0.0.1 or fd00::/8, not a string",
+    ],
+  ])("refuses a trusted proxy that is not an address or block: %j", async (value, message) => {
+    await expectError(server({ trusted_proxies: value }), `gateway.yaml: ${message}`);
   });
 
   it("refuses a body limit under 1 KiB", async () => {

@@ -18,7 +18,7 @@ describe("warnings", () => {
     creds(raw).bot_id = "7390000000000000001";
     const config = await parseObject(raw, baseDir);
     expect(config.warnings).toEqual([
-      "gateway.yaml: channels[cn-main].credentials.bot_id: is not a known settings field and is ignored; known: client_id, public_key_id, private_key, space_id, default_bot_id",
+      "gateway.yaml: channels[cn-main].credentials.bot_id: is not a known settings field and is ignored; known: client_id, public_key_id, private_key, space_id, default_bot_id, account_id, enterprise_id, personal_access_token",
     ]);
   });
 

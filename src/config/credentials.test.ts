@@ -33,7 +33,7 @@ describe("channel credentials", () => {
       channel((ch) => {
         delete (ch as Partial<typeof ch>).credentials;
       }),
-      "gateway.yaml: channels[cn-main].credentials: is missing; expected the channel settings (client_id, public_key_id, private_key, space_id, default_bot_id) as a mapping, as their JSON text, env:NAME or file:PATH",
+      "gateway.yaml: channels[cn-main].credentials: is missing; expected the channel settings (client_id, public_key_id, private_key, space_id, default_bot_id; or personal_access_token instead of the OAuth app) as a mapping, as their JSON text, env:NAME or file:PATH",
     );
   });
 
@@ -44,7 +44,7 @@ describe("channel credentials", () => {
         ch.credentials = `${settingsHead}${JSON.stringify(key.pkcs8)},}`;
       }),
       // The error is at the closing brace after the trailing comma.
-      `gateway.yaml: channels[cn-main].credentials: is not valid settings JSON (error at line 1, column ${settingsHead.length + JSON.stringify(key.pkcs8).length + 2}); expected the channel settings (client_id, public_key_id, private_key, space_id, default_bot_id) as a mapping, as their JSON text, env:NAME or file:PATH`,
+      `gateway.yaml: channels[cn-main].credentials: is not valid settings JSON (error at line 1, column ${settingsHead.length + JSON.stringify(key.pkcs8).length + 2}); expected the channel settings (client_id, public_key_id, private_key, space_id, default_bot_id; or personal_access_token instead of the OAuth app) as a mapping, as their JSON text, env:NAME or file:PATH`,
     );
   });
 

@@ -1,3 +1,4 @@
+import type { PatCredential } from "../coze/pat-tokens.js";
 import type { CozeCredential } from "../coze/token-cache.js";
 
 /** The process environment, or a stand-in for it. Only `COZE_GATEWAY_*` and `env:` names are read. */
@@ -54,6 +55,13 @@ export interface ServerConfig {
   maxStreamsPerKey: number;
   /** Where `/metrics` is served and whether it needs a key. */
   metrics: MetricsConfig;
+  /**
+   * Proxies whose `X-Forwarded-For` is believed, as CIDR blocks (`10.0.0.0/8`, `::1/128`; a bare
+   * address is one host). The client address in log lines is the peer's, or, when the peer is
+   * one of these, the right-most `X-Forwarded-For` address that is not. Default `[]`: the header
+   * is ignored.
+   */
+  trustedProxies: string[];
 }
 
 /** How `GET /metrics` is served. */
@@ -86,6 +94,51 @@ export interface ApiKeyConfig {
    * the gateway, e.g. in Coze's own UI) besides the ids the gateway handed it. Default `false`.
    */
   rawCozeIds: boolean;
+  /** The key's limits and quota (`limits`); `undefined` for none. */
+  limits?: KeyLimitsConfig | undefined;
+}
+
+/**
+ * One key's limits, each `undefined` when not set. Rates slide (a key with 60 requests per
+ * minute gets one back every second); the quota is a budget per UTC day or month.
+ */
+export interface KeyLimitsConfig {
+  /** Requests per minute, every request of the key counted. */
+  requestsPerMinute: number | undefined;
+  /** Coze tokens per minute, counted from Coze's usage after each call. */
+  tokensPerMinute: number | undefined;
+  /** Coze tokens per day (a sliding 24 hours), counted like `tokensPerMinute`. */
+  tokensPerDay: number | undefined;
+  /** Streams (requests in flight) open at once over every replica. */
+  maxStreams: number | undefined;
+  /** Coze tokens per UTC day or month; refused once used up, until the period ends. */
+  quota: { tokens: number; per: "day" | "month" } | undefined;
+}
+
+/** How many calls one channel makes to Coze at once (`channels[].limits`). */
+export interface ChannelLimitsConfig {
+  /** Calls to Coze in flight at once on this replica; `undefined` for no cap. */
+  maxConcurrent: number | undefined;
+  /** Calls that may wait for a free slot; past that they are refused at once. Default 100. */
+  queue: number;
+  /** Longest wait for a slot, in ms, when the call's own deadline is not sooner. Default 30 000. */
+  queueTimeoutMs: number;
+}
+
+/** Where the gateway keeps what outlives one request (`state`). */
+export interface StateConfig {
+  /** `memory` (one replica, the default) or `redis` (replicas share one Redis server). */
+  store: "memory" | "redis";
+  /** The Redis URL, `redis://` or `rediss://`; `""` for `memory`. A secret: it may hold a password. */
+  url: string;
+  /** Longest wait for Redis on a request's path, in ms. Default 50. */
+  timeoutMs: number;
+  /** What limits do while Redis is unreachable: let calls through (`open`) or refuse them. */
+  fail: "open" | "closed";
+  /** Put in front of every Redis key. Default `coze-gateway:`. */
+  prefix: string;
+  /** Longest time a call's token count waits to ride along with another round trip, in ms. */
+  flushMs: number;
 }
 
 /** Async workflow polling of one channel. */
@@ -112,17 +165,67 @@ export interface TimeoutsConfig {
   syncRunMs: number;
 }
 
-/** One Coze account reached through one OAuth JWT app: the old new-api "Coze JWT channel". */
+/** What discovery may list: bots, workflows and chatflows. */
+export type DiscoveryKind = "bot" | "workflow" | "chatflow";
+
+/**
+ * Listing a channel's Coze space as models (coze-api.md §13): its published bots, workflows and
+ * chatflows, refreshed in the background.
+ */
+export interface DiscoveryConfig {
+  /**
+   * Whether the channel lists its space. On when the channel has a `discovery` section (or
+   * `discovery: true`) and not `enabled: false`; the channel then has a `spaceId`.
+   */
+  enabled: boolean;
+  /**
+   * How a listed item is named: `id` (the default) as `bot:{id}`, `workflow:{id}` or
+   * `chatflow:{id}`; `name` as its Coze name, made a valid model name, or its `id` name when
+   * that cannot be done or the name is taken.
+   */
+  naming: "id" | "name";
+  /** Time between two refreshes of the list, in ms. Default 300 000 (5 min). */
+  intervalMs: number;
+  /**
+   * Longest the start waits for the first list, in ms; 0 does not wait. Default 5 000. When the
+   * wait ends first, the gateway starts with the configured routes and the list arrives later.
+   */
+  startWaitMs: number;
+  /** What is listed. Default all three. */
+  kinds: readonly DiscoveryKind[];
+  /** Most models of each kind taken from the space; the pages asked for are bounded by it. Default 500. */
+  maxModels: number;
+}
+
+/**
+ * Per-end-user Coze sessions of a channel (coze-api.md §12.2): each end user of each key gets a
+ * JWT `session_name` of its own, so Coze keeps their conversations and variables apart.
+ */
+export interface SessionsConfig {
+  /** On: sessions per key and end user. Off (the default): one session per key. */
+  perUser: boolean;
+  /** Most end-user sessions whose tokens are cached at once. Default 1 000. */
+  maxCached: number;
+}
+
+/**
+ * One Coze account reached through one OAuth JWT app (the old new-api "Coze JWT channel") or
+ * through a personal access token (new-api's plain "Coze" channel).
+ */
 export interface ChannelConfig {
   /** Unique name, `[a-z0-9][a-z0-9_-]*`; safe to log. */
   name: string;
   /** Coze API base URL without trailing slash. Default `https://api.coze.cn`. */
   baseUrl: string;
   /**
-   * What the token cache needs: `baseUrl`, `clientId`, `publicKeyId`, `privateKey` (the parsed
-   * key object, checked at load; a secret), `sessionName` when set, and `durationSeconds`.
+   * An OAuth JWT app, as the token cache needs it: `baseUrl`, `clientId`, `publicKeyId`,
+   * `privateKey` (the parsed key object, checked at load; a secret), `sessionName` when set,
+   * `accountId` or `enterpriseId` when set, and `durationSeconds`. Or a personal access token
+   * (`kind: "pat"`; a secret).
    */
-  credential: CozeCredential;
+  credential: CozeCredential | PatCredential;
+  /** Per-end-user sessions (JWT channels only); absent: one session per key. */
+  sessions?: SessionsConfig;
   /** The Coze space id, when the settings name one. A string of digits. */
   spaceId?: string;
   /** The bot plain model names go to when their entry names none. A string of digits. */
@@ -138,6 +241,10 @@ export interface ChannelConfig {
   polling: PollingConfig;
   /** Upstream timeouts. */
   timeouts: TimeoutsConfig;
+  /** The cap on concurrent calls to Coze; `undefined` for none. */
+  limits?: ChannelLimitsConfig | undefined;
+  /** Listing the space as models; `enabled: false` unless asked for. */
+  discovery: DiscoveryConfig;
 }
 
 /**
@@ -183,6 +290,8 @@ export interface GatewayConfig {
   apiKeys: ApiKeyConfig[];
   /** Coze channels, at least one, in file order. */
   channels: ChannelConfig[];
+  /** Where limit counters and quotas live; `undefined` is the default, in memory. */
+  state?: StateConfig | undefined;
   /**
    * Explicit model routes of every channel, in file order. A name is unique within a channel;
    * several channels may serve the same name (same kind), for failover.

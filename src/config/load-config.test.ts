@@ -50,7 +50,7 @@ describe("loadConfig", () => {
     const path = await tmp.write("conf/gateway.yaml", stringify(referencedConfig()));
     const config = await loadConfig(path, { ALICE_KEY: aliceKey, SERVER_SECRET: testServerSecret });
     expect(config.source).toBe(path);
-    expect(config.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
+    expect(config.channels[0]?.credential).toMatchObject({ privateKey: sameKeyAs(key) });
     expect(config.warnings).toEqual([]);
   });
 
@@ -62,7 +62,7 @@ describe("loadConfig", () => {
       SERVER_SECRET: testServerSecret,
     });
     expect(config.source).toBe(given);
-    expect(config.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
+    expect(config.channels[0]?.credential).toMatchObject({ privateKey: sameKeyAs(key) });
   });
 
   it("reads a .json file as JSON", async () => {

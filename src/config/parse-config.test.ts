@@ -39,6 +39,7 @@ server:
   max_concurrent_streams: 128
   max_streams_per_key: 64
   metrics: { listen: "[::1]:9464", key: env:METRICS_KEY }
+  trusted_proxies: ["10.0.0.0/8", "127.0.0.1", "fd00::/8", " 10.0.0.0/8 "]
 server_secret: env:SERVER_SECRET
 api_keys:
   - name: alice
@@ -56,10 +57,12 @@ channels:
       space_id: "7300000000000000000"
       default_bot_id: "7390000000000000001"
     session_name: gateway
+    sessions: { per_user: true, max_cached: 500 }
     default: true
     token: { duration_seconds: 7200, refresh_margin_seconds: 600 }
     polling: { interval_ms: 1000, max_polls: 60, deadline_ms: 120000 }
     timeouts: { connect_ms: 1000, headers_ms: 2000, stream_idle_ms: 3000, request_ms: 4000, sync_run_ms: 5000 }
+    discovery: { naming: name, interval_ms: 60000, start_wait_ms: 0, kinds: [bot, chatflow], max_models: 50 }
     models:
       - support-bot
       - { name: sales-bot, bot_id: "7390000000000000009" }
@@ -138,6 +141,7 @@ function expectedFull(source: string): GatewayConfig {
       maxConcurrentStreams: 128,
       maxStreamsPerKey: 64,
       metrics: { listen: { host: "::1", port: 9464 }, keySha256: hashApiKey(metricsKey) },
+      trustedProxies: ["10.0.0.0/8", "127.0.0.1/32", "fd00::/8"],
     },
     serverSecret: Buffer.from(testServerSecret),
     apiKeys: [
@@ -163,10 +167,19 @@ function expectedFull(source: string): GatewayConfig {
         },
         spaceId: "7300000000000000000",
         defaultBotId: "7390000000000000001",
+        sessions: { perUser: true, maxCached: 500 },
         isDefault: true,
         refreshMarginMs: 600_000,
         polling: { intervalMs: 1000, maxPolls: 60, deadlineMs: 120_000 },
         timeouts,
+        discovery: {
+          enabled: true,
+          naming: "name",
+          intervalMs: 60_000,
+          startWaitMs: 0,
+          kinds: ["bot", "chatflow"],
+          maxModels: 50,
+        },
       },
       {
         name: "com-intl",
@@ -178,6 +191,7 @@ function expectedFull(source: string): GatewayConfig {
           privateKey: sameKeyAs(intlKey),
           durationSeconds: 3600,
         },
+        sessions: { perUser: false, maxCached: 1000 },
         isDefault: false,
         refreshMarginMs: 300_000,
         polling: { intervalMs: 2000, maxPolls: 150, deadlineMs: undefined },
@@ -187,6 +201,14 @@ function expectedFull(source: string): GatewayConfig {
           streamIdleMs: 60_000,
           requestMs: 60_000,
           syncRunMs: 100_000,
+        },
+        discovery: {
+          enabled: false,
+          naming: "id",
+          intervalMs: 300_000,
+          startWaitMs: 5000,
+          kinds: ["bot", "workflow", "chatflow"],
+          maxModels: 500,
         },
       },
     ],
@@ -198,6 +220,14 @@ function expectedFull(source: string): GatewayConfig {
       route("helpdesk", "cn-main", "chatflow", "7391000000000000003"),
       route("intl-bot", "com-intl", "bot", "7490000000000000001"),
     ],
+    state: {
+      store: "memory",
+      url: "",
+      timeoutMs: 50,
+      fail: "open",
+      prefix: "coze-gateway:",
+      flushMs: 50,
+    },
     warnings: [],
   } as GatewayConfig;
 }
@@ -230,6 +260,7 @@ describe("parseConfig with a valid file", () => {
       maxConcurrentStreams: 100,
       maxStreamsPerKey: 256,
       metrics: { listen: undefined, keySha256: undefined },
+      trustedProxies: [],
     });
     const [channel] = config.channels;
     expect(channel).toEqual({
@@ -243,6 +274,7 @@ describe("parseConfig with a valid file", () => {
         durationSeconds: 3600,
       },
       defaultBotId: "7390000000000000001",
+      sessions: { perUser: false, maxCached: 1000 },
       isDefault: true,
       refreshMarginMs: 300_000,
       polling: { intervalMs: 2000, maxPolls: 150, deadlineMs: undefined },
@@ -252,6 +284,14 @@ describe("parseConfig with a valid file", () => {
         streamIdleMs: 60_000,
         requestMs: 60_000,
         syncRunMs: 100_000,
+      },
+      discovery: {
+        enabled: false,
+        naming: "id",
+        intervalMs: 300_000,
+        startWaitMs: 5000,
+        kinds: ["bot", "workflow", "chatflow"],
+        maxModels: 500,
       },
     });
     expect(config.apiKeys).toEqual([
@@ -289,17 +329,17 @@ describe("parseConfig with a valid file", () => {
     const raw = validConfig(key);
     creds(raw).private_key = escaped;
     const inline = await parseObject(raw, tmp.dir);
-    expect(inline.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
+    expect(inline.channels[0]?.credential).toMatchObject({ privateKey: sameKeyAs(key) });
     creds(raw).private_key = "env:COZE_KEY";
     const fromEnv = await parseObject(raw, tmp.dir, { COZE_KEY: escaped });
-    expect(fromEnv.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
+    expect(fromEnv.channels[0]?.credential).toMatchObject({ privateKey: sameKeyAs(key) });
   });
 
   it("parses a PKCS#1 key into the same key", async () => {
     const raw = validConfig(key);
     creds(raw).private_key = key.pkcs1;
     const config = await parseObject(raw, tmp.dir);
-    expect(config.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
+    expect(config.channels[0]?.credential).toMatchObject({ privateKey: sameKeyAs(key) });
   });
 
   it("accepts an upper-case sha256 and a key file's trailing newline", async () => {

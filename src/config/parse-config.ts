@@ -1,6 +1,7 @@
 import { extname } from "node:path";
 import { parseDocument } from "yaml";
 import { checkAllowLists, readApiKeys } from "./api-keys.js";
+import { audioModelNames } from "./audio-models.js";
 import { readChannels } from "./channels.js";
 import { ConfigError } from "./config-error.js";
 import { jsonErrorPosition, linePosition } from "./credentials.js";
@@ -9,6 +10,7 @@ import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
 import { dynamicPrefixes, resolveModel } from "./resolve-model.js";
 import { readServerSecret } from "./server-secret.js";
 import { readServer } from "./server-section.js";
+import { readState } from "./state.js";
 
 /** Options of {@link parseConfig} and {@link validateConfig}. */
 export interface ParseConfigOptions {
@@ -23,7 +25,7 @@ export interface ParseConfigOptions {
   env: ConfigEnv;
 }
 
-const topKeys = ["server", "server_secret", "api_keys", "channels"];
+const topKeys = ["server", "server_secret", "api_keys", "channels", "state"];
 const topRule = "a mapping with server_secret, api_keys and channels (and optionally server)";
 
 /**
@@ -83,6 +85,7 @@ async function validateWithContext(
   const serverSecret = await readServerSecret(ctx, top.server_secret);
   const apiKeys = await readApiKeys(ctx, top.api_keys);
   const { channels, models } = await readChannels(ctx, top.channels);
+  const state = await readState(ctx, top.state);
   const config: GatewayConfig = {
     source: options.file,
     server,
@@ -90,15 +93,21 @@ async function validateWithContext(
     apiKeys,
     channels,
     models,
+    state,
     warnings: ctx.warnings,
   };
-  checkAllowLists(
-    ctx,
-    apiKeys,
-    models.map((m) => m.name),
-    (name) => resolveModel(config, name) !== undefined,
-    dynamicPrefixes.map((d) => d.prefix),
-  );
+  // A channel that names discovered models after Coze's names serves names no one knows yet:
+  // an allow-list entry cannot be told to match nothing.
+  const namesFromCoze = channels.some((c) => c.discovery.enabled && c.discovery.naming === "name");
+  if (!namesFromCoze) {
+    checkAllowLists(
+      ctx,
+      apiKeys,
+      [...models.map((m) => m.name), ...audioModelNames],
+      (name) => resolveModel(config, name) !== undefined || audioModelNames.includes(name),
+      dynamicPrefixes.map((d) => d.prefix),
+    );
+  }
   return { config, inlineSecret: ctx.inlineSecret };
 }
 

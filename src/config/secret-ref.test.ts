@@ -85,7 +85,7 @@ const sites: Site[] = [
     },
     file: "secrets/coze.pem",
     envValue: key.pkcs8,
-    check: (c) => expect(c.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key)),
+    check: (c) => expect(c.channels[0]?.credential).toMatchObject({ privateKey: sameKeyAs(key) }),
   },
   {
     name: "the whole settings JSON",
@@ -97,7 +97,7 @@ const sites: Site[] = [
     file: "./secrets/settings.json",
     envValue: settingsJson,
     check: (c) => {
-      expect(c.channels[0]?.credential.privateKey).toEqual(sameKeyAs(key));
+      expect(c.channels[0]?.credential).toMatchObject({ privateKey: sameKeyAs(key) });
       expect(c.channels[0]?.defaultBotId).toBe("7390000000000000001");
     },
   },
@@ -237,7 +237,7 @@ describe("reference errors", () => {
   it("says which reference held settings JSON that does not parse, and where", async () => {
     const err = await failure(load(credentials, "file:./secrets/broken.json"));
     expect(err.message).toBe(
-      `gateway.yaml: channels[cn-main].credentials: file:./secrets/broken.json does not hold valid settings JSON (error at line 1, column ${settingsJson.length + 1}); expected the channel settings (client_id, public_key_id, private_key, space_id, default_bot_id) as a mapping, as their JSON text, env:NAME or file:PATH`,
+      `gateway.yaml: channels[cn-main].credentials: file:./secrets/broken.json does not hold valid settings JSON (error at line 1, column ${settingsJson.length + 1}); expected the channel settings (client_id, public_key_id, private_key, space_id, default_bot_id; or personal_access_token instead of the OAuth app) as a mapping, as their JSON text, env:NAME or file:PATH`,
     );
   });
 

@@ -34,6 +34,7 @@ const serverKeys = [
   "max_concurrent_streams",
   "max_streams_per_key",
   "metrics",
+  "trusted_proxies",
 ] as const;
 
 /** Defaults of the `server` section. */
@@ -125,6 +126,11 @@ export async function readServer(ctx: LoadContext, value: unknown): Promise<Serv
     { min: 1, max: 1_000_000, fallback: serverDefaults.maxStreamsPerKey },
   );
   const metrics = await readMetrics(ctx, child(place, "metrics"), map.metrics);
+  const trustedProxies = readTrustedProxies(
+    ctx,
+    child(place, "trusted_proxies"),
+    map.trusted_proxies,
+  );
 
   const envHost = envValue(ctx, "COZE_GATEWAY_HOST");
   if (envHost !== undefined) {
@@ -158,7 +164,45 @@ export async function readServer(ctx: LoadContext, value: unknown): Promise<Serv
     maxConcurrentStreams,
     maxStreamsPerKey,
     metrics,
+    trustedProxies,
   };
+}
+
+const cidrRule = "an IP address or a CIDR block, e.g. 10.0.0.0/8, 127.0.0.1 or fd00::/8";
+
+/**
+ * Reads `server.trusted_proxies`: a list of addresses or CIDR blocks, written back as
+ * `address/prefix` (a bare address is one host). Bits past the prefix are ignored, as nginx's
+ * `set_real_ip_from` does.
+ */
+function readTrustedProxies(ctx: LoadContext, place: Place, value: unknown): string[] {
+  if (absent(value)) return [];
+  const list = asList(ctx, place, value, `a list, each ${cidrRule}`);
+  return unique(
+    list.map((entry, i) => {
+      const at = item(place, i);
+      if (typeof entry !== "string") fail(ctx, at, `must be ${cidrRule}, not ${kindOf(entry)}`);
+      const cidr = parseCidr(entry.trim());
+      if (typeof cidr === "string") fail(ctx, at, `${JSON.stringify(entry.slice(0, 64))} ${cidr}`);
+      return `${cidr.address}/${cidr.prefix}`;
+    }),
+  );
+}
+
+/** `address[/prefix]` as its parts, or what is wrong with it. */
+export function parseCidr(
+  text: string,
+): { address: string; prefix: number; family: 4 | 6 } | string {
+  const [address = "", prefixText, extra] = text.split("/");
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return `is not ${cidrRule}`;
+  const bits = family === 4 ? 32 : 128;
+  if (prefixText !== undefined && !/^[0-9]{1,3}$/.test(prefixText)) {
+    return `has a prefix length that is not a number from 0 to ${bits}`;
+  }
+  const prefix = prefixText === undefined ? bits : Number(prefixText);
+  if (prefix > bits) return `has a prefix length above ${bits}`;
+  return { address, prefix, family: family as 4 | 6 };
 }
 
 const listenRule = "HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464";

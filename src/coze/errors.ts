@@ -65,6 +65,11 @@ export interface CozeErrorOptions {
    * core hands out the id bound to the caller's key instead.
    */
   executeId?: string;
+  /**
+   * A sentence of ours naming what to fix and where, such as the channel whose personal access
+   * token Coze refused. Safe for the wire: never a token, a key or upstream text.
+   */
+  hint?: string;
 }
 
 /**
@@ -81,6 +86,7 @@ export class CozeError extends Error {
   readonly logId: string | undefined;
   readonly retryAfterMs: number | undefined;
   readonly executeId: string | undefined;
+  readonly hint: string | undefined;
 
   constructor(code: CozeErrorCode, message: string, options: CozeErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -92,6 +98,7 @@ export class CozeError extends Error {
     this.logId = options.logId;
     this.retryAfterMs = options.retryAfterMs;
     this.executeId = options.executeId;
+    this.hint = options.hint;
   }
 
   /** This error about run `executeId` (same facts, same cause). */
@@ -105,6 +112,7 @@ export class CozeError extends Error {
       logId: this.logId,
       retryAfterMs: this.retryAfterMs,
       executeId,
+      hint: this.hint,
     });
   }
 }

@@ -1,4 +1,5 @@
 import type { Dispatcher, FormData } from "undici";
+import { type BinaryResponse, readBinary } from "./binary-body.js";
 import { type Clock, systemClock } from "./clock.js";
 import { createDeadline } from "./deadline.js";
 import { headerValue, type JsonResponse, readEnvelope } from "./envelope.js";
@@ -22,6 +23,12 @@ export interface AccessTokens {
   cachedToken?(): string | undefined;
   /** Drops `token` if it is still the cached one, so the next `getToken` fetches another. */
   invalidate(token: string): void;
+  /**
+   * Set for a credential that cannot be renewed (a personal access token, coze-api.md §11.2):
+   * when Coze rejects its token, the call is not sent again with another one but fails at once
+   * with the error this returns for Coze's rejection.
+   */
+  refused?(error: CozeError): CozeError;
 }
 
 /** What the HTTP layer reports after each upstream call (for metrics and logs; no secrets). */
@@ -108,6 +115,8 @@ export interface CozeRequest {
   trace?: CallTrace;
   /** Overrides the unary deadline for this call, in ms. */
   timeoutMs?: number;
+  /** The `Accept` header, when the answer is not JSON (speech audio). */
+  accept?: string;
   /**
    * For a stream: it counts as open at its response headers rather than at its first event
    * (see `openStream`), for a run whose caller must learn at once that it started.
@@ -131,13 +140,19 @@ export interface CozeHttp {
    * own events are the caller's to interpret.
    */
   stream(req: CozeRequest): Promise<StreamResponse>;
+  /**
+   * Sends a request that answers with a file on success (speech audio) and a JSON envelope on
+   * failure, read by `readBinary`; throws {@link CozeError} on any failure.
+   */
+  binary(req: CozeRequest): Promise<BinaryResponse>;
 }
 
 /**
  * Creates the HTTP layer for one Coze base URL. Every call carries a bearer token from
  * `tokens`; when Coze rejects the token (code 4100, 4101 or 700012006, or HTTP 401) the layer
  * invalidates exactly that token and sends the call once more with a fresh one (coze-api.md §3,
- * chat-sdk behaviour). Transient failures are retried only where sending twice is harmless
+ * chat-sdk behaviour), unless the token cannot be renewed (`tokens.refused`, a personal access
+ * token): then the call fails at once. Transient failures are retried only where sending twice is harmless
  * (see {@link CozeRequest.idempotent}): a chat or workflow run that Coze may have accepted is
  * never sent twice.
  */
@@ -225,6 +240,11 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
         value = await handle(res, out);
       } catch (err) {
         const error = fromTransportError(req.step, err, signal);
+        if (token !== undefined && options.tokens.refused && isTokenRejection(error)) {
+          const refusal = options.tokens.refused(error);
+          report(req, started, out.status, refusal, out.logId, false, out.retries);
+          throw refusal;
+        }
         if (
           token !== undefined &&
           !retriedAuth &&
@@ -271,6 +291,18 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
         return await exchange(req, deadline.signal, false, (res, out) => {
           out.logId = headerValue(res.headers, "x-tt-logid");
           return readEnvelope(req.step, res, maxBodyBytes, deadline.signal, clock);
+        });
+      } finally {
+        deadline.dispose();
+      }
+    },
+
+    async binary(req) {
+      const deadline = createDeadline(clock, req.timeoutMs ?? requestTimeoutMs, req.signal);
+      try {
+        return await exchange(req, deadline.signal, false, (res, out) => {
+          out.logId = headerValue(res.headers, "x-tt-logid");
+          return readBinary(req.step, res, maxBodyBytes, deadline.signal, clock);
         });
       } finally {
         deadline.dispose();

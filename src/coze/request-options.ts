@@ -63,7 +63,7 @@ export function createRequestOptions(options: RequestOptionsOptions): RequestOpt
   return (req, token, signal, stream) => {
     const headers: Record<string, string> = {
       authorization: `Bearer ${token}`,
-      accept: stream ? "text/event-stream, application/json" : "application/json",
+      accept: req.accept ?? (stream ? "text/event-stream, application/json" : "application/json"),
     };
     if (userAgent) headers["user-agent"] = userAgent;
     let body: string | FormData | undefined;

@@ -359,8 +359,11 @@ describe("single flight", () => {
       jwtsSigned: 1,
       tokenRequests: 1,
       tokenFailures: 0,
+      tokensFetched: 1,
       cacheHits: 0,
       backgroundRefreshes: 0,
+      tokensCached: 1,
+      tokensEvicted: 0,
     });
   });
 });
@@ -851,8 +854,12 @@ describe("stats and events", () => {
       jwtsSigned: 3,
       tokenRequests: 3,
       tokenFailures: 1,
+      tokensFetched: 2,
       cacheHits: 4,
       backgroundRefreshes: 1,
+      // The refreshed token was invalidated and its replacement failed: none held.
+      tokensCached: 0,
+      tokensEvicted: 0,
     });
   });
 

@@ -1,8 +1,13 @@
 /**
- * The scripted bots and workflows the emulator knows, by id. Ids are 19-digit strings like real
+ * The scripted bots and workflows the emulator knows, by id, and the space that lists them. Ids are 19-digit strings like real
  * Coze ids (they do not fit a JS number). Any other id is answered with the not-found code 4200.
  */
 export const catalog = {
+  /**
+   * The one workspace (space) the discovery endpoints list (§13): every bot and workflow below,
+   * named and described, plus a never-published bot and a workflow of an app (`space.ts`).
+   */
+  space: "7350000000000000001",
   bots: {
     /** Answers `You said: <last user text>` in at least 3 deltas; `!received` dumps its input. */
     echo: "7390000000000000001",
@@ -34,6 +39,19 @@ export const catalog = {
     large: "7391000000000000005",
     /** A chatflow for `/v1/workflows/chat`: echoes the last user message. */
     chatflow: "7391000000000000006",
+  },
+  /** Voices of `/v1/audio/voices` and `/v1/audio/speech` (audio-voices.ts has their details). */
+  voices: {
+    /** `alloy`: a large-model system voice (speeds 0.5 to 2), one emotion. */
+    alloy: "7392000000000000001",
+    /** `nova`: a large-model system voice with emotions (happy, sad, angry, neutral). */
+    nova: "7392000000000000002",
+    /** `echo`: a small-model system voice (speeds 0.2 to 3). */
+    echo: "7392000000000000003",
+    /** `my-voice`: the account's own cloned voice (small model). */
+    cloned: "7392000000000000004",
+    /** `untrained`: the account's own voice in state `init`: it cannot speak. */
+    untrained: "7392000000000000005",
   },
 } as const;
 

@@ -22,7 +22,7 @@ import {
 import { newId } from "./ids.js";
 import { openSse } from "./sse.js";
 import { type EmulatorState, remember } from "./state.js";
-import type { TokenOwner } from "./tokens.js";
+import { ownerOf, sameOwner, type TokenOwner } from "./tokens.js";
 
 /** A conversation that already runs a chat (docs:chat_v3.md:37, §1.5). */
 const busy = () =>
@@ -165,9 +165,7 @@ export function conversationFor(
   id: string | undefined,
 ): Conversation {
   if (id === undefined) {
-    const owner: TokenOwner = { clientId: token.clientId };
-    if (token.sessionName !== undefined) owner.sessionName = token.sessionName;
-    const fresh: Conversation = { id: newId(), owner, sectionId: "", history: [] };
+    const fresh: Conversation = { id: newId(), owner: ownerOf(token), sectionId: "", history: [] };
     fresh.sectionId = fresh.id;
     remember(state.conversations, fresh.id, fresh);
     return fresh;
@@ -177,10 +175,12 @@ export function conversationFor(
   return found;
 }
 
-/** Whether `token` may see `conversation` and its chats: same app, same session or none (§12.2). */
+/**
+ * Whether `token` may see `conversation` and its chats: same app (or account, or enterprise),
+ * same session or none (§12.2).
+ */
 function owns(token: TokenOwner, conversation: Conversation): boolean {
-  const { owner } = conversation;
-  return owner.clientId === token.clientId && owner.sessionName === token.sessionName;
+  return sameOwner(conversation.owner, token);
 }
 
 /**

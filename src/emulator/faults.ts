@@ -16,6 +16,13 @@ const ENDPOINTS: ReadonlySet<string> = new Set<EndpointName>([
   "workflow.chat",
   "files.upload",
   "files.retrieve",
+  "audio.speech",
+  "audio.transcriptions",
+  "audio.voices",
+  "workspaces.list",
+  "bots.list",
+  "bots.published_list",
+  "workflows.list",
 ]);
 
 /** What the faults decided for one call, taken when the call arrives. */

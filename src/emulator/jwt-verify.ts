@@ -1,11 +1,15 @@
 import type { KeyObject } from "node:crypto";
 import { compactVerify, decodeProtectedHeader } from "jose";
 
-/** An app as the token endpoint needs it: ids and the parsed public key. */
+/** An app as the token endpoint needs it: ids, the parsed public key and its authorisations. */
 export interface RegisteredApp {
   clientId: string;
   publicKeyId: string;
   key: KeyObject;
+  /** Accounts that authorised the app: it may buy cross-account tokens for them (§12.1). */
+  accountIds?: ReadonlySet<string>;
+  /** Enterprises in which it is a privileged app: it may buy enterprise tokens there (§12.1). */
+  enterpriseIds?: ReadonlySet<string>;
 }
 
 /** An OAuth error: answered flat as `{error_code, error_message, error}` with `status` (§2.4). */

@@ -14,9 +14,12 @@ const generateKeyPairAsync = promisify(generateKeyPair);
  * Generates an RSA 2048 key pair and the ids of a Coze service app around it. The private key is
  * PKCS#8 PEM (`BEGIN PRIVATE KEY`), the form every SDK accepts (§2.1); the public key is SPKI PEM.
  * `clientId` defaults to a random 13-digit id, `publicKeyId` to a fingerprint of the public key.
+ * `accountIds` and `enterpriseIds` (the app's authorisations, §12.1) are passed through.
  */
 export async function generateApp(
-  options: { clientId?: string; publicKeyId?: string } = {},
+  options: Partial<
+    Pick<GeneratedApp, "clientId" | "publicKeyId" | "accountIds" | "enterpriseIds">
+  > = {},
 ): Promise<GeneratedApp> {
   const { publicKey, privateKey } = await generateKeyPairAsync("rsa", {
     modulusLength: 2048,
@@ -28,6 +31,8 @@ export async function generateApp(
     publicKeyId: options.publicKeyId ?? fingerprint(createPublicKey(publicKey)),
     publicKeyPem: publicKey,
     privateKeyPem: privateKey,
+    ...(options.accountIds === undefined ? {} : { accountIds: [...options.accountIds] }),
+    ...(options.enterpriseIds === undefined ? {} : { enterpriseIds: [...options.enterpriseIds] }),
   };
 }
 

@@ -8,11 +8,12 @@ import { ApiError, type Ctx, sendError, sendJson } from "./http-io.js";
 import { newLogId } from "./ids.js";
 import { generateApp, parseRsaPublicKey } from "./keys.js";
 import { matchRoute } from "./routes.js";
+import { createSpace } from "./space.js";
 import { audiences, type EmulatorState } from "./state.js";
 import { createStats } from "./stats.js";
 import { sleep } from "./timing.js";
 import { handleToken } from "./token-endpoint.js";
-import { bearer, createTokenStore } from "./tokens.js";
+import { bearer, createPat, createTokenStore, permits } from "./tokens.js";
 import type { Emulator, EmulatorApp, EmulatorOptions, EndpointName } from "./types.js";
 
 /**
@@ -43,6 +44,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     runs: new Map(),
     interrupts: new Map(),
     files: new Map(),
+    space: createSpace(options.now ?? Date.now),
     shutdown: shutdown.signal,
     audiencesFor: (hostHeader) => audiences(ownHost, hostHeader, extraAudiences),
   };
@@ -51,7 +53,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     if (!app.clientId || !app.publicKeyId)
       throw new TypeError("clientId and publicKeyId are required");
     const key = parseRsaPublicKey(app.publicKeyPem);
-    state.apps.set(app.publicKeyId, { clientId: app.clientId, publicKeyId: app.publicKeyId, key });
+    state.apps.set(app.publicKeyId, {
+      clientId: app.clientId,
+      publicKeyId: app.publicKeyId,
+      key,
+      accountIds: new Set(app.accountIds ?? []),
+      enterpriseIds: new Set(app.enterpriseIds ?? []),
+    });
   };
   for (const app of options.apps ?? []) addApp(app);
 
@@ -95,11 +103,13 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     url: `http://${ownHost}`,
     host: ownHost,
     addApp,
+    space: state.space,
     async createApp(appOptions) {
       const app = await generateApp(appOptions);
       addApp(app);
       return app;
     },
+    createPat: (patOptions = {}) => createPat(state.tokens, patOptions, state.now()),
     ...control,
     close() {
       closing ??= new Promise<void>((resolve) => {
@@ -126,7 +136,8 @@ function runningChats(chats: ReadonlyMap<string, ChatRecord>): number {
 
 /**
  * One API call: count it, apply its faults (latency, then status), then the token endpoint or
- * the bearer check (4100 with `authErrorStatus`, §7.3) and the handler. {@link ApiError}s become
+ * the bearer check (4100 with `authErrorStatus`, §7.3; 4101 for a personal access token without
+ * the permission, §11.3) and the handler. {@link ApiError}s become
  * Coze error envelopes; anything else a 500 `{code:5000}`.
  */
 async function handleApi(
@@ -173,6 +184,11 @@ async function handleApi(
     const token = state.tokens.check(bearer(req.headers.authorization), state.now());
     if (!token) {
       sendError(ctx, 4100, "authentication is invalid", state.authErrorStatus);
+      return;
+    }
+    // A personal access token without this permission point (§11.3).
+    if (!permits(token, route.endpoint)) {
+      sendError(ctx, 4101, "no permission to access this resource", state.authErrorStatus);
       return;
     }
     await route.handle(state, ctx, token);

@@ -12,7 +12,11 @@ let stranger: GeneratedApp;
 
 beforeAll(async () => {
   emulator = await startEmulator({ audiences: ["api.coze.cn"] });
-  app = await emulator.createApp({ clientId: "1127900106117" });
+  app = await emulator.createApp({
+    clientId: "1127900106117",
+    accountIds: ["123456"],
+    enterpriseIds: ["volcano_1"],
+  });
   stranger = await generateApp(); // never registered
 });
 afterAll(() => emulator.close());
@@ -74,7 +78,7 @@ describe("token endpoint", () => {
     }
   });
 
-  it("serves the account and enterprise token paths", async () => {
+  it("serves the account and enterprise token paths for what authorised the app", async () => {
     for (const path of [
       "/api/permission/oauth2/account/123456/token",
       "/api/permission/oauth2/enterprise_id/volcano_1/token",

@@ -6,4 +6,9 @@ export {
   type Observability,
   type ObservabilityOptions,
 } from "./observability.js";
-export { type RequestLine, type RequestLogFn, requestLogVia } from "./request-log.js";
+export {
+  type RequestLine,
+  type RequestLogFn,
+  type RequestOutcome,
+  requestLogVia,
+} from "./request-log.js";

@@ -9,8 +9,11 @@ describe("gateway metrics", () => {
         jwtsSigned: 1,
         tokenRequests: 2,
         tokenFailures: 1,
+        tokensFetched: 1,
         cacheHits: 40,
         backgroundRefreshes: 1,
+        tokensCached: 3,
+        tokensEvicted: 7,
       }),
     });
     metrics.request("cozegateway.v1.ChatService/Chat", "ok", 0.02);
@@ -57,7 +60,9 @@ describe("gateway metrics", () => {
       'coze_gateway_upstream_retries_total{channel="cn-main",step="chat.stream",reason="token_rejected"} 1',
     );
     expect(text).toContain('coze_gateway_token_events_total{event="fetched"} 1');
-    expect(text).toContain('coze_gateway_token_cache{counter="cache_hits"} 40');
+    expect(text).toContain('coze_gateway_token_cache_total{counter="cache_hits"} 40');
+    expect(text).toContain("coze_gateway_tokens_cached 3");
+    expect(text).toContain('coze_gateway_token_cache_total{counter="tokens_evicted"} 7');
     expect(text).toContain('coze_gateway_active_streams{kind="grpc"} 0');
     expect(text).toContain('coze_gateway_active_streams{kind="rest"} 1');
     expect(text).toContain("coze_gateway_polls_in_flight 0");

@@ -1,7 +1,6 @@
-import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { CallInfo } from "../coze/http.js";
 import type { TokenCacheStats, TokenEvent } from "../coze/token-cache.js";
-import { hotCounter, hotHistogram } from "./hot-metrics.js";
 
 /** Latency buckets in seconds: sub-millisecond proxying up to long streams and sync runs. */
 const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -14,9 +13,23 @@ export interface GatewayMetrics {
   readonly registry: Registry;
   /** One finished caller request: `method` is the RPC path or REST route, `code` its outcome. */
   request(method: string, code: string, seconds: number): void;
+  /**
+   * One finished request of an authenticated key: counted by key name and model (the bounded
+   * metrics name the core gave it, `""` for a request that names none) and outcome, with the
+   * Coze tokens its answers reported.
+   */
+  keyRequest(
+    key: string,
+    model: string,
+    outcome: string,
+    promptTokens: number,
+    completionTokens: number,
+  ): void;
+  /** Why a request failed: a stable reason from a fixed vocabulary (never a field or a name). */
+  failure(reason: string): void;
   /** One upstream call as the Coze HTTP layer reports it. */
   upstream(channel: string, info: CallInfo): void;
-  /** A token cache event (fetched, refreshed, failed, invalidated). */
+  /** A token cache event (fetched, refreshed, failed, invalidated, evicted). */
   token(event: TokenEvent): void;
   /** Marks a server stream open; call the returned function once when it ends. */
   streamOpened(kind: "grpc" | "rest"): () => void;
@@ -45,31 +58,57 @@ export interface MetricsOptions {
 /** Creates the metrics on a registry of their own (several gateways can share a process). */
 export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
   const registry = new Registry();
-  if (options.processMetrics ?? true)
+  if (options.processMetrics ?? true) {
     collectDefaultMetrics({ register: registry, prefix: "coze_gateway_" });
+    // Gauges named like counters, which `promtool check metrics` rejects; the same figures stay
+    // by type in `…_active_handles`, `…_active_requests` and `…_active_resources`.
+    for (const name of ["active_handles_total", "active_requests_total", "active_resources_total"])
+      registry.removeSingleMetric(`coze_gateway_nodejs_${name}`);
+  }
 
-  // The four metrics every request updates (see hot-metrics.ts); the rest are prom-client's.
-  const requests = hotCounter(registry, {
+  const requests = new Counter({
     name: "coze_gateway_requests_total",
     help: "Caller requests by RPC method or REST route and outcome code.",
-    labelNames: ["method", "code"],
+    labelNames: ["method", "code"] as const,
+    registers: [registry],
   });
-  const requestSeconds = hotHistogram(registry, {
+  const requestSeconds = new Histogram({
     name: "coze_gateway_request_duration_seconds",
     help: "Caller request latency, to the end of the response (streams included).",
-    labelNames: ["method", "code"],
+    labelNames: ["method", "code"] as const,
     buckets,
+    registers: [registry],
   });
-  const upstreamCalls = hotCounter(registry, {
+  const keyRequests = new Counter({
+    name: "coze_gateway_key_requests_total",
+    help: "Requests of each API key by model and outcome (ok, client_error, error, canceled).",
+    labelNames: ["key", "model", "outcome"] as const,
+    registers: [registry],
+  });
+  const cozeTokens = new Counter({
+    name: "coze_gateway_coze_tokens_total",
+    help: "Tokens Coze reported in the answers, by API key, model and type (prompt, completion).",
+    labelNames: ["key", "model", "type"] as const,
+    registers: [registry],
+  });
+  const failures = new Counter({
+    name: "coze_gateway_request_failures_total",
+    help: "Failed requests by reason (unknown_key, model_not_allowed, invalid_argument, coze_unavailable, ...).",
+    labelNames: ["reason"] as const,
+    registers: [registry],
+  });
+  const upstreamCalls = new Counter({
     name: "coze_gateway_upstream_requests_total",
     help: "Coze API calls by channel, step and outcome.",
-    labelNames: ["channel", "step", "outcome"],
+    labelNames: ["channel", "step", "outcome"] as const,
+    registers: [registry],
   });
-  const upstreamSeconds = hotHistogram(registry, {
+  const upstreamSeconds = new Histogram({
     name: "coze_gateway_upstream_request_duration_seconds",
     help: "Coze API call latency: to the end of the body (unary) or to the headers (streams).",
-    labelNames: ["channel", "step", "outcome"],
+    labelNames: ["channel", "step", "outcome"] as const,
     buckets,
+    registers: [registry],
   });
   const upstreamRetries = new Counter({
     name: "coze_gateway_upstream_retries_total",
@@ -79,23 +118,36 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
   });
   const tokenEvents = new Counter({
     name: "coze_gateway_token_events_total",
-    help: "Access token cache events: fetched, refreshed, failed, invalidated.",
+    help: "Access token cache events: fetched, refreshed, failed, invalidated, evicted.",
     labelNames: ["event"] as const,
     registers: [registry],
   });
-  new Gauge({
-    name: "coze_gateway_token_cache",
-    help: "Token cache counters since start: jwts_signed, token_requests, token_failures, cache_hits, background_refreshes.",
+  new Counter({
+    name: "coze_gateway_token_cache_total",
+    help: "Token cache counts since start: jwts_signed, token_requests, token_failures, tokens_fetched, cache_hits, background_refreshes, tokens_evicted.",
     labelNames: ["counter"] as const,
     registers: [registry],
     collect() {
       const stats = options.tokenStats?.();
       if (!stats) return;
-      this.set({ counter: "jwts_signed" }, stats.jwtsSigned);
-      this.set({ counter: "token_requests" }, stats.tokenRequests);
-      this.set({ counter: "token_failures" }, stats.tokenFailures);
-      this.set({ counter: "cache_hits" }, stats.cacheHits);
-      this.set({ counter: "background_refreshes" }, stats.backgroundRefreshes);
+      // Read from the cache's own counters at scrape time: set, not added to.
+      this.reset();
+      this.inc({ counter: "jwts_signed" }, stats.jwtsSigned);
+      this.inc({ counter: "token_requests" }, stats.tokenRequests);
+      this.inc({ counter: "token_failures" }, stats.tokenFailures);
+      this.inc({ counter: "tokens_fetched" }, stats.tokensFetched);
+      this.inc({ counter: "cache_hits" }, stats.cacheHits);
+      this.inc({ counter: "background_refreshes" }, stats.backgroundRefreshes);
+      this.inc({ counter: "tokens_evicted" }, stats.tokensEvicted);
+    },
+  });
+  new Gauge({
+    name: "coze_gateway_tokens_cached",
+    help: "Unexpired access tokens the token cache holds now, one per credential and session.",
+    registers: [registry],
+    collect() {
+      const stats = options.tokenStats?.();
+      if (stats) this.set(stats.tokensCached);
     },
   });
   const activeStreams = new Gauge({
@@ -141,12 +193,23 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     registry,
     contentType: registry.contentType,
     request(method, code, seconds) {
-      requests.series(method, code).inc();
-      requestSeconds.series(method, code).observe(seconds);
+      requests.inc({ method, code });
+      requestSeconds.observe({ method, code }, seconds);
+    },
+    keyRequest(key, model, outcome, promptTokens, completionTokens) {
+      keyRequests.inc({ key, model, outcome });
+      if (promptTokens > 0) cozeTokens.inc({ key, model, type: "prompt" }, promptTokens);
+      if (completionTokens > 0) {
+        cozeTokens.inc({ key, model, type: "completion" }, completionTokens);
+      }
+    },
+    failure(reason) {
+      failures.inc({ reason });
     },
     upstream(channel, info) {
-      upstreamCalls.series(channel, info.step, info.outcome).inc();
-      upstreamSeconds.series(channel, info.step, info.outcome).observe(info.durationMs / 1000);
+      const labels = { channel, step: info.step, outcome: info.outcome };
+      upstreamCalls.inc(labels);
+      upstreamSeconds.observe(labels, info.durationMs / 1000);
       if (info.retries > 0)
         upstreamRetries.inc({ channel, step: info.step, reason: "transient" }, info.retries);
       if (info.retriedAuth)

@@ -40,8 +40,11 @@ const emptyStats: TokenCacheStats = {
   jwtsSigned: 0,
   tokenRequests: 0,
   tokenFailures: 0,
+  tokensFetched: 0,
   cacheHits: 0,
   backgroundRefreshes: 0,
+  tokensCached: 0,
+  tokensEvicted: 0,
 };
 
 /** Creates the gateway's logger and metrics. */

@@ -12,8 +12,17 @@ describe("the request line", () => {
     requestId: "4d671084-3676-4c75-ae84-f3ad39b510d4",
     method: "POST /v1/chat/completions",
     code: "200",
+    outcome: "ok",
     durationMs: 12,
     caller: "bench",
+    client: "203.0.113.7",
+    model: "support-bot",
+    kind: "bot",
+    channel: "cn-main",
+    promptTokens: 31,
+    completionTokens: 7,
+    reason: undefined,
+    field: undefined,
     cozeLogIds: ["202611242114260888E1F0C402D7BC6821"],
     aborted: false,
   };
@@ -22,14 +31,46 @@ describe("the request line", () => {
     [
       "a gRPC failure",
       "warn",
-      { ...base, method: "cozegateway.v1.ChatService/Chat", code: "unavailable" },
+      {
+        ...base,
+        method: "cozegateway.v1.ChatService/Chat",
+        code: "unavailable",
+        outcome: "error",
+        reason: "coze_unavailable",
+      },
+    ],
+    [
+      "a refusal naming the field, before the core",
+      "info",
+      {
+        ...base,
+        code: "400",
+        outcome: "client_error",
+        model: undefined,
+        kind: undefined,
+        channel: undefined,
+        promptTokens: undefined,
+        completionTokens: undefined,
+        reason: "invalid_argument",
+        field: "messages[1].role",
+      },
     ],
     [
       "no id, caller or log ids",
       "info",
-      { ...base, requestId: undefined, caller: undefined, cozeLogIds: undefined },
+      {
+        ...base,
+        requestId: undefined,
+        caller: undefined,
+        client: undefined,
+        cozeLogIds: undefined,
+      },
     ],
-    ["an aborted request", "info", { ...base, code: "499", aborted: true }],
+    [
+      "an aborted request",
+      "info",
+      { ...base, code: "499", outcome: "canceled", reason: "canceled", aborted: true },
+    ],
     ["several log ids", "info", { ...base, cozeLogIds: ["a", 'b"c', "d"] }],
     [
       "strings that need escaping",
@@ -50,18 +91,19 @@ describe("the request line", () => {
     const lines = out.text().trimEnd().split("\n");
     expect(lines).toHaveLength(1);
     const parsed = JSON.parse(lines[0] as string);
+    const present = Object.fromEntries(
+      Object.entries(line).filter(([name, v]) => v !== undefined && name !== "aborted"),
+    );
     expect(parsed).toEqual({
       level,
       time: "2026-11-24T21:01:35.638Z",
-      ...(line.requestId === undefined ? {} : { requestId: line.requestId }),
-      method: line.method,
-      code: line.code,
-      durationMs: line.durationMs,
-      ...(line.caller === undefined ? {} : { caller: line.caller }),
-      ...(line.cozeLogIds === undefined ? {} : { cozeLogIds: line.cozeLogIds }),
+      ...present,
       ...(line.aborted ? { aborted: true } : {}),
       msg: "request",
     });
+    // The fields in the order of RequestLine, whatever was left out.
+    const order = Object.keys(base).filter((k) => k in parsed);
+    expect(Object.keys(parsed).filter((k) => k in base)).toEqual(order);
   });
 
   it("follows the log level and keeps its place among other lines", async () => {

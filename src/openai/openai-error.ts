@@ -7,14 +7,17 @@ import {
 } from "../service/index.js";
 
 /**
- * OpenAI's error classes as this shim uses them (the `type` of an error body). OpenAI types a
- * spent quota or balance `insufficient_quota`.
+ * OpenAI's error classes as this shim uses them (the `type` of an error body). A key's own
+ * limits are worded as OpenAI words them: `requests` or `tokens` with `rate_limit_exceeded`, and
+ * `insufficient_quota`, which also types Coze's spent quota or balance.
  */
 export type OpenAiErrorType =
   | "invalid_request_error"
   | "authentication_error"
   | "permission_error"
   | "rate_limit_error"
+  | "requests"
+  | "tokens"
   | "insufficient_quota"
   | "server_error";
 
@@ -81,7 +84,10 @@ export function badRequest(param: string | null, message: string, code: string):
  * from the facts the error carries, never from its text:
  * - the core's {@link GatewayError}: `invalid_argument` → 400 with `param` = its field,
  *   `permission_denied` → 403, `not_found` → 404 (`model_not_found` when the field is the
- *   model), `resource_exhausted` → 429 with `Retry-After`, `unavailable` → 503;
+ *   model), `resource_exhausted` → 429 with `Retry-After`, `unavailable` → 503, and the
+ *   gateway's own limits → 429 with `Retry-After` and the key's `x-ratelimit-*` headers
+ *   (`rate_limit_exceeded` typed `requests` or `tokens`, `insufficient_quota`,
+ *   `too_many_streams`, `channel_busy`);
  * - an upstream {@link CozeError}: by its code (`bad_request` 400, `permission` 403, `not_found`
  *   404, `unavailable` 503, `timeout` 504, `still_running` 504 with code `still_running`, a
  *   failed, unreadable or unauthenticated upstream step 502), with `X-Coze-Logid` and
@@ -127,8 +133,27 @@ function fromGatewayError(err: GatewayError): OpenAiError {
         body("rate_limit_error", "rate_limit_exceeded"),
         retryAfter({}, err.retryAfterMs),
       );
+    case "rate_limit_exceeded":
+    case "insufficient_quota":
+    case "too_many_streams":
+    case "channel_busy": {
+      const type =
+        err.code === "insufficient_quota"
+          ? "insufficient_quota"
+          : err.code === "rate_limit_exceeded"
+            ? err.limit?.kind === "tokens"
+              ? "tokens"
+              : "requests"
+            : "rate_limit_error";
+      const headers = retryAfter({ ...err.limit?.headers }, err.retryAfterMs);
+      return new OpenAiError(429, body(type, err.code), headers);
+    }
     case "unavailable":
-      return new OpenAiError(503, body("server_error", "unavailable"));
+      return new OpenAiError(
+        503,
+        body("server_error", "unavailable"),
+        retryAfter({}, err.retryAfterMs),
+      );
   }
 }
 

@@ -237,6 +237,7 @@ describe("stream endings", () => {
       error: {
         message: "chat.stream: Coze rate limit reached, retry later",
         type: "rate_limit_error",
+        // Coze's limit, not the gateway's own (`rate_limit_exceeded`): issue 15.
         code: "coze_rate_limited",
         param: null,
       },

@@ -14,7 +14,7 @@ import type { CompletionExtras, CompletionMeta, OpenAiUsage } from "./completion
 import type { NodeResponse } from "./node-types.js";
 import { OpenAiError, toOpenAiError } from "./openai-error.js";
 import type { ChatCompletionRequest } from "./parse-request.js";
-import { sendJsonText, sendOpenAiError } from "./respond.js";
+import { noteOpenAiFailure, sendJsonText, sendOpenAiError } from "./respond.js";
 import { createSseStream, type SseStream } from "./sse-stream.js";
 
 /** The door's log function: one structured line per call, never a key or a body. */
@@ -146,8 +146,11 @@ export async function runStream(
     const reason = call.ctx.signal.reason;
     if (reason === clientGone || sse.ended) return;
     const mapped = mapError(turn, call.ctx.signal.aborted ? reason : err, hook);
-    if (sse.started) sse.end(fmt.fail(mapped));
-    else {
+    if (sse.started) {
+      // The 200 went out with the headers: the request's line and metrics take this status.
+      noteOpenAiFailure(res, mapped, mapped.status);
+      sse.end(fmt.fail(mapped));
+    } else {
       sse.close();
       sendOpenAiError(res, mapped, call.withResponseHeaders({}));
     }

@@ -5,6 +5,7 @@ import {
   type NodeResponse,
   sendJson,
 } from "./http-response.js";
+import { noteFailure, requestOf } from "./request-context.js";
 
 /**
  * Why the server refused a request on a door's behalf, before (or instead of) its handler: a
@@ -29,6 +30,9 @@ export type RefusalCode =
   | "request_timeout"
   | "too_large"
   | "too_many_streams"
+  | "requests_limited"
+  | "tokens_limited"
+  | "quota_exhausted"
   | "unavailable"
   | "internal";
 
@@ -39,13 +43,20 @@ export type ErrorWriter = (res: NodeResponse, refusal: Refusal) => void;
  * The server's own error body, where no door's applies (Connect paths, probes, unknown paths):
  * `{"error":{"code","message"}}`.
  */
-export const writeServerError: ErrorWriter = (res, refusal) =>
+export const writeServerError: ErrorWriter = (res, refusal) => {
+  noteRefusal(res, refusal);
   sendJson(
     res,
     refusal.status,
     { error: { code: refusal.code, message: refusal.message } },
     refusal.headers,
   );
+};
+
+/** Notes a refusal's code as the request's failure reason (for its log line and metrics). */
+function noteRefusal(res: NodeResponse, refusal: Refusal): void {
+  noteFailure(requestOf(res.req), refusal.code);
+}
 
 /** What a door's handler gets besides the request and response. */
 export interface DoorCall {
@@ -79,6 +90,11 @@ export interface Door {
   handle(req: NodeRequest, res: NodeResponse, call: DoorCall): boolean | Promise<boolean>;
   /** Words the server's refusals of requests to this door. Default {@link writeServerError}. */
   writeError?: ErrorWriter;
+  /**
+   * Whether a request counts against its key's limits (and may be refused by them); default
+   * true. A request that does not count still carries the key's figures (a balance read).
+   */
+  metered?(method: string, path: string): boolean;
 }
 
 /** The door that owns `path`, if any: the first whose path equals it or is a parent of it. */
@@ -99,6 +115,7 @@ export function errorWriterOf(door: Door | undefined): ErrorWriter {
   const write = door?.writeError;
   if (write === undefined) return writeServerError;
   return (res, refusal) => {
+    noteRefusal(res, refusal);
     closeIfBodyUnread(res);
     write(res, refusal);
   };

@@ -3,6 +3,7 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import type { KeyLimiter } from "../limits/index.js";
 import {
   type GatewayMetrics,
   type LogFn,
@@ -11,8 +12,10 @@ import {
 } from "../observability/index.js";
 import { explainReflectionOverHttp1, registerReflection } from "../reflection/index.js";
 import { type Caller, callerKey } from "./caller.js";
+import { createKeyLimitsInterceptor } from "./caller-limits.js";
 import { connectionKey, connectionOf, createCallerLookup } from "./caller-lookup.js";
 import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
+import { createClientAddress } from "./client-address.js";
 import {
   type ConnectionLimits,
   deadlineCheckIntervalMs,
@@ -86,14 +89,27 @@ export interface GatewayServerOptions {
   shutdownGraceMs: number;
   /** Connection timeouts and stream caps. */
   limits: ConnectionLimits;
+  /**
+   * Each key's limits and quota, checked after authentication on every door and procedure
+   * (REST: 429 with `Retry-After` and `x-ratelimit-*` headers; Connect: `RESOURCE_EXHAUSTED` with
+   * the same as metadata); told what each request used when its response closes. Default none.
+   */
+  limiter?: KeyLimiter;
   /** Readiness for `/readyz` and the health service; default always ready. */
   ready?: () => boolean;
+  /** What `/readyz` says besides its status (the state store's health). Default nothing. */
+  readyDetails?: () => Readonly<Record<string, string>>;
   /** How often an open health Watch re-checks `ready`, in milliseconds. Default 1000. */
   readyPollIntervalMs?: number;
   /** Receives the server's log lines. Fields never hold a key or request body. */
   log?: LogFn;
   /** Writes each request's line; default through `log`. */
   requestLog?: RequestLogFn;
+  /**
+   * Proxies whose `X-Forwarded-For` names the client in log lines, as `address/prefix` blocks
+   * (`server.trusted_proxies`); see `createClientAddress`. Default none: the peer is the client.
+   */
+  trustedProxies?: readonly string[];
 }
 
 /** A running gateway server. */
@@ -136,9 +152,17 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     requestTimeoutMs: options.limits.requestTimeoutMs,
     checkIntervalMs: deadlineCheckIntervalMs(options.limits),
   });
+  const { limiter } = options;
   const tracker = createConnectionTracker({
     requestDone(req, res) {
-      streams.release(requestOf(req));
+      const request = requestOf(req);
+      streams.release(request);
+      const used = request?.usage;
+      limiter?.finish(
+        request,
+        request?.caller,
+        used === undefined ? 0 : used.promptTokens + used.completionTokens,
+      );
       if (req.httpVersionMajor === 2) {
         h2Timeouts.requestDone(req as Http2ServerRequest, res as Http2ServerResponse);
       }
@@ -147,6 +171,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const health = createHealthService({
     ready: options.ready ?? (() => true),
     pollIntervalMs: options.readyPollIntervalMs ?? 1000,
+    details: options.readyDetails,
   });
 
   const errors = createErrorInterceptor(log);
@@ -156,23 +181,27 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     metrics: options.metrics,
     requestLog: options.requestLog ?? requestLogVia(log),
   };
-  // Outermost in each chain, so it sees the code the caller gets.
   const observe = createObserveInterceptor(observer);
   const drain = createDrainInterceptor(isDraining);
   const cutoff = createStreamCutoffInterceptor(streamCutoff.signal);
   const serviceInterceptors = [
+    // Outermost, so it sees the code the caller gets.
     observe,
     errors,
     drain,
     createAuthInterceptor(options.authenticate, log, callerKey, lookup),
     createStreamLimitInterceptor(streams),
+    ...(limiter ? [createKeyLimitsInterceptor(limiter)] : []),
     cutoff,
   ];
   const doors = options.doors ?? [];
+  // The served procedures' paths, for the labels of calls Connect refuses before a service runs.
+  const procedures = new Set<string>();
   const routeDoor = createDoorRoutes({
     lookup,
     bodyLimitBytes: options.bodyLimitBytes,
     streams,
+    limiter,
     draining: isDraining,
     shutdown: streamCutoff.signal,
     hardStop: hardStop.signal,
@@ -191,11 +220,12 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     routes(router) {
       options.routes(withInterceptors(router, serviceInterceptors));
       // Health needs no key, and ends its Watch streams itself after sending NOT_SERVING.
-      router.service(Health, health.impl, { interceptors: [errors] });
+      router.service(Health, health.impl, { interceptors: [observe, errors] });
       // Reflection needs no key either: it hands out the contract's descriptors and calls
       // nothing. It describes what is registered above, so it comes last.
       registerReflection(router, { interceptors: [observe, errors, drain, cutoff] });
       health.setServices(router.handlers.map((h) => h.service.typeName));
+      for (const h of router.handlers) procedures.add(h.requestPath);
     },
     fallback(_req, res) {
       // No door and no procedure owns the path.
@@ -207,7 +237,12 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     },
   });
   const handler = observeRequests(
-    { ...observer, label: (method, path) => routeLabel(doors, method, path) },
+    {
+      ...observer,
+      label: (method, path) =>
+        procedures.has(path) ? path.slice(1) : routeLabel(doors, method, path),
+      clientAddress: createClientAddress(options.trustedProxies ?? []),
+    },
     createRequestHandler({
       cors: createCorsPolicy({ origins: options.corsOrigins }),
       connect: explainReflectionOverHttp1(connect),

@@ -10,7 +10,7 @@ import { errorHeaders, runCutError, withoutSentHeaders } from "../service/errors
 import { parseBearerToken } from "./bearer.js";
 import { type Caller, callerKey } from "./caller.js";
 import { type CallerLookup, connectionKey, createCallerLookup } from "./caller-lookup.js";
-import { requestContextKey } from "./request-context.js";
+import { noteFailure, requestContextKey } from "./request-context.js";
 
 /** The message of every Unauthenticated error; it never says which part was wrong. */
 export const unauthenticatedMessage = "missing or invalid API key";
@@ -39,10 +39,11 @@ export function createAuthInterceptor(
     // A call made in process has no connection: a fresh object checks it on its own.
     const caller = lookup(req.contextValues.get(connectionKey) ?? {}, header);
     if (caller === undefined) {
-      const token = parseBearerToken(header);
+      const reason = parseBearerToken(header) === undefined ? "missing" : "unknown";
+      noteFailure(req.contextValues.get(requestContextKey), `${reason}_key`);
       log("warn", "rejected a call without a valid API key", {
         procedure: `${req.service.typeName}/${req.method.name}`,
-        reason: token === undefined ? "missing" : "unknown",
+        reason,
       });
       throw new ConnectError(unauthenticatedMessage, Code.Unauthenticated);
     }

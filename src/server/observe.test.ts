@@ -4,6 +4,7 @@ import { rawRequest } from "../../test/support/raw-http.js";
 import {
   createTestTransport,
   startTestServer,
+  stubRoutes,
   type TestServer,
   testDoor,
   testKey,
@@ -12,6 +13,7 @@ import {
 import { noteLogId } from "../coze/http.js";
 import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
 import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { createMetrics } from "../observability/metrics.js";
 import { requestOf } from "./request-context.js";
 
@@ -98,5 +100,106 @@ describe("request observation", () => {
       (l) => l.msg === "request" && l.fields?.method === "GET /v1/models/{id}",
     );
     expect(line?.fields).toMatchObject({ caller: "tester", cozeLogIds: ["20250101000000ABCDEF"] });
+  });
+
+  it("names the client behind a trusted proxy from X-Forwarded-For, over HTTP and gRPC", async () => {
+    ts = await startTestServer({ trustedProxies: ["127.0.0.0/8"] });
+    const forwarded = { "x-forwarded-for": "198.51.100.1, 203.0.113.7" };
+    await rawRequest(`${ts.server.url}/healthz`, { headers: forwarded });
+    const client = createTestTransport("gRPC over HTTP/2", ts.server.url);
+    try {
+      const models = createClient(ModelService, client.transport);
+      await models.listModels({}, { headers: { ...withKey().headers, ...forwarded } });
+    } finally {
+      client.close();
+    }
+    const lines = ts.logs.filter((l) => l.msg === "request");
+    expect(lines.map((l) => [l.fields?.method, l.fields?.client])).toEqual([
+      ["GET /healthz", "203.0.113.7"],
+      ["cozegateway.v1.ModelService/ListModels", "203.0.113.7"],
+    ]);
+  });
+
+  it("ignores X-Forwarded-For from a peer that is not a trusted proxy", async () => {
+    ts = await startTestServer({ trustedProxies: ["10.0.0.0/8"] });
+    await rawRequest(`${ts.server.url}/healthz`, {
+      headers: { "x-forwarded-for": "203.0.113.7" },
+    });
+    const client = createTestTransport("Connect JSON over HTTP/1.1", ts.server.url);
+    try {
+      const models = createClient(ModelService, client.transport);
+      await models.listModels(
+        {},
+        { headers: { ...withKey().headers, "x-forwarded-for": "203.0.113.7" } },
+      );
+    } finally {
+      client.close();
+    }
+    const lines = ts.logs.filter((l) => l.msg === "request");
+    expect(lines.map((l) => l.fields?.client)).toEqual(["127.0.0.1", "127.0.0.1"]);
+  });
+
+  it("gives a line to a procedure call Connect refuses before any interceptor, and to health checks", async () => {
+    const metrics = createMetrics({ processMetrics: false });
+    ts = await startTestServer({ metrics });
+    // A served procedure with a content type Connect does not take: 415 from Connect itself.
+    const wrongType = await rawRequest(`${ts.server.url}/cozegateway.v1.ModelService/ListModels`, {
+      method: "POST",
+      headers: { "content-type": "text/plain" },
+      body: "{}",
+    });
+    expect(wrongType.status).toBe(415);
+    const client = createTestTransport("gRPC over HTTP/2", ts.server.url);
+    try {
+      await createClient(Health, client.transport).check({});
+    } finally {
+      client.close();
+    }
+    const lines = ts.logs.filter((l) => l.msg === "request");
+    expect(lines.map((l) => [l.fields?.method, l.fields?.code, l.fields?.reason])).toEqual([
+      ["cozegateway.v1.ModelService/ListModels", "415", "unsupported_media_type"],
+      ["grpc.health.v1.Health/Check", "ok", undefined],
+    ]);
+    expect(await metrics.render()).toContain(
+      'coze_gateway_requests_total{method="cozegateway.v1.ModelService/ListModels",code="415"} 1',
+    );
+  });
+
+  it("writes one line for a server stream whose client goes away midway", async () => {
+    ts = await startTestServer({
+      routes: stubRoutes({
+        async *chatStream(_req, ctx) {
+          yield { event: { case: "started", value: { chatId: "c", conversationId: "v" } } };
+          // Nothing more until the call is aborted.
+          await new Promise<void>((resolve) => {
+            ctx.signal.addEventListener("abort", () => resolve(), { once: true });
+          });
+        },
+      }),
+    });
+    for (const protocol of ["gRPC over HTTP/2", "Connect JSON over HTTP/1.1"] as const) {
+      const client = createTestTransport(protocol, ts.server.url);
+      const abort = new AbortController();
+      try {
+        const chat = createClient(ChatService, client.transport);
+        const stream = chat.chatStream(
+          { messages: [{ content: "a" }] },
+          { ...withKey(), signal: abort.signal },
+        );
+        for await (const _ of stream) abort.abort();
+      } catch {
+        // The client's own abort.
+      } finally {
+        client.close();
+      }
+    }
+    const lines = async () => ts?.logs.filter((l) => l.msg === "request") ?? [];
+    for (let i = 0; i < 200 && (await lines()).length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect((await lines()).map((l) => [l.fields?.method, l.fields?.outcome])).toEqual([
+      ["cozegateway.v1.ChatService/ChatStream", "canceled"],
+      ["cozegateway.v1.ChatService/ChatStream", "canceled"],
+    ]);
   });
 });

@@ -1,7 +1,8 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import type { GatewayMetrics, RequestLogFn } from "../observability/index.js";
+import type { GatewayMetrics, RequestLogFn, RequestOutcome } from "../observability/index.js";
 import { type Door, doorFor } from "./doors.js";
-import { type NodeRequest, type NodeResponse, requestPath } from "./http-response.js";
+import type { NodeRequest, NodeResponse } from "./http-response.js";
+import { requestPath } from "./http-response.js";
 import { beginRequest, type RequestContext, requestContextKey } from "./request-context.js";
 
 /** Where request outcomes go. */
@@ -13,15 +14,17 @@ export interface Observer {
 
 /** An {@link Observer} of plain HTTP requests, which labels them by route. */
 export interface HttpObserver extends Observer {
-  /** The bounded route label of a request, e.g. {@link routeLabel} over the mounted doors. */
+  /**
+   * The bounded label of a request, e.g. {@link routeLabel} over the mounted doors; for a
+   * procedure path, the procedure when the server serves it.
+   */
   label(method: string, path: string): string;
+  /** The client's address (`createClientAddress`); default the peer's. */
+  clientAddress?: (req: NodeRequest) => string | undefined;
 }
 
 /** Response header carrying our request id (also accepted from the caller). */
 export const requestIdHeader = "x-request-id";
-
-/** A Connect procedure path: `/package.Service/Method`. */
-export const procedurePath = /^\/[A-Za-z_][\w.]*\/[A-Za-z_]\w*$/;
 
 /** Connect codes that are the gateway's or Coze's trouble rather than the caller's. */
 const serverSide = new Set<Code>([
@@ -48,54 +51,124 @@ function codeName(code: Code | undefined): string {
     : Code[code].replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase());
 }
 
-/** One line per finished request: ids and outcome, never a body, a header or a key. */
+/** Reasons of HTTP statuses nobody noted a reason for (a refusal Connect made by itself). */
+const statusReasons: Record<number, string> = {
+  400: "bad_request",
+  404: "not_found",
+  405: "method_not_allowed",
+  408: "request_timeout",
+  413: "too_large",
+  415: "unsupported_media_type",
+  499: "canceled",
+};
+
+/** How a plain HTTP request ended, from its status. */
+function httpOutcome(status: number): RequestOutcome {
+  if (status === 499) return "canceled";
+  if (status >= 500) return "error";
+  return status >= 400 ? "client_error" : "ok";
+}
+
+/** How an RPC ended, from its code. */
+function rpcOutcome(code: Code | undefined): RequestOutcome {
+  if (code === undefined) return "ok";
+  if (code === Code.Canceled) return "canceled";
+  return serverSide.has(code) ? "error" : "client_error";
+}
+
+/**
+ * One line per finished request, and its metrics: ids, key name, client address, model, channel,
+ * Coze usage, outcome and reason; never a body, a header or a key. Called once per request: the
+ * caller claims the request through `ctx.accounted` first.
+ */
 function record(
   o: Observer,
   ctx: RequestContext | undefined,
   method: string,
   code: string,
+  outcome: RequestOutcome,
+  fallbackReason: string,
   started: number,
-  serverError: boolean,
   aborted = false,
 ) {
   const seconds = (performance.now() - started) / 1000;
-  o.metrics?.request(method, code, seconds);
-  o.requestLog(serverError ? "warn" : "info", {
+  const usage = ctx?.usage;
+  const failed = outcome !== "ok";
+  const reason = failed ? (ctx?.failure?.reason ?? fallbackReason) : undefined;
+  const { metrics } = o;
+  if (metrics !== undefined) {
+    metrics.request(method, code, seconds);
+    if (ctx?.caller !== undefined) {
+      metrics.keyRequest(
+        ctx.caller,
+        usage?.metricModel ?? "",
+        outcome,
+        usage?.promptTokens ?? 0,
+        usage?.completionTokens ?? 0,
+      );
+    }
+    if (reason !== undefined) metrics.failure(reason);
+  }
+  o.requestLog(outcome === "error" ? "warn" : "info", {
     requestId: ctx?.id,
     method,
     code,
+    outcome,
     durationMs: Math.round(seconds * 1000),
     caller: ctx?.caller,
+    client: ctx?.client,
+    model: usage?.model || undefined,
+    kind: usage?.kind,
+    channel: usage?.channel,
+    promptTokens: usage?.promptTokens,
+    completionTokens: usage?.completionTokens,
+    reason,
+    field: failed ? ctx?.failure?.field : undefined,
     cozeLogIds: ctx && ctx.cozeLogIds.length > 0 ? ctx.cozeLogIds : undefined,
     aborted,
   });
 }
 
+/** The peer's address, IPv4-mapped IPv6 (`::ffff:10.0.0.1`) written as IPv4. */
+export function peerAddress(req: NodeRequest): string | undefined {
+  const address = req.socket?.remoteAddress;
+  return address?.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+}
+
 /**
- * Gives every incoming request its context (id, caller, Coze log ids; see `request-context.ts`),
- * returns the id as `x-request-id`, and accounts plain HTTP requests when they end; Connect
- * procedures are accounted by {@link createObserveInterceptor}, which knows their codes. The one
- * listener it puts on each response's `close` also calls `closed` (the connection tracker's).
+ * Gives every incoming request its context (id, caller, client address, Coze log ids; see
+ * `request-context.ts`), returns the id as `x-request-id`, and accounts plain HTTP requests when
+ * they end. Connect procedures are accounted by {@link createObserveInterceptor}, which knows
+ * their codes; a procedure path that no interceptor saw (an unknown procedure, a request Connect
+ * refused before the service, such as a wrong content type) is accounted here by its status, so
+ * every request gets its line. The one listener it puts on each response's `close` also calls
+ * `closed` (the connection tracker's).
  */
 export function observeRequests(
   o: HttpObserver,
   handler: (req: NodeRequest, res: NodeResponse) => void,
 ): (req: NodeRequest, res: NodeResponse, closed: () => void) => void {
+  const clientAddress = o.clientAddress ?? peerAddress;
   return (req, res, closed) => {
     const incoming = req.headers[requestIdHeader];
     const ctx = beginRequest(req, typeof incoming === "string" ? incoming : undefined);
+    ctx.client = clientAddress(req);
     res.setHeader(requestIdHeader, ctx.id);
-    const path = requestPath(req);
-    if (!procedurePath.test(path)) {
-      const started = performance.now();
-      const method = o.label(req.method ?? "GET", path);
-      res.once("close", () => {
-        closed();
-        const aborted = !res.writableFinished;
-        const status = aborted && res.statusCode < 400 ? 499 : res.statusCode;
-        record(o, ctx, method, String(status), started, status >= 500, aborted);
-      });
-    } else res.once("close", closed);
+    const started = performance.now();
+    res.once("close", () => {
+      closed();
+      // Claimed by the procedure's interceptor, or accounted already.
+      if (ctx.accounted) return;
+      ctx.accounted = true;
+      const aborted = !res.writableFinished;
+      let status = aborted && res.statusCode < 400 ? 499 : res.statusCode;
+      // A REST stream whose 200 went out before it failed: its error's status, not a success.
+      const late = ctx.failure?.status;
+      if (status < 400 && late !== undefined) status = late;
+      const method = o.label(req.method ?? "GET", requestPath(req));
+      const fallback = statusReasons[status] ?? `http_${status}`;
+      record(o, ctx, method, String(status), httpOutcome(status), fallback, started, aborted);
+    });
     handler(req, res);
   };
 }
@@ -109,9 +182,12 @@ export function createObserveInterceptor(o: Observer): Interceptor {
     const method = `${req.service.typeName}/${req.method.name}`;
     const started = performance.now();
     const ctx = req.contextValues.get(requestContextKey);
+    // This call's line is the interceptor's, even when its response closes first.
+    if (ctx !== undefined) ctx.accounted = true;
     const done = (err: unknown) => {
       const code = err === undefined ? undefined : ConnectError.from(err).code;
-      record(o, ctx, method, codeName(code), started, code !== undefined && serverSide.has(code));
+      const name = codeName(code);
+      record(o, ctx, method, name, rpcOutcome(code), name, started);
     };
     let res: Awaited<ReturnType<typeof next>>;
     try {
@@ -137,6 +213,11 @@ export function createObserveInterceptor(o: Observer): Interceptor {
           throw err;
         } finally {
           endStream?.();
+          // A stream that stopped because its call was aborted (the client went away, a
+          // deadline, shutdown) did not end well, even when the service returned quietly.
+          if (failure === undefined && req.signal.aborted) {
+            failure = ConnectError.from(req.signal.reason, Code.Canceled);
+          }
           done(failure);
         }
       })(),

@@ -2,6 +2,7 @@
 // one per incoming request.
 export {
   beginRequest,
+  noteFailure,
   type RequestContext,
   requestContextKey,
   requestOf,

@@ -1,5 +1,6 @@
 import { isCozeError } from "../coze/errors.js";
 import type { WorkflowRunRequest } from "../coze/workflow.js";
+import { gated, gatedOpen } from "./channel-gate.js";
 import type { HeldRun, HeldRuns } from "./held-runs.js";
 import type { Target } from "./routing.js";
 import type { Tenant } from "./tenant.js";
@@ -43,7 +44,8 @@ export interface AsyncStarterOptions {
  * Starts async runs (`is_async`, coze-api.md §5.1) and, where Coze refuses them for the
  * account's plan (6003, §14.1: "a client may fall back to sync run or `stream_run`"), holds
  * the run itself over `stream_run` instead ({@link HeldRuns}). The refusal is remembered per
- * channel for `refusalMemoryMs`. Any other failure of the start is thrown as it is.
+ * channel for `refusalMemoryMs`. Any other failure of the start is thrown as it is. The start,
+ * and a held run's stream for as long as it is open, hold a slot of the channel's gate.
  */
 export function createAsyncStarter(
   options: AsyncStarterOptions,
@@ -62,13 +64,15 @@ export function createAsyncStarter(
 
   return async (t, request, tenant) => {
     const channel = t.channel.name;
+    const { gate } = t.channel;
     const client = t.channel.clientFor(tenant.sessionName);
+    const signal = request.signal ?? new AbortController().signal;
     const until = refusedUntil.get(channel);
     if (until !== undefined && now() < until) {
       fellBack(channel, "remembered");
     } else {
       try {
-        const started = await client.workflows.start(request);
+        const started = await gated(gate, signal, () => client.workflows.start(request));
         refusedUntil.delete(channel);
         return { kind: "coze", ...started };
       } catch (err) {
@@ -77,13 +81,14 @@ export function createAsyncStarter(
         fellBack(channel, "refused");
       }
     }
-    const signal = request.signal ?? new AbortController().signal;
     const run = await held.hold({
       owner: tenant,
       channel,
       workflowId: t.id,
       signal,
-      open: (own) => client.workflows.openRun({ ...request, signal: own }),
+      // `own` aborts with the caller's signal until the run is held: a wait for a slot ends too.
+      open: (own) =>
+        gatedOpen(gate, own, () => client.workflows.openRun({ ...request, signal: own })),
     });
     return { kind: "held", run };
   };

@@ -1,9 +1,12 @@
 import type { ChannelConfig } from "../config/index.js";
 import { type CozeClient, createCozeClient } from "../coze/client.js";
-import type { Clock } from "../coze/clock.js";
-import type { CallInfo } from "../coze/http.js";
+import { type Clock, systemClock } from "../coze/clock.js";
+import type { AccessTokens, CallInfo } from "../coze/http.js";
+import { createPatTokens } from "../coze/pat-tokens.js";
 import type { Pools } from "../coze/pools.js";
-import type { TokenCache } from "../coze/token-cache.js";
+import type { CozeCredential, TokenCache } from "../coze/token-cache.js";
+import { type ChannelGate, createChannelGate, type GateRefusal } from "./channel-gate.js";
+import type { Tenant } from "./tenant.js";
 
 /** A configured channel with its live Coze client. */
 export interface Channel {
@@ -14,9 +17,19 @@ export interface Channel {
   /**
    * The client whose token carries JWT `session_name` = `sessionName` (coze-api.md §12.2), made
    * on first use and kept: one cached token per session, with the token cache's single-flight
-   * and refresh rules. `undefined` gives {@link client}.
+   * and refresh rules. `undefined` gives {@link client}. A personal access token carries no
+   * session: its channel always gives {@link client}.
    */
   clientFor(sessionName: string | undefined): CozeClient;
+  /**
+   * The client for a turn of `tenant`'s end user `user` (`""`: the key's default user). With the
+   * channel's `sessions.per_user` on, its tokens carry `session_name` = `tenant.userId(user)`, so
+   * Coze keeps each end user's conversations and variables apart (§12.2), held in the channel's
+   * bounded session cache; otherwise it is `clientFor(tenant.sessionName)`.
+   */
+  clientForUser(tenant: Pick<Tenant, "sessionName" | "userId">, user: string): CozeClient;
+  /** The cap on this channel's calls to Coze (`limits.max_concurrent`); `undefined` for none. */
+  readonly gate: ChannelGate | undefined;
 }
 
 /** The channels by name, plus the one that receives dynamic model names. */
@@ -36,6 +49,8 @@ export interface ChannelsOptions {
   clock?: Clock;
   userAgent?: string;
   onCall?: (channel: string, info: CallInfo) => void;
+  /** Called when a channel's gate refuses a call (for metrics). */
+  onGateRefused?: (channel: string, reason: GateRefusal) => void;
 }
 
 /**
@@ -45,58 +60,102 @@ export interface ChannelsOptions {
  */
 export function createChannels(options: ChannelsOptions): Channels {
   if (options.channels.length === 0) throw new TypeError("at least one channel is required");
-  const all = options.channels.map((config): Channel => {
-    const clientOf = (sessionName: string | undefined) =>
-      createCozeClient({
-        baseUrl: config.baseUrl,
-        tokens: options.tokens.source({
-          ...config.credential,
-          refreshMarginMs: config.refreshMarginMs,
-          // The channel's own session_name, if any, stays as a prefix of the key's session.
-          ...(sessionName === undefined
-            ? {}
-            : {
-                sessionName:
-                  config.credential.sessionName === undefined
-                    ? sessionName
-                    : `${config.credential.sessionName}:${sessionName}`,
-              }),
-        }),
-        pools: options.pools,
-        clock: options.clock,
-        userAgent: options.userAgent,
-        requestTimeoutMs: config.timeouts.requestMs,
-        connectTimeoutMs: config.timeouts.connectMs,
-        headersTimeoutMs: config.timeouts.headersMs,
-        streamIdleTimeoutMs: config.timeouts.streamIdleMs,
-        syncRunTimeoutMs: config.timeouts.syncRunMs,
-        workflowPolling: {
-          intervalMs: config.polling.intervalMs,
-          maxPolls: config.polling.maxPolls,
-          deadlineMs: config.polling.deadlineMs,
-        },
-        onCall: options.onCall && ((info) => options.onCall?.(config.name, info)),
-      });
-    const client = clientOf(undefined);
-    // One per API key at most (sessions come from configured keys), so the map stays small.
-    const sessions = new Map<string, CozeClient>();
-    return {
-      name: config.name,
-      config,
-      client,
-      clientFor(sessionName) {
-        if (sessionName === undefined) return client;
-        let found = sessions.get(sessionName);
-        if (found === undefined) {
-          found = clientOf(sessionName);
-          sessions.set(sessionName, found);
-        }
-        return found;
-      },
-    };
-  });
+  const all = options.channels.map((config) => createChannel(config, options));
   const byName = new Map(all.map((c) => [c.name, c]));
   const fallback = all.find((c) => c.config.isDefault) ?? all[0];
   if (fallback === undefined) throw new TypeError("at least one channel is required");
   return { get: (name) => byName.get(name), default: fallback, all };
+}
+
+function createChannel(config: ChannelConfig, options: ChannelsOptions): Channel {
+  const clientOf = (tokens: AccessTokens) =>
+    createCozeClient({
+      baseUrl: config.baseUrl,
+      tokens,
+      pools: options.pools,
+      clock: options.clock,
+      userAgent: options.userAgent,
+      requestTimeoutMs: config.timeouts.requestMs,
+      connectTimeoutMs: config.timeouts.connectMs,
+      headersTimeoutMs: config.timeouts.headersMs,
+      streamIdleTimeoutMs: config.timeouts.streamIdleMs,
+      syncRunTimeoutMs: config.timeouts.syncRunMs,
+      workflowPolling: {
+        intervalMs: config.polling.intervalMs,
+        maxPolls: config.polling.maxPolls,
+        deadlineMs: config.polling.deadlineMs,
+      },
+      onCall: options.onCall && ((info) => options.onCall?.(config.name, info)),
+    });
+  const maxConcurrent = config.limits?.maxConcurrent;
+  const gate =
+    config.limits === undefined || maxConcurrent === undefined
+      ? undefined
+      : createChannelGate(
+          config.name,
+          { ...config.limits, maxConcurrent },
+          options.clock ?? systemClock,
+          options.onGateRefused && ((reason) => options.onGateRefused?.(config.name, reason)),
+        );
+  const { credential } = config;
+  if (credential.kind === "pat") {
+    // One token for every key and end user: Coze sees them all as the token's account, and
+    // only the gateway's sealed ids keep the keys apart (docs/security.md).
+    const client = clientOf(
+      createPatTokens({ token: credential.token, label: `channel ${config.name}` }),
+    );
+    return {
+      name: config.name,
+      config,
+      client,
+      gate,
+      clientFor: () => client,
+      clientForUser: () => client,
+    };
+  }
+  const app: CozeCredential = { ...credential, refreshMarginMs: config.refreshMarginMs };
+  // The channel's own session_name, if any, stays as a prefix of every session's.
+  const named = (session: string) =>
+    credential.sessionName === undefined ? session : `${credential.sessionName}:${session}`;
+  const client = clientOf(options.tokens.source(app));
+  // One per API key at most (sessions come from configured keys), so the map stays small.
+  const keySessions = new Map<string, CozeClient>();
+  const clientFor = (sessionName: string | undefined) => {
+    if (sessionName === undefined) return client;
+    let found = keySessions.get(sessionName);
+    if (found === undefined) {
+      found = clientOf(options.tokens.source({ ...app, sessionName: named(sessionName) }));
+      keySessions.set(sessionName, found);
+    }
+    return found;
+  };
+  const perUser = config.sessions?.perUser === true ? config.sessions : undefined;
+  if (perUser === undefined) {
+    return {
+      name: config.name,
+      config,
+      client,
+      gate,
+      clientFor,
+      clientForUser: (tenant) => clientFor(tenant.sessionName),
+    };
+  }
+  // One client per end-user session, kept and dropped with its token in the channel's bounded
+  // session cache, grouped by key so a key that names end users without end drops its own.
+  const userClients = options.tokens.sessions(app, {
+    maxSessions: perUser.maxCached,
+    attach: clientOf,
+  });
+  return {
+    name: config.name,
+    config,
+    client,
+    gate,
+    clientFor,
+    clientForUser(tenant, user) {
+      // The in-process tenant has no session: its calls use the session-less token.
+      if (tenant.sessionName === undefined) return client;
+      return userClients.get(named(tenant.userId(user)), tenant.sessionName);
+    },
+  };
 }

@@ -1,5 +1,6 @@
 import { CozeError } from "../coze/errors.js";
 import { wasNotSent } from "../coze/retry.js";
+import { GatewayError } from "./errors.js";
 import type { Target } from "./routing.js";
 
 /**
@@ -7,13 +8,15 @@ import type { Target } from "./routing.js";
  * unavailable or rate-limited"): only when Coze certainly did not start the work — the token
  * could not be had, the request never left, Coze refused it for its rate, quota or balance
  * (429 / 4013, 4008, 4011…, coze-api.md §17.2: another channel is another app or account, with
- * limits and a balance of its own), or answered 503. Never when the error names a run (Coze
- * started it), and never for a plan refusal (6003: a channel whose plan refuses `is_async`
- * holds the run itself, see `async-fallback.ts`). A 500 or a reset after sending may have
- * started a run: it is not retried. Each fallback channel is tried once, so a balance error on
- * every channel ends after one call per channel.
+ * limits and a balance of its own), or answered 503; or the channel's own cap on calls to Coze
+ * refused it (`channel_busy`, issue 15). Never when the error names a run (Coze started it),
+ * and never for a plan refusal (6003: a channel whose plan refuses `is_async` holds the run
+ * itself, see `async-fallback.ts`). A 500 or a reset after sending may have started a run: it
+ * is not retried. Each fallback channel is tried once, so a balance error on every channel ends
+ * after one call per channel.
  */
 export function isFailoverable(err: unknown): boolean {
+  if (err instanceof GatewayError) return err.code === "channel_busy";
   if (!(err instanceof CozeError) || err.executeId !== undefined) return false;
   return (
     err.step === "token" ||

@@ -13,6 +13,65 @@ export interface RequestContext extends CallTrace {
   readonly id: string;
   /** The authenticated caller's key name, once known (never the key). */
   caller: string | undefined;
+  /**
+   * The client's address: the peer's, or behind a trusted proxy the right-most address of
+   * `X-Forwarded-For` that is not a trusted proxy (`server.trusted_proxies`).
+   */
+  client: string | undefined;
+  /** What the request is about, once the core saw it (`usage-meter.ts`); see {@link RequestUsage}. */
+  usage: RequestUsage | undefined;
+  /** Why the request failed, as the first layer that knew said it; see {@link noteFailure}. */
+  failure: RequestFailure | undefined;
+  /** Set by the server once the request was accounted (its log line and metrics): once only. */
+  accounted: boolean;
+}
+
+/** The model, route and Coze usage of one request, for its log line and the usage metrics. */
+export interface RequestUsage {
+  /** The model name as the caller gave it (`bot:{id}` or `workflow:{id}` for explicit ids). */
+  model: string;
+  /**
+   * The model's name in metrics, from a bounded set: a configured or allow-listed name,
+   * `workflow:*`-style for another dynamic name, `other` for a name no route serves.
+   */
+  metricModel: string;
+  /** What the model runs, when a route serves it. */
+  kind: string | undefined;
+  /** The channel that served the request, once one did. */
+  channel: string | undefined;
+  /** Coze's token counts in the answers of this request (`input_count`, `output_count`). */
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** Why a request failed: a stable reason, the request field at fault, and its HTTP status. */
+export interface RequestFailure {
+  /** A stable code: `unknown_key`, `model_not_allowed`, `invalid_argument`, `coze_unavailable`… */
+  reason: string;
+  /** The request field at fault (`messages[1].role`), when one is. */
+  field: string | undefined;
+  /**
+   * The status the failure has on the REST door when the response could no longer carry it (a
+   * stream that failed after its 200 went out).
+   */
+  status: number | undefined;
+}
+
+/**
+ * Notes why `ctx`'s request failed. The first reason noted is kept (the deepest layer that saw the
+ * failure knows it best: the core's `model_not_allowed` over the door's `permission_denied`); a
+ * status is added when none was noted yet.
+ */
+export function noteFailure(
+  ctx: RequestContext | undefined,
+  reason: string,
+  field?: string,
+  status?: number,
+): void {
+  if (ctx === undefined) return;
+  const known = ctx.failure;
+  if (known === undefined) ctx.failure = { reason, field, status };
+  else if (known.status === undefined && status !== undefined) known.status = status;
 }
 
 /** Context key under which the server puts the {@link RequestContext} of each call. */
@@ -47,6 +106,10 @@ export function beginRequest(req: object, incoming: string | undefined): Request
     id: incoming !== undefined && acceptable.test(incoming) ? incoming : randomUUID(),
     cozeLogIds: [],
     caller: undefined,
+    client: undefined,
+    usage: undefined,
+    failure: undefined,
+    accounted: false,
   };
   (req as Tagged)[contextOf] = ctx;
   return ctx;

@@ -2,24 +2,34 @@ import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { GatewayConfig } from "../config/index.js";
 import type { Clock } from "../coze/clock.js";
+import { AudioService } from "../gen/cozegateway/v1/audio_pb.js";
 import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
 import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
 import { WorkflowService } from "../gen/cozegateway/v1/workflow_pb.js";
 import type { AsyncFallbackEvent } from "./async-fallback.js";
+import { createAudioService } from "./audio-service.js";
 import type { Channels } from "./channels.js";
 import { createChatService } from "./chat-service.js";
 import type { CoreContext, CoreImpl } from "./core-context.js";
+import { createModelTable, type ModelTable } from "./discovery-table.js";
 import { toConnectError, withoutSentHeaders } from "./errors.js";
 import type { HeldRuns } from "./held-runs.js";
 import { createModelService } from "./model-service.js";
 import { createRouter } from "./routing.js";
 import { createRunWatchers } from "./run-watchers.js";
+import { createModelLabels, meterServices } from "./usage-meter.js";
+import { createVoiceDirectory } from "./voice-directory.js";
 import { createWorkflowService } from "./workflow-service.js";
 
 /** Options for {@link createServices}. */
 export interface ServicesOptions {
   config: GatewayConfig;
   channels: Channels;
+  /**
+   * The model names served: the config's routes plus what discovery finds. Default a table of
+   * the config's routes alone (nothing discovered).
+   */
+  models?: ModelTable;
   /** Clock for progress events' elapsed time. Default `Date.now`. */
   now?: () => number;
   /** Random source in [0, 1) for the weighted choice among failover channels. */
@@ -38,22 +48,25 @@ export interface ServicesOptions {
 }
 
 /**
- * The core: the three service implementations, shared by the Connect door and the REST doors.
+ * The core: the service implementations, shared by the Connect door and the REST doors.
  * Their methods take a {@link CoreContext}; a Connect `HandlerContext` is one.
  */
 export interface ServiceImpls {
   chat: CoreImpl<typeof ChatService>;
   workflow: CoreImpl<typeof WorkflowService>;
   model: CoreImpl<typeof ModelService>;
+  audio: CoreImpl<typeof AudioService>;
 }
 
 /**
- * Creates the ChatService, WorkflowService and ModelService implementations on one router, so
- * the Connect routes and the REST shim call the very same instances.
+ * Creates the ChatService, WorkflowService, ModelService and AudioService implementations on
+ * one router, so the Connect routes and the REST shim call the very same instances, metered for
+ * both (`usage-meter.ts`: model, channel, Coze usage and failure reason on each request's context).
  */
 export function createServiceImpls(options: ServicesOptions): ServiceImpls {
-  const router = createRouter(options.config, options.channels, options.random);
-  return {
+  const models = options.models ?? createModelTable(options.config);
+  const router = createRouter(models, options.channels, options.random);
+  const impls: ServiceImpls = {
     chat: createChatService({ router }),
     workflow: createWorkflowService({
       router,
@@ -63,8 +76,10 @@ export function createServiceImpls(options: ServicesOptions): ServiceImpls {
       held: options.heldRuns,
       onAsyncFallback: options.onAsyncFallback,
     }),
-    model: createModelService(options.config),
+    model: createModelService(models),
+    audio: createAudioService({ router, voices: createVoiceDirectory({ now: options.now }) }),
   };
+  return meterServices(impls, createModelLabels(options.config, models));
 }
 
 /**
@@ -76,10 +91,12 @@ export function serviceRoutes(impls: ServiceImpls): (router: ConnectRouter) => v
   const chat = connectDoor(ChatService, impls.chat);
   const workflow = connectDoor(WorkflowService, impls.workflow);
   const model = connectDoor(ModelService, impls.model);
+  const audio = connectDoor(AudioService, impls.audio);
   return (r) => {
     r.service(ChatService, chat);
     r.service(WorkflowService, workflow);
     r.service(ModelService, model);
+    r.service(AudioService, audio);
   };
 }
 
@@ -115,7 +132,7 @@ async function* mapStreamErrors<T>(source: AsyncIterable<T>, ctx: HandlerContext
 }
 
 /**
- * Registers ChatService, WorkflowService and ModelService on a Connect router. The same
+ * Registers ChatService, WorkflowService, ModelService and AudioService on a Connect router. The same
  * function serves the real server and in-process tests (`createRouterTransport`).
  */
 export function createServices(options: ServicesOptions): (router: ConnectRouter) => void {

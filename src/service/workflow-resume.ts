@@ -1,5 +1,6 @@
-import type { CozeClient } from "../coze/client.js";
 import { RunStatus } from "../gen/cozegateway/v1/workflow_pb.js";
+import { gated, gatedEvents } from "./channel-gate.js";
+import type { Channel } from "./channels.js";
 import { usageOf } from "./chat-service.js";
 import { notFound } from "./errors.js";
 import type { Tenant } from "./tenant.js";
@@ -50,14 +51,15 @@ export function openInterrupt(
  * the rest of the stream (node messages, then a result or the next interrupt); for a run
  * reply's, the outcome of `/v1/workflows/resume`: a result or the next interrupt. A resume that
  * goes on in the background (the run was async, §14.3) is polled to its end first (the
- * channel's polling).
+ * channel's polling). The resume call holds a slot of the channel's gate, as every call to Coze.
  */
 export async function* resumeEvents(
-  client: CozeClient,
+  channel: Channel,
   tenant: Tenant,
   ask: ResumeAsk,
 ): AsyncGenerator<RelayEvent, void> {
   const { eventId, streamed } = openInterrupt(tenant, ask.eventId);
+  const client = channel.clientFor(tenant.sessionName);
   const req = {
     workflowId: ask.workflowId,
     eventId,
@@ -67,12 +69,17 @@ export async function* resumeEvents(
     trace: ask.trace,
   };
   if (streamed) {
-    yield* relay(client.workflows.resume(req), tenant);
+    yield* relay(
+      gatedEvents(channel.gate, ask.signal, () => client.workflows.resume(req)),
+      tenant,
+    );
     return;
   }
-  const reply = await client.workflows.resumeRun(req).catch((err: unknown) => {
-    throw runError(err, tenant);
-  });
+  const reply = await gated(channel.gate, ask.signal, () => client.workflows.resumeRun(req)).catch(
+    (err: unknown) => {
+      throw runError(err, tenant);
+    },
+  );
   const handed = runId(tenant, reply.executeId);
   if (reply.interrupt) {
     yield { case: "interrupt", value: interruptOf(reply.interrupt, tenant, "run_interrupt") };

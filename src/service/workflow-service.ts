@@ -11,6 +11,7 @@ import {
 } from "../gen/cozegateway/v1/workflow_pb.js";
 import { type AsyncFallbackEvent, createAsyncStarter, type StartedRun } from "./async-fallback.js";
 import { callerOf, tenantOf } from "./caller.js";
+import { gated, gatedEvents } from "./channel-gate.js";
 import { opened, usageOf } from "./chat-service.js";
 import type { CoreContext, CoreImpl } from "./core-context.js";
 import { channelHeader, invalidArgument, notFound } from "./errors.js";
@@ -191,7 +192,9 @@ export function createWorkflowService(
         });
       }
       const { value: result, target: used } = await onFirstChannel(t, (c) =>
-        c.channel.clientFor(tenant.sessionName).workflows.run(runRequest(c, req, ctx)),
+        gated(c.channel.gate, ctx.signal, () =>
+          c.channel.clientFor(tenant.sessionName).workflows.run(runRequest(c, req, ctx)),
+        ),
       ).catch((err: unknown) => {
         throw runError(err, tenant);
       });
@@ -224,7 +227,9 @@ export function createWorkflowService(
         return;
       }
       const { events, target: used } = await openOnFirstChannel(t, (c) =>
-        c.channel.clientFor(tenant.sessionName).workflows.stream(runRequest(c, req, ctx)),
+        gatedEvents(c.channel.gate, ctx.signal, () =>
+          c.channel.clientFor(tenant.sessionName).workflows.stream(runRequest(c, req, ctx)),
+        ),
       ).catch((err: unknown) => {
         throw runError(err, tenant);
       });
@@ -239,7 +244,7 @@ export function createWorkflowService(
       if (req.eventId === "") throw invalidArgument("event_id", "is required");
       const tenant = tenantOf(ctx);
       ctx.responseHeader.set(channelHeader, t.channel.name);
-      const events = resumeEvents(t.channel.clientFor(tenant.sessionName), tenant, {
+      const events = resumeEvents(t.channel, tenant, {
         ...req,
         workflowId: t.id,
         signal: ctx.signal,
@@ -256,7 +261,7 @@ export function createWorkflowService(
       const tenant = tenantOf(ctx);
       ctx.responseHeader.set(channelHeader, t.channel.name);
       const outcome = await resumeOutcome(
-        resumeEvents(t.channel.clientFor(tenant.sessionName), tenant, {
+        resumeEvents(t.channel, tenant, {
           ...req,
           workflowId: t.id,
           signal: ctx.signal,
@@ -278,17 +283,16 @@ export function createWorkflowService(
       const run = runOf(t, tenant, req.executeId);
       announceRun(ctx, req.executeId);
       if ("held" in run) return heldRunResponse(run.held, tenant);
-      const read = await t.channel
-        .clientFor(tenant.sessionName)
-        .workflows.getRun({
+      const read = await gated(t.channel.gate, ctx.signal, () =>
+        t.channel.clientFor(tenant.sessionName).workflows.getRun({
           workflowId: t.id,
           executeId: run.executeId,
           signal: ctx.signal,
           trace: traceOf(ctx),
-        })
-        .catch((err: unknown) => {
-          throw runError(err, tenant, req.executeId);
-        });
+        }),
+      ).catch((err: unknown) => {
+        throw runError(err, tenant, req.executeId);
+      });
       return cozeRunResponse(read, tenant);
     },
   };
