@@ -10,7 +10,12 @@ import {
   type WorkflowProgressSchema,
   type WorkflowResultSchema,
 } from "../gen/cozegateway/v1/workflow_pb.js";
-import type { CoreContext } from "../service/index.js";
+import {
+  type CoreContext,
+  heldGoesOnText,
+  heldLostText,
+  isHeldRunHandle,
+} from "../service/index.js";
 import { type CompletionExtras, type OpenAiUsage, usageOf } from "./completion-format.js";
 import { checkedFormat } from "./json-output.js";
 import { OpenAiError, withExecuteId } from "./openai-error.js";
@@ -75,9 +80,11 @@ function resultExtras(executeId: string): CompletionExtras {
  * The routes a REST caller finds a run by again (issue 16): `GET /v1/workflow_runs/{id}` reads
  * it, `&stream=true` re-attaches to it.
  */
-export function reattachHint(executeId: string, model: string): string {
+export function reattachHint(executeId: string, model: string, shutdown = false): string {
   const url = `/v1/workflow_runs/${encodeURIComponent(executeId)}?model=${encodeURIComponent(model)}`;
-  return `the workflow run goes on at Coze: read it with GET ${url}, or re-attach with GET ${url}&stream=true`;
+  const read = `read it with GET ${url}, or re-attach with GET ${url}&stream=true`;
+  if (!isHeldRunHandle(executeId)) return `the workflow run goes on at Coze: ${read}`;
+  return shutdown ? heldLostText : `${heldGoesOnText}: ${read}`;
 }
 
 /**
@@ -90,8 +97,10 @@ function runErrors(turn: Turn, run: RunState): ErrorHook {
     const id = err.body.execute_id ?? run.executeId;
     if (!id) return err;
     const stopping = turn.shutdown?.aborted === true || turn.hardStop?.aborted === true;
-    const gone = err.body.code === "still_running" || (err.status === 503 && stopping);
-    return withExecuteId(err, id, gone ? reattachHint(id, turn.request.model) : undefined);
+    const waited = err.body.code === "still_running";
+    const shutdown = !waited && err.status === 503 && stopping;
+    const hint = waited || shutdown ? reattachHint(id, turn.request.model, shutdown) : undefined;
+    return withExecuteId(err, id, hint);
   };
 }
 

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CozeError, type CozeErrorCode, suggestedRetryAfterMs } from "../coze/errors.js";
+import { heldGoesOnText, heldLostText, isHeldRunHandle } from "./held-run-id.js";
 
 /**
  * Metadata keys every gateway error carries, so any client (and the REST shim) can tell what
@@ -255,18 +256,22 @@ export function upstreamMessage(err: CozeError): string {
   const coze =
     err.cozeCode !== undefined && err.cozeCode !== "" ? ` (Coze code ${err.cozeCode})` : "";
   const hint = err.hint === undefined ? "" : `: ${err.hint}`;
-  return `${err.step}: ${upstreamText[err.code]}${coze}${hint}`;
+  const text =
+    err.code === "still_running" && err.executeId && isHeldRunHandle(err.executeId)
+      ? "still running in the gateway when it stopped waiting"
+      : upstreamText[err.code];
+  return `${err.step}: ${text}${coze}${hint}`;
 }
 
 /**
  * `reason` (a shutdown's `Unavailable`, a deadline) for a call that was about workflow run
  * `executeId` (issue 16): the run goes on at Coze, so the error names it (`x-coze-execute-id`)
- * and says which RPCs find it again.
+ * and says which RPCs find it again; a run the gateway holds is lost at shutdown, and says so.
  */
 export function runCutError(reason: ConnectError, executeId: string): ConnectError {
   const metadata = new Headers(reason.metadata);
   metadata.set(errorHeaders.executeId, executeId);
-  const message = `${reason.rawMessage}; ${reattachHint(executeId)}`;
+  const message = `${reason.rawMessage}; ${reattachHint(executeId, reason.code === Code.Unavailable)}`;
   return new ConnectError(message, reason.code, metadata, undefined, reason);
 }
 
@@ -283,7 +288,12 @@ export function withoutSentHeaders(err: ConnectError, sent: Headers): ConnectErr
   return err;
 }
 
-/** How a Connect caller finds a run again: the RPCs that take its execute id. */
-function reattachHint(executeId: string): string {
-  return `the workflow run goes on at Coze: pass execute_id ${executeId} to WorkflowService.WatchWorkflow or WorkflowService.GetWorkflowRun`;
+/**
+ * How a Connect caller finds a run again: the RPCs that take its execute id. A run the gateway
+ * holds goes on in this process, and ends with it (`shutdown`: the server stops).
+ */
+function reattachHint(executeId: string, shutdown = false): string {
+  const rpcs = `pass execute_id ${executeId} to WorkflowService.WatchWorkflow or WorkflowService.GetWorkflowRun`;
+  if (!isHeldRunHandle(executeId)) return `the workflow run goes on at Coze: ${rpcs}`;
+  return shutdown ? heldLostText : `${heldGoesOnText}: ${rpcs}`;
 }

@@ -5,6 +5,9 @@ import type { Usage } from "../coze/wire.js";
 import type { WorkflowEvent } from "../coze/workflow-stream.js";
 import type { WorkflowInterrupt, WorkflowOutput } from "../coze/workflow-types.js";
 import { GatewayError } from "./errors.js";
+
+export { isHeldRunId } from "./held-run-id.js";
+
 import type { Tenant } from "./tenant.js";
 import { outputCollector } from "./workflow-relay.js";
 
@@ -93,11 +96,6 @@ export interface HeldRuns {
   readonly running: number;
   /** Ends every running held run (the gateway shuts down): they fail as `canceled`. */
   close(): void;
-}
-
-/** Whether `id` has the form of a held run's id (see {@link HeldRun.id}). */
-export function isHeldRunId(id: string): boolean {
-  return id.length === 19 && id[0] === "0" && /^\d+$/.test(id);
 }
 
 interface Record extends HeldRun {

@@ -31,6 +31,7 @@ export {
   toConnectError,
   upstreamMessage,
 } from "./errors.js";
+export { heldGoesOnText, heldLostText, isHeldRunHandle } from "./held-run-id.js";
 export { createHeldRuns, type HeldRuns } from "./held-runs.js";
 export { createModelInfo, type ModelInfo } from "./model-info.js";
 export { createModelService } from "./model-service.js";
