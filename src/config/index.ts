@@ -8,6 +8,7 @@ export type {
   ChannelLimitsConfig,
   ConfigEnv,
   GatewayConfig,
+  InterruptsConfig,
   KeyLimitsConfig,
   MetricsConfig,
   ModelKind,
@@ -17,6 +18,7 @@ export type {
   StateConfig,
   TimeoutsConfig,
 } from "./gateway-config.js";
+export { interruptDefaults } from "./interrupts.js";
 export { channelLimitDefaults, keyLimitRanges } from "./limits.js";
 export { loadConfig } from "./load-config.js";
 export { type ParseConfigOptions, parseConfig, validateConfig } from "./parse-config.js";
