@@ -191,6 +191,7 @@ async function acceptedKeys(): Promise<Set<string>> {
     "channels[].limits",
     "channels[].models[]",
     "state",
+    "interrupts",
   ];
   const keys = new Set<string>();
   for (const section of sections) {
@@ -257,6 +258,7 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "state.fail": (c) => c.state?.fail,
   "state.prefix": (c) => c.state?.prefix,
   "state.flush_ms": (c) => c.state?.flushMs,
+  "interrupts.ttl_seconds": (c) => c.interrupts?.ttlSeconds,
 };
 
 /**
