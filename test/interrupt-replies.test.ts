@@ -125,6 +125,33 @@ describe("answering a workflow's question by replying (one gateway, state in mem
     expect(runsSeen(emulator)).toEqual({ runs: 2, resumes: 1 });
   });
 
+  it("does not let an SDK retry a failed resume into a new run", async () => {
+    // The SDK's default retries, which retry a 5xx unless told not to.
+    const retrying = new OpenAI({ baseURL: client.baseURL, apiKey: replicas.demo.apiKey });
+    for (const stream of [true, false]) {
+      // A streamed question: its run's id is not known, so only the reply can say "no retry".
+      const chat = conversation(client, { stream: true });
+      expect(await chat.send(`weather, ${stream}`)).toBe("Which city?");
+      emulator.faults.inject({
+        kind: "status",
+        endpoint: "workflow.stream_resume",
+        status: 503,
+        times: 1,
+      });
+      const reply = [...chat.history, user("Paris")];
+      const err = await say(retrying, reply, stream).then(
+        () => expect.fail("the resume was refused"),
+        (e: unknown) => e as InstanceType<typeof OpenAI.APIError>,
+      );
+      expect(err).toBeInstanceOf(OpenAI.APIError);
+      expect(err.status).toBeGreaterThanOrEqual(500);
+      expect(err.headers?.get("x-should-retry")).toBe("false");
+      // Taken once: sent again by hand, the reply is a new message.
+      expect(await say(client, reply, stream)).toBe("Which city?");
+    }
+    expect(runsSeen(emulator)).toEqual({ runs: 4, resumes: 2 });
+  });
+
   it("still resumes by event_id and interrupt_type, which the reply then does not resume again", async () => {
     const asked = await client.chat.completions.create({
       model,

@@ -3,9 +3,10 @@ import type { Caller } from "../service/index.js";
 import type { StateStore } from "../state/index.js";
 import type { AnswerFormat, FinishReason } from "./answer-format.js";
 import type { CompletionExtras } from "./completion-format.js";
+import { OpenAiError } from "./openai-error.js";
 import type { OpenAiMessage } from "./parse-messages.js";
 import type { ChatCompletionRequest } from "./parse-request.js";
-import type { LogFn, Turn } from "./turn.js";
+import type { ErrorHook, LogFn, Turn } from "./turn.js";
 
 /** What the replies need of the state store: values with a time to live. */
 export type ReplyStore = Pick<StateStore, "get" | "set" | "setIfAbsent" | "delete">;
@@ -146,10 +147,22 @@ export function createInterruptReplies(options: InterruptRepliesOptions): Interr
       return {
         ...turn,
         request: next,
+        rename: next === request ? turn.rename : noRetry(turn.rename),
         format: observed(turn.format, seen),
         settle: () => remember(turn, kind, seen, tenant),
       };
     },
+  };
+}
+
+/**
+ * `rename`, and then `x-should-retry: false` on every error: the reply took what it answers, so
+ * an SDK's own retry would find nothing and start a new run; the caller sees the error instead.
+ */
+function noRetry(rename: ErrorHook | undefined): ErrorHook {
+  return (err) => {
+    const e = rename ? rename(err) : err;
+    return new OpenAiError(e.status, e.body, { ...e.headers, "x-should-retry": "false" });
   };
 }
 
