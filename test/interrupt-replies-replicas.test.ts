@@ -5,7 +5,13 @@ import { demoConfig } from "../src/demo.js";
 import { catalog, type Emulator, startEmulator } from "../src/emulator/index.js";
 import { type Gateway, startGateway } from "../src/gateway.js";
 import { assistant, conversation, runsSeen, say, user } from "./support/front-end.js";
-import { type Replicas, redisState, startReplicas, testKey } from "./support/limited-gateways.js";
+import {
+  type Replicas,
+  readyWith,
+  redisState,
+  startReplicas,
+  testKey,
+} from "./support/limited-gateways.js";
 import {
   haveRedis,
   type RedisServer,
@@ -92,6 +98,30 @@ describe.skipIf(!haveRedis)(
       // The other key's run asked too: its question is an entry of its own.
       expect(await entries()).toHaveLength(2);
       expect(await client.exists(key as string)).toBe(1);
+    });
+
+    it("answers as before while Redis is down: the question goes out, the reply starts a new run", async () => {
+      const [a, b] = clients as [OpenAI, OpenAI];
+      await redis.stop();
+      try {
+        await readyWith(replicas.urls[0] as string, "redis unreachable");
+        const started = performance.now();
+        const question = await say(a, [user("weather please")], true);
+        expect(question).toBe("Which city?");
+        const reply = [user("weather please"), assistant(question), user("Paris")];
+        expect(await say(b, reply)).toBe("Which city?");
+        expect(performance.now() - started).toBeLessThan(5_000);
+        expect(runsSeen(emulator)).toEqual({ runs: 2, resumes: 0 });
+        const warned = replicas.logs.flatMap((l) => l.lines()).map((l) => String(l.msg));
+        expect(warned).toContain(
+          "interrupt replies: the state store failed to write; a reply starts a new run",
+        );
+        expect(warned).toContain(
+          "interrupt replies: the state store failed to read; a reply starts a new run",
+        );
+      } finally {
+        await redis.start();
+      }
     });
   },
 );
