@@ -1,13 +1,13 @@
 import { timingSafeEqual } from "node:crypto";
 import type { GatewayConfig, StateConfig } from "./config/index.js";
-import { hashApiKey, stateDefaults } from "./config/index.js";
+import { hashApiKey, interruptDefaults, stateDefaults } from "./config/index.js";
 import { type Clock, systemClock } from "./coze/clock.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
 import { createKeyLimiter, createLimitMetrics } from "./limits/index.js";
 import { createDiscoveryMetrics } from "./observability/discovery-metrics.js";
 import { createObservability, type LogFn, type Observability } from "./observability/index.js";
-import { createOpenAiDoor } from "./openai/index.js";
+import { createInterruptReplies, createOpenAiDoor } from "./openai/index.js";
 import { createPlaygroundHandler } from "./playground/playground-handler.js";
 import {
   type Door,
@@ -53,8 +53,8 @@ export interface GatewayOptions {
   observability?: Observability;
   clock?: Clock;
   /**
-   * Time for limit windows, quota periods and the state store's deferred writes. Default
-   * `clock`, else the system's.
+   * Time for limit windows, quota periods, the state store's deferred writes and how long a
+   * workflow's question waits for its reply. Default `clock`, else the system's.
    */
   limitsClock?: Clock;
   userAgent?: string;
@@ -200,6 +200,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     heartbeatMs: options.openAiHeartbeatMs,
     log,
     onStreamOpened: () => observability.metrics.streamOpened("rest"),
+    replies: createInterruptReplies({
+      store,
+      ttlMs: (config.interrupts?.ttlSeconds ?? interruptDefaults.ttlSeconds) * 1000,
+      now: () => limitsClock.now(),
+    }),
     async billing(caller) {
       const usage = await limiter.usage(caller.name);
       return { quotaTokens: usage.quota?.tokens, usedTokens: usage.usedTokens };

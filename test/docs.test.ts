@@ -192,6 +192,7 @@ async function acceptedKeys(): Promise<Set<string>> {
     "channels[].models[]",
     "state",
     "channels[].discovery",
+    "interrupts",
   ];
   const keys = new Set<string>();
   for (const section of sections) {
@@ -263,6 +264,7 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "state.fail": (c) => c.state?.fail,
   "state.prefix": (c) => c.state?.prefix,
   "state.flush_ms": (c) => c.state?.flushMs,
+  "interrupts.ttl_seconds": (c) => c.interrupts?.ttlSeconds,
 };
 
 /**

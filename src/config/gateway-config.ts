@@ -141,6 +141,18 @@ export interface StateConfig {
   flushMs: number;
 }
 
+/**
+ * How a chat front-end's reply answers a workflow's question (`interrupts`): the pending
+ * interrupt is remembered in the state store, bound to the key and the conversation's history.
+ */
+export interface InterruptsConfig {
+  /**
+   * How long a question (or a chatflow's conversation) waits for the reply that resumes it, in
+   * seconds; 0 turns replies off (`event_id` still resumes). Default 86 400 (a day).
+   */
+  ttlSeconds: number;
+}
+
 /** Async workflow polling of one channel. */
 export interface PollingConfig {
   /** Time between two polls of a run, in ms. Default 2 000 (as the old channel). */
@@ -292,6 +304,8 @@ export interface GatewayConfig {
   channels: ChannelConfig[];
   /** Where limit counters and quotas live; `undefined` is the default, in memory. */
   state?: StateConfig | undefined;
+  /** How replies resume interrupted workflows; `undefined` is the default (a day). */
+  interrupts?: InterruptsConfig | undefined;
   /**
    * Explicit model routes of every channel, in file order. A name is unique within a channel;
    * several channels may serve the same name (same kind), for failover.

@@ -7,6 +7,7 @@ import { ConfigError } from "./config-error.js";
 import { jsonErrorPosition, linePosition } from "./credentials.js";
 import { asMapping, type LoadContext, onlyKnownKeys, root } from "./fields.js";
 import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
+import { readInterrupts } from "./interrupts.js";
 import { dynamicPrefixes, resolveModel } from "./resolve-model.js";
 import { readServerSecret } from "./server-secret.js";
 import { readServer } from "./server-section.js";
@@ -25,7 +26,7 @@ export interface ParseConfigOptions {
   env: ConfigEnv;
 }
 
-const topKeys = ["server", "server_secret", "api_keys", "channels", "state"];
+const topKeys = ["server", "server_secret", "api_keys", "channels", "state", "interrupts"];
 const topRule = "a mapping with server_secret, api_keys and channels (and optionally server)";
 
 /**
@@ -86,6 +87,7 @@ async function validateWithContext(
   const apiKeys = await readApiKeys(ctx, top.api_keys);
   const { channels, models } = await readChannels(ctx, top.channels);
   const state = await readState(ctx, top.state);
+  const interrupts = readInterrupts(ctx, top.interrupts);
   const config: GatewayConfig = {
     source: options.file,
     server,
@@ -94,6 +96,7 @@ async function validateWithContext(
     channels,
     models,
     state,
+    interrupts,
     warnings: ctx.warnings,
   };
   // A channel that names discovered models after Coze's names serves names no one knows yet:

@@ -1,4 +1,9 @@
 export { type OpenAiToolCall, type OpenAiUsage, usageOf } from "./completion-format.js";
+export {
+  createInterruptReplies,
+  type InterruptReplies,
+  type InterruptRepliesOptions,
+} from "./interrupt-replies.js";
 export { OpenAiError, type OpenAiErrorObject, toOpenAiError } from "./openai-error.js";
 export {
   createOpenAiDoor,

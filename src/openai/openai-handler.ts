@@ -5,6 +5,7 @@ import { audioPaths, createAudioRoutes } from "./audio-door.js";
 import { type BillingSource, billingPaths, serveBilling } from "./billing.js";
 import { botCompletion, botStream } from "./bot-completion.js";
 import { type CompletionMeta, chatCompletionFormat } from "./completion-format.js";
+import type { InterruptReplies } from "./interrupt-replies.js";
 import { listModels, modelNotFound, retrieveModel } from "./models.js";
 import type { NodeRequest, NodeResponse } from "./node-types.js";
 import { OpenAiError, type OpenAiErrorType, toOpenAiError } from "./openai-error.js";
@@ -47,6 +48,11 @@ export interface OpenAiHandlerOptions {
    * `/usage`; without it those paths are unknown (404).
    */
   billing?: BillingSource;
+  /**
+   * What a reply to a workflow's question resumes (issue 16, `interrupt-replies.ts`); without
+   * it a reply starts a new run and only `event_id` resumes.
+   */
+  replies?: InterruptReplies;
 }
 
 /**
@@ -276,7 +282,8 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
   }
 
   /** Runs a turn on what its model names: a workflow run, or a bot or chatflow turn. */
-  async function answer(turn: Turn, info: ModelInfo | undefined): Promise<void> {
+  async function answer(asked: Turn, info: ModelInfo | undefined): Promise<void> {
+    const turn = info && options.replies ? await options.replies.prepare(asked, info.kind) : asked;
     if (info?.kind === "workflow" || info?.kind === "workflow_async") {
       if (turn.request.stream) await workflowStream(turn, info.kind, info.inputField);
       else await workflowCompletion(turn, info.kind, info.inputField);
