@@ -11,4 +11,5 @@ export type {
   Fault,
   GeneratedApp,
   PatOptions,
+  RecordedRequest,
 } from "./types.js";
