@@ -25,3 +25,4 @@ export {
   resolveRoutes,
 } from "./resolve-model.js";
 export { serverDefaults } from "./server-section.js";
+export { type TracingConfig, tracingDefaults } from "./tracing.js";

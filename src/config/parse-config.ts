@@ -10,6 +10,7 @@ import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
 import { dynamicPrefixes, resolveModel } from "./resolve-model.js";
 import { readServerSecret } from "./server-secret.js";
 import { readServer } from "./server-section.js";
+import { readTracing } from "./tracing.js";
 
 /** Options of {@link parseConfig} and {@link validateConfig}. */
 export interface ParseConfigOptions {
@@ -24,8 +25,9 @@ export interface ParseConfigOptions {
   env: ConfigEnv;
 }
 
-const topKeys = ["server", "server_secret", "api_keys", "channels"];
-const topRule = "a mapping with server_secret, api_keys and channels (and optionally server)";
+const topKeys = ["server", "server_secret", "api_keys", "channels", "tracing"];
+const topRule =
+  "a mapping with server_secret, api_keys and channels (and optionally server and tracing)";
 
 /**
  * Parses and validates a config file's text (YAML, or JSON when `options.file` ends in `.json`).
@@ -84,6 +86,7 @@ async function validateWithContext(
   const serverSecret = await readServerSecret(ctx, top.server_secret);
   const apiKeys = await readApiKeys(ctx, top.api_keys);
   const { channels, models } = await readChannels(ctx, top.channels);
+  const tracing = await readTracing(ctx, top.tracing);
   const config: GatewayConfig = {
     source: options.file,
     server,
@@ -91,6 +94,7 @@ async function validateWithContext(
     apiKeys,
     channels,
     models,
+    tracing,
     warnings: ctx.warnings,
   };
   checkAllowLists(
