@@ -4,7 +4,12 @@ import { hashApiKey } from "./config/index.js";
 import type { Clock } from "./coze/clock.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
-import { createObservability, type LogFn, type Observability } from "./observability/index.js";
+import {
+  createObservability,
+  createTracing,
+  type LogFn,
+  type Observability,
+} from "./observability/index.js";
 import { createOpenAiDoor } from "./openai/index.js";
 import { createPlaygroundHandler } from "./playground/playground-handler.js";
 import {
@@ -87,7 +92,7 @@ export function createAuthenticator(config: GatewayConfig): (key: string) => Cal
  * one Coze client per channel, the Connect services, the OpenAI-compatible REST shim on the
  * same service instances, the public routes (the playground when `server.playground` is on), and
  * the server on the configured port; `/metrics` on that port, or on `server.metrics.listen`, with
- * or without a key as `server.metrics` says.
+ * or without a key as `server.metrics` says; spans over OTLP when `tracing` is configured.
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
@@ -110,6 +115,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ),
     );
   }
+  // Off without a `tracing` section: the SDK is not even loaded.
+  const tracing = await createTracing(config.tracing, log);
   const pools = createPools();
   const tokens = createTokenCache({
     pools,
@@ -172,11 +179,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       metrics: observability.metrics,
       log,
       requestLog: observability.requestLog,
+      tracing,
       trustedProxies: config.server.trustedProxies,
     });
   } catch (err) {
     await metricsListener?.close();
     await pools.destroy();
+    await tracing.shutdown();
     throw err;
   }
   return {
@@ -185,7 +194,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     metricsUrl: metricsListener?.url,
     async close() {
       await Promise.all([server.close(), metricsListener?.close()]);
-      await pools.close();
+      // The spans of the last requests, within the export timeout.
+      await Promise.all([pools.close(), tracing.shutdown()]);
     },
   };
 }

@@ -12,3 +12,13 @@ export {
   type RequestOutcome,
   requestLogVia,
 } from "./request-log.js";
+export { formatTraceParent, readTraceParent, type TraceParent } from "./trace-context.js";
+export {
+  createTracing,
+  forwardingTracing,
+  type RequestTrace,
+  type SpanEnd,
+  type TraceHeaders,
+  type Tracing,
+  type TracingOptions,
+} from "./tracing.js";
