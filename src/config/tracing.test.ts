@@ -76,7 +76,10 @@ describe("the tracing section", () => {
 
   it("reads headers from a file, and warns of plain http to a remote collector", async () => {
     const path = await tmp.write("otlp-headers", `api-key=${secret}\n`);
-    const config = await load({ otlp_endpoint: "http://otel.internal:4318", headers: `file:${path}` });
+    const config = await load({
+      otlp_endpoint: "http://otel.internal:4318",
+      headers: `file:${path}`,
+    });
     expect(config.tracing?.headers).toEqual({ "api-key": secret });
     expect(config.warnings).toEqual([
       "gateway.yaml: tracing.otlp_endpoint: uses plain http to otel.internal:4318; spans and export headers would travel unencrypted",
@@ -86,7 +89,7 @@ describe("the tracing section", () => {
   it("keeps a header named __proto__ a header", async () => {
     const config = await load({ otlp_endpoint: "http://[::1]:4318", headers: "__proto__=x" });
     expect(Object.getPrototypeOf(config.tracing?.headers)).toBeNull();
-    expect(config.tracing?.headers.__proto__).toBe("x");
+    expect(Object.entries(config.tracing?.headers ?? {})).toEqual([["__proto__", "x"]]);
   });
 });
 
@@ -167,7 +170,11 @@ describe("tracing errors", () => {
       `a=x%0D%0A${secret}`,
       `entry 1 ${from}: the value of a must be printable ASCII and not empty`,
     ],
-    ["an empty value", "a=", `entry 1 ${from}: the value of a must be printable ASCII and not empty`],
+    [
+      "an empty value",
+      "a=",
+      `entry 1 ${from}: the value of a must be printable ASCII and not empty`,
+    ],
   ])("refuses headers with %s, never quoting a value", async (_, value, problem) => {
     const err = await expectError(
       bad({ otlp_endpoint: "http://127.0.0.1:4318", headers: "env:H" }, { H: value }),
@@ -175,5 +182,4 @@ describe("tracing errors", () => {
     );
     expect(err.message).not.toContain(secret);
   });
-});
 });

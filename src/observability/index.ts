@@ -12,10 +12,8 @@ export {
   type RequestOutcome,
   requestLogVia,
 } from "./request-log.js";
-export { formatTraceParent, readTraceParent, type TraceParent } from "./trace-context.js";
 export {
   createTracing,
-  forwardingTracing,
   type RequestTrace,
   type SpanEnd,
   type TraceHeaders,
