@@ -1,9 +1,11 @@
 import { timingSafeEqual } from "node:crypto";
-import type { GatewayConfig } from "./config/index.js";
-import { hashApiKey } from "./config/index.js";
-import type { Clock } from "./coze/clock.js";
+import type { GatewayConfig, StateConfig } from "./config/index.js";
+import { hashApiKey, stateDefaults } from "./config/index.js";
+import { type Clock, systemClock } from "./coze/clock.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
+import { createKeyLimiter, createLimitMetrics } from "./limits/index.js";
+import { createDiscoveryMetrics } from "./observability/discovery-metrics.js";
 import {
   createObservability,
   createTracing,
@@ -24,14 +26,27 @@ import {
 import {
   type Caller,
   createChannels,
+  createDiscovery,
   createModelInfo,
+  createModelTable,
   createServiceImpls,
   createTenant,
   serviceRoutes,
 } from "./service/index.js";
+import { createStateStore } from "./state/index.js";
 
 /** A log function: one structured line per call. Never pass secrets. */
 export type Log = LogFn;
+
+/** The state store when the config names none: in memory. */
+const defaultState: StateConfig = {
+  store: "memory",
+  url: "",
+  timeoutMs: stateDefaults.timeoutMs,
+  fail: stateDefaults.fail,
+  prefix: stateDefaults.prefix,
+  flushMs: stateDefaults.flushMs,
+};
 
 /** Options for {@link startGateway}. */
 export interface GatewayOptions {
@@ -42,6 +57,11 @@ export interface GatewayOptions {
    */
   observability?: Observability;
   clock?: Clock;
+  /**
+   * Time for limit windows, quota periods and the state store's deferred writes. Default
+   * `clock`, else the system's.
+   */
+  limitsClock?: Clock;
   userAgent?: string;
   /**
    * Longest silence on an OpenAI-compatible stream before a `: keep-alive` comment, in ms.
@@ -117,6 +137,35 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
   // Off without a `tracing` section: the SDK is not even loaded.
   const tracing = await createTracing(config.tracing, log);
+  const limitsClock = options.limitsClock ?? options.clock ?? systemClock;
+  const state = config.state ?? defaultState;
+  const store = createStateStore(state, {
+    clock: limitsClock,
+    onHealth(health) {
+      if (health.ok) log("info", "state store reachable", { store: state.store });
+      else {
+        log("warn", `state store unreachable; limits fail ${state.fail}`, {
+          store: state.store,
+          detail: health.detail,
+        });
+      }
+    },
+  });
+  let channels: ReturnType<typeof createChannels> | undefined;
+  const limitMetrics = createLimitMetrics(observability.metrics.registry, {
+    state: () => store.health(),
+    channels: () =>
+      (channels?.all ?? []).flatMap((c) =>
+        c.gate ? [{ name: c.name, active: c.gate.active, waiting: c.gate.waiting }] : [],
+      ),
+  });
+  const limiter = createKeyLimiter({
+    keys: config.apiKeys,
+    store,
+    fail: state.fail,
+    clock: limitsClock,
+    events: limitMetrics,
+  });
   const pools = createPools();
   const tokens = createTokenCache({
     pools,
@@ -125,27 +174,43 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onEvent: observability.onToken,
   });
   observability.observeTokenCache(() => tokens.stats());
-  const channels = createChannels({
+  channels = createChannels({
     channels: config.channels,
     tokens,
     pools,
     clock: options.clock,
     userAgent: options.userAgent,
     onCall: observability.onUpstream,
+    onGateRefused: () => limitMetrics.refused("channel"),
+  });
+  // The configured routes plus what discovery finds in the channels' spaces, refreshed in the
+  // background; requests only read it.
+  const models = createModelTable(config);
+  const discovery = createDiscovery({
+    channels,
+    models,
+    clock: options.clock,
+    log,
+    onRefresh: createDiscoveryMetrics(observability.metrics.registry),
   });
   // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
   const services = createServiceImpls({
     config,
     channels,
+    models,
     onPollStarted: () => observability.metrics.pollStarted(),
   });
   const openAi = createOpenAiDoor({
     services,
-    modelInfo: createModelInfo(config),
+    modelInfo: createModelInfo(models),
     bodyLimitBytes: config.server.bodyLimitBytes,
     heartbeatMs: options.openAiHeartbeatMs,
     log,
     onStreamOpened: () => observability.metrics.streamOpened("rest"),
+    async billing(caller) {
+      const usage = await limiter.usage(caller.name);
+      return { quotaTokens: usage.quota?.tokens, usedTokens: usage.usedTokens };
+    },
   });
   const limits = {
     idleTimeoutMs: config.server.idleTimeoutMs,
@@ -157,6 +222,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let server: GatewayServer;
   let metricsListener: MetricsListener | undefined;
   try {
+    // Bounded by each channel's discovery.start_wait_ms; never rejects.
+    await discovery.start();
     if (metricsAddress !== undefined) {
       metricsListener = await startMetricsListener({
         ...metricsAddress,
@@ -173,6 +240,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       bodyLimitBytes: config.server.bodyLimitBytes,
       shutdownGraceMs: config.server.shutdownGraceMs,
       limits,
+      limiter,
+      readyDetails() {
+        const health = store.health();
+        return { state: health.ok ? health.detail : `${health.detail}; limits fail ${state.fail}` };
+      },
       routes: serviceRoutes(services),
       authenticate: createAuthenticator(config),
       doors: [openAi, ...doors],
@@ -183,8 +255,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       trustedProxies: config.server.trustedProxies,
     });
   } catch (err) {
+    await discovery.close();
     await metricsListener?.close();
     await pools.destroy();
+    limiter.close();
+    await store.close();
     await tracing.shutdown();
     throw err;
   }
@@ -193,7 +268,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     port: server.port,
     metricsUrl: metricsListener?.url,
     async close() {
-      await Promise.all([server.close(), metricsListener?.close()]);
+      await Promise.all([server.close(), metricsListener?.close(), discovery.close()]);
+      limiter.close();
+      // After the server: the last requests' usage is deferred when their responses close.
+      await store.close();
       // The spans of the last requests, within the export timeout.
       await Promise.all([pools.close(), tracing.shutdown()]);
     },

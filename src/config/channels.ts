@@ -1,3 +1,4 @@
+import { readDiscovery } from "./channel-discovery.js";
 import { readModels } from "./channel-models.js";
 import { readCredentials } from "./credentials.js";
 import {
@@ -24,6 +25,7 @@ import type {
   SessionsConfig,
   TimeoutsConfig,
 } from "./gateway-config.js";
+import { readChannelLimits } from "./limits.js";
 
 const channelKeys = [
   "name",
@@ -36,6 +38,8 @@ const channelKeys = [
   "polling",
   "timeouts",
   "models",
+  "limits",
+  "discovery",
 ];
 
 /** Defaults of a channel, as the old channel had them where they were sensible. */
@@ -231,6 +235,8 @@ async function readChannel(
     refreshMarginMs: marginSeconds * 1000,
     polling: readPolling(ctx, child(at, "polling"), map.polling),
     timeouts: readTimeouts(ctx, child(at, "timeouts"), map.timeouts),
+    limits: readChannelLimits(ctx, child(at, "limits"), map.limits),
+    discovery: readDiscovery(ctx, child(at, "discovery"), map.discovery, settings.spaceId),
   };
 }
 

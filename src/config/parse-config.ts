@@ -10,6 +10,7 @@ import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
 import { dynamicPrefixes, resolveModel } from "./resolve-model.js";
 import { readServerSecret } from "./server-secret.js";
 import { readServer } from "./server-section.js";
+import { readState } from "./state.js";
 import { readTracing } from "./tracing.js";
 
 /** Options of {@link parseConfig} and {@link validateConfig}. */
@@ -25,9 +26,9 @@ export interface ParseConfigOptions {
   env: ConfigEnv;
 }
 
-const topKeys = ["server", "server_secret", "api_keys", "channels", "tracing"];
+const topKeys = ["server", "server_secret", "api_keys", "channels", "tracing", "state"];
 const topRule =
-  "a mapping with server_secret, api_keys and channels (and optionally server and tracing)";
+  "a mapping with server_secret, api_keys and channels (and optionally server, tracing and state)";
 
 /**
  * Parses and validates a config file's text (YAML, or JSON when `options.file` ends in `.json`).
@@ -87,6 +88,7 @@ async function validateWithContext(
   const apiKeys = await readApiKeys(ctx, top.api_keys);
   const { channels, models } = await readChannels(ctx, top.channels);
   const tracing = await readTracing(ctx, top.tracing);
+  const state = await readState(ctx, top.state);
   const config: GatewayConfig = {
     source: options.file,
     server,
@@ -95,15 +97,21 @@ async function validateWithContext(
     channels,
     models,
     tracing,
+    state,
     warnings: ctx.warnings,
   };
-  checkAllowLists(
-    ctx,
-    apiKeys,
-    [...models.map((m) => m.name), ...audioModelNames],
-    (name) => resolveModel(config, name) !== undefined || audioModelNames.includes(name),
-    dynamicPrefixes.map((d) => d.prefix),
-  );
+  // A channel that names discovered models after Coze's names serves names no one knows yet:
+  // an allow-list entry cannot be told to match nothing.
+  const namesFromCoze = channels.some((c) => c.discovery.enabled && c.discovery.naming === "name");
+  if (!namesFromCoze) {
+    checkAllowLists(
+      ctx,
+      apiKeys,
+      [...models.map((m) => m.name), ...audioModelNames],
+      (name) => resolveModel(config, name) !== undefined || audioModelNames.includes(name),
+      dynamicPrefixes.map((d) => d.prefix),
+    );
+  }
   return { config, inlineSecret: ctx.inlineSecret };
 }
 
