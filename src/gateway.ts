@@ -192,6 +192,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     clock: options.clock,
     log,
     onRefresh: createDiscoveryMetrics(observability.metrics.registry),
+    trace: (channel) => tracing.background("discovery refresh", { "gateway.channel": channel }),
   });
   // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
   const services = createServiceImpls({

@@ -252,6 +252,50 @@ describe("spans over OTLP", () => {
   });
 });
 
+describe("discovery's background lists", () => {
+  it("are one trace per refresh, each page a Coze call whose traceparent names its span", async () => {
+    receiver = await startOtlpReceiver();
+    gw = await startTracedGateway(tracingConfig(receiver.url));
+    const lists = gw.demo.emulator
+      .requests()
+      .filter((r) => r.endpoint === "bots.list" || r.endpoint === "workflows.list");
+    await gw.close();
+    gw = undefined;
+
+    const all = receiver.spans();
+    const refresh = only(
+      all.filter((s) => s.name === "discovery refresh"),
+      "the demo channel's first refresh",
+    );
+    expect(refresh.parentSpanId).toBe("");
+    expect(refresh.attributes["gateway.channel"]).toBe("demo");
+    expect(refresh.status.code).not.toBe(2);
+    const calls = all.filter((s) => s.parentSpanId === refresh.spanId && s.kind === CLIENT);
+    // Bots, workflows and chatflows, a page each at least.
+    expect(calls.map((c) => c.attributes["coze.step"])).toEqual(
+      expect.arrayContaining(["bots.list", "workflows.list"]),
+    );
+    expect(calls.length).toBe(lists.length);
+    for (const call of calls) {
+      const received = lists.find((r) => r.logid === call.attributes["coze.logid"]);
+      expect(received?.headers.traceparent).toBe(`00-${refresh.traceId}-${call.spanId}-01`);
+    }
+  });
+
+  it("send no traceparent and make no span when sample_ratio leaves them out", async () => {
+    receiver = await startOtlpReceiver();
+    gw = await startTracedGateway(tracingConfig(receiver.url, { sampleRatio: 0 }));
+    const lists = gw.demo.emulator
+      .requests()
+      .filter((r) => r.endpoint === "bots.list" || r.endpoint === "workflows.list");
+    await gw.close();
+    gw = undefined;
+    expect(lists.length).toBeGreaterThanOrEqual(3);
+    for (const r of lists) expect(r.headers.traceparent).toBeUndefined();
+    expect(receiver.spans().filter((s) => s.name.startsWith("discovery"))).toEqual([]);
+  });
+});
+
 describe("a collector that is down", () => {
   it("never fails a request: one warning, spans dropped from a bounded queue, then back", async () => {
     receiver = await startOtlpReceiver();

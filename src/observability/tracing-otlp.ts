@@ -33,7 +33,7 @@ import type { CallInfo, CallSpan, CallTracer } from "../coze/http.js";
 import type { LogFn } from "./logger.js";
 import type { RequestLine } from "./request-log.js";
 import { formatTraceParent, readTraceParent } from "./trace-context.js";
-import type { RequestTrace, SpanEnd, Tracing, TracingOptions } from "./tracing.js";
+import type { BackgroundTrace, RequestTrace, SpanEnd, Tracing, TracingOptions } from "./tracing.js";
 
 /** One Coze call's span; its context is what Coze receives as `traceparent`. */
 class OtlpCall implements CallSpan {
@@ -268,6 +268,18 @@ export function startOtlpTracing(options: TracingOptions, log: LogFn): Tracing {
       t instanceof OtlpTrace ? t.enter(name) : undefined,
     end(t, line) {
       if (t instanceof OtlpTrace) t.end(line);
+    },
+    background(name, attributes): BackgroundTrace | undefined {
+      const span = tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes }, ROOT_CONTEXT);
+      // Not sampled: no span, and its Coze calls go without a traceparent.
+      if (!span.isRecording()) return undefined;
+      return {
+        tracer: new OtlpTrace(tracer, span),
+        end(failed) {
+          if (failed) span.setStatus({ code: SpanStatusCode.ERROR });
+          span.end();
+        },
+      };
     },
     shutdown() {
       stopping ??= (async () => {

@@ -29,6 +29,13 @@ export interface TraceHeaders {
 /** The end of a span: `failed` marks it as an error. */
 export type SpanEnd = (failed: boolean) => void;
 
+/** A trace of the gateway's own (discovery's refresh): its Coze calls join it through `tracer`. */
+export interface BackgroundTrace {
+  readonly tracer: CallTracer;
+  /** Ends its span; `failed` marks it as an error. */
+  end(failed: boolean): void;
+}
+
 /** The trace of one incoming request; its Coze calls join it through {@link CallTracer}. */
 export interface RequestTrace extends CallTracer {
   /** 32 hexadecimal digits: the caller's trace, or one of ours. */
@@ -56,6 +63,15 @@ export interface Tracing {
   enter(trace: CallTracer | undefined, name: string): SpanEnd | undefined;
   /** Ends the request's span with what its log line says (no body, no key, no token). */
   end(trace: CallTracer | undefined, line: RequestLine): void;
+  /**
+   * Starts a new trace for work of the gateway's own, outside any request (a discovery
+   * refresh), sampled by `sample_ratio`; `undefined` when nothing is recorded, so that such
+   * work sends Coze no `traceparent` then.
+   */
+  background(
+    name: string,
+    attributes: Readonly<Record<string, string>>,
+  ): BackgroundTrace | undefined;
   /** Exports the spans still queued and stops; resolves within the export timeout. */
   shutdown(): Promise<void>;
 }
@@ -94,6 +110,7 @@ export const forwardingTracing: Tracing = {
   },
   enter: () => undefined,
   end: () => {},
+  background: () => undefined,
   shutdown: async () => {},
 };
 
