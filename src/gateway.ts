@@ -6,7 +6,12 @@ import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
 import { createKeyLimiter, createLimitMetrics } from "./limits/index.js";
 import { createDiscoveryMetrics } from "./observability/discovery-metrics.js";
-import { createObservability, type LogFn, type Observability } from "./observability/index.js";
+import {
+  createObservability,
+  createTracing,
+  type LogFn,
+  type Observability,
+} from "./observability/index.js";
 import { createInterruptReplies, createOpenAiDoor } from "./openai/index.js";
 import { createPlaygroundHandler } from "./playground/playground-handler.js";
 import {
@@ -107,7 +112,7 @@ export function createAuthenticator(config: GatewayConfig): (key: string) => Cal
  * one Coze client per channel, the Connect services, the OpenAI-compatible REST shim on the
  * same service instances, the public routes (the playground when `server.playground` is on), and
  * the server on the configured port; `/metrics` on that port, or on `server.metrics.listen`, with
- * or without a key as `server.metrics` says.
+ * or without a key as `server.metrics` says; spans over OTLP when `tracing` is configured.
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
@@ -130,6 +135,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ),
     );
   }
+  // Off without a `tracing` section: the SDK is not even loaded.
+  const tracing = await createTracing(config.tracing, log);
   const limitsClock = options.limitsClock ?? options.clock ?? systemClock;
   const state = config.state ?? defaultState;
   const store = createStateStore(state, {
@@ -185,6 +192,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     clock: options.clock,
     log,
     onRefresh: createDiscoveryMetrics(observability.metrics.registry),
+    trace: (channel) => tracing.background("discovery refresh", { "gateway.channel": channel }),
   });
   // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
   const services = createServiceImpls({
@@ -249,6 +257,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       metrics: observability.metrics,
       log,
       requestLog: observability.requestLog,
+      tracing,
       trustedProxies: config.server.trustedProxies,
     });
   } catch (err) {
@@ -257,6 +266,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await pools.destroy();
     limiter.close();
     await store.close();
+    await tracing.shutdown();
     throw err;
   }
   return {
@@ -268,7 +278,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       limiter.close();
       // After the server: the last requests' usage is deferred when their responses close.
       await store.close();
-      await pools.close();
+      // The spans of the last requests, within the export timeout.
+      await Promise.all([pools.close(), tracing.shutdown()]);
     },
   };
 }

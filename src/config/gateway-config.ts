@@ -1,5 +1,6 @@
 import type { PatCredential } from "../coze/pat-tokens.js";
 import type { CozeCredential } from "../coze/token-cache.js";
+import type { TracingConfig } from "./tracing.js";
 
 /** The process environment, or a stand-in for it. Only `COZE_GATEWAY_*` and `env:` names are read. */
 export type ConfigEnv = Readonly<Record<string, string | undefined>>;
@@ -311,6 +312,8 @@ export interface GatewayConfig {
    * several channels may serve the same name (same kind), for failover.
    */
   models: ModelRoute[];
+  /** Span export over OTLP (`tracing`); `undefined`: no spans, `traceparent` only passed on. */
+  tracing?: TracingConfig | undefined;
   /**
    * Things that work but look wrong, one sentence each, naming the file and field but never a
    * secret: a file holding secrets readable by others, unknown settings keys that are ignored, an

@@ -35,3 +35,4 @@ export {
 } from "./resolve-model.js";
 export { serverDefaults } from "./server-section.js";
 export { stateDefaults } from "./state.js";
+export { type TracingConfig, tracingDefaults } from "./tracing.js";

@@ -12,6 +12,7 @@ import { dynamicPrefixes, resolveModel } from "./resolve-model.js";
 import { readServerSecret } from "./server-secret.js";
 import { readServer } from "./server-section.js";
 import { readState } from "./state.js";
+import { readTracing } from "./tracing.js";
 
 /** Options of {@link parseConfig} and {@link validateConfig}. */
 export interface ParseConfigOptions {
@@ -26,8 +27,17 @@ export interface ParseConfigOptions {
   env: ConfigEnv;
 }
 
-const topKeys = ["server", "server_secret", "api_keys", "channels", "state", "interrupts"];
-const topRule = "a mapping with server_secret, api_keys and channels (and optionally server)";
+const topKeys = [
+  "server",
+  "server_secret",
+  "api_keys",
+  "channels",
+  "tracing",
+  "state",
+  "interrupts",
+];
+const topRule =
+  "a mapping with server_secret, api_keys and channels (and optionally server, tracing, state and interrupts)";
 
 /**
  * Parses and validates a config file's text (YAML, or JSON when `options.file` ends in `.json`).
@@ -86,6 +96,7 @@ async function validateWithContext(
   const serverSecret = await readServerSecret(ctx, top.server_secret);
   const apiKeys = await readApiKeys(ctx, top.api_keys);
   const { channels, models } = await readChannels(ctx, top.channels);
+  const tracing = await readTracing(ctx, top.tracing);
   const state = await readState(ctx, top.state);
   const interrupts = readInterrupts(ctx, top.interrupts);
   const config: GatewayConfig = {
@@ -95,6 +106,7 @@ async function validateWithContext(
     apiKeys,
     channels,
     models,
+    tracing,
     state,
     interrupts,
     warnings: ctx.warnings,
