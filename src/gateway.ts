@@ -1,13 +1,18 @@
 import { timingSafeEqual } from "node:crypto";
 import type { GatewayConfig, StateConfig } from "./config/index.js";
-import { hashApiKey, stateDefaults } from "./config/index.js";
+import { hashApiKey, interruptDefaults, stateDefaults } from "./config/index.js";
 import { type Clock, systemClock } from "./coze/clock.js";
 import { createPools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
 import { createKeyLimiter, createLimitMetrics } from "./limits/index.js";
 import { createDiscoveryMetrics } from "./observability/discovery-metrics.js";
-import { createObservability, type LogFn, type Observability } from "./observability/index.js";
-import { createOpenAiDoor } from "./openai/index.js";
+import {
+  createObservability,
+  createTracing,
+  type LogFn,
+  type Observability,
+} from "./observability/index.js";
+import { createInterruptReplies, createOpenAiDoor } from "./openai/index.js";
 import { createPlaygroundHandler } from "./playground/playground-handler.js";
 import {
   type Door,
@@ -54,8 +59,8 @@ export interface GatewayOptions {
   observability?: Observability;
   clock?: Clock;
   /**
-   * Time for limit windows, quota periods and the state store's deferred writes. Default
-   * `clock`, else the system's.
+   * Time for limit windows, quota periods, the state store's deferred writes and how long a
+   * workflow's question waits for its reply. Default `clock`, else the system's.
    */
   limitsClock?: Clock;
   userAgent?: string;
@@ -108,7 +113,7 @@ export function createAuthenticator(config: GatewayConfig): (key: string) => Cal
  * one Coze client per channel, the Connect services, the OpenAI-compatible REST shim on the
  * same service instances, the public routes (the playground when `server.playground` is on), and
  * the server on the configured port; `/metrics` on that port, or on `server.metrics.listen`, with
- * or without a key as `server.metrics` says.
+ * or without a key as `server.metrics` says; spans over OTLP when `tracing` is configured.
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
@@ -131,6 +136,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       ),
     );
   }
+  // Off without a `tracing` section: the SDK is not even loaded.
+  const tracing = await createTracing(config.tracing, log);
   const limitsClock = options.limitsClock ?? options.clock ?? systemClock;
   const state = config.state ?? defaultState;
   const store = createStateStore(state, {
@@ -186,6 +193,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     clock: options.clock,
     log,
     onRefresh: createDiscoveryMetrics(observability.metrics.registry),
+    trace: (channel) => tracing.background("discovery refresh", { "gateway.channel": channel }),
   });
   // Runs held by the gateway when a channel's plan refuses is_async: they live in this process
   // and are ended at shutdown, before the pools close (an open stream would hold them up).
@@ -221,6 +229,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     heartbeatMs: options.openAiHeartbeatMs,
     log,
     onStreamOpened: () => observability.metrics.streamOpened("rest"),
+    replies: createInterruptReplies({
+      store,
+      ttlMs: (config.interrupts?.ttlSeconds ?? interruptDefaults.ttlSeconds) * 1000,
+      now: () => limitsClock.now(),
+    }),
     async billing(caller) {
       const usage = await limiter.usage(caller.name);
       return { quotaTokens: usage.quota?.tokens, usedTokens: usage.usedTokens };
@@ -265,6 +278,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       metrics: observability.metrics,
       log,
       requestLog: observability.requestLog,
+      tracing,
       trustedProxies: config.server.trustedProxies,
     });
   } catch (err) {
@@ -274,6 +288,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await pools.destroy();
     limiter.close();
     await store.close();
+    await tracing.shutdown();
     throw err;
   }
   return {
@@ -286,7 +301,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       limiter.close();
       // After the server: the last requests' usage is deferred when their responses close.
       await store.close();
-      await pools.close();
+      // The spans of the last requests, within the export timeout.
+      await Promise.all([pools.close(), tracing.shutdown()]);
     },
   };
 }

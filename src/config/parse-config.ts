@@ -7,10 +7,12 @@ import { ConfigError } from "./config-error.js";
 import { jsonErrorPosition, linePosition } from "./credentials.js";
 import { asMapping, type LoadContext, onlyKnownKeys, root } from "./fields.js";
 import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
+import { readInterrupts } from "./interrupts.js";
 import { dynamicPrefixes, resolveModel } from "./resolve-model.js";
 import { readServerSecret } from "./server-secret.js";
 import { readServer } from "./server-section.js";
 import { readState } from "./state.js";
+import { readTracing } from "./tracing.js";
 
 /** Options of {@link parseConfig} and {@link validateConfig}. */
 export interface ParseConfigOptions {
@@ -25,8 +27,17 @@ export interface ParseConfigOptions {
   env: ConfigEnv;
 }
 
-const topKeys = ["server", "server_secret", "api_keys", "channels", "state"];
-const topRule = "a mapping with server_secret, api_keys and channels (and optionally server)";
+const topKeys = [
+  "server",
+  "server_secret",
+  "api_keys",
+  "channels",
+  "tracing",
+  "state",
+  "interrupts",
+];
+const topRule =
+  "a mapping with server_secret, api_keys and channels (and optionally server, tracing, state and interrupts)";
 
 /**
  * Parses and validates a config file's text (YAML, or JSON when `options.file` ends in `.json`).
@@ -85,7 +96,9 @@ async function validateWithContext(
   const serverSecret = await readServerSecret(ctx, top.server_secret);
   const apiKeys = await readApiKeys(ctx, top.api_keys);
   const { channels, models } = await readChannels(ctx, top.channels);
+  const tracing = await readTracing(ctx, top.tracing);
   const state = await readState(ctx, top.state);
+  const interrupts = readInterrupts(ctx, top.interrupts);
   const config: GatewayConfig = {
     source: options.file,
     server,
@@ -93,7 +106,9 @@ async function validateWithContext(
     apiKeys,
     channels,
     models,
+    tracing,
     state,
+    interrupts,
     warnings: ctx.warnings,
   };
   // A channel that names discovered models after Coze's names serves names no one knows yet:

@@ -12,6 +12,7 @@ import { tenantOf } from "./caller.js";
 import { usageOf } from "./chat-service.js";
 import type { CoreContext } from "./core-context.js";
 import type { HeldRun, HeldRuns, HeldStatus } from "./held-runs.js";
+import { traceOf } from "./request-context.js";
 import type { Target } from "./routing.js";
 import type { RunWatchers } from "./run-watchers.js";
 import type { Tenant } from "./tenant.js";
@@ -98,6 +99,7 @@ export async function* attach(
     // Watchers of one run share its poll loop (issue #6: one poll per run per interval).
     const ticks = deps.watchers.watch(t.channel, t.id, run.executeId, ctx.signal, {
       immediate: !started,
+      trace: traceOf(ctx),
     });
     let final: WorkflowRun | undefined;
     for await (const tick of ticks) {
