@@ -1,29 +1,29 @@
-import { timingSafeEqual } from "node:crypto";
 import type { GatewayConfig } from "./config/index.js";
-import { hashApiKey } from "./config/index.js";
 import type { Clock } from "./coze/clock.js";
-import { createPools } from "./coze/pools.js";
+import { createPools, type Pools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
-import { createObservability, type LogFn, type Observability } from "./observability/index.js";
-import { createOpenAiDoor } from "./openai/index.js";
+import { createRuntimeHolder } from "./gateway-holder.js";
+import { createReloader, type ReloadResult } from "./gateway-reload.js";
+import { buildRuntime, type Runtime, type RuntimeShared } from "./gateway-runtime.js";
+import {
+  createObservability,
+  createReloadMetrics,
+  type LogFn,
+  type Observability,
+} from "./observability/index.js";
 import { createPlaygroundHandler } from "./playground/playground-handler.js";
 import {
   type Door,
   type GatewayServer,
   type MetricsListener,
   publicDoor,
-  requireMetricsKey,
   startGatewayServer,
   startMetricsListener,
 } from "./server/index.js";
-import {
-  type Caller,
-  createChannels,
-  createModelInfo,
-  createServiceImpls,
-  createTenant,
-  serviceRoutes,
-} from "./service/index.js";
+import { poolsOf, serviceRoutes } from "./service/index.js";
+
+export type { ReloadResult } from "./gateway-reload.js";
+export { createAuthenticator } from "./gateway-runtime.js";
 
 /** A log function: one structured line per call. Never pass secrets. */
 export type Log = LogFn;
@@ -58,28 +58,14 @@ export interface Gateway {
   readonly metricsUrl: string | undefined;
   /** Graceful shutdown: the server first (grace period for unary calls), then upstream pools. */
   close(): Promise<void>;
-}
-
-/**
- * Makes the caller check: the presented key is hashed and compared in constant time with every
- * configured key hash (all of them, so the time does not depend on which one matches).
- */
-export function createAuthenticator(config: GatewayConfig): (key: string) => Caller | undefined {
-  const keys = config.apiKeys;
-  // One Caller per key for the gateway's life: what is derived from it is computed once.
-  const callers: readonly Caller[] = keys.map((k) => ({
-    name: k.name,
-    models: k.models,
-    tenant: createTenant(config.serverSecret, k.sha256, { rawIds: k.rawCozeIds }),
-  }));
-  return (key) => {
-    const hash = hashApiKey(key);
-    let found: Caller | undefined;
-    keys.forEach((k, i) => {
-      if (timingSafeEqual(hash, k.sha256) && found === undefined) found = callers[i];
-    });
-    return found;
-  };
+  /**
+   * Reloads the config without a restart: `load` reads and validates it (`loadConfig`), then
+   * keys, `server_secret`, channels and model routes, TLS files and the metrics key swap at once;
+   * calls under way finish on the config they started with. An invalid config changes nothing.
+   * Settings that need a restart keep their running values ({@link ReloadResult.needsRestart}).
+   * Never rejects.
+   */
+  reload(load: () => Promise<GatewayConfig>): Promise<ReloadResult>;
 }
 
 /**
@@ -93,23 +79,6 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
   const observability = options.observability ?? createObservability({ level: "silent" });
   const { log } = observability;
-  const { listen: metricsAddress, keySha256: metricsKey } = config.server.metrics;
-  const metricsRoute =
-    metricsKey === undefined
-      ? observability.publicRoute
-      : requireMetricsKey(observability.publicRoute, metricsKey);
-  // The doors on the main port besides Connect: the OpenAI-compatible API (below), and the
-  // pages that need no API key.
-  const doors: Door[] = [];
-  if (metricsAddress === undefined) doors.push(publicDoor("/metrics", metricsRoute));
-  if (config.server.playground) {
-    doors.push(
-      publicDoor(
-        "/playground",
-        createPlaygroundHandler({ suggestedModels: options.playgroundModels, log }),
-      ),
-    );
-  }
   const pools = createPools();
   const tokens = createTokenCache({
     pools,
@@ -118,28 +87,32 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onEvent: observability.onToken,
   });
   observability.observeTokenCache(() => tokens.stats());
-  const channels = createChannels({
-    channels: config.channels,
-    tokens,
+  const shared: RuntimeShared = {
     pools,
+    tokens,
+    observability,
     clock: options.clock,
     userAgent: options.userAgent,
-    onCall: observability.onUpstream,
-  });
-  // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
-  const services = createServiceImpls({
-    config,
-    channels,
-    onPollStarted: () => observability.metrics.pollStarted(),
-  });
-  const openAi = createOpenAiDoor({
-    services,
-    modelInfo: createModelInfo(config),
-    bodyLimitBytes: config.server.bodyLimitBytes,
-    heartbeatMs: options.openAiHeartbeatMs,
-    log,
-    onStreamOpened: () => observability.metrics.streamOpened("rest"),
-  });
+    openAiHeartbeatMs: options.openAiHeartbeatMs,
+  };
+  // What a config builds (keys, channels, routes, services) lives in a runtime, swapped whole
+  // on reload; the server mounts the holder's doors once, and each call runs on its runtime.
+  const holder = createRuntimeHolder(buildRuntime(config, shared), (old) =>
+    release(old, holder.live(), pools),
+  );
+  const metricsAddress = config.server.metrics.listen;
+  // The doors on the main port besides Connect: the OpenAI-compatible API, and the pages that
+  // need no API key.
+  const doors: Door[] = [holder.openAiDoor];
+  if (metricsAddress === undefined) doors.push(publicDoor("/metrics", holder.metricsRoute));
+  if (config.server.playground) {
+    doors.push(
+      publicDoor(
+        "/playground",
+        createPlaygroundHandler({ suggestedModels: options.playgroundModels, log }),
+      ),
+    );
+  }
   const limits = {
     idleTimeoutMs: config.server.idleTimeoutMs,
     headersTimeoutMs: config.server.headersTimeoutMs,
@@ -153,7 +126,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if (metricsAddress !== undefined) {
       metricsListener = await startMetricsListener({
         ...metricsAddress,
-        route: metricsRoute,
+        route: holder.metricsRoute,
         limits,
         log,
       });
@@ -166,9 +139,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       bodyLimitBytes: config.server.bodyLimitBytes,
       shutdownGraceMs: config.server.shutdownGraceMs,
       limits,
-      routes: serviceRoutes(services),
-      authenticate: createAuthenticator(config),
-      doors: [openAi, ...doors],
+      routes: serviceRoutes(holder.services),
+      authenticate: holder.authenticate,
+      callerCurrent: holder.callerCurrent,
+      doors,
       metrics: observability.metrics,
       log,
       requestLog: observability.requestLog,
@@ -179,6 +153,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await pools.destroy();
     throw err;
   }
+  const reloadMetrics = createReloadMetrics(observability.metrics.registry);
+  reloadMetrics.inForce(config.sha256);
+  const reload = createReloader({
+    holder,
+    build: (next, previous) => buildRuntime(next, shared, previous),
+    setTls: (tls) => server.setTls(tls),
+    discard: (unused) => release(unused, holder.live(), pools),
+    log,
+    metrics: reloadMetrics,
+  });
   return {
     url: server.url,
     port: server.port,
@@ -187,5 +171,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await Promise.all([server.close(), metricsListener?.close()]);
       await pools.close();
     },
+    reload,
   };
+}
+
+/**
+ * Releases what `old` holds that no runtime of `live` uses: the end-user sessions of its
+ * channels that were replaced or removed, and the connection pools no live channel uses (each
+ * closes once its requests under way are done).
+ */
+function release(old: Runtime, live: readonly Runtime[], pools: Pools): void {
+  const kept = new Set(live.flatMap((r) => r.channels.all));
+  for (const channel of old.channels.all) if (!kept.has(channel)) channel.release();
+  void pools.retain([...kept].flatMap((c) => poolsOf(c.config)));
 }

@@ -1,0 +1,128 @@
+import { timingSafeEqual } from "node:crypto";
+import type { GatewayConfig } from "./config/index.js";
+import { hashApiKey } from "./config/index.js";
+import type { Clock } from "./coze/clock.js";
+import type { Pools } from "./coze/pools.js";
+import type { TokenCache } from "./coze/token-cache.js";
+import type { Observability } from "./observability/index.js";
+import { createOpenAiDoor, type OpenAiDoor } from "./openai/index.js";
+import { type PublicHttpHandler, requireMetricsKey } from "./server/index.js";
+import {
+  type Caller,
+  type Channels,
+  createChannels,
+  createModelInfo,
+  createServiceImpls,
+  createTenant,
+  type ServiceImpls,
+} from "./service/index.js";
+
+/**
+ * What lives as long as the process, whatever config is in force: built once by `startGateway`
+ * and handed to every {@link buildRuntime}.
+ */
+export interface RuntimeShared {
+  /** The connection pools, one per Coze origin, shared by every config's channels. */
+  pools: Pools;
+  /** The token cache, keyed per credential: an unchanged credential keeps its tokens. */
+  tokens: TokenCache;
+  observability: Observability;
+  clock: Clock | undefined;
+  userAgent: string | undefined;
+  openAiHeartbeatMs: number | undefined;
+}
+
+/**
+ * Everything the gateway builds from one config: its keys, channels, routes and services. A
+ * request runs on one runtime from its start to its end (the one whose keys authenticated it);
+ * a reload builds the next one beside it.
+ */
+export interface Runtime {
+  /** The config in force: the file's, with what needs a restart as it runs (`planReload`). */
+  readonly config: GatewayConfig;
+  readonly channels: Channels;
+  /** The core, behind the Connect door (through the reloadable dispatch) and `openAi`. */
+  readonly services: ServiceImpls;
+  /** The OpenAI-compatible door on this runtime's services and model routes. */
+  readonly openAi: OpenAiDoor;
+  /** `/metrics`, behind `server.metrics.key` when set. */
+  readonly metricsRoute: PublicHttpHandler;
+  /** This runtime's callers, one per configured key. */
+  readonly callers: readonly Caller[];
+  /** The caller of `key` under this config's keys; `undefined` for an unknown key. */
+  authenticate(key: string): Caller | undefined;
+}
+
+/**
+ * Builds the runtime of `config`. Channels whose config is unchanged from `previous` are kept
+ * (with their clients, sessions and cached tokens); the rest are made anew on the shared pools
+ * and token cache.
+ *
+ * @throws TypeError when a channel cannot be built (a private key that differs from the one in
+ *   use under the same client id and key id); nothing is changed then.
+ */
+export function buildRuntime(
+  config: GatewayConfig,
+  shared: RuntimeShared,
+  previous?: Runtime,
+): Runtime {
+  const { observability } = shared;
+  const channels = createChannels({
+    channels: config.channels,
+    tokens: shared.tokens,
+    pools: shared.pools,
+    clock: shared.clock,
+    userAgent: shared.userAgent,
+    onCall: observability.onUpstream,
+    previous: previous?.channels,
+  });
+  // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
+  const services = createServiceImpls({
+    config,
+    channels,
+    onPollStarted: () => observability.metrics.pollStarted(),
+  });
+  const openAi = createOpenAiDoor({
+    services,
+    modelInfo: createModelInfo(config),
+    bodyLimitBytes: config.server.bodyLimitBytes,
+    heartbeatMs: shared.openAiHeartbeatMs,
+    log: observability.log,
+    onStreamOpened: () => observability.metrics.streamOpened("rest"),
+  });
+  const metricsKey = config.server.metrics.keySha256;
+  const metricsRoute =
+    metricsKey === undefined
+      ? observability.publicRoute
+      : requireMetricsKey(observability.publicRoute, metricsKey);
+  const { callers, authenticate } = createAuthenticator(config);
+  return { config, channels, services, openAi, metricsRoute, callers, authenticate };
+}
+
+/**
+ * Makes the caller check of a config: the presented key is hashed and compared in constant time
+ * with every configured key hash (all of them, so the time does not depend on which one
+ * matches). One {@link Caller} per key, made once: what is derived from it is computed once.
+ */
+export function createAuthenticator(config: GatewayConfig): {
+  callers: readonly Caller[];
+  authenticate: (key: string) => Caller | undefined;
+} {
+  const keys = config.apiKeys;
+  const callers: readonly Caller[] = keys.map((k) => ({
+    name: k.name,
+    models: k.models,
+    tenant: createTenant(config.serverSecret, k.sha256, { rawIds: k.rawCozeIds }),
+  }));
+  return {
+    callers,
+    authenticate(key) {
+      const hash = hashApiKey(key);
+      let found: Caller | undefined;
+      keys.forEach((k, i) => {
+        if (timingSafeEqual(hash, k.sha256) && found === undefined) found = callers[i];
+      });
+      return found;
+    },
+  };
+}
