@@ -18,6 +18,13 @@ export interface ReloadPlan {
   tls: ServerConfig["tls"];
 }
 
+/**
+ * Top-level sections that configure what the process holds once (a connection to a store, say):
+ * a change keeps the running section, named as needing a restart. Each entry: the config's
+ * field and the file's name for it. Every other section outside `server` swaps on reload.
+ */
+const restartSections: readonly { field: keyof GatewayConfig; name: string }[] = [];
+
 /** The `server` fields a reload applies in place; every other one needs a restart. */
 const live = new Set<keyof ServerConfig>(["tls", "metrics"]);
 
@@ -76,8 +83,14 @@ export function planReload(running: GatewayConfig, next: GatewayConfig): ReloadP
       ` (running ${where(listen)}, file ${where(next.server.metrics.listen)})`,
     );
   }
+  const config: GatewayConfig = { ...next, server: server as unknown as ServerConfig };
+  for (const { field, name } of restartSections) {
+    if (isDeepStrictEqual(running[field], next[field])) continue;
+    Object.assign(config, { [field]: running[field] });
+    needsRestart.push(`${next.source}: ${name}: changed; needs a restart`);
+  }
   return {
-    config: { ...next, server: server as unknown as ServerConfig },
+    config,
     needsRestart,
     tls,
   };
