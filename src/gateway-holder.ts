@@ -144,26 +144,25 @@ function dispatch<S extends DescService>(
   const out: Record<string, Method> = {};
   for (const method of service.methods) {
     const name = method.localName;
-    const target = (runtime: Runtime) =>
-      (implOf(runtime) as unknown as Record<string, Method>)[name] as Method;
+    const invoke = (runtime: Runtime, req: unknown, ctx: CoreContext) => {
+      const impl = implOf(runtime) as unknown as Record<string, Method>;
+      return (impl[name] as Method).call(impl, req, ctx);
+    };
     if (method.methodKind === "server_streaming") {
       out[name] = (req, ctx) => {
         const { runtime, leave } = enter(callerOf(ctx));
         if (ctx.signal.aborted) leave();
         else ctx.signal.addEventListener("abort", leave, { once: true });
-        return ending(
-          target(runtime).call(implOf(runtime), req, ctx) as AsyncIterable<unknown>,
-          () => {
-            ctx.signal.removeEventListener("abort", leave);
-            leave();
-          },
-        );
+        return ending(invoke(runtime, req, ctx) as AsyncIterable<unknown>, () => {
+          ctx.signal.removeEventListener("abort", leave);
+          leave();
+        });
       };
     } else {
       out[name] = (req, ctx) => {
         const { runtime, leave } = enter(callerOf(ctx));
         try {
-          return Promise.resolve(target(runtime).call(implOf(runtime), req, ctx)).finally(leave);
+          return Promise.resolve(invoke(runtime, req, ctx)).finally(leave);
         } catch (err) {
           leave();
           throw err;
@@ -174,6 +173,7 @@ function dispatch<S extends DescService>(
   return out as unknown as CoreImpl<S>;
 }
 
+/** `source`, calling `end` once it finishes, fails or is abandoned. */
 async function* ending<T>(source: AsyncIterable<T>, end: () => void): AsyncGenerator<T> {
   try {
     yield* source;

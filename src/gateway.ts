@@ -98,7 +98,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // What a config builds (keys, channels, routes, services) lives in a runtime, swapped whole
   // on reload; the server mounts the holder's doors once, and each call runs on its runtime.
   const holder = createRuntimeHolder(buildRuntime(config, shared), (old) =>
-    release(old, holder.live(), pools),
+    release(old, holder.live(), pools, log),
   );
   const metricsAddress = config.server.metrics.listen;
   // The doors on the main port besides Connect: the OpenAI-compatible API, and the pages that
@@ -159,7 +159,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     holder,
     build: (next, previous) => buildRuntime(next, shared, previous),
     setTls: (tls) => server.setTls(tls),
-    discard: (unused) => release(unused, holder.live(), pools),
+    discard: (unused) => release(unused, holder.live(), pools, log),
     log,
     metrics: reloadMetrics,
   });
@@ -180,8 +180,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
  * channels that were replaced or removed, and the connection pools no live channel uses (each
  * closes once its requests under way are done).
  */
-function release(old: Runtime, live: readonly Runtime[], pools: Pools): void {
+function release(old: Runtime, live: readonly Runtime[], pools: Pools, log: LogFn): void {
   const kept = new Set(live.flatMap((r) => r.channels.all));
   for (const channel of old.channels.all) if (!kept.has(channel)) channel.release();
-  void pools.retain([...kept].flatMap((c) => poolsOf(c.config)));
+  pools.retain([...kept].flatMap((c) => poolsOf(c.config))).catch((err: unknown) => {
+    log("warn", "closing the connections of a removed channel failed", {
+      error: err instanceof Error ? err.name : typeof err,
+    });
+  });
 }
