@@ -14,9 +14,16 @@ export interface Results {
   rest: UnaryScenario[];
   /** `POST /v1/responses`, non-stream; absent in results written before the scenario existed. */
   responses?: UnaryScenario[];
+  /** `POST /v1/responses` with `stream: true`, through wrk; absent before the scenario existed. */
+  responsesStream?: UnaryScenario[];
+  /** REST chat with `stream: true` through wrk: a reference without a target, only when asked for. */
+  restStream?: UnaryScenario[];
   connect: UnaryScenario[];
   amplification?: Amplification;
+  /** The streaming lag scenario, Chat Completions. */
   stream?: StreamScenario;
+  /** The streaming lag scenario, Responses API events; absent before the scenario existed. */
+  responsesStreaming?: StreamScenario;
   memory?: MemoryScenario;
   /** Token requests the emulator saw since the amplification run reset its counters. */
   tokenRequests?: number;
@@ -40,19 +47,22 @@ const range = (s: Spread, fmt: (n: number) => string) =>
 const kib = (bytes: number) => `${f(bytes / 1024, 1)} KiB`;
 const mib = (bytes: number) => `${f(bytes / 1024 / 1024, 1)} MiB`;
 
-/** Throughput (above c=1) and CPU per request of a non-stream scenario against the bare hop. */
+/**
+ * Throughput (above c=1) and CPU per request of a wrk scenario against the bare hop; `name`
+ * says which (`REST non-stream`, `Responses stream`, …).
+ */
 function hopTargets(name: string, s: UnaryScenario): Target[] {
   const out: Target[] = [];
   if (s.concurrency !== 1) {
     out.push({
-      target: `${name} non-stream throughput, c=${s.concurrency}`,
+      target: `${name} throughput, c=${s.concurrency}`,
       measured: range(s.throughputRatio, pct),
       limit: "≥ 70% of bare undici hop",
       pass: s.throughputRatio.median >= 0.7,
     });
   }
   out.push({
-    target: `${name} non-stream CPU per request, c=${s.concurrency}`,
+    target: `${name} CPU per request, c=${s.concurrency}`,
     measured: `${range(s.cpuRatio, (n) => `${f(n)}×`)}`,
     limit: "≤ 1.5× bare undici hop",
     pass: s.cpuRatio.median <= 1.5,
@@ -60,11 +70,44 @@ function hopTargets(name: string, s: UnaryScenario): Target[] {
   return out;
 }
 
+/**
+ * The streaming lag scenario's targets: added TTFB and per-event lag against the bare hop, and
+ * every upstream delta one `unit`, in order, flushed as it arrives.
+ */
+function streamTargets(name: string, s: StreamScenario, unit: string): Target[] {
+  const g = s.reps.gateway ?? [];
+  const streams = g.reduce((n, x) => n + x.streams, 0);
+  const exact = g.reduce((n, x) => n + x.exact, 0);
+  const held = g.reduce((n, x) => n + x.held, 0);
+  const coalesced = g.reduce((n, x) => n + x.coalescedReads, 0);
+  const events = g.reduce((n, x) => n + x.events, 0);
+  return [
+    {
+      target: `${name} added time to first byte (${s.deltas} events, ${s.deltaMs} ms apart)`,
+      measured: `${range(s.addedTtfbMs, (n) => f(n, 3))} ms`,
+      limit: "≤ 1 ms",
+      pass: s.addedTtfbMs.median <= 1,
+    },
+    {
+      target: `${name} added per-event lag, median`,
+      measured: `${range(s.addedLagP50Ms, (n) => f(n, 3))} ms`,
+      limit: "≤ 0.3 ms",
+      pass: s.addedLagP50Ms.median <= 0.3,
+    },
+    {
+      target: `Every upstream delta is one ${unit}, in order, flushed as it arrives`,
+      measured: `${exact}/${streams} streams exact; ${coalesced} client reads held two chunks; ${held} of ${events} chunks arrived after the next delta was sent`,
+      limit: "all exact, no two chunks in one read",
+      pass: streams > 0 && exact === streams && coalesced === 0,
+    },
+  ];
+}
+
 /** The issue's targets, each judged on the median over repetitions. */
 export function targets(r: Results): Target[] {
   const out: Target[] = [];
   for (const s of r.rest) {
-    out.push(...hopTargets("REST", s));
+    out.push(...hopTargets("REST non-stream", s));
     if (s.concurrency === 1 && s.addedP50Ms) {
       out.push({
         target: "REST non-stream added median latency, c=1",
@@ -74,7 +117,10 @@ export function targets(r: Results): Target[] {
       });
     }
   }
-  for (const s of r.responses ?? []) out.push(...hopTargets("Responses", s));
+  for (const s of r.responses ?? []) out.push(...hopTargets("Responses non-stream", s));
+  // Streams are judged as Chat Completions streams are: by the lag scenario's targets below.
+  // Their CPU and throughput under wrk (`responses-stream`, `rest-stream`) are figures to read
+  // in the table, without a target: a stream's cost is its events', which no unary hop has.
   const a = r.amplification;
   if (a) {
     out.push({
@@ -84,32 +130,15 @@ export function targets(r: Results): Target[] {
       pass: a.perRequest === 1 && a.wrongAnswers === 0,
     });
   }
-  const s = r.stream;
-  if (s) {
-    const g = s.reps.gateway ?? [];
-    out.push({
-      target: `Streaming added time to first byte (${s.deltas} events, ${s.deltaMs} ms apart)`,
-      measured: `${range(s.addedTtfbMs, (n) => f(n, 3))} ms`,
-      limit: "≤ 1 ms",
-      pass: s.addedTtfbMs.median <= 1,
-    });
-    out.push({
-      target: "Streaming added per-event lag, median",
-      measured: `${range(s.addedLagP50Ms, (n) => f(n, 3))} ms`,
-      limit: "≤ 0.3 ms",
-      pass: s.addedLagP50Ms.median <= 0.3,
-    });
-    const streams = g.reduce((n, x) => n + x.streams, 0);
-    const exact = g.reduce((n, x) => n + x.exact, 0);
-    const held = g.reduce((n, x) => n + x.held, 0);
-    const coalesced = g.reduce((n, x) => n + x.coalescedReads, 0);
-    const events = g.reduce((n, x) => n + x.events, 0);
-    out.push({
-      target: "Every upstream delta is one downstream chunk, in order, flushed as it arrives",
-      measured: `${exact}/${streams} streams exact; ${coalesced} client reads held two chunks; ${held} of ${events} chunks arrived after the next delta was sent`,
-      limit: "all exact, no two chunks in one read",
-      pass: streams > 0 && exact === streams && coalesced === 0,
-    });
+  if (r.stream) out.push(...streamTargets("Streaming", r.stream, "downstream chunk"));
+  if (r.responsesStreaming) {
+    out.push(
+      ...streamTargets(
+        "Responses streaming",
+        r.responsesStreaming,
+        "`response.output_text.delta` event (events framed and numbered)",
+      ),
+    );
   }
   for (const c of r.connect) {
     out.push({
@@ -218,11 +247,17 @@ export function renderMarkdown(r: Results): string {
       (x) => `| ${x.target} | ${x.measured} | ${x.limit} | ${x.pass ? "PASS" : "**FAIL**"} |`,
     ),
     "",
-    "## REST non-stream chat and Connect unary",
+    "## REST non-stream chat, Responses and Connect unary",
     "",
-    "`rest`: wrk, one thread, HTTP/1.1 keep-alive, c connections, `POST /v1/chat/completions` for the echo bot; `connect`: h2load over h2c, `ChatService/Chat` in binary Connect. CPU is the proxy process's utime+stime from `/proc/<pid>/stat` over the run, per successful request.",
+    "`rest`: wrk, one thread, HTTP/1.1 keep-alive, c connections, `POST /v1/chat/completions` for the echo bot; `responses`: the same for `POST /v1/responses` with a string input; `responses-stream` (and `rest-stream`, when asked for): the same with `stream: true`, each event stream read to its end; `connect`: h2load over h2c, `ChatService/Chat` in binary Connect. CPU is the proxy process's utime+stime from `/proc/<pid>/stat` over the run, per successful request.",
     "",
-    unaryTable([...r.rest, ...(r.responses ?? []), ...r.connect]),
+    unaryTable([
+      ...r.rest,
+      ...(r.restStream ?? []),
+      ...(r.responses ?? []),
+      ...(r.responsesStream ?? []),
+      ...r.connect,
+    ]),
     "",
   ];
   if (r.stream) {
@@ -232,6 +267,16 @@ export function renderMarkdown(r: Results): string {
       `The slow bot's ${r.stream.deltas} deltas, ${r.stream.deltaMs} ms apart, one stream at a time; lag is the client's arrival time of a content chunk minus the time the emulator wrote that delta (both CLOCK_MONOTONIC). "held": chunks that arrived after the emulator had already written the next delta (scheduling noise shows here too); "coalesced reads": client reads that brought two content chunks at once, which is what a proxy holding a chunk back until the next one produces.`,
       "",
       streamTable(r.stream),
+      "",
+    );
+  }
+  if (r.responsesStreaming) {
+    lines.push(
+      "## Streaming, Responses API",
+      "",
+      "The same, through `POST /v1/responses` with `stream: true`: a content chunk is a `response.output_text.delta` event; a stream is exact when its deltas are the upstream ones, its events are framed as the SDKs expect (`response.created` … `response.completed`) and their `sequence_number`s have no gap.",
+      "",
+      streamTable(r.responsesStreaming),
       "",
     );
   }

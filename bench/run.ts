@@ -16,11 +16,19 @@ import { catalog } from "../src/emulator/index.js";
 import type { Bench, ProxyUnderTest } from "./lib/context.js";
 import { emulatorStats } from "./lib/context.js";
 import { freePort, nextMessage, probeImport, run, startNode, waitForHttp } from "./lib/proc.js";
-import { type Results, writeReport } from "./report.js";
+import { responsesShape } from "./lib/sse-client.js";
+import { type Results, targets, writeReport } from "./report.js";
 import { amplification } from "./scenarios/amplification.js";
 import { memory } from "./scenarios/memory.js";
 import { streaming } from "./scenarios/stream.js";
-import { connectUnary, responsesUnary, restUnary, type UnaryScenario } from "./scenarios/unary.js";
+import {
+  connectUnary,
+  responsesStream,
+  responsesUnary,
+  restStream,
+  restUnary,
+  type UnaryScenario,
+} from "./scenarios/unary.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -272,11 +280,24 @@ async function main() {
     if (wants("responses")) {
       log("Responses API non-stream (wrk, HTTP/1.1): gateway vs bare undici hop");
       const levels = args["rest-c"]?.split(",").map(Number) ?? [1, 16, 64];
+      const pair = compare ? ([compare, gateway] as const) : ([bareUndici, gateway] as const);
       const responses: UnaryScenario[] = [];
       results.responses = responses;
+      for (const c of levels) responses.push(await responsesUnary(bench, c, pair));
+      log("Responses API stream (wrk, HTTP/1.1, each event stream read to its end)");
+      const streamed: UnaryScenario[] = [];
+      results.responsesStream = streamed;
+      for (const c of levels) streamed.push(await responsesStream(bench, c, pair));
+    }
+    // A reference for the streamed Responses figures, only when named: it has no target.
+    if (only?.includes("rest-stream")) {
+      log("REST chat stream (wrk, HTTP/1.1, each event stream read to its end), a reference");
+      const levels = args["rest-c"]?.split(",").map(Number) ?? [1, 16, 64];
+      const streamed: UnaryScenario[] = [];
+      results.restStream = streamed;
       for (const c of levels) {
-        responses.push(
-          await responsesUnary(bench, c, compare ? [compare, gateway] : [bareUndici, gateway]),
+        streamed.push(
+          await restStream(bench, c, compare ? [compare, gateway] : [bareUndici, gateway]),
         );
       }
     }
@@ -297,6 +318,14 @@ async function main() {
       log("Streaming: 200 deltas 5 ms apart, one stream at a time");
       results.stream = await streaming(bench, { streamsPerRep: quick ? 2 : 4, deltaMs: 5 });
     }
+    if (wants("responses")) {
+      log("Responses API streaming: 200 deltas 5 ms apart, one stream at a time");
+      results.responsesStreaming = await streaming(bench, {
+        streamsPerRep: quick ? 2 : 4,
+        deltaMs: 5,
+        shape: responsesShape,
+      });
+    }
     if (wants("memory")) {
       log("Memory: 1000 streams, 1000 held open, abort storm");
       results.memory = await memory(bench);
@@ -305,10 +334,23 @@ async function main() {
     results.tokenRequests = (await emulatorStats(bench)).tokenRequests;
     results.elapsedSeconds = (Date.now() - started) / 1000;
     if (compare) {
-      for (const x of [...results.rest, ...(results.responses ?? []), ...results.connect]) {
+      const compared = [
+        ...results.rest,
+        ...(results.responses ?? []),
+        ...(results.responsesStream ?? []),
+        ...(results.restStream ?? []),
+        ...results.connect,
+      ];
+      for (const x of compared) {
         log(
           `compare ${x.name} c=${x.concurrency}: throughput ${(x.throughputRatio.median * 100).toFixed(0)}% of the compared build, CPU per request ${x.cpuRatio.median.toFixed(2)}×`,
         );
+      }
+    }
+    if (!compare) {
+      // Printed on every run, so `--no-write` still shows what would be judged.
+      for (const t of targets(results)) {
+        log(`${t.pass ? "PASS" : "FAIL"} ${t.target}: ${t.measured} (${t.limit})`);
       }
     }
     if (args["no-write"] !== true && !compare) {

@@ -24,6 +24,11 @@ export interface DemoOptions {
   deltaMs?: number;
   /** Async polling interval of the demo channel. Default 2 000 (the old channel's). */
   pollIntervalMs?: number;
+  /**
+   * List the emulator's space as models (discovery, `bot:{id}`, `workflow:{id}` and
+   * `chatflow:{id}` names with Coze's names and descriptions). Default true.
+   */
+  discovery?: boolean;
 }
 
 /** The demo's model names, for the README and the start banner. */
@@ -59,7 +64,8 @@ export function speechRoundTrip(
 /**
  * Starts the embedded Coze emulator on loopback with a freshly generated OAuth app and returns
  * a gateway config for it: one channel whose default bot is the echo bot, named routes for the
- * demo bots, and a demo API key. Everything stays on 127.0.0.1.
+ * demo bots, discovery of the emulator's space, and a demo API key. Everything stays on
+ * 127.0.0.1.
  */
 export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
   const emulator = await startEmulator({
@@ -80,7 +86,10 @@ export async function startDemo(options: DemoOptions = {}): Promise<Demo> {
 
 /**
  * The demo gateway config for an emulator at `emulatorUrl` with a registered `app`: one channel
- * whose default bot is the echo bot, named routes for the demo bots, and one caller key.
+ * whose default bot is the echo bot, named routes for the demo bots, discovery of the
+ * emulator's space (unless `discovery: false`: its other bots, workflows and chatflow listed as
+ * `bot:{id}`, `workflow:{id}` and `chatflow:{id}`; the demo bots lend their routes Coze's names
+ * and descriptions), and one caller key.
  */
 export function demoConfig(
   options: Omit<DemoOptions, "deltaMs"> & {
@@ -99,6 +108,7 @@ export function demoConfig(
       privateKey: parsePrivateKey(options.app.privateKeyPem),
       durationSeconds: 3600,
     },
+    spaceId: catalog.space,
     defaultBotId: catalog.bots.echo,
     isDefault: true,
     refreshMarginMs: 300_000,
@@ -113,6 +123,14 @@ export function demoConfig(
       streamIdleMs: 60_000,
       requestMs: 60_000,
       syncRunMs: 100_000,
+    },
+    discovery: {
+      enabled: options.discovery ?? true,
+      naming: "id",
+      intervalMs: 300_000,
+      startWaitMs: 5_000,
+      kinds: ["bot", "workflow", "chatflow"],
+      maxModels: 500,
     },
   };
   const route = (name: string, kind: ModelRoute["kind"], targetId: string): ModelRoute => ({

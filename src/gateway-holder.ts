@@ -89,12 +89,10 @@ export function createRuntimeHolder(
     model: dispatch(ModelService, (r) => r.services.model, enter),
     audio: dispatch(AudioService, (r) => r.services.audio, enter),
   };
-  const { path, auth, label, writeError } = initial.openAi;
+  // What a door says of itself (its path, labels, error wording, which requests count against
+  // limits) does not depend on the config: the first runtime's door says it for all.
   const openAiDoor: Door = {
-    path,
-    auth,
-    label,
-    writeError,
+    ...initial.openAi,
     handle(req, res, call) {
       const { runtime, leave } = enter(call.caller);
       try {

@@ -17,8 +17,13 @@ export interface ReloadResult {
 /** Options of {@link createReloader}. */
 export interface ReloaderOptions {
   holder: RuntimeHolder;
-  /** Builds the runtime of a config, keeping what is unchanged from `previous`. */
-  build(config: GatewayConfig, previous: Runtime): Runtime;
+  /**
+   * Builds the runtime of a config, keeping what is unchanged from `previous`, and readies it to
+   * serve (its discovery's first lists, bounded).
+   */
+  build(config: GatewayConfig, previous: Runtime): Runtime | Promise<Runtime>;
+  /** Told of a runtime once it is current (the limiter takes its keys' limits). */
+  applied?(runtime: Runtime): void;
   /** Hands renewed TLS files to the server. */
   setTls(tls: NonNullable<ServerConfig["tls"]>): void;
   /** Releases what a runtime built but never used holds. */
@@ -73,7 +78,7 @@ export function createReloader(
     const plan = planReload(previous.config, config);
     let next: Runtime;
     try {
-      next = options.build(plan.config, previous);
+      next = await options.build(plan.config, previous);
     } catch (err) {
       return failed(err, sha256);
     }
@@ -90,6 +95,7 @@ export function createReloader(
       log("warn", "config reload: needs a restart", { setting });
     }
     holder.swap(next);
+    options.applied?.(next);
     const kept = next.channels.all.filter((c) => previous.channels.get(c.name) === c).length;
     return finish(
       { outcome: "applied", sha256, errors: [], needsRestart: plan.needsRestart },

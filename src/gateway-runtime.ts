@@ -4,6 +4,7 @@ import { hashApiKey } from "./config/index.js";
 import type { Clock } from "./coze/clock.js";
 import type { Pools } from "./coze/pools.js";
 import type { TokenCache } from "./coze/token-cache.js";
+import type { KeyLimiter } from "./limits/index.js";
 import type { Observability } from "./observability/index.js";
 import { createOpenAiDoor, type OpenAiDoor } from "./openai/index.js";
 import { type PublicHttpHandler, requireMetricsKey } from "./server/index.js";
@@ -11,9 +12,15 @@ import {
   type Caller,
   type Channels,
   createChannels,
+  createDiscovery,
   createModelInfo,
+  createModelTable,
   createServiceImpls,
   createTenant,
+  type Discovery,
+  type DiscoveryEvent,
+  type GateRefusal,
+  type ModelTable,
   type ServiceImpls,
 } from "./service/index.js";
 
@@ -30,6 +37,12 @@ export interface RuntimeShared {
   clock: Clock | undefined;
   userAgent: string | undefined;
   openAiHeartbeatMs: number | undefined;
+  /** The per-key limiter on the state store: the billing endpoints read a key's usage there. */
+  limiter: KeyLimiter;
+  /** Called when a channel's gate refuses a call (for metrics). */
+  onGateRefused: (channel: string, reason: GateRefusal) => void;
+  /** Called after each discovery refresh (for metrics, registered once). */
+  onDiscoveryRefresh: (event: DiscoveryEvent) => void;
 }
 
 /**
@@ -41,6 +54,13 @@ export interface Runtime {
   /** The config in force: the file's, with what needs a restart as it runs (`planReload`). */
   readonly config: GatewayConfig;
   readonly channels: Channels;
+  /** The configured routes plus what this runtime's discovery finds in its channels' spaces. */
+  readonly models: ModelTable;
+  /**
+   * The background listing of the channels' spaces into `models`: started before the runtime
+   * serves (`start`, bounded by each channel's `start_wait_ms`), closed once it is released.
+   */
+  readonly discovery: Discovery;
   /** The core, behind the Connect door (through the reloadable dispatch) and `openAi`. */
   readonly services: ServiceImpls;
   /** The OpenAI-compatible door on this runtime's services and model routes. */
@@ -55,8 +75,9 @@ export interface Runtime {
 
 /**
  * Builds the runtime of `config`. Channels whose config is unchanged from `previous` are kept
- * (with their clients, sessions and cached tokens); the rest are made anew on the shared pools
- * and token cache.
+ * (with their clients, sessions, cached tokens and gates), and serve what `previous` discovered
+ * on them until their first list of this runtime; the rest are made anew on the shared pools
+ * and token cache. Its discovery is not started: the caller starts it before the runtime serves.
  *
  * @throws TypeError when a channel cannot be built (a private key that differs from the one in
  *   use under the same client id and key id); nothing is changed then.
@@ -74,21 +95,43 @@ export function buildRuntime(
     clock: shared.clock,
     userAgent: shared.userAgent,
     onCall: observability.onUpstream,
+    onGateRefused: shared.onGateRefused,
     previous: previous?.channels,
+  });
+  // The configured routes plus what discovery finds in the channels' spaces, refreshed in the
+  // background; requests only read it.
+  const models = createModelTable(config);
+  const kept = (name: string) => {
+    const channel = channels.get(name);
+    return channel !== undefined && previous?.channels.get(name) === channel;
+  };
+  const discovery = createDiscovery({
+    channels,
+    models,
+    clock: shared.clock,
+    log: observability.log,
+    onRefresh: shared.onDiscoveryRefresh,
+    seed: (name) => (previous !== undefined && kept(name) ? previous.models.discovered(name) : []),
   });
   // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
   const services = createServiceImpls({
     config,
     channels,
+    models,
     onPollStarted: () => observability.metrics.pollStarted(),
   });
+  const { limiter } = shared;
   const openAi = createOpenAiDoor({
     services,
-    modelInfo: createModelInfo(config),
+    modelInfo: createModelInfo(models),
     bodyLimitBytes: config.server.bodyLimitBytes,
     heartbeatMs: shared.openAiHeartbeatMs,
     log: observability.log,
     onStreamOpened: () => observability.metrics.streamOpened("rest"),
+    async billing(caller) {
+      const usage = await limiter.usage(caller.name);
+      return { quotaTokens: usage.quota?.tokens, usedTokens: usage.usedTokens };
+    },
   });
   const metricsKey = config.server.metrics.keySha256;
   const metricsRoute =
@@ -96,7 +139,17 @@ export function buildRuntime(
       ? observability.publicRoute
       : requireMetricsKey(observability.publicRoute, metricsKey);
   const { callers, authenticate } = createAuthenticator(config);
-  return { config, channels, services, openAi, metricsRoute, callers, authenticate };
+  return {
+    config,
+    channels,
+    models,
+    discovery,
+    services,
+    openAi,
+    metricsRoute,
+    callers,
+    authenticate,
+  };
 }
 
 /**

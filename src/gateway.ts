@@ -1,10 +1,13 @@
-import type { GatewayConfig } from "./config/index.js";
-import type { Clock } from "./coze/clock.js";
+import type { GatewayConfig, StateConfig } from "./config/index.js";
+import { stateDefaults } from "./config/index.js";
+import { type Clock, systemClock } from "./coze/clock.js";
 import { createPools, type Pools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
-import { createRuntimeHolder } from "./gateway-holder.js";
+import { createRuntimeHolder, type RuntimeHolder } from "./gateway-holder.js";
 import { createReloader, type ReloadResult } from "./gateway-reload.js";
 import { buildRuntime, type Runtime, type RuntimeShared } from "./gateway-runtime.js";
+import { createKeyLimiter, createLimitMetrics } from "./limits/index.js";
+import { createDiscoveryMetrics } from "./observability/discovery-metrics.js";
 import {
   createObservability,
   createReloadMetrics,
@@ -21,12 +24,23 @@ import {
   startMetricsListener,
 } from "./server/index.js";
 import { poolsOf, serviceRoutes } from "./service/index.js";
+import { createStateStore } from "./state/index.js";
 
 export type { ReloadResult } from "./gateway-reload.js";
 export { createAuthenticator } from "./gateway-runtime.js";
 
 /** A log function: one structured line per call. Never pass secrets. */
 export type Log = LogFn;
+
+/** The state store when the config names none: in memory. */
+const defaultState: StateConfig = {
+  store: "memory",
+  url: "",
+  timeoutMs: stateDefaults.timeoutMs,
+  fail: stateDefaults.fail,
+  prefix: stateDefaults.prefix,
+  flushMs: stateDefaults.flushMs,
+};
 
 /** Options for {@link startGateway}. */
 export interface GatewayOptions {
@@ -37,6 +51,11 @@ export interface GatewayOptions {
    */
   observability?: Observability;
   clock?: Clock;
+  /**
+   * Time for limit windows, quota periods and the state store's deferred writes. Default
+   * `clock`, else the system's.
+   */
+  limitsClock?: Clock;
   userAgent?: string;
   /**
    * Longest silence on an OpenAI-compatible stream before a `: keep-alive` comment, in ms.
@@ -79,6 +98,37 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
   const observability = options.observability ?? createObservability({ level: "silent" });
   const { log } = observability;
+  const limitsClock = options.limitsClock ?? options.clock ?? systemClock;
+  // The state store, the limiter and their metrics are the process's: a reload keeps the store
+  // (state needs a restart) and hands the limiter the new keys.
+  const state = config.state ?? defaultState;
+  const store = createStateStore(state, {
+    clock: limitsClock,
+    onHealth(health) {
+      if (health.ok) log("info", "state store reachable", { store: state.store });
+      else {
+        log("warn", `state store unreachable; limits fail ${state.fail}`, {
+          store: state.store,
+          detail: health.detail,
+        });
+      }
+    },
+  });
+  let holder: RuntimeHolder | undefined;
+  const limitMetrics = createLimitMetrics(observability.metrics.registry, {
+    state: () => store.health(),
+    channels: () =>
+      (holder?.current.channels.all ?? []).flatMap((c) =>
+        c.gate ? [{ name: c.name, active: c.gate.active, waiting: c.gate.waiting }] : [],
+      ),
+  });
+  const limiter = createKeyLimiter({
+    keys: config.apiKeys,
+    store,
+    fail: state.fail,
+    clock: limitsClock,
+    events: limitMetrics,
+  });
   const pools = createPools();
   const tokens = createTokenCache({
     pools,
@@ -94,17 +144,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     clock: options.clock,
     userAgent: options.userAgent,
     openAiHeartbeatMs: options.openAiHeartbeatMs,
+    limiter,
+    onGateRefused: () => limitMetrics.refused("channel"),
+    onDiscoveryRefresh: createDiscoveryMetrics(observability.metrics.registry),
   };
-  // What a config builds (keys, channels, routes, services) lives in a runtime, swapped whole
-  // on reload; the server mounts the holder's doors once, and each call runs on its runtime.
-  const holder = createRuntimeHolder(buildRuntime(config, shared), (old) =>
-    release(old, holder.live(), pools, log),
-  );
+  // What a config builds (keys, channels, routes, discovery, services) lives in a runtime,
+  // swapped whole on reload; the server mounts the holder's doors once, and each call runs on
+  // its runtime.
+  const first = buildRuntime(config, shared);
+  const runtimes = createRuntimeHolder(first, (old) => release(old, runtimes.live(), pools, log));
+  holder = runtimes;
   const metricsAddress = config.server.metrics.listen;
   // The doors on the main port besides Connect: the OpenAI-compatible API, and the pages that
   // need no API key.
-  const doors: Door[] = [holder.openAiDoor];
-  if (metricsAddress === undefined) doors.push(publicDoor("/metrics", holder.metricsRoute));
+  const doors: Door[] = [runtimes.openAiDoor];
+  if (metricsAddress === undefined) doors.push(publicDoor("/metrics", runtimes.metricsRoute));
   if (config.server.playground) {
     doors.push(
       publicDoor(
@@ -123,10 +177,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let server: GatewayServer;
   let metricsListener: MetricsListener | undefined;
   try {
+    // Bounded by each channel's discovery.start_wait_ms; never rejects.
+    await first.discovery.start();
     if (metricsAddress !== undefined) {
       metricsListener = await startMetricsListener({
         ...metricsAddress,
-        route: holder.metricsRoute,
+        route: runtimes.metricsRoute,
         limits,
         log,
       });
@@ -139,9 +195,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       bodyLimitBytes: config.server.bodyLimitBytes,
       shutdownGraceMs: config.server.shutdownGraceMs,
       limits,
-      routes: serviceRoutes(holder.services),
-      authenticate: holder.authenticate,
-      callerCurrent: holder.callerCurrent,
+      limiter,
+      readyDetails() {
+        const health = store.health();
+        return { state: health.ok ? health.detail : `${health.detail}; limits fail ${state.fail}` };
+      },
+      routes: serviceRoutes(runtimes.services),
+      authenticate: runtimes.authenticate,
+      callerCurrent: runtimes.callerCurrent,
       doors,
       metrics: observability.metrics,
       log,
@@ -149,17 +210,39 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       trustedProxies: config.server.trustedProxies,
     });
   } catch (err) {
+    await first.discovery.close();
     await metricsListener?.close();
     await pools.destroy();
+    limiter.close();
+    await store.close();
     throw err;
   }
+  // Runtimes a reload is building: their discovery runs before they serve.
+  const building = new Set<Runtime>();
+  let closed = false;
   const reloadMetrics = createReloadMetrics(observability.metrics.registry);
   reloadMetrics.inForce(config.sha256);
   const reload = createReloader({
-    holder,
-    build: (next, previous) => buildRuntime(next, shared, previous),
+    holder: runtimes,
+    async build(next, previous) {
+      const runtime = buildRuntime(next, shared, previous);
+      building.add(runtime);
+      try {
+        // The new channels' first lists, bounded by their start_wait_ms; calls go on meanwhile
+        // on the running config.
+        await runtime.discovery.start();
+      } finally {
+        building.delete(runtime);
+      }
+      if (closed) {
+        await runtime.discovery.close();
+        throw new Error("the gateway is closing");
+      }
+      return runtime;
+    },
+    applied: (runtime) => limiter.setKeys(runtime.config.apiKeys),
     setTls: (tls) => server.setTls(tls),
-    discard: (unused) => release(unused, holder.live(), pools, log),
+    discard: (unused) => release(unused, runtimes.live(), pools, log),
     log,
     metrics: reloadMetrics,
   });
@@ -168,7 +251,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     port: server.port,
     metricsUrl: metricsListener?.url,
     async close() {
-      await Promise.all([server.close(), metricsListener?.close()]);
+      closed = true;
+      const discoveries = [...runtimes.live(), ...building].map((r) => r.discovery.close());
+      await Promise.all([server.close(), metricsListener?.close(), ...discoveries]);
+      limiter.close();
+      // After the server: the last requests' usage is deferred when their responses close.
+      await store.close();
       await pools.close();
     },
     reload,
@@ -176,11 +264,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 }
 
 /**
- * Releases what `old` holds that no runtime of `live` uses: the end-user sessions of its
- * channels that were replaced or removed, and the connection pools no live channel uses (each
- * closes once its requests under way are done).
+ * Releases what `old` holds that no runtime of `live` uses: its discovery loop, the end-user
+ * sessions of its channels that were replaced or removed, and the connection pools no live
+ * channel uses (each closes once its requests under way are done).
  */
 function release(old: Runtime, live: readonly Runtime[], pools: Pools, log: LogFn): void {
+  // Never rejects: a list under way is cancelled, its loop ends.
+  void old.discovery.close();
   const kept = new Set(live.flatMap((r) => r.channels.all));
   for (const channel of old.channels.all) if (!kept.has(channel)) channel.release();
   pools.retain([...kept].flatMap((c) => poolsOf(c.config))).catch((err: unknown) => {

@@ -70,10 +70,15 @@ async function main(): Promise<number> {
       process.stderr.write("--check needs --config FILE (or COZE_GATEWAY_CONFIG)\n");
       return 2;
     }
-    demo = await startDemo({
-      host: "127.0.0.1",
-      port: env.COZE_GATEWAY_PORT ? Number(env.COZE_GATEWAY_PORT) : 8080,
-    });
+    const port = demoPort(env.COZE_GATEWAY_PORT);
+    if (port === undefined) {
+      const given = JSON.stringify((env.COZE_GATEWAY_PORT ?? "").slice(0, 40));
+      process.stderr.write(
+        `COZE_GATEWAY_PORT must be an integer from 0 to 65535 (0 picks a free port), not ${given}\n`,
+      );
+      return 1;
+    }
+    demo = await startDemo({ host: "127.0.0.1", port });
     config = demo.config;
   }
 
@@ -90,7 +95,7 @@ async function main(): Promise<number> {
     gateway = await startGateway({
       config,
       observability,
-      // Demo mode's dynamic names (workflows, chatflow) are not in ListModels: offer them.
+      // Demo mode's dynamic names; discovery lists most of them, not workflow-async: ones.
       playgroundModels: demo ? Object.values(demoModels) : undefined,
     });
   } catch (err) {
@@ -211,6 +216,7 @@ coze-gateway demo mode: an embedded Coze emulator stands in for Coze (nothing le
   OpenAI   ${url}/v1  (base URL for the OpenAI SDKs and chat front-ends)
   API key  ${key}
   models   ${Object.values(demoModels).join(", ")}
+           and more discovered in the demo space, with their names: ${url}/v1/models
 ${page}
 Try it:
   curl -s ${url}/cozegateway.v1.ChatService/Chat \\
@@ -238,3 +244,11 @@ main().then(
     process.exit(1);
   },
 );
+
+/** Demo mode's port: `COZE_GATEWAY_PORT` (blank counts as unset), 8080 by default. */
+function demoPort(text: string | undefined): number | undefined {
+  const trimmed = text?.trim() ?? "";
+  if (trimmed === "") return 8080;
+  const port = Number(trimmed);
+  return /^\d{1,5}$/.test(trimmed) && port <= 65_535 ? port : undefined;
+}

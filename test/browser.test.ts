@@ -187,23 +187,37 @@ describe.skipIf(skipBrowser)("the playground in headless Chromium", () => {
 
   it("takes the key, keeps it out of the URL, and lists the models ListModels returns", async () => {
     const page = await openPlayground(demo.apiKey);
+    // The demo's three configured bots, and what discovery found in the emulator's space: two
+    // more bots, five workflows and a chatflow.
     await expect
       .poll(() => page.textContent("#key-status"))
-      .toMatch(/^Key accepted: 3 configured model\(s\)/);
-    const options = await page.locator("#chat-model option").allTextContents();
+      .toMatch(/^Key accepted: 3 configured and 8 discovered model\(s\)/);
+    const options = await page
+      .locator("#chat-model option")
+      .evaluateAll((list) => list.map((o) => [o.getAttribute("value"), o.textContent]));
     expect(options).toEqual([
-      demoModels.bot,
-      demoModels.reasoning,
-      demoModels.tool,
-      demoModels.chatflow,
+      [demoModels.bot, `Echo (${demoModels.bot})`],
+      [demoModels.reasoning, `Reasoning echo (${demoModels.reasoning})`],
+      [demoModels.tool, `Weather tool (${demoModels.tool})`],
+      [`bot:${catalog.bots.failing}`, `Failing bot (bot:${catalog.bots.failing})`],
+      [`bot:${catalog.bots.slow}`, `Slow talker (bot:${catalog.bots.slow})`],
+      [demoModels.chatflow, `echo_chatflow (${demoModels.chatflow})`],
     ]);
+    // Coze's description shows on hover.
+    expect(await page.locator("#chat-model option").first().getAttribute("title")).toBe(
+      "Repeats what you say.",
+    );
     const workflows = await page
       .locator("#workflow-models option")
       .evaluateAll((list) => list.map((o) => o.getAttribute("value")));
     expect(workflows).toEqual([
       demoModels.workflow,
-      demoModels.workflowAsync,
+      `workflow:${catalog.workflows.slowAsync}`,
       demoModels.interrupt,
+      `workflow:${catalog.workflows.failing}`,
+      `workflow:${catalog.workflows.large}`,
+      // Not listed (async runs are a dynamic name of their own), but suggested.
+      demoModels.workflowAsync,
     ]);
     expect(page.url()).toBe(`${gateway.url}/playground`);
     expect(await page.evaluate('sessionStorage.getItem("coze-gateway.playground.api-key")')).toBe(

@@ -180,13 +180,18 @@ async function acceptedKeys(): Promise<Set<string>> {
     "server.tls",
     "server.metrics",
     "api_keys[]",
+    "api_keys[].limits",
+    "api_keys[].limits.quota",
     "channels[]",
     "channels[].credentials",
     "channels[].sessions",
     "channels[].token",
     "channels[].polling",
     "channels[].timeouts",
+    "channels[].limits",
     "channels[].models[]",
+    "state",
+    "channels[].discovery",
   ];
   const keys = new Set<string>();
   for (const section of sections) {
@@ -239,12 +244,41 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "channels[].timeouts.stream_idle_ms": (c) => first(c).timeouts.streamIdleMs,
   "channels[].timeouts.request_ms": (c) => first(c).timeouts.requestMs,
   "channels[].timeouts.sync_run_ms": (c) => first(c).timeouts.syncRunMs,
+  "channels[].discovery.naming": (c) => first(c).discovery.naming,
+  "channels[].discovery.interval_ms": (c) => first(c).discovery.intervalMs,
+  "channels[].discovery.start_wait_ms": (c) => first(c).discovery.startWaitMs,
+  "channels[].discovery.kinds": (c) => first(c).discovery.kinds,
+  "channels[].discovery.max_models": (c) => first(c).discovery.maxModels,
   "channels[].models[].mode": (c) =>
     ({ workflow: "sync", workflow_async: "async", chatflow: "chatflow", bot: "" })[
       workflowRoute(c).kind
     ],
   "channels[].models[].input_field": (c) => workflowRoute(c).inputField,
   "channels[].models[].weight": (c) => workflowRoute(c).weight,
+  "channels[].limits.queue": (c) => first(c).limits?.queue,
+  "channels[].limits.queue_timeout_ms": (c) => first(c).limits?.queueTimeoutMs,
+  "api_keys[].limits.quota.per": (c) => c.apiKeys[0]?.limits?.quota?.per,
+  "state.store": (c) => c.state?.store,
+  "state.timeout_ms": (c) => c.state?.timeoutMs,
+  "state.fail": (c) => c.state?.fail,
+  "state.prefix": (c) => c.state?.prefix,
+  "state.flush_ms": (c) => c.state?.flushMs,
+};
+
+/**
+ * Defaults that apply inside an optional block: the block with its required keys is added to
+ * the minimal config before the default is read.
+ */
+const withBlock: Record<string, (config: Raw) => void> = {
+  "channels[].limits.queue": (c) => {
+    holder(c, "channels[].limits.max_concurrent").map.max_concurrent = 1;
+  },
+  "channels[].limits.queue_timeout_ms": (c) => {
+    holder(c, "channels[].limits.max_concurrent").map.max_concurrent = 1;
+  },
+  "api_keys[].limits.quota.per": (c) => {
+    holder(c, "api_keys[].limits.quota.tokens").map.tokens = 1;
+  },
 };
 
 function first(c: GatewayConfig) {
@@ -275,7 +309,14 @@ describe("docs/configuration.md", () => {
     for (const row of literal) {
       const read = appliedDefaults[row.path];
       expect(read, `a check of ${row.path}'s default in appliedDefaults`).toBeDefined();
-      expect(read?.(loaded), row.path).toEqual(parseYaml(row.default.slice(1, -1)));
+      let config = loaded;
+      const block = withBlock[row.path];
+      if (block !== undefined) {
+        const raw = minimalConfig();
+        block(raw);
+        config = must(await load(raw, tmp));
+      }
+      expect(read?.(config), row.path).toEqual(parseYaml(row.default.slice(1, -1)));
     }
   });
 
@@ -292,6 +333,10 @@ describe("docs/configuration.md", () => {
           // The margin must stay below the duration: give each the widest room for the other.
           holder(config, "channels[].token.duration_seconds").map.duration_seconds = 86_399;
           holder(config, "channels[].token.refresh_margin_seconds").map.refresh_margin_seconds = 0;
+        }
+        if (row.path.startsWith("channels[].discovery.")) {
+          // Discovery on needs the space it lists.
+          holder(config, "channels[].credentials.space_id").map.space_id = "7350000000000000001";
         }
         if (/^server\.(headers|request)_timeout_ms$/.test(row.path)) {
           // The headers timeout may not exceed the request timeout: the same widest room.
@@ -648,7 +693,8 @@ describe("docs/clients.md against demo mode", () => {
         expect(stdout, command).toContain("You said: Hello");
       if (command.includes("workflow:")) expect(stdout, command).toContain("hi");
     }
-  });
+    // One process per command, each `npx buf curl` a second or more on a busy machine.
+  }, 90_000);
 
   it("has REST curl lines (README, docs/responses.md) that answer as documented", async () => {
     const commands = ["README.md", "docs/responses.md"]

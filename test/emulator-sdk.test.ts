@@ -10,6 +10,7 @@ import { join } from "node:path";
 import {
   APIError,
   AuthenticationError,
+  BadRequestError,
   ChatEventType,
   ChatStatus,
   CozeAPI,
@@ -305,5 +306,63 @@ describe("@coze/api against the emulator", () => {
     } finally {
       emulator.reset();
     }
+  });
+
+  it("bots.listNew (GET /v1/bots) pages the published bots of the space", async () => {
+    const first = await client.bots.listNew({ workspace_id: catalog.space, page_size: 3 });
+    expect(first.total).toBe(5);
+    expect(first.items.map((b) => b.name)).toEqual(["Echo", "Reasoning echo", "Weather tool"]);
+    expect(first.items[0]).toMatchObject({ id: catalog.bots.echo, is_published: true });
+    const second = await client.bots.listNew({
+      workspace_id: catalog.space,
+      page_size: 3,
+      page_num: 2,
+    });
+    expect(second.items.map((b) => b.id)).toEqual([catalog.bots.failing, catalog.bots.slow]);
+    const drafts = await client.bots.listNew({
+      workspace_id: catalog.space,
+      publish_status: "unpublished_draft",
+    });
+    expect(drafts.items.map((b) => b.name)).toEqual(["Draft bot"]);
+  });
+
+  it("bots.list (the deprecated published_bots_list) lists the same bots, newest first", async () => {
+    const list = await client.bots.list({ space_id: catalog.space, page_size: 20, page_index: 1 });
+    expect(list.total).toBe(5);
+    expect(list.space_bots.map((b) => b.bot_id)).toEqual(Object.values(catalog.bots).reverse());
+    expect(Number(list.space_bots[0]?.publish_time)).toBeGreaterThan(1_700_000_000);
+  });
+
+  it("workspaces.list finds the space the bots live in", async () => {
+    const list = await client.workspaces.list({ page_num: 1, page_size: 50 });
+    expect(list.total_count).toBe(1);
+    expect(list.workspaces[0]).toMatchObject({ id: catalog.space, workspace_type: "personal" });
+  });
+
+  it("GET /v1/workflows through the SDK's own request path (it has no workflow list)", async () => {
+    // js builds the query itself, unencoded (§13); the emulator must read it as go/py would.
+    const list = (await client.get("/v1/workflows", {
+      workspace_id: catalog.space,
+      page_num: 1,
+      page_size: 30,
+      workflow_mode: "chatflow",
+    })) as { code: number; data: { has_more: boolean; items: { workflow_id: string }[] } };
+    expect(list.code).toBe(0);
+    expect(list.data).toEqual({
+      has_more: false,
+      items: [expect.objectContaining({ workflow_id: catalog.workflows.chatflow })],
+    });
+    const missing = await client
+      .get("/v1/workflows", { workspace_id: catalog.space })
+      .catch((e: unknown) => e);
+    expect(missing).toBeInstanceOf(BadRequestError);
+  });
+
+  it("an unknown workspace is the SDK's NotFoundError (code 4200)", async () => {
+    const error = await client.bots
+      .listNew({ workspace_id: "7350000000000000999" })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotFoundError);
+    expect((error as NotFoundError).code).toBe(4200);
   });
 });

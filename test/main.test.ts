@@ -78,6 +78,12 @@ describe("npm start without a config (demo mode)", () => {
       headers: { Authorization: `Bearer ${key}` },
     });
     expect(models.status).toBe(200);
+    // Demo mode lists the emulator's space too: discovered models, with Coze's names.
+    const { data } = (await models.json()) as { data: { id: string; name?: string }[] };
+    expect(data).toContainEqual(
+      expect.objectContaining({ id: "bot:7390000000000000005", name: "Slow talker" }),
+    );
+    expect(banner).toContain(`discovered in the demo space, with their names: ${url}/v1/models`);
     // The README's curl example, byte for byte in its body.
     const res = await fetch(`${url}/cozegateway.v1.ChatService/Chat`, {
       method: "POST",
@@ -175,6 +181,17 @@ ${overrides}`;
       taken.close();
     }
   });
+
+  it.each(["abc", "70000", "-1", "80 80"])(
+    "says in one line that COZE_GATEWAY_PORT=%j is no port, without a config, and exits 1",
+    async (value) => {
+      const r = await runMain([], { COZE_GATEWAY_PORT: value, COZE_GATEWAY_CONFIG: "" });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toBe(
+        `COZE_GATEWAY_PORT must be an integer from 0 to 65535 (0 picks a free port), not ${JSON.stringify(value)}\n`,
+      );
+    },
+  );
 
   it("--check accepts a valid config and exits 0", async () => {
     const path = await withConfig("ok.yaml", valid());

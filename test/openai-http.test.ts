@@ -401,7 +401,7 @@ describe("unknown paths", () => {
     expect(await res.json()).toEqual({
       error: {
         message:
-          'unknown path "/v1/embeddings"; this API serves POST /v1/chat/completions, POST /v1/responses, GET /v1/models, GET /v1/models/{id}, GET /v1/workflow_runs/{execute_id}, POST /v1/audio/speech, POST /v1/audio/transcriptions and GET /v1/audio/voices',
+          'unknown path "/v1/embeddings"; this API serves POST /v1/chat/completions, POST /v1/responses, GET /v1/models, GET /v1/models/{id}, GET /v1/workflow_runs/{execute_id}, POST /v1/audio/speech, POST /v1/audio/transcriptions, GET /v1/audio/voices, GET /v1/dashboard/billing/subscription and GET /v1/dashboard/billing/usage',
         type: "invalid_request_error",
         code: "not_found",
         param: null,

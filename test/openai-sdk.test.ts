@@ -420,18 +420,45 @@ describe("workflows through the OpenAI SDK", () => {
 describe("models through the OpenAI SDK", () => {
   it("lists the routes the key may use in the OpenAI list format", async () => {
     const page = await client.models.list();
-    expect(page.data).toEqual(
-      ["coze-echo", "coze-reasoning", "coze-tool"].map((id) => ({
+    // The demo's routes first, with the names and descriptions discovery found for their bots.
+    expect(page.data.slice(0, 3)).toEqual(
+      [
+        ["coze-echo", "Echo", "Repeats what you say."],
+        ["coze-reasoning", "Reasoning echo", "Thinks out loud first, then repeats what you say."],
+        [
+          "coze-tool",
+          "Weather tool",
+          "Asks you to run get_weather, then answers with what the tool said.",
+        ],
+      ].map(([id, name, description]) => ({
         id,
         object: "model",
         created: 0,
         owned_by: "coze-gateway",
         kind: "bot",
+        name,
+        description,
       })),
     );
+    // Then what discovery found in the demo space, marked as such.
+    expect(
+      page.data.slice(3).map((m) => [m.id, (m as { discovered?: boolean }).discovered]),
+    ).toEqual([
+      [`bot:${catalog.bots.failing}`, true],
+      [`bot:${catalog.bots.slow}`, true],
+      [`workflow:${catalog.workflows.echo}`, true],
+      [`workflow:${catalog.workflows.slowAsync}`, true],
+      [`workflow:${catalog.workflows.interrupt}`, true],
+      [`workflow:${catalog.workflows.failing}`, true],
+      [`workflow:${catalog.workflows.large}`, true],
+      [`chatflow:${catalog.workflows.chatflow}`, true],
+    ]);
     expect((await client.models.retrieve("coze-tool")).id).toBe("coze-tool");
+    // A key limited to workflow:* sees the discovered workflows only.
     const limited = new OpenAI({ baseURL: `${fx.url}/v1`, apiKey: limitedKey, maxRetries: 0 });
-    expect((await limited.models.list()).data).toEqual([]);
+    expect((await limited.models.list()).data.map((m) => m.id)).toEqual(
+      page.data.map((m) => m.id).filter((id) => id.startsWith("workflow:")),
+    );
   });
 });
 

@@ -100,7 +100,14 @@ beforeEach(async () => {
   probe.getTokenCalls = 0;
   probe.gate = undefined;
   probe.caches = [];
-  const config = demoConfig({ emulatorUrl: emulator.url, app: emulator.app, apiKey: key, port: 0 });
+  // No discovery: its lists at start would fetch the token before the herd arrives.
+  const config = demoConfig({
+    emulatorUrl: emulator.url,
+    app: emulator.app,
+    apiKey: key,
+    port: 0,
+    discovery: false,
+  });
   // Counts, not tenant limits (issue 13): one key, and one gRPC connection, carry the whole herd.
   config.server.maxConcurrentStreams = herd;
   config.server.maxStreamsPerKey = herd;

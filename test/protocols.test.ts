@@ -170,8 +170,10 @@ describe("per-key model allow-lists through the real server", () => {
         parameters: { input: "allowed" },
       });
       expect(ok.outputJson).toBe('{"output":"allowed"}');
+      // Only the workflows discovery found in the demo space match workflow:*.
       const listed = await createClient(ModelService, transport).listModels({});
-      expect(listed.models).toEqual([]);
+      expect(listed.models.length).toBe(5);
+      expect(listed.models.every((m) => m.name.startsWith("workflow:") && m.discovered)).toBe(true);
     }
   });
 });

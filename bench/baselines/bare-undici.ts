@@ -1,14 +1,17 @@
 // Baseline 1: a bare undici hop. A node:http server that takes the same OpenAI-style request as
 // the gateway, forwards it to the emulator's `/v3/chat` stream, parses every SSE event's JSON and
 // rebuilds the OpenAI answer (one JSON, or one chunk per delta). The least any Node proxy does.
+// `POST /v1/responses` likewise, as a `response` object or its events (bare-responses.ts).
 import { randomUUID } from "node:crypto";
-import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer } from "node:http";
+import { createResponder } from "./bare-responses.js";
 import { benchBots, createForwarder, type TurnMessage } from "./coze-forward.js";
 
 const emulatorUrl = process.env.BENCH_EMULATOR_URL as string;
 const token = process.env.BENCH_TOKEN as string;
 const port = Number(process.env.BENCH_PORT);
 const forward = createForwarder(emulatorUrl, token);
+const respond = createResponder(forward);
 
 interface Delta {
   type?: string;
@@ -116,76 +119,6 @@ const server = createServer(async (req, res) => {
   });
   res.end(json);
 });
-/**
- * The Responses API's non-stream answer to a string `input`, the least a hop does: forward it as
- * one user message and build the `response` object from the answer deltas and the usage.
- */
-async function respond(req: IncomingMessage, res: ServerResponse): Promise<void> {
-  const chunks: Buffer[] = [];
-  for await (const c of req) chunks.push(c as Buffer);
-  const body = JSON.parse(Buffer.concat(chunks).toString("utf8")) as {
-    model: string;
-    input: string;
-  };
-  const aborter = new AbortController();
-  res.once("close", () => {
-    if (!res.writableFinished) aborter.abort();
-  });
-  let answer = "";
-  let usage: Record<string, number> | undefined;
-  try {
-    await forward(
-      benchBots[body.model] ?? "",
-      "bench",
-      [{ role: "user", content: body.input }],
-      aborter.signal,
-      (name, data) => {
-        if (name === "conversation.message.delta") {
-          const d = data as Delta;
-          if (d.type === "answer" && d.content) answer += d.content;
-        } else if (name === "conversation.chat.completed") {
-          const u = data.usage as {
-            token_count: number;
-            input_count: number;
-            output_count: number;
-          };
-          usage = {
-            input_tokens: u.input_count,
-            output_tokens: u.output_count,
-            total_tokens: u.token_count,
-          };
-        }
-      },
-    );
-  } catch {
-    if (!res.headersSent) res.writeHead(502);
-    res.end();
-    return;
-  }
-  const id = `resp_${randomUUID().replaceAll("-", "")}`;
-  const json = JSON.stringify({
-    id,
-    object: "response",
-    created_at: Math.floor(Date.now() / 1000),
-    status: "completed",
-    model: body.model,
-    output: [
-      {
-        type: "message",
-        id: `msg_${id.slice(5)}`,
-        status: "completed",
-        role: "assistant",
-        content: [{ type: "output_text", text: answer, annotations: [] }],
-      },
-    ],
-    usage,
-  });
-  res.writeHead(200, {
-    "content-type": "application/json; charset=utf-8",
-    "content-length": Buffer.byteLength(json),
-  });
-  res.end(json);
-}
 
 server.listen(port, "127.0.0.1");
 process.on("SIGTERM", () => process.exit(0));

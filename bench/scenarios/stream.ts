@@ -9,7 +9,12 @@ import {
   takeStreams,
 } from "../lib/context.js";
 import { sleep } from "../lib/proc.js";
-import { type StreamSample, streamCompletion } from "../lib/sse-client.js";
+import {
+  chatShape,
+  type StreamSample,
+  type StreamShape,
+  streamCompletion,
+} from "../lib/sse-client.js";
 import { quantile, type Spread, spread } from "../lib/stats.js";
 
 /** Words of the user text: the slow bot answers `You said: <text>. <18 more words>`, one delta a word. */
@@ -30,7 +35,11 @@ export interface StreamRep {
   lagP50Ms: number;
   lagP99Ms: number;
   lagMaxMs: number;
-  /** Streams whose content chunks were exactly the upstream deltas, one each, in order. */
+  /**
+   * Streams whose content chunks were exactly the upstream deltas, one each, in order, ended as
+   * the surface ends a stream (and, for the Responses API, framed by its events and numbered
+   * without a gap).
+   */
   exact: number;
   /** Chunks that arrived only after the next upstream delta had been sent (held back). */
   held: number;
@@ -41,6 +50,8 @@ export interface StreamRep {
 
 /** The streaming scenario: per proxy per repetition, and the added figures per repetition. */
 export interface StreamScenario {
+  /** The surface streamed: `chat` (absent in results written before there were two) or `responses`. */
+  surface?: string;
   deltas: number;
   deltaMs: number;
   concurrency: number;
@@ -51,7 +62,11 @@ export interface StreamScenario {
   addedLagP50Ms: Spread;
 }
 
-function analyse(samples: StreamSample[], recorded: Map<string, RecordedStream>): StreamRep {
+function analyse(
+  samples: StreamSample[],
+  recorded: Map<string, RecordedStream>,
+  shape: StreamShape,
+): StreamRep {
   const ttfb: number[] = [];
   const lags: number[] = [];
   let exact = 0;
@@ -65,6 +80,8 @@ function analyse(samples: StreamSample[], recorded: Map<string, RecordedStream>)
     const sends = rec.deltas.map(BigInt);
     const same =
       s.done &&
+      s.sequenceErrors === 0 &&
+      (shape.framing === undefined || sameList(s.framing, shape.framing)) &&
       sends.length === expectedDeltas.length &&
       s.texts.length === expectedDeltas.length &&
       s.texts.every((t, i) => t === expectedDeltas[i]);
@@ -90,31 +107,33 @@ function analyse(samples: StreamSample[], recorded: Map<string, RecordedStream>)
   };
 }
 
+const sameList = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
 /**
  * Streaming (issue #6): the slow bot's 200 deltas, `deltaMs` apart, streamed one at a time
- * (concurrency 1, keep-alive) through the bare undici hop and the gateway, alternating. The
- * emulator host notes when it writes each delta; the client notes when each content chunk
- * arrives; both on CLOCK_MONOTONIC. A warm-up stream per proxy first.
+ * (concurrency 1, keep-alive) through the bare undici hop and the gateway, alternating, as Chat
+ * Completions chunks or (`shape: responsesShape`) Responses API events. The emulator host notes
+ * when it writes each delta; the client notes when each content chunk arrives; both on
+ * CLOCK_MONOTONIC. A warm-up stream per proxy first.
  */
 export async function streaming(
   bench: Bench,
-  options: { streamsPerRep: number; deltaMs: number },
+  options: { streamsPerRep: number; deltaMs: number; shape?: StreamShape },
 ): Promise<StreamScenario> {
+  const shape = options.shape ?? chatShape;
   const pair = [bench.bareUndici, bench.gateway] as const;
   const agents = new Map<ProxyUnderTest, Agent>(
     pair.map((p) => [p, new Agent({ keepAlive: true, maxSockets: 1 })]),
   );
-  const body = {
-    model: "coze-slow",
-    stream: true,
-    messages: [{ role: "user", content: userText }],
-  };
+  const body = shape.body("coze-slow", userText);
   const one = (proxy: ProxyUnderTest) =>
     streamCompletion({
       url: proxy.url,
       key: bench.key,
       body,
       agent: agents.get(proxy) as Agent,
+      shape,
     });
   await recordStreams(bench, true);
   for (const proxy of pair) await one(proxy);
@@ -134,10 +153,10 @@ export async function streaming(
       if (!wanted.every((c) => recorded.has(c))) await sleep(20);
     }
     for (const proxy of pair) {
-      const r = analyse(samples.get(proxy) as StreamSample[], recorded);
+      const r = analyse(samples.get(proxy) as StreamSample[], recorded, shape);
       reps[proxy.name]?.push(r);
       bench.log(
-        `  stream ${proxy.name}: TTFB ${r.ttfbMs.toFixed(3)} ms, lag p50 ${r.lagP50Ms.toFixed(3)} / p99 ${r.lagP99Ms.toFixed(3)} / max ${r.lagMaxMs.toFixed(3)} ms, exact ${r.exact}/${r.streams}, held ${r.held}, coalesced reads ${r.coalescedReads}`,
+        `  ${shape.name} stream ${proxy.name}: TTFB ${r.ttfbMs.toFixed(3)} ms, lag p50 ${r.lagP50Ms.toFixed(3)} / p99 ${r.lagP99Ms.toFixed(3)} / max ${r.lagMaxMs.toFixed(3)} ms, exact ${r.exact}/${r.streams}, held ${r.held}, coalesced reads ${r.coalescedReads}`,
       );
     }
   }
@@ -146,6 +165,7 @@ export async function streaming(
   const g = reps[bench.gateway.name] as StreamRep[];
   const b = reps[bench.bareUndici.name] as StreamRep[];
   return {
+    surface: shape.name,
     deltas: expectedDeltas.length,
     deltaMs: options.deltaMs,
     concurrency: 1,

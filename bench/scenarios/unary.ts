@@ -1,3 +1,4 @@
+import { Agent } from "node:http";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   ChatMessageSchema,
@@ -7,6 +8,7 @@ import {
 import { alternate, type Bench, type ProxyUnderTest } from "../lib/context.js";
 import { h2load, type LoadResult, wrk } from "../lib/drivers.js";
 import { cpuMs } from "../lib/proc.js";
+import { responsesShape, streamCompletion } from "../lib/sse-client.js";
 import { type Spread, spread } from "../lib/stats.js";
 
 /** One measured load run of one proxy. */
@@ -105,6 +107,82 @@ export function responsesUnary(
       url: `${proxy.url}/v1/responses`,
       key: bench.key,
       body: responsesBody,
+      connections: concurrency,
+      seconds,
+      dir: bench.dir,
+    }),
+  );
+}
+
+/** The body of the streamed Responses scenario: the non-stream one with `stream: true`. */
+export const responsesStreamBody = JSON.stringify({
+  model: "coze-echo",
+  input: "Hello",
+  stream: true,
+});
+
+/**
+ * `POST /v1/responses` with `stream: true`, through wrk (each request read to the end of its
+ * event stream): the gateway's Responses events against the bare undici hop writing the same
+ * event sequence.
+ */
+export async function responsesStream(
+  bench: Bench,
+  concurrency: number,
+  pair: readonly [ProxyUnderTest, ProxyUnderTest] = [bench.bareUndici, bench.gateway],
+): Promise<UnaryScenario> {
+  // wrk counts any 200 as a success: first make sure both streams carry the whole sequence.
+  const agent = new Agent({ keepAlive: false });
+  for (const proxy of pair) {
+    const s = await streamCompletion({
+      url: proxy.url,
+      key: bench.key,
+      body: JSON.parse(responsesStreamBody) as Record<string, unknown>,
+      agent,
+      shape: responsesShape,
+    });
+    const framing = s.framing.join(",");
+    if (
+      !s.done ||
+      s.sequenceErrors > 0 ||
+      s.texts.join("") !== "You said: Hello" ||
+      framing !== responsesShape.framing?.join(",")
+    ) {
+      agent.destroy();
+      throw new Error(
+        `${proxy.name}: the streamed response is not the Responses event sequence (status ${s.status}, events ${framing}, ${s.sequenceErrors} sequence gaps, text ${JSON.stringify(s.texts.join(""))})`,
+      );
+    }
+  }
+  agent.destroy();
+  return sideBySide(bench, "responses-stream", concurrency, pair, (proxy, seconds) =>
+    wrk({
+      url: `${proxy.url}/v1/responses`,
+      key: bench.key,
+      body: responsesStreamBody,
+      connections: concurrency,
+      seconds,
+      dir: bench.dir,
+    }),
+  );
+}
+
+/**
+ * REST chat with `stream: true` through wrk, each event stream read to its end: a reference for
+ * the streamed Responses scenario (the same stream path under Chat Completions chunks), run only
+ * when asked for (`--only=rest-stream`) and judged against no target.
+ */
+export function restStream(
+  bench: Bench,
+  concurrency: number,
+  pair: readonly [ProxyUnderTest, ProxyUnderTest] = [bench.bareUndici, bench.gateway],
+): Promise<UnaryScenario> {
+  const body = JSON.stringify({ ...(JSON.parse(restBody) as object), stream: true });
+  return sideBySide(bench, "rest-stream", concurrency, pair, (proxy, seconds) =>
+    wrk({
+      url: `${proxy.url}/v1/chat/completions`,
+      key: bench.key,
+      body,
       connections: concurrency,
       seconds,
       dir: bench.dir,

@@ -149,7 +149,7 @@ describe("api_keys", () => {
       firstKey((k) => {
         k.modles = ["support-bot"];
       }),
-      "gateway.yaml: api_keys[alice].modles: is not a known field (did you mean models?); expected one of: name, key, sha256, models, raw_coze_ids",
+      "gateway.yaml: api_keys[alice].modles: is not a known field (did you mean models?); expected one of: name, key, sha256, models, raw_coze_ids, limits",
     );
   });
 });

@@ -17,9 +17,10 @@ import {
   text,
 } from "./fields.js";
 import type { ApiKeyConfig } from "./gateway-config.js";
+import { readKeyLimits } from "./limits.js";
 import { readPrintableSecret } from "./printable-secret.js";
 
-const keyFields = ["name", "key", "sha256", "models", "raw_coze_ids"];
+const keyFields = ["name", "key", "sha256", "models", "raw_coze_ids", "limits"];
 const nameRule = "a key name of 1 to 64 printable characters";
 const minKeyLength = 16;
 
@@ -51,7 +52,8 @@ export function modelAllowed(
  * Reads `api_keys`: at least one; each with a unique `name` and either `key` (inline, `env:NAME`
  * or `file:PATH`; at least 16 printable characters, surrounding whitespace ignored; hashed at
  * once and never kept) or `sha256` (64 hex characters), plus an optional `models` allow-list and
- * `raw_coze_ids` (default false: only ids the gateway handed this key are accepted).
+ * `raw_coze_ids` (default false: only ids the gateway handed this key are accepted), and
+ * `limits` (see `readKeyLimits`).
  *
  * @throws ConfigError naming the key (`api_keys[alice]`) and the field; never quoting a key.
  */
@@ -95,6 +97,7 @@ async function readApiKey(
     sha256,
     models: readAllowList(ctx, child(at, "models"), map.models),
     rawCozeIds: flag(ctx, child(at, "raw_coze_ids"), map.raw_coze_ids, false),
+    limits: readKeyLimits(ctx, child(at, "limits"), map.limits),
   };
 }
 

@@ -49,7 +49,7 @@ describe("channels", () => {
       channel((ch) => {
         ch.baseUrl = "https://api.coze.com";
       }),
-      "gateway.yaml: channels[cn-main].baseUrl: is not a known field (did you mean base_url?); expected one of: name, base_url, credentials, session_name, sessions, default, token, polling, timeouts, models",
+      "gateway.yaml: channels[cn-main].baseUrl: is not a known field (did you mean base_url?); expected one of: name, base_url, credentials, session_name, sessions, default, token, polling, timeouts, models, limits, discovery",
     );
     expect(err.channel).toBe("cn-main");
     expect(err.field).toBe("channels[cn-main].baseUrl");

@@ -1,3 +1,4 @@
+import { readDiscovery } from "./channel-discovery.js";
 import { readModels } from "./channel-models.js";
 import { type ChannelCredentials, readCredentials } from "./credentials.js";
 import {
@@ -22,11 +23,13 @@ import {
 } from "./fields.js";
 import type {
   ChannelConfig,
+  DiscoveryConfig,
   ModelRoute,
   PollingConfig,
   SessionsConfig,
   TimeoutsConfig,
 } from "./gateway-config.js";
+import { readChannelLimits } from "./limits.js";
 
 const channelKeys = [
   "name",
@@ -39,6 +42,8 @@ const channelKeys = [
   "polling",
   "timeouts",
   "models",
+  "limits",
+  "discovery",
 ];
 
 /** Defaults of a channel, as the old channel had them where they were sensible. */
@@ -209,6 +214,16 @@ async function readChannel(
   const timeouts = attempt(ctx, { ...channelDefaults.timeouts }, () =>
     readTimeouts(ctx, child(at, "timeouts"), map.timeouts),
   );
+  const limits = attempt(ctx, undefined, () =>
+    readChannelLimits(ctx, child(at, "limits"), map.limits),
+  );
+  // Discovery needs the credentials' space_id: unread credentials are reported on their own.
+  const discovery =
+    read === undefined
+      ? undefined
+      : attempt(ctx, undefined, () =>
+          readDiscovery(ctx, child(at, "discovery"), map.discovery, read.spaceId),
+        );
   failIfKept(ctx, mark);
   // failIfKept threw when the credentials could not be read.
   const settings = read as ChannelCredentials;
@@ -237,6 +252,9 @@ async function readChannel(
     refreshMarginMs: marginSeconds * 1000,
     polling,
     timeouts,
+    limits,
+    // failIfKept threw when discovery could not be read.
+    discovery: discovery as DiscoveryConfig,
   };
 }
 

@@ -82,7 +82,7 @@ describe("syntax and top level", () => {
       rejects((c) => {
         c.chanels = [];
       }),
-      "gateway.yaml: chanels: is not a known field (did you mean channels?); expected one of: server, server_secret, api_keys, channels",
+      "gateway.yaml: chanels: is not a known field (did you mean channels?); expected one of: server, server_secret, api_keys, channels, state",
     );
   });
 });

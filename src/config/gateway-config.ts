@@ -94,6 +94,51 @@ export interface ApiKeyConfig {
    * the gateway, e.g. in Coze's own UI) besides the ids the gateway handed it. Default `false`.
    */
   rawCozeIds: boolean;
+  /** The key's limits and quota (`limits`); `undefined` for none. */
+  limits?: KeyLimitsConfig | undefined;
+}
+
+/**
+ * One key's limits, each `undefined` when not set. Rates slide (a key with 60 requests per
+ * minute gets one back every second); the quota is a budget per UTC day or month.
+ */
+export interface KeyLimitsConfig {
+  /** Requests per minute, every request of the key counted. */
+  requestsPerMinute: number | undefined;
+  /** Coze tokens per minute, counted from Coze's usage after each call. */
+  tokensPerMinute: number | undefined;
+  /** Coze tokens per day (a sliding 24 hours), counted like `tokensPerMinute`. */
+  tokensPerDay: number | undefined;
+  /** Streams (requests in flight) open at once over every replica. */
+  maxStreams: number | undefined;
+  /** Coze tokens per UTC day or month; refused once used up, until the period ends. */
+  quota: { tokens: number; per: "day" | "month" } | undefined;
+}
+
+/** How many calls one channel makes to Coze at once (`channels[].limits`). */
+export interface ChannelLimitsConfig {
+  /** Calls to Coze in flight at once on this replica; `undefined` for no cap. */
+  maxConcurrent: number | undefined;
+  /** Calls that may wait for a free slot; past that they are refused at once. Default 100. */
+  queue: number;
+  /** Longest wait for a slot, in ms, when the call's own deadline is not sooner. Default 30 000. */
+  queueTimeoutMs: number;
+}
+
+/** Where the gateway keeps what outlives one request (`state`). */
+export interface StateConfig {
+  /** `memory` (one replica, the default) or `redis` (replicas share one Redis server). */
+  store: "memory" | "redis";
+  /** The Redis URL, `redis://` or `rediss://`; `""` for `memory`. A secret: it may hold a password. */
+  url: string;
+  /** Longest wait for Redis on a request's path, in ms. Default 50. */
+  timeoutMs: number;
+  /** What limits do while Redis is unreachable: let calls through (`open`) or refuse them. */
+  fail: "open" | "closed";
+  /** Put in front of every Redis key. Default `coze-gateway:`. */
+  prefix: string;
+  /** Longest time a call's token count waits to ride along with another round trip, in ms. */
+  flushMs: number;
 }
 
 /** Async workflow polling of one channel. */
@@ -118,6 +163,38 @@ export interface TimeoutsConfig {
   requestMs: number;
   /** Overall deadline of a synchronous workflow run (`workflow:{id}`). Default 100 000. */
   syncRunMs: number;
+}
+
+/** What discovery may list: bots, workflows and chatflows. */
+export type DiscoveryKind = "bot" | "workflow" | "chatflow";
+
+/**
+ * Listing a channel's Coze space as models (coze-api.md §13): its published bots, workflows and
+ * chatflows, refreshed in the background.
+ */
+export interface DiscoveryConfig {
+  /**
+   * Whether the channel lists its space. On when the channel has a `discovery` section (or
+   * `discovery: true`) and not `enabled: false`; the channel then has a `spaceId`.
+   */
+  enabled: boolean;
+  /**
+   * How a listed item is named: `id` (the default) as `bot:{id}`, `workflow:{id}` or
+   * `chatflow:{id}`; `name` as its Coze name, made a valid model name, or its `id` name when
+   * that cannot be done or the name is taken.
+   */
+  naming: "id" | "name";
+  /** Time between two refreshes of the list, in ms. Default 300 000 (5 min). */
+  intervalMs: number;
+  /**
+   * Longest the start waits for the first list, in ms; 0 does not wait. Default 5 000. When the
+   * wait ends first, the gateway starts with the configured routes and the list arrives later.
+   */
+  startWaitMs: number;
+  /** What is listed. Default all three. */
+  kinds: readonly DiscoveryKind[];
+  /** Most models of each kind taken from the space; the pages asked for are bounded by it. Default 500. */
+  maxModels: number;
 }
 
 /**
@@ -164,6 +241,10 @@ export interface ChannelConfig {
   polling: PollingConfig;
   /** Upstream timeouts. */
   timeouts: TimeoutsConfig;
+  /** The cap on concurrent calls to Coze; `undefined` for none. */
+  limits?: ChannelLimitsConfig | undefined;
+  /** Listing the space as models; `enabled: false` unless asked for. */
+  discovery: DiscoveryConfig;
 }
 
 /**
@@ -214,6 +295,8 @@ export interface GatewayConfig {
   apiKeys: ApiKeyConfig[];
   /** Coze channels, at least one, in file order. */
   channels: ChannelConfig[];
+  /** Where limit counters and quotas live; `undefined` is the default, in memory. */
+  state?: StateConfig | undefined;
   /**
    * Explicit model routes of every channel, in file order. A name is unique within a channel;
    * several channels may serve the same name (same kind), for failover.

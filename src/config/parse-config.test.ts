@@ -62,6 +62,7 @@ channels:
     token: { duration_seconds: 7200, refresh_margin_seconds: 600 }
     polling: { interval_ms: 1000, max_polls: 60, deadline_ms: 120000 }
     timeouts: { connect_ms: 1000, headers_ms: 2000, stream_idle_ms: 3000, request_ms: 4000, sync_run_ms: 5000 }
+    discovery: { naming: name, interval_ms: 60000, start_wait_ms: 0, kinds: [bot, chatflow], max_models: 50 }
     models:
       - support-bot
       - { name: sales-bot, bot_id: "7390000000000000009" }
@@ -171,6 +172,14 @@ function expectedFull(source: string): GatewayConfig {
         refreshMarginMs: 600_000,
         polling: { intervalMs: 1000, maxPolls: 60, deadlineMs: 120_000 },
         timeouts,
+        discovery: {
+          enabled: true,
+          naming: "name",
+          intervalMs: 60_000,
+          startWaitMs: 0,
+          kinds: ["bot", "chatflow"],
+          maxModels: 50,
+        },
       },
       {
         name: "com-intl",
@@ -193,6 +202,14 @@ function expectedFull(source: string): GatewayConfig {
           requestMs: 60_000,
           syncRunMs: 100_000,
         },
+        discovery: {
+          enabled: false,
+          naming: "id",
+          intervalMs: 300_000,
+          startWaitMs: 5000,
+          kinds: ["bot", "workflow", "chatflow"],
+          maxModels: 500,
+        },
       },
     ],
     models: [
@@ -203,6 +220,14 @@ function expectedFull(source: string): GatewayConfig {
       route("helpdesk", "cn-main", "chatflow", "7391000000000000003"),
       route("intl-bot", "com-intl", "bot", "7490000000000000001"),
     ],
+    state: {
+      store: "memory",
+      url: "",
+      timeoutMs: 50,
+      fail: "open",
+      prefix: "coze-gateway:",
+      flushMs: 50,
+    },
     warnings: [],
   } as GatewayConfig;
 }
@@ -259,6 +284,14 @@ describe("parseConfig with a valid file", () => {
         streamIdleMs: 60_000,
         requestMs: 60_000,
         syncRunMs: 100_000,
+      },
+      discovery: {
+        enabled: false,
+        naming: "id",
+        intervalMs: 300_000,
+        startWaitMs: 5000,
+        kinds: ["bot", "workflow", "chatflow"],
+        maxModels: 500,
       },
     });
     expect(config.apiKeys).toEqual([

@@ -10,6 +10,7 @@ import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
 import { dynamicPrefixes, resolveModel } from "./resolve-model.js";
 import { readServerSecret } from "./server-secret.js";
 import { readServer } from "./server-section.js";
+import { readState } from "./state.js";
 
 /** Options of {@link parseConfig} and {@link validateConfig}. */
 export interface ParseConfigOptions {
@@ -24,7 +25,7 @@ export interface ParseConfigOptions {
   env: ConfigEnv;
 }
 
-const topKeys = ["server", "server_secret", "api_keys", "channels"];
+const topKeys = ["server", "server_secret", "api_keys", "channels", "state"];
 const topRule = "a mapping with server_secret, api_keys and channels (and optionally server)";
 
 /**
@@ -89,6 +90,7 @@ async function validateWithContext(
   );
   const apiKeys = await attemptAsync(ctx, undefined, () => readApiKeys(ctx, top.api_keys));
   const read = await attemptAsync(ctx, undefined, () => readChannels(ctx, top.channels));
+  const state = await attemptAsync(ctx, undefined, () => readState(ctx, top.state));
   if (
     ctx.errors.length > 0 ||
     server === undefined ||
@@ -106,15 +108,21 @@ async function validateWithContext(
     apiKeys,
     channels,
     models,
+    state,
     warnings: ctx.warnings,
   };
-  checkAllowLists(
-    ctx,
-    apiKeys,
-    [...models.map((m) => m.name), ...audioModelNames],
-    (name) => resolveModel(config, name) !== undefined || audioModelNames.includes(name),
-    dynamicPrefixes.map((d) => d.prefix),
-  );
+  // A channel that names discovered models after Coze's names serves names no one knows yet:
+  // an allow-list entry cannot be told to match nothing.
+  const namesFromCoze = channels.some((c) => c.discovery.enabled && c.discovery.naming === "name");
+  if (!namesFromCoze) {
+    checkAllowLists(
+      ctx,
+      apiKeys,
+      [...models.map((m) => m.name), ...audioModelNames],
+      (name) => resolveModel(config, name) !== undefined || audioModelNames.includes(name),
+      dynamicPrefixes.map((d) => d.prefix),
+    );
+  }
   return { config, inlineSecret: ctx.inlineSecret };
 }
 

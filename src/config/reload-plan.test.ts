@@ -73,6 +73,28 @@ describe("planReload", () => {
     });
   });
 
+  it("keeps the running state store, naming the change without its URL", () => {
+    const redis = (url: string) =>
+      config((c) => {
+        c.state = {
+          store: "redis",
+          url,
+          timeoutMs: 100,
+          fail: "open",
+          prefix: "cg:",
+          flushMs: 50,
+        };
+      });
+    const running = redis("redis://:first-password@10.0.0.1:6379");
+    const plan = planReload(running, redis("redis://:second-password@10.0.0.2:6379"));
+    expect(plan.needsRestart).toEqual(["gateway.yaml: state: changed; needs a restart"]);
+    expect(plan.config.state).toEqual(running.state);
+    expect(planReload(config(), running).config.state).toBeUndefined();
+    expect(
+      planReload(running, redis("redis://:first-password@10.0.0.1:6379")).needsRestart,
+    ).toEqual([]);
+  });
+
   it("applies renewed TLS files, but turning TLS on or off needs a restart", () => {
     const [first, second] = [createTestCertificate(), createTestCertificate()];
     const tls = (t: { cert: string; key: string } | undefined) =>

@@ -23,7 +23,10 @@ export interface ReloadPlan {
  * a change keeps the running section, named as needing a restart. Each entry: the config's
  * field and the file's name for it. Every other section outside `server` swaps on reload.
  */
-const restartSections: readonly { field: keyof GatewayConfig; name: string }[] = [];
+const restartSections: readonly { field: keyof GatewayConfig; name: string }[] = [
+  // The state store is opened once, and the limiter's counts live in it.
+  { field: "state", name: "state" },
+];
 
 /** The `server` fields a reload applies in place; every other one needs a restart. */
 const live = new Set<keyof ServerConfig>(["tls", "metrics"]);

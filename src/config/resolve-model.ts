@@ -41,12 +41,20 @@ export function defaultChannel(config: GatewayConfig): ChannelConfig | undefined
 export function resolveModel(config: GatewayConfig, name: string): ModelRoute | undefined {
   const route = config.models.find((m) => m.name === name);
   if (route !== undefined) return route;
+  return dynamicRoute(defaultChannel(config)?.name, name);
+}
+
+/**
+ * The route of a dynamic name (`workflow:{id}`…) on `channel`, with `inputField` `input`: a new
+ * object each call. `undefined` for another name, an id that is not 1 to 32 digits, or no
+ * channel.
+ */
+export function dynamicRoute(channel: string | undefined, name: string): ModelRoute | undefined {
   const dynamic = parseDynamicName(name);
-  const channel = defaultChannel(config);
   if (dynamic?.targetId === undefined || channel === undefined) return undefined;
   return {
     name,
-    channel: channel.name,
+    channel,
     kind: dynamic.kind,
     targetId: dynamic.targetId,
     inputField: defaultInputField,

@@ -1,6 +1,7 @@
 import { type AudioApi, createAudioApi } from "./audio.js";
 import { type ChatApi, type ChatPolling, createChatApi } from "./chat.js";
 import { type Clock, systemClock } from "./clock.js";
+import { createDiscoveryApi, type DiscoveryApi } from "./discovery.js";
 import { createFilesApi, type FilesApi } from "./files.js";
 import { type AccessTokens, type CallInfo, createCozeHttp } from "./http.js";
 import type { Pools } from "./pools.js";
@@ -36,13 +37,15 @@ export interface CozeClientOptions {
   onCall?: (info: CallInfo) => void;
 }
 
-/** A Coze client for one credential: chat, workflows, files and audio. */
+/** A Coze client for one credential: chat, workflows, files, audio and discovery. */
 export interface CozeClient {
   readonly baseUrl: string;
   readonly audio: AudioApi;
   readonly chat: ChatApi;
   readonly workflows: WorkflowApi;
   readonly files: FilesApi;
+  /** The published bots and workflows of a workspace (coze-api.md §13). */
+  readonly discovery: DiscoveryApi;
 }
 
 /** Creates a Coze client. It owns nothing that needs closing: the pools belong to the caller. */
@@ -74,5 +77,6 @@ export function createCozeClient(options: CozeClientOptions): CozeClient {
       cancelChat: (ref) => chat.cancel(ref),
     }),
     files: createFilesApi(http),
+    discovery: createDiscoveryApi(http),
   };
 }

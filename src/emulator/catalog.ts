@@ -1,8 +1,13 @@
 /**
- * The scripted bots and workflows the emulator knows, by id. Ids are 19-digit strings like real
+ * The scripted bots and workflows the emulator knows, by id, and the space that lists them. Ids are 19-digit strings like real
  * Coze ids (they do not fit a JS number). Any other id is answered with the not-found code 4200.
  */
 export const catalog = {
+  /**
+   * The one workspace (space) the discovery endpoints list (§13): every bot and workflow below,
+   * named and described, plus a never-published bot and a workflow of an app (`space.ts`).
+   */
+  space: "7350000000000000001",
   bots: {
     /** Answers `You said: <last user text>` in at least 3 deltas; `!received` dumps its input. */
     echo: "7390000000000000001",

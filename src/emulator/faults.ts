@@ -18,6 +18,10 @@ const ENDPOINTS: ReadonlySet<string> = new Set<EndpointName>([
   "audio.speech",
   "audio.transcriptions",
   "audio.voices",
+  "workspaces.list",
+  "bots.list",
+  "bots.published_list",
+  "workflows.list",
 ]);
 
 /** What the faults decided for one call, taken when the call arrives. */

@@ -10,6 +10,12 @@ import {
 import { handleWorkflowChat } from "./chatflow.js";
 import { handleRetrieveFile, handleUpload } from "./files.js";
 import type { Ctx } from "./http-io.js";
+import {
+  handleListBots,
+  handleListWorkflows,
+  handleListWorkspaces,
+  handlePublishedBots,
+} from "./list-routes.js";
 import type { EmulatorState } from "./state.js";
 import type { TokenInfo } from "./tokens.js";
 import type { EndpointName } from "./types.js";
@@ -67,6 +73,14 @@ const fixed: Record<string, Route> = {
     handle: (_s, c) => handleTranscription(c),
   },
   "GET /v1/audio/voices": { endpoint: "audio.voices", handle: (_s, c) => handleListVoices(c) },
+  // Discovery (§13).
+  "GET /v1/workspaces": { endpoint: "workspaces.list", handle: handleListWorkspaces },
+  "GET /v1/bots": { endpoint: "bots.list", handle: handleListBots },
+  "GET /v1/space/published_bots_list": {
+    endpoint: "bots.published_list",
+    handle: handlePublishedBots,
+  },
+  "GET /v1/workflows": { endpoint: "workflows.list", handle: handleListWorkflows },
 };
 
 const TOKEN_VARIANT = /^\/api\/permission\/oauth2\/(?:account\/[^/]+|enterprise_id\/[^/]+)\/token$/;

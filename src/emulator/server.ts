@@ -7,6 +7,7 @@ import { ApiError, type Ctx, sendError, sendJson } from "./http-io.js";
 import { newLogId } from "./ids.js";
 import { generateApp, parseRsaPublicKey } from "./keys.js";
 import { matchRoute } from "./routes.js";
+import { createSpace } from "./space.js";
 import { audiences, type EmulatorState } from "./state.js";
 import { createStats } from "./stats.js";
 import { sleep } from "./timing.js";
@@ -42,6 +43,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     runs: new Map(),
     interrupts: new Map(),
     files: new Map(),
+    space: createSpace(options.now ?? Date.now),
     shutdown: shutdown.signal,
     audiencesFor: (hostHeader) => audiences(ownHost, hostHeader, extraAudiences),
   };
@@ -100,6 +102,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     url: `http://${ownHost}`,
     host: ownHost,
     addApp,
+    space: state.space,
     async createApp(appOptions) {
       const app = await generateApp(appOptions);
       addApp(app);

@@ -2,6 +2,7 @@ import type { ChatRecord, Conversation } from "./chat-model.js";
 import type { FaultStore } from "./faults.js";
 import type { StoredFile } from "./files.js";
 import type { RegisteredApp } from "./jwt-verify.js";
+import type { EmulatorSpace } from "./space.js";
 import type { StatsRecorder } from "./stats.js";
 import type { TokenStore } from "./tokens.js";
 import type { InterruptRef, WorkflowRun } from "./workflow-model.js";
@@ -27,6 +28,8 @@ export interface EmulatorState {
   /** Interrupt `event_id` → run, for `stream_resume`. */
   interrupts: Map<string, InterruptRef>;
   files: Map<string, StoredFile>;
+  /** The workspace the discovery endpoints list (§13). */
+  space: EmulatorSpace;
   /** Aborted when the emulator closes: every wait and stream stops. */
   shutdown: AbortSignal;
   /** The accepted JWT `aud` values for a request with this `Host` header (§7.1). */

@@ -1,3 +1,5 @@
+import type { EmulatorSpace } from "./space.js";
+
 /**
  * Public types of the Coze emulator. The wire behaviour they configure is described in
  * `/work/shared/coze-api.md`; section numbers (§) below refer to that file.
@@ -106,7 +108,13 @@ export type EndpointName =
   | "files.retrieve"
   | "audio.speech"
   | "audio.transcriptions"
-  | "audio.voices";
+  | "audio.voices"
+  // Discovery (§13): `GET /v1/workspaces`, `/v1/bots`, `/v1/space/published_bots_list`,
+  // `/v1/workflows`.
+  | "workspaces.list"
+  | "bots.list"
+  | "bots.published_list"
+  | "workflows.list";
 
 /**
  * A fault to inject. `endpoint` omitted means any endpoint except `token` (name `token`
@@ -194,6 +202,11 @@ export interface Emulator {
    * of range.
    */
   createPat(options?: PatOptions): { token: string; expiresIn: number };
+  /**
+   * The one workspace the discovery endpoints list (§13): its bots, workflows and chatflows.
+   * Tests publish, rename and remove entries here; `reset()` keeps them.
+   */
+  readonly space: EmulatorSpace;
   /** Fault injection; `inject` throws `TypeError` on a malformed fault. */
   readonly faults: { inject(fault: Fault): void; clear(): void };
   /** A snapshot of the counters. */

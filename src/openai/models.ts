@@ -8,7 +8,11 @@ import { OpenAiError } from "./openai-error.js";
 /** What a model name runs, in the `kind` extension field of `/v1/models`. */
 export type OpenAiModelKind = ModelInfo["kind"];
 
-/** One entry of `GET /v1/models`, in OpenAI's format plus the `kind` extension field. */
+/**
+ * One entry of `GET /v1/models`, in OpenAI's format plus the extension fields `kind`, and, only
+ * when they say something, `discovered`, `name` and `description`: an entry of a configured
+ * route Coze did not describe is as it was before discovery.
+ */
 export interface OpenAiModel {
   id: string;
   object: "model";
@@ -16,6 +20,19 @@ export interface OpenAiModel {
   owned_by: string;
   /** Extension: `bot`, `workflow`, `workflow_async` or `chatflow`. */
   kind: OpenAiModelKind;
+  /** Extension: `true` for a name discovery found in the channel's Coze space; else absent. */
+  discovered?: true;
+  /** Extension: the bot's or workflow's name in Coze (may hold spaces); absent when unknown. */
+  name?: string;
+  /** Extension: its description in Coze; absent when unknown. */
+  description?: string;
+}
+
+/** What Coze says of a model besides its kind, when anything. */
+interface Described {
+  displayName?: string | undefined;
+  description?: string | undefined;
+  discovered?: boolean | undefined;
 }
 
 const kinds: Record<ModelKind, OpenAiModelKind | undefined> = {
@@ -26,18 +43,22 @@ const kinds: Record<ModelKind, OpenAiModelKind | undefined> = {
   [ModelKind.CHATFLOW]: "chatflow",
 };
 
-const entry = (id: string, kind: OpenAiModelKind): OpenAiModel => ({
+const entry = (id: string, kind: OpenAiModelKind, about: Described): OpenAiModel => ({
   id,
   object: "model",
   created: 0,
   owned_by: "coze-gateway",
   kind,
+  ...(about.discovered ? { discovered: true as const } : {}),
+  ...(about.displayName ? { name: about.displayName } : {}),
+  ...(about.description ? { description: about.description } : {}),
 });
 
 /**
  * The models the caller's key may use, from `ModelService.ListModels`: the routes of the
- * channels' model lists (`workflow:{id}` entries included) and the dynamic names its allow-list
- * names exactly, as `{id, object: "model", created: 0, owned_by: "coze-gateway", kind}`.
+ * channels' model lists (`workflow:{id}` entries included), the names discovery found, and the
+ * dynamic names its allow-list names exactly, as `{id, object: "model", created: 0, owned_by:
+ * "coze-gateway", kind}` plus `discovered`, `name` and `description` when they apply.
  */
 export async function listModels(
   services: ServiceImpls,
@@ -49,7 +70,7 @@ export async function listModels(
     const r = await services.model.listModels(create(ListModelsRequestSchema), call.ctx);
     return (r.models ?? []).flatMap((m) => {
       const kind = kinds[m.kind ?? ModelKind.UNSPECIFIED];
-      return kind === undefined ? [] : [entry(m.name ?? "", kind)];
+      return kind === undefined ? [] : [entry(m.name ?? "", kind, m)];
     });
   } finally {
     call.release();
@@ -68,7 +89,7 @@ export function retrieveModel(
   caller: Caller,
   id: string,
 ): OpenAiModel | undefined {
-  return info !== undefined && mayUse(caller, id) ? entry(id, info.kind) : undefined;
+  return info !== undefined && mayUse(caller, id) ? entry(id, info.kind, info) : undefined;
 }
 
 /** The 404 of `GET /v1/models/{id}` for a name the key may not call. */

@@ -1,12 +1,19 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { CozeError, GatewayError, upstreamMessage } from "../service/index.js";
 
-/** OpenAI's error classes as this shim uses them (the `type` of an error body). */
+/**
+ * OpenAI's error classes as this shim uses them (the `type` of an error body). A key's own
+ * limits are worded as OpenAI words them: `requests` or `tokens` with `rate_limit_exceeded`, and
+ * `insufficient_quota`.
+ */
 export type OpenAiErrorType =
   | "invalid_request_error"
   | "authentication_error"
   | "permission_error"
   | "rate_limit_error"
+  | "requests"
+  | "tokens"
+  | "insufficient_quota"
   | "server_error";
 
 /** The object under `error` in an OpenAI error body. */
@@ -72,11 +79,14 @@ export function badRequest(param: string | null, message: string, code: string):
  * from the facts the error carries, never from its text:
  * - the core's {@link GatewayError}: `invalid_argument` → 400 with `param` = its field,
  *   `permission_denied` → 403, `not_found` → 404 (`model_not_found` when the field is the
- *   model), `resource_exhausted` → 429 with `Retry-After`, `unavailable` → 503;
+ *   model), `resource_exhausted` → 429 with `Retry-After`, `unavailable` → 503, and the
+ *   gateway's own limits → 429 with `Retry-After` and the key's `x-ratelimit-*` headers
+ *   (`rate_limit_exceeded` typed `requests` or `tokens`, `insufficient_quota`,
+ *   `too_many_streams`, `channel_busy`);
  * - an upstream {@link CozeError}: by its code (`bad_request` 400, `permission` 403, `not_found`
- *   404, `rate_limited` 429, `unavailable` 503, `timeout` 504, `still_running` 504 with code
- *   `still_running`, a failed, unreadable or unauthenticated upstream step 502), with
- *   `X-Coze-Logid` and `Retry-After`;
+ *   404, `rate_limited` 429 `upstream_rate_limited` (never the gateway's own code),
+ *   `unavailable` 503, `timeout` 504, `still_running` 504 with code `still_running`, a failed,
+ *   unreadable or unauthenticated upstream step 502), with `X-Coze-Logid` and `Retry-After`;
  * - either about a workflow run: its `execute_id` too ({@link withExecuteId});
  * - the call's abort reason, a `ConnectError` from the server (shutdown `Unavailable` 503,
  *   deadline 504, a chat canceled by someone else 409);
@@ -113,8 +123,27 @@ function fromGatewayError(err: GatewayError): OpenAiError {
         body("rate_limit_error", "rate_limit_exceeded"),
         retryAfter({}, err.retryAfterMs),
       );
+    case "rate_limit_exceeded":
+    case "insufficient_quota":
+    case "too_many_streams":
+    case "channel_busy": {
+      const type =
+        err.code === "insufficient_quota"
+          ? "insufficient_quota"
+          : err.code === "rate_limit_exceeded"
+            ? err.limit?.kind === "tokens"
+              ? "tokens"
+              : "requests"
+            : "rate_limit_error";
+      const headers = retryAfter({ ...err.limit?.headers }, err.retryAfterMs);
+      return new OpenAiError(429, body(type, err.code), headers);
+    }
     case "unavailable":
-      return new OpenAiError(503, body("server_error", "unavailable"));
+      return new OpenAiError(
+        503,
+        body("server_error", "unavailable"),
+        retryAfter({}, err.retryAfterMs),
+      );
   }
 }
 
@@ -132,7 +161,7 @@ function fromCozeError(err: CozeError): OpenAiError {
       return make(404, "invalid_request_error", "not_found");
     case "rate_limited":
       retryAfter(headers, err.retryAfterMs);
-      return make(429, "rate_limit_error", "rate_limit_exceeded");
+      return make(429, "rate_limit_error", "upstream_rate_limited");
     case "unavailable":
       return make(503, "server_error", "unavailable");
     case "timeout":

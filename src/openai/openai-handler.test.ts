@@ -237,7 +237,8 @@ describe("stream endings", () => {
       error: {
         message: "chat.stream: Coze rate limit or quota reached",
         type: "rate_limit_error",
-        code: "rate_limit_exceeded",
+        // Coze's limit, not the gateway's own (`rate_limit_exceeded`): issue 15.
+        code: "upstream_rate_limited",
         param: null,
       },
     });

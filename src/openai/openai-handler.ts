@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { type Caller, type ModelInfo, requestOf, type ServiceImpls } from "../service/index.js";
 import type { AnswerFormat } from "./answer-format.js";
 import { audioPaths, createAudioRoutes } from "./audio-door.js";
+import { type BillingSource, billingPaths, serveBilling } from "./billing.js";
 import { botCompletion, botStream } from "./bot-completion.js";
 import { type CompletionMeta, chatCompletionFormat } from "./completion-format.js";
 import { listModels, modelNotFound, retrieveModel } from "./models.js";
@@ -41,6 +42,11 @@ export interface OpenAiHandlerOptions {
    * (for the active-streams metric).
    */
   onStreamOpened?: () => () => void;
+  /**
+   * The calling key's usage and quota, for `GET /v1/dashboard/billing/subscription` and
+   * `/usage`; without it those paths are unknown (404).
+   */
+  billing?: BillingSource;
 }
 
 /**
@@ -71,6 +77,8 @@ export interface OpenAiDoor {
     call: { caller: Caller | undefined; shutdown: AbortSignal; hardStop: AbortSignal },
   ): Promise<boolean>;
   writeError(res: NodeResponse, refusal: ServerRefusal): void;
+  /** False for the billing reads: they do not count against the key's limits. */
+  metered(method: string, path: string): boolean;
 }
 
 /** OpenAI's error type and code for each refusal of the server. */
@@ -83,6 +91,10 @@ const refusalWords: Record<string, [OpenAiErrorType, string]> = {
   request_timeout: ["invalid_request_error", "request_timeout"],
   too_large: ["invalid_request_error", "request_too_large"],
   too_many_streams: ["rate_limit_error", "too_many_streams"],
+  // A key's own limits, as OpenAI words them (the gateway's, not Coze's: issue 15).
+  requests_limited: ["requests", "rate_limit_exceeded"],
+  tokens_limited: ["tokens", "rate_limit_exceeded"],
+  quota_exhausted: ["insufficient_quota", "insufficient_quota"],
   unavailable: ["server_error", "unavailable"],
 };
 
@@ -94,7 +106,7 @@ function pathOf(url: string): string {
 
 /** What a 404 for an unknown path under `/v1` lists. */
 const served =
-  "POST /v1/chat/completions, POST /v1/responses, GET /v1/models, GET /v1/models/{id}, GET /v1/workflow_runs/{execute_id}, POST /v1/audio/speech, POST /v1/audio/transcriptions and GET /v1/audio/voices";
+  "POST /v1/chat/completions, POST /v1/responses, GET /v1/models, GET /v1/models/{id}, GET /v1/workflow_runs/{execute_id}, POST /v1/audio/speech, POST /v1/audio/transcriptions, GET /v1/audio/voices, GET /v1/dashboard/billing/subscription and GET /v1/dashboard/billing/usage";
 
 /**
  * Writes a refusal of the server as an OpenAI error body. An unknown path under `/v1` also says
@@ -120,7 +132,14 @@ function label(method: string, path: string): string {
   return routes.has(path) ? `${method} ${path}` : `${method} other`;
 }
 
-const routes = new Set(["/v1/chat/completions", "/v1/models", "/v1/responses", ...audioPaths]);
+const routes = new Set([
+  "/v1/chat/completions",
+  "/v1/models",
+  "/v1/responses",
+  ...audioPaths,
+  billingPaths.subscription,
+  billingPaths.usage,
+]);
 
 /**
  * The OpenAI-compatible API as a door: {@link createOpenAiHandler} behind the path, labels and
@@ -137,6 +156,7 @@ export function createOpenAiDoor(options: OpenAiHandlerOptions): OpenAiDoor {
       return handler(req, res, call.caller as Caller, call.shutdown, call.hardStop);
     },
     writeError: writeRefusal,
+    metered: (_method, path) => !path.startsWith("/v1/dashboard/"),
   };
 }
 
@@ -312,6 +332,15 @@ export function createOpenAiHandler(options: OpenAiHandlerOptions): OpenAiHandle
       }
       if (path.startsWith("/v1/responses/")) {
         sendOpenAiError(res, notStored(method, res));
+        return true;
+      }
+      if (
+        options.billing !== undefined &&
+        (path === billingPaths.subscription || path === billingPaths.usage)
+      ) {
+        if (method !== "GET" && method !== "HEAD") {
+          sendOpenAiError(res, notAllowed(method, "GET", res));
+        } else await serveBilling(path, res, caller, options.billing);
         return true;
       }
       if (path === "/v1/models" || path.startsWith("/v1/models/")) {

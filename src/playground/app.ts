@@ -44,7 +44,7 @@ function showModels(): void {
   fillSelect(chatModel, choices.chat);
   fillDatalist(workflowModels, choices.workflow);
   if (workflowTarget.value === "" && choices.workflow[0] !== undefined) {
-    workflowTarget.value = choices.workflow[0];
+    workflowTarget.value = choices.workflow[0].name;
   }
 }
 
@@ -59,8 +59,9 @@ async function checkKey(): Promise<void> {
   try {
     listed = (await models.listModels({})).models;
     showModels();
+    const discovered = listed.filter((m) => m.discovered).length;
     setStatus(
-      `Key accepted: ${listed.length} configured model(s); dynamic names such as workflow:{id} work too.`,
+      `Key accepted: ${listed.length - discovered} configured and ${discovered} discovered model(s); dynamic names such as workflow:{id} work too.`,
       "ok",
     );
   } catch (err) {

@@ -30,6 +30,9 @@ export type RefusalCode =
   | "request_timeout"
   | "too_large"
   | "too_many_streams"
+  | "requests_limited"
+  | "tokens_limited"
+  | "quota_exhausted"
   | "unavailable"
   | "internal";
 
@@ -87,6 +90,11 @@ export interface Door {
   handle(req: NodeRequest, res: NodeResponse, call: DoorCall): boolean | Promise<boolean>;
   /** Words the server's refusals of requests to this door. Default {@link writeServerError}. */
   writeError?: ErrorWriter;
+  /**
+   * Whether a request counts against its key's limits (and may be refused by them); default
+   * true. A request that does not count still carries the key's figures (a balance read).
+   */
+  metered?(method: string, path: string): boolean;
 }
 
 /** The door that owns `path`, if any: the first whose path equals it or is a parent of it. */

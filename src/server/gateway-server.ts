@@ -4,6 +4,7 @@ import type { Server as TlsServer } from "node:tls";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import type { KeyLimiter } from "../limits/index.js";
 import {
   type GatewayMetrics,
   type LogFn,
@@ -12,6 +13,7 @@ import {
 } from "../observability/index.js";
 import { explainReflectionOverHttp1, registerReflection } from "../reflection/index.js";
 import { type Caller, callerKey } from "./caller.js";
+import { createKeyLimitsInterceptor } from "./caller-limits.js";
 import { connectionKey, connectionOf, createCallerLookup } from "./caller-lookup.js";
 import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
 import { createClientAddress } from "./client-address.js";
@@ -95,8 +97,16 @@ export interface GatewayServerOptions {
   shutdownGraceMs: number;
   /** Connection timeouts and stream caps. */
   limits: ConnectionLimits;
+  /**
+   * Each key's limits and quota, checked after authentication on every door and procedure
+   * (REST: 429 with `Retry-After` and `x-ratelimit-*` headers; Connect: `RESOURCE_EXHAUSTED` with
+   * the same as metadata); told what each request used when its response closes. Default none.
+   */
+  limiter?: KeyLimiter;
   /** Readiness for `/readyz` and the health service; default always ready. */
   ready?: () => boolean;
+  /** What `/readyz` says besides its status (the state store's health). Default nothing. */
+  readyDetails?: () => Readonly<Record<string, string>>;
   /** How often an open health Watch re-checks `ready`, in milliseconds. Default 1000. */
   readyPollIntervalMs?: number;
   /** Receives the server's log lines. Fields never hold a key or request body. */
@@ -157,9 +167,17 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     requestTimeoutMs: options.limits.requestTimeoutMs,
     checkIntervalMs: deadlineCheckIntervalMs(options.limits),
   });
+  const { limiter } = options;
   const tracker = createConnectionTracker({
     requestDone(req, res) {
-      streams.release(requestOf(req));
+      const request = requestOf(req);
+      streams.release(request);
+      const used = request?.usage;
+      limiter?.finish(
+        request,
+        request?.caller,
+        used === undefined ? 0 : used.promptTokens + used.completionTokens,
+      );
       if (req.httpVersionMajor === 2) {
         h2Timeouts.requestDone(req as Http2ServerRequest, res as Http2ServerResponse);
       }
@@ -168,6 +186,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const health = createHealthService({
     ready: options.ready ?? (() => true),
     pollIntervalMs: options.readyPollIntervalMs ?? 1000,
+    details: options.readyDetails,
   });
 
   const errors = createErrorInterceptor(log);
@@ -187,6 +206,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     drain,
     createAuthInterceptor(options.authenticate, log, callerKey, lookup),
     createStreamLimitInterceptor(streams),
+    ...(limiter ? [createKeyLimitsInterceptor(limiter)] : []),
     cutoff,
   ];
   const doors = options.doors ?? [];
@@ -196,6 +216,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     lookup,
     bodyLimitBytes: options.bodyLimitBytes,
     streams,
+    limiter,
     draining: isDraining,
     shutdown: streamCutoff.signal,
     hardStop: hardStop.signal,

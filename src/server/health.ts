@@ -13,6 +13,11 @@ export interface HealthServiceOptions {
   ready: () => boolean;
   /** How often an open Watch re-evaluates `ready`, in milliseconds. */
   pollIntervalMs: number;
+  /**
+   * What `/readyz` says besides its status, such as the shared state store's (`"state": "redis
+   * unreachable since …; limits fail open"`). Default nothing.
+   */
+  details?: () => Readonly<Record<string, string>>;
 }
 
 /**
@@ -26,6 +31,8 @@ export interface HealthService {
   setServices(names: Iterable<string>): void;
   /** Whether the server reports SERVING: ready and not shutting down. */
   serving(): boolean;
+  /** What `/readyz` adds to its status (see {@link HealthServiceOptions.details}). */
+  details(): Readonly<Record<string, string>> | undefined;
   /**
    * Turns every status NOT_SERVING for good. Open Watch calls send NOT_SERVING and then end with
    * `Code.Unavailable`.
@@ -103,6 +110,7 @@ export function createHealthService(options: HealthServiceOptions): HealthServic
       services = new Set(["", ...names]);
     },
     serving,
+    details: () => options.details?.(),
     shutdown() {
       shuttingDown = true;
       for (const wake of [...shutdownListeners]) wake();

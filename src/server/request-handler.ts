@@ -1,6 +1,8 @@
 import type { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { KeyLimiter, Verdict } from "../limits/index.js";
 import type { LogFn } from "../observability/index.js";
 import { parseBearerToken } from "./bearer.js";
+import { limitRefusal, setLimitHeaders } from "./caller-limits.js";
 import { type CallerLookup, connectionOf } from "./caller-lookup.js";
 import {
   type CallerStreamLimit,
@@ -22,6 +24,8 @@ export interface DoorRoutesOptions {
   bodyLimitBytes: number;
   /** Each caller's requests in flight: one over the cap gets 429 before the handler runs. */
   streams: CallerStreamLimit;
+  /** Each key's limits and quota: a refused request gets 429 (or 503) before the handler runs. */
+  limiter?: KeyLimiter;
   draining: () => boolean;
   /** Passed to the handlers: aborts when the server shuts down. */
   shutdown: AbortSignal;
@@ -34,7 +38,9 @@ export interface DoorRoutesOptions {
  * Serves a request to one of the mounted doors. For a `key` door: while draining, 503; a missing
  * or unknown key, 401 with `WWW-Authenticate: Bearer`; a declared body over the limit, 413; a
  * caller with its cap of requests in flight, 429 with `Retry-After` (the request is released when
- * its response closes, by whoever tracks responses); then the handler. Every refusal is worded by
+ * its response closes, by whoever tracks responses); a key over its limits or quota, 429 with
+ * `Retry-After` and its `x-ratelimit-*` figures (which every response of a limited key carries);
+ * then the handler. Every refusal is worded by
  * the door ({@link Door.writeError}). The returned function never rejects: a handler that throws
  * yields a 500 "internal error", or a reset stream once the response has started; the error's
  * message is neither sent nor logged.
@@ -42,7 +48,7 @@ export interface DoorRoutesOptions {
 export function createDoorRoutes(
   options: DoorRoutesOptions,
 ): (req: NodeRequest, res: NodeResponse, door: Door, path: string) => Promise<void> {
-  const { lookup, bodyLimitBytes, streams, draining, shutdown, hardStop, log } = options;
+  const { lookup, bodyLimitBytes, streams, limiter, draining, shutdown, hardStop, log } = options;
   const callerOf = (req: NodeRequest) => lookup(connectionOf(req), req.headers.authorization);
 
   // Everything up to the handler is synchronous; `true` when the request was answered. One async
@@ -94,7 +100,18 @@ export function createDoorRoutes(
       });
       return true;
     }
-    return door.handle(req, res, { caller, shutdown, hardStop });
+    const metered = door.metered?.(req.method ?? "GET", path) ?? true;
+    const verdict = request && limiter?.admit(request, caller.name, metered);
+    if (verdict === undefined) return door.handle(req, res, { caller, shutdown, hardStop });
+    const proceed = (v: Verdict) => {
+      if (!v.ok) {
+        refuse(res, limitRefusal(v.error));
+        return true;
+      }
+      setLimitHeaders(res, v.headers);
+      return door.handle(req, res, { caller, shutdown, hardStop });
+    };
+    return verdict instanceof Promise ? verdict.then(proceed) : proceed(verdict);
   };
 
   return async (req, res, door, path) => {
@@ -126,8 +143,16 @@ function repeatsAuthorization(rawHeaders: readonly string[]): boolean {
   return false;
 }
 
-/** Answers a probe: 200 with `{"status":"ok"|"ready"}`, 503 with any other status. */
-function serveProbe(req: NodeRequest, res: NodeResponse, status: string): void {
+/**
+ * Answers a probe: 200 with `{"status":"ok"|"ready"}`, 503 with any other status, plus
+ * `details` (`/readyz`: the shared state store's).
+ */
+function serveProbe(
+  req: NodeRequest,
+  res: NodeResponse,
+  status: string,
+  details?: Readonly<Record<string, string>>,
+): void {
   if (req.method !== "GET" && req.method !== "HEAD") {
     writeServerError(res, {
       status: 405,
@@ -137,7 +162,7 @@ function serveProbe(req: NodeRequest, res: NodeResponse, status: string): void {
     });
     return;
   }
-  sendJson(res, status === "ok" || status === "ready" ? 200 : 503, { status });
+  sendJson(res, status === "ok" || status === "ready" ? 200 : 503, { status, ...details });
 }
 
 /** The request handler `connectNodeAdapter` returns. */
@@ -174,7 +199,8 @@ export function createRequestHandler(
       const path = requestPath(req);
       if (path === "/healthz" || path === "/readyz") {
         const readiness = health.serving() ? "ready" : draining() ? "shutting down" : "not ready";
-        serveProbe(req, res, path === "/healthz" ? "ok" : readiness);
+        if (path === "/healthz") serveProbe(req, res, "ok");
+        else serveProbe(req, res, readiness, health.details());
         return;
       }
       door = doorFor(doors, path);

@@ -162,6 +162,29 @@ describe("a reload's channels (issue 15)", () => {
     expect(tokens.stats().tokensCached).toBe(held - 1);
   });
 
+  it("keeps an unchanged channel's gate with its calls under way; changed limits make a new gate", async () => {
+    const limited = (maxConcurrent: number) => {
+      const config = demoChannel();
+      config.limits = { maxConcurrent, queue: 0, queueTimeoutMs: 1000 };
+      return config;
+    };
+    const first = createChannels({ channels: [limited(1)], tokens, pools });
+    const gate = first.get("demo")?.gate;
+    if (gate === undefined) throw new Error("no gate");
+    const held = await gate.enter(new AbortController().signal);
+    const kept = createChannels({ channels: [limited(1)], tokens, pools, previous: first });
+    // The same gate: its one place is still taken.
+    expect(kept.get("demo")?.gate).toBe(gate);
+    expect(kept.get("demo")?.gate?.active).toBe(1);
+    const raised = createChannels({ channels: [limited(2)], tokens, pools, previous: kept });
+    const fresh = raised.get("demo")?.gate;
+    expect(raised.get("demo")).not.toBe(kept.get("demo"));
+    expect(fresh).not.toBe(gate);
+    expect(fresh?.active).toBe(0);
+    held();
+    expect(gate.active).toBe(0);
+  });
+
   it("tells configs apart by every setting and by private key material", async () => {
     const base = demoChannel();
     expect(sameChannelConfig(base, demoChannel())).toBe(true);
@@ -172,6 +195,12 @@ describe("a reload's channels (issue 15)", () => {
     const polled = demoChannel();
     polled.polling = { ...polled.polling, intervalMs: 100 };
     expect(sameChannelConfig(base, polled)).toBe(false);
+    const gated = demoChannel();
+    gated.limits = { maxConcurrent: 4, queue: 0, queueTimeoutMs: 1000 };
+    expect(sameChannelConfig(base, gated)).toBe(false);
+    const listing = demoChannel();
+    listing.discovery = { ...listing.discovery, intervalMs: 60_000 };
+    expect(sameChannelConfig(base, listing)).toBe(false);
     const pat = { ...demoChannel(), credential: { kind: "pat" as const, token: "pat_x" } };
     expect(sameChannelConfig(pat, { ...pat, credential: { ...pat.credential } })).toBe(true);
     expect(sameChannelConfig(pat, { ...pat, credential: { kind: "pat", token: "pat_y" } })).toBe(

@@ -1,11 +1,12 @@
 import { isDeepStrictEqual } from "node:util";
 import type { ChannelConfig } from "../config/index.js";
 import { type CozeClient, createCozeClient } from "../coze/client.js";
-import type { Clock } from "../coze/clock.js";
+import { type Clock, systemClock } from "../coze/clock.js";
 import type { AccessTokens, CallInfo } from "../coze/http.js";
 import { createPatTokens } from "../coze/pat-tokens.js";
 import type { Pools } from "../coze/pools.js";
 import type { CozeCredential, TokenCache } from "../coze/token-cache.js";
+import { type ChannelGate, createChannelGate, type GateRefusal } from "./channel-gate.js";
 import type { Tenant } from "./tenant.js";
 
 /** A configured channel with its live Coze client. */
@@ -33,6 +34,8 @@ export interface Channel {
    * channel, and its last call has ended). The channel is not used after.
    */
   release(): void;
+  /** The cap on this channel's calls to Coze (`limits.max_concurrent`); `undefined` for none. */
+  readonly gate: ChannelGate | undefined;
 }
 
 /** The channels by name, plus the one that receives dynamic model names. */
@@ -58,6 +61,8 @@ export interface ChannelsOptions {
    * so a reload costs it no token request.
    */
   previous?: Channels;
+  /** Called when a channel's gate refuses a call (for metrics). */
+  onGateRefused?: (channel: string, reason: GateRefusal) => void;
 }
 
 /**
@@ -130,6 +135,16 @@ function createChannel(config: ChannelConfig, options: ChannelsOptions): Channel
       },
       onCall: options.onCall && ((info) => options.onCall?.(config.name, info)),
     });
+  const maxConcurrent = config.limits?.maxConcurrent;
+  const gate =
+    config.limits === undefined || maxConcurrent === undefined
+      ? undefined
+      : createChannelGate(
+          config.name,
+          { ...config.limits, maxConcurrent },
+          options.clock ?? systemClock,
+          options.onGateRefused && ((reason) => options.onGateRefused?.(config.name, reason)),
+        );
   const { credential } = config;
   if (credential.kind === "pat") {
     // One token for every key and end user: Coze sees them all as the token's account, and
@@ -141,6 +156,7 @@ function createChannel(config: ChannelConfig, options: ChannelsOptions): Channel
       name: config.name,
       config,
       client,
+      gate,
       clientFor: () => client,
       clientForUser: () => client,
       release() {},
@@ -168,6 +184,7 @@ function createChannel(config: ChannelConfig, options: ChannelsOptions): Channel
       name: config.name,
       config,
       client,
+      gate,
       clientFor,
       clientForUser: (tenant) => clientFor(tenant.sessionName),
       release: () => keySessions.clear(),
@@ -183,6 +200,7 @@ function createChannel(config: ChannelConfig, options: ChannelsOptions): Channel
     name: config.name,
     config,
     client,
+    gate,
     clientFor,
     clientForUser(tenant, user) {
       // The in-process tenant has no session: its calls use the session-less token.

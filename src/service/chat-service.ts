@@ -14,6 +14,7 @@ import {
 } from "../gen/cozegateway/v1/chat_pb.js";
 import type { UsageSchema } from "../gen/cozegateway/v1/common_pb.js";
 import { callerOf, tenantOf } from "./caller.js";
+import { type ChannelGate, gated } from "./channel-gate.js";
 import type { CoreContext, CoreImpl } from "./core-context.js";
 import { channelHeader, invalidArgument, notFound } from "./errors.js";
 import { onFirstChannel } from "./failover.js";
@@ -148,7 +149,7 @@ export function createChatService(options: ChatServiceOptions): CoreImpl<typeof 
         ? undefined
         : toCozeMessagesNow(req.messages);
     const { value: turn, target: used } = await onFirstChannel(t, (c) =>
-      openTurn(c, req, ctx, tenant, ids, messages),
+      gatedTurn(c.channel.gate, ctx.signal, () => openTurn(c, req, ctx, tenant, ids, messages)),
     );
     ctx.responseHeader.set(channelHeader, used.channel.name);
     return turn;
@@ -240,13 +241,45 @@ export function createChatService(options: ChatServiceOptions): CoreImpl<typeof 
       const tenant = tenantOf(ctx);
       const conversationId = opened(tenant, "conversation", "conversation_id", req.conversationId);
       const chatId = opened(tenant, "chat", "chat_id", req.chatId);
-      const chat = await channel.clientForUser(tenant, req.userId).chat.cancel({
-        conversationId,
-        chatId,
-        signal: ctx.signal,
-        trace: traceOf(ctx),
-      });
+      const chat = await gated(channel.gate, ctx.signal, () =>
+        channel.clientForUser(tenant, req.userId).chat.cancel({
+          conversationId,
+          chatId,
+          signal: ctx.signal,
+          trace: traceOf(ctx),
+        }),
+      );
       return { canceled: chat.status === "canceled" };
+    },
+  };
+}
+
+/**
+ * Opens a turn holding a slot of the channel's `gate` until the turn's events are read to their
+ * end (or the reading stops): a streamed turn is a call to Coze for as long as it streams.
+ */
+async function gatedTurn(
+  gate: ChannelGate | undefined,
+  signal: AbortSignal,
+  open: () => Promise<ChatTurn>,
+): Promise<ChatTurn> {
+  if (gate === undefined) return open();
+  const release = await gate.enter(signal);
+  let turn: ChatTurn;
+  try {
+    turn = await open();
+  } catch (err) {
+    release();
+    throw err;
+  }
+  return {
+    read: (onEvent) => turn.read(onEvent).finally(release),
+    async *events() {
+      try {
+        yield* turn.events();
+      } finally {
+        release();
+      }
     },
   };
 }

@@ -59,13 +59,37 @@ const upstreamText: Record<CozeErrorCode, string> = {
   still_running: "still running on Coze when the gateway stopped waiting",
 };
 
-/** What the gateway itself refuses, as a stable code. */
+/**
+ * What the gateway itself refuses, as a stable code. The gateway's own limits have codes of
+ * their own (`rate_limit_exceeded`, `insufficient_quota`, `too_many_streams`, `channel_busy`),
+ * never Coze's `rate_limited`: an operator can tell which one hit.
+ */
 export type GatewayErrorCode =
   | "invalid_argument"
   | "not_found"
   | "permission_denied"
   | "resource_exhausted"
+  | "rate_limit_exceeded"
+  | "insufficient_quota"
+  | "too_many_streams"
+  | "channel_busy"
   | "unavailable";
+
+/**
+ * Which of the gateway's limits refused a call: a key's requests per minute, its tokens per
+ * minute or day, its quota, its streams open at once, or a channel's cap on calls to Coze.
+ */
+export type LimitKind = "requests" | "tokens" | "quota" | "streams" | "channel";
+
+/** What a limit's refusal carries besides its code: which limit, and the key's figures. */
+export interface LimitFacts {
+  readonly kind: LimitKind;
+  /**
+   * OpenAI's `x-ratelimit-limit-*`, `x-ratelimit-remaining-*` and `x-ratelimit-reset-*`, by
+   * lower-case name: response headers over REST, metadata over gRPC and Connect.
+   */
+  readonly headers: Readonly<Record<string, string>>;
+}
 
 /**
  * The core's own failure, carrying its facts as data (STYLE.md "Errors"): a stable code, the
@@ -83,18 +107,27 @@ export class GatewayError extends Error {
   readonly retryAfterMs: number | undefined;
   /** The workflow run the error is about, as handed out to the caller (issue 16). */
   readonly executeId: string | undefined;
+  /** For a refusal by one of the gateway's limits: which one, and the figures to send. */
+  readonly limit: LimitFacts | undefined;
 
   /** `message` is short, safe and ours: it reaches the caller verbatim. */
   constructor(
     code: GatewayErrorCode,
     message: string,
-    options: { field?: string; retryAfterMs?: number; cause?: unknown; executeId?: string } = {},
+    options: {
+      field?: string;
+      retryAfterMs?: number;
+      limit?: LimitFacts;
+      cause?: unknown;
+      executeId?: string;
+    } = {},
   ) {
     super(message, { cause: options.cause });
     this.code = code;
     this.field = options.field;
     this.retryAfterMs = options.retryAfterMs;
     this.executeId = options.executeId;
+    this.limit = options.limit;
   }
 }
 
@@ -141,12 +174,17 @@ const gatewayCodes: Record<GatewayErrorCode, Code> = {
   not_found: Code.NotFound,
   permission_denied: Code.PermissionDenied,
   resource_exhausted: Code.ResourceExhausted,
+  rate_limit_exceeded: Code.ResourceExhausted,
+  insufficient_quota: Code.ResourceExhausted,
+  too_many_streams: Code.ResourceExhausted,
+  channel_busy: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
 };
 
 /**
  * The Connect door's one mapping (STYLE.md "Errors"). A `ConnectError` passes through; a
- * {@link GatewayError} gets its code and `x-gateway-error` metadata; a {@link CozeError} gets its
+ * {@link GatewayError} gets its code and `x-gateway-error` metadata (and a limit's `retry-after`
+ * and `x-ratelimit-*` figures); a {@link CozeError} gets its
  * Connect code, a safe message naming the upstream step and Coze's code, and metadata with the
  * codes and log id; anything else is `Internal` with a generic message (its text may hold
  * anything, so it never reaches the caller).
@@ -159,7 +197,7 @@ const gatewayCodes: Record<GatewayErrorCode, Code> = {
 export function toConnectError(err: unknown, signal?: AbortSignal): ConnectError {
   if (err instanceof ConnectError) return err;
   if (err instanceof GatewayError) {
-    const metadata = new Headers({ [errorHeaders.code]: err.code });
+    const metadata = new Headers({ [errorHeaders.code]: err.code, ...err.limit?.headers });
     if (err.retryAfterMs !== undefined) {
       metadata.set(errorHeaders.retryAfter, String(Math.ceil(err.retryAfterMs / 1000)));
     }

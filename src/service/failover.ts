@@ -1,14 +1,17 @@
 import { CozeError } from "../coze/errors.js";
 import { wasNotSent } from "../coze/retry.js";
+import { GatewayError } from "./errors.js";
 import type { Target } from "./routing.js";
 
 /**
  * Whether a failure on one channel may be retried on another (issue #5 "failover when one is
  * unavailable or rate-limited"): only when Coze certainly did not start the work — the token
  * could not be had, the request never left, Coze refused it for rate or quota (429 / 4013…), or
- * answered 503. A 500 or a reset after sending may have started a run: it is not retried.
+ * answered 503; or the channel's own cap on calls to Coze refused it (`channel_busy`, issue 15).
+ * A 500 or a reset after sending may have started a run: it is not retried.
  */
 export function isFailoverable(err: unknown): boolean {
+  if (err instanceof GatewayError) return err.code === "channel_busy";
   if (!(err instanceof CozeError)) return false;
   return (
     err.step === "token" || wasNotSent(err) || err.code === "rate_limited" || err.status === 503

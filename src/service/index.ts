@@ -3,6 +3,7 @@ export { CozeError, type CozeErrorCode } from "../coze/errors.js";
 export { audioLimits } from "./audio-checks.js";
 export { createAudioService } from "./audio-service.js";
 export { type Caller, callerKey, callerOf, mayUse, tenantOf } from "./caller.js";
+export { type ChannelGate, createChannelGate, type GateRefusal } from "./channel-gate.js";
 export {
   type Channel,
   type Channels,
@@ -15,10 +16,25 @@ export {
 export { chatResponseOf, createChatService } from "./chat-service.js";
 export type { CoreContext, CoreImpl } from "./core-context.js";
 export {
+  createDiscovery,
+  type Discovery,
+  type DiscoveryEvent,
+  type DiscoveryOptions,
+} from "./discovery.js";
+export {
+  createModelTable,
+  type DiscoveredItem,
+  type ListedModel,
+  type ModelTable,
+  type TableChange,
+} from "./discovery-table.js";
+export {
   errorHeaders,
   GatewayError,
   type GatewayErrorCode,
   invalidArgument,
+  type LimitFacts,
+  type LimitKind,
   toConnectError,
   upstreamMessage,
 } from "./errors.js";

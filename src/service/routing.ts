@@ -1,7 +1,7 @@
-import type { GatewayConfig, ModelRoute } from "../config/index.js";
-import { resolveRoutes } from "../config/index.js";
+import type { ModelRoute } from "../config/index.js";
 import { type Caller, mayUse } from "./caller.js";
 import type { Channel, Channels } from "./channels.js";
+import type { ModelTable } from "./discovery-table.js";
 import { invalidArgument, notFound, permissionDenied } from "./errors.js";
 
 /** What a request runs, resolved from its `model` or explicit ids. */
@@ -60,11 +60,11 @@ export interface Router {
 const cozeId = /^\d{1,32}$/;
 
 /**
- * Creates the router for a loaded config and its live channels. `random` (in [0, 1)) drives the
- * weighted choice; tests pass a fixed one.
+ * Creates the router for the model table (configured, discovered and dynamic names) and the
+ * live channels. `random` (in [0, 1)) drives the weighted choice; tests pass a fixed one.
  */
 export function createRouter(
-  config: GatewayConfig,
+  models: ModelTable,
   channels: Channels,
   random: () => number = Math.random,
 ): Router {
@@ -93,7 +93,7 @@ export function createRouter(
   }
 
   /** Orders routes by weighted random choice without replacement. */
-  function weighted(routes: ModelRoute[]): ModelRoute[] {
+  function weighted(routes: readonly ModelRoute[]): ModelRoute[] {
     const left = [...routes];
     const out: ModelRoute[] = [];
     while (left.length > 0) {
@@ -113,7 +113,7 @@ export function createRouter(
     channel,
     resolve(fields, explicit, caller, options = {}) {
       if (fields.model !== "") {
-        let routes = resolveRoutes(config, fields.model);
+        let routes = models.resolveRoutes(fields.model);
         if (routes.length === 0) throw notFound("model", `unknown model "${fields.model}"`);
         allow(caller, fields.model);
         if (fields.channel !== "") {
@@ -126,9 +126,10 @@ export function createRouter(
             );
           }
         }
-        const ordered =
-          options.pinned || routes.length === 1 ? routes.slice(0, 1) : weighted(routes);
-        const [first, ...rest] = ordered.map((r) => targetOf(r, fields.model));
+        if (options.pinned || routes.length === 1) {
+          return targetOf(routes[0] as ModelRoute, fields.model);
+        }
+        const [first, ...rest] = weighted(routes).map((r) => targetOf(r, fields.model));
         return { ...(first as Target), fallbacks: rest };
       }
       if (explicit.id === "") {

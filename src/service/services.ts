@@ -9,6 +9,7 @@ import { createAudioService } from "./audio-service.js";
 import type { Channels } from "./channels.js";
 import { createChatService } from "./chat-service.js";
 import type { CoreContext, CoreImpl } from "./core-context.js";
+import { createModelTable, type ModelTable } from "./discovery-table.js";
 import { toConnectError, withoutSentHeaders } from "./errors.js";
 import { createModelService } from "./model-service.js";
 import { createRouter } from "./routing.js";
@@ -21,6 +22,11 @@ import { createWorkflowService } from "./workflow-service.js";
 export interface ServicesOptions {
   config: GatewayConfig;
   channels: Channels;
+  /**
+   * The model names served: the config's routes plus what discovery finds. Default a table of
+   * the config's routes alone (nothing discovered).
+   */
+  models?: ModelTable;
   /** Clock for progress events' elapsed time. Default `Date.now`. */
   now?: () => number;
   /** Random source in [0, 1) for the weighted choice among failover channels. */
@@ -46,7 +52,8 @@ export interface ServiceImpls {
  * both (`usage-meter.ts`: model, channel, Coze usage and failure reason on each request's context).
  */
 export function createServiceImpls(options: ServicesOptions): ServiceImpls {
-  const router = createRouter(options.config, options.channels, options.random);
+  const models = options.models ?? createModelTable(options.config);
+  const router = createRouter(models, options.channels, options.random);
   const impls: ServiceImpls = {
     chat: createChatService({ router }),
     workflow: createWorkflowService({
@@ -54,10 +61,10 @@ export function createServiceImpls(options: ServicesOptions): ServiceImpls {
       now: options.now,
       watchers: createRunWatchers({ onPollStarted: options.onPollStarted }),
     }),
-    model: createModelService(options.config),
+    model: createModelService(models),
     audio: createAudioService({ router, voices: createVoiceDirectory({ now: options.now }) }),
   };
-  return meterServices(impls, createModelLabels(options.config));
+  return meterServices(impls, createModelLabels(options.config, models));
 }
 
 /**

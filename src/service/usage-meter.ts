@@ -1,16 +1,12 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import {
-  type GatewayConfig,
-  parseDynamicName,
-  resolveModel,
-  resolveRoutes,
-} from "../config/index.js";
+import { type GatewayConfig, parseDynamicName, resolveModel } from "../config/index.js";
 import { CozeError } from "../coze/errors.js";
 import { AudioService } from "../gen/cozegateway/v1/audio_pb.js";
 import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
 import { WorkflowService } from "../gen/cozegateway/v1/workflow_pb.js";
 import type { CoreContext, CoreImpl } from "./core-context.js";
+import type { ModelTable } from "./discovery-table.js";
 import { channelHeader, GatewayError } from "./errors.js";
 import {
   noteFailure,
@@ -32,11 +28,14 @@ const maxLoggedModel = 128;
 
 /**
  * Names models for metrics from the config alone, so a caller cannot add label series: a
- * configured route's name, or a name a key's allow-list spells out, stays itself; another name a
+ * configured or discovered route's name, or a name a key's allow-list spells out, stays itself; another name a
  * dynamic prefix routes (`workflow:123…`) becomes its prefix and `*` (`workflow:*`); a name no
  * route serves becomes `other`.
  */
-export function createModelLabels(config: GatewayConfig): (model: string) => ModelLabel {
+export function createModelLabels(
+  config: GatewayConfig,
+  models: ModelTable,
+): (model: string) => ModelLabel {
   const named = new Set(config.models.map((m) => m.name));
   for (const key of config.apiKeys) {
     for (const entry of key.models ?? []) {
@@ -44,9 +43,12 @@ export function createModelLabels(config: GatewayConfig): (model: string) => Mod
     }
   }
   return (model) => {
-    const route = resolveRoutes(config, model)[0];
+    const route = models.resolveRoutes(model)[0];
     if (route === undefined) return { metricModel: "other", kind: undefined };
-    if (named.has(model)) return { metricModel: model, kind: route.kind };
+    // Discovered names are bounded too: at most `max_models` of each kind per channel.
+    if (named.has(model) || models.info(model)?.discovered) {
+      return { metricModel: model, kind: route.kind };
+    }
     return { metricModel: `${parseDynamicName(model)?.prefix ?? ""}*`, kind: route.kind };
   };
 }

@@ -11,6 +11,7 @@ import {
   type WorkflowService,
 } from "../gen/cozegateway/v1/workflow_pb.js";
 import { callerOf, tenantOf } from "./caller.js";
+import { gated, gatedEvents } from "./channel-gate.js";
 import { opened, usageOf } from "./chat-service.js";
 import type { CoreContext, CoreImpl } from "./core-context.js";
 import { channelHeader, invalidArgument } from "./errors.js";
@@ -165,7 +166,9 @@ export function createWorkflowService(
       if (mode === RunMode.ASYNC || mode === RunMode.ASYNC_WAIT) {
         // Failover covers the start only: once a channel accepted the run, it is polled there.
         const { value: started, target: used } = await onFirstChannel(t, (c) =>
-          c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
+          gated(c.channel.gate, ctx.signal, () =>
+            c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
+          ),
         );
         ctx.responseHeader.set(channelHeader, used.channel.name);
         const handed = runId(tenant, started.executeId);
@@ -193,7 +196,9 @@ export function createWorkflowService(
         };
       }
       const { value: result, target: used } = await onFirstChannel(t, (c) =>
-        c.channel.clientFor(tenant.sessionName).workflows.run(runRequest(c, req, ctx)),
+        gated(c.channel.gate, ctx.signal, () =>
+          c.channel.clientFor(tenant.sessionName).workflows.run(runRequest(c, req, ctx)),
+        ),
       ).catch((err: unknown) => {
         throw runError(err, tenant);
       });
@@ -221,14 +226,18 @@ export function createWorkflowService(
       checkRunFields(req);
       if (t.kind === "workflow_async") {
         const { value: started, target: used } = await onFirstChannel(t, (c) =>
-          c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
+          gated(c.channel.gate, ctx.signal, () =>
+            c.channel.clientFor(tenant.sessionName).workflows.start(runRequest(c, req, ctx)),
+          ),
         );
         ctx.responseHeader.set(channelHeader, used.channel.name);
         yield* attach(used, started.executeId, ctx, true);
         return;
       }
       const { events, target: used } = await openOnFirstChannel(t, (c) =>
-        c.channel.clientFor(tenant.sessionName).workflows.stream(runRequest(c, req, ctx)),
+        gatedEvents(c.channel.gate, ctx.signal, () =>
+          c.channel.clientFor(tenant.sessionName).workflows.stream(runRequest(c, req, ctx)),
+        ),
       ).catch((err: unknown) => {
         throw runError(err, tenant);
       });
@@ -244,14 +253,16 @@ export function createWorkflowService(
       const tenant = tenantOf(ctx);
       const eventId = opened(tenant, "interrupt", "event_id", req.eventId);
       ctx.responseHeader.set(channelHeader, t.channel.name);
-      const events = t.channel.clientFor(tenant.sessionName).workflows.resume({
-        workflowId: t.id,
-        eventId,
-        resumeData: req.resumeData,
-        interruptType: req.interruptType,
-        signal: ctx.signal,
-        trace: traceOf(ctx),
-      });
+      const events = gatedEvents(t.channel.gate, ctx.signal, () =>
+        t.channel.clientFor(tenant.sessionName).workflows.resume({
+          workflowId: t.id,
+          eventId,
+          resumeData: req.resumeData,
+          interruptType: req.interruptType,
+          signal: ctx.signal,
+          trace: traceOf(ctx),
+        }),
+      );
       for await (const e of relay(events, tenant)) {
         yield create(ResumeWorkflowResponseSchema, { event: e });
       }
@@ -263,12 +274,16 @@ export function createWorkflowService(
       const tenant = tenantOf(ctx);
       const executeId = opened(tenant, "run", "execute_id", req.executeId);
       announceRun(ctx, req.executeId);
-      const run = await t.channel
-        .clientFor(tenant.sessionName)
-        .workflows.getRun({ workflowId: t.id, executeId, signal: ctx.signal, trace: traceOf(ctx) })
-        .catch((err: unknown) => {
-          throw runError(err, tenant, req.executeId);
-        });
+      const run = await gated(t.channel.gate, ctx.signal, () =>
+        t.channel.clientFor(tenant.sessionName).workflows.getRun({
+          workflowId: t.id,
+          executeId,
+          signal: ctx.signal,
+          trace: traceOf(ctx),
+        }),
+      ).catch((err: unknown) => {
+        throw runError(err, tenant, req.executeId);
+      });
       return {
         executeId: runId(tenant, run.executeId),
         status: statusOf[run.status],

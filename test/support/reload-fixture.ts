@@ -25,7 +25,7 @@ export interface ReloadFile {
   /** The `server` section; `port: 0` and loopback by default. */
   server?: Record<string, unknown>;
   serverSecret?: string;
-  keys: { name: string; key: string; models?: string[] }[];
+  keys: { name: string; key: string; models?: string[]; limits?: Record<string, unknown> }[];
   channels: ReloadChannel[];
 }
 

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cozegateway/v1/model.proto.
  */
 export const file_cozegateway_v1_model: GenFile = /*@__PURE__*/
-  fileDesc("Chpjb3plZ2F0ZXdheS92MS9tb2RlbC5wcm90bxIOY296ZWdhdGV3YXkudjEiEwoRTGlzdE1vZGVsc1JlcXVlc3QiOwoSTGlzdE1vZGVsc1Jlc3BvbnNlEiUKBm1vZGVscxgBIAMoCzIVLmNvemVnYXRld2F5LnYxLk1vZGVsIk8KBU1vZGVsEgwKBG5hbWUYASABKAkSJwoEa2luZBgCIAEoDjIZLmNvemVnYXRld2F5LnYxLk1vZGVsS2luZBIPCgdjaGFubmVsGAMgASgJKowBCglNb2RlbEtpbmQSGgoWTU9ERUxfS0lORF9VTlNQRUNJRklFRBAAEhIKDk1PREVMX0tJTkRfQk9UEAESFwoTTU9ERUxfS0lORF9XT1JLRkxPVxACEh0KGU1PREVMX0tJTkRfV09SS0ZMT1dfQVNZTkMQAxIXChNNT0RFTF9LSU5EX0NIQVRGTE9XEAQyYwoMTW9kZWxTZXJ2aWNlElMKCkxpc3RNb2RlbHMSIS5jb3plZ2F0ZXdheS52MS5MaXN0TW9kZWxzUmVxdWVzdBoiLmNvemVnYXRld2F5LnYxLkxpc3RNb2RlbHNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Chpjb3plZ2F0ZXdheS92MS9tb2RlbC5wcm90bxIOY296ZWdhdGV3YXkudjEiEwoRTGlzdE1vZGVsc1JlcXVlc3QiOwoSTGlzdE1vZGVsc1Jlc3BvbnNlEiUKBm1vZGVscxgBIAMoCzIVLmNvemVnYXRld2F5LnYxLk1vZGVsIo4BCgVNb2RlbBIMCgRuYW1lGAEgASgJEicKBGtpbmQYAiABKA4yGS5jb3plZ2F0ZXdheS52MS5Nb2RlbEtpbmQSDwoHY2hhbm5lbBgDIAEoCRIUCgxkaXNwbGF5X25hbWUYBCABKAkSEwoLZGVzY3JpcHRpb24YBSABKAkSEgoKZGlzY292ZXJlZBgGIAEoCCqMAQoJTW9kZWxLaW5kEhoKFk1PREVMX0tJTkRfVU5TUEVDSUZJRUQQABISCg5NT0RFTF9LSU5EX0JPVBABEhcKE01PREVMX0tJTkRfV09SS0ZMT1cQAhIdChlNT0RFTF9LSU5EX1dPUktGTE9XX0FTWU5DEAMSFwoTTU9ERUxfS0lORF9DSEFURkxPVxAEMmMKDE1vZGVsU2VydmljZRJTCgpMaXN0TW9kZWxzEiEuY296ZWdhdGV3YXkudjEuTGlzdE1vZGVsc1JlcXVlc3QaIi5jb3plZ2F0ZXdheS52MS5MaXN0TW9kZWxzUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * ListModelsRequest takes no parameters: the caller is identified by its API key.
@@ -36,9 +36,11 @@ export type ListModelsResponse = Message<"cozegateway.v1.ListModelsResponse"> & 
   /**
    * First the routes of the channels' model lists, in configuration order, including the
    * workflow:{id}, workflow-async:{id}, chatflow:{id} and bot:{id} names a channel lists;
-   * then the dynamic names the key's allow-list names exactly (served by the default
-   * channel), in allow-list order. Each name once. Other dynamic names are usable too when
-   * the key allows them (a prefix such as workflow:* admits any id) but cannot be listed.
+   * then the bots, workflows and chatflows discovery found in the channels' Coze spaces (by
+   * channel, kind and name; the list follows their last refresh); then the dynamic names the
+   * key's allow-list names exactly (served by the default channel), in allow-list order. Each
+   * name once. Other dynamic names are usable too when the key allows them (a prefix such as
+   * workflow:* admits any id) but cannot be listed.
    *
    * @generated from field: repeated cozegateway.v1.Model models = 1;
    */
@@ -80,6 +82,29 @@ export type Model = Message<"cozegateway.v1.Model"> & {
    * @generated from field: string channel = 3;
    */
   channel: string;
+
+  /**
+   * The bot's or workflow's name in Coze (which may hold spaces or any script), when
+   * discovery found it, for a configured route of the same target too; empty otherwise.
+   *
+   * @generated from field: string display_name = 4;
+   */
+  displayName: string;
+
+  /**
+   * The bot's or workflow's description in Coze, when discovery found it; empty otherwise.
+   *
+   * @generated from field: string description = 5;
+   */
+  description: string;
+
+  /**
+   * True when the name comes from discovery (the channel lists its Coze space), false for a
+   * configured route or a dynamic name. A discovered name lasts as long as Coze publishes it.
+   *
+   * @generated from field: bool discovered = 6;
+   */
+  discovered: boolean;
 };
 
 /**
@@ -146,7 +171,8 @@ export const ModelKindSchema: GenEnum<ModelKind> = /*@__PURE__*/
 export const ModelService: GenService<{
   /**
    * ListModels returns every model name the calling API key may use that can be listed: the
-   * routes of the channels' model lists, then the dynamic names its allow-list names exactly.
+   * routes of the channels' model lists, then the names discovery found in the channels' Coze
+   * spaces, then the dynamic names its allow-list names exactly.
    *
    * @generated from rpc cozegateway.v1.ModelService.ListModels
    */

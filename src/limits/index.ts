@@ -1,0 +1,17 @@
+export {
+  createKeyLimiter,
+  type KeyLimiter,
+  type KeyLimiterOptions,
+  type KeyUsage,
+  type LimiterEvents,
+  slotTtlMs,
+  type Verdict,
+} from "./key-limits.js";
+export { createLimitMetrics, type LimitMetrics } from "./limit-metrics.js";
+export { type Period, periodOf, type QuotaPeriod } from "./periods.js";
+export {
+  durationText,
+  type LimitFigure,
+  rateLimitHeaders,
+  retryAfterSeconds,
+} from "./rate-limit-headers.js";

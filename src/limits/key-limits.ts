@@ -1,0 +1,333 @@
+import { randomBytes } from "node:crypto";
+import type { ApiKeyConfig, KeyLimitsConfig } from "../config/index.js";
+import type { Clock } from "../coze/clock.js";
+import { GatewayError, type LimitKind } from "../service/index.js";
+import type { OpResult, SlotOp, StateOp, StateStore } from "../state/index.js";
+import { type Period, periodOf, type QuotaPeriod } from "./periods.js";
+import { durationText, type LimitFigure, rateLimitHeaders } from "./rate-limit-headers.js";
+
+const minuteMs = 60_000;
+const dayMs = 86_400_000;
+/** A stream's slot lives this long unless renewed: a replica that dies frees its slots by then. */
+export const slotTtlMs = 120_000;
+const renewEveryMs = slotTtlMs / 3;
+
+/** What a call may do, by the key's limits: go on with these headers, or stop with this error. */
+export type Verdict =
+  | { readonly ok: true; readonly headers: Readonly<Record<string, string>> }
+  | { readonly ok: false; readonly error: GatewayError };
+
+/** A key's usage in its quota period (or this UTC month without a quota), for billing. */
+export interface KeyUsage {
+  /** The quota, when the key has one. */
+  quota: { tokens: number; per: QuotaPeriod } | undefined;
+  /** Coze tokens used in the period. */
+  usedTokens: number;
+  /** When the period ends, in ms since the epoch. */
+  periodEndMs: number;
+}
+
+/** Where the limiter reports what it refused, and what it could not check. */
+export interface LimiterEvents {
+  refused?(kind: LimitKind): void;
+  /** A call whose limits could not be checked (the store failed): let through or refused. */
+  unchecked?(mode: "open" | "closed"): void;
+}
+
+/** Options of {@link createKeyLimiter}. */
+export interface KeyLimiterOptions {
+  /** The configured keys; those with `limits` are limited, every key's usage is counted. */
+  keys: readonly Pick<ApiKeyConfig, "name" | "limits">[];
+  store: StateStore;
+  /** While the store fails: let calls through (`open`) or refuse them with 503 (`closed`). */
+  fail: "open" | "closed";
+  /** Time for quota periods and the slots' renewal. Default the system's. */
+  clock: Clock;
+  events?: LimiterEvents;
+}
+
+/**
+ * Per-key limits and usage on the shared state store (issue 15). A call is admitted with one
+ * batch (one round trip); what it used is counted after it ended, deferred to ride along with a
+ * later batch. Requests are tagged (a property under a symbol of this module on an object the
+ * caller passes, the request's context) with the stream slot they hold.
+ */
+export interface KeyLimiter {
+  /**
+   * Checks a call of `key` against its limits and counts it: `undefined` when the key has none
+   * (nothing to wait for); else the verdict, synchronously with the memory store. `metered`
+   * false only reads the figures (billing reads): nothing is counted, nothing refused.
+   */
+  admit(request: object, key: string, metered: boolean): Verdict | Promise<Verdict> | undefined;
+  /** Counts the Coze tokens a finished call of `key` used, and frees its stream slot. Never throws. */
+  finish(request: object | undefined, key: string | undefined, tokens: number): void;
+  /**
+   * The usage and quota of `key` now.
+   * @throws StateError when the store fails.
+   */
+  usage(key: string): Promise<KeyUsage>;
+  /**
+   * Replaces the keys and their limits (a config reload): the next call of each key is checked
+   * against its new limits. What the keys used and the stream slots they hold live in the store
+   * by key name, so a key that stays keeps its counts.
+   */
+  setKeys(keys: readonly Pick<ApiKeyConfig, "name" | "limits">[]): void;
+  /** Stops renewing stream slots. */
+  close(): void;
+}
+
+const heldSlot = Symbol("coze-gateway.heldSlot");
+const finished = Symbol("coze-gateway.finished");
+type Tagged = { [heldSlot]?: SlotOp | undefined; [finished]?: true };
+
+interface Plan {
+  readonly name: string;
+  readonly limits: KeyLimitsConfig | undefined;
+  /** Whether a call has anything to check. */
+  readonly admits: boolean;
+}
+
+/** Creates the limiter of the configured keys. */
+export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
+  const { store, clock, events } = options;
+  const plansOf = (keys: KeyLimiterOptions["keys"]) =>
+    new Map<string, Plan>(
+      keys.map((k) => [k.name, { name: k.name, limits: k.limits, admits: !!k.limits }]),
+    );
+  let plans = plansOf(options.keys);
+  // Slot holders are this process's own: random, so no caller-supplied id can collide.
+  const replica = randomBytes(6).toString("base64url");
+  let seq = 0;
+  const live = new Set<SlotOp>();
+  let renewing: AbortController | undefined;
+
+  const keyOf = {
+    requests: (name: string) => `rq:${name}`,
+    tpm: (name: string) => `tm:${name}`,
+    tpd: (name: string) => `td:${name}`,
+    usage: (name: string, p: Period) => `u:${p.id}:${name}`,
+    streams: (name: string) => `st:${name}`,
+  };
+  const usagePeriod = (limits: KeyLimitsConfig | undefined, now: number) =>
+    periodOf(limits?.quota?.per ?? "month", now);
+
+  function admit(
+    request: object,
+    key: string,
+    metered: boolean,
+  ): Verdict | Promise<Verdict> | undefined {
+    const plan = plans.get(key);
+    if (plan === undefined || !plan.admits || plan.limits === undefined) return undefined;
+    const l = plan.limits;
+    const now = clock.now();
+    const ops: StateOp[] = [];
+    const at: Partial<Record<"rpm" | "tpm" | "tpd" | "quota" | "streams", number>> = {};
+    const rate = (name: "rpm" | "tpm" | "tpd", key: string, limit: number, windowMs: number) => {
+      at[name] = ops.length;
+      const mode = name === "rpm" && metered ? "take" : "check";
+      ops.push({ kind: "rate", key, mode, limit, windowMs, cost: 1 });
+    };
+    if (l.requestsPerMinute) rate("rpm", keyOf.requests(key), l.requestsPerMinute, minuteMs);
+    if (l.tokensPerMinute) rate("tpm", keyOf.tpm(key), l.tokensPerMinute, minuteMs);
+    if (l.tokensPerDay) rate("tpd", keyOf.tpd(key), l.tokensPerDay, dayMs);
+    const period = usagePeriod(l, now);
+    if (l.quota) {
+      at.quota = ops.length;
+      ops.push({
+        kind: "budget",
+        key: keyOf.usage(key, period),
+        mode: "check",
+        limit: l.quota.tokens,
+        cost: 0,
+        periodEndMs: period.endMs,
+      });
+    }
+    let slot: SlotOp | undefined;
+    if (l.maxStreams && metered) {
+      at.streams = ops.length;
+      slot = {
+        kind: "slots",
+        key: keyOf.streams(key),
+        mode: "acquire",
+        max: l.maxStreams,
+        holder: `${replica}:${seq++}`,
+        ttlMs: slotTtlMs,
+      };
+      ops.push(slot);
+    }
+    // A balance read of a key whose only limit is its streams: nothing to ask the store.
+    if (ops.length === 0) return { ok: true, headers: {} };
+    const decide = (results: readonly OpResult[]): Verdict => {
+      const r = (name: keyof typeof at) => (at[name] === undefined ? undefined : results[at[name]]);
+      const verdict = judge(l, period, r, metered);
+      if (verdict.ok && slot !== undefined) hold(request, slot);
+      if (!verdict.ok && verdict.error.limit) events?.refused?.(verdict.error.limit.kind);
+      return verdict;
+    };
+    try {
+      const results = store.run(ops);
+      return results instanceof Promise ? results.then(decide, failed) : decide(results);
+    } catch (err) {
+      return failed(err);
+    }
+  }
+
+  function failed(_err: unknown): Verdict {
+    events?.unchecked?.(options.fail);
+    if (options.fail === "open") return { ok: true, headers: {} };
+    return {
+      ok: false,
+      error: new GatewayError(
+        "unavailable",
+        "limits cannot be checked: the shared state store is unreachable",
+        { retryAfterMs: 1000 },
+      ),
+    };
+  }
+
+  function hold(request: object, slot: SlotOp): void {
+    const tagged = request as Tagged;
+    // The response closed while the store answered (the client went away): nobody will give
+    // the slot back, so it goes back now.
+    if (tagged[finished]) {
+      store.defer([{ ...slot, mode: "release" }]);
+      return;
+    }
+    tagged[heldSlot] = slot;
+    live.add(slot);
+    if (renewing === undefined) void renewLoop();
+  }
+
+  /** Renews the slots of the streams open here, while there are any. */
+  async function renewLoop(): Promise<void> {
+    const stop = new AbortController();
+    renewing = stop;
+    try {
+      while (live.size > 0) {
+        await clock.sleep(renewEveryMs, stop.signal);
+        store.defer([...live].map((s) => ({ ...s, mode: "renew" as const })));
+      }
+    } catch {
+      // Stopped by close().
+    } finally {
+      if (renewing === stop) renewing = undefined;
+    }
+  }
+
+  return {
+    admit,
+    finish(request, key, tokens) {
+      const ops: StateOp[] = [];
+      const tagged = request as Tagged | undefined;
+      if (tagged !== undefined) tagged[finished] = true;
+      const slot = tagged?.[heldSlot];
+      if (tagged !== undefined && slot !== undefined) {
+        tagged[heldSlot] = undefined;
+        live.delete(slot);
+        ops.push({ ...slot, mode: "release" });
+      }
+      const plan = key === undefined ? undefined : plans.get(key);
+      if (plan !== undefined && tokens > 0) {
+        const cost = Math.round(tokens);
+        const l = plan.limits;
+        const period = usagePeriod(l, clock.now());
+        ops.push({
+          kind: "budget",
+          key: keyOf.usage(plan.name, period),
+          mode: "add",
+          limit: 0,
+          cost,
+          periodEndMs: period.endMs,
+        });
+        const add = (k: string, limit: number, windowMs: number) =>
+          ops.push({ kind: "rate", key: k, mode: "add", limit, windowMs, cost });
+        if (l?.tokensPerMinute) add(keyOf.tpm(plan.name), l.tokensPerMinute, minuteMs);
+        if (l?.tokensPerDay) add(keyOf.tpd(plan.name), l.tokensPerDay, dayMs);
+      }
+      if (ops.length > 0) store.defer(ops);
+    },
+    async usage(key) {
+      const limits = plans.get(key)?.limits;
+      const period = usagePeriod(limits, clock.now());
+      const [result] = await store.run([
+        {
+          kind: "budget",
+          key: keyOf.usage(key, period),
+          mode: "check",
+          limit: 0,
+          cost: 0,
+          periodEndMs: period.endMs,
+        },
+      ]);
+      return { quota: limits?.quota, usedTokens: result?.used ?? 0, periodEndMs: period.endMs };
+    },
+    setKeys(keys) {
+      plans = plansOf(keys);
+    },
+    close() {
+      renewing?.abort();
+      renewing = undefined;
+    },
+  };
+}
+
+/**
+ * The verdict of a batch's results: the first refusal by weight (quota, tokens per day and per
+ * minute, requests, streams), waiting for the longest of all that refused; else the figures. A
+ * call that is not metered is never refused.
+ */
+function judge(
+  l: KeyLimitsConfig,
+  period: Period,
+  r: (name: "rpm" | "tpm" | "tpd" | "quota" | "streams") => OpResult | undefined,
+  metered: boolean,
+): Verdict {
+  const figure = (limit: number | undefined, res: OpResult | undefined): LimitFigure | undefined =>
+    limit === undefined || res === undefined
+      ? undefined
+      : { limit, remaining: res.remaining, resetMs: res.resetMs };
+  const tokenFigures = [
+    figure(l.tokensPerMinute, r("tpm")),
+    figure(l.tokensPerDay, r("tpd")),
+    figure(l.quota?.tokens, r("quota")),
+  ].filter((f) => f !== undefined);
+  // The tokens figures are those of the token limit closest to refusing.
+  const tokens = tokenFigures.reduce<LimitFigure | undefined>(
+    (least, f) => (least === undefined || f.remaining < least.remaining ? f : least),
+    undefined,
+  );
+  const headers = rateLimitHeaders(figure(l.requestsPerMinute, r("rpm")), tokens);
+  const refusals: [LimitKind, OpResult | undefined, string][] = [
+    [
+      "quota",
+      r("quota"),
+      `quota exhausted: ${l.quota?.tokens} Coze tokens per ${l.quota?.per} for this API key; it resets at ${new Date(period.endMs).toISOString()}`,
+    ],
+    ["tokens", r("tpd"), `rate limit reached: ${l.tokensPerDay} Coze tokens per day`],
+    ["tokens", r("tpm"), `rate limit reached: ${l.tokensPerMinute} Coze tokens per minute`],
+    ["requests", r("rpm"), `rate limit reached: ${l.requestsPerMinute} requests per minute`],
+    ["streams", r("streams"), `too many streams open for this API key (${l.maxStreams})`],
+  ];
+  const refused = refusals.filter(([, res]) => res !== undefined && !res.allowed);
+  const first = refused[0];
+  if (first === undefined || !metered) return { ok: true, headers };
+  const [kind, , text] = first;
+  const retryAfterMs = Math.max(...refused.map(([, res]) => res?.retryAfterMs ?? 0));
+  const message =
+    kind === "quota" || kind === "streams"
+      ? text
+      : `${text} for this API key; try again in ${durationText(retryAfterMs)}`;
+  const code =
+    kind === "quota"
+      ? "insufficient_quota"
+      : kind === "streams"
+        ? "too_many_streams"
+        : "rate_limit_exceeded";
+  return {
+    ok: false,
+    error: new GatewayError(code, message, {
+      retryAfterMs,
+      limit: { kind, headers },
+    }),
+  };
+}

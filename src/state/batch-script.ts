@@ -1,0 +1,168 @@
+// The Redis side of the state store: Lua run by EVALSHA, so a batch is atomic and one round trip.
+// `batchScript` runs the same arithmetic as counter-math.ts (the memory store's): change one,
+// change the other.
+
+/**
+ * Runs a batch of {@link StateOp}s. `KEYS[i]` is the counter of operation i; `ARGV[1]` the time
+ * (ms since the epoch, from the gateway's clock so that tests can move it); then five arguments
+ * per operation: kind (`r` rate, `b` budget, `s` slots), mode, and three parameters (rate:
+ * limit, window ms, cost; budget: limit, period end ms, cost; slots: max, ttl ms, holder).
+ * Returns five integers per operation: allowed (1/0), used, remaining, reset ms, retry-after ms.
+ *
+ * Writes that are not gated (`add`, `release`, `renew`) apply in order; a gate's write
+ * (`take`, `acquire`) applies only when every gate passed.
+ *
+ * @see StateOp
+ */
+export const batchScript = `
+local now = tonumber(ARGV[1])
+local eps = 1e-6
+local grace = 3600000
+local pass = true
+local written, unwritten, gated = {}, {}, {}
+
+local function round6(x) return tonumber(string.format("%.6f", x)) end
+local function append(list, ok, used, remaining, reset, retry)
+  list[#list + 1] = ok and 1 or 0
+  list[#list + 1] = used
+  list[#list + 1] = remaining
+  list[#list + 1] = reset
+  list[#list + 1] = retry
+end
+
+local function rate(key, mode, limit, window, cost)
+  local level, at = 0, now
+  local stored = redis.call("GET", key)
+  if stored then
+    local sep = string.find(stored, ":", 1, true)
+    level = tonumber(string.sub(stored, 1, sep - 1))
+    at = tonumber(string.sub(stored, sep + 1))
+    local elapsed = now - at
+    if elapsed > 0 then
+      level = math.max(0, level - elapsed * limit / window)
+      at = now
+    end
+  end
+  local per = window / limit
+  local function figures(l)
+    return math.max(0, math.ceil(l - eps)), math.max(0, math.floor(limit - l + eps)),
+      math.max(0, math.ceil(l * per - eps))
+  end
+  local bu, br, bz = figures(level)
+  if mode == "check" then
+    local ok = limit - level >= 1 - eps
+    local retry = 0
+    if not ok then retry = math.max(1, math.ceil((level + 1 - limit) * per - eps)) end
+    if not ok then pass = false end
+    append(written, ok, bu, br, bz, retry)
+    append(unwritten, ok, bu, br, bz, retry)
+    return
+  end
+  local nl = round6(level + cost)
+  local function store()
+    redis.call("SET", key, string.format("%.6f:%.0f", nl, at),
+      "PX", math.ceil(nl * window / limit) + 1000)
+  end
+  local nu, nr, nz = figures(nl)
+  if mode == "add" then
+    store()
+    append(written, true, nu, nr, nz, 0)
+    append(unwritten, true, nu, nr, nz, 0)
+    return
+  end
+  local ok = nl <= limit + eps
+  local retry = 0
+  if not ok then
+    pass = false
+    retry = math.max(1, math.ceil((nl - limit) * per - eps))
+  end
+  gated[#gated + 1] = store
+  append(written, ok, nu, nr, nz, retry)
+  append(unwritten, ok, bu, br, bz, retry)
+end
+
+local function budget(key, mode, limit, period_end, cost)
+  local used = tonumber(redis.call("GET", key) or "0")
+  local after = used
+  if mode == "add" then
+    after = used + cost
+    if cost > 0 then
+      redis.call("INCRBY", key, cost)
+      redis.call("PEXPIREAT", key, period_end + grace)
+    end
+  end
+  local ok = mode == "add" or limit == 0 or used < limit
+  if not ok then pass = false end
+  local reset = math.max(0, period_end - now)
+  local remaining = 0
+  if limit > 0 then remaining = math.max(0, limit - after) end
+  local retry = 0
+  if not ok then retry = math.max(1, reset) end
+  append(written, ok, after, remaining, reset, retry)
+  append(unwritten, ok, after, remaining, reset, retry)
+end
+
+local function slots(key, mode, max, ttl, holder)
+  redis.call("ZREMRANGEBYSCORE", key, "-inf", now)
+  local held = redis.call("ZCARD", key)
+  if mode == "acquire" then
+    local ok = held < max
+    local retry = 0
+    if not ok then
+      pass = false
+      retry = 1000
+    end
+    gated[#gated + 1] = function()
+      redis.call("ZADD", key, now + ttl, holder)
+      redis.call("PEXPIRE", key, ttl)
+    end
+    local taken = held
+    if ok then taken = held + 1 end
+    append(written, ok, taken, math.max(0, max - taken), 0, retry)
+    append(unwritten, ok, held, math.max(0, max - held), 0, retry)
+    return
+  end
+  if mode == "release" then
+    redis.call("ZREM", key, holder)
+  else
+    redis.call("ZADD", key, "XX", now + ttl, holder)
+    redis.call("PEXPIRE", key, ttl)
+  end
+  held = redis.call("ZCARD", key)
+  append(written, true, held, math.max(0, max - held), 0, 0)
+  append(unwritten, true, held, math.max(0, max - held), 0, 0)
+end
+
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 5
+  local kind, mode = ARGV[a], ARGV[a + 1]
+  local p1, p2, p3 = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4]
+  if kind == "r" then
+    rate(KEYS[i], mode, p1, p2, tonumber(p3))
+  elseif kind == "b" then
+    budget(KEYS[i], mode, p1, p2, tonumber(p3))
+  else
+    slots(KEYS[i], mode, p1, p2, p3)
+  end
+end
+
+if not pass then return unwritten end
+for _, apply in ipairs(gated) do apply() end
+return written
+`;
+
+/** Takes or extends a lease: `KEYS[1]` the lease, `ARGV[1]` the holder, `ARGV[2]` ttl ms. */
+export const leaseScript = `
+local current = redis.call("GET", KEYS[1])
+if current == false or current == ARGV[1] then
+  redis.call("SET", KEYS[1], ARGV[1], "PX", ARGV[2])
+  return 1
+end
+return 0
+`;
+
+/** Gives a lease back if `ARGV[1]` holds it. */
+export const releaseScript = `
+if redis.call("GET", KEYS[1]) == ARGV[1] then redis.call("DEL", KEYS[1]) end
+return 0
+`;

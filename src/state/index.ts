@@ -1,0 +1,15 @@
+export { createStateStore, type StateStoreOptions } from "./create-state-store.js";
+export { createMemoryStore, type MemoryStoreOptions } from "./memory-store.js";
+export { createRedisStore, type RedisStoreOptions } from "./redis-store.js";
+export {
+  type BudgetOp,
+  type OpResult,
+  type RateMode,
+  type RateOp,
+  type SlotOp,
+  StateError,
+  type StateErrorCode,
+  type StateHealth,
+  type StateOp,
+  type StateStore,
+} from "./state-store.js";

@@ -1,0 +1,174 @@
+import { budgetGraceMs, budgetStep, type RateState, rateStep, rateTtlMs } from "./counter-math.js";
+import type { OpResult, SlotOp, StateOp, StateStore } from "./state-store.js";
+
+/** Options of {@link createMemoryStore}. */
+export interface MemoryStoreOptions {
+  /** Milliseconds since the epoch: windows, periods and expiry. Default `Date.now`. */
+  now?: () => number;
+}
+
+type Value = RateState | number | string | Map<string, number>;
+
+interface Entry {
+  value: Value;
+  /** When the entry expires, in ms since the epoch. */
+  expiresAt: number;
+}
+
+/** Writes between two sweeps of expired entries. */
+const sweepEvery = 1024;
+
+/** A slot refused waits this long before it tries again: one frees any moment. */
+export const slotRetryMs = 1000;
+
+/**
+ * The state store of a single replica: everything in this process's memory, lost at restart,
+ * shared by nothing. Batches run synchronously (no round trip to save), so `defer` applies at
+ * once. Expired entries are swept every {@link sweepEvery} writes.
+ */
+export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore {
+  const now = options.now ?? Date.now;
+  const entries = new Map<string, Entry>();
+  let writes = 0;
+
+  function read(key: string, at: number): Value | undefined {
+    const entry = entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expiresAt <= at) {
+      entries.delete(key);
+      return undefined;
+    }
+    return entry.value;
+  }
+
+  function write(key: string, value: Value, expiresAt: number): void {
+    entries.set(key, { value, expiresAt });
+    if (++writes % sweepEvery === 0) sweep();
+  }
+
+  function sweep(): void {
+    const at = now();
+    for (const [key, entry] of entries) if (entry.expiresAt <= at) entries.delete(key);
+  }
+
+  /** The live slots of `op`'s key: one map per key, so operations of one batch share it. */
+  function liveSlots(op: SlotOp, at: number): Map<string, number> {
+    const value = read(op.key, at);
+    if (!(value instanceof Map)) {
+      const slots = new Map<string, number>();
+      entries.set(op.key, { value: slots, expiresAt: at + op.ttlMs });
+      return slots;
+    }
+    for (const [holder, expiry] of value) if (expiry <= at) value.delete(holder);
+    return value;
+  }
+
+  function runSync(ops: readonly StateOp[]): OpResult[] {
+    const at = Math.floor(now());
+    const results: OpResult[] = [];
+    // Gate writes wait until every gate passed; the others apply in order, so a deferred `add`
+    // counts for a gate after it on the same counter.
+    const gated: (() => void)[] = [];
+    const unwritten: OpResult[] = [];
+    let pass = true;
+    for (const op of ops) {
+      if (op.kind === "rate") {
+        const step = rateStep(op, read(op.key, at) as RateState | undefined, at);
+        const store = () => write(op.key, step.next, step.next.at + rateTtlMs(op, step.next.level));
+        if (op.mode === "add") store();
+        else if (op.mode === "take") gated.push(store);
+        if (!step.allowed) pass = false;
+        results.push(step.written);
+        unwritten.push(step.unwritten);
+      } else if (op.kind === "budget") {
+        const used = (read(op.key, at) as number | undefined) ?? 0;
+        const step = budgetStep(op, used, at);
+        if (op.mode === "add" && op.cost > 0) {
+          write(op.key, used + op.cost, op.periodEndMs + budgetGraceMs);
+        }
+        if (!step.allowed) pass = false;
+        results.push(step.result);
+        unwritten.push(step.result);
+      } else {
+        const slots = liveSlots(op, at);
+        const save = () => write(op.key, slots, at + op.ttlMs);
+        if (op.mode === "acquire") {
+          const allowed = slots.size < op.max;
+          if (!allowed) pass = false;
+          gated.push(() => {
+            slots.set(op.holder, at + op.ttlMs);
+            save();
+          });
+          const figures = (held: number) => ({
+            allowed,
+            used: held,
+            remaining: Math.max(0, op.max - held),
+            resetMs: 0,
+            retryAfterMs: allowed ? 0 : slotRetryMs,
+          });
+          results.push(figures(slots.size + (allowed ? 1 : 0)));
+          unwritten.push(figures(slots.size));
+        } else {
+          if (op.mode === "release") slots.delete(op.holder);
+          else if (slots.has(op.holder)) slots.set(op.holder, at + op.ttlMs);
+          save();
+          const result = {
+            allowed: true,
+            used: slots.size,
+            remaining: Math.max(0, op.max - slots.size),
+            resetMs: 0,
+            retryAfterMs: 0,
+          };
+          results.push(result);
+          unwritten.push(result);
+        }
+      }
+    }
+    if (!pass) return unwritten;
+    for (const apply of gated) apply();
+    return results;
+  }
+
+  return {
+    kind: "memory",
+    run: runSync,
+    defer(ops) {
+      runSync(ops.filter(isWriteOnly));
+    },
+    async get(key) {
+      const value = read(key, now());
+      return typeof value === "string" ? value : undefined;
+    },
+    async set(key, value, ttlMs) {
+      write(key, value, now() + ttlMs);
+    },
+    async setIfAbsent(key, value, ttlMs) {
+      const at = now();
+      if (read(key, at) !== undefined) return false;
+      write(key, value, at + ttlMs);
+      return true;
+    },
+    async delete(key) {
+      entries.delete(key);
+    },
+    async lease(name, holder, ttlMs) {
+      const at = now();
+      const current = read(name, at);
+      if (current !== undefined && current !== holder) return false;
+      write(name, holder, at + ttlMs);
+      return true;
+    },
+    async releaseLease(name, holder) {
+      if (read(name, now()) === holder) entries.delete(name);
+    },
+    health: () => ({ ok: true, detail: "memory" }),
+    async close() {
+      entries.clear();
+    },
+  };
+}
+
+/** Operations `defer` takes: those that only write. */
+export function isWriteOnly(op: StateOp): boolean {
+  return op.mode === "add" || op.mode === "release" || op.mode === "renew";
+}

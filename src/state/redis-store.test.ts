@@ -1,0 +1,249 @@
+import fc from "fast-check";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createManualClock, type ManualClock } from "../../test/support/manual-clock.js";
+import {
+  haveRedis,
+  monitorCommands,
+  type RedisServer,
+  redisSkipReason,
+  startRedisServer,
+} from "../../test/support/redis-server.js";
+import { createMemoryStore } from "./memory-store.js";
+import { createRedisStore } from "./redis-store.js";
+import {
+  type OpResult,
+  type RateOp,
+  StateError,
+  type StateHealth,
+  type StateOp,
+  type StateStore,
+} from "./state-store.js";
+
+// What only the Redis store does: give the memory store's results over one round trip per
+// batch, and keep going while Redis is away. The behaviour both stores share is tested in
+// state-store.test.ts.
+
+let redis: RedisServer | undefined;
+beforeAll(async () => {
+  if (haveRedis) redis = await startRedisServer();
+});
+afterAll(async () => {
+  await redis?.close();
+});
+
+/** A clock ahead of the real one: Redis expires budgets at their period's end by its own. */
+const start = Math.ceil(Date.now() / 60_000) * 60_000 + 3_600_000;
+
+const make = (clock: ManualClock): StateStore =>
+  createRedisStore({
+    url: redis?.url ?? "",
+    timeoutMs: 1000,
+    prefix: `t${Math.random().toString(36).slice(2)}:`,
+    flushMs: 50,
+    clock,
+  });
+
+const opened: StateStore[] = [];
+afterEach(async () => {
+  await Promise.all(opened.splice(0).map((s) => s.close()));
+});
+
+/** Waits (bounded) until `check` holds, polling real time: Redis I/O is not the clock's. */
+async function until(check: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting until ${what}`);
+}
+
+/** A store that is connected. */
+async function open(clock = createManualClock(start)): Promise<StateStore> {
+  const store = make(clock);
+  opened.push(store);
+  await until(() => store.health().ok, "connected");
+  return store;
+}
+
+const rpm = (mode: RateOp["mode"], key = "rq:alice", cost = 1): RateOp => ({
+  kind: "rate",
+  key,
+  mode,
+  limit: 10,
+  windowMs: 60_000,
+  cost,
+});
+
+async function run(store: StateStore, ops: StateOp[]): Promise<readonly OpResult[]> {
+  return await store.run(ops);
+}
+
+describe.skipIf(!haveRedis)(`the redis store${redisSkipReason}`, () => {
+  it("gives the memory store's results for any sequence of operations", async () => {
+    const client = redis?.client();
+    // A counter keeps its limit and window, as a key's limits do.
+    const rates = [
+      { key: "r1", limit: 7, windowMs: 60_000 },
+      { key: "r2", limit: 10, windowMs: 60_000 },
+      { key: "r3", limit: 1000, windowMs: 86_400_000 },
+    ];
+    const op = fc.oneof(
+      fc
+        .record({
+          rate: fc.constantFrom(...rates),
+          mode: fc.constantFrom("take" as const, "check" as const, "add" as const),
+          cost: fc.integer({ min: 1, max: 400 }),
+        })
+        .map(({ rate, mode, cost }): RateOp => ({ kind: "rate", ...rate, mode, cost })),
+      fc.record({
+        kind: fc.constant("budget" as const),
+        key: fc.constantFrom("b1", "b2"),
+        mode: fc.constantFrom("check" as const, "add" as const),
+        limit: fc.constantFrom(0, 500),
+        cost: fc.integer({ min: 0, max: 300 }),
+        periodEndMs: fc.constant(start + 86_400_000),
+      }),
+      fc.record({
+        kind: fc.constant("slots" as const),
+        key: fc.constant("s1"),
+        mode: fc.constantFrom("acquire" as const, "release" as const, "renew" as const),
+        max: fc.constant(2),
+        holder: fc.constantFrom("a", "b", "c"),
+        ttlMs: fc.constant(20_000),
+      }),
+    );
+    const step = fc.record({
+      advanceMs: fc.integer({ min: 0, max: 9_000 }),
+      ops: fc.array(op, { minLength: 1, maxLength: 4 }),
+    });
+    await fc.assert(
+      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
+        await client?.flushall();
+        const memoryClock = createManualClock(start);
+        const redisClock = createManualClock(start);
+        const memory = createMemoryStore({ now: memoryClock.now });
+        const shared = await open(redisClock);
+        for (const { advanceMs, ops } of steps) {
+          await memoryClock.advance(advanceMs);
+          await redisClock.advance(advanceMs);
+          expect(await shared.run(ops)).toEqual(memory.run(ops));
+        }
+        await shared.close();
+      }),
+      { numRuns: 25 },
+    );
+  });
+
+  function rejection(p: unknown): Promise<StateError> {
+    return Promise.resolve(p).then(
+      () => expect.fail("the call succeeded"),
+      (e: unknown) => {
+        expect(e).toBeInstanceOf(StateError);
+        return e as StateError;
+      },
+    );
+  }
+
+  it("sends a batch with the deferred writes in one round trip, and them alone after flush_ms", async () => {
+    if (redis === undefined) return;
+    const clock = createManualClock(start);
+    const store = await open(clock);
+    const commands = await monitorCommands(redis);
+    try {
+      // The first call loads the script (EVALSHA answered NOSCRIPT, then EVAL).
+      await run(store, [rpm("check")]);
+      await commands.settle();
+      commands.reset();
+      const tpm: RateOp = { ...rpm("check", "tm:dave"), limit: 1000 };
+      store.defer([{ ...tpm, mode: "add", cost: 10 }]);
+      store.defer([{ ...tpm, mode: "add", cost: 20 }]);
+      for (let i = 0; i < 5; i++) await run(store, [rpm("take"), tpm]);
+      await commands.settle();
+      expect(commands.count("evalsha")).toBe(5);
+      expect(commands.count("eval")).toBe(0);
+      expect((await run(store, [tpm]))[0]?.used).toBe(30);
+
+      await commands.settle();
+      commands.reset();
+      store.defer([{ ...tpm, mode: "add", cost: 5 }]);
+      await clock.advance(49);
+      await commands.settle();
+      expect(commands.count("evalsha")).toBe(0);
+      await clock.advance(1);
+      await until(async () => {
+        await commands.settle();
+        return commands.count("evalsha") === 1;
+      }, "the flush");
+      expect((await run(store, [tpm]))[0]?.used).toBe(35);
+    } finally {
+      commands.close();
+    }
+  });
+
+  it("fails at once while Redis is down, reconnects by itself and sends what waited", async () => {
+    if (redis === undefined) return;
+    const server = redis;
+    const changes: StateHealth[] = [];
+    const clock = createManualClock(start);
+    const store = createRedisStore({
+      url: server.url,
+      timeoutMs: 1000,
+      prefix: "down:",
+      flushMs: 50,
+      clock,
+      onHealth: (h) => changes.push(h),
+    });
+    opened.push(store);
+    await until(() => store.health().ok, "connected");
+    const tpm: RateOp = { ...rpm("check", "tm:erin"), limit: 1000 };
+    await server.stop();
+    try {
+      await until(() => !store.health().ok, "the store noticed");
+      expect(store.health().detail).toMatch(/^redis unreachable since \d{4}-/);
+      const started = performance.now();
+      expect((await rejection(store.run([tpm]))).code).toBe("unavailable");
+      expect(performance.now() - started).toBeLessThan(100);
+      store.defer([{ ...tpm, mode: "add", cost: 7 }]);
+      await clock.advance(50);
+    } finally {
+      await server.start();
+    }
+    await until(() => store.health().ok, "reconnected");
+    expect(changes.map((h) => h.ok)).toEqual([true, false, true]);
+    await until(async () => (await store.run([tpm]))[0]?.used === 7, "the deferred add arrived");
+  });
+
+  it("fails a command Redis does not answer after timeout_ms, and recovers", async () => {
+    if (redis === undefined) return;
+    const store = createRedisStore({
+      url: redis.url,
+      timeoutMs: 100,
+      prefix: "slow:",
+      flushMs: 50,
+      clock: createManualClock(start),
+    });
+    opened.push(store);
+    await until(() => store.health().ok, "connected");
+    redis.pause();
+    let elapsed: number;
+    try {
+      const started = performance.now();
+      expect((await rejection(store.run([rpm("check")]))).code).toBe("timeout");
+      elapsed = performance.now() - started;
+      expect(store.health().ok).toBe(false);
+    } finally {
+      redis.resume();
+    }
+    expect(elapsed).toBeGreaterThanOrEqual(95);
+    expect(elapsed).toBeLessThan(1000);
+    await until(async () => {
+      try {
+        await store.run([rpm("check")]);
+        return true;
+      } catch {
+        return false;
+      }
+    }, "answers again");
+    expect(store.health().ok).toBe(true);
+  });
+});
