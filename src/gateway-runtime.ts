@@ -1,12 +1,12 @@
 import { timingSafeEqual } from "node:crypto";
 import type { GatewayConfig } from "./config/index.js";
-import { hashApiKey } from "./config/index.js";
+import { hashApiKey, interruptDefaults } from "./config/index.js";
 import type { Clock } from "./coze/clock.js";
 import type { Pools } from "./coze/pools.js";
 import type { TokenCache } from "./coze/token-cache.js";
 import type { KeyLimiter } from "./limits/index.js";
 import type { Observability } from "./observability/index.js";
-import { createOpenAiDoor, type OpenAiDoor } from "./openai/index.js";
+import { createInterruptReplies, createOpenAiDoor, type OpenAiDoor } from "./openai/index.js";
 import { type PublicHttpHandler, requireMetricsKey } from "./server/index.js";
 import {
   type Caller,
@@ -19,10 +19,12 @@ import {
   createTenant,
   type Discovery,
   type DiscoveryEvent,
+  type DiscoveryOptions,
   type GateRefusal,
   type ModelTable,
   type ServiceImpls,
 } from "./service/index.js";
+import type { StateStore } from "./state/index.js";
 
 /**
  * What lives as long as the process, whatever config is in force: built once by `startGateway`
@@ -43,6 +45,12 @@ export interface RuntimeShared {
   onGateRefused: (channel: string, reason: GateRefusal) => void;
   /** Called after each discovery refresh (for metrics, registered once). */
   onDiscoveryRefresh: (event: DiscoveryEvent) => void;
+  /** Starts the trace of a channel's discovery refresh (the process's tracer). */
+  traceDiscovery: NonNullable<DiscoveryOptions["trace"]>;
+  /** The shared state store: a workflow's question waits there for its reply. */
+  store: StateStore;
+  /** Time for the state store's entries, such as how long a question waits. */
+  limitsClock: Clock;
 }
 
 /**
@@ -111,6 +119,7 @@ export function buildRuntime(
     clock: shared.clock,
     log: observability.log,
     onRefresh: shared.onDiscoveryRefresh,
+    trace: shared.traceDiscovery,
     seed: (name) => (previous !== undefined && kept(name) ? previous.models.discovered(name) : []),
   });
   // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
@@ -128,6 +137,13 @@ export function buildRuntime(
     heartbeatMs: shared.openAiHeartbeatMs,
     log: observability.log,
     onStreamOpened: () => observability.metrics.streamOpened("rest"),
+    // Questions live in the store, so one a replaced config asked is answered under the next;
+    // interrupts.ttl_seconds applies to replies from the reload on.
+    replies: createInterruptReplies({
+      store: shared.store,
+      ttlMs: (config.interrupts?.ttlSeconds ?? interruptDefaults.ttlSeconds) * 1000,
+      now: () => shared.limitsClock.now(),
+    }),
     async billing(caller) {
       const usage = await limiter.usage(caller.name);
       return { quotaTokens: usage.quota?.tokens, usedTokens: usage.usedTokens };

@@ -11,6 +11,7 @@ import { createDiscoveryMetrics } from "./observability/discovery-metrics.js";
 import {
   createObservability,
   createReloadMetrics,
+  createTracing,
   type LogFn,
   type Observability,
 } from "./observability/index.js";
@@ -52,8 +53,8 @@ export interface GatewayOptions {
   observability?: Observability;
   clock?: Clock;
   /**
-   * Time for limit windows, quota periods and the state store's deferred writes. Default
-   * `clock`, else the system's.
+   * Time for limit windows, quota periods, the state store's deferred writes and how long a
+   * workflow's question waits for its reply. Default `clock`, else the system's.
    */
   limitsClock?: Clock;
   userAgent?: string;
@@ -92,12 +93,15 @@ export interface Gateway {
  * one Coze client per channel, the Connect services, the OpenAI-compatible REST shim on the
  * same service instances, the public routes (the playground when `server.playground` is on), and
  * the server on the configured port; `/metrics` on that port, or on `server.metrics.listen`, with
- * or without a key as `server.metrics` says.
+ * or without a key as `server.metrics` says; spans over OTLP when `tracing` is configured.
  */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
   const observability = options.observability ?? createObservability({ level: "silent" });
   const { log } = observability;
+  // Off without a `tracing` section: the SDK is not even loaded. The process's, as the
+  // connection to a collector: a change of `tracing` needs a restart.
+  const tracing = await createTracing(config.tracing, log);
   const limitsClock = options.limitsClock ?? options.clock ?? systemClock;
   // The state store, the limiter and their metrics are the process's: a reload keeps the store
   // (state needs a restart) and hands the limiter the new keys.
@@ -147,6 +151,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limiter,
     onGateRefused: () => limitMetrics.refused("channel"),
     onDiscoveryRefresh: createDiscoveryMetrics(observability.metrics.registry),
+    traceDiscovery: (channel) =>
+      tracing.background("discovery refresh", { "gateway.channel": channel }),
+    store,
+    limitsClock,
   };
   // What a config builds (keys, channels, routes, discovery, services) lives in a runtime,
   // swapped whole on reload; the server mounts the holder's doors once, and each call runs on
@@ -207,6 +215,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       metrics: observability.metrics,
       log,
       requestLog: observability.requestLog,
+      tracing,
       trustedProxies: config.server.trustedProxies,
     });
   } catch (err) {
@@ -215,6 +224,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await pools.destroy();
     limiter.close();
     await store.close();
+    await tracing.shutdown();
     throw err;
   }
   // Runtimes a reload is building: their discovery runs before they serve.
@@ -257,7 +267,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       limiter.close();
       // After the server: the last requests' usage is deferred when their responses close.
       await store.close();
-      await pools.close();
+      // The spans of the last requests, within the export timeout.
+      await Promise.all([pools.close(), tracing.shutdown()]);
     },
     reload,
   };

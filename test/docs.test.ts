@@ -135,7 +135,8 @@ afterAll(async () => {
 
 /**
  * The smallest config that sets no optional key: two channels (the second the default, so the
- * first shows `default`'s default), a plain-name bot route and a workflow route.
+ * first shows `default`'s default), a plain-name bot route and a workflow route; and the
+ * `tracing` section with its one required key, so its defaults show.
  */
 function minimalConfig(): Raw {
   const credentials = () => ({
@@ -155,6 +156,7 @@ function minimalConfig(): Raw {
       },
       { name: "other", default: true, credentials: credentials() },
     ],
+    tracing: { otlp_endpoint: "http://127.0.0.1:4318/v1/traces" },
   };
 }
 
@@ -190,8 +192,10 @@ async function acceptedKeys(): Promise<Set<string>> {
     "channels[].timeouts",
     "channels[].limits",
     "channels[].models[]",
+    "tracing",
     "state",
     "channels[].discovery",
+    "interrupts",
   ];
   const keys = new Set<string>();
   for (const section of sections) {
@@ -255,6 +259,11 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
     ],
   "channels[].models[].input_field": (c) => workflowRoute(c).inputField,
   "channels[].models[].weight": (c) => workflowRoute(c).weight,
+  "tracing.protocol": (c) => c.tracing?.protocol,
+  "tracing.service_name": (c) => c.tracing?.serviceName,
+  "tracing.sample_ratio": (c) => c.tracing?.sampleRatio,
+  "tracing.max_queue_spans": (c) => c.tracing?.maxQueueSpans,
+  "tracing.export_timeout_ms": (c) => c.tracing?.exportTimeoutMs,
   "channels[].limits.queue": (c) => first(c).limits?.queue,
   "channels[].limits.queue_timeout_ms": (c) => first(c).limits?.queueTimeoutMs,
   "api_keys[].limits.quota.per": (c) => c.apiKeys[0]?.limits?.quota?.per,
@@ -263,6 +272,7 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "state.fail": (c) => c.state?.fail,
   "state.prefix": (c) => c.state?.prefix,
   "state.flush_ms": (c) => c.state?.flushMs,
+  "interrupts.ttl_seconds": (c) => c.interrupts?.ttlSeconds,
 };
 
 /**
@@ -442,6 +452,7 @@ async function materialize(
     if (/cert|crt|chain/i.test(name)) return cert;
     if (/settings|credentials|\.json$/i.test(name)) return settings;
     if (/private|\.pem$|\.key$/i.test(name)) return key.pkcs8;
+    if (/headers/i.test(name)) return `x-api-key=${apiKey()}`;
     return apiKey();
   };
   const text = source.replace(/file:\/(?=[^\s"'])/g, "file:./");

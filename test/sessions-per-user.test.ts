@@ -24,7 +24,7 @@ let gateway: Gateway;
 beforeAll(async () => {
   emulator = await startEmulator({ timing: { slowDeltaMs: 100 } });
   const app = await emulator.createApp();
-  config = demoConfig({ port: 0, emulatorUrl: emulator.url, app, apiKey: keyA });
+  config = demoConfig({ port: 0, emulatorUrl: emulator.url, app, apiKey: keyA, discovery: false });
   const [channel] = config.channels;
   if (channel === undefined) throw new Error("no channel");
   channel.sessions = { perUser: true, maxCached };

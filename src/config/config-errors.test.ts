@@ -66,14 +66,14 @@ describe("syntax and top level", () => {
   it("refuses an empty file", async () => {
     await expectError(
       text("# nothing yet\n"),
-      "gateway.yaml: is empty; expected a mapping with server_secret, api_keys and channels (and optionally server)",
+      "gateway.yaml: is empty; expected a mapping with server_secret, api_keys and channels (and optionally server, tracing, state and interrupts)",
     );
   });
 
   it("refuses a file that is a list", async () => {
     await expectError(
       text("- api_keys\n- channels\n"),
-      "gateway.yaml: must be a mapping with server_secret, api_keys and channels (and optionally server), not a list",
+      "gateway.yaml: must be a mapping with server_secret, api_keys and channels (and optionally server, tracing, state and interrupts), not a list",
     );
   });
 
@@ -82,7 +82,7 @@ describe("syntax and top level", () => {
       rejects((c) => {
         c.chanels = [];
       }),
-      "gateway.yaml: chanels: is not a known field (did you mean channels?); expected one of: server, server_secret, api_keys, channels, state",
+      "gateway.yaml: chanels: is not a known field (did you mean channels?); expected one of: server, server_secret, api_keys, channels, tracing, state, interrupts",
     );
   });
 });

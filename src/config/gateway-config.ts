@@ -1,5 +1,6 @@
 import type { PatCredential } from "../coze/pat-tokens.js";
 import type { CozeCredential } from "../coze/token-cache.js";
+import type { TracingConfig } from "./tracing.js";
 
 /** The process environment, or a stand-in for it. Only `COZE_GATEWAY_*` and `env:` names are read. */
 export type ConfigEnv = Readonly<Record<string, string | undefined>>;
@@ -139,6 +140,18 @@ export interface StateConfig {
   prefix: string;
   /** Longest time a call's token count waits to ride along with another round trip, in ms. */
   flushMs: number;
+}
+
+/**
+ * How a chat front-end's reply answers a workflow's question (`interrupts`): the pending
+ * interrupt is remembered in the state store, bound to the key and the conversation's history.
+ */
+export interface InterruptsConfig {
+  /**
+   * How long a question (or a chatflow's conversation) waits for the reply that resumes it, in
+   * seconds; 0 turns replies off (`event_id` still resumes). Default 86 400 (a day).
+   */
+  ttlSeconds: number;
 }
 
 /** Async workflow polling of one channel. */
@@ -297,11 +310,15 @@ export interface GatewayConfig {
   channels: ChannelConfig[];
   /** Where limit counters and quotas live; `undefined` is the default, in memory. */
   state?: StateConfig | undefined;
+  /** How replies resume interrupted workflows; `undefined` is the default (a day). */
+  interrupts?: InterruptsConfig | undefined;
   /**
    * Explicit model routes of every channel, in file order. A name is unique within a channel;
    * several channels may serve the same name (same kind), for failover.
    */
   models: ModelRoute[];
+  /** Span export over OTLP (`tracing`); `undefined`: no spans, `traceparent` only passed on. */
+  tracing?: TracingConfig | undefined;
   /**
    * Things that work but look wrong, one sentence each, naming the file and field but never a
    * secret: a file holding secrets readable by others, unknown settings keys that are ignored, an

@@ -10,6 +10,7 @@ export type {
   DiscoveryConfig,
   DiscoveryKind,
   GatewayConfig,
+  InterruptsConfig,
   KeyLimitsConfig,
   MetricsConfig,
   ModelKind,
@@ -19,6 +20,7 @@ export type {
   StateConfig,
   TimeoutsConfig,
 } from "./gateway-config.js";
+export { interruptDefaults } from "./interrupts.js";
 export { channelLimitDefaults, keyLimitRanges } from "./limits.js";
 export { loadConfig } from "./load-config.js";
 export { type ParseConfigOptions, parseConfig, validateConfig } from "./parse-config.js";
@@ -34,3 +36,4 @@ export {
 } from "./resolve-model.js";
 export { serverDefaults } from "./server-section.js";
 export { stateDefaults } from "./state.js";
+export { type TracingConfig, tracingDefaults } from "./tracing.js";

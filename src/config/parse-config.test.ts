@@ -74,6 +74,8 @@ channels:
     credentials: file:./keys/intl-settings.json
     models:
       - { name: intl-bot, bot_id: "7490000000000000001" }
+interrupts:
+  ttl_seconds: 3600
 `;
 
 // The old new-api channel settings, byte for byte as users have them: a JSON object whose
@@ -228,6 +230,7 @@ function expectedFull(source: string): GatewayConfig {
       prefix: "coze-gateway:",
       flushMs: 50,
     },
+    interrupts: { ttlSeconds: 3600 },
     warnings: [],
   } as GatewayConfig;
 }

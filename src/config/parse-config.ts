@@ -5,12 +5,21 @@ import { audioModelNames } from "./audio-models.js";
 import { readChannels } from "./channels.js";
 import { ConfigError } from "./config-error.js";
 import { jsonErrorPosition, linePosition } from "./credentials.js";
-import { asMapping, attemptAsync, type LoadContext, onlyKnownKeys, root } from "./fields.js";
+import {
+  asMapping,
+  attempt,
+  attemptAsync,
+  type LoadContext,
+  onlyKnownKeys,
+  root,
+} from "./fields.js";
 import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
+import { readInterrupts } from "./interrupts.js";
 import { dynamicPrefixes, resolveModel } from "./resolve-model.js";
 import { readServerSecret } from "./server-secret.js";
 import { readServer } from "./server-section.js";
 import { readState } from "./state.js";
+import { readTracing } from "./tracing.js";
 
 /** Options of {@link parseConfig} and {@link validateConfig}. */
 export interface ParseConfigOptions {
@@ -25,8 +34,17 @@ export interface ParseConfigOptions {
   env: ConfigEnv;
 }
 
-const topKeys = ["server", "server_secret", "api_keys", "channels", "state"];
-const topRule = "a mapping with server_secret, api_keys and channels (and optionally server)";
+const topKeys = [
+  "server",
+  "server_secret",
+  "api_keys",
+  "channels",
+  "tracing",
+  "state",
+  "interrupts",
+];
+const topRule =
+  "a mapping with server_secret, api_keys and channels (and optionally server, tracing, state and interrupts)";
 
 /**
  * Parses and validates a config file's text (YAML, or JSON when `options.file` ends in `.json`).
@@ -90,7 +108,9 @@ async function validateWithContext(
   );
   const apiKeys = await attemptAsync(ctx, undefined, () => readApiKeys(ctx, top.api_keys));
   const read = await attemptAsync(ctx, undefined, () => readChannels(ctx, top.channels));
+  const tracing = await attemptAsync(ctx, undefined, () => readTracing(ctx, top.tracing));
   const state = await attemptAsync(ctx, undefined, () => readState(ctx, top.state));
+  const interrupts = attempt(ctx, undefined, () => readInterrupts(ctx, top.interrupts));
   if (
     ctx.errors.length > 0 ||
     server === undefined ||
@@ -108,7 +128,9 @@ async function validateWithContext(
     apiKeys,
     channels,
     models,
+    tracing,
     state,
+    interrupts,
     warnings: ctx.warnings,
   };
   // A channel that names discovered models after Coze's names serves names no one knows yet:

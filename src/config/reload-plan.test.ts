@@ -73,6 +73,27 @@ describe("planReload", () => {
     });
   });
 
+  it("keeps the running tracer, naming the change without its headers", () => {
+    const traced = (endpoint: string, header: string) =>
+      config((c) => {
+        c.tracing = {
+          otlpEndpoint: endpoint,
+          protocol: "http/protobuf",
+          headers: { authorization: header },
+          serviceName: "coze-gateway",
+          sampleRatio: 1,
+          maxQueueSpans: 2048,
+          exportTimeoutMs: 5000,
+        };
+      });
+    const running = traced("http://127.0.0.1:4318/v1/traces", "Bearer first-secret");
+    const plan = planReload(running, traced("http://10.0.0.9:4318/v1/traces", "Bearer second"));
+    expect(plan.needsRestart).toEqual(["gateway.yaml: tracing: changed; needs a restart"]);
+    expect(plan.config.tracing).toEqual(running.tracing);
+    // Turning it off needs a restart too.
+    expect(planReload(running, config()).config.tracing).toEqual(running.tracing);
+  });
+
   it("keeps the running state store, naming the change without its URL", () => {
     const redis = (url: string) =>
       config((c) => {

@@ -26,6 +26,8 @@ export interface ReloadPlan {
 const restartSections: readonly { field: keyof GatewayConfig; name: string }[] = [
   // The state store is opened once, and the limiter's counts live in it.
   { field: "state", name: "state" },
+  // The tracer and its exporter (the SDK is loaded only when tracing is on at start).
+  { field: "tracing", name: "tracing" },
 ];
 
 /** The `server` fields a reload applies in place; every other one needs a restart. */

@@ -34,6 +34,8 @@ describe("a file with several problems", () => {
           { name: "dave", key: `${aliceKey}-dave`, limits: { requests_per_minute: 0 } },
         );
         c.state = { store: "disk" };
+        c.tracing = { otlp_endpoint: "ftp://collector" };
+        c.interrupts = { ttl_seconds: -1 };
         const main = c.channels[0];
         if (main === undefined) throw new Error("no channel");
         main.base_url = "ftp://api.coze.cn";
@@ -56,7 +58,7 @@ describe("a file with several problems", () => {
     );
     const messages = err.all.map((e) => e.message);
     expect(messages).toEqual([
-      "gateway.yaml: chanels: is not a known field (did you mean channels?); expected one of: server, server_secret, api_keys, channels, state",
+      "gateway.yaml: chanels: is not a known field (did you mean channels?); expected one of: server, server_secret, api_keys, channels, tracing, state, interrupts",
       "gateway.yaml: server.prot: is not a known field (did you mean port?); expected one of: host, port, tls, cors_origins, body_limit_bytes, shutdown_grace_ms, playground, idle_timeout_ms, headers_timeout_ms, request_timeout_ms, max_concurrent_streams, max_streams_per_key, metrics, trusted_proxies",
       "gateway.yaml: server.port: must be an integer from 0 to 65535",
       "gateway.yaml: server.idle_timeout_ms: must be an integer from 1000 to 3600000",
@@ -72,7 +74,9 @@ describe("a file with several problems", () => {
       "gateway.yaml: channels[cn-main].limits.max_concurrent: must be an integer from 1 to 100000",
       "gateway.yaml: channels[intl].models[both]: has both bot_id and workflow_id; give one",
       "gateway.yaml: channels[eu].discovery.interval_ms: must be an integer from 10000 to 86400000",
+      "gateway.yaml: tracing.otlp_endpoint: must be an http or https URL, e.g. http://127.0.0.1:4318/v1/traces (no query)",
       "gateway.yaml: state.store: must be memory or redis",
+      "gateway.yaml: interrupts.ttl_seconds: must be an integer from 0 to 604800",
     ]);
     expect(err.message).toBe(messages[0]);
     expect(err.all[0]).toBe(err);

@@ -1,5 +1,5 @@
 import { CozeError, safeMessage } from "./errors.js";
-import type { CozeHttp } from "./http.js";
+import type { CallTrace, CozeHttp } from "./http.js";
 import { bool, id, type Json, obj, str } from "./wire.js";
 
 /** What a listed item runs: a bot, a workflow or a chatflow. */
@@ -35,6 +35,8 @@ export interface ListOptions {
   /** Most items kept; the pages asked for are bounded by it too. */
   maxItems: number;
   signal?: AbortSignal;
+  /** The refresh's trace, when tracing is on: each page is a Coze call span of it. */
+  trace?: CallTrace | undefined;
 }
 
 /** The Coze discovery API: the published bots and workflows of a workspace (coze-api.md §13). */
@@ -121,6 +123,7 @@ export function createDiscoveryApi(http: CozeHttp): DiscoveryApi {
             page_size: size,
           },
           signal: options.signal,
+          trace: options.trace,
         });
         const list = itemsOf(step, res.body, res.logId);
         return {
@@ -151,6 +154,7 @@ export function createDiscoveryApi(http: CozeHttp): DiscoveryApi {
             page_size: size,
           },
           signal: options.signal,
+          trace: options.trace,
         });
         const list = itemsOf(step, res.body, res.logId);
         const data = obj(res.body.data) as Json;

@@ -9,7 +9,7 @@ import {
 import { systemClock } from "./clock.js";
 import { CozeError } from "./errors.js";
 import type { StreamResponse } from "./event-stream.js";
-import { type AccessTokens, type CallInfo, createCozeHttp } from "./http.js";
+import { type AccessTokens, type CallInfo, type CallTracer, createCozeHttp } from "./http.js";
 import { createPools, type Pools } from "./pools.js";
 import { createRetryBudget } from "./retry.js";
 
@@ -198,6 +198,52 @@ describe("CozeHttp.json", () => {
     expect(res.body.data).toEqual([{ execute_status: "Success" }]);
     expect(server.seen).toHaveLength(3);
     expect(calls).toMatchObject([{ outcome: "ok", retries: 2 }]);
+  });
+
+  it("sends a traced call's traceparent on every attempt and ends its span once", async () => {
+    const { http, server } = await setup(
+      json(401, { code: 4100, msg: "authentication is invalid" }),
+      json(502, { code: 5000, msg: "bad gateway" }, { "x-tt-logid": "log-2" }),
+      json(200, { code: 0, data: { ok: true } }, { "x-tt-logid": "log-3" }),
+    );
+    const events: string[] = [];
+    const ended: CallInfo[] = [];
+    const tracer: CallTracer = {
+      call(step, method) {
+        events.push(`call ${method} ${step}`);
+        return {
+          traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+          tracestate: "rojo=1",
+          token() {
+            events.push("token");
+            return (failed) => events.push(`token ${failed ? "failed" : "ok"}`);
+          },
+          end: (info) => ended.push(info),
+        };
+      },
+    };
+    const trace = { cozeLogIds: [], tracer };
+    await http.json({ step: "workflow.history", method: "GET", path: "/x", trace });
+    expect(server.seen.map((r) => [r.headers.traceparent, r.headers.tracestate])).toEqual(
+      Array(3).fill(["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "rojo=1"]),
+    );
+    // The rejected token's replacement was not in the cache: that wait is part of the span.
+    expect(events).toEqual(["call GET workflow.history", "token", "token ok"]);
+    expect(ended).toMatchObject([
+      { step: "workflow.history", outcome: "ok", logId: "log-3", retries: 1 },
+    ]);
+  });
+
+  it("sends no trace context for a call without a tracer", async () => {
+    const { http, server } = await setup(json(200, { code: 0, data: {} }));
+    await http.json({
+      step: "chat.retrieve",
+      method: "GET",
+      path: "/x",
+      trace: { cozeLogIds: [] },
+    });
+    expect(server.seen[0]?.headers.traceparent).toBeUndefined();
+    expect(server.seen[0]?.headers.tracestate).toBeUndefined();
   });
 
   it("stops after maxAttempts and reports the last failure", async () => {

@@ -52,6 +52,29 @@ export interface CallInfo {
  */
 export interface CallTrace {
   readonly cozeLogIds: string[];
+  /**
+   * The request's distributed trace (W3C Trace Context), when it has one: every call made for
+   * the request carries a `traceparent` of that trace, and is a span of it when tracing is on.
+   */
+  readonly tracer?: CallTracer | undefined;
+}
+
+/** Where the Coze calls of one traced request join its trace (set by the composition root). */
+export interface CallTracer {
+  /** Starts one Coze call (`step`, e.g. `chat.create`): what it sends, and its span. */
+  call(step: string, method: string): CallSpan;
+}
+
+/** One Coze call of a traced request. Nothing in it may hold a secret. */
+export interface CallSpan {
+  /** The `traceparent` header sent with every attempt of the call. */
+  readonly traceparent: string;
+  /** The `tracestate` header sent with it, if any. */
+  readonly tracestate: string | undefined;
+  /** Starts the wait for an access token the cache did not hold; returns its end. */
+  token?(): (failed: boolean) => void;
+  /** Ends the call's span with what the call reports (see {@link CallInfo}). */
+  end?(info: CallInfo): void;
 }
 
 /** The most log ids one trace keeps (a request polling for long makes many calls). */
@@ -171,6 +194,7 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
 
   function report(
     req: CozeRequest,
+    span: CallSpan | undefined,
     started: number,
     status: number | undefined,
     err: unknown,
@@ -180,7 +204,9 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
   ) {
     const callLogId = err instanceof CozeError ? (err.logId ?? logId) : logId;
     noteLogId(req.trace, callLogId);
-    options.onCall?.({
+    const { onCall } = options;
+    if (onCall === undefined && span?.end === undefined) return;
+    const info: CallInfo = {
       step: req.step,
       status,
       durationMs: clock.now() - started,
@@ -188,7 +214,9 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
       logId: callLogId,
       retriedAuth,
       retries,
-    });
+    };
+    onCall?.(info);
+    span?.end?.(info);
   }
 
   /** What one call did, for its report. */
@@ -213,6 +241,7 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
     handle: (res: Dispatcher.ResponseData, out: Outcome) => Promise<T>,
   ): Promise<T> {
     const started = clock.now();
+    const span = req.trace?.tracer?.call(req.step, req.method);
     const out: Outcome = { status: undefined, logId: undefined, retries: 0 };
     budget.deposit();
     const idempotent = req.idempotent ?? req.method === "GET";
@@ -224,20 +253,23 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
       try {
         token = options.tokens.cachedToken?.();
         if (token === undefined) {
+          const tokenDone = span?.token?.();
           try {
             token = await options.tokens.getToken(signal);
+            tokenDone?.(false);
           } catch (err) {
+            tokenDone?.(true);
             throw fromTransportError(req.step, err, signal);
           }
         }
-        const res = await dispatcher.request(requestOptions(req, token, signal, stream));
+        const res = await dispatcher.request(requestOptions(req, token, signal, stream, span));
         out.status = res.statusCode;
         value = await handle(res, out);
       } catch (err) {
         const error = fromTransportError(req.step, err, signal);
         if (token !== undefined && options.tokens.refused && isTokenRejection(error)) {
           const refusal = options.tokens.refused(error);
-          report(req, started, out.status, refusal, out.logId, false, out.retries);
+          report(req, span, started, out.status, refusal, out.logId, false, out.retries);
           throw refusal;
         }
         if (
@@ -257,14 +289,14 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
               ? retryDelay(n, error, retryPolicy, random)
               : undefined;
         if (delay === undefined || !budget.withdraw()) {
-          report(req, started, out.status, error, out.logId, false, out.retries);
+          report(req, span, started, out.status, error, out.logId, false, out.retries);
           throw error;
         }
         out.retries++;
         try {
           await clock.sleep(delay, signal);
         } catch {
-          report(req, started, out.status, error, out.logId, false, out.retries);
+          report(req, span, started, out.status, error, out.logId, false, out.retries);
           throw error;
         }
         n++;
@@ -272,7 +304,7 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
         continue;
       }
       // Outside the try: a failing report is not a failed call to send again.
-      report(req, started, out.status, undefined, value.logId, retriedAuth, out.retries);
+      report(req, span, started, out.status, undefined, value.logId, retriedAuth, out.retries);
       return value;
     }
   }

@@ -1,5 +1,5 @@
 import type { Dispatcher, FormData } from "undici";
-import type { CozeRequest } from "./http.js";
+import type { CallSpan, CozeRequest } from "./http.js";
 
 /** Options for {@link createRequestOptions}. */
 export interface RequestOptionsOptions {
@@ -15,12 +15,16 @@ export interface RequestOptionsOptions {
   requestTimeoutMs: number;
 }
 
-/** Builds the undici options of one attempt of a request, with its token and signal. */
+/**
+ * Builds the undici options of one attempt of a request, with its token and signal, and the
+ * trace context of `span` when the request is traced.
+ */
 export type RequestOptionsOf = (
   req: CozeRequest,
   token: string,
   signal: AbortSignal,
   stream: boolean,
+  span?: CallSpan,
 ) => Dispatcher.RequestOptions;
 
 /** A path the URL parser would leave as it is. */
@@ -60,12 +64,16 @@ export function createRequestOptions(options: RequestOptionsOptions): RequestOpt
     return search === undefined ? path : `${path}?${search}`;
   }
 
-  return (req, token, signal, stream) => {
+  return (req, token, signal, stream, span) => {
     const headers: Record<string, string> = {
       authorization: `Bearer ${token}`,
       accept: req.accept ?? (stream ? "text/event-stream, application/json" : "application/json"),
     };
     if (userAgent) headers["user-agent"] = userAgent;
+    if (span !== undefined) {
+      headers.traceparent = span.traceparent;
+      if (span.tracestate !== undefined) headers.tracestate = span.tracestate;
+    }
     let body: string | FormData | undefined;
     if (req.form !== undefined) {
       body = req.form;

@@ -12,4 +12,5 @@ export type {
   Fault,
   GeneratedApp,
   PatOptions,
+  RecordedRequest,
 } from "./types.js";

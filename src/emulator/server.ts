@@ -6,6 +6,7 @@ import { createFaultStore, type FaultPlan } from "./faults.js";
 import { ApiError, type Ctx, sendError, sendJson } from "./http-io.js";
 import { newLogId } from "./ids.js";
 import { generateApp, parseRsaPublicKey } from "./keys.js";
+import { createRequestRecorder } from "./request-record.js";
 import { matchRoute } from "./routes.js";
 import { createSpace } from "./space.js";
 import { audiences, type EmulatorState } from "./state.js";
@@ -38,6 +39,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     tokens: createTokenStore(),
     faults: createFaultStore(),
     stats: createStats(() => runningChats(state.chats)),
+    requests: createRequestRecorder(),
     conversations: new Map(),
     chats: new Map(),
     runs: new Map(),
@@ -66,10 +68,12 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
   const control = {
     faults: { inject: state.faults.inject, clear: state.faults.clear },
     stats: () => state.stats.snapshot(),
+    requests: () => state.requests.list(),
     revokeAllTokens: () => state.tokens.revokeAll(),
     reset: () => {
       state.faults.clear();
       state.stats.reset();
+      state.requests.clear();
       state.tokens.clearRevocations();
     },
   };
@@ -169,6 +173,7 @@ async function handleApi(
     return;
   }
   state.stats.call(route.endpoint);
+  state.requests.record(route.endpoint, req.method ?? "GET", url.pathname, base.logid, req.headers);
   const ctx: Ctx = { ...base, plan: state.faults.take(route.endpoint) };
   try {
     if (ctx.plan.latencyMs > 0 && !(await sleep(ctx.plan.latencyMs, ctx.signal))) return;

@@ -2,6 +2,7 @@ import type { ChatRecord, Conversation } from "./chat-model.js";
 import type { FaultStore } from "./faults.js";
 import type { StoredFile } from "./files.js";
 import type { RegisteredApp } from "./jwt-verify.js";
+import type { RequestRecorder } from "./request-record.js";
 import type { EmulatorSpace } from "./space.js";
 import type { StatsRecorder } from "./stats.js";
 import type { TokenStore } from "./tokens.js";
@@ -22,6 +23,8 @@ export interface EmulatorState {
   tokens: TokenStore;
   faults: FaultStore;
   stats: StatsRecorder;
+  /** The latest API calls with their headers (`Emulator.requests`). */
+  requests: RequestRecorder;
   conversations: Map<string, Conversation>;
   chats: Map<string, ChatRecord>;
   runs: Map<string, WorkflowRun>;

@@ -181,6 +181,18 @@ export interface EmulatorStats {
   workflowRunsStarted: number;
 }
 
+/** One API call the emulator received, as `Emulator.requests` lists it. */
+export interface RecordedRequest {
+  endpoint: EndpointName;
+  method: string;
+  /** The path, without the query. */
+  path: string;
+  /** The `X-Tt-Logid` the emulator answered with. */
+  logid: string;
+  /** The request headers by lowercase name, repeated ones joined by `, `; never credentials. */
+  headers: Readonly<Record<string, string>>;
+}
+
 /** A running emulator. */
 export interface Emulator {
   /** Base URL, e.g. `"http://127.0.0.1:PORT"`. */
@@ -211,9 +223,14 @@ export interface Emulator {
   readonly faults: { inject(fault: Fault): void; clear(): void };
   /** A snapshot of the counters. */
   stats(): EmulatorStats;
+  /**
+   * The latest 1000 API calls (token endpoint included), oldest first, with their headers
+   * (`authorization` and cookies left out): what a client sent, such as its `traceparent`.
+   */
+  requests(): RecordedRequest[];
   /** Revokes every access token issued so far, personal ones included; later tokens work. */
   revokeAllTokens(): void;
-  /** Clears faults, counters and revocations; keeps apps, conversations and runs. */
+  /** Clears faults, counters, recorded requests and revocations; keeps apps, conversations and runs. */
   reset(): void;
   /** Stops listening and destroys open connections and streams promptly. */
   close(): Promise<void>;

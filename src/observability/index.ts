@@ -13,3 +13,11 @@ export {
   type RequestOutcome,
   requestLogVia,
 } from "./request-log.js";
+export {
+  createTracing,
+  type RequestTrace,
+  type SpanEnd,
+  type TraceHeaders,
+  type Tracing,
+  type TracingOptions,
+} from "./tracing.js";

@@ -10,6 +10,7 @@ describe("the request line", () => {
 
   const base: RequestLine = {
     requestId: "4d671084-3676-4c75-ae84-f3ad39b510d4",
+    traceId: "0af7651916cd43dd8448eb211c80319c",
     method: "POST /v1/chat/completions",
     code: "200",
     outcome: "ok",
@@ -61,6 +62,7 @@ describe("the request line", () => {
       {
         ...base,
         requestId: undefined,
+        traceId: undefined,
         caller: undefined,
         client: undefined,
         cozeLogIds: undefined,

@@ -6,6 +6,8 @@ export type RequestOutcome = "ok" | "client_error" | "error" | "canceled";
 /** The one log line of a finished request, by field. */
 export interface RequestLine {
   requestId: string | undefined;
+  /** The W3C trace id: the caller's `traceparent`'s, or ours when tracing is on. */
+  traceId: string | undefined;
   /** The procedure (`package.Service/Method`) or the route label (`POST /v1/chat/completions`). */
   method: string;
   /**
@@ -46,6 +48,7 @@ export function requestLogVia(log: LogFn): RequestLogFn {
   return (level, line) =>
     log(level, "request", {
       requestId: line.requestId,
+      traceId: line.traceId,
       method: line.method,
       code: line.code,
       outcome: line.outcome,

@@ -28,8 +28,13 @@ export interface ChatCompletionRequest {
   conversationId: string | undefined;
   /** Extension: workflow or chatflow parameters. */
   parameters: JsonObject | undefined;
-  /** Extension: answer this workflow interrupt with the last user message's text. */
-  resume: { eventId: string; interruptType: number } | undefined;
+  /**
+   * Extension: answer this workflow interrupt with the last user message's text. A reply that
+   * answers a remembered question (`interrupt-replies.ts`) also knows the run and its channel.
+   */
+  resume:
+    | { eventId: string; interruptType: number; executeId?: string; channel?: string }
+    | undefined;
   /**
    * The index of the first message Coze does not hold yet, when continuing a conversation. Unset
    * (Chat Completions): the messages after the last assistant message.

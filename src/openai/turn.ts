@@ -44,6 +44,12 @@ export interface Turn {
   heartbeatMs: number;
   log: LogFn;
   onStreamOpened: (() => () => void) | undefined;
+  /**
+   * Called once the answer is complete and before its last bytes are written (issue 16: a
+   * workflow's question is remembered before the caller can reply to it, on any replica).
+   * Never rejects.
+   */
+  settle?: () => Promise<void> | undefined;
 }
 
 /** A successful non-stream answer. */
@@ -92,6 +98,8 @@ export async function runUnary(
   const call = createCallContext(turn.res, turn.caller, turn.hardStop, turn.context);
   try {
     const answer = await produce(call.ctx);
+    const settling = turn.settle?.();
+    if (settling) await settling;
     sendJsonText(turn.res, 200, answer.json, call.withResponseHeaders(answer.headers ?? {}));
   } catch (err) {
     const { signal } = call.ctx;
@@ -158,6 +166,7 @@ export async function runStream(
   // Shutdown ends the stream now; the service's generator stops on the same signal later.
   const onAbort = () => fail(call.ctx.signal.reason);
   call.ctx.signal.addEventListener("abort", onAbort, { once: true });
+  let settling: Promise<void> | undefined;
   try {
     await produce({
       sse,
@@ -167,9 +176,14 @@ export async function runStream(
       write: (event) => sse.write(event),
       finish(reason, extras, usage) {
         begin();
-        sse.end(fmt.finish(reason, extras, usage));
+        const last = fmt.finish(reason, extras, usage);
+        settling = turn.settle?.()?.then(() => {
+          if (!sse.ended) sse.end(last);
+        });
+        if (settling === undefined) sse.end(last);
       },
     });
+    if (settling) await settling;
   } catch (err) {
     fail(err);
   } finally {

@@ -95,6 +95,8 @@ function contentOf(turn: Turn, r: ResultInit): string {
 function resumeRequest(turn: Turn, resume: NonNullable<Turn["request"]["resume"]>) {
   return create(ResumeWorkflowRequestSchema, {
     model: turn.request.model,
+    // A remembered interrupt is resumed on the channel its run lives on (interrupt-replies.ts).
+    channel: resume.channel ?? "",
     eventId: resume.eventId,
     interruptType: resume.interruptType,
     resumeData: lastUserText(turn.request),
@@ -172,7 +174,7 @@ export async function workflowCompletion(
   inputField: string,
 ): Promise<void> {
   const turn = formatted(asked);
-  const run: RunState = { executeId: "" };
+  const run: RunState = { executeId: asked.request.resume?.executeId ?? "" };
   await runUnary(
     turn,
     async (ctx) => {
@@ -228,7 +230,7 @@ export async function workflowStream(
   inputField: string,
 ): Promise<void> {
   const turn = formatted(asked);
-  const run: RunState = { executeId: "" };
+  const run: RunState = { executeId: asked.request.resume?.executeId ?? "" };
   await runStream(
     turn,
     async (s) => {

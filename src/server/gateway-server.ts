@@ -10,6 +10,7 @@ import {
   type LogFn,
   type RequestLogFn,
   requestLogVia,
+  type Tracing,
 } from "../observability/index.js";
 import { explainReflectionOverHttp1, registerReflection } from "../reflection/index.js";
 import { type Caller, callerKey } from "./caller.js";
@@ -37,7 +38,7 @@ import {
   withInterceptors,
 } from "./interceptors.js";
 import { createGatewayListener, displayHost, errorName, listenOn } from "./listeners.js";
-import { createObserveInterceptor, observeRequests, routeLabel } from "./observe.js";
+import { createObserveInterceptor, observeRequests, routeLabel, traceDoors } from "./observe.js";
 import { requestContextKey, requestOf } from "./request-context.js";
 import { createDoorRoutes, createRequestHandler } from "./request-handler.js";
 
@@ -113,6 +114,11 @@ export interface GatewayServerOptions {
   log?: LogFn;
   /** Writes each request's line; default through `log`. */
   requestLog?: RequestLogFn;
+  /**
+   * Reads each request's W3C `traceparent` for its log line and its Coze calls, and records
+   * spans when it is on (`createTracing`). Default none: `traceparent` is ignored.
+   */
+  tracing?: Tracing;
   /**
    * Proxies whose `X-Forwarded-For` names the client in log lines, as `address/prefix` blocks
    * (`server.trusted_proxies`); see `createClientAddress`. Default none: the peer is the client.
@@ -195,6 +201,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
   const observer = {
     metrics: options.metrics,
     requestLog: options.requestLog ?? requestLogVia(log),
+    tracing: options.tracing,
   };
   const observe = createObserveInterceptor(observer);
   const drain = createDrainInterceptor(isDraining);
@@ -209,7 +216,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     ...(limiter ? [createKeyLimitsInterceptor(limiter)] : []),
     cutoff,
   ];
-  const doors = options.doors ?? [];
+  const doors = traceDoors(options.doors ?? [], options.tracing);
   // The served procedures' paths, for the labels of calls Connect refuses before a service runs.
   const procedures = new Set<string>();
   const routeDoor = createDoorRoutes({

@@ -1,15 +1,31 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import type { GatewayMetrics, RequestLogFn, RequestOutcome } from "../observability/index.js";
+import type {
+  GatewayMetrics,
+  RequestLine,
+  RequestLogFn,
+  RequestOutcome,
+  Tracing,
+} from "../observability/index.js";
 import { type Door, doorFor } from "./doors.js";
 import type { NodeRequest, NodeResponse } from "./http-response.js";
 import { requestPath } from "./http-response.js";
-import { beginRequest, type RequestContext, requestContextKey } from "./request-context.js";
+import {
+  beginRequest,
+  type RequestContext,
+  requestContextKey,
+  requestOf,
+} from "./request-context.js";
 
 /** Where request outcomes go. */
 export interface Observer {
   metrics: GatewayMetrics | undefined;
   /** Writes each request's line (`requestLogVia(log)` when the logger has no faster way). */
   requestLog: RequestLogFn;
+  /**
+   * Reads each request's `traceparent` into its context and, when recording, gives it a span
+   * that ends with its line (`createTracing`). Default none: `traceparent` is not read.
+   */
+  tracing?: Tracing;
 }
 
 /** An {@link Observer} of plain HTTP requests, which labels them by route. */
@@ -109,8 +125,9 @@ function record(
     }
     if (reason !== undefined) metrics.failure(reason);
   }
-  o.requestLog(outcome === "error" ? "warn" : "info", {
+  const line: RequestLine = {
     requestId: ctx?.id,
+    traceId: ctx?.traceId,
     method,
     code,
     outcome,
@@ -126,6 +143,46 @@ function record(
     field: failed ? ctx?.failure?.field : undefined,
     cozeLogIds: ctx && ctx.cozeLogIds.length > 0 ? ctx.cozeLogIds : undefined,
     aborted,
+  };
+  o.requestLog(outcome === "error" ? "warn" : "info", line);
+  if (ctx?.tracer !== undefined) o.tracing?.end(ctx.tracer, line);
+}
+
+/**
+ * `doors` with a span around each `key` door's handling when `tracing` records (a child of the
+ * request's span, parent of its Coze calls); `doors` themselves otherwise. The span fails when
+ * the handler throws or answers 5xx.
+ */
+export function traceDoors(doors: readonly Door[], tracing: Tracing | undefined): readonly Door[] {
+  if (tracing?.recording !== true) return doors;
+  return doors.map((door): Door => {
+    if (door.auth === "public") return door;
+    return {
+      ...door,
+      handle(req, res, call) {
+        const tracer = requestOf(req)?.tracer;
+        const end =
+          tracer &&
+          tracing.enter(tracer, `door ${door.label(req.method ?? "GET", requestPath(req))}`);
+        if (end === undefined) return door.handle(req, res, call);
+        let handled: boolean | Promise<boolean>;
+        try {
+          handled = door.handle(req, res, call);
+        } catch (err) {
+          end(true);
+          throw err;
+        }
+        const ended = (answered: boolean) => {
+          end(res.statusCode >= 500);
+          return answered;
+        };
+        if (typeof handled === "boolean") return ended(handled);
+        return handled.then(ended, (err: unknown) => {
+          end(true);
+          throw err;
+        });
+      },
+    };
   });
 }
 
@@ -149,10 +206,16 @@ export function observeRequests(
   handler: (req: NodeRequest, res: NodeResponse) => void,
 ): (req: NodeRequest, res: NodeResponse, closed: () => void) => void {
   const clientAddress = o.clientAddress ?? peerAddress;
+  const { tracing } = o;
   return (req, res, closed) => {
     const incoming = req.headers[requestIdHeader];
     const ctx = beginRequest(req, typeof incoming === "string" ? incoming : undefined);
     ctx.client = clientAddress(req);
+    const trace = tracing?.begin(req.headers);
+    if (trace !== undefined) {
+      ctx.traceId = trace.traceId;
+      ctx.tracer = trace;
+    }
     res.setHeader(requestIdHeader, ctx.id);
     const started = performance.now();
     res.once("close", () => {
@@ -184,7 +247,9 @@ export function createObserveInterceptor(o: Observer): Interceptor {
     const ctx = req.contextValues.get(requestContextKey);
     // This call's line is the interceptor's, even when its response closes first.
     if (ctx !== undefined) ctx.accounted = true;
+    const stage = ctx?.tracer && o.tracing?.enter(ctx.tracer, `rpc ${method}`);
     const done = (err: unknown) => {
+      stage?.(err !== undefined);
       const code = err === undefined ? undefined : ConnectError.from(err).code;
       const name = codeName(code);
       record(o, ctx, method, name, rpcOutcome(code), name, started);

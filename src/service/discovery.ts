@@ -3,6 +3,7 @@ import { backoffDelay } from "../coze/backoff.js";
 import { type Clock, systemClock } from "../coze/clock.js";
 import type { ListResult } from "../coze/discovery.js";
 import { CozeError } from "../coze/errors.js";
+import type { CallTrace, CallTracer } from "../coze/http.js";
 import type { Channel, Channels } from "./channels.js";
 import type { DiscoveredItem, ModelTable, TableChange } from "./discovery-table.js";
 
@@ -23,6 +24,14 @@ export type DiscoveryLog = (
   fields?: Record<string, unknown>,
 ) => void;
 
+/** The trace of one refresh, when tracing records it. */
+export interface DiscoveryTrace {
+  /** Where the refresh's Coze calls join the trace. */
+  readonly tracer: CallTracer;
+  /** Ends the refresh's span; `failed` when a kind's list failed. */
+  end(failed: boolean): void;
+}
+
 /** Options for {@link createDiscovery}. */
 export interface DiscoveryOptions {
   /** The live channels; those with `discovery.enabled` are listed. */
@@ -41,6 +50,8 @@ export interface DiscoveryOptions {
    * from the start, and kept, kind by kind, while a list fails. Default none.
    */
   seed?: (channel: string) => readonly DiscoveredItem[];
+  /** Starts the trace of one channel's refresh; `undefined` (the default): not traced. */
+  trace?: (channel: string) => DiscoveryTrace | undefined;
 }
 
 /** The background discovery of every channel that has it on. */
@@ -94,21 +105,37 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
     const truncated = new Set<DiscoveryKind>();
     let renamed = "";
 
-    async function list(kind: DiscoveryKind): Promise<ListResult> {
-      const request = { workspaceId: spaceId, maxItems: config.maxModels, signal: stop.signal };
+    async function list(kind: DiscoveryKind, trace: CallTrace | undefined): Promise<ListResult> {
+      const request = {
+        workspaceId: spaceId,
+        maxItems: config.maxModels,
+        signal: stop.signal,
+        trace,
+      };
       return kind === "bot"
         ? channel.client.discovery.listBots(request)
         : channel.client.discovery.listWorkflows({ ...request, mode: kind });
     }
 
-    /** Lists every kind once; true when all succeeded. */
+    /** Lists every kind once, in one trace when tracing records it; true when all succeeded. */
     async function refresh(): Promise<boolean> {
+      const traced = options.trace?.(channel.name);
+      let ok = false;
+      try {
+        ok = await listAll(traced && { cozeLogIds: [], tracer: traced.tracer });
+        return ok;
+      } finally {
+        traced?.end(!ok);
+      }
+    }
+
+    async function listAll(trace: CallTrace | undefined): Promise<boolean> {
       let ok = true;
       let skipped = 0;
       const outcomes = new Map<DiscoveryKind, "ok" | "failed">();
       for (const kind of config.kinds) {
         try {
-          const result = await list(kind);
+          const result = await list(kind, trace);
           const served = result.items.filter((i) => i.appId === undefined);
           skipped += result.items.length - served.length;
           last.set(

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createContextKey } from "@connectrpc/connect";
-import type { CallTrace } from "../coze/http.js";
+import type { CallTrace, CallTracer } from "../coze/http.js";
 import type { CoreContext } from "./core-context.js";
 
 /**
@@ -11,6 +11,13 @@ import type { CoreContext } from "./core-context.js";
 export interface RequestContext extends CallTrace {
   /** Our request id: returned to the caller as `x-request-id` and in the request's log line. */
   readonly id: string;
+  /**
+   * The W3C trace id of the request (the caller's `traceparent`, or ours when tracing is on), for
+   * its log line; `undefined` when the request is not traced.
+   */
+  traceId: string | undefined;
+  /** Where its Coze calls join the trace; set by the server with {@link traceId}. */
+  tracer: CallTracer | undefined;
   /** The authenticated caller's key name, once known (never the key). */
   caller: string | undefined;
   /**
@@ -104,6 +111,8 @@ type Tagged = { [contextOf]?: RequestContext };
 export function beginRequest(req: object, incoming: string | undefined): RequestContext {
   const ctx: RequestContext = {
     id: incoming !== undefined && acceptable.test(incoming) ? incoming : randomUUID(),
+    traceId: undefined,
+    tracer: undefined,
     cozeLogIds: [],
     caller: undefined,
     client: undefined,

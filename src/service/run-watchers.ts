@@ -1,3 +1,4 @@
+import type { CallTrace } from "../coze/http.js";
 import type { PollTick } from "../coze/poll.js";
 import type { WorkflowRun } from "../coze/workflow-types.js";
 import type { Channel } from "./channels.js";
@@ -27,14 +28,15 @@ export interface RunWatchers {
    * Yields every status read of the run, like `WorkflowApi.watch`, from the shared loop; ends
    * after the read that left `running`. `signal` ends this watcher only. `immediate`: a loop
    * this watcher starts reads the run at once rather than after the poll interval (a caller
-   * re-attaching to a run that may have ended long ago, issue 16).
+   * re-attaching to a run that may have ended long ago, issue 16). `trace`: the request of a
+   * watcher that starts a loop, whose log line and trace get the loop's polls.
    */
   watch(
     channel: Channel,
     workflowId: string,
     executeId: string,
     signal: AbortSignal,
-    options?: { immediate?: boolean },
+    options?: { immediate?: boolean; trace?: CallTrace | undefined },
   ): AsyncGenerator<PollTick<WorkflowRun>, void>;
   /** Runs being polled now (for metrics and tests). */
   readonly active: number;
@@ -56,6 +58,7 @@ export function createRunWatchers(options: { onPollStarted?: () => () => void } 
     workflowId: string,
     executeId: string,
     immediate: boolean,
+    trace: CallTrace | undefined,
   ): Loop {
     const loop: Loop = { subscribers: new Set(), latest: undefined, stop: new AbortController() };
     loops.set(key, loop);
@@ -64,7 +67,7 @@ export function createRunWatchers(options: { onPollStarted?: () => () => void } 
       let end: Subscriber["end"];
       try {
         const polling = immediate ? { firstIntervalsMs: [0] } : undefined;
-        const ref = { workflowId, executeId, signal: loop.stop.signal };
+        const ref = { workflowId, executeId, signal: loop.stop.signal, trace };
         for await (const tick of channel.client.workflows.watch(ref, polling)) {
           loop.latest = tick;
           for (const sub of loop.subscribers) {
@@ -94,7 +97,8 @@ export function createRunWatchers(options: { onPollStarted?: () => () => void } 
     async *watch(channel, workflowId, executeId, signal, options = {}) {
       const key = `${channel.name}\u0000${workflowId}\u0000${executeId}`;
       const loop =
-        loops.get(key) ?? start(key, channel, workflowId, executeId, options.immediate === true);
+        loops.get(key) ??
+        start(key, channel, workflowId, executeId, options.immediate === true, options.trace);
       const sub: Subscriber = {
         queue: loop.latest ? [loop.latest] : [],
         end: undefined,

@@ -122,6 +122,7 @@ export function createWorkflowService(
       // Watchers of one run share its poll loop (issue #6: one poll per run per interval).
       const ticks = watchers.watch(t.channel, t.id, executeId, ctx.signal, {
         immediate: !started,
+        trace: traceOf(ctx),
       });
       let final: WorkflowRun | undefined;
       for await (const tick of ticks) {
