@@ -9,6 +9,7 @@ import type { Observability } from "./observability/index.js";
 import { createInterruptReplies, createOpenAiDoor, type OpenAiDoor } from "./openai/index.js";
 import { type PublicHttpHandler, requireMetricsKey } from "./server/index.js";
 import {
+  type AsyncFallbackEvent,
   type Caller,
   type Channels,
   createChannels,
@@ -21,6 +22,7 @@ import {
   type DiscoveryEvent,
   type DiscoveryOptions,
   type GateRefusal,
+  type HeldRuns,
   type ModelTable,
   type ServiceImpls,
 } from "./service/index.js";
@@ -51,6 +53,10 @@ export interface RuntimeShared {
   store: StateStore;
   /** Time for the state store's entries, such as how long a question waits. */
   limitsClock: Clock;
+  /** The runs the gateway holds for plans that refuse `is_async`: the process's, as their ids. */
+  heldRuns: HeldRuns;
+  /** Called when an async run falls back to a held run (metrics, a warning once per channel). */
+  onAsyncFallback: (event: AsyncFallbackEvent) => void;
 }
 
 /**
@@ -128,6 +134,9 @@ export function buildRuntime(
     channels,
     models,
     onPollStarted: () => observability.metrics.pollStarted(),
+    clock: shared.clock,
+    heldRuns: shared.heldRuns,
+    onAsyncFallback: shared.onAsyncFallback,
   });
   const { limiter } = shared;
   const openAi = createOpenAiDoor({

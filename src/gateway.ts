@@ -24,7 +24,7 @@ import {
   startGatewayServer,
   startMetricsListener,
 } from "./server/index.js";
-import { poolsOf, serviceRoutes } from "./service/index.js";
+import { createHeldRuns, poolsOf, serviceRoutes } from "./service/index.js";
 import { createStateStore } from "./state/index.js";
 
 export type { ReloadResult } from "./gateway-reload.js";
@@ -141,6 +141,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onEvent: observability.onToken,
   });
   observability.observeTokenCache(() => tokens.stats());
+  // Runs held by the gateway when a channel's plan refuses is_async: they live in this process,
+  // whatever config is in force, and are ended at shutdown, before the pools close (an open
+  // stream would hold them up).
+  const heldRuns = createHeldRuns({ clock: options.clock ?? systemClock });
+  observability.metrics.observeHeldRuns(() => heldRuns.running);
+  const warnedFallback = new Set<string>();
   const shared: RuntimeShared = {
     pools,
     tokens,
@@ -155,6 +161,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       tracing.background("discovery refresh", { "gateway.channel": channel }),
     store,
     limitsClock,
+    heldRuns,
+    onAsyncFallback({ channel, reason }) {
+      observability.metrics.asyncFallback(channel, reason);
+      // Once per channel and process, not per run (the metric counts the runs) nor per reload.
+      if (warnedFallback.has(channel)) return;
+      warnedFallback.add(channel);
+      log(
+        "warn",
+        "coze refused is_async for this channel's plan: workflow-async runs are held by the gateway over stream_run and are lost if it restarts",
+        { channel, cozeCode: 6003 },
+      );
+    },
   };
   // What a config builds (keys, channels, routes, discovery, services) lives in a runtime,
   // swapped whole on reload; the server mounts the holder's doors once, and each call runs on
@@ -221,6 +239,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   } catch (err) {
     await first.discovery.close();
     await metricsListener?.close();
+    heldRuns.close();
     await pools.destroy();
     limiter.close();
     await store.close();
@@ -264,6 +283,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       closed = true;
       const discoveries = [...runtimes.live(), ...building].map((r) => r.discovery.close());
       await Promise.all([server.close(), metricsListener?.close(), ...discoveries]);
+      heldRuns.close();
       limiter.close();
       // After the server: the last requests' usage is deferred when their responses close.
       await store.close();

@@ -300,7 +300,7 @@ describe("REST limits", () => {
     const res = await chat(url, replicas.key("coze"));
     expect([res.status, res.headers.get("retry-after")]).toEqual([429, "2"]);
     expect(await res.json()).toMatchObject({
-      error: { type: "rate_limit_error", code: "upstream_rate_limited" },
+      error: { type: "rate_limit_error", code: "coze_rate_limited" },
     });
     const metrics = await (await fetch(`${url}/metrics`)).text();
     expect(metrics).not.toContain("coze_gateway_limit_refusals_total{");

@@ -26,6 +26,7 @@ const allMethods = [
   "cozegateway.v1.ModelService/ListModels",
   "cozegateway.v1.WorkflowService/GetWorkflowRun",
   "cozegateway.v1.WorkflowService/ResumeWorkflow",
+  "cozegateway.v1.WorkflowService/ResumeWorkflowRun",
   "cozegateway.v1.WorkflowService/RunWorkflow",
   "cozegateway.v1.WorkflowService/WatchWorkflow",
   "grpc.health.v1.Health/Check",

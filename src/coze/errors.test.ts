@@ -2,12 +2,15 @@ import { errors as undiciErrors } from "undici";
 import { describe, expect, it } from "vitest";
 import {
   CozeError,
+  type CozeErrorCode,
   codeFromCoze,
   codeFromOAuth,
   fromTransportError,
   isCozeError,
+  isFinalLimit,
   parseRetryAfter,
   safeMessage,
+  suggestedRetryAfterMs,
 } from "./errors.js";
 
 describe("CozeError classification", () => {
@@ -17,6 +20,42 @@ describe("CozeError classification", () => {
     expect(codeFromCoze(4200, 200)).toBe("not_found");
     expect(codeFromCoze(4013, 200)).toBe("rate_limited");
     expect(codeFromCoze(4000, 500)).toBe("bad_request");
+  });
+
+  it("keeps Coze's rate-limit, quota, balance and plan codes apart (coze-api.md §17.2)", () => {
+    const classes = {
+      rate_limited: [4009, 4013, 4020, 4102],
+      quota_exceeded: [4008, 4028],
+      balance_insufficient: [4011, 4019, 4022, 4027, 788788103],
+      plan_required: [6003],
+      bad_request: [4010, 4315],
+      not_found: [4314],
+      unavailable: [5000],
+    };
+    for (const [code, cozeCodes] of Object.entries(classes)) {
+      for (const n of cozeCodes) {
+        // The Coze code wins over the status it came with (the emulator's 429 switch, §17.3).
+        expect([n, codeFromCoze(n, 200)]).toEqual([n, code]);
+        expect([n, codeFromCoze(n, 429)]).toEqual([n, code]);
+      }
+    }
+    // 6006 (a code node timed out) and 4033 (meaning unknown) stay plain failures.
+    expect(codeFromCoze(6006, 200)).toBe("failed");
+    expect(codeFromCoze(4033, 200)).toBe("failed");
+  });
+
+  it("suggests a wait only where waiting helps", () => {
+    const err = (code: CozeErrorCode, cozeCode?: number, retryAfterMs?: number) =>
+      new CozeError(code, "x", { step: "workflow.run", cozeCode, retryAfterMs });
+    expect(suggestedRetryAfterMs(err("rate_limited", 4013))).toBe(5_000);
+    expect(suggestedRetryAfterMs(err("rate_limited", 4020))).toBe(60_000);
+    expect(suggestedRetryAfterMs(err("rate_limited", 4013, 7_000))).toBe(7_000);
+    expect(suggestedRetryAfterMs(err("rate_limited"))).toBe(5_000);
+    for (const code of ["quota_exceeded", "balance_insufficient", "plan_required"] as const) {
+      expect(suggestedRetryAfterMs(err(code, 4011))).toBeUndefined();
+      expect(isFinalLimit(err(code))).toBe(true);
+    }
+    expect(isFinalLimit(err("rate_limited", 4013))).toBe(false);
   });
 
   it("falls back to the HTTP status, then to failed, for unknown Coze codes", () => {

@@ -5,9 +5,16 @@ import { errors as undiciErrors } from "undici";
  * code to one Connect code and the REST shim to one HTTP status.
  *
  * - `authentication`: Coze rejected our credentials (JWT or access token).
- * - `permission`: the token is valid but may not use the resource, or the plan does not allow it.
+ * - `permission`: the token is valid but may not use the resource.
  * - `not_found`: the bot, workflow, conversation, chat or run does not exist.
- * - `rate_limited`: Coze throttled us or a quota is exhausted; `retryAfterMs` when Coze said.
+ * - `rate_limited`: Coze throttled us for now (coze-api.md §17.2: 4009, 4013, 4020, 4102, HTTP
+ *   429): waiting helps; `retryAfterMs` when Coze said.
+ * - `quota_exceeded`: a usage quota that resets on Coze's own schedule ran out (4008 the bot's
+ *   daily limit, 4028 the credits until their refresh): retrying soon does not help.
+ * - `balance_insufficient`: the Coze account (or its Volcengine / Ark account) is out of balance
+ *   or in arrears (4011, 4019, 4022, 4027, 788788103): only a recharge helps.
+ * - `plan_required`: the Coze plan does not include the feature (6003, `is_async` on a free
+ *   plan, §14.1): only an upgrade helps.
  * - `bad_request`: Coze refused the request's parameters.
  * - `unavailable`: Coze could not be reached, reset the connection or answered 5xx.
  * - `timeout`: a connect, headers, body, idle or overall deadline passed.
@@ -23,6 +30,9 @@ export type CozeErrorCode =
   | "permission"
   | "not_found"
   | "rate_limited"
+  | "quota_exceeded"
+  | "balance_insufficient"
+  | "plan_required"
   | "bad_request"
   | "unavailable"
   | "timeout"
@@ -117,6 +127,9 @@ const codeText: Record<CozeErrorCode, string> = {
   permission: "permission denied",
   not_found: "not found",
   rate_limited: "rate limited",
+  quota_exceeded: "quota exceeded",
+  balance_insufficient: "balance insufficient",
+  plan_required: "not included in the Coze plan",
   bad_request: "request rejected",
   unavailable: "unavailable",
   timeout: "timed out",
@@ -132,8 +145,8 @@ export function safeMessage(code: CozeErrorCode, step: string, cozeCode?: number
   return `${step}: ${codeText[code]}${suffix}`;
 }
 
-// Coze API codes with a meaning of their own (coze-api.md §1.5). Anything else that is not 0 is
-// `failed`, unless the HTTP status says more.
+// Coze API codes with a meaning of their own (coze-api.md §1.5, §14.3, §17.2). Anything else that
+// is not 0 is `failed`, unless the HTTP status says more.
 const apiCodes: ReadonlyMap<number, CozeErrorCode> = new Map<number, CozeErrorCode>([
   [4000, "bad_request"],
   [4003, "bad_request"],
@@ -142,26 +155,66 @@ const apiCodes: ReadonlyMap<number, CozeErrorCode> = new Map<number, CozeErrorCo
   [4012, "bad_request"],
   [4016, "bad_request"],
   [4104, "bad_request"],
+  // §14.3: the execution already finished (or used its 3 resumes): it cannot be resumed.
+  [4315, "bad_request"],
   [4001, "not_found"],
   [4002, "not_found"],
   [4005, "not_found"],
   [4006, "not_found"],
   [4015, "not_found"],
   [4200, "not_found"],
+  // §14.3: no execution record for this interrupt.
+  [4314, "not_found"],
   [4100, "authentication"],
   [700012006, "authentication"],
   [4101, "permission"],
-  [6003, "permission"],
-  [4008, "rate_limited"],
+  // §17.2, "retry?" column: the four whose waiting helps...
   [4009, "rate_limited"],
-  [4011, "rate_limited"],
   [4013, "rate_limited"],
-  [4019, "rate_limited"],
   [4020, "rate_limited"],
-  [4027, "rate_limited"],
-  [4028, "rate_limited"],
+  [4102, "rate_limited"],
+  // ...and those it does not: a quota until its reset, a balance until a recharge, a plan.
+  [4008, "quota_exceeded"],
+  [4028, "quota_exceeded"],
+  [4011, "balance_insufficient"],
+  [4019, "balance_insufficient"],
+  [4022, "balance_insufficient"],
+  [4027, "balance_insufficient"],
+  [788788103, "balance_insufficient"],
+  [6003, "plan_required"],
   [5000, "unavailable"],
 ]);
+
+/** The class of a Coze API code in §1.5 / §17.2, or `undefined` for a code without one. */
+export function codeOfCozeCode(cozeCode: number): CozeErrorCode | undefined {
+  return apiCodes.get(cozeCode);
+}
+
+/**
+ * The wait to suggest to a caller before trying again, in ms: what Coze said (`Retry-After`),
+ * else, for `rate_limited` only, a default, since no source shows Coze sending one (§17.2):
+ * 60 s for 4020 (a per-minute quota: the next minute), 5 s otherwise. `undefined` for every
+ * error that waiting does not cure (quota, balance, plan: {@link isFinalLimit}) and for those
+ * that say nothing.
+ */
+export function suggestedRetryAfterMs(err: CozeError): number | undefined {
+  if (isFinalLimit(err)) return undefined;
+  if (err.retryAfterMs !== undefined) return err.retryAfterMs;
+  if (err.code !== "rate_limited") return undefined;
+  return err.cozeCode === 4020 ? 60_000 : 5_000;
+}
+
+/**
+ * True for the errors whose cause no retry cures: a quota, a balance or a plan (§17.2). Nothing
+ * sends such a call again, on this channel or after a wait.
+ */
+export function isFinalLimit(err: CozeError): boolean {
+  return (
+    err.code === "quota_exceeded" ||
+    err.code === "balance_insufficient" ||
+    err.code === "plan_required"
+  );
+}
 
 /** Classifies an HTTP status alone; `undefined` for 2xx and statuses with no clear meaning. */
 export function codeFromStatus(status: number): CozeErrorCode | undefined {

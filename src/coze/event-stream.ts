@@ -43,6 +43,8 @@ export interface StreamResponse {
  * envelope, coze-api.md §4.5), or a bare JSON error envelope as the stream's first event other
  * than a keep-alive ping (§1.4, §10.1), is thrown as a {@link CozeError}; an answer that is not an
  * event stream at all is `protocol`. The events read until then are the stream's first batch.
+ * `atHeaders`: the stream counts as open at its headers, without waiting for a first event (a
+ * bare error envelope then comes as the stream's first event, for its reader to throw).
  */
 export async function openStream(
   step: string,
@@ -50,6 +52,7 @@ export async function openStream(
   signal: AbortSignal,
   maxBodyBytes: number,
   clock: Clock,
+  atHeaders = false,
 ): Promise<StreamResponse> {
   const headerLog = headerValue(res.headers, "x-tt-logid");
   const contentType = headerValue(res.headers, "content-type");
@@ -71,7 +74,7 @@ export async function openStream(
   const first: SseEvent[] = [];
   let head: SseEvent | undefined;
   try {
-    for (;;) {
+    for (; !atHeaders; ) {
       const over = reader.take(first);
       head = first.find(isNotPing);
       if (head !== undefined || over) break;

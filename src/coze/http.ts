@@ -141,6 +141,11 @@ export interface CozeRequest {
   /** The `Accept` header, when the answer is not JSON (speech audio). */
   accept?: string;
   /**
+   * For a stream: it counts as open at its response headers rather than at its first event
+   * (see `openStream`), for a run whose caller must learn at once that it started.
+   */
+  openAtHeaders?: boolean;
+  /**
    * Whether sending the call twice is harmless. Default: true for GET. Idempotent calls are
    * retried on 429, 5xx, resets and timeouts; others only when the request was never sent.
    */
@@ -342,7 +347,7 @@ export function createCozeHttp(options: CozeHttpOptions): CozeHttp {
       // that never left is sent again.
       const signal = req.signal ?? new AbortController().signal;
       return exchange(req, signal, true, (res) =>
-        openStream(req.step, res, signal, maxBodyBytes, clock),
+        openStream(req.step, res, signal, maxBodyBytes, clock, req.openAtHeaders),
       );
     },
   };

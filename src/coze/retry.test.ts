@@ -25,6 +25,9 @@ describe("what is retried", () => {
       "failed",
       "protocol",
       "canceled",
+      "quota_exceeded",
+      "balance_insufficient",
+      "plan_required",
     ] as const) {
       expect(isRetryable(error(code), true)).toBe(false);
     }
@@ -50,6 +53,15 @@ describe("what is retried", () => {
     expect(
       isRetryable(error("timeout", { cause: new undiciErrors.ConnectTimeoutError() }), false),
     ).toBe(true);
+  });
+
+  it("never sends a quota, balance or plan refusal again, even one whose request never left", () => {
+    const refused = Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:9"), {
+      code: "ECONNREFUSED",
+    });
+    for (const code of ["quota_exceeded", "balance_insufficient", "plan_required"] as const) {
+      expect(isRetryable(error(code, { cause: refused }), true)).toBe(false);
+    }
   });
 
   it("leaves token failures to the token cache's own backoff", () => {

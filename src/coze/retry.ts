@@ -1,5 +1,5 @@
 import { type BackoffOptions, backoffDelay } from "./backoff.js";
-import type { CozeError } from "./errors.js";
+import { type CozeError, isFinalLimit } from "./errors.js";
 
 /**
  * When to send an upstream call again. Only what is safe is retried (issue #5):
@@ -7,7 +7,8 @@ import type { CozeError } from "./errors.js";
  *   any call, since Coze never saw it;
  * - 429 and 5xx answers, resets and timeouts on reads (run history, chat retrieve, message
  *   list): reading twice changes nothing.
- * A chat or workflow run that Coze may have accepted is never sent again.
+ * A chat or workflow run that Coze may have accepted is never sent again, and a quota, balance
+ * or plan refusal (coze-api.md §17.2) is never sent again at all: no wait cures it.
  */
 export interface RetryPolicy {
   /** Attempts per call, the first included. Default 3; 1 turns retries off. */
@@ -85,6 +86,7 @@ export function wasNotSent(err: CozeError): boolean {
 /** Whether `err` may be retried for a call that is (`read`) or is not (`write`) idempotent. */
 export function isRetryable(err: CozeError, idempotent: boolean): boolean {
   if (err.step === "token") return false; // the token cache has its own backoff
+  if (isFinalLimit(err)) return false;
   if (wasNotSent(err)) return true;
   if (!idempotent) return false;
   return err.code === "unavailable" || err.code === "rate_limited" || err.code === "timeout";

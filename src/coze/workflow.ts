@@ -5,15 +5,10 @@ import type { Clock } from "./clock.js";
 import { CozeError, safeMessage } from "./errors.js";
 import type { CallTrace, CozeHttp } from "./http.js";
 import { type PollOptions, type PollTick, pollToEnd, pollUntil } from "./poll.js";
-import { compact, id, type Json, obj, parseUsage, str } from "./wire.js";
+import { compact, id, type Json, obj, str } from "./wire.js";
+import { failedRunError, runEnded, runReply } from "./workflow-reply.js";
 import { type WorkflowEvent, workflowEvents } from "./workflow-stream.js";
-import {
-  parseInterrupt,
-  parseRun,
-  toOutput,
-  type WorkflowRun,
-  type WorkflowRunResult,
-} from "./workflow-types.js";
+import { parseRun, toOutput, type WorkflowRun, type WorkflowRunResult } from "./workflow-types.js";
 
 /** Starts a workflow (`/v1/workflow/run`, `/v1/workflow/stream_run`, coze-api.md §5.1). */
 export interface WorkflowRunRequest {
@@ -30,7 +25,10 @@ export interface WorkflowRunRequest {
   trace?: CallTrace;
 }
 
-/** Resumes an interrupted run (`/v1/workflow/stream_resume`, §5.3). */
+/**
+ * Resumes an interrupted run: a stream's interrupt through `/v1/workflow/stream_resume` (§5.3),
+ * a run reply's through `/v1/workflows/resume` (§14.3).
+ */
 export interface WorkflowResumeRequest {
   workflowId: string;
   eventId: string;
@@ -98,20 +96,36 @@ export interface WorkflowApi {
    * the elapsed time). Bounded by the polling settings; throws `timeout` when they run out.
    */
   watch(ref: RunRef, polling?: RunPolling): AsyncGenerator<PollTick<WorkflowRun>, WorkflowRun>;
-  /** Polls a started run to the end. A run that did not succeed throws `failed`. */
+  /**
+   * Polls a started run until it ends or waits on an interrupt (then `interrupt` is set and the
+   * output empty). A run that failed throws {@link failedRunError}.
+   */
   wait(
     ref: RunRef,
     polling?: RunPolling,
   ): Promise<WorkflowRun & { output: NonNullable<WorkflowRun["output"]> }>;
-  /** Starts an async run and polls it to the end. A failed run throws `failed`. */
+  /** Starts an async run and {@link WorkflowApi.wait}s for it. */
   runAsync(
     req: WorkflowRunRequest,
     polling?: RunPolling,
   ): Promise<WorkflowRun & { output: NonNullable<WorkflowRun["output"]> }>;
   /** Streams a run (`stream_run`). */
   stream(req: WorkflowRunRequest): AsyncGenerator<WorkflowEvent, void>;
+  /**
+   * Starts a streamed run (`stream_run`) and resolves as soon as Coze accepted it (the stream's
+   * headers), not at its first event, which a long run sends late; with the run's events.
+   * Throws what Coze answered instead of a stream. Closing the events releases the stream.
+   */
+  openRun(req: WorkflowRunRequest): Promise<AsyncGenerator<WorkflowEvent, void>>;
   /** Resumes an interrupted run and streams the rest (`stream_resume`). */
   resume(req: WorkflowResumeRequest): AsyncGenerator<WorkflowEvent, void>;
+  /**
+   * Resumes a run interrupted in a run reply (`POST /v1/workflows/resume`, §14.3), which no
+   * SDK implements. The resume runs as the run did: synchronously (the answer holds the output
+   * or the next interrupt, like {@link WorkflowApi.run}), or, for an async run, in the
+   * background: then `pending` is true, the output empty, and the run is polled by its id.
+   */
+  resumeRun(req: WorkflowResumeRequest): Promise<WorkflowRunResult & { pending: boolean }>;
   /** Starts a chatflow turn; resolves once its stream is open and its first events arrived. */
   openChatflow(req: ChatflowRequest): Promise<ChatTurn>;
   /** Streams a chatflow turn; the events are chat events (§5.6). */
@@ -174,27 +188,26 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
         trace: req.trace,
         timeoutMs: syncRunTimeoutMs,
       });
-      const body = res.body;
-      // Real shape: `data` is a JSON string next to `debug_url` at the top level. py's own test
-      // mock nests both under `data` (coze-api.md §5.1, §9); accept that too.
-      const nested = obj(body.data);
-      const top = nested && typeof nested.data === "string" ? nested : body;
-      const data = top.data;
-      const interrupt = parseInterrupt(top.interrupt_data);
-      if (typeof data !== "string" && interrupt === undefined) {
-        throw new CozeError("protocol", safeMessage("protocol", "workflow.run"), {
-          step: "workflow.run",
-          logId: res.logId,
-        });
-      }
-      return {
-        executeId: id(top.execute_id),
-        output: toOutput(typeof data === "string" ? data : ""),
-        debugUrl: str(top.debug_url) || undefined,
-        usage: parseUsage(top.usage),
-        interrupt,
-        logId: res.logId,
-      };
+      const { pending, ...result } = runReply("workflow.run", res.body, res.logId, false);
+      return result;
+    },
+
+    async resumeRun(req) {
+      const res = await http.json({
+        step: "workflow.resume_run",
+        method: "POST",
+        path: "/v1/workflows/resume",
+        body: {
+          workflow_id: req.workflowId,
+          event_id: req.eventId,
+          resume_data: req.resumeData,
+          interrupt_type: req.interruptType,
+        },
+        signal: req.signal,
+        trace: req.trace,
+        timeoutMs: syncRunTimeoutMs,
+      });
+      return runReply("workflow.resume_run", res.body, res.logId, true);
     },
 
     async start(req) {
@@ -240,7 +253,7 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
     watch(ref, polling) {
       return pollUntil(
         (signal) => api.getRun({ ...ref, signal }),
-        (run) => run.status !== "running",
+        runEnded,
         pollOptions("workflow.history", ref.signal, polling),
       );
     },
@@ -254,16 +267,10 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
             signal,
             trace: ref.trace,
           }),
-        (r) => r.status !== "running",
+        runEnded,
         pollOptions("workflow.history", ref.signal, polling),
       );
-      if (run.status !== "success") {
-        throw new CozeError("failed", safeMessage("failed", "workflow.run", run.errorCode), {
-          step: "workflow.run",
-          cozeCode: run.errorCode,
-          cozeMessage: run.errorMessage,
-        });
-      }
+      if (run.status !== "success" && run.interrupt === undefined) throw failedRunError(run);
       return { ...run, output: run.output ?? toOutput("") };
     },
 
@@ -286,6 +293,19 @@ export function createWorkflowApi(options: WorkflowApiOptions): WorkflowApi {
           trace: req.trace,
         }),
       );
+    },
+
+    async openRun(req) {
+      const stream = await http.stream({
+        step: "workflow.stream",
+        method: "POST",
+        path: "/v1/workflow/stream_run",
+        body: runBody(req, undefined),
+        signal: req.signal,
+        trace: req.trace,
+        openAtHeaders: true,
+      });
+      return streamFrom("workflow.stream", () => Promise.resolve(stream));
     },
 
     resume(req) {

@@ -10,6 +10,7 @@ const ENDPOINTS: ReadonlySet<string> = new Set<EndpointName>([
   "workflow.run",
   "workflow.stream_run",
   "workflow.stream_resume",
+  "workflow.resume",
   "workflow.history",
   "workflow.node_output",
   "workflow.chat",
@@ -28,8 +29,11 @@ const ENDPOINTS: ReadonlySet<string> = new Set<EndpointName>([
 export interface FaultPlan {
   /** Delay before answering, in ms (0 = none). */
   latencyMs: number;
-  /** Answer with this HTTP status and an error body instead of handling the call. */
-  status?: { status: number; retryAfterSeconds?: number };
+  /**
+   * Answer with this HTTP status and an error body instead of handling the call: Coze's
+   * envelope for `cozeCode` when set (a `coze_error` fault), else one that fits the status.
+   */
+  status?: { status: number; retryAfterSeconds?: number; cozeCode?: number };
   /** Destroy the socket after this many SSE events (non-stream: instead of answering). */
   resetAfter?: number;
   /** Stop writing after this many SSE events (non-stream: never answer). */
@@ -50,6 +54,8 @@ export interface FaultStore {
   take(endpoint: EndpointName): FaultPlan;
   /** Lifetime forced by `short_tokens`, if any. */
   tokenLifetimeSeconds(): number | undefined;
+  /** Whether a `free_plan` fault puts the account of app `clientId` on the free plan. */
+  freePlan(clientId: string): boolean;
 }
 
 interface Armed {
@@ -62,6 +68,8 @@ interface Armed {
 export function createFaultStore(): FaultStore {
   let armed: Armed[] = [];
   let shortLifetime: number | undefined;
+  // Apps on the free plan; `null` stands for every app.
+  let freePlans = new Set<string | null>();
 
   const takeFirst = (kind: Fault["kind"], endpoint: EndpointName): Fault | undefined => {
     const hit = armed.find((a) => a.fault.kind === kind && matches(a.fault, endpoint));
@@ -78,19 +86,25 @@ export function createFaultStore(): FaultStore {
         shortLifetime = fault.lifetimeSeconds;
         return;
       }
+      if (fault.kind === "free_plan") {
+        freePlans.add(fault.clientId ?? null);
+        return;
+      }
       armed.push({ fault, left: defaultTimes(fault) });
     },
     clear() {
       armed = [];
       shortLifetime = undefined;
+      freePlans = new Set();
     },
     take(endpoint) {
       const plan: FaultPlan = { latencyMs: 0, tokenDown: false };
       const latency = takeFirst("latency", endpoint);
       if (latency?.kind === "latency") plan.latencyMs = latency.ms;
-      const status = takeFirst("status", endpoint);
-      if (status?.kind === "status") {
-        plan.status = { status: status.status };
+      const status = takeFirst("status", endpoint) ?? takeFirst("coze_error", endpoint);
+      if (status?.kind === "status" || status?.kind === "coze_error") {
+        plan.status = { status: status.kind === "status" ? status.status : (status.status ?? 200) };
+        if (status.kind === "coze_error") plan.status.cozeCode = status.code;
         if (status.retryAfterSeconds !== undefined) {
           plan.status.retryAfterSeconds = status.retryAfterSeconds;
         }
@@ -105,19 +119,20 @@ export function createFaultStore(): FaultStore {
       return plan;
     },
     tokenLifetimeSeconds: () => shortLifetime,
+    freePlan: (clientId) => freePlans.has(null) || freePlans.has(clientId),
   };
 }
 
 function matches(fault: Fault, endpoint: EndpointName): boolean {
   if (fault.kind === "token_down") return endpoint === "token";
-  if (fault.kind === "short_tokens") return false;
+  if (fault.kind === "short_tokens" || fault.kind === "free_plan") return false;
   // An omitted endpoint means "any API endpoint": the token endpoint is only hit when named, so
   // a blanket fault does not also break authentication.
   return fault.endpoint === undefined ? endpoint !== "token" : fault.endpoint === endpoint;
 }
 
 function defaultTimes(fault: Fault): number {
-  if (fault.kind === "short_tokens") return Number.POSITIVE_INFINITY;
+  if (fault.kind === "short_tokens" || fault.kind === "free_plan") return Number.POSITIVE_INFINITY;
   const times = fault.times;
   if (times !== undefined) return times;
   return fault.kind === "latency" || fault.kind === "token_down" ? Number.POSITIVE_INFINITY : 1;
@@ -159,6 +174,20 @@ export function validateFault(input: unknown): Fault {
       break;
     case "short_tokens":
       count("lifetimeSeconds", true, 1);
+      break;
+    case "coze_error":
+      count("code", true, 1);
+      if (f.status !== undefined) {
+        count("status", true, 100);
+        if ((f.status as number) > 599) throw new TypeError("fault.status must be <= 599");
+      }
+      count("times", true, 1);
+      count("retryAfterSeconds", false);
+      break;
+    case "free_plan":
+      if (f.clientId !== undefined && (typeof f.clientId !== "string" || f.clientId === "")) {
+        throw new TypeError("fault.clientId must be a non-empty string");
+      }
       break;
     default:
       throw new TypeError(`unknown fault kind: ${String(f.kind)}`);

@@ -22,6 +22,7 @@ import type { EndpointName } from "./types.js";
 import {
   handleHistory,
   handleNodeOutput,
+  handleResumeRun,
   handleRun,
   handleStreamResume,
   handleStreamRun,
@@ -59,6 +60,10 @@ const fixed: Record<string, Route> = {
   "POST /v1/workflow/stream_resume": {
     endpoint: "workflow.stream_resume",
     handle: (s, c) => handleStreamResume(s, c),
+  },
+  "POST /v1/workflows/resume": {
+    endpoint: "workflow.resume",
+    handle: (s, c) => handleResumeRun(s, c),
   },
   "POST /v1/workflows/chat": { endpoint: "workflow.chat", handle: handleWorkflowChat },
   "POST /v1/files/upload": { endpoint: "files.upload", handle: (s, c) => handleUpload(s, c) },

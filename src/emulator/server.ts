@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo, Socket } from "node:net";
 import { ADMIN_PREFIX, handleAdmin } from "./admin.js";
 import type { ChatRecord } from "./chat-model.js";
+import { cozeErrorText } from "./coze-error-texts.js";
 import { createFaultStore, type FaultPlan } from "./faults.js";
 import { ApiError, type Ctx, sendError, sendJson } from "./http-io.js";
 import { newLogId } from "./ids.js";
@@ -208,18 +209,23 @@ async function handleApi(
 }
 
 /**
- * A `status` fault: the API endpoints get a Coze envelope (429 → 4013, which js maps to
+ * A `status` or `coze_error` fault: the API endpoints get a Coze envelope (429 → 4013, which js maps to
  * `RateLimitError`; 5xx → 5000; other statuses → 4000, §1.5); the token endpoint gets the flat
  * OAuth error shape it always uses (§2.4). `Retry-After` is set when the fault has one.
  */
 function sendStatusFault(
   ctx: Ctx,
   endpoint: EndpointName,
-  fault: { status: number; retryAfterSeconds?: number },
+  fault: { status: number; retryAfterSeconds?: number; cozeCode?: number },
 ): void {
   const headers: Record<string, string> =
     fault.retryAfterSeconds === undefined ? {} : { "Retry-After": String(fault.retryAfterSeconds) };
   const { status } = fault;
+  if (fault.cozeCode !== undefined) {
+    // A `coze_error` fault: Coze's envelope for the code, on any endpoint (§17.1, §17.3).
+    sendError(ctx, fault.cozeCode, cozeErrorText(fault.cozeCode), status, {}, headers);
+    return;
+  }
   if (endpoint === "token") {
     const code =
       status >= 500 ? "internal_error" : status === 429 ? "rate_limit_exceeded" : "invalid_request";

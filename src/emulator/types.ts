@@ -100,6 +100,8 @@ export type EndpointName =
   | "workflow.run"
   | "workflow.stream_run"
   | "workflow.stream_resume"
+  // `POST /v1/workflows/resume`, the non-stream resume (§14.3).
+  | "workflow.resume"
   | "workflow.history"
   | "workflow.node_output"
   | "workflow.chat"
@@ -150,7 +152,26 @@ export type Fault =
   /** Token endpoint answers 503 `{error_code:"internal_error",...}`. */
   | { kind: "token_down"; times?: number }
   /** Tokens issued from now on expire after `lifetimeSeconds` (until cleared). */
-  | { kind: "short_tokens"; lifetimeSeconds: number };
+  | { kind: "short_tokens"; lifetimeSeconds: number }
+  /**
+   * Answer the next `times` matching calls with Coze's error envelope for `code`
+   * (`{code, msg, detail}`, the `msg` the reference gives for it, §17.2), at HTTP `status`
+   * (default 200: business errors come as HTTP 200, §17.3; 429 is the test switch for the rate
+   * limits 4009/4013/4020), with `Retry-After` when `retryAfterSeconds` is set.
+   */
+  | {
+      kind: "coze_error";
+      endpoint?: EndpointName;
+      code: number;
+      status?: number;
+      times: number;
+      retryAfterSeconds?: number;
+    }
+  /**
+   * The account of the app `clientId` (every app when omitted) is on the free plan until
+   * cleared: `is_async:true` on `/v1/workflow/run` answers 6003 (§14.1).
+   */
+  | { kind: "free_plan"; clientId?: string };
 
 /** A snapshot of the emulator's counters. */
 export interface EmulatorStats {

@@ -3,14 +3,16 @@ import type { WorkflowName } from "./catalog.js";
 /** Run status on the wire, capitalised (§5.4). */
 export type RunStatus = "Running" | "Success" | "Fail";
 
-/** An interrupt waiting for `stream_resume` (§5.2, §5.3). */
+/** An interrupt waiting for `stream_resume` or `/v1/workflows/resume` (§5.2, §5.3, §14.3). */
 export interface PendingInterrupt {
   eventId: string;
-  /** The question shown to the user. */
+  /** `interrupt_data.data` on the wire: plain text or the JSON form (§14.2). */
   data: string;
-  /** 2 = question node (§5.2). */
+  /** 2 = question node, 5 = input node, … (§5.2, §14.2). */
   type: number;
   nodeTitle: string;
+  /** What the node still needs (§14.2), when it says. */
+  requiredParameters?: Record<string, unknown>;
 }
 
 /** One workflow run, whatever the mode. */
@@ -134,5 +136,7 @@ export function historyWire(run: WorkflowRun): Record<string, unknown> {
 
 /** `interrupt_data` of a run response, history entry or Interrupt event (§5.1, §5.2). */
 export function interruptWire(i: PendingInterrupt): Record<string, unknown> {
-  return { data: i.data, event_id: i.eventId, type: i.type };
+  const wire: Record<string, unknown> = { data: i.data, event_id: i.eventId, type: i.type };
+  if (i.requiredParameters) wire.required_parameters = i.requiredParameters;
+  return wire;
 }

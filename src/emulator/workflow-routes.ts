@@ -1,5 +1,7 @@
 import { chunk } from "./chat-model.js";
+import { cozeErrorText } from "./coze-error-texts.js";
 import {
+  ApiError,
   badRequest,
   type Ctx,
   notFound,
@@ -23,7 +25,9 @@ import {
 } from "./workflow-model.js";
 import {
   failRun,
+  type InterruptSpec,
   interruptRun,
+  interruptSpec,
   type Outcome,
   outcomeFor,
   parseRunRequest,
@@ -39,10 +43,14 @@ const MAX_RESUMES = 3;
  * failure answers a Coze error envelope (HTTP 200, code {@link WORKFLOW_FAILURE}) with
  * `debug_url` and `execute_id`. Async (`is_async:true`): answers the docs' shape
  * `{debug_url, execute_id, msg:""}` without `code` at once (§5.1) and the run progresses behind
- * run history.
+ * run history. `is_async` for an account on the free plan (a `free_plan` fault) answers 6003
+ * with HTTP 200 and starts nothing (§14.1).
  */
 export async function handleRun(state: EmulatorState, ctx: Ctx, token: TokenInfo): Promise<void> {
   const request = parseRunRequest(await readJson(ctx));
+  if (request.isAsync && state.faults.freePlan(token.clientId)) {
+    throw new ApiError(6003, cozeErrorText(6003));
+  }
   const outcome = outcomeFor(request.workflow, request.parameters);
   const run = startRun(state, ctx, token, request, request.isAsync ? 2 : 0);
   if (request.isAsync) {
@@ -65,7 +73,7 @@ export async function handleRun(state: EmulatorState, ctx: Ctx, token: TokenInfo
   }
   const base = { code: 0, msg: "", debug_url: debugUrl(run), execute_id: run.executeId };
   if (outcome.kind === "interrupt") {
-    const interrupt = interruptRun(state, run, outcome.question);
+    const interrupt = interruptRun(state, run, outcome.interrupt);
     sendJson(ctx, 200, {
       ...base,
       data: "",
@@ -98,7 +106,7 @@ function applyAsync(state: EmulatorState, run: WorkflowRun, outcome: Outcome): v
       failRun(state, run, outcome.code, outcome.message);
       return;
     case "interrupt":
-      interruptRun(state, run, outcome.question);
+      interruptRun(state, run, outcome.interrupt);
       return;
     case "wait":
       run.pending =
@@ -131,7 +139,7 @@ export async function handleStreamRun(
     return;
   }
   if (outcome.kind === "interrupt") {
-    const interrupt = interruptRun(state, run, outcome.question);
+    const interrupt = interruptRun(state, run, outcome.interrupt);
     if (!(await sendMessageNode(state, ctx, sse, "Let me ask you something."))) return;
     const data = { interrupt_data: interruptWire(interrupt), node_title: interrupt.nodeTitle };
     if (await sse.send("Interrupt", data)) sse.end();
@@ -177,13 +185,68 @@ export async function handleStreamResume(state: EmulatorState, ctx: Ctx): Promis
   run.resumes += 1;
   const sse = openSse(ctx, "workflow");
   if (body.resume_data === "") {
-    const interrupt = interruptRun(state, run, "Which city?");
+    const interrupt = interruptRun(state, run, askAgain(run));
     const data = { interrupt_data: interruptWire(interrupt), node_title: interrupt.nodeTitle };
     if (await sse.send("Interrupt", data)) sse.end();
     return;
   }
   succeed(run, JSON.stringify({ output: `You answered: ${body.resume_data}` }), state.now());
   await finishStream(sse, run);
+}
+
+/**
+ * `POST /v1/workflows/resume` (§14.3), the non-stream resume: the same body as `stream_resume`,
+ * all four fields required (4000). An unknown `event_id`, one of another workflow, or one
+ * already answered → 4314; a run that finished, or a 4th resume of one run → 4315 (§14.3
+ * decision); a wrong `interrupt_type` → 4000. The resume runs as the run did: a sync or stream
+ * run answers like `/v1/workflow/run` (the output, or, for an empty `resume_data`, the same
+ * question again under a new event id); an async run answers `{execute_id, debug_url}` at once
+ * and its run history shows the outcome.
+ */
+export async function handleResumeRun(state: EmulatorState, ctx: Ctx): Promise<void> {
+  const body = await readJson(ctx);
+  for (const field of ["workflow_id", "event_id"]) {
+    if (typeof body[field] !== "string" || body[field] === "") {
+      throw badRequest(`${field} is required`);
+    }
+  }
+  if (typeof body.resume_data !== "string") throw badRequest("resume_data must be a string");
+  if (typeof body.interrupt_type !== "number") throw badRequest("interrupt_type is required");
+  const ref = state.interrupts.get(body.event_id as string);
+  const run = ref ? state.runs.get(ref.executeId) : undefined;
+  if (!ref || !run || run.workflowId !== body.workflow_id) {
+    throw new ApiError(4314, cozeErrorText(4314));
+  }
+  if (run.status !== "Running" || run.resumes >= MAX_RESUMES) {
+    throw new ApiError(4315, cozeErrorText(4315));
+  }
+  if (ref.used) throw new ApiError(4314, cozeErrorText(4314));
+  if (body.interrupt_type !== run.interrupt?.type) {
+    throw badRequest(`interrupt_type must be ${run.interrupt?.type}`);
+  }
+  ref.used = true;
+  run.resumes += 1;
+  const base = { code: 0, msg: "", debug_url: debugUrl(run), execute_id: run.executeId };
+  const asked = body.resume_data === "" ? interruptRun(state, run, askAgain(run)) : undefined;
+  if (!asked)
+    succeed(run, JSON.stringify({ output: `You answered: ${body.resume_data}` }), state.now());
+  if (run.runMode === 2) {
+    sendJson(ctx, 200, { ...base, detail: { logid: ctx.logid } });
+    return;
+  }
+  sendJson(ctx, 200, {
+    ...base,
+    data: asked ? "" : run.output,
+    ...(asked ? { interrupt_data: interruptWire(asked) } : {}),
+    usage: runUsage(run.output),
+    detail: { logid: ctx.logid },
+  });
+}
+
+/** The interrupt `run` waits on, to ask again (an empty answer, §14.3 "asks again"). */
+function askAgain(run: WorkflowRun): InterruptSpec {
+  const { eventId: _, ...spec } = run.interrupt ?? { eventId: "", ...interruptSpec({}) };
+  return spec;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type WorkflowName, workflowName } from "./catalog.js";
 import { optionalId, optionalMap, unset } from "./chat-input.js";
+import { cozeErrorText } from "./coze-error-texts.js";
 import { badRequest, type Ctx, notFound } from "./http-io.js";
 import { newId } from "./ids.js";
 import { type EmulatorState, remember } from "./state.js";
@@ -12,7 +13,57 @@ export type Outcome =
   | { kind: "success"; output: string; message?: string }
   | { kind: "wait"; runMs: number; polls?: number; output: string }
   | { kind: "fail"; code: number; message: string }
-  | { kind: "interrupt"; question: string };
+  | { kind: "interrupt"; interrupt: InterruptSpec };
+
+/** What an interrupt sends (§5.2, §14.2), without its event id. */
+export type InterruptSpec = Omit<PendingInterrupt, "eventId">;
+
+/**
+ * The interrupt types the reference lists: the docs' 2, 5, 6, 7 and the spec's 1, 2, 3, 4, 5,
+ * 7 (§14.2).
+ */
+export const INTERRUPT_TYPES: readonly number[] = [1, 2, 3, 4, 5, 6, 7];
+
+/** The §14.3 example's input node: its `data` content and `required_parameters`. */
+const INPUT_FIELDS = '[{"type":"string","name":"img","required":true,"assistType":2}]';
+
+/**
+ * The interrupt of the `interrupt` workflow for `parameters.interrupt_type` (default 2) in
+ * `parameters.data_shape`: `text` (default) sends `data` as plain text, `json` as the
+ * documented JSON form `{"content_type":"text","content":…}` (§14.2). What each type asks is
+ * ours (the sources give the shape only); type 5 is the §14.3 example, whose plain-text form
+ * has an empty `data` like the docs' stream example (§5.2).
+ */
+export function interruptSpec(parameters: Record<string, unknown>): InterruptSpec {
+  const type = parameters.interrupt_type ?? 2;
+  if (typeof type !== "number" || !INTERRUPT_TYPES.includes(type)) {
+    throw badRequest(`interrupt_type must be one of ${INTERRUPT_TYPES.join(", ")}`);
+  }
+  const shape = parameters.data_shape ?? "text";
+  if (shape !== "text" && shape !== "json") throw badRequest("data_shape must be text or json");
+  const asks: Record<number, [string, string, Record<string, unknown>?]> = {
+    1: ["Local plugin", "Run get_location on your device and send its result."],
+    2: ["Question", "Which city?"],
+    3: [
+      "Require infos",
+      "Which city, and which date?",
+      { city: { type: "string", required: true }, date: { type: "string", required: false } },
+    ],
+    4: ["Scene chat", "What would you like to do next?"],
+    5: ["Input", shape === "json" ? INPUT_FIELDS : "", { img: { required: true, type: "image" } }],
+    6: ["Client plugin", "Run the client-side plugin get_location and send its result."],
+    7: ["OAuth plugin", "Authorize the plugin, then send the authorization code."],
+  };
+  const [nodeTitle, text, requiredParameters] = asks[type] as [
+    string,
+    string,
+    Record<string, unknown>?,
+  ];
+  const data = shape === "json" ? JSON.stringify({ content_type: "text", content: text }) : text;
+  return requiredParameters
+    ? { type, data, nodeTitle, requiredParameters }
+    : { type, data, nodeTitle };
+}
 
 /**
  * Failure of the failing workflow: 720702017 is a workflow-runtime code seen on the wire
@@ -46,9 +97,14 @@ export function outcomeFor(name: WorkflowName, parameters: Record<string, unknow
         : { kind: "wait", runMs, polls, output };
     }
     case "interrupt":
-      return { kind: "interrupt", question: "Which city?" };
-    case "failing":
-      return { kind: "fail", ...WORKFLOW_FAILURE };
+      return { kind: "interrupt", interrupt: interruptSpec(parameters) };
+    case "failing": {
+      // `error_code`: fail with that Coze code instead (a limit or plan error, §17.1).
+      const code = nonNegative(parameters.error_code);
+      return code === undefined || code === 0
+        ? { kind: "fail", ...WORKFLOW_FAILURE }
+        : { kind: "fail", code, message: cozeErrorText(code) };
+    }
     case "large": {
       const size = nonNegative(parameters.size_bytes) ?? DEFAULT_LARGE;
       if (size > MAX_LARGE) throw badRequest(`size_bytes must be at most ${MAX_LARGE}`);
@@ -160,18 +216,13 @@ export function startRun(
   return run;
 }
 
-/** Puts `run` on hold at a question node; its event id can be resumed once (§5.3). */
+/** Puts `run` on hold at an interrupt; its event id can be resumed once (§5.3, §14.3). */
 export function interruptRun(
   state: EmulatorState,
   run: WorkflowRun,
-  question: string,
+  spec: InterruptSpec,
 ): PendingInterrupt {
-  const interrupt = {
-    eventId: `${newId()}/${newId()}`,
-    data: question,
-    type: 2,
-    nodeTitle: "Question",
-  };
+  const interrupt: PendingInterrupt = { eventId: `${newId()}/${newId()}`, ...spec };
   run.interrupt = interrupt;
   run.updatedAt = state.now();
   remember(state.interrupts, interrupt.eventId, { executeId: run.executeId, used: false });

@@ -36,6 +36,10 @@ describe("gateway metrics", () => {
     endStream();
     endStream(); // idempotent
     endPoll();
+    metrics.asyncFallback("cn-main", "refused");
+    metrics.asyncFallback("cn-main", "remembered");
+    metrics.asyncFallback("cn-main", "remembered");
+    metrics.observeHeldRuns(() => 3);
     const text = await metrics.render();
     expect(text).toContain(
       'coze_gateway_requests_total{method="cozegateway.v1.ChatService/Chat",code="ok"} 2',
@@ -62,6 +66,10 @@ describe("gateway metrics", () => {
     expect(text).toContain('coze_gateway_active_streams{kind="grpc"} 0');
     expect(text).toContain('coze_gateway_active_streams{kind="rest"} 1');
     expect(text).toContain("coze_gateway_polls_in_flight 0");
+    expect(text).toContain(
+      'coze_gateway_workflow_async_fallbacks_total{channel="cn-main",reason="remembered"} 2',
+    );
+    expect(text).toContain("coze_gateway_held_runs 3");
     expect(text).toMatch(
       /coze_gateway_request_duration_seconds_bucket\{le="0.025",method="cozegateway.v1.ChatService\/Chat",code="ok"\} 1\n/,
     );

@@ -35,6 +35,13 @@ export interface GatewayMetrics {
   streamOpened(kind: "grpc" | "rest"): () => void;
   /** Marks an async-run poll loop started; call the returned function once when it ends. */
   pollStarted(): () => void;
+  /**
+   * A `workflow-async:` run of `channel` held by the gateway over `stream_run` because Coze
+   * refused `is_async` for the plan: `refused` (this start) or `remembered` (a recent refusal).
+   */
+  asyncFallback(channel: string, reason: "refused" | "remembered"): void;
+  /** Where the number of held runs running now is read, at scrape time. */
+  observeHeldRuns(running: () => number): void;
   /** The text served at `/metrics`. */
   render(): Promise<string>;
   readonly contentType: string;
@@ -155,6 +162,22 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     registers: [registry],
   });
 
+  const asyncFallbacks = new Counter({
+    name: "coze_gateway_workflow_async_fallbacks_total",
+    help: "workflow-async runs the gateway held itself over stream_run because Coze refused is_async for the channel's plan (6003), by reason: refused (this start) or remembered (a recent refusal).",
+    labelNames: ["channel", "reason"] as const,
+    registers: [registry],
+  });
+  let heldRunning: () => number = () => 0;
+  new Gauge({
+    name: "coze_gateway_held_runs",
+    help: "Workflow runs the gateway holds itself now (lost if the process stops).",
+    registers: [registry],
+    collect() {
+      this.set(heldRunning());
+    },
+  });
+
   /** Returns a function that undoes `inc` exactly once. */
   function once(dec: () => void): () => void {
     let done = false;
@@ -202,6 +225,12 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     pollStarted() {
       pollsInFlight.inc();
       return once(() => pollsInFlight.dec());
+    },
+    asyncFallback(channel, reason) {
+      asyncFallbacks.inc({ channel, reason });
+    },
+    observeHeldRuns(running) {
+      heldRunning = running;
     },
     render: () => registry.metrics(),
   };

@@ -1,10 +1,15 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CozeError, GatewayError, upstreamMessage } from "../service/index.js";
+import {
+  CozeError,
+  GatewayError,
+  suggestedRetryAfterMs,
+  upstreamMessage,
+} from "../service/index.js";
 
 /**
  * OpenAI's error classes as this shim uses them (the `type` of an error body). A key's own
  * limits are worded as OpenAI words them: `requests` or `tokens` with `rate_limit_exceeded`, and
- * `insufficient_quota`.
+ * `insufficient_quota`, which also types Coze's spent quota or balance.
  */
 export type OpenAiErrorType =
   | "invalid_request_error"
@@ -84,9 +89,14 @@ export function badRequest(param: string | null, message: string, code: string):
  *   (`rate_limit_exceeded` typed `requests` or `tokens`, `insufficient_quota`,
  *   `too_many_streams`, `channel_busy`);
  * - an upstream {@link CozeError}: by its code (`bad_request` 400, `permission` 403, `not_found`
- *   404, `rate_limited` 429 `upstream_rate_limited` (never the gateway's own code),
- *   `unavailable` 503, `timeout` 504, `still_running` 504 with code `still_running`, a failed,
- *   unreadable or unauthenticated upstream step 502), with `X-Coze-Logid` and `Retry-After`;
+ *   404, `unavailable` 503, `timeout` 504, `still_running` 504 with code `still_running`, a
+ *   failed, unreadable or unauthenticated upstream step 502), with `X-Coze-Logid` and
+ *   `Retry-After`; Coze's own limits (coze-api.md §17.2) apart from the gateway's
+ *   (`rate_limit_exceeded`, `insufficient_quota`): `rate_limited` 429 `coze_rate_limited` with
+ *   `Retry-After` (Coze's, else {@link suggestedRetryAfterMs}), and, with `x-should-retry: false`
+ *   since no retry cures them, `quota_exceeded` 403 `coze_quota_exceeded`,
+ *   `balance_insufficient` 402 `coze_balance_insufficient`, `plan_required` 403
+ *   `coze_plan_required`;
  * - either about a workflow run: its `execute_id` too ({@link withExecuteId});
  * - the call's abort reason, a `ConnectError` from the server (shutdown `Unavailable` 503,
  *   deadline 504, a chat canceled by someone else 409);
@@ -160,8 +170,17 @@ function fromCozeError(err: CozeError): OpenAiError {
     case "not_found":
       return make(404, "invalid_request_error", "not_found");
     case "rate_limited":
-      retryAfter(headers, err.retryAfterMs);
-      return make(429, "rate_limit_error", "upstream_rate_limited");
+      retryAfter(headers, suggestedRetryAfterMs(err));
+      return make(429, "rate_limit_error", "coze_rate_limited");
+    case "quota_exceeded":
+      headers["x-should-retry"] = "false";
+      return make(403, "insufficient_quota", "coze_quota_exceeded");
+    case "balance_insufficient":
+      headers["x-should-retry"] = "false";
+      return make(402, "insufficient_quota", "coze_balance_insufficient");
+    case "plan_required":
+      headers["x-should-retry"] = "false";
+      return make(403, "permission_error", "coze_plan_required");
     case "unavailable":
       return make(503, "server_error", "unavailable");
     case "timeout":

@@ -235,10 +235,10 @@ describe("stream endings", () => {
     expect(res.headers.get("x-coze-logid")).toBe("LOG1");
     expect(await res.json()).toEqual({
       error: {
-        message: "chat.stream: Coze rate limit or quota reached",
+        message: "chat.stream: Coze rate limit reached, retry later",
         type: "rate_limit_error",
         // Coze's limit, not the gateway's own (`rate_limit_exceeded`): issue 15.
-        code: "upstream_rate_limited",
+        code: "coze_rate_limited",
         param: null,
       },
     });

@@ -1,4 +1,5 @@
-import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, type MessageInitShape, toJson } from "@bufbuild/protobuf";
+import { type Value, ValueSchema } from "@bufbuild/protobuf/wkt";
 import {
   ResumeWorkflowRequestSchema,
   RunMode,
@@ -9,7 +10,12 @@ import {
   type WorkflowProgressSchema,
   type WorkflowResultSchema,
 } from "../gen/cozegateway/v1/workflow_pb.js";
-import type { CoreContext } from "../service/index.js";
+import {
+  type CoreContext,
+  heldGoesOnText,
+  heldLostText,
+  isHeldRunHandle,
+} from "../service/index.js";
 import { type CompletionExtras, type OpenAiUsage, usageOf } from "./completion-format.js";
 import { checkedFormat } from "./json-output.js";
 import { OpenAiError, withExecuteId } from "./openai-error.js";
@@ -42,11 +48,28 @@ interface RunState {
 /**
  * Issue #4 decision 3: an interrupt ends the turn with the question as content and
  * `interrupt: {event_id, type, question}` at the top level; answering it means sending the
- * answer as the last user message with `event_id` and `interrupt_type`.
+ * answer as the last user message with `event_id` and `interrupt_type`. The question is text
+ * to show, never the JSON Coze's `data` may come in (issue 17); what that JSON held comes along
+ * in `content_type` and `content` (an input node's field list, structured), and what the node
+ * still needs in `required_parameters`, when Coze sent them; `node_title` when Coze named it.
  */
 function interruptExtras(i: InterruptInit, executeId: string): CompletionExtras {
-  const interrupt = { event_id: i.eventId ?? "", type: i.type ?? 0, question: i.question ?? "" };
+  const interrupt = interruptJson(i);
   return executeId ? { execute_id: executeId, interrupt } : { interrupt };
+}
+
+/** An interrupt as the REST doors write it: `{event_id, type, question, …}` (see above). */
+export function interruptJson(i: InterruptInit): Record<string, unknown> {
+  const interrupt: Record<string, unknown> = {
+    event_id: i.eventId ?? "",
+    type: i.type ?? 0,
+    question: i.question ?? "",
+  };
+  if (i.nodeTitle) interrupt.node_title = i.nodeTitle;
+  if (i.contentType) interrupt.content_type = i.contentType;
+  if (i.content !== undefined) interrupt.content = toJson(ValueSchema, i.content as Value);
+  if (i.requiredParameters !== undefined) interrupt.required_parameters = i.requiredParameters;
+  return interrupt;
 }
 
 function resultExtras(executeId: string): CompletionExtras {
@@ -57,9 +80,11 @@ function resultExtras(executeId: string): CompletionExtras {
  * The routes a REST caller finds a run by again (issue 16): `GET /v1/workflow_runs/{id}` reads
  * it, `&stream=true` re-attaches to it.
  */
-export function reattachHint(executeId: string, model: string): string {
+export function reattachHint(executeId: string, model: string, shutdown = false): string {
   const url = `/v1/workflow_runs/${encodeURIComponent(executeId)}?model=${encodeURIComponent(model)}`;
-  return `the workflow run goes on at Coze: read it with GET ${url}, or re-attach with GET ${url}&stream=true`;
+  const read = `read it with GET ${url}, or re-attach with GET ${url}&stream=true`;
+  if (!isHeldRunHandle(executeId)) return `the workflow run goes on at Coze: ${read}`;
+  return shutdown ? heldLostText : `${heldGoesOnText}: ${read}`;
 }
 
 /**
@@ -72,8 +97,10 @@ function runErrors(turn: Turn, run: RunState): ErrorHook {
     const id = err.body.execute_id ?? run.executeId;
     if (!id) return err;
     const stopping = turn.shutdown?.aborted === true || turn.hardStop?.aborted === true;
-    const gone = err.body.code === "still_running" || (err.status === 503 && stopping);
-    return withExecuteId(err, id, gone ? reattachHint(id, turn.request.model) : undefined);
+    const waited = err.body.code === "still_running";
+    const shutdown = !waited && err.status === 503 && stopping;
+    const hint = waited || shutdown ? reattachHint(id, turn.request.model, shutdown) : undefined;
+    return withExecuteId(err, id, hint);
   };
 }
 

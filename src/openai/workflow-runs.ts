@@ -4,7 +4,7 @@ import { usageOf } from "./completion-format.js";
 import { invalidValue, missing } from "./json-checks.js";
 import type { ChatCompletionRequest } from "./parse-request.js";
 import { runUnary, type Turn } from "./turn.js";
-import { reattachStream, runErrorHook, statusName } from "./workflow-completion.js";
+import { interruptJson, reattachStream, runErrorHook, statusName } from "./workflow-completion.js";
 import { outputContent } from "./workflow-input.js";
 
 /** The path under which runs are looked up: `GET /v1/workflow_runs/{execute_id}`. */
@@ -74,7 +74,8 @@ export function lookupRequest(lookup: RunLookup): ChatCompletionRequest {
  * `workflow.run` object, or `WatchWorkflow` attached to the run for `?stream=true`, streamed
  * like a `workflow-async:` chat completion (the execute id in the first chunk, `: progress`
  * comments, the output as content, `execute_id` on the finish chunk, `[DONE]`; a failed run
- * ends with an error event). Another key's id, a forged or truncated one is a 404 `not_found`.
+ * ends with an error event; an interrupted one with its question and `interrupt`). Another
+ * key's id, a forged or truncated one is a 404 `not_found`.
  */
 export async function answerRunLookup(turn: Turn, lookup: RunLookup): Promise<void> {
   if (lookup.stream) {
@@ -106,6 +107,8 @@ export async function answerRunLookup(turn: Turn, lookup: RunLookup): Promise<vo
         usage: usageOf(r.usage) ?? null,
         created_at: seconds(r.createTime),
         updated_at: seconds(r.updateTime),
+        // What an interrupted run waits on; answer it as a completion answers one (issue 17).
+        interrupt: r.interrupt ? interruptJson(r.interrupt) : null,
       };
       return { json: JSON.stringify(run) };
     },

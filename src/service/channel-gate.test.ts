@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { createManualClock } from "../../test/support/manual-clock.js";
-import { createChannelGate, type GateRefusal, gated, gatedEvents } from "./channel-gate.js";
+import {
+  createChannelGate,
+  type GateRefusal,
+  gated,
+  gatedEvents,
+  gatedOpen,
+} from "./channel-gate.js";
 import { GatewayError } from "./errors.js";
 
 function setup(maxConcurrent: number, queue: number, queueTimeoutMs = 1000) {
@@ -110,5 +116,37 @@ describe("a channel's cap on calls to Coze", () => {
     expect(gate.active).toBe(1);
     await events.return(undefined);
     expect(gate.active).toBe(0);
+  });
+
+  it("holds a slot for an opened stream until it ends, is returned unread, or fails to open", async () => {
+    const { gate } = setup(1, 0);
+    await expect(
+      gatedOpen(gate, never, () => Promise.reject(new Error("refused"))),
+    ).rejects.toThrow("refused");
+    expect(gate.active).toBe(0);
+    const closed: string[] = [];
+    const open = (name: string) => async () =>
+      (async function* () {
+        try {
+          yield 1;
+          yield 2;
+        } finally {
+          closed.push(name);
+        }
+      })();
+    const read = await gatedOpen(gate, never, open("read"));
+    expect(gate.active).toBe(1); // taken before the stream opens
+    await expect(gatedOpen(gate, never, open("refused"))).rejects.toBeInstanceOf(GatewayError);
+    const values: number[] = [];
+    for await (const v of read) values.push(v);
+    expect(values).toEqual([1, 2]);
+    expect([gate.active, closed]).toEqual([0, ["read"]]);
+    // Returned before its first read (a caller gone while the stream opened): closed, slot free.
+    await (await gatedOpen(gate, never, open("unread"))).return(undefined);
+    expect([gate.active, closed]).toEqual([0, ["read"]]);
+    const started = await gatedOpen(gate, never, open("left"));
+    await started.next();
+    await started.return(undefined);
+    expect([gate.active, closed]).toEqual([0, ["read", "left"]]);
   });
 });

@@ -157,3 +157,43 @@ export async function* gatedEvents<E>(
     release();
   }
 }
+
+/**
+ * A stream `open` opens while holding a slot of `gate`: taken before it is opened, given back
+ * when the stream fails to open or its events end, however they end (read to the end, thrown,
+ * or returned, even before the first read). For a stream that outlives its caller (a held run).
+ */
+export async function gatedOpen<E>(
+  gate: ChannelGate | undefined,
+  signal: AbortSignal,
+  open: () => Promise<AsyncGenerator<E, void>>,
+): Promise<AsyncGenerator<E, void>> {
+  if (gate === undefined) return open();
+  const release = await gate.enter(signal);
+  let events: AsyncGenerator<E, void>;
+  try {
+    events = await open();
+  } catch (err) {
+    release();
+    throw err;
+  }
+  async function* read(): AsyncGenerator<E, void> {
+    try {
+      yield* events;
+    } finally {
+      release();
+    }
+  }
+  const reading = read();
+  const returnOf = reading.return.bind(reading);
+  reading.return = async (value) => {
+    try {
+      // A generator returned before its first read skips its body: close the stream here.
+      await events.return(value);
+      return await returnOf(value);
+    } finally {
+      release();
+    }
+  };
+  return reading;
+}

@@ -89,6 +89,7 @@ const kindNames: Record<HandleKind, string> = {
   chat: "chat",
   run: "workflow run",
   interrupt: "interrupt",
+  run_interrupt: "interrupt",
 };
 
 /** Options for {@link createChatService}. */

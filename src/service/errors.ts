@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { CozeError, type CozeErrorCode } from "../coze/errors.js";
+import { CozeError, type CozeErrorCode, suggestedRetryAfterMs } from "../coze/errors.js";
+import { heldGoesOnText, heldLostText, isHeldRunHandle } from "./held-run-id.js";
 
 /**
  * Metadata keys every gateway error carries, so any client (and the REST shim) can tell what
@@ -14,7 +15,10 @@ export const errorHeaders = {
   cozeCode: "x-coze-code",
   /** Coze's log id, for support requests. */
   logId: "x-coze-logid",
-  /** Seconds to wait before retrying, when Coze said. */
+  /**
+   * Seconds to wait before retrying: when Coze said, or for a Coze rate limit the gateway's
+   * default (`suggestedRetryAfterMs`); never on a quota, balance or plan error.
+   */
   retryAfter: "retry-after",
   /**
    * The workflow run the error is about (the id as handed out, bound to the caller's key):
@@ -33,6 +37,11 @@ const connectCodes: Record<CozeErrorCode, Code> = {
   permission: Code.PermissionDenied,
   not_found: Code.NotFound,
   rate_limited: Code.ResourceExhausted,
+  // coze-api.md §17.2: a quota is a resource exhausted until Coze resets it (no retry-after);
+  // a balance is the account's state, fixed by a recharge; a plan lacks the feature.
+  quota_exceeded: Code.ResourceExhausted,
+  balance_insufficient: Code.FailedPrecondition,
+  plan_required: Code.PermissionDenied,
   bad_request: Code.InvalidArgument,
   unavailable: Code.Unavailable,
   timeout: Code.DeadlineExceeded,
@@ -49,7 +58,12 @@ const upstreamText: Record<CozeErrorCode, string> = {
   authentication: "the gateway could not authenticate to Coze",
   permission: "Coze denied access to this resource",
   not_found: "Coze does not know this resource",
-  rate_limited: "Coze rate limit or quota reached",
+  rate_limited: "Coze rate limit reached, retry later",
+  quota_exceeded:
+    "Coze usage quota exhausted; it resets on Coze's schedule, retrying now will not help",
+  balance_insufficient:
+    "the Coze account's balance is insufficient; recharge it, retrying will not help",
+  plan_required: "the Coze account's plan does not include this feature",
   bad_request: "Coze rejected the request",
   unavailable: "Coze is unavailable",
   timeout: "Coze did not answer in time",
@@ -220,8 +234,9 @@ export function toConnectError(err: unknown, signal?: AbortSignal): ConnectError
       metadata.set(errorHeaders.cozeCode, String(err.cozeCode));
     }
     if (err.logId) metadata.set(errorHeaders.logId, err.logId);
-    if (err.retryAfterMs !== undefined) {
-      metadata.set(errorHeaders.retryAfter, String(Math.ceil(err.retryAfterMs / 1000)));
+    const retryAfterMs = suggestedRetryAfterMs(err);
+    if (retryAfterMs !== undefined) {
+      metadata.set(errorHeaders.retryAfter, String(Math.ceil(retryAfterMs / 1000)));
     }
     let message = upstreamMessage(err);
     if (err.executeId) {
@@ -241,18 +256,22 @@ export function upstreamMessage(err: CozeError): string {
   const coze =
     err.cozeCode !== undefined && err.cozeCode !== "" ? ` (Coze code ${err.cozeCode})` : "";
   const hint = err.hint === undefined ? "" : `: ${err.hint}`;
-  return `${err.step}: ${upstreamText[err.code]}${coze}${hint}`;
+  const text =
+    err.code === "still_running" && err.executeId && isHeldRunHandle(err.executeId)
+      ? "still running in the gateway when it stopped waiting"
+      : upstreamText[err.code];
+  return `${err.step}: ${text}${coze}${hint}`;
 }
 
 /**
  * `reason` (a shutdown's `Unavailable`, a deadline) for a call that was about workflow run
  * `executeId` (issue 16): the run goes on at Coze, so the error names it (`x-coze-execute-id`)
- * and says which RPCs find it again.
+ * and says which RPCs find it again; a run the gateway holds is lost at shutdown, and says so.
  */
 export function runCutError(reason: ConnectError, executeId: string): ConnectError {
   const metadata = new Headers(reason.metadata);
   metadata.set(errorHeaders.executeId, executeId);
-  const message = `${reason.rawMessage}; ${reattachHint(executeId)}`;
+  const message = `${reason.rawMessage}; ${reattachHint(executeId, reason.code === Code.Unavailable)}`;
   return new ConnectError(message, reason.code, metadata, undefined, reason);
 }
 
@@ -269,7 +288,12 @@ export function withoutSentHeaders(err: ConnectError, sent: Headers): ConnectErr
   return err;
 }
 
-/** How a Connect caller finds a run again: the RPCs that take its execute id. */
-function reattachHint(executeId: string): string {
-  return `the workflow run goes on at Coze: pass execute_id ${executeId} to WorkflowService.WatchWorkflow or WorkflowService.GetWorkflowRun`;
+/**
+ * How a Connect caller finds a run again: the RPCs that take its execute id. A run the gateway
+ * holds goes on in this process, and ends with it (`shutdown`: the server stops).
+ */
+function reattachHint(executeId: string, shutdown = false): string {
+  const rpcs = `pass execute_id ${executeId} to WorkflowService.WatchWorkflow or WorkflowService.GetWorkflowRun`;
+  if (!isHeldRunHandle(executeId)) return `the workflow run goes on at Coze: ${rpcs}`;
+  return shutdown ? heldLostText : `${heldGoesOnText}: ${rpcs}`;
 }

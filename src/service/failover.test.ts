@@ -80,6 +80,8 @@ beforeAll(async () => {
       route("support", "b", "bot", catalog.bots.echo, 3),
       route("report", "a", "workflow_async", catalog.workflows.slowAsync),
       route("report", "b", "workflow_async", catalog.workflows.slowAsync),
+      route("flaky", "a", "workflow", catalog.workflows.failing),
+      route("flaky", "b", "workflow", catalog.workflows.failing),
       route("only-a", "a", "bot", catalog.bots.echo),
     ],
   };
@@ -179,6 +181,53 @@ describe("failover routes", () => {
     expect(JSON.parse(value.outputJson).output).toBe("r");
     expect(b.stats().polls[cozeIdOf(value.executeId)]).toBe(2);
     expect(a.stats().calls["workflow.history"] ?? 0).toBe(0);
+  });
+
+  it("moves on once per channel for a balance or quota error (another account), then gives up", async () => {
+    const { wf } = clients();
+    a.faults.inject({ kind: "coze_error", endpoint: "workflow.run", code: 4011, times: 5 });
+    const moved = await withChannel((o) =>
+      wf.runWorkflow({ model: "report", mode: RunMode.ASYNC, parameters: { input: "r" } }, o),
+    );
+    expect(moved.channel).toBe("b");
+    expect([a.stats().calls["workflow.run"], b.stats().calls["workflow.run"]]).toEqual([1, 1]);
+    a.reset();
+    b.reset();
+    for (const em of [a, b]) {
+      em.faults.inject({ kind: "coze_error", endpoint: "workflow.run", code: 4028, times: 5 });
+    }
+    const err = await wf
+      .runWorkflow({ model: "report", mode: RunMode.ASYNC, parameters: { input: "r" } })
+      .catch(ConnectError.from);
+    expect((err as ConnectError).code).toBe(Code.ResourceExhausted);
+    expect((err as ConnectError).metadata.get("x-gateway-error")).toBe("quota_exceeded");
+    // One call per channel: no retry on either, no second round.
+    expect([a.stats().calls["workflow.run"], b.stats().calls["workflow.run"]]).toEqual([1, 1]);
+  });
+
+  it("holds the run on the channel whose plan refuses is_async, without trying the next", async () => {
+    const { wf } = clients();
+    a.faults.inject({ kind: "free_plan" });
+    const { value, channel } = await withChannel((o) =>
+      wf.runWorkflow(
+        { model: "report", mode: RunMode.ASYNC, parameters: { input: "r", run_ms: 0 } },
+        o,
+      ),
+    );
+    expect(channel).toBe("a");
+    expect(cozeIdOf(value.executeId)).toMatch(/^0\d{18}$/);
+    expect(b.stats().calls["workflow.run"] ?? 0).toBe(0);
+    await expect.poll(() => a.stats().openStreams).toBe(0);
+  });
+
+  it("never moves a run Coze started and failed (its error names it) to another channel", async () => {
+    const { wf } = clients();
+    const err = await wf
+      .runWorkflow({ model: "flaky", parameters: { error_code: 4013 } })
+      .catch(ConnectError.from);
+    expect((err as ConnectError).code).toBe(Code.ResourceExhausted);
+    expect((err as ConnectError).metadata.get("x-coze-execute-id")).toBeTruthy();
+    expect([a.stats().calls["workflow.run"], b.stats().calls["workflow.run"] ?? 0]).toEqual([1, 0]);
   });
 
   it("narrows a model to the channel the request names, and refuses one that does not serve it", async () => {

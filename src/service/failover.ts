@@ -6,15 +6,25 @@ import type { Target } from "./routing.js";
 /**
  * Whether a failure on one channel may be retried on another (issue #5 "failover when one is
  * unavailable or rate-limited"): only when Coze certainly did not start the work — the token
- * could not be had, the request never left, Coze refused it for rate or quota (429 / 4013…), or
- * answered 503; or the channel's own cap on calls to Coze refused it (`channel_busy`, issue 15).
- * A 500 or a reset after sending may have started a run: it is not retried.
+ * could not be had, the request never left, Coze refused it for its rate, quota or balance
+ * (429 / 4013, 4008, 4011…, coze-api.md §17.2: another channel is another app or account, with
+ * limits and a balance of its own), or answered 503; or the channel's own cap on calls to Coze
+ * refused it (`channel_busy`, issue 15). Never when the error names a run (Coze started it),
+ * and never for a plan refusal (6003: a channel whose plan refuses `is_async` holds the run
+ * itself, see `async-fallback.ts`). A 500 or a reset after sending may have started a run: it
+ * is not retried. Each fallback channel is tried once, so a balance error on every channel ends
+ * after one call per channel.
  */
 export function isFailoverable(err: unknown): boolean {
   if (err instanceof GatewayError) return err.code === "channel_busy";
-  if (!(err instanceof CozeError)) return false;
+  if (!(err instanceof CozeError) || err.executeId !== undefined) return false;
   return (
-    err.step === "token" || wasNotSent(err) || err.code === "rate_limited" || err.status === 503
+    err.step === "token" ||
+    wasNotSent(err) ||
+    err.code === "rate_limited" ||
+    err.code === "quota_exceeded" ||
+    err.code === "balance_insufficient" ||
+    err.status === 503
   );
 }
 

@@ -1,5 +1,6 @@
 // The upstream failure type the core passes on: doors map it without importing coze/.
-export { CozeError, type CozeErrorCode } from "../coze/errors.js";
+export { CozeError, type CozeErrorCode, suggestedRetryAfterMs } from "../coze/errors.js";
+export type { AsyncFallbackEvent } from "./async-fallback.js";
 export { audioLimits } from "./audio-checks.js";
 export { createAudioService } from "./audio-service.js";
 export { type Caller, callerKey, callerOf, mayUse, tenantOf } from "./caller.js";
@@ -38,6 +39,8 @@ export {
   toConnectError,
   upstreamMessage,
 } from "./errors.js";
+export { heldGoesOnText, heldLostText, isHeldRunHandle } from "./held-run-id.js";
+export { createHeldRuns, type HeldRuns } from "./held-runs.js";
 export { createModelInfo, type ModelInfo } from "./model-info.js";
 export { createModelService } from "./model-service.js";
 export {

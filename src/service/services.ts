@@ -1,16 +1,19 @@
 import type { DescService } from "@bufbuild/protobuf";
 import type { ConnectRouter, HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { GatewayConfig } from "../config/index.js";
+import type { Clock } from "../coze/clock.js";
 import { AudioService } from "../gen/cozegateway/v1/audio_pb.js";
 import { ChatService } from "../gen/cozegateway/v1/chat_pb.js";
 import { ModelService } from "../gen/cozegateway/v1/model_pb.js";
 import { WorkflowService } from "../gen/cozegateway/v1/workflow_pb.js";
+import type { AsyncFallbackEvent } from "./async-fallback.js";
 import { createAudioService } from "./audio-service.js";
 import type { Channels } from "./channels.js";
 import { createChatService } from "./chat-service.js";
 import type { CoreContext, CoreImpl } from "./core-context.js";
 import { createModelTable, type ModelTable } from "./discovery-table.js";
 import { toConnectError, withoutSentHeaders } from "./errors.js";
+import type { HeldRuns } from "./held-runs.js";
 import { createModelService } from "./model-service.js";
 import { createRouter } from "./routing.js";
 import { createRunWatchers } from "./run-watchers.js";
@@ -33,6 +36,15 @@ export interface ServicesOptions {
   random?: () => number;
   /** Called when a shared async-run poll loop starts; returns the function called when it ends. */
   onPollStarted?: () => () => void;
+  /** Where held runs wait and read the time. Default the system clock. */
+  clock?: Clock;
+  /**
+   * The runs the gateway holds itself when Coze refuses `is_async` (`held-runs.ts`); the owner
+   * closes them at shutdown. Default a registry of the workflow service's own.
+   */
+  heldRuns?: HeldRuns;
+  /** Told each time an async run falls back to a held run. */
+  onAsyncFallback?: (event: AsyncFallbackEvent) => void;
 }
 
 /**
@@ -60,6 +72,9 @@ export function createServiceImpls(options: ServicesOptions): ServiceImpls {
       router,
       now: options.now,
       watchers: createRunWatchers({ onPollStarted: options.onPollStarted }),
+      clock: options.clock,
+      held: options.heldRuns,
+      onAsyncFallback: options.onAsyncFallback,
     }),
     model: createModelService(models),
     audio: createAudioService({ router, voices: createVoiceDirectory({ now: options.now }) }),

@@ -2,9 +2,11 @@ import { createHmac, hash, randomBytes, timingSafeEqual } from "node:crypto";
 
 /**
  * What a handed-out id stands for. The kind is part of what is authenticated, so a conversation
- * id cannot be presented as a chat or run id.
+ * id cannot be presented as a chat or run id. `interrupt` is a streamed interrupt (resumed
+ * through `stream_resume`), `run_interrupt` one in a run's reply (resumed through
+ * `/v1/workflows/resume`, coze-api.md §14.3): the id says which endpoint answers it.
  */
-export type HandleKind = "conversation" | "chat" | "run" | "interrupt";
+export type HandleKind = "conversation" | "chat" | "run" | "interrupt" | "run_interrupt";
 
 /**
  * One API key as a tenant: everything the gateway derives from the key and the server secret.

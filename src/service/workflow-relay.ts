@@ -1,6 +1,13 @@
-import { fromJson, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
+import {
+  fromJson,
+  type JsonObject,
+  type JsonValue,
+  type MessageInitShape,
+} from "@bufbuild/protobuf";
 import { ValueSchema } from "@bufbuild/protobuf/wkt";
-import { CozeError, safeMessage } from "../coze/errors.js";
+import { CozeError } from "../coze/errors.js";
+import type { Usage } from "../coze/wire.js";
+import { failedRunError } from "../coze/workflow-reply.js";
 import type { WorkflowEvent } from "../coze/workflow-stream.js";
 import type {
   WorkflowInterrupt as CozeInterrupt,
@@ -38,16 +45,34 @@ export function outputFields(output: WorkflowOutput | undefined) {
   };
 }
 
-/** The interrupt, its event id sealed to the tenant that may resume it. */
+/**
+ * The interrupt, its event id sealed to the tenant that may resume it, as `kind`: `interrupt`
+ * for a streamed one (resumed through `stream_resume`), `run_interrupt` for one in a run's
+ * reply or history (resumed through `/v1/workflows/resume`, coze-api.md §14.3). The question is
+ * the text to show, never the JSON `data` may come in; the JSON form's content and the
+ * required parameters come along structured, when protobuf clients can read them.
+ */
 export function interruptOf(
   i: CozeInterrupt,
   tenant: Tenant,
+  kind: "interrupt" | "run_interrupt",
 ): MessageInitShape<typeof WorkflowInterruptSchema> {
+  const content = i.content;
+  const required = i.requiredParameters;
   return {
-    eventId: tenant.seal("interrupt", i.eventId),
+    eventId: tenant.seal(kind, i.eventId),
     type: i.type,
-    question: i.data,
+    question: i.question,
     nodeTitle: i.nodeTitle ?? "",
+    contentType: i.contentType ?? "",
+    content:
+      content === undefined || nestedDeeperThan(content, maxJsonDepth)
+        ? undefined
+        : fromJson(ValueSchema, content as JsonValue),
+    requiredParameters:
+      required === undefined || nestedDeeperThan(required, maxJsonDepth - 1)
+        ? undefined
+        : (required as JsonObject),
   };
 }
 
@@ -108,16 +133,10 @@ async function* relayEvents(
   events: AsyncIterable<WorkflowEvent>,
   tenant: Tenant,
 ): AsyncGenerator<RelayEvent, void> {
-  let last: Extract<WorkflowEvent, { type: "message" }> | undefined;
-  // The text of the node that wrote last, and whether it said it was finished.
-  let text = "";
-  let open = false;
+  const collected = outputCollector();
   for await (const e of events) {
     if (e.type === "message") {
-      const sameNode = open && last !== undefined && nodeOf(last) === nodeOf(e);
-      text = sameNode ? text + e.content : e.content;
-      open = !e.nodeIsFinish;
-      last = e;
+      collected.add(e);
       yield {
         case: "message",
         value: {
@@ -129,24 +148,55 @@ async function* relayEvents(
         },
       };
     } else if (e.type === "interrupt") {
-      yield { case: "interrupt", value: interruptOf(e.interrupt, tenant) };
+      yield { case: "interrupt", value: interruptOf(e.interrupt, tenant, "interrupt") };
     } else if (e.type === "done") {
-      const output = last && { text, value: tryParse(text) };
       yield {
         case: "result",
         value: {
           executeId: runId(tenant, e.executeId),
-          ...outputFields(output),
+          ...outputFields(collected.output),
           debugUrl: e.debugUrl ?? "",
-          usage: usageOf(last?.usage),
+          usage: usageOf(collected.usage),
         },
       };
     }
   }
 }
 
+type NodeMessage = Extract<WorkflowEvent, { type: "message" }>;
+
+/**
+ * Collects a streamed run's output from its node messages: the text of the node that wrote
+ * last (the End node's, coze-api.md §5.2), joined when that node sent several pieces before
+ * `node_is_finish`, and that node's usage.
+ */
+export function outputCollector(): {
+  add(e: NodeMessage): void;
+  readonly output: WorkflowOutput | undefined;
+  readonly usage: Usage | undefined;
+} {
+  let last: NodeMessage | undefined;
+  // The text of the node that wrote last, and whether it said it was finished.
+  let text = "";
+  let open = false;
+  return {
+    add(e) {
+      const sameNode = open && last !== undefined && nodeOf(last) === nodeOf(e);
+      text = sameNode ? text + e.content : e.content;
+      open = !e.nodeIsFinish;
+      last = e;
+    },
+    get output() {
+      return last && { text, value: tryParse(text) };
+    },
+    get usage() {
+      return last?.usage;
+    },
+  };
+}
+
 /** What tells a node's messages apart: its id, else its title. */
-function nodeOf(e: Extract<WorkflowEvent, { type: "message" }>): string {
+function nodeOf(e: NodeMessage): string {
   return e.nodeId ?? e.nodeTitle;
 }
 
@@ -161,13 +211,7 @@ function tryParse(text: string): unknown {
 /** The result of an attached run that stopped running; a run that did not succeed throws. */
 export function resultOf(executeId: string, run: WorkflowRun | undefined) {
   if (run?.status !== "success") {
-    const step = "workflow.run";
-    throw new CozeError("failed", safeMessage("failed", step, run?.errorCode), {
-      step,
-      cozeCode: run?.errorCode,
-      cozeMessage: run?.errorMessage,
-      executeId,
-    });
+    throw failedRunError({ errorCode: run?.errorCode, errorMessage: run?.errorMessage }, executeId);
   }
   return {
     executeId,

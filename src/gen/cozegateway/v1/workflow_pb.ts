@@ -14,7 +14,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file cozegateway/v1/workflow.proto.
  */
 export const file_cozegateway_v1_workflow: GenFile = /*@__PURE__*/
-  fileDesc("Ch1jb3plZ2F0ZXdheS92MS93b3JrZmxvdy5wcm90bxIOY296ZWdhdGV3YXkudjEivQIKElJ1bldvcmtmbG93UmVxdWVzdBINCgVtb2RlbBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIPCgdjaGFubmVsGAMgASgJEisKCnBhcmFtZXRlcnMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiUKBG1vZGUYBSABKA4yFy5jb3plZ2F0ZXdheS52MS5SdW5Nb2RlEg4KBmJvdF9pZBgGIAEoCRIOCgZhcHBfaWQYByABKAkSOAoDZXh0GAggAygLMisuY296ZWdhdGV3YXkudjEuUnVuV29ya2Zsb3dSZXF1ZXN0LkV4dEVudHJ5EhgKEHdvcmtmbG93X3ZlcnNpb24YCSABKAkaKgoIRXh0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKAAgoTUnVuV29ya2Zsb3dSZXNwb25zZRISCgpleGVjdXRlX2lkGAEgASgJEikKBnN0YXR1cxgCIAEoDjIZLmNvemVnYXRld2F5LnYxLlJ1blN0YXR1cxITCgtvdXRwdXRfanNvbhgDIAEoCRImCgZvdXRwdXQYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSEQoJZGVidWdfdXJsGAUgASgJEiQKBXVzYWdlGAYgASgLMhUuY296ZWdhdGV3YXkudjEuVXNhZ2USNAoJaW50ZXJydXB0GAcgASgLMiEuY296ZWdhdGV3YXkudjEuV29ya2Zsb3dJbnRlcnJ1cHQirgIKFFdhdGNoV29ya2Zsb3dSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEg8KB2NoYW5uZWwYAyABKAkSKwoKcGFyYW1ldGVycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKZXhlY3V0ZV9pZBgFIAEoCRIOCgZib3RfaWQYBiABKAkSDgoGYXBwX2lkGAcgASgJEjoKA2V4dBgIIAMoCzItLmNvemVnYXRld2F5LnYxLldhdGNoV29ya2Zsb3dSZXF1ZXN0LkV4dEVudHJ5EhgKEHdvcmtmbG93X3ZlcnNpb24YCSABKAkaKgoIRXh0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL4AQoVV2F0Y2hXb3JrZmxvd1Jlc3BvbnNlEjYKB21lc3NhZ2UYASABKAsyIy5jb3plZ2F0ZXdheS52MS5Xb3JrZmxvd05vZGVNZXNzYWdlSAASNgoJaW50ZXJydXB0GAIgASgLMiEuY296ZWdhdGV3YXkudjEuV29ya2Zsb3dJbnRlcnJ1cHRIABI0Cghwcm9ncmVzcxgDIAEoCzIgLmNvemVnYXRld2F5LnYxLldvcmtmbG93UHJvZ3Jlc3NIABIwCgZyZXN1bHQYBCABKAsyHi5jb3plZ2F0ZXdheS52MS5Xb3JrZmxvd1Jlc3VsdEgAQgcKBWV2ZW50IosBChVSZXN1bWVXb3JrZmxvd1JlcXVlc3QSDQoFbW9kZWwYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSDwoHY2hhbm5lbBgDIAEoCRIQCghldmVudF9pZBgEIAEoCRITCgtyZXN1bWVfZGF0YRgFIAEoCRIWCg5pbnRlcnJ1cHRfdHlwZRgGIAEoBSLDAQoWUmVzdW1lV29ya2Zsb3dSZXNwb25zZRI2CgdtZXNzYWdlGAEgASgLMiMuY296ZWdhdGV3YXkudjEuV29ya2Zsb3dOb2RlTWVzc2FnZUgAEjYKCWludGVycnVwdBgCIAEoCzIhLmNvemVnYXRld2F5LnYxLldvcmtmbG93SW50ZXJydXB0SAASMAoGcmVzdWx0GAMgASgLMh4uY296ZWdhdGV3YXkudjEuV29ya2Zsb3dSZXN1bHRIAEIHCgVldmVudCJgChVHZXRXb3JrZmxvd1J1blJlcXVlc3QSDQoFbW9kZWwYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSDwoHY2hhbm5lbBgDIAEoCRISCgpleGVjdXRlX2lkGAQgASgJItoCChZHZXRXb3JrZmxvd1J1blJlc3BvbnNlEhIKCmV4ZWN1dGVfaWQYASABKAkSKQoGc3RhdHVzGAIgASgOMhkuY296ZWdhdGV3YXkudjEuUnVuU3RhdHVzEhMKC291dHB1dF9qc29uGAMgASgJEiYKBm91dHB1dBgEIAEoCzIWLmdvb2dsZS5wcm90b2J1Zi5WYWx1ZRISCgplcnJvcl9jb2RlGAUgASgJEhUKDWVycm9yX21lc3NhZ2UYBiABKAkSEQoJZGVidWdfdXJsGAcgASgJEiQKBXVzYWdlGAggASgLMhUuY296ZWdhdGV3YXkudjEuVXNhZ2USLwoLY3JlYXRlX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEi8KC3VwZGF0ZV90aW1lGAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJ3ChNXb3JrZmxvd05vZGVNZXNzYWdlEhIKCm5vZGVfdGl0bGUYASABKAkSDwoHbm9kZV9pZBgCIAEoCRIPCgdjb250ZW50GAMgASgJEhUKDW5vZGVfZmluaXNoZWQYBCABKAgSEwoLbm9kZV9zZXFfaWQYBSABKAkiWQoRV29ya2Zsb3dJbnRlcnJ1cHQSEAoIZXZlbnRfaWQYASABKAkSDAoEdHlwZRgCIAEoBRIQCghxdWVzdGlvbhgDIAEoCRISCgpub2RlX3RpdGxlGAQgASgJInQKEFdvcmtmbG93UHJvZ3Jlc3MSEgoKZXhlY3V0ZV9pZBgBIAEoCRIpCgZzdGF0dXMYAiABKA4yGS5jb3plZ2F0ZXdheS52MS5SdW5TdGF0dXMSEgoKZWxhcHNlZF9tcxgDIAEoDRINCgVwb2xscxgEIAEoDSKaAQoOV29ya2Zsb3dSZXN1bHQSEgoKZXhlY3V0ZV9pZBgBIAEoCRITCgtvdXRwdXRfanNvbhgCIAEoCRImCgZvdXRwdXQYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSEQoJZGVidWdfdXJsGAQgASgJEiQKBXVzYWdlGAUgASgLMhUuY296ZWdhdGV3YXkudjEuVXNhZ2UqYwoHUnVuTW9kZRIYChRSVU5fTU9ERV9VTlNQRUNJRklFRBAAEhEKDVJVTl9NT0RFX1NZTkMQARISCg5SVU5fTU9ERV9BU1lOQxACEhcKE1JVTl9NT0RFX0FTWU5DX1dBSVQQAyqMAQoJUnVuU3RhdHVzEhoKFlJVTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJSVU5fU1RBVFVTX1JVTk5JTkcQARIYChRSVU5fU1RBVFVTX1NVQ0NFRURFRBACEhUKEVJVTl9TVEFUVVNfRkFJTEVEEAMSGgoWUlVOX1NUQVRVU19JTlRFUlJVUFRFRBAEMo0DCg9Xb3JrZmxvd1NlcnZpY2USVgoLUnVuV29ya2Zsb3cSIi5jb3plZ2F0ZXdheS52MS5SdW5Xb3JrZmxvd1JlcXVlc3QaIy5jb3plZ2F0ZXdheS52MS5SdW5Xb3JrZmxvd1Jlc3BvbnNlEl4KDVdhdGNoV29ya2Zsb3cSJC5jb3plZ2F0ZXdheS52MS5XYXRjaFdvcmtmbG93UmVxdWVzdBolLmNvemVnYXRld2F5LnYxLldhdGNoV29ya2Zsb3dSZXNwb25zZTABEmEKDlJlc3VtZVdvcmtmbG93EiUuY296ZWdhdGV3YXkudjEuUmVzdW1lV29ya2Zsb3dSZXF1ZXN0GiYuY296ZWdhdGV3YXkudjEuUmVzdW1lV29ya2Zsb3dSZXNwb25zZTABEl8KDkdldFdvcmtmbG93UnVuEiUuY296ZWdhdGV3YXkudjEuR2V0V29ya2Zsb3dSdW5SZXF1ZXN0GiYuY296ZWdhdGV3YXkudjEuR2V0V29ya2Zsb3dSdW5SZXNwb25zZWIGcHJvdG8z", [file_cozegateway_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Ch1jb3plZ2F0ZXdheS92MS93b3JrZmxvdy5wcm90bxIOY296ZWdhdGV3YXkudjEivQIKElJ1bldvcmtmbG93UmVxdWVzdBINCgVtb2RlbBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIPCgdjaGFubmVsGAMgASgJEisKCnBhcmFtZXRlcnMYBCABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0EiUKBG1vZGUYBSABKA4yFy5jb3plZ2F0ZXdheS52MS5SdW5Nb2RlEg4KBmJvdF9pZBgGIAEoCRIOCgZhcHBfaWQYByABKAkSOAoDZXh0GAggAygLMisuY296ZWdhdGV3YXkudjEuUnVuV29ya2Zsb3dSZXF1ZXN0LkV4dEVudHJ5EhgKEHdvcmtmbG93X3ZlcnNpb24YCSABKAkaKgoIRXh0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASKAAgoTUnVuV29ya2Zsb3dSZXNwb25zZRISCgpleGVjdXRlX2lkGAEgASgJEikKBnN0YXR1cxgCIAEoDjIZLmNvemVnYXRld2F5LnYxLlJ1blN0YXR1cxITCgtvdXRwdXRfanNvbhgDIAEoCRImCgZvdXRwdXQYBCABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSEQoJZGVidWdfdXJsGAUgASgJEiQKBXVzYWdlGAYgASgLMhUuY296ZWdhdGV3YXkudjEuVXNhZ2USNAoJaW50ZXJydXB0GAcgASgLMiEuY296ZWdhdGV3YXkudjEuV29ya2Zsb3dJbnRlcnJ1cHQirgIKFFdhdGNoV29ya2Zsb3dSZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEg8KB2NoYW5uZWwYAyABKAkSKwoKcGFyYW1ldGVycxgEIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSEgoKZXhlY3V0ZV9pZBgFIAEoCRIOCgZib3RfaWQYBiABKAkSDgoGYXBwX2lkGAcgASgJEjoKA2V4dBgIIAMoCzItLmNvemVnYXRld2F5LnYxLldhdGNoV29ya2Zsb3dSZXF1ZXN0LkV4dEVudHJ5EhgKEHdvcmtmbG93X3ZlcnNpb24YCSABKAkaKgoIRXh0RW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASL4AQoVV2F0Y2hXb3JrZmxvd1Jlc3BvbnNlEjYKB21lc3NhZ2UYASABKAsyIy5jb3plZ2F0ZXdheS52MS5Xb3JrZmxvd05vZGVNZXNzYWdlSAASNgoJaW50ZXJydXB0GAIgASgLMiEuY296ZWdhdGV3YXkudjEuV29ya2Zsb3dJbnRlcnJ1cHRIABI0Cghwcm9ncmVzcxgDIAEoCzIgLmNvemVnYXRld2F5LnYxLldvcmtmbG93UHJvZ3Jlc3NIABIwCgZyZXN1bHQYBCABKAsyHi5jb3plZ2F0ZXdheS52MS5Xb3JrZmxvd1Jlc3VsdEgAQgcKBWV2ZW50IosBChVSZXN1bWVXb3JrZmxvd1JlcXVlc3QSDQoFbW9kZWwYASABKAkSEwoLd29ya2Zsb3dfaWQYAiABKAkSDwoHY2hhbm5lbBgDIAEoCRIQCghldmVudF9pZBgEIAEoCRITCgtyZXN1bWVfZGF0YRgFIAEoCRIWCg5pbnRlcnJ1cHRfdHlwZRgGIAEoBSKOAQoYUmVzdW1lV29ya2Zsb3dSdW5SZXF1ZXN0Eg0KBW1vZGVsGAEgASgJEhMKC3dvcmtmbG93X2lkGAIgASgJEg8KB2NoYW5uZWwYAyABKAkSEAoIZXZlbnRfaWQYBCABKAkSEwoLcmVzdW1lX2RhdGEYBSABKAkSFgoOaW50ZXJydXB0X3R5cGUYBiABKAUihgIKGVJlc3VtZVdvcmtmbG93UnVuUmVzcG9uc2USEgoKZXhlY3V0ZV9pZBgBIAEoCRIpCgZzdGF0dXMYAiABKA4yGS5jb3plZ2F0ZXdheS52MS5SdW5TdGF0dXMSEwoLb3V0cHV0X2pzb24YAyABKAkSJgoGb3V0cHV0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhEKCWRlYnVnX3VybBgFIAEoCRIkCgV1c2FnZRgGIAEoCzIVLmNvemVnYXRld2F5LnYxLlVzYWdlEjQKCWludGVycnVwdBgHIAEoCzIhLmNvemVnYXRld2F5LnYxLldvcmtmbG93SW50ZXJydXB0IsMBChZSZXN1bWVXb3JrZmxvd1Jlc3BvbnNlEjYKB21lc3NhZ2UYASABKAsyIy5jb3plZ2F0ZXdheS52MS5Xb3JrZmxvd05vZGVNZXNzYWdlSAASNgoJaW50ZXJydXB0GAIgASgLMiEuY296ZWdhdGV3YXkudjEuV29ya2Zsb3dJbnRlcnJ1cHRIABIwCgZyZXN1bHQYAyABKAsyHi5jb3plZ2F0ZXdheS52MS5Xb3JrZmxvd1Jlc3VsdEgAQgcKBWV2ZW50ImAKFUdldFdvcmtmbG93UnVuUmVxdWVzdBINCgVtb2RlbBgBIAEoCRITCgt3b3JrZmxvd19pZBgCIAEoCRIPCgdjaGFubmVsGAMgASgJEhIKCmV4ZWN1dGVfaWQYBCABKAkikAMKFkdldFdvcmtmbG93UnVuUmVzcG9uc2USEgoKZXhlY3V0ZV9pZBgBIAEoCRIpCgZzdGF0dXMYAiABKA4yGS5jb3plZ2F0ZXdheS52MS5SdW5TdGF0dXMSEwoLb3V0cHV0X2pzb24YAyABKAkSJgoGb3V0cHV0GAQgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEhIKCmVycm9yX2NvZGUYBSABKAkSFQoNZXJyb3JfbWVzc2FnZRgGIAEoCRIRCglkZWJ1Z191cmwYByABKAkSJAoFdXNhZ2UYCCABKAsyFS5jb3plZ2F0ZXdheS52MS5Vc2FnZRIvCgtjcmVhdGVfdGltZRgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLdXBkYXRlX3RpbWUYCiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjQKCWludGVycnVwdBgLIAEoCzIhLmNvemVnYXRld2F5LnYxLldvcmtmbG93SW50ZXJydXB0IncKE1dvcmtmbG93Tm9kZU1lc3NhZ2USEgoKbm9kZV90aXRsZRgBIAEoCRIPCgdub2RlX2lkGAIgASgJEg8KB2NvbnRlbnQYAyABKAkSFQoNbm9kZV9maW5pc2hlZBgEIAEoCBITCgtub2RlX3NlcV9pZBgFIAEoCSLOAQoRV29ya2Zsb3dJbnRlcnJ1cHQSEAoIZXZlbnRfaWQYASABKAkSDAoEdHlwZRgCIAEoBRIQCghxdWVzdGlvbhgDIAEoCRISCgpub2RlX3RpdGxlGAQgASgJEhQKDGNvbnRlbnRfdHlwZRgFIAEoCRInCgdjb250ZW50GAYgASgLMhYuZ29vZ2xlLnByb3RvYnVmLlZhbHVlEjQKE3JlcXVpcmVkX3BhcmFtZXRlcnMYByABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0InQKEFdvcmtmbG93UHJvZ3Jlc3MSEgoKZXhlY3V0ZV9pZBgBIAEoCRIpCgZzdGF0dXMYAiABKA4yGS5jb3plZ2F0ZXdheS52MS5SdW5TdGF0dXMSEgoKZWxhcHNlZF9tcxgDIAEoDRINCgVwb2xscxgEIAEoDSKaAQoOV29ya2Zsb3dSZXN1bHQSEgoKZXhlY3V0ZV9pZBgBIAEoCRITCgtvdXRwdXRfanNvbhgCIAEoCRImCgZvdXRwdXQYAyABKAsyFi5nb29nbGUucHJvdG9idWYuVmFsdWUSEQoJZGVidWdfdXJsGAQgASgJEiQKBXVzYWdlGAUgASgLMhUuY296ZWdhdGV3YXkudjEuVXNhZ2UqYwoHUnVuTW9kZRIYChRSVU5fTU9ERV9VTlNQRUNJRklFRBAAEhEKDVJVTl9NT0RFX1NZTkMQARISCg5SVU5fTU9ERV9BU1lOQxACEhcKE1JVTl9NT0RFX0FTWU5DX1dBSVQQAyqMAQoJUnVuU3RhdHVzEhoKFlJVTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIWChJSVU5fU1RBVFVTX1JVTk5JTkcQARIYChRSVU5fU1RBVFVTX1NVQ0NFRURFRBACEhUKEVJVTl9TVEFUVVNfRkFJTEVEEAMSGgoWUlVOX1NUQVRVU19JTlRFUlJVUFRFRBAEMvcDCg9Xb3JrZmxvd1NlcnZpY2USVgoLUnVuV29ya2Zsb3cSIi5jb3plZ2F0ZXdheS52MS5SdW5Xb3JrZmxvd1JlcXVlc3QaIy5jb3plZ2F0ZXdheS52MS5SdW5Xb3JrZmxvd1Jlc3BvbnNlEl4KDVdhdGNoV29ya2Zsb3cSJC5jb3plZ2F0ZXdheS52MS5XYXRjaFdvcmtmbG93UmVxdWVzdBolLmNvemVnYXRld2F5LnYxLldhdGNoV29ya2Zsb3dSZXNwb25zZTABEmEKDlJlc3VtZVdvcmtmbG93EiUuY296ZWdhdGV3YXkudjEuUmVzdW1lV29ya2Zsb3dSZXF1ZXN0GiYuY296ZWdhdGV3YXkudjEuUmVzdW1lV29ya2Zsb3dSZXNwb25zZTABEmgKEVJlc3VtZVdvcmtmbG93UnVuEiguY296ZWdhdGV3YXkudjEuUmVzdW1lV29ya2Zsb3dSdW5SZXF1ZXN0GikuY296ZWdhdGV3YXkudjEuUmVzdW1lV29ya2Zsb3dSdW5SZXNwb25zZRJfCg5HZXRXb3JrZmxvd1J1bhIlLmNvemVnYXRld2F5LnYxLkdldFdvcmtmbG93UnVuUmVxdWVzdBomLmNvemVnYXRld2F5LnYxLkdldFdvcmtmbG93UnVuUmVzcG9uc2ViBnByb3RvMw", [file_cozegateway_v1_common, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * RunWorkflowRequest starts a workflow run.
@@ -258,7 +258,8 @@ export type WatchWorkflowResponse = Message<"cozegateway.v1.WatchWorkflowRespons
     case: "message";
   } | {
     /**
-     * The run waits for an answer: the last event; resume with ResumeWorkflow.
+     * The run waits for an answer: the last event (of an attached async run too); resume with
+     * ResumeWorkflow or ResumeWorkflowRun.
      *
      * @generated from field: cozegateway.v1.WorkflowInterrupt interrupt = 2;
      */
@@ -348,6 +349,126 @@ export const ResumeWorkflowRequestSchema: GenMessage<ResumeWorkflowRequest> = /*
   messageDesc(file_cozegateway_v1_workflow, 4);
 
 /**
+ * ResumeWorkflowRunRequest answers an interrupt and waits for the outcome.
+ *
+ * @generated from message cozegateway.v1.ResumeWorkflowRunRequest
+ */
+export type ResumeWorkflowRunRequest = Message<"cozegateway.v1.ResumeWorkflowRunRequest"> & {
+  /**
+   * The model route the run was started with.
+   *
+   * @generated from field: string model = 1;
+   */
+  model: string;
+
+  /**
+   * Or the Coze workflow id, on `channel`.
+   *
+   * @generated from field: string workflow_id = 2;
+   */
+  workflowId: string;
+
+  /**
+   * The configured channel to use with workflow_id.
+   *
+   * @generated from field: string channel = 3;
+   */
+  channel: string;
+
+  /**
+   * The interrupt's event id.
+   *
+   * @generated from field: string event_id = 4;
+   */
+  eventId: string;
+
+  /**
+   * The answer.
+   *
+   * @generated from field: string resume_data = 5;
+   */
+  resumeData: string;
+
+  /**
+   * The interrupt's type, as WorkflowInterrupt.type reported it.
+   *
+   * @generated from field: int32 interrupt_type = 6;
+   */
+  interruptType: number;
+};
+
+/**
+ * Describes the message cozegateway.v1.ResumeWorkflowRunRequest.
+ * Use `create(ResumeWorkflowRunRequestSchema)` to create a new message.
+ */
+export const ResumeWorkflowRunRequestSchema: GenMessage<ResumeWorkflowRunRequest> = /*@__PURE__*/
+  messageDesc(file_cozegateway_v1_workflow, 5);
+
+/**
+ * ResumeWorkflowRunResponse is a resumed run's outcome.
+ *
+ * @generated from message cozegateway.v1.ResumeWorkflowRunResponse
+ */
+export type ResumeWorkflowRunResponse = Message<"cozegateway.v1.ResumeWorkflowRunResponse"> & {
+  /**
+   * The run's execute id, when Coze named it.
+   *
+   * @generated from field: string execute_id = 1;
+   */
+  executeId: string;
+
+  /**
+   * SUCCEEDED or INTERRUPTED.
+   *
+   * @generated from field: cozegateway.v1.RunStatus status = 2;
+   */
+  status: RunStatus;
+
+  /**
+   * The output as the JSON text Coze produced, unchanged.
+   *
+   * @generated from field: string output_json = 3;
+   */
+  outputJson: string;
+
+  /**
+   * The output as a structured value, when output_json parses and nests objects and arrays at
+   * most 32 levels deep; output_json always carries the whole output.
+   *
+   * @generated from field: google.protobuf.Value output = 4;
+   */
+  output?: Value | undefined;
+
+  /**
+   * A link to the run in the Coze console.
+   *
+   * @generated from field: string debug_url = 5;
+   */
+  debugUrl: string;
+
+  /**
+   * Tokens used.
+   *
+   * @generated from field: cozegateway.v1.Usage usage = 6;
+   */
+  usage?: Usage | undefined;
+
+  /**
+   * The next interrupt when status is INTERRUPTED; answer it the same way.
+   *
+   * @generated from field: cozegateway.v1.WorkflowInterrupt interrupt = 7;
+   */
+  interrupt?: WorkflowInterrupt | undefined;
+};
+
+/**
+ * Describes the message cozegateway.v1.ResumeWorkflowRunResponse.
+ * Use `create(ResumeWorkflowRunResponseSchema)` to create a new message.
+ */
+export const ResumeWorkflowRunResponseSchema: GenMessage<ResumeWorkflowRunResponse> = /*@__PURE__*/
+  messageDesc(file_cozegateway_v1_workflow, 6);
+
+/**
  * ResumeWorkflowResponse is one event of a resumed run.
  *
  * @generated from message cozegateway.v1.ResumeWorkflowResponse
@@ -390,7 +511,7 @@ export type ResumeWorkflowResponse = Message<"cozegateway.v1.ResumeWorkflowRespo
  * Use `create(ResumeWorkflowResponseSchema)` to create a new message.
  */
 export const ResumeWorkflowResponseSchema: GenMessage<ResumeWorkflowResponse> = /*@__PURE__*/
-  messageDesc(file_cozegateway_v1_workflow, 5);
+  messageDesc(file_cozegateway_v1_workflow, 7);
 
 /**
  * GetWorkflowRunRequest names a run.
@@ -432,7 +553,7 @@ export type GetWorkflowRunRequest = Message<"cozegateway.v1.GetWorkflowRunReques
  * Use `create(GetWorkflowRunRequestSchema)` to create a new message.
  */
 export const GetWorkflowRunRequestSchema: GenMessage<GetWorkflowRunRequest> = /*@__PURE__*/
-  messageDesc(file_cozegateway_v1_workflow, 6);
+  messageDesc(file_cozegateway_v1_workflow, 8);
 
 /**
  * GetWorkflowRunResponse is a run as Coze's run history reports it.
@@ -511,6 +632,14 @@ export type GetWorkflowRunResponse = Message<"cozegateway.v1.GetWorkflowRunRespo
    * @generated from field: google.protobuf.Timestamp update_time = 10;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * The interrupt the run waits on, when status is INTERRUPTED; answer it with ResumeWorkflow
+   * or ResumeWorkflowRun.
+   *
+   * @generated from field: cozegateway.v1.WorkflowInterrupt interrupt = 11;
+   */
+  interrupt?: WorkflowInterrupt | undefined;
 };
 
 /**
@@ -518,7 +647,7 @@ export type GetWorkflowRunResponse = Message<"cozegateway.v1.GetWorkflowRunRespo
  * Use `create(GetWorkflowRunResponseSchema)` to create a new message.
  */
 export const GetWorkflowRunResponseSchema: GenMessage<GetWorkflowRunResponse> = /*@__PURE__*/
-  messageDesc(file_cozegateway_v1_workflow, 7);
+  messageDesc(file_cozegateway_v1_workflow, 9);
 
 /**
  * WorkflowNodeMessage is output of one workflow node.
@@ -567,7 +696,7 @@ export type WorkflowNodeMessage = Message<"cozegateway.v1.WorkflowNodeMessage"> 
  * Use `create(WorkflowNodeMessageSchema)` to create a new message.
  */
 export const WorkflowNodeMessageSchema: GenMessage<WorkflowNodeMessage> = /*@__PURE__*/
-  messageDesc(file_cozegateway_v1_workflow, 8);
+  messageDesc(file_cozegateway_v1_workflow, 10);
 
 /**
  * WorkflowInterrupt is a question the run waits on.
@@ -576,32 +705,60 @@ export const WorkflowNodeMessageSchema: GenMessage<WorkflowNodeMessage> = /*@__P
  */
 export type WorkflowInterrupt = Message<"cozegateway.v1.WorkflowInterrupt"> & {
   /**
-   * Pass it to ResumeWorkflow.event_id.
+   * Pass it to ResumeWorkflow.event_id or ResumeWorkflowRun.event_id.
    *
    * @generated from field: string event_id = 1;
    */
   eventId: string;
 
   /**
-   * 2 question node, 5 input node, 6 local plugin, 7 OAuth plugin.
+   * The interrupt type as Coze sent it; pass it back as interrupt_type. Coze's docs say 2
+   * question node, 5 input node, 6 client-side plugin, 7 OAuth plugin; its API spec says 1
+   * local plugin, 2 question, 3 require infos, 4 scene chat, 5 input, 7 OAuth plugin.
    *
    * @generated from field: int32 type = 2;
    */
   type: number;
 
   /**
-   * The question or prompt.
+   * The question for a person to read: Coze's text, never the JSON it may come in; for an input
+   * node, the fields it asks for ("Please provide: img (image)").
    *
    * @generated from field: string question = 3;
    */
   question: string;
 
   /**
-   * The node that asks.
+   * The node that asks, when Coze names it (streamed interrupts).
    *
    * @generated from field: string node_title = 4;
    */
   nodeTitle: string;
+
+  /**
+   * The content_type of Coze's JSON form {"content_type", "content"}; empty when the interrupt
+   * came as plain text.
+   *
+   * @generated from field: string content_type = 5;
+   */
+  contentType: string;
+
+  /**
+   * The content of that JSON form, structured when it is JSON itself (an input node's field
+   * list, options), else its text; unset for plain text or content nested deeper than 32
+   * levels.
+   *
+   * @generated from field: google.protobuf.Value content = 6;
+   */
+  content?: Value | undefined;
+
+  /**
+   * What the node still needs: parameter name to its description ({"type", "required", ...}),
+   * as Coze sent it.
+   *
+   * @generated from field: google.protobuf.Struct required_parameters = 7;
+   */
+  requiredParameters?: JsonObject | undefined;
 };
 
 /**
@@ -609,7 +766,7 @@ export type WorkflowInterrupt = Message<"cozegateway.v1.WorkflowInterrupt"> & {
  * Use `create(WorkflowInterruptSchema)` to create a new message.
  */
 export const WorkflowInterruptSchema: GenMessage<WorkflowInterrupt> = /*@__PURE__*/
-  messageDesc(file_cozegateway_v1_workflow, 9);
+  messageDesc(file_cozegateway_v1_workflow, 11);
 
 /**
  * WorkflowProgress is the state of an attached async run.
@@ -651,7 +808,7 @@ export type WorkflowProgress = Message<"cozegateway.v1.WorkflowProgress"> & {
  * Use `create(WorkflowProgressSchema)` to create a new message.
  */
 export const WorkflowProgressSchema: GenMessage<WorkflowProgress> = /*@__PURE__*/
-  messageDesc(file_cozegateway_v1_workflow, 10);
+  messageDesc(file_cozegateway_v1_workflow, 12);
 
 /**
  * WorkflowResult is a finished run's output.
@@ -702,7 +859,7 @@ export type WorkflowResult = Message<"cozegateway.v1.WorkflowResult"> & {
  * Use `create(WorkflowResultSchema)` to create a new message.
  */
 export const WorkflowResultSchema: GenMessage<WorkflowResult> = /*@__PURE__*/
-  messageDesc(file_cozegateway_v1_workflow, 11);
+  messageDesc(file_cozegateway_v1_workflow, 13);
 
 /**
  * RunMode says how RunWorkflow waits.
@@ -826,7 +983,9 @@ export const WorkflowService: GenService<{
     output: typeof WatchWorkflowResponseSchema;
   },
   /**
-   * ResumeWorkflow answers an interrupt and streams the rest of the run.
+   * ResumeWorkflow answers an interrupt and streams the rest of the run. It takes the event id
+   * of any interrupt: one streamed by WatchWorkflow or ResumeWorkflow, or one in a run's reply
+   * (RunWorkflow, ResumeWorkflowRun, GetWorkflowRun).
    *
    * @generated from rpc cozegateway.v1.WorkflowService.ResumeWorkflow
    */
@@ -834,6 +993,18 @@ export const WorkflowService: GenService<{
     methodKind: "server_streaming";
     input: typeof ResumeWorkflowRequestSchema;
     output: typeof ResumeWorkflowResponseSchema;
+  },
+  /**
+   * ResumeWorkflowRun answers an interrupt and waits for the run's outcome in one reply, like
+   * RunWorkflow: its output (SUCCEEDED) or the next interrupt (INTERRUPTED). It takes the event
+   * id of any interrupt, as ResumeWorkflow does.
+   *
+   * @generated from rpc cozegateway.v1.WorkflowService.ResumeWorkflowRun
+   */
+  resumeWorkflowRun: {
+    methodKind: "unary";
+    input: typeof ResumeWorkflowRunRequestSchema;
+    output: typeof ResumeWorkflowRunResponseSchema;
   },
   /**
    * GetWorkflowRun reads a run's status and output from Coze's run history.
