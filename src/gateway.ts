@@ -1,40 +1,34 @@
-import { timingSafeEqual } from "node:crypto";
 import type { GatewayConfig, StateConfig } from "./config/index.js";
-import { hashApiKey, interruptDefaults, stateDefaults } from "./config/index.js";
+import { stateDefaults } from "./config/index.js";
 import { type Clock, systemClock } from "./coze/clock.js";
-import { createPools } from "./coze/pools.js";
+import { createPools, type Pools } from "./coze/pools.js";
 import { createTokenCache } from "./coze/token-cache.js";
+import { createRuntimeHolder, type RuntimeHolder } from "./gateway-holder.js";
+import { createReloader, type ReloadResult } from "./gateway-reload.js";
+import { buildRuntime, type Runtime, type RuntimeShared } from "./gateway-runtime.js";
 import { createKeyLimiter, createLimitMetrics } from "./limits/index.js";
 import { createDiscoveryMetrics } from "./observability/discovery-metrics.js";
 import {
   createObservability,
+  createReloadMetrics,
   createTracing,
   type LogFn,
   type Observability,
 } from "./observability/index.js";
-import { createInterruptReplies, createOpenAiDoor } from "./openai/index.js";
 import { createPlaygroundHandler } from "./playground/playground-handler.js";
 import {
   type Door,
   type GatewayServer,
   type MetricsListener,
   publicDoor,
-  requireMetricsKey,
   startGatewayServer,
   startMetricsListener,
 } from "./server/index.js";
-import {
-  type Caller,
-  createChannels,
-  createDiscovery,
-  createHeldRuns,
-  createModelInfo,
-  createModelTable,
-  createServiceImpls,
-  createTenant,
-  serviceRoutes,
-} from "./service/index.js";
+import { createHeldRuns, poolsOf, serviceRoutes } from "./service/index.js";
 import { createStateStore } from "./state/index.js";
+
+export type { ReloadResult } from "./gateway-reload.js";
+export { createAuthenticator } from "./gateway-runtime.js";
 
 /** A log function: one structured line per call. Never pass secrets. */
 export type Log = LogFn;
@@ -84,28 +78,14 @@ export interface Gateway {
   readonly metricsUrl: string | undefined;
   /** Graceful shutdown: the server first (grace period for unary calls), then upstream pools. */
   close(): Promise<void>;
-}
-
-/**
- * Makes the caller check: the presented key is hashed and compared in constant time with every
- * configured key hash (all of them, so the time does not depend on which one matches).
- */
-export function createAuthenticator(config: GatewayConfig): (key: string) => Caller | undefined {
-  const keys = config.apiKeys;
-  // One Caller per key for the gateway's life: what is derived from it is computed once.
-  const callers: readonly Caller[] = keys.map((k) => ({
-    name: k.name,
-    models: k.models,
-    tenant: createTenant(config.serverSecret, k.sha256, { rawIds: k.rawCozeIds }),
-  }));
-  return (key) => {
-    const hash = hashApiKey(key);
-    let found: Caller | undefined;
-    keys.forEach((k, i) => {
-      if (timingSafeEqual(hash, k.sha256) && found === undefined) found = callers[i];
-    });
-    return found;
-  };
+  /**
+   * Reloads the config without a restart: `load` reads and validates it (`loadConfig`), then
+   * keys, `server_secret`, channels and model routes, TLS files and the metrics key swap at once;
+   * calls under way finish on the config they started with. An invalid config changes nothing.
+   * Settings that need a restart keep their running values ({@link ReloadResult.needsRestart}).
+   * Never rejects.
+   */
+  reload(load: () => Promise<GatewayConfig>): Promise<ReloadResult>;
 }
 
 /**
@@ -119,26 +99,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { config } = options;
   const observability = options.observability ?? createObservability({ level: "silent" });
   const { log } = observability;
-  const { listen: metricsAddress, keySha256: metricsKey } = config.server.metrics;
-  const metricsRoute =
-    metricsKey === undefined
-      ? observability.publicRoute
-      : requireMetricsKey(observability.publicRoute, metricsKey);
-  // The doors on the main port besides Connect: the OpenAI-compatible API (below), and the
-  // pages that need no API key.
-  const doors: Door[] = [];
-  if (metricsAddress === undefined) doors.push(publicDoor("/metrics", metricsRoute));
-  if (config.server.playground) {
-    doors.push(
-      publicDoor(
-        "/playground",
-        createPlaygroundHandler({ suggestedModels: options.playgroundModels, log }),
-      ),
-    );
-  }
-  // Off without a `tracing` section: the SDK is not even loaded.
+  // Off without a `tracing` section: the SDK is not even loaded. The process's, as the
+  // connection to a collector: a change of `tracing` needs a restart.
   const tracing = await createTracing(config.tracing, log);
   const limitsClock = options.limitsClock ?? options.clock ?? systemClock;
+  // The state store, the limiter and their metrics are the process's: a reload keeps the store
+  // (state needs a restart) and hands the limiter the new keys.
   const state = config.state ?? defaultState;
   const store = createStateStore(state, {
     clock: limitsClock,
@@ -152,11 +118,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
     },
   });
-  let channels: ReturnType<typeof createChannels> | undefined;
+  let holder: RuntimeHolder | undefined;
   const limitMetrics = createLimitMetrics(observability.metrics.registry, {
     state: () => store.health(),
     channels: () =>
-      (channels?.all ?? []).flatMap((c) =>
+      (holder?.current.channels.all ?? []).flatMap((c) =>
         c.gate ? [{ name: c.name, active: c.gate.active, waiting: c.gate.waiting }] : [],
       ),
   });
@@ -175,70 +141,58 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onEvent: observability.onToken,
   });
   observability.observeTokenCache(() => tokens.stats());
-  channels = createChannels({
-    channels: config.channels,
-    tokens,
-    pools,
-    clock: options.clock,
-    userAgent: options.userAgent,
-    onCall: observability.onUpstream,
-    onGateRefused: () => limitMetrics.refused("channel"),
-  });
-  // The configured routes plus what discovery finds in the channels' spaces, refreshed in the
-  // background; requests only read it.
-  const models = createModelTable(config);
-  const discovery = createDiscovery({
-    channels,
-    models,
-    clock: options.clock,
-    log,
-    onRefresh: createDiscoveryMetrics(observability.metrics.registry),
-    trace: (channel) => tracing.background("discovery refresh", { "gateway.channel": channel }),
-  });
-  // Runs held by the gateway when a channel's plan refuses is_async: they live in this process
-  // and are ended at shutdown, before the pools close (an open stream would hold them up).
+  // Runs held by the gateway when a channel's plan refuses is_async: they live in this process,
+  // whatever config is in force, and are ended at shutdown, before the pools close (an open
+  // stream would hold them up).
   const heldRuns = createHeldRuns({ clock: options.clock ?? systemClock });
   observability.metrics.observeHeldRuns(() => heldRuns.running);
-  // One set of service instances behind both the Connect routes and the OpenAI-compatible shim.
-  const services = createServiceImpls({
-    config,
-    channels,
-    models,
-    onPollStarted: () => observability.metrics.pollStarted(),
+  const warnedFallback = new Set<string>();
+  const shared: RuntimeShared = {
+    pools,
+    tokens,
+    observability,
     clock: options.clock,
+    userAgent: options.userAgent,
+    openAiHeartbeatMs: options.openAiHeartbeatMs,
+    limiter,
+    onGateRefused: () => limitMetrics.refused("channel"),
+    onDiscoveryRefresh: createDiscoveryMetrics(observability.metrics.registry),
+    traceDiscovery: (channel) =>
+      tracing.background("discovery refresh", { "gateway.channel": channel }),
+    store,
+    limitsClock,
     heldRuns,
-    onAsyncFallback({ channel, reason, first }) {
+    onAsyncFallback({ channel, reason }) {
       observability.metrics.asyncFallback(channel, reason);
-      // Once per channel, not per run: the metric counts the runs.
-      if (first) {
-        log(
-          "warn",
-          "coze refused is_async for this channel's plan: workflow-async runs are held by the gateway over stream_run and are lost if it restarts",
-          {
-            channel,
-            cozeCode: 6003,
-          },
-        );
-      }
+      // Once per channel and process, not per run (the metric counts the runs) nor per reload.
+      if (warnedFallback.has(channel)) return;
+      warnedFallback.add(channel);
+      log(
+        "warn",
+        "coze refused is_async for this channel's plan: workflow-async runs are held by the gateway over stream_run and are lost if it restarts",
+        { channel, cozeCode: 6003 },
+      );
     },
-  });
-  const openAi = createOpenAiDoor({
-    services,
-    modelInfo: createModelInfo(models),
-    bodyLimitBytes: config.server.bodyLimitBytes,
-    heartbeatMs: options.openAiHeartbeatMs,
-    log,
-    onStreamOpened: () => observability.metrics.streamOpened("rest"),
-    replies: createInterruptReplies({
-      store,
-      ttlMs: (config.interrupts?.ttlSeconds ?? interruptDefaults.ttlSeconds) * 1000,
-      now: () => limitsClock.now(),
-    }),
-    async billing(caller) {
-      const usage = await limiter.usage(caller.name);
-      return { quotaTokens: usage.quota?.tokens, usedTokens: usage.usedTokens };
-    },
-  });
+  };
+  // What a config builds (keys, channels, routes, discovery, services) lives in a runtime,
+  // swapped whole on reload; the server mounts the holder's doors once, and each call runs on
+  // its runtime.
+  const first = buildRuntime(config, shared);
+  const runtimes = createRuntimeHolder(first, (old) => release(old, runtimes.live(), pools, log));
+  holder = runtimes;
+  const metricsAddress = config.server.metrics.listen;
+  // The doors on the main port besides Connect: the OpenAI-compatible API, and the pages that
+  // need no API key.
+  const doors: Door[] = [runtimes.openAiDoor];
+  if (metricsAddress === undefined) doors.push(publicDoor("/metrics", runtimes.metricsRoute));
+  if (config.server.playground) {
+    doors.push(
+      publicDoor(
+        "/playground",
+        createPlaygroundHandler({ suggestedModels: options.playgroundModels, log }),
+      ),
+    );
+  }
   const limits = {
     idleTimeoutMs: config.server.idleTimeoutMs,
     headersTimeoutMs: config.server.headersTimeoutMs,
@@ -250,11 +204,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   let metricsListener: MetricsListener | undefined;
   try {
     // Bounded by each channel's discovery.start_wait_ms; never rejects.
-    await discovery.start();
+    await first.discovery.start();
     if (metricsAddress !== undefined) {
       metricsListener = await startMetricsListener({
         ...metricsAddress,
-        route: metricsRoute,
+        route: runtimes.metricsRoute,
         limits,
         log,
       });
@@ -272,9 +226,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         const health = store.health();
         return { state: health.ok ? health.detail : `${health.detail}; limits fail ${state.fail}` };
       },
-      routes: serviceRoutes(services),
-      authenticate: createAuthenticator(config),
-      doors: [openAi, ...doors],
+      routes: serviceRoutes(runtimes.services),
+      authenticate: runtimes.authenticate,
+      callerCurrent: runtimes.callerCurrent,
+      doors,
       metrics: observability.metrics,
       log,
       requestLog: observability.requestLog,
@@ -282,7 +237,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       trustedProxies: config.server.trustedProxies,
     });
   } catch (err) {
-    await discovery.close();
+    await first.discovery.close();
     await metricsListener?.close();
     heldRuns.close();
     await pools.destroy();
@@ -291,12 +246,43 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await tracing.shutdown();
     throw err;
   }
+  // Runtimes a reload is building: their discovery runs before they serve.
+  const building = new Set<Runtime>();
+  let closed = false;
+  const reloadMetrics = createReloadMetrics(observability.metrics.registry);
+  reloadMetrics.inForce(config.sha256);
+  const reload = createReloader({
+    holder: runtimes,
+    async build(next, previous) {
+      const runtime = buildRuntime(next, shared, previous);
+      building.add(runtime);
+      try {
+        // The new channels' first lists, bounded by their start_wait_ms; calls go on meanwhile
+        // on the running config.
+        await runtime.discovery.start();
+      } finally {
+        building.delete(runtime);
+      }
+      if (closed) {
+        await runtime.discovery.close();
+        throw new Error("the gateway is closing");
+      }
+      return runtime;
+    },
+    applied: (runtime) => limiter.setKeys(runtime.config.apiKeys),
+    setTls: (tls) => server.setTls(tls),
+    discard: (unused) => release(unused, runtimes.live(), pools, log),
+    log,
+    metrics: reloadMetrics,
+  });
   return {
     url: server.url,
     port: server.port,
     metricsUrl: metricsListener?.url,
     async close() {
-      await Promise.all([server.close(), metricsListener?.close(), discovery.close()]);
+      closed = true;
+      const discoveries = [...runtimes.live(), ...building].map((r) => r.discovery.close());
+      await Promise.all([server.close(), metricsListener?.close(), ...discoveries]);
       heldRuns.close();
       limiter.close();
       // After the server: the last requests' usage is deferred when their responses close.
@@ -304,5 +290,23 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       // The spans of the last requests, within the export timeout.
       await Promise.all([pools.close(), tracing.shutdown()]);
     },
+    reload,
   };
+}
+
+/**
+ * Releases what `old` holds that no runtime of `live` uses: its discovery loop, the end-user
+ * sessions of its channels that were replaced or removed, and the connection pools no live
+ * channel uses (each closes once its requests under way are done).
+ */
+function release(old: Runtime, live: readonly Runtime[], pools: Pools, log: LogFn): void {
+  // Never rejects: a list under way is cancelled, its loop ends.
+  void old.discovery.close();
+  const kept = new Set(live.flatMap((r) => r.channels.all));
+  for (const channel of old.channels.all) if (!kept.has(channel)) channel.release();
+  pools.retain([...kept].flatMap((c) => poolsOf(c.config))).catch((err: unknown) => {
+    log("warn", "closing the connections of a removed channel failed", {
+      error: err instanceof Error ? err.name : typeof err,
+    });
+  });
 }

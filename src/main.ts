@@ -12,6 +12,7 @@ const usage = `Usage: coze-gateway [--config FILE] [--check] [--check-token]
 
   --config FILE   gateway config (YAML or JSON); also COZE_GATEWAY_CONFIG.
                   Without one, demo mode starts an embedded Coze emulator on loopback.
+                  SIGHUP (kill -HUP) reloads it without a restart (docs/deployment.md).
   --check         validate the config and exit (0 valid, 1 invalid)
   --check-token   with --check: also fetch one Coze access token per channel
   --help          this text
@@ -56,7 +57,8 @@ async function main(): Promise<number> {
       config = await loadConfig(path, env);
     } catch (err) {
       if (err instanceof ConfigError) {
-        process.stderr.write(`config error: ${err.message}\n`);
+        // Every problem of the file, not only the first: one round of fixes for all of them.
+        for (const problem of err.all) process.stderr.write(`config error: ${problem.message}\n`);
         return 1;
       }
       throw err;
@@ -79,6 +81,14 @@ async function main(): Promise<number> {
     demo = await startDemo({ host: "127.0.0.1", port });
     config = demo.config;
   }
+
+  // Node ends the process on SIGHUP by default: from here on it asks for a reload instead, one
+  // made as soon as the gateway listens when it comes during the start.
+  let reloadAsked = false;
+  let reload = () => {
+    reloadAsked = true;
+  };
+  process.on("SIGHUP", () => reload());
 
   let gateway: Gateway;
   try {
@@ -127,6 +137,17 @@ async function main(): Promise<number> {
     };
     process.on("SIGTERM", () => stop("SIGTERM"));
     process.on("SIGINT", () => stop("SIGINT"));
+    // `kill -HUP`: read the same file (and the same environment) again, check it as --check
+    // does, and swap it in without dropping a call; an invalid file keeps the running config.
+    reload = () => {
+      if (stopping) return;
+      if (!path) {
+        log("warn", "SIGHUP ignored: demo mode has no config file to reload");
+        return;
+      }
+      void gateway.reload(() => loadConfig(path, env));
+    };
+    if (reloadAsked) reload();
   });
 }
 

@@ -3,6 +3,7 @@ import {
   absent,
   asList,
   asMapping,
+  attemptAsync,
   child,
   fail,
   flag,
@@ -62,30 +63,42 @@ export async function readApiKeys(ctx: LoadContext, value: unknown): Promise<Api
   if (list.length === 0) fail(ctx, place, "is empty; expected at least one caller key");
   const keys: ApiKeyConfig[] = [];
   for (const [i, entry] of list.entries()) {
-    const map = asMapping(ctx, item(place, i), entry, "a mapping with name and key or sha256");
-    const namePlace = child(item(place, i), "name");
-    required(ctx, namePlace, map.name, nameRule);
-    const name = text(ctx, namePlace, map.name, nameRule) ?? "";
-    if (!/^[^\p{Cc}[\]]{1,64}$/u.test(name) || name.trim() !== name) {
-      fail(ctx, namePlace, `must be ${nameRule}, without surrounding spaces or brackets`);
-    }
-    const earlier = keys.findIndex((k) => k.name === name);
-    if (earlier >= 0) fail(ctx, namePlace, `${name} is already the name of api_keys[${earlier}]`);
-    const at = item(place, name);
-    onlyKnownKeys(ctx, at, map, keyFields);
-    const sha256 = await readHash(ctx, at, map);
-    const twin = keys.find((k) => k.sha256.equals(sha256));
-    if (twin !== undefined)
-      fail(ctx, at, `has the same key as api_keys[${twin.name}]; give each caller its own`);
-    keys.push({
-      name,
-      sha256,
-      models: readAllowList(ctx, child(at, "models"), map.models),
-      rawCozeIds: flag(ctx, child(at, "raw_coze_ids"), map.raw_coze_ids, false),
-      limits: readKeyLimits(ctx, child(at, "limits"), map.limits),
-    });
+    // A bad key is reported and the next one read: every problem of the list at once.
+    const key = await attemptAsync(ctx, undefined, () => readApiKey(ctx, i, entry, keys));
+    if (key !== undefined) keys.push(key);
   }
   return keys;
+}
+
+async function readApiKey(
+  ctx: LoadContext,
+  i: number,
+  entry: unknown,
+  keys: readonly ApiKeyConfig[],
+): Promise<ApiKeyConfig> {
+  const place = child(root, "api_keys");
+  const map = asMapping(ctx, item(place, i), entry, "a mapping with name and key or sha256");
+  const namePlace = child(item(place, i), "name");
+  required(ctx, namePlace, map.name, nameRule);
+  const name = text(ctx, namePlace, map.name, nameRule) ?? "";
+  if (!/^[^\p{Cc}[\]]{1,64}$/u.test(name) || name.trim() !== name) {
+    fail(ctx, namePlace, `must be ${nameRule}, without surrounding spaces or brackets`);
+  }
+  const earlier = keys.findIndex((k) => k.name === name);
+  if (earlier >= 0) fail(ctx, namePlace, `${name} is already the name of api_keys[${earlier}]`);
+  const at = item(place, name);
+  onlyKnownKeys(ctx, at, map, keyFields);
+  const sha256 = await readHash(ctx, at, map);
+  const twin = keys.find((k) => k.sha256.equals(sha256));
+  if (twin !== undefined)
+    fail(ctx, at, `has the same key as api_keys[${twin.name}]; give each caller its own`);
+  return {
+    name,
+    sha256,
+    models: readAllowList(ctx, child(at, "models"), map.models),
+    rawCozeIds: flag(ctx, child(at, "raw_coze_ids"), map.raw_coze_ids, false),
+    limits: readKeyLimits(ctx, child(at, "limits"), map.limits),
+  };
 }
 
 async function readHash(

@@ -1,6 +1,7 @@
 import {
   absent,
   asList,
+  attempt,
   child,
   digitsId,
   fail,
@@ -62,49 +63,60 @@ export function readModels(
           .map((name) => name.trim())
           .filter((name) => name !== "")
       : asList(ctx, place, value, listRule);
-  return list.map((entry, i) => {
-    if (typeof entry === "string") {
-      const name = modelName(ctx, item(place, i), entry);
-      const dynamic = parseDynamicName(name);
-      const at = item(place, name);
-      if (dynamic !== undefined) return dynamicRoute(ctx, at, name, dynamic, channel, {});
-      return botRoute(ctx, at, name, undefined, channel);
-    }
-    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
-      fail(ctx, item(place, i), `must be ${entryRule}, not ${kindOf(entry)}`);
-    }
-    const map = entry as Record<string, unknown>;
-    required(ctx, child(item(place, i), "name"), map.name, nameRule);
-    const name = modelName(ctx, child(item(place, i), "name"), map.name);
-    const at = item(place, name);
-    onlyKnownKeys(ctx, at, map, modelKeys);
+  // A bad entry is reported and the next one read: every problem of the list at once.
+  return list.flatMap((entry, i) =>
+    attempt(ctx, [], () => [readModel(ctx, place, entry, i, channel)]),
+  );
+}
+
+function readModel(
+  ctx: LoadContext,
+  place: Place,
+  entry: unknown,
+  i: number,
+  channel: { name: string; defaultBotId?: string | undefined },
+): ModelRoute {
+  if (typeof entry === "string") {
+    const name = modelName(ctx, item(place, i), entry);
     const dynamic = parseDynamicName(name);
-    if (dynamic !== undefined) return dynamicRoute(ctx, at, name, dynamic, channel, map);
-    const weight = integer(ctx, child(at, "weight"), map.weight, weightRule);
-    const botId = digitsId(ctx, child(at, "bot_id"), map.bot_id);
-    const workflowId = digitsId(ctx, child(at, "workflow_id"), map.workflow_id);
-    if (botId !== undefined && workflowId !== undefined) {
-      fail(ctx, at, "has both bot_id and workflow_id; give one");
+    const at = item(place, name);
+    if (dynamic !== undefined) return dynamicRoute(ctx, at, name, dynamic, channel, {});
+    return botRoute(ctx, at, name, undefined, channel);
+  }
+  if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
+    fail(ctx, item(place, i), `must be ${entryRule}, not ${kindOf(entry)}`);
+  }
+  const map = entry as Record<string, unknown>;
+  required(ctx, child(item(place, i), "name"), map.name, nameRule);
+  const name = modelName(ctx, child(item(place, i), "name"), map.name);
+  const at = item(place, name);
+  onlyKnownKeys(ctx, at, map, modelKeys);
+  const dynamic = parseDynamicName(name);
+  if (dynamic !== undefined) return dynamicRoute(ctx, at, name, dynamic, channel, map);
+  const weight = integer(ctx, child(at, "weight"), map.weight, weightRule);
+  const botId = digitsId(ctx, child(at, "bot_id"), map.bot_id);
+  const workflowId = digitsId(ctx, child(at, "workflow_id"), map.workflow_id);
+  if (botId !== undefined && workflowId !== undefined) {
+    fail(ctx, at, "has both bot_id and workflow_id; give one");
+  }
+  if (workflowId === undefined) {
+    for (const key of ["mode", "input_field"]) {
+      if (!absent(map[key]))
+        fail(ctx, child(at, key), "applies to workflows only; add workflow_id or remove it");
     }
-    if (workflowId === undefined) {
-      for (const key of ["mode", "input_field"]) {
-        if (!absent(map[key]))
-          fail(ctx, child(at, key), "applies to workflows only; add workflow_id or remove it");
-      }
-      return { ...botRoute(ctx, at, name, botId, channel), weight };
-    }
-    const modeText = text(ctx, child(at, "mode"), map.mode, "one of sync, async, chatflow");
-    const kind = modes.get(modeText ?? "sync");
-    if (kind === undefined) fail(ctx, child(at, "mode"), "must be one of sync, async, chatflow");
-    return {
-      name,
-      channel: channel.name,
-      kind,
-      targetId: workflowId,
-      inputField: inputFieldOf(ctx, at, map),
-      weight,
-    };
-  });
+    return { ...botRoute(ctx, at, name, botId, channel), weight };
+  }
+  const modeText = text(ctx, child(at, "mode"), map.mode, "one of sync, async, chatflow");
+  const kind = modes.get(modeText ?? "sync");
+  if (kind === undefined) fail(ctx, child(at, "mode"), "must be one of sync, async, chatflow");
+  return {
+    name,
+    channel: channel.name,
+    kind,
+    targetId: workflowId,
+    inputField: inputFieldOf(ctx, at, map),
+    weight,
+  };
 }
 
 /**

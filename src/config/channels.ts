@@ -1,12 +1,15 @@
 import { readDiscovery } from "./channel-discovery.js";
 import { readModels } from "./channel-models.js";
-import { readCredentials } from "./credentials.js";
+import { type ChannelCredentials, readCredentials } from "./credentials.js";
 import {
   absent,
   asList,
   asMapping,
+  attempt,
+  attemptAsync,
   child,
   fail,
+  failIfKept,
   flag,
   integer,
   item,
@@ -20,6 +23,7 @@ import {
 } from "./fields.js";
 import type {
   ChannelConfig,
+  DiscoveryConfig,
   ModelRoute,
   PollingConfig,
   SessionsConfig,
@@ -92,59 +96,65 @@ export async function readChannels(ctx: LoadContext, value: unknown): Promise<Ch
   const models: ModelRoute[] = [];
   const modelOwner = new Map<string, ModelRoute>();
   const defaults: string[] = [];
+  const mark = ctx.errors.length;
   for (const [i, entry] of list.entries()) {
-    const map = asMapping(
-      ctx,
-      item(place, i),
-      entry,
-      "a channel mapping with name and credentials",
-    );
-    const namePlace = child(item(place, i), "name");
-    required(ctx, namePlace, map.name, nameRule);
-    const name = text(ctx, namePlace, map.name, nameRule) ?? "";
-    if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name)) fail(ctx, namePlace, `must be ${nameRule}`);
-    const earlier = channels.findIndex((c) => c.name === name);
-    if (earlier >= 0) {
-      fail(
+    // A bad channel is reported and the next one read: every problem of the list at once.
+    await attemptAsync(ctx, undefined, async () => {
+      const map = asMapping(
         ctx,
-        { ...namePlace, channel: name },
-        `${name} is already the name of channels[${earlier}]`,
+        item(place, i),
+        entry,
+        "a channel mapping with name and credentials",
       );
-    }
-    const at = item(place, name, name);
-    onlyKnownKeys(ctx, at, map, channelKeys);
-    const isDefault = flag(ctx, child(at, "default"), map.default, false);
-    if (isDefault) {
-      if (defaults.length > 0) {
+      const namePlace = child(item(place, i), "name");
+      required(ctx, namePlace, map.name, nameRule);
+      const name = text(ctx, namePlace, map.name, nameRule) ?? "";
+      if (!/^[a-z0-9][a-z0-9_-]{0,63}$/.test(name)) fail(ctx, namePlace, `must be ${nameRule}`);
+      const earlier = channels.findIndex((c) => c.name === name);
+      if (earlier >= 0) {
         fail(
           ctx,
-          child(at, "default"),
-          `channels[${defaults[0]}] is already the default; only one channel may be`,
+          { ...namePlace, channel: name },
+          `${name} is already the name of channels[${earlier}]`,
         );
       }
-      defaults.push(name);
-    }
-    const channel = await readChannel(ctx, at, name, map, list.length === 1 || isDefault);
-    const routes = readModels(ctx, child(at, "models"), map.models, channel);
-    const here = new Set<string>();
-    for (const route of routes) {
-      const where = item(child(at, "models"), route.name);
-      if (here.has(route.name)) fail(ctx, where, "is listed twice in this channel");
-      here.add(route.name);
-      // Several channels may serve one name (failover); they must run the same kind of thing.
-      const earlier = modelOwner.get(route.name);
-      if (earlier !== undefined && earlier.kind !== route.kind) {
-        fail(
-          ctx,
-          where,
-          `is a ${kindName[route.kind]} here but a ${kindName[earlier.kind]} on channels[${earlier.channel}]; a name served by several channels must run the same kind`,
-        );
+      const at = item(place, name, name);
+      onlyKnownKeys(ctx, at, map, channelKeys);
+      const isDefault = flag(ctx, child(at, "default"), map.default, false);
+      if (isDefault) {
+        if (defaults.length > 0) {
+          fail(
+            ctx,
+            child(at, "default"),
+            `channels[${defaults[0]}] is already the default; only one channel may be`,
+          );
+        }
+        defaults.push(name);
       }
-      if (earlier === undefined) modelOwner.set(route.name, route);
-    }
-    channels.push(channel);
-    models.push(...routes);
+      const channel = await readChannel(ctx, at, name, map, list.length === 1 || isDefault);
+      const routes = readModels(ctx, child(at, "models"), map.models, channel);
+      const here = new Set<string>();
+      for (const route of routes) {
+        const where = item(child(at, "models"), route.name);
+        if (here.has(route.name)) fail(ctx, where, "is listed twice in this channel");
+        here.add(route.name);
+        // Several channels may serve one name (failover); they must run the same kind of thing.
+        const earlier = modelOwner.get(route.name);
+        if (earlier !== undefined && earlier.kind !== route.kind) {
+          fail(
+            ctx,
+            where,
+            `is a ${kindName[route.kind]} here but a ${kindName[earlier.kind]} on channels[${earlier.channel}]; a name served by several channels must run the same kind`,
+          );
+        }
+        if (earlier === undefined) modelOwner.set(route.name, route);
+      }
+      channels.push(channel);
+      models.push(...routes);
+    });
   }
+  // Which one is the default cannot be told while a channel could not be read.
+  failIfKept(ctx, mark);
   if (list.length > 1 && defaults.length === 0) {
     fail(
       ctx,
@@ -162,9 +172,15 @@ async function readChannel(
   map: Record<string, unknown>,
   isDefault: boolean,
 ): Promise<ChannelConfig> {
-  const baseUrl = readBaseUrl(ctx, child(at, "base_url"), map.base_url);
-  const settings = await readCredentials(ctx, child(at, "credentials"), map.credentials);
-  if (settings.kind === "pat") {
+  // Each part is read even when one before it failed: every problem of the channel at once.
+  const mark = ctx.errors.length;
+  const baseUrl = attempt(ctx, channelDefaults.baseUrl, () =>
+    readBaseUrl(ctx, child(at, "base_url"), map.base_url),
+  );
+  const read = await attemptAsync(ctx, undefined, () =>
+    readCredentials(ctx, child(at, "credentials"), map.credentials),
+  );
+  if (read?.kind === "pat") {
     // A personal access token is sent as it is (coze-api.md §11): no token to request, and no
     // JWT to carry a session_name (§12.2).
     const jwtOnly: Record<string, string> = {
@@ -174,15 +190,81 @@ async function readChannel(
       sessions: "a personal access token carries no session_name: only OAuth JWT tokens do",
     };
     for (const [key, why] of Object.entries(jwtOnly)) {
-      if (!absent(map[key]))
-        fail(ctx, child(at, key), `applies to OAuth JWT channels only; ${why}`);
+      if (!absent(map[key])) {
+        attempt(ctx, undefined, () =>
+          fail(ctx, child(at, key), `applies to OAuth JWT channels only; ${why}`),
+        );
+      }
     }
   }
-  const sessionName = text(ctx, child(at, "session_name"), map.session_name, "a string");
-  const sessions = readSessions(ctx, child(at, "sessions"), map.sessions);
+  const sessionName = attempt(ctx, undefined, () =>
+    text(ctx, child(at, "session_name"), map.session_name, "a string"),
+  );
+  const sessions = attempt(ctx, channelDefaults.sessions, () =>
+    readSessions(ctx, child(at, "sessions"), map.sessions),
+  );
+  const { durationSeconds, marginSeconds } = attempt(
+    ctx,
+    { durationSeconds: 0, marginSeconds: 0 },
+    () => readToken(ctx, child(at, "token"), map.token),
+  );
+  const polling = attempt(ctx, { ...channelDefaults.polling, deadlineMs: undefined }, () =>
+    readPolling(ctx, child(at, "polling"), map.polling),
+  );
+  const timeouts = attempt(ctx, { ...channelDefaults.timeouts }, () =>
+    readTimeouts(ctx, child(at, "timeouts"), map.timeouts),
+  );
+  const limits = attempt(ctx, undefined, () =>
+    readChannelLimits(ctx, child(at, "limits"), map.limits),
+  );
+  // Discovery needs the credentials' space_id: unread credentials are reported on their own.
+  const discovery =
+    read === undefined
+      ? undefined
+      : attempt(ctx, undefined, () =>
+          readDiscovery(ctx, child(at, "discovery"), map.discovery, read.spaceId),
+        );
+  failIfKept(ctx, mark);
+  // failIfKept threw when the credentials could not be read.
+  const settings = read as ChannelCredentials;
 
-  const tokenPlace = child(at, "token");
-  const token = section(ctx, tokenPlace, map.token, ["duration_seconds", "refresh_margin_seconds"]);
+  const credential: ChannelConfig["credential"] =
+    settings.kind === "pat"
+      ? { kind: "pat", token: settings.token }
+      : {
+          baseUrl,
+          clientId: settings.clientId,
+          publicKeyId: settings.publicKeyId,
+          privateKey: settings.privateKey,
+          durationSeconds,
+          ...(sessionName === undefined || sessionName === "" ? {} : { sessionName }),
+          ...(settings.accountId === undefined ? {} : { accountId: settings.accountId }),
+          ...(settings.enterpriseId === undefined ? {} : { enterpriseId: settings.enterpriseId }),
+        };
+  return {
+    name,
+    baseUrl,
+    credential,
+    ...(settings.kind === "pat" ? {} : { sessions }),
+    ...(settings.spaceId === undefined ? {} : { spaceId: settings.spaceId }),
+    ...(settings.defaultBotId === undefined ? {} : { defaultBotId: settings.defaultBotId }),
+    isDefault,
+    refreshMarginMs: marginSeconds * 1000,
+    polling,
+    timeouts,
+    limits,
+    // failIfKept threw when discovery could not be read.
+    discovery: discovery as DiscoveryConfig,
+  };
+}
+
+/** The `token` section: the token's lifetime and how long before expiry it is refreshed. */
+function readToken(
+  ctx: LoadContext,
+  tokenPlace: Place,
+  value: unknown,
+): { durationSeconds: number; marginSeconds: number } {
+  const token = section(ctx, tokenPlace, value, ["duration_seconds", "refresh_margin_seconds"]);
   const durationSeconds = integer(
     ctx,
     child(tokenPlace, "duration_seconds"),
@@ -210,34 +292,7 @@ async function readChannel(
       `must be at most half of token.duration_seconds (${durationSeconds}), that is ${halfLife}`,
     );
   }
-
-  const credential: ChannelConfig["credential"] =
-    settings.kind === "pat"
-      ? { kind: "pat", token: settings.token }
-      : {
-          baseUrl,
-          clientId: settings.clientId,
-          publicKeyId: settings.publicKeyId,
-          privateKey: settings.privateKey,
-          durationSeconds,
-          ...(sessionName === undefined || sessionName === "" ? {} : { sessionName }),
-          ...(settings.accountId === undefined ? {} : { accountId: settings.accountId }),
-          ...(settings.enterpriseId === undefined ? {} : { enterpriseId: settings.enterpriseId }),
-        };
-  return {
-    name,
-    baseUrl,
-    credential,
-    ...(settings.kind === "pat" ? {} : { sessions }),
-    ...(settings.spaceId === undefined ? {} : { spaceId: settings.spaceId }),
-    ...(settings.defaultBotId === undefined ? {} : { defaultBotId: settings.defaultBotId }),
-    isDefault,
-    refreshMarginMs: marginSeconds * 1000,
-    polling: readPolling(ctx, child(at, "polling"), map.polling),
-    timeouts: readTimeouts(ctx, child(at, "timeouts"), map.timeouts),
-    limits: readChannelLimits(ctx, child(at, "limits"), map.limits),
-    discovery: readDiscovery(ctx, child(at, "discovery"), map.discovery, settings.spaceId),
-  };
+  return { durationSeconds, marginSeconds };
 }
 
 function readSessions(ctx: LoadContext, place: Place, value: unknown): SessionsConfig {

@@ -44,11 +44,15 @@ async function load(text: string) {
 function expectCleanOutcome(outcome: { config?: unknown; err?: unknown }) {
   if (outcome.err === undefined) return;
   expect(outcome.err).toBeInstanceOf(ConfigError);
-  const message = (outcome.err as Error).message;
-  expect(message.startsWith("gateway.yaml")).toBe(true);
-  expect(message).not.toContain(apiKey);
-  for (const line of pem.split("\n").filter((l) => l.length > 20 && !l.startsWith("-----"))) {
-    expect(message).not.toContain(line);
+  // Every problem the loader found, not only the first, is as clean.
+  const all = (outcome.err as ConfigError).all;
+  expect(all[0]).toBe(outcome.err);
+  for (const { message } of all) {
+    expect(message.startsWith("gateway.yaml")).toBe(true);
+    expect(message).not.toContain(apiKey);
+    for (const line of pem.split("\n").filter((l) => l.length > 20 && !l.startsWith("-----"))) {
+      expect(message).not.toContain(line);
+    }
   }
 }
 

@@ -14,6 +14,11 @@ export interface LoadContext {
   readonly env: ConfigEnv;
   /** Warnings collected so far. */
   readonly warnings: string[];
+  /**
+   * Problems kept so far by {@link attempt}: the loader reads on past a bad field or entry and
+   * reports every problem of the file together, then throws.
+   */
+  readonly errors: ConfigError[];
   /** Set once the config text itself holds a secret, for the file-mode warning. */
   inlineSecret: boolean;
 }
@@ -49,6 +54,46 @@ export function fail(ctx: LoadContext, place: Place, problem: string, cause?: un
     channel: place.channel,
     cause,
   });
+}
+
+/**
+ * Runs `read` and returns what it returns; when it fails with a ConfigError, keeps the error in
+ * `ctx.errors` and returns `fallback`, so the loader goes on to the next field or entry and
+ * reports every problem of the file at once. The loader throws when any was kept, so a
+ * fallback never reaches a config. Other errors pass through.
+ */
+export function attempt<T>(ctx: LoadContext, fallback: T, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    ctx.errors.push(err);
+    return fallback;
+  }
+}
+
+/** {@link attempt} for a reader that reads files (`file:` references). */
+export async function attemptAsync<T>(
+  ctx: LoadContext,
+  fallback: T,
+  read: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    ctx.errors.push(err);
+    return fallback;
+  }
+}
+
+/**
+ * Throws the problems kept since `ctx.errors` had `mark` entries, as one ConfigError (the first,
+ * listing all), so a reader that read on past them still fails as a whole; does nothing when
+ * none was kept.
+ */
+export function failIfKept(ctx: LoadContext, mark: number): void {
+  if (ctx.errors.length > mark) throw ConfigError.of(ctx.errors.splice(mark));
 }
 
 /** How a value is described in a type error: its kind, never its content. */
@@ -100,7 +145,10 @@ export function section(
   return map;
 }
 
-/** Fails on the first key of `map` not in `known`, suggesting the closest known key. */
+/**
+ * Keeps a problem for every key of `map` not in `known`, suggesting the closest known key; the
+ * known keys are read on (an unknown key hides no other problem).
+ */
 export function onlyKnownKeys(
   ctx: LoadContext,
   place: Place,
@@ -108,7 +156,9 @@ export function onlyKnownKeys(
   known: readonly string[],
 ): void {
   for (const key of Object.keys(map)) {
-    if (!known.includes(key)) fail(ctx, child(place, key), unknownKeyProblem(key, known));
+    if (!known.includes(key)) {
+      attempt(ctx, undefined, () => fail(ctx, child(place, key), unknownKeyProblem(key, known)));
+    }
   }
 }
 

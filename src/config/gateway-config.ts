@@ -291,6 +291,11 @@ export interface ModelRoute {
 export interface GatewayConfig {
   /** The config file path as given, or a label such as `demo`. */
   source: string;
+  /**
+   * SHA-256 of the file's bytes in hex, as `sha256sum` prints it (`loadConfig`); `undefined` for
+   * a config not read from a file. Names the config in logs and metrics without its content.
+   */
+  sha256?: string | undefined;
   /** The listening side. */
   server: ServerConfig;
   /**

@@ -25,6 +25,7 @@ export { channelLimitDefaults, keyLimitRanges } from "./limits.js";
 export { loadConfig } from "./load-config.js";
 export { type ParseConfigOptions, parseConfig, validateConfig } from "./parse-config.js";
 export { parsePrivateKey } from "./private-key.js";
+export { planReload, type ReloadPlan } from "./reload-plan.js";
 export {
   defaultChannel,
   dynamicPrefixes,

@@ -5,7 +5,14 @@ import { audioModelNames } from "./audio-models.js";
 import { readChannels } from "./channels.js";
 import { ConfigError } from "./config-error.js";
 import { jsonErrorPosition, linePosition } from "./credentials.js";
-import { asMapping, type LoadContext, onlyKnownKeys, root } from "./fields.js";
+import {
+  asMapping,
+  attempt,
+  attemptAsync,
+  type LoadContext,
+  onlyKnownKeys,
+  root,
+} from "./fields.js";
 import type { ConfigEnv, GatewayConfig } from "./gateway-config.js";
 import { readInterrupts } from "./interrupts.js";
 import { dynamicPrefixes, resolveModel } from "./resolve-model.js";
@@ -43,8 +50,8 @@ const topRule =
  * Parses and validates a config file's text (YAML, or JSON when `options.file` ends in `.json`).
  * Reads the `file:` references it holds.
  *
- * @throws ConfigError on the first problem: a syntax error (with its line and column, never an
- *   excerpt), then any invalid field (see {@link validateConfig}).
+ * @throws ConfigError on a syntax error (with its line and column, never an excerpt), else on
+ *   invalid fields (see {@link validateConfig}).
  */
 export async function parseConfig(
   text: string,
@@ -58,7 +65,8 @@ export async function parseConfig(
  * {@link GatewayConfig}, resolving `env:` and `file:` references. For configs built in code,
  * such as demo mode.
  *
- * @throws ConfigError on the first invalid field, naming file, channel and field.
+ * @throws ConfigError naming file, channel and field of the first invalid field, with every
+ *   problem found in `all` (the reading goes on past a bad field, entry or section).
  */
 export async function validateConfig(
   value: unknown,
@@ -88,17 +96,31 @@ async function validateWithContext(
     baseDir: options.baseDir,
     env: options.env,
     warnings: [],
+    errors: [],
     inlineSecret: false,
   };
   const top = asMapping(ctx, root, value, topRule);
   onlyKnownKeys(ctx, root, top, topKeys);
-  const server = await readServer(ctx, top.server);
-  const serverSecret = await readServerSecret(ctx, top.server_secret);
-  const apiKeys = await readApiKeys(ctx, top.api_keys);
-  const { channels, models } = await readChannels(ctx, top.channels);
-  const tracing = await readTracing(ctx, top.tracing);
-  const state = await readState(ctx, top.state);
-  const interrupts = readInterrupts(ctx, top.interrupts);
+  // Each section is read even when one before it failed: every problem is reported at once.
+  const server = await attemptAsync(ctx, undefined, () => readServer(ctx, top.server));
+  const serverSecret = await attemptAsync(ctx, undefined, () =>
+    readServerSecret(ctx, top.server_secret),
+  );
+  const apiKeys = await attemptAsync(ctx, undefined, () => readApiKeys(ctx, top.api_keys));
+  const read = await attemptAsync(ctx, undefined, () => readChannels(ctx, top.channels));
+  const tracing = await attemptAsync(ctx, undefined, () => readTracing(ctx, top.tracing));
+  const state = await attemptAsync(ctx, undefined, () => readState(ctx, top.state));
+  const interrupts = attempt(ctx, undefined, () => readInterrupts(ctx, top.interrupts));
+  if (
+    ctx.errors.length > 0 ||
+    server === undefined ||
+    serverSecret === undefined ||
+    apiKeys === undefined ||
+    read === undefined
+  ) {
+    throw ConfigError.of(ctx.errors);
+  }
+  const { channels, models } = read;
   const config: GatewayConfig = {
     source: options.file,
     server,

@@ -4,10 +4,14 @@ import { hashApiKey } from "./api-keys.js";
 import {
   absent,
   asList,
+  attempt,
+  attemptAsync,
   child,
   envVariable,
   fail,
+  failIfKept,
   flag,
+  type IntegerRule,
   integer,
   item,
   kindOf,
@@ -72,84 +76,96 @@ const portRule = { min: 0, max: 65_535, fallback: serverDefaults.port };
 export async function readServer(ctx: LoadContext, value: unknown): Promise<ServerConfig> {
   const place = child(root, "server");
   const map = section(ctx, place, value, serverKeys);
-  let host = readHost(ctx, child(place, "host"), map.host) ?? serverDefaults.host;
-  let port = integer(ctx, child(place, "port"), map.port, portRule);
-  const tls = await readTls(ctx, child(place, "tls"), map.tls);
-  let corsOrigins = readOrigins(ctx, child(place, "cors_origins"), map.cors_origins);
-  const bodyLimitBytes = integer(ctx, child(place, "body_limit_bytes"), map.body_limit_bytes, {
+  // Each field is read even when one before it failed: every problem of the section at once.
+  const mark = ctx.errors.length;
+  const at = (key: (typeof serverKeys)[number]) => child(place, key);
+  const number = (key: (typeof serverKeys)[number], rule: IntegerRule) =>
+    attempt(ctx, rule.fallback, () => integer(ctx, at(key), map[key], rule));
+  let host =
+    attempt(ctx, undefined, () => readHost(ctx, at("host"), map.host)) ?? serverDefaults.host;
+  let port = number("port", portRule);
+  const tls = await attemptAsync(ctx, undefined, () => readTls(ctx, at("tls"), map.tls));
+  let corsOrigins = attempt(ctx, [], () => readOrigins(ctx, at("cors_origins"), map.cors_origins));
+  const bodyLimitBytes = number("body_limit_bytes", {
     min: 1024,
     max: 1024 * 1024 * 1024,
     fallback: serverDefaults.bodyLimitBytes,
   });
-  const shutdownGraceMs = integer(ctx, child(place, "shutdown_grace_ms"), map.shutdown_grace_ms, {
+  const shutdownGraceMs = number("shutdown_grace_ms", {
     min: 0,
     max: 600_000,
     fallback: serverDefaults.shutdownGraceMs,
   });
-  const playground = flag(
-    ctx,
-    child(place, "playground"),
-    map.playground,
-    serverDefaults.playground,
+  const playground = attempt(ctx, false, () =>
+    flag(ctx, at("playground"), map.playground, serverDefaults.playground),
   );
-  const idleTimeoutMs = integer(ctx, child(place, "idle_timeout_ms"), map.idle_timeout_ms, {
+  const idleTimeoutMs = number("idle_timeout_ms", {
     min: 1000,
     max: 3_600_000,
     fallback: serverDefaults.idleTimeoutMs,
   });
-  const headersTimeoutMs = integer(
-    ctx,
-    child(place, "headers_timeout_ms"),
-    map.headers_timeout_ms,
-    { min: 1000, max: 600_000, fallback: serverDefaults.headersTimeoutMs },
-  );
-  const requestPlace = child(place, "request_timeout_ms");
-  const requestTimeoutMs = integer(ctx, requestPlace, map.request_timeout_ms, {
+  const headersTimeoutMs = number("headers_timeout_ms", {
+    min: 1000,
+    max: 600_000,
+    fallback: serverDefaults.headersTimeoutMs,
+  });
+  const requestTimeoutMs = number("request_timeout_ms", {
     min: 1000,
     max: 3_600_000,
     fallback: serverDefaults.requestTimeoutMs,
   });
   // The headers are part of the request (Node refuses a headersTimeout above requestTimeout).
   if (requestTimeoutMs < headersTimeoutMs) {
-    fail(ctx, requestPlace, `must be at least headers_timeout_ms (${headersTimeoutMs})`);
+    attempt(ctx, undefined, () =>
+      fail(
+        ctx,
+        at("request_timeout_ms"),
+        `must be at least headers_timeout_ms (${headersTimeoutMs})`,
+      ),
+    );
   }
-  const maxConcurrentStreams = integer(
-    ctx,
-    child(place, "max_concurrent_streams"),
-    map.max_concurrent_streams,
-    { min: 1, max: 10_000, fallback: serverDefaults.maxConcurrentStreams },
+  const maxConcurrentStreams = number("max_concurrent_streams", {
+    min: 1,
+    max: 10_000,
+    fallback: serverDefaults.maxConcurrentStreams,
+  });
+  const maxStreamsPerKey = number("max_streams_per_key", {
+    min: 1,
+    max: 1_000_000,
+    fallback: serverDefaults.maxStreamsPerKey,
+  });
+  const metrics = await attemptAsync(ctx, { listen: undefined, keySha256: undefined }, () =>
+    readMetrics(ctx, at("metrics"), map.metrics),
   );
-  const maxStreamsPerKey = integer(
-    ctx,
-    child(place, "max_streams_per_key"),
-    map.max_streams_per_key,
-    { min: 1, max: 1_000_000, fallback: serverDefaults.maxStreamsPerKey },
-  );
-  const metrics = await readMetrics(ctx, child(place, "metrics"), map.metrics);
-  const trustedProxies = readTrustedProxies(
-    ctx,
-    child(place, "trusted_proxies"),
-    map.trusted_proxies,
+  const trustedProxies = attempt(ctx, [], () =>
+    readTrustedProxies(ctx, at("trusted_proxies"), map.trusted_proxies),
   );
 
   const envHost = envValue(ctx, "COZE_GATEWAY_HOST");
   if (envHost !== undefined) {
-    host = readHost(ctx, fromEnv("server.host", "COZE_GATEWAY_HOST"), envHost) ?? host;
+    host =
+      attempt(ctx, undefined, () =>
+        readHost(ctx, fromEnv("server.host", "COZE_GATEWAY_HOST"), envHost),
+      ) ?? host;
   }
   const envPort = envValue(ctx, "COZE_GATEWAY_PORT");
   if (envPort !== undefined) {
-    const at = fromEnv("server.port", "COZE_GATEWAY_PORT");
+    const where = fromEnv("server.port", "COZE_GATEWAY_PORT");
     // Number("") and Number("0x1f") would pass a bare Number(): only plain digits are a port.
-    port = integer(ctx, at, /^[0-9]{1,5}$/.test(envPort) ? Number(envPort) : Number.NaN, portRule);
+    const given = /^[0-9]{1,5}$/.test(envPort) ? Number(envPort) : Number.NaN;
+    port = attempt(ctx, port, () => integer(ctx, where, given, portRule));
   }
   const envOrigins = envValue(ctx, "COZE_GATEWAY_CORS_ORIGINS");
   if (envOrigins !== undefined) {
-    const at = fromEnv("server.cors_origins", "COZE_GATEWAY_CORS_ORIGINS");
+    const where = fromEnv("server.cors_origins", "COZE_GATEWAY_CORS_ORIGINS");
     const entries = envOrigins.split(",").map((s) => s.trim());
-    corsOrigins = unique(
-      entries.filter((s) => s !== "").map((s, i) => origin(ctx, at, s, `entry ${i + 1} `)),
+    corsOrigins = attempt(ctx, corsOrigins, () =>
+      unique(
+        entries.filter((s) => s !== "").map((s, i) => origin(ctx, where, s, `entry ${i + 1} `)),
+      ),
     );
   }
+  failIfKept(ctx, mark);
   return {
     host,
     port,

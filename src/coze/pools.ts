@@ -35,6 +35,12 @@ export interface Pools {
    * Throws `TypeError` for a URL that is not http(s).
    */
   get(url: string | URL, options?: { connectMs?: number }): Dispatcher;
+  /**
+   * Closes every pool but those `keep` names (as `get` takes them): each waits for its requests
+   * under way, then closes its sockets. For the pools of channels a config reload removed, once
+   * their last call has ended; a later `get` of one makes a new pool.
+   */
+  retain(keep: Iterable<{ url: string | URL; connectMs?: number }>): Promise<void>;
   /** Closes every pool: waits for requests under way, then closes the sockets. */
   close(): Promise<void>;
   /** Destroys every pool at once, failing requests under way. */
@@ -53,17 +59,20 @@ export const defaultPoolTimeouts: Required<PoolTimeouts> = {
 export function createPools(options: PoolsOptions = {}): Pools {
   const pools = new Map<string, Pool>();
   const timeouts = { ...defaultPoolTimeouts, ...stripUndefined(options) };
+  const keyOf = (url: string | URL, connectMs: number | undefined) => {
+    const parsed = typeof url === "string" ? new URL(url) : url;
+    if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
+      throw new TypeError(`unsupported protocol ${parsed.protocol} in Coze base URL`);
+    }
+    return { origin: parsed.origin, key: `${parsed.origin} ${connectMs ?? timeouts.connectMs}` };
+  };
   return {
     get(url, overrides) {
-      const parsed = typeof url === "string" ? new URL(url) : url;
-      if (parsed.protocol !== "http:" && parsed.protocol !== "https:") {
-        throw new TypeError(`unsupported protocol ${parsed.protocol} in Coze base URL`);
-      }
       const connectMs = overrides?.connectMs ?? timeouts.connectMs;
-      const key = `${parsed.origin} ${connectMs}`;
+      const { origin, key } = keyOf(url, connectMs);
       let pool = pools.get(key);
       if (pool === undefined) {
-        pool = new Pool(parsed.origin, {
+        pool = new Pool(origin, {
           connections: options.connections ?? 1024,
           connect: { timeout: connectMs },
           headersTimeout: timeouts.headersMs,
@@ -73,6 +82,17 @@ export function createPools(options: PoolsOptions = {}): Pools {
         pools.set(key, pool);
       }
       return pool;
+    },
+    async retain(keep) {
+      const kept = new Set<string>();
+      for (const ref of keep) kept.add(keyOf(ref.url, ref.connectMs).key);
+      const closing: Promise<void>[] = [];
+      for (const [key, pool] of pools) {
+        if (kept.has(key)) continue;
+        pools.delete(key);
+        closing.push(pool.close());
+      }
+      await Promise.all(closing);
     },
     async close() {
       const all = [...pools.values()];

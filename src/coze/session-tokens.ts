@@ -22,6 +22,11 @@ export interface SessionTokens<T> {
   get(sessionName: string, group?: string): T;
   /** Sessions cached now. */
   readonly size: number;
+  /**
+   * Forgets every session and leaves the token cache (its figures no longer count them): for a
+   * channel a config reload replaced. The cache is not used after.
+   */
+  release(): void;
 }
 
 /** Options of {@link createSessionTokens}. */
@@ -47,7 +52,8 @@ export interface SessionStore {
 }
 
 /**
- * A bounded cache of per-session sources of `base`, with `onEvict` told of each drop.
+ * A bounded cache of per-session sources of `base`, with `onEvict` told of each drop and
+ * `onRelease` of {@link SessionTokens.release}.
  *
  * @throws TypeError when `maxSessions` is not a positive integer.
  */
@@ -56,6 +62,7 @@ export function createSessionTokens<T>(
   ctx: SourceContext,
   options: SessionTokensOptions<T>,
   onEvict: (source: TokenSource) => void,
+  onRelease: () => void = () => {},
 ): { sessions: SessionTokens<T>; store: SessionStore } {
   const { maxSessions, attach } = options;
   if (!Number.isSafeInteger(maxSessions) || maxSessions < 1) {
@@ -92,6 +99,11 @@ export function createSessionTokens<T>(
   const sessions: SessionTokens<T> = {
     get size() {
       return size;
+    },
+    release() {
+      groups.clear();
+      size = 0;
+      onRelease();
     },
     get(sessionName, groupName = "") {
       let group = groups.get(groupName);

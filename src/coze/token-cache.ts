@@ -167,6 +167,10 @@ export function createTokenCache(options: TokenCacheOptions): TokenCache {
           evicted++;
           emit({ type: "evicted", key: dropped.key, step: "token" });
         },
+        () => {
+          const at = sessionStores.indexOf(store);
+          if (at >= 0) sessionStores.splice(at, 1);
+        },
       );
       sessionStores.push(store);
       return sessions;

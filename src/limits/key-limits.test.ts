@@ -224,6 +224,34 @@ describe("a key's limits", () => {
     expect((await next)?.ok).toBe(true);
   });
 
+  it("takes new limits from setKeys (a reload), keeping what the key used and the slots it holds", async () => {
+    const { limiter } = setup({ requestsPerMinute: 2 });
+    expect((await call(limiter)).ok).toBe(true);
+    expect((await call(limiter)).ok).toBe(true);
+    expect(refusal(await call(limiter)).code).toBe("rate_limit_exceeded");
+    limiter.finish({}, "alice", 40);
+    limiter.setKeys([
+      { name: "alice", limits: { ...none, requestsPerMinute: 3, maxStreams: 1 } },
+      { name: "carol", limits: { ...none, requestsPerMinute: 1 } },
+    ]);
+    // Two of the three this minute are taken: one more gets through, a stream.
+    const stream = {};
+    const third = await call2(limiter, stream);
+    expect(third).toMatchObject({ ok: true, headers: { "x-ratelimit-limit-requests": "3" } });
+    expect((await call(limiter)).ok).toBe(false);
+    // Without a rate: the open stream still holds the one slot.
+    limiter.setKeys([{ name: "alice", limits: { ...none, maxStreams: 1 } }]);
+    expect(refusal(await call(limiter)).code).toBe("too_many_streams");
+    limiter.finish(stream, "alice", 0);
+    expect((await call(limiter)).ok).toBe(true);
+    expect((await limiter.usage("alice")).usedTokens).toBe(40);
+    // A key the reload added is limited; a key without limits is not.
+    limiter.setKeys([{ name: "carol", limits: { ...none, requestsPerMinute: 1 } }]);
+    expect((await call(limiter, "carol")).ok).toBe(true);
+    expect(refusal(await call(limiter, "carol")).code).toBe("rate_limit_exceeded");
+    expect(limiter.admit({}, "alice", true)).toBeUndefined();
+  });
+
   it("fails open when the store fails, and closed when told to", async () => {
     const failing: StateStore = {
       ...createMemoryStore(),

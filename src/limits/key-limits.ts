@@ -66,6 +66,12 @@ export interface KeyLimiter {
    * @throws StateError when the store fails.
    */
   usage(key: string): Promise<KeyUsage>;
+  /**
+   * Replaces the keys and their limits (a config reload): the next call of each key is checked
+   * against its new limits. What the keys used and the stream slots they hold live in the store
+   * by key name, so a key that stays keeps its counts.
+   */
+  setKeys(keys: readonly Pick<ApiKeyConfig, "name" | "limits">[]): void;
   /** Stops renewing stream slots. */
   close(): void;
 }
@@ -84,9 +90,11 @@ interface Plan {
 /** Creates the limiter of the configured keys. */
 export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
   const { store, clock, events } = options;
-  const plans = new Map<string, Plan>(
-    options.keys.map((k) => [k.name, { name: k.name, limits: k.limits, admits: !!k.limits }]),
-  );
+  const plansOf = (keys: KeyLimiterOptions["keys"]) =>
+    new Map<string, Plan>(
+      keys.map((k) => [k.name, { name: k.name, limits: k.limits, admits: !!k.limits }]),
+    );
+  let plans = plansOf(options.keys);
   // Slot holders are this process's own: random, so no caller-supplied id can collide.
   const replica = randomBytes(6).toString("base64url");
   let seq = 0;
@@ -252,6 +260,9 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
         },
       ]);
       return { quota: limits?.quota, usedTokens: result?.used ?? 0, periodEndMs: period.endMs };
+    },
+    setKeys(keys) {
+      plans = plansOf(keys);
     },
     close() {
       renewing?.abort();

@@ -6,6 +6,7 @@ export {
   type Observability,
   type ObservabilityOptions,
 } from "./observability.js";
+export { createReloadMetrics, type ReloadMetrics, type ReloadOutcome } from "./reload-metrics.js";
 export {
   type RequestLine,
   type RequestLogFn,

@@ -15,15 +15,20 @@ export type CallerLookup = (connection: object, header: string | undefined) => C
  * caller each connection last authenticated as is remembered with the exact header that did it.
  * Only a header the same connection sent before is compared with, and only a successful one is
  * kept, so the comparison tells nobody anything new; nothing outlives the connection.
+ *
+ * A remembered caller is used only while `current(caller)` holds (default: always): after a
+ * config reload removed or rotated keys, the next request on the connection is authenticated
+ * again, under the keys in force, so a removed key stops working at once on open connections.
  */
 export function createCallerLookup(
   authenticate: (key: string) => Caller | undefined,
+  current: (caller: Caller) => boolean = () => true,
 ): CallerLookup {
   const authenticated = new WeakMap<object, { header: string; caller: Caller }>();
   return (connection, header) => {
     if (header === undefined) return undefined;
     const memo = authenticated.get(connection);
-    if (memo !== undefined && memo.header === header) return memo.caller;
+    if (memo !== undefined && memo.header === header && current(memo.caller)) return memo.caller;
     const key = parseBearerToken(header);
     const caller = key === undefined ? undefined : authenticate(key);
     if (caller !== undefined) authenticated.set(connection, { header, caller });

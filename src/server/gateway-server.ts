@@ -1,5 +1,6 @@
 import { setMaxListeners } from "node:events";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { Server as TlsServer } from "node:tls";
 import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -67,6 +68,13 @@ export interface GatewayServerOptions {
    */
   authenticate: (key: string) => Caller | undefined;
   /**
+   * Whether a caller `authenticate` returned earlier still stands; default always. A connection's
+   * accepted key is remembered (`createCallerLookup`): after a config reload removed or rotated
+   * keys, the callers of the old config are no longer current, and the next request on a
+   * keep-alive connection is authenticated again.
+   */
+  callerCurrent?: (caller: Caller) => boolean;
+  /**
    * The doors mounted for plain HTTP (the OpenAI-compatible API, the metrics page, the
    * playground), tried by path before Connect; see {@link Door}. For a `key` door the server
    * answers 401 itself for a missing or unknown key, 413 for a declared `Content-Length` above
@@ -131,6 +139,13 @@ export interface GatewayServer {
    * every connection is closed. Resolves when every connection is closed. Idempotent.
    */
   close(): Promise<void>;
+  /**
+   * Serves new TLS connections with this certificate and key (a config reload with renewed
+   * files); connections already open keep theirs.
+   *
+   * @throws TypeError when the server was started without TLS, or the PEM text is not usable.
+   */
+  setTls(tls: { cert: string; key: string }): void;
 }
 
 /** After the grace period, how long aborted handlers get to write their error. */
@@ -182,7 +197,7 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
 
   const errors = createErrorInterceptor(log);
   // One authentication for every door and every procedure, remembered per connection.
-  const lookup = createCallerLookup(options.authenticate);
+  const lookup = createCallerLookup(options.authenticate, options.callerCurrent);
   const observer = {
     metrics: options.metrics,
     requestLog: options.requestLog ?? requestLogVia(log),
@@ -341,6 +356,10 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     close() {
       closing ??= shutdown();
       return closing;
+    },
+    setTls(tls) {
+      if (!options.tls) throw new TypeError("the server speaks cleartext: TLS needs a restart");
+      (listener as TlsServer).setSecureContext({ cert: tls.cert, key: tls.key });
     },
   };
 }

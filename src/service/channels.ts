@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import type { ChannelConfig } from "../config/index.js";
 import { type CozeClient, createCozeClient } from "../coze/client.js";
 import { type Clock, systemClock } from "../coze/clock.js";
@@ -28,6 +29,11 @@ export interface Channel {
    * bounded session cache; otherwise it is `clientFor(tenant.sessionName)`.
    */
   clientForUser(tenant: Pick<Tenant, "sessionName" | "userId">, user: string): CozeClient;
+  /**
+   * Forgets the channel's end-user sessions and their tokens (a reload dropped or replaced the
+   * channel, and its last call has ended). The channel is not used after.
+   */
+  release(): void;
   /** The cap on this channel's calls to Coze (`limits.max_concurrent`); `undefined` for none. */
   readonly gate: ChannelGate | undefined;
 }
@@ -49,22 +55,64 @@ export interface ChannelsOptions {
   clock?: Clock;
   userAgent?: string;
   onCall?: (channel: string, info: CallInfo) => void;
+  /**
+   * The channels of the config running so far (a reload): a channel whose config is the same
+   * ({@link sameChannelConfig}) is kept as it is, with its clients, sessions and cached tokens,
+   * so a reload costs it no token request.
+   */
+  previous?: Channels;
   /** Called when a channel's gate refuses a call (for metrics). */
   onGateRefused?: (channel: string, reason: GateRefusal) => void;
 }
 
 /**
- * Builds one Coze client per channel on a shared token cache and shared connection pools.
- * Throws `TypeError` for an empty channel list or an invalid credential (config validation
- * normally catches both first).
+ * Builds one Coze client per channel on a shared token cache and shared connection pools, or
+ * keeps the previous one of an unchanged channel. Throws `TypeError` for an empty channel list
+ * or an invalid credential (config validation normally catches both first), or for a private key
+ * that differs from the one in use under the same client id and key id.
  */
 export function createChannels(options: ChannelsOptions): Channels {
   if (options.channels.length === 0) throw new TypeError("at least one channel is required");
-  const all = options.channels.map((config) => createChannel(config, options));
+  const all = options.channels.map((config) => {
+    const kept = options.previous?.get(config.name);
+    return kept !== undefined && sameChannelConfig(kept.config, config)
+      ? kept
+      : createChannel(config, options);
+  });
   const byName = new Map(all.map((c) => [c.name, c]));
   const fallback = all.find((c) => c.config.isDefault) ?? all[0];
   if (fallback === undefined) throw new TypeError("at least one channel is required");
   return { get: (name) => byName.get(name), default: fallback, all };
+}
+
+/**
+ * Whether two channel configs are the same: every setting equal, and the same private key (a
+ * parsed key is compared by its key material, not as an object).
+ */
+export function sameChannelConfig(a: ChannelConfig, b: ChannelConfig): boolean {
+  const { credential: ca, ...restA } = a;
+  const { credential: cb, ...restB } = b;
+  if (!isDeepStrictEqual(restA, restB)) return false;
+  if ("kind" in ca || "kind" in cb) return isDeepStrictEqual(ca, cb);
+  const { privateKey: ka, ...fieldsA } = ca;
+  const { privateKey: kb, ...fieldsB } = cb;
+  return isDeepStrictEqual(fieldsA, fieldsB) && ka.equals(kb);
+}
+
+/** A connection pool as `Pools.get` names it: an origin, and a connect timeout of its own. */
+export interface PoolRef {
+  url: string;
+  connectMs?: number;
+}
+
+/**
+ * The connection pools a channel's calls use: its API calls' (its base URL and connect
+ * timeout) and, for an OAuth JWT app, its token requests' (the base URL with the pools' default
+ * timeout, as the token cache asks for it).
+ */
+export function poolsOf(config: ChannelConfig): PoolRef[] {
+  const api = { url: config.baseUrl, connectMs: config.timeouts.connectMs };
+  return "kind" in config.credential ? [api] : [api, { url: config.credential.baseUrl }];
 }
 
 function createChannel(config: ChannelConfig, options: ChannelsOptions): Channel {
@@ -111,6 +159,7 @@ function createChannel(config: ChannelConfig, options: ChannelsOptions): Channel
       gate,
       clientFor: () => client,
       clientForUser: () => client,
+      release() {},
     };
   }
   const app: CozeCredential = { ...credential, refreshMarginMs: config.refreshMarginMs };
@@ -138,6 +187,7 @@ function createChannel(config: ChannelConfig, options: ChannelsOptions): Channel
       gate,
       clientFor,
       clientForUser: (tenant) => clientFor(tenant.sessionName),
+      release: () => keySessions.clear(),
     };
   }
   // One client per end-user session, kept and dropped with its token in the channel's bounded
@@ -156,6 +206,10 @@ function createChannel(config: ChannelConfig, options: ChannelsOptions): Channel
       // The in-process tenant has no session: its calls use the session-less token.
       if (tenant.sessionName === undefined) return client;
       return userClients.get(named(tenant.userId(user)), tenant.sessionName);
+    },
+    release() {
+      keySessions.clear();
+      userClients.release();
     },
   };
 }

@@ -67,6 +67,8 @@ export interface ModelTable {
   setDiscovered(channel: string, items: readonly DiscoveredItem[]): TableChange;
   /** How many names `channel`'s discovered items are served under now, by kind. */
   served(channel: string): Record<DiscoveryKind, number>;
+  /** The items last handed to {@link setDiscovered} for `channel`; empty when none. */
+  discovered(channel: string): readonly DiscoveredItem[];
 }
 
 const kindOrder: Record<DiscoveryKind, number> = { bot: 0, workflow: 1, chatflow: 2 };
@@ -226,6 +228,7 @@ export function createModelTable(config: GatewayConfig): ModelTable {
     served: (channel) => ({
       ...(state.served.get(channel) ?? { bot: 0, workflow: 0, chatflow: 0 }),
     }),
+    discovered: (channel) => found.get(channel) ?? [],
   };
 }
 

@@ -48,6 +48,7 @@ function harness(lister: Lister, discovery: Partial<DiscoveryConfig> = {}) {
     gate: undefined,
     clientFor: () => client,
     clientForUser: () => client,
+    release() {},
   };
   const channels: Channels = { all: [channel], default: channel, get: () => channel };
   const models = createModelTable({ channels: [config], models: [] } as unknown as GatewayConfig);

@@ -45,6 +45,11 @@ export interface DiscoveryOptions {
   onRefresh?: (event: DiscoveryEvent) => void;
   /** Jitter of the retry delays after a failed refresh, in [0, 1). Default `Math.random`. */
   random?: () => number;
+  /**
+   * What an earlier discovery of a channel found (a config reload that kept the channel): served
+   * from the start, and kept, kind by kind, while a list fails. Default none.
+   */
+  seed?: (channel: string) => readonly DiscoveredItem[];
   /** Starts the trace of one channel's refresh; `undefined` (the default): not traced. */
   trace?: (channel: string) => DiscoveryTrace | undefined;
 }
@@ -88,6 +93,15 @@ export function createDiscovery(options: DiscoveryOptions): Discovery {
     const config = channel.config.discovery;
     const spaceId = channel.config.spaceId ?? "";
     const last = new Map<DiscoveryKind, DiscoveredItem[]>();
+    const seeded = (options.seed?.(channel.name) ?? []).filter((i) =>
+      config.kinds.includes(i.kind),
+    );
+    for (const kind of config.kinds) {
+      const items = seeded.filter((i) => i.kind === kind);
+      if (items.length > 0) last.set(kind, items);
+    }
+    // Served at once: a reload does not hide what the channel's space held a moment ago.
+    if (seeded.length > 0) options.models.setDiscovered(channel.name, seeded);
     const truncated = new Set<DiscoveryKind>();
     let renamed = "";
 

@@ -5,7 +5,15 @@ export { audioLimits } from "./audio-checks.js";
 export { createAudioService } from "./audio-service.js";
 export { type Caller, callerKey, callerOf, mayUse, tenantOf } from "./caller.js";
 export { type ChannelGate, createChannelGate, type GateRefusal } from "./channel-gate.js";
-export { type Channel, type Channels, type ChannelsOptions, createChannels } from "./channels.js";
+export {
+  type Channel,
+  type Channels,
+  type ChannelsOptions,
+  createChannels,
+  type PoolRef,
+  poolsOf,
+  sameChannelConfig,
+} from "./channels.js";
 export { chatResponseOf, createChatService } from "./chat-service.js";
 export type { CoreContext, CoreImpl } from "./core-context.js";
 export {

@@ -9,6 +9,8 @@ import type { EmulatorProcess } from "./emulator-process.js";
 export interface GatewayProcess {
   child: ChildProcess;
   url: string;
+  /** The config file it was started with (rewrite it and send SIGHUP to reload). */
+  configPath: string;
   /** Everything it wrote to stdout and stderr so far. */
   output(): string;
   exited: Promise<{ code: number | null; at: number }>;
@@ -26,15 +28,28 @@ export async function startGatewayProcess(options: {
   /** Extra YAML under `server:`, e.g. `shutdown_grace_ms: 5000`. */
   server?: string;
   env?: Record<string, string>;
+  /**
+   * The config file's text instead of the one above, made for the folder it is written to
+   * (where it may put key files). `callerKey` and `server` are then unused.
+   */
+  config?: (dir: string) => Promise<string>;
 }): Promise<GatewayProcess> {
   const { emulator } = options;
   const dir = await mkdtemp(join(tmpdir(), "coze-gateway-proc-"));
   const keyFile = join(dir, "coze-app.pem");
   await writeFile(keyFile, emulator.app.privateKeyPem, { mode: 0o600 });
   const config = join(dir, "gateway.yaml");
+  const text =
+    options.config === undefined
+      ? undefined
+      : await options.config(dir).catch(async (err) => {
+          await rm(dir, { recursive: true, force: true });
+          throw err;
+        });
   await writeFile(
     config,
-    `server:
+    text ??
+      `server:
   port: 0
 ${(options.server ?? "").replace(/^/gm, "  ")}
 server_secret: gateway-process-test-secret-0123456789abcdef
@@ -80,6 +95,7 @@ channels:
   return {
     child,
     url: listening.exec(output)?.[1] ?? "",
+    configPath: config,
     output: () => output,
     exited,
     async close() {
