@@ -143,9 +143,12 @@ describe("SIGHUP", () => {
       }
       if (answer !== `You said: ${text}`) throw new Error(`${kind}: ${answer}`);
     };
-    // Four callers, each taking the next call number until all are made: a bounded loop.
+    // Four callers, each taking the next call number until all are made and the last reload is
+    // done (so every reload lands under load however slow the machine), at most ten times over:
+    // a bounded loop.
+    let reloadsDone = false;
     const worker = async () => {
-      while (started < total) {
+      while ((started < total || !reloadsDone) && started < total * 10) {
         const i = started++;
         await call(i).then(
           () => ok++,
@@ -174,6 +177,7 @@ describe("SIGHUP", () => {
           needsRestart: 0,
         });
         doneAtReload.push(ok + failures.length);
+        if (r === edits.length - 1) reloadsDone = true;
         const carolChat = chatClient(gw.url, carol.key).chat({
           model: "echo",
           messages: [user("c")],
@@ -184,10 +188,11 @@ describe("SIGHUP", () => {
     })();
     await Promise.all([worker(), worker(), worker(), worker(), reloads]);
     expect(failures).toEqual([]);
-    expect(ok).toBe(total);
+    expect(ok).toBe(started);
+    expect(ok).toBeGreaterThanOrEqual(total);
     // Each reload applied while calls were still to come.
     expect(doneAtReload).toHaveLength(3);
-    for (const done of doneAtReload) expect(done).toBeLessThan(total);
+    for (const done of doneAtReload) expect(done).toBeLessThan(started);
     expect(reloadLines(gw).map((l) => l.outcome)).toEqual(["applied", "applied", "applied"]);
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
     expect(metrics).toContain('coze_gateway_config_reloads_total{outcome="applied"} 3');
