@@ -55,6 +55,29 @@ export interface MetricsOptions {
   processMetrics?: boolean;
 }
 
+/**
+ * A counter of what `histogram` observed, by its labels: its `_count` series under a counter's
+ * name, read at scrape time rather than counted a second time on every request.
+ */
+function countsOf<L extends string>(
+  registry: Registry,
+  histogram: Histogram<L>,
+  config: { name: string; help: string; labelNames: readonly L[] },
+): void {
+  new Counter({
+    ...config,
+    registers: [registry],
+    async collect() {
+      const { name, values } = await histogram.get();
+      const count = `${name}_count`;
+      this.reset();
+      for (const v of values) {
+        if (v.metricName === count) this.inc(v.labels as Partial<Record<L, string>>, v.value);
+      }
+    },
+  });
+}
+
 /** Creates the metrics on a registry of their own (several gateways can share a process). */
 export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
   const registry = new Registry();
@@ -66,18 +89,17 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
       registry.removeSingleMetric(`coze_gateway_nodejs_${name}`);
   }
 
-  const requests = new Counter({
-    name: "coze_gateway_requests_total",
-    help: "Caller requests by RPC method or REST route and outcome code.",
-    labelNames: ["method", "code"] as const,
-    registers: [registry],
-  });
   const requestSeconds = new Histogram({
     name: "coze_gateway_request_duration_seconds",
     help: "Caller request latency, to the end of the response (streams included).",
     labelNames: ["method", "code"] as const,
     buckets,
     registers: [registry],
+  });
+  countsOf(registry, requestSeconds, {
+    name: "coze_gateway_requests_total",
+    help: "Caller requests by RPC method or REST route and outcome code.",
+    labelNames: ["method", "code"] as const,
   });
   const keyRequests = new Counter({
     name: "coze_gateway_key_requests_total",
@@ -97,18 +119,17 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     labelNames: ["reason"] as const,
     registers: [registry],
   });
-  const upstreamCalls = new Counter({
-    name: "coze_gateway_upstream_requests_total",
-    help: "Coze API calls by channel, step and outcome.",
-    labelNames: ["channel", "step", "outcome"] as const,
-    registers: [registry],
-  });
   const upstreamSeconds = new Histogram({
     name: "coze_gateway_upstream_request_duration_seconds",
     help: "Coze API call latency: to the end of the body (unary) or to the headers (streams).",
     labelNames: ["channel", "step", "outcome"] as const,
     buckets,
     registers: [registry],
+  });
+  countsOf(registry, upstreamSeconds, {
+    name: "coze_gateway_upstream_requests_total",
+    help: "Coze API calls by channel, step and outcome.",
+    labelNames: ["channel", "step", "outcome"] as const,
   });
   const upstreamRetries = new Counter({
     name: "coze_gateway_upstream_retries_total",
@@ -193,7 +214,6 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     registry,
     contentType: registry.contentType,
     request(method, code, seconds) {
-      requests.inc({ method, code });
       requestSeconds.observe({ method, code }, seconds);
     },
     keyRequest(key, model, outcome, promptTokens, completionTokens) {
@@ -207,9 +227,10 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
       failures.inc({ reason });
     },
     upstream(channel, info) {
-      const labels = { channel, step: info.step, outcome: info.outcome };
-      upstreamCalls.inc(labels);
-      upstreamSeconds.observe(labels, info.durationMs / 1000);
+      upstreamSeconds.observe(
+        { channel, step: info.step, outcome: info.outcome },
+        info.durationMs / 1000,
+      );
       if (info.retries > 0)
         upstreamRetries.inc({ channel, step: info.step, reason: "transient" }, info.retries);
       if (info.retriedAuth)
