@@ -11,6 +11,7 @@ import {
 import { createMemoryStore } from "./memory-store.js";
 import { createRedisStore } from "./redis-store.js";
 import {
+  type BudgetOp,
   type OpResult,
   type RateOp,
   StateError,
@@ -175,6 +176,48 @@ describe.skipIf(!haveRedis)(`the redis store${redisSkipReason}`, () => {
         return commands.count("evalsha") === 1;
       }, "the flush");
       expect((await run(store, [tpm]))[0]?.used).toBe(35);
+    } finally {
+      commands.close();
+    }
+  });
+
+  it("lets a write deferred after a batch wait its own flush_ms: steady traffic sends nothing alone", async () => {
+    if (redis === undefined) return;
+    const clock = createManualClock(start);
+    const store = await open(clock);
+    const commands = await monitorCommands(redis);
+    try {
+      const used: BudgetOp = {
+        kind: "budget",
+        key: "u:fay",
+        mode: "check",
+        limit: 0,
+        cost: 0,
+        periodEndMs: start + 86_400_000,
+      };
+      await run(store, [used]);
+      await commands.settle();
+      commands.reset();
+      // One request every 20 ms, each deferring its tokens after its batch: every deferred write
+      // rides along with the next request's batch.
+      for (let i = 0; i < 10; i++) {
+        await run(store, [rpm("take", "rq:fay"), used]);
+        store.defer([{ ...used, mode: "add", cost: 1 }]);
+        await clock.advance(20);
+      }
+      await commands.settle();
+      expect(commands.count("evalsha")).toBe(10);
+      // The last one, deferred at 180 ms, has no batch to ride along with: it goes out alone at
+      // 230 ms, not when the timer started for the first one's wait runs out.
+      await clock.advance(29);
+      await commands.settle();
+      expect(commands.count("evalsha")).toBe(10);
+      await clock.advance(1);
+      await until(async () => {
+        await commands.settle();
+        return commands.count("evalsha") === 11;
+      }, "the flush");
+      expect((await run(store, [used]))[0]?.used).toBe(10);
     } finally {
       commands.close();
     }

@@ -67,6 +67,8 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
   let state: "starting" | "up" | "down" = "starting";
   let downSince: number | undefined;
   let flushing: AbortController | undefined;
+  /** When the oldest operation waiting in `deferred` was queued. */
+  let oldestDeferredAt = 0;
   let closed = false;
 
   const health = (): StateHealth =>
@@ -146,13 +148,23 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
     }
   }
 
-  function schedule(): void {
+  /**
+   * Sends what is deferred once the oldest of it waited `flushMs`. Operations a batch took
+   * meanwhile do not count: those queued after them get their full wait, so that under steady
+   * traffic every one rides along with a request's batch and none goes out alone.
+   */
+  function schedule(delayMs = flushMs): void {
     if (flushing !== undefined || closed) return;
     const timer = new AbortController();
     flushing = timer;
-    clock.sleep(flushMs, timer.signal).then(
+    clock.sleep(delayMs, timer.signal).then(
       async () => {
         flushing = undefined;
+        const waited = clock.now() - oldestDeferredAt;
+        if (deferred.size > 0 && waited < flushMs) {
+          schedule(flushMs - waited);
+          return;
+        }
         await flush();
         if (deferred.size > 0 && client.status === "ready") schedule();
       },
@@ -164,6 +176,7 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
     kind: "redis",
     run: runBatch,
     defer(ops) {
+      if (deferred.size === 0) oldestDeferredAt = clock.now();
       deferred.push(ops.filter(isWriteOnly));
       if (deferred.size > 0) schedule();
     },
