@@ -131,11 +131,9 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
       const pending = deferred.take();
       const all = pending.length === 0 ? ops : [...pending, ...ops];
       const args: (string | number)[] = all.map((op) => prefix + op.key);
-      args.push(Math.floor(clock.now()));
+      args.push(Math.floor(clock.now()), pending.length);
       for (const op of all) args.push(...encode(op));
-      return scripts
-        .stateBatch(all.length, ...args)
-        .then((flat) => decode(flat, pending.length, ops.length));
+      return scripts.stateBatch(all.length, ...args).then((flat) => decode(flat, ops.length));
     });
   }
 
@@ -222,10 +220,10 @@ function encode(op: StateOp): (string | number)[] {
   }
 }
 
-/** The results of the last `count` operations, after `skip` deferred ones. */
-function decode(flat: readonly number[], skip: number, count: number): OpResult[] {
+/** The results of the batch's `count` operations (the deferred ones answer nothing). */
+function decode(flat: readonly number[], count: number): OpResult[] {
   const out: OpResult[] = [];
-  for (let i = skip; i < skip + count; i++) {
+  for (let i = 0; i < count; i++) {
     const at = i * 5;
     out.push({
       allowed: flat[at] === 1,
