@@ -5,11 +5,12 @@
 /**
  * Runs a batch of {@link StateOp}s. `KEYS[i]` is the counter of operation i; `ARGV[1]` the time
  * (ms since the epoch, from the gateway's clock so that tests can move it); `ARGV[2]` how many
- * operations, first in the batch, were deferred (write-only; nobody reads their results); then
- * five arguments per operation: kind (`r` rate, `b` budget, `s` slots), mode, and three
- * parameters (rate: limit, window ms, cost; budget: limit, period end ms, cost; slots: max,
- * ttl ms, holder). Returns five integers per operation after the deferred ones: allowed (1/0),
- * used, remaining, reset ms, retry-after ms.
+ * operations, first in the batch, were deferred (write-only; nobody reads their results);
+ * `ARGV[3]` five comma-separated fields per operation, all in one argument (each argument costs
+ * the client more than the script's split): kind (`r` rate, `b` budget, `s` slots), mode, and
+ * three parameters (rate: limit, window ms, cost; budget: limit, period end ms, cost; slots:
+ * max, ttl ms, holder). Returns five integers per operation after the deferred ones: allowed
+ * (1/0), used, remaining, reset ms, retry-after ms.
  *
  * Writes that are not gated (`add`, `release`, `renew`) apply in order; a gate's write
  * (`take`, `acquire`) applies only when every gate passed. A deferred operation writes what it
@@ -156,10 +157,12 @@ local function slots(key, mode, max, ttl, holder, quiet)
   both(true, held, math.max(0, max - held), 0, 0)
 end
 
+local fields = {}
+for field in string.gmatch(ARGV[3], "[^,]+") do fields[#fields + 1] = field end
 for i = 1, #KEYS do
-  local a = 3 + (i - 1) * 5
-  local kind, mode = ARGV[a], ARGV[a + 1]
-  local p1, p2, p3 = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4]
+  local a = (i - 1) * 5 + 1
+  local kind, mode = fields[a], fields[a + 1]
+  local p1, p2, p3 = tonumber(fields[a + 2]), tonumber(fields[a + 3]), fields[a + 4]
   local quiet = i <= deferred
   if kind == "r" then
     rate(KEYS[i], mode, p1, p2, tonumber(p3), quiet)

@@ -131,8 +131,7 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
       const pending = deferred.take();
       const all = pending.length === 0 ? ops : [...pending, ...ops];
       const args: (string | number)[] = all.map((op) => prefix + op.key);
-      args.push(Math.floor(clock.now()), pending.length);
-      for (const op of all) args.push(...encode(op));
+      args.push(Math.floor(clock.now()), pending.length, all.map(encode).join(","));
       return scripts.stateBatch(all.length, ...args).then((flat) => decode(flat, ops.length));
     });
   }
@@ -208,15 +207,18 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
   };
 }
 
-/** The five script arguments of an operation after its key. */
-function encode(op: StateOp): (string | number)[] {
+/**
+ * The five script fields of an operation after its key, comma-separated. No field holds a comma:
+ * the numbers are JavaScript's, the holders the limiter's own (base64url and digits).
+ */
+function encode(op: StateOp): string {
   switch (op.kind) {
     case "rate":
-      return ["r", op.mode, op.limit, op.windowMs, op.cost];
+      return `r,${op.mode},${op.limit},${op.windowMs},${op.cost}`;
     case "budget":
-      return ["b", op.mode, op.limit, op.periodEndMs, Math.round(op.cost)];
+      return `b,${op.mode},${op.limit},${op.periodEndMs},${Math.round(op.cost)}`;
     case "slots":
-      return ["s", op.mode, op.max, op.ttlMs, op.holder];
+      return `s,${op.mode},${op.max},${op.ttlMs},${op.holder}`;
   }
 }
 
