@@ -100,8 +100,16 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     usage: (name: string, p: Period) => `u:${p.id}:${name}`,
     streams: (name: string) => `st:${name}`,
   };
-  const usagePeriod = (limits: KeyLimitsConfig | undefined, now: number) =>
-    periodOf(limits?.quota?.per ?? "month", now);
+  // The current day and month, kept until they end: every call and every finish asks.
+  const current: Partial<Record<QuotaPeriod, Period & { startMs: number }>> = {};
+  const usagePeriod = (limits: KeyLimitsConfig | undefined, now: number): Period => {
+    const per = limits?.quota?.per ?? "month";
+    const known = current[per];
+    if (known !== undefined && now >= known.startMs && now < known.endMs) return known;
+    const period = { ...periodOf(per, now), startMs: now };
+    current[per] = period;
+    return period;
+  };
 
   function admit(
     request: object,
