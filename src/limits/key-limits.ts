@@ -294,21 +294,24 @@ function judge(
     undefined,
   );
   const headers = rateLimitHeaders(figure(l.requestsPerMinute, r("rpm")), tokens);
-  const refusals: [LimitKind, OpResult | undefined, string][] = [
+  // The words are written only for a refusal: most calls pass.
+  const refusals: [LimitKind, OpResult | undefined, () => string][] = [
     [
       "quota",
       r("quota"),
-      `quota exhausted: ${l.quota?.tokens} Coze tokens per ${l.quota?.per} for this API key; it resets at ${new Date(period.endMs).toISOString()}`,
+      () =>
+        `quota exhausted: ${l.quota?.tokens} Coze tokens per ${l.quota?.per} for this API key; it resets at ${new Date(period.endMs).toISOString()}`,
     ],
-    ["tokens", r("tpd"), `rate limit reached: ${l.tokensPerDay} Coze tokens per day`],
-    ["tokens", r("tpm"), `rate limit reached: ${l.tokensPerMinute} Coze tokens per minute`],
-    ["requests", r("rpm"), `rate limit reached: ${l.requestsPerMinute} requests per minute`],
-    ["streams", r("streams"), `too many streams open for this API key (${l.maxStreams})`],
+    ["tokens", r("tpd"), () => `rate limit reached: ${l.tokensPerDay} Coze tokens per day`],
+    ["tokens", r("tpm"), () => `rate limit reached: ${l.tokensPerMinute} Coze tokens per minute`],
+    ["requests", r("rpm"), () => `rate limit reached: ${l.requestsPerMinute} requests per minute`],
+    ["streams", r("streams"), () => `too many streams open for this API key (${l.maxStreams})`],
   ];
   const refused = refusals.filter(([, res]) => res !== undefined && !res.allowed);
   const first = refused[0];
   if (first === undefined || !metered) return { ok: true, headers };
-  const [kind, , text] = first;
+  const [kind, , words] = first;
+  const text = words();
   const retryAfterMs = Math.max(...refused.map(([, res]) => res?.retryAfterMs ?? 0));
   const message =
     kind === "quota" || kind === "streams"
