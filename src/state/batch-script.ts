@@ -3,18 +3,20 @@
 // change the other.
 
 /**
- * Runs a batch of {@link StateOp}s. `KEYS[i]` is the counter of operation i; `ARGV[1]` the time
- * (ms since the epoch, from the gateway's clock so that tests can move it); `ARGV[2]` how many
- * operations, first in the batch, were deferred (write-only; nobody reads their results);
- * `ARGV[3]` five comma-separated fields per operation, all in one argument (each argument costs
- * the client more than the script's split): kind (`r` rate, `b` budget, `s` slots), mode, and
- * three parameters (rate: limit, window ms, cost; budget: limit, period end ms, cost; slots:
- * max, ttl ms, holder). Returns five integers per operation after the deferred ones: allowed
- * (1/0), used, remaining, reset ms, retry-after ms.
+ * Runs batches of {@link StateOp}s one after the other, each as if alone. `KEYS[i]` is the
+ * counter of operation i; `ARGV[1]` the time (ms since the epoch, from the gateway's clock so
+ * that tests can move it); `ARGV[2]` how many operations, first in the call, were deferred
+ * (write-only; nobody reads their results); `ARGV[3]` five comma-separated fields per operation,
+ * all in one argument (each argument costs the client more than the script's split): kind (`r`
+ * rate, `b` budget, `s` slots), mode, and three parameters (rate: limit, window ms, cost;
+ * budget: limit, period end ms, cost; slots: max, ttl ms, holder); `ARGV[4]` the number of
+ * operations of each batch after the deferred ones, comma-separated (empty: none). Returns five
+ * integers per operation after the deferred ones: allowed (1/0), used, remaining, reset ms,
+ * retry-after ms.
  *
- * Writes that are not gated (`add`, `release`, `renew`) apply in order; a gate's write
- * (`take`, `acquire`) applies only when every gate passed. A deferred operation writes what it
- * would write in the batch's reply part and only that, with the fewest commands.
+ * In a batch, writes that are not gated (`add`, `release`, `renew`) apply in order; a gate's
+ * write (`take`, `acquire`) applies only when every gate of the batch passed. A deferred
+ * operation writes what it would write in a batch and only that, with the fewest commands.
  *
  * @see StateOp
  */
@@ -23,8 +25,8 @@ local now = tonumber(ARGV[1])
 local deferred = tonumber(ARGV[2])
 local eps = 1e-6
 local grace = 3600000
-local pass = true
-local written, unwritten, gated = {}, {}, {}
+-- The batch being run: whether its gates all passed, its results either way, its gates' writes.
+local pass, written, unwritten, gated
 
 local function round6(x) return tonumber(string.format("%.6f", x)) end
 local function append(list, ok, used, remaining, reset, retry)
@@ -159,11 +161,10 @@ end
 
 local fields = {}
 for field in string.gmatch(ARGV[3], "[^,]+") do fields[#fields + 1] = field end
-for i = 1, #KEYS do
+local function op(i, quiet)
   local a = (i - 1) * 5 + 1
   local kind, mode = fields[a], fields[a + 1]
   local p1, p2, p3 = tonumber(fields[a + 2]), tonumber(fields[a + 3]), fields[a + 4]
-  local quiet = i <= deferred
   if kind == "r" then
     rate(KEYS[i], mode, p1, p2, tonumber(p3), quiet)
   elseif kind == "b" then
@@ -173,16 +174,30 @@ for i = 1, #KEYS do
   end
 end
 
-if not pass then return unwritten end
-for _, g in ipairs(gated) do
-  if g[1] == "r" then
-    store_rate(g[2], g[3], g[4], g[5], g[6])
-  else
-    redis.call("ZADD", g[2], g[3], g[4])
-    redis.call("PEXPIRE", g[2], g[5])
+for i = 1, deferred do op(i, true) end
+local out, i = {}, deferred
+for size in string.gmatch(ARGV[4], "[^,]+") do
+  pass = true
+  written, unwritten, gated = {}, {}, {}
+  for _ = 1, tonumber(size) do
+    i = i + 1
+    op(i, false)
   end
+  local results = unwritten
+  if pass then
+    results = written
+    for _, g in ipairs(gated) do
+      if g[1] == "r" then
+        store_rate(g[2], g[3], g[4], g[5], g[6])
+      else
+        redis.call("ZADD", g[2], g[3], g[4])
+        redis.call("PEXPIRE", g[2], g[5])
+      end
+    end
+  end
+  for _, v in ipairs(results) do out[#out + 1] = v end
 end
-return written
+return out
 `;
 
 /** Takes or extends a lease: `KEYS[1]` the lease, `ARGV[1]` the holder, `ARGV[2]` ttl ms. */
