@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Spread } from "./lib/stats.js";
 import type { Amplification } from "./scenarios/amplification.js";
+import type { LimiterCost } from "./scenarios/limiter-cost.js";
 import type { LimitsScenario } from "./scenarios/limits.js";
 import type { HoldResult, MemoryScenario } from "./scenarios/memory.js";
 import type { StreamScenario } from "./scenarios/stream.js";
@@ -22,6 +23,8 @@ export interface Results {
   connect: UnaryScenario[];
   /** Issue 15: the gateway without limits, limited in memory and on Redis; absent before it. */
   limits?: LimitsScenario[];
+  /** The limiter's own CPU per request, apart from the gateway; with `limits`. */
+  limiterCost?: LimiterCost;
   amplification?: Amplification;
   /** The streaming lag scenario, Chat Completions. */
   stream?: StreamScenario;
@@ -321,6 +324,17 @@ export function renderMarkdown(r: Results): string {
       unaryTable(r.limits),
       "",
     );
+    const c = r.limiterCost;
+    if (c) {
+      const redisCost =
+        c.redisC1 === undefined
+          ? ""
+          : `, on Redis ${f(c.redisC1, 1)} µs one request at a time and ${f(c.redisC16 ?? Number.NaN, 1)} µs sixteen at a time`;
+      lines.push(
+        `The limiter alone (\`admit\` and \`finish\` of the bench key's limits in the harness process, no HTTP; the best of five rounds): ${f(c.memory, 1)} µs of CPU per request in memory${redisCost}.`,
+        "",
+      );
+    }
   }
   if (r.stream) {
     lines.push(

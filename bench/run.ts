@@ -20,6 +20,7 @@ import { responsesShape } from "./lib/sse-client.js";
 import { ensureTools } from "./lib/tools.js";
 import { type Results, targets, writeReport } from "./report.js";
 import { amplification } from "./scenarios/amplification.js";
+import { limiterCost } from "./scenarios/limiter-cost.js";
 import { type LimitVariants, limitScenarios, startLimitVariants } from "./scenarios/limits.js";
 import { memory } from "./scenarios/memory.js";
 import { streaming } from "./scenarios/stream.js";
@@ -299,6 +300,8 @@ async function main() {
         "Limits: REST and Connect unary through the gateway without limits, limited in memory, on Redis",
       );
       results.limits = await limitScenarios(bench, limitVariants);
+      results.limiterCost = await limiterCost(limitVariants.redisServer);
+      log(`  the limiter alone, µs of CPU per request: ${JSON.stringify(results.limiterCost)}`);
     }
     if (wants("amplification")) {
       log("Upstream amplification (counts)");
