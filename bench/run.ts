@@ -45,6 +45,8 @@ const { values: args } = parseArgs({
     "compare-main": { type: "string" },
     // The REST concurrencies to run, e.g. --rest-c=16 while iterating on a change.
     "rest-c": { type: "string" },
+    // The limits scenario's three gateways all without limits: the spread its ratios sit in.
+    "limits-aa": { type: "boolean" },
   },
 });
 const only = args.only?.split(",");
@@ -209,6 +211,7 @@ async function main() {
         config,
         dir,
         redisLog: logFd("redis"),
+        aa: args["limits-aa"] === true,
         start(name, configFile) {
           const proc = startGateway(name, configFile);
           all.push(proc);

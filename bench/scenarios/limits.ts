@@ -27,6 +27,8 @@ export interface LimitVariants {
   /** Absent when `redis-server` is not installed. */
   redis: ProxyUnderTest | undefined;
   redisServer: BenchRedis | undefined;
+  /** Whether the limited gateways are configured without limits (an A/A run). */
+  aa: boolean;
   /** Stops the Redis server (the gateways are the caller's, from `start`). */
   stop(): Promise<void>;
 }
@@ -40,6 +42,8 @@ export async function startLimitVariants(options: {
   dir: string;
   /** A file descriptor for the Redis server's output. */
   redisLog: number;
+  /** A/A: every gateway without limits and in memory, under the same names. */
+  aa?: boolean;
   start(name: string, config: string): NodeProcess;
   log(line: string): void;
 }): Promise<LimitVariants> {
@@ -62,8 +66,8 @@ export async function startLimitVariants(options: {
     const port = await freePort();
     const config = structuredClone(base);
     config.server.port = port;
-    if (limits) for (const k of config.api_keys) k.limits = benchKeyLimits;
-    if (state !== undefined) config.state = state;
+    if (limits && !options.aa) for (const k of config.api_keys) k.limits = benchKeyLimits;
+    if (state !== undefined && !options.aa) config.state = state;
     const file = join(options.dir, `gateway-${name}.json`);
     writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
     return { name, url: `http://127.0.0.1:${port}`, process: options.start(name, file) };
@@ -75,7 +79,14 @@ export async function startLimitVariants(options: {
       redisServer &&
       (await variant("limits-redis", true, { store: "redis", url: redisServer.url }));
     for (const p of [off, memory, redis]) if (p) await waitForHttp(`${p.url}/healthz`);
-    return { off, memory, redis, redisServer, stop: async () => redisServer?.stop() };
+    return {
+      off,
+      memory,
+      redis,
+      redisServer,
+      aa: options.aa === true,
+      stop: async () => redisServer?.stop(),
+    };
   } catch (err) {
     await redisServer?.stop();
     throw err;
@@ -160,7 +171,7 @@ async function threeWay(
   const onRedis: { batches: number; requests: number; cpuMs: number }[] = [];
   for (let rep = 0; rep < bench.reps; rep++) {
     for (const proxy of alternate(proxies, rep)) {
-      const server = proxy === v.redis ? v.redisServer : undefined;
+      const server = proxy === v.redis && !v.aa ? v.redisServer : undefined;
       const before = server && {
         commands: await server.commandCounts(),
         chats: await cozeChats(bench),
@@ -229,7 +240,8 @@ async function cozeChats(bench: Bench): Promise<number> {
  * through the gateway without limits, with the bench key limited in memory, and on Redis.
  */
 export async function limitScenarios(bench: Bench, v: LimitVariants): Promise<LimitsScenario[]> {
-  await checkLimitsApply(bench, v);
+  if (v.aa) bench.log("  A/A: the three gateways run without limits, in memory");
+  else await checkLimitsApply(bench, v);
   const out: LimitsScenario[] = [];
   for (const c of [1, 16]) out.push(await threeWay(bench, v, "rest", c, restLoad(bench, c)));
   out.push(await threeWay(bench, v, "connect", 16, connectLoad(bench, 1, 16)));
