@@ -319,7 +319,7 @@ export function renderMarkdown(r: Results): string {
     lines.push(
       "## Limits on and off (issue 15)",
       "",
-      `Three gateways of one build and one config, run in turn (ABC CBA): \`limits-off\` (the bench key without limits), \`limits-memory\` (the key with every limit, each far from refusing: requests and tokens per minute, tokens per day, a monthly quota, streams at once; counters in memory) and \`limits-redis\` (the same on a \`redis-server\` of the bench's own, \`state.store: redis\`). Usage metering runs in all three. CPU is the gateway process's alone.${redis.length > 0 ? ` Redis: ${redis.join("; ")}.` : " No Redis column: `redis-server` is not installed."}`,
+      `Three gateways of one build and one config, started afresh for each repetition and each warmed up, then run in turn (ABC, CBA in the next repetition): \`limits-off\` (the bench key without limits), \`limits-memory\` (the key with every limit, each far from refusing: requests and tokens per minute, tokens per day, a monthly quota, streams at once; counters in memory) and \`limits-redis\` (the same on a \`redis-server\` of the bench's own, \`state.store: redis\`). Usage metering runs in all three. CPU is the gateway process's alone.${redis.length > 0 ? ` Redis: ${redis.join("; ")}.` : " No Redis column: `redis-server` is not installed."}`,
       "",
       unaryTable(r.limits),
       "",

@@ -20,8 +20,9 @@ import { responsesShape } from "./lib/sse-client.js";
 import { ensureTools } from "./lib/tools.js";
 import { type Results, targets, writeReport } from "./report.js";
 import { amplification } from "./scenarios/amplification.js";
+import { type LimitGateways, startLimitGateways } from "./scenarios/limit-gateways.js";
 import { limiterCost } from "./scenarios/limiter-cost.js";
-import { type LimitVariants, limitScenarios, startLimitVariants } from "./scenarios/limits.js";
+import { limitScenarios } from "./scenarios/limits.js";
 import { memory } from "./scenarios/memory.js";
 import { streaming } from "./scenarios/stream.js";
 import {
@@ -204,10 +205,10 @@ async function main() {
     compare = { name: "gateway-compare", url: `http://127.0.0.1:${port}`, process: proc };
   }
   // The limits scenario's own three gateways (off, in memory, on Redis), one build and config.
-  let limitVariants: LimitVariants | undefined;
+  let limitGateways: LimitGateways | undefined;
   try {
     if (wants("limits")) {
-      limitVariants = await startLimitVariants({
+      limitGateways = await startLimitGateways({
         config,
         dir,
         redisLog: logFd("redis"),
@@ -298,12 +299,12 @@ async function main() {
       results.connect.push(await connectUnary(bench, 1, 16, pair));
       results.connect.push(await connectUnary(bench, 4, 16, pair));
     }
-    if (limitVariants) {
+    if (limitGateways) {
       log(
         "Limits: REST and Connect unary through the gateway without limits, limited in memory, on Redis",
       );
-      results.limits = await limitScenarios(bench, limitVariants);
-      results.limiterCost = await limiterCost(limitVariants.redisServer);
+      results.limits = await limitScenarios(bench, limitGateways);
+      results.limiterCost = await limiterCost(limitGateways.redisServer);
       log(`  the limiter alone, µs of CPU per request: ${JSON.stringify(results.limiterCost)}`);
     }
     if (wants("amplification")) {
@@ -356,7 +357,7 @@ async function main() {
     }
   } finally {
     await Promise.all(all.map((p) => p.stop()));
-    await limitVariants?.stop();
+    await limitGateways?.stop();
   }
 }
 
