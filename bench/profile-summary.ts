@@ -1,6 +1,9 @@
 // Summarises a V8 `.cpuprofile` (from `npm run bench -- --profile`): self time by function and by
 // file or package, so the gateway's share of a request can be told from Node's and the libraries'.
-// Usage: node dist/bench/bench/profile-summary.js FILE.cpuprofile [top]
+// Percentages are of the busy time (idle left out). With a request count (the lines of the
+// gateway's request log, `wc -l`), each line also says its µs per request, so that the profiles
+// of two gateways under different loads compare.
+// Usage: node dist/bench/bench/profile-summary.js FILE.cpuprofile [top] [requests]
 import { readFileSync } from "node:fs";
 
 interface Node {
@@ -10,9 +13,10 @@ interface Node {
   children?: number[];
 }
 
-const [file, topArg] = process.argv.slice(2);
-if (!file) throw new Error("usage: profile-summary FILE.cpuprofile [top]");
+const [file, topArg, requestsArg] = process.argv.slice(2);
+if (!file) throw new Error("usage: profile-summary FILE.cpuprofile [top] [requests]");
 const top = Number(topArg ?? 40);
+const requests = requestsArg === undefined ? undefined : Number(requestsArg);
 const profile = JSON.parse(readFileSync(file, "utf8")) as {
   nodes: Node[];
   samples: number[];
@@ -26,6 +30,10 @@ const self = new Map<number, number>();
 profile.samples.forEach((id, i) => {
   self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0));
 });
+const idleIds = new Set(
+  profile.nodes.filter((n) => n.callFrame.functionName === "(idle)").map((n) => n.id),
+);
+for (const id of idleIds) self.delete(id);
 const total = [...self.values()].reduce((a, b) => a + b, 0);
 
 function where(url: string): string {
@@ -54,10 +62,12 @@ const show = (m: Map<string, number>, n: number) =>
   [...m]
     .sort((a, b) => b[1] - a[1])
     .slice(0, n)
-    .map(([k, v]) => `${((v / total) * 100).toFixed(1).padStart(5)}%  ${k}`)
+    .map(([k, v]) => `${((v / total) * 100).toFixed(1).padStart(5)}%${perRequest(v)}  ${k}`)
     .join("\n");
+const perRequest = (us: number) =>
+  requests === undefined ? "" : ` ${(us / requests).toFixed(1).padStart(6)} µs/req`;
 process.stdout.write(
-  `total ${(total / 1e6).toFixed(2)} s sampled\n\nby file or package\n${show(files, 30)}\n\nby function (self)\n${show(fns, top)}\n`,
+  `busy ${(total / 1e6).toFixed(2)} s sampled (idle left out)${requests === undefined ? "" : `, ${(total / requests).toFixed(1)} µs per request over ${requests}`}\n\nby file or package\n${show(files, 30)}\n\nby function (self)\n${show(fns, top)}\n`,
 );
 
 // Inclusive time: each sample counts once for every distinct function on its stack.

@@ -2,6 +2,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Spread } from "./lib/stats.js";
 import type { Amplification } from "./scenarios/amplification.js";
+import type { LimiterCost } from "./scenarios/limiter-cost.js";
+import type { LimitsScenario } from "./scenarios/limits.js";
 import type { HoldResult, MemoryScenario } from "./scenarios/memory.js";
 import type { StreamScenario } from "./scenarios/stream.js";
 import type { UnaryScenario } from "./scenarios/unary.js";
@@ -19,6 +21,10 @@ export interface Results {
   /** REST chat with `stream: true` through wrk: a reference without a target, only when asked for. */
   restStream?: UnaryScenario[];
   connect: UnaryScenario[];
+  /** Issue 15: the gateway without limits, limited in memory and on Redis; absent before it. */
+  limits?: LimitsScenario[];
+  /** The limiter's own CPU per request, apart from the gateway; with `limits`. */
+  limiterCost?: LimiterCost;
   amplification?: Amplification;
   /** The streaming lag scenario, Chat Completions. */
   stream?: StreamScenario;
@@ -103,6 +109,48 @@ function streamTargets(name: string, s: StreamScenario, unit: string): Target[] 
   ];
 }
 
+/** The most a limited gateway may cost per request over the same build without limits. */
+const limitCeilings: Record<string, { store: string; ceiling: number }> = {
+  "limits-memory": { store: "in memory", ceiling: 1.05 },
+  "limits-redis": { store: "on Redis", ceiling: 1.15 },
+};
+
+/**
+ * Issue 15's targets of one limits scenario: CPU per request of each limited gateway over the
+ * gateway without limits, and at most one Redis command (one EVALSHA batch) per request.
+ */
+function limitTargets(s: LimitsScenario): Target[] {
+  const door = s.name === "connect" ? "Connect unary" : "REST non-stream";
+  const out: Target[] = [];
+  for (const [name, ratio] of Object.entries(s.cpuRatio)) {
+    const c = limitCeilings[name];
+    if (c === undefined) continue;
+    out.push({
+      target: `Limits ${c.store}: ${door} CPU per request, c=${s.concurrency}`,
+      measured: range(ratio, (n) => `${f(n)}×`),
+      limit: `≤ ${f(c.ceiling)}× without limits`,
+      pass: ratio.median <= c.ceiling,
+    });
+  }
+  const redis = s.redis;
+  if (redis) {
+    // A run's edges: up to `concurrency` requests admitted in one window and sent to Coze in the
+    // next, and the last requests' counts, sent alone after the run.
+    const slack = s.concurrency + 1;
+    const batchesOk = redis.batches.every((b, i) => b <= (redis.requests[i] ?? 0) + slack);
+    const { commands, requests } = redis.sent;
+    const scripts = (commands.evalsha ?? 0) + (commands.eval ?? 0);
+    const others = Object.entries(commands).filter(([k]) => k !== "evalsha" && k !== "eval");
+    out.push({
+      target: `Limits on Redis: ${door} round trips to Redis per request, c=${s.concurrency}`,
+      measured: `${range(redis.batchesPerRequest, (n) => f(n, 3))} scripts per request; under MONITOR ${scripts} scripts${others.map(([k, n]) => `, ${n} ${k}`).join("")} for ${requests} requests`,
+      limit: "≤ 1 (one EVALSHA), nothing else sent",
+      pass: batchesOk && others.length === 0 && scripts <= requests + slack,
+    });
+  }
+  return out;
+}
+
 /** The issue's targets, each judged on the median over repetitions. */
 export function targets(r: Results): Target[] {
   const out: Target[] = [];
@@ -121,6 +169,7 @@ export function targets(r: Results): Target[] {
   // Streams are judged as Chat Completions streams are: by the lag scenario's targets below.
   // Their CPU and throughput under wrk (`responses-stream`, `rest-stream`) are figures to read
   // in the table, without a target: a stream's cost is its events', which no unary hop has.
+  for (const s of r.limits ?? []) out.push(...limitTargets(s));
   const a = r.amplification;
   if (a) {
     out.push({
@@ -177,7 +226,7 @@ export function targets(r: Results): Target[] {
   return out;
 }
 
-function unaryTable(scenarios: UnaryScenario[]): string {
+function unaryTable(scenarios: Pick<UnaryScenario, "name" | "concurrency" | "runs">[]): string {
   const rows = [
     "| scenario | proxy | req/s | p50 ms | p99 ms | CPU µs/req | emulator CPU µs/req | errors |",
     "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -260,6 +309,33 @@ export function renderMarkdown(r: Results): string {
     ]),
     "",
   ];
+  if (r.limits && r.limits.length > 0) {
+    const redis = r.limits
+      .filter((s) => s.redis)
+      .map(
+        (s) =>
+          `${s.name} c=${s.concurrency}: ${f(s.redis?.batchesPerRequest.median ?? 0, 3)} script calls and ${f((s.redis?.cpuMsPerRequest.median ?? 0) * 1000, 0)} µs of Redis CPU per request`,
+      );
+    lines.push(
+      "## Limits on and off (issue 15)",
+      "",
+      `Three gateways of one build and one config, started afresh for each repetition and each warmed up, then run in turn (ABC, CBA in the next repetition): \`limits-off\` (the bench key without limits), \`limits-memory\` (the key with every limit, each far from refusing: requests and tokens per minute, tokens per day, a monthly quota, streams at once; counters in memory) and \`limits-redis\` (the same on a \`redis-server\` of the bench's own, \`state.store: redis\`). Usage metering runs in all three. CPU is the gateway process's alone.${redis.length > 0 ? ` Redis: ${redis.join("; ")}.` : " No Redis column: `redis-server` is not installed."}`,
+      "",
+      unaryTable(r.limits),
+      "",
+    );
+    const c = r.limiterCost;
+    if (c) {
+      const redisCost =
+        c.redisC1 === undefined
+          ? ""
+          : `, on Redis ${f(c.redisC1, 1)} µs one request at a time and ${f(c.redisC16 ?? Number.NaN, 1)} µs sixteen at a time`;
+      lines.push(
+        `The limiter alone (\`admit\` and \`finish\` of the bench key's limits in the harness process, no HTTP; the best of five rounds): ${f(c.memory, 1)} µs of CPU per request in memory${redisCost}.`,
+        "",
+      );
+    }
+  }
   if (r.stream) {
     lines.push(
       "## Streaming",

@@ -2,7 +2,7 @@
 // drives them with wrk, h2load and a streaming client from this process, and writes
 // bench/results.json and BENCHMARKS.md. See BENCHMARKS.md for the method.
 
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release, tmpdir } from "node:os";
@@ -15,10 +15,14 @@ import type { GeneratedApp } from "../src/emulator/index.js";
 import { catalog } from "../src/emulator/index.js";
 import type { Bench, ProxyUnderTest } from "./lib/context.js";
 import { emulatorStats } from "./lib/context.js";
-import { freePort, nextMessage, probeImport, run, startNode, waitForHttp } from "./lib/proc.js";
+import { freePort, nextMessage, probeImport, startNode, waitForHttp } from "./lib/proc.js";
 import { responsesShape } from "./lib/sse-client.js";
+import { ensureTools } from "./lib/tools.js";
 import { type Results, targets, writeReport } from "./report.js";
 import { amplification } from "./scenarios/amplification.js";
+import { type LimitGateways, startLimitGateways } from "./scenarios/limit-gateways.js";
+import { limiterCost } from "./scenarios/limiter-cost.js";
+import { limitScenarios } from "./scenarios/limits.js";
 import { memory } from "./scenarios/memory.js";
 import { streaming } from "./scenarios/stream.js";
 import {
@@ -42,6 +46,8 @@ const { values: args } = parseArgs({
     "compare-main": { type: "string" },
     // The REST concurrencies to run, e.g. --rest-c=16 while iterating on a change.
     "rest-c": { type: "string" },
+    // The limits scenario's three gateways all without limits: the spread its ratios sit in.
+    "limits-aa": { type: "boolean" },
   },
 });
 const only = args.only?.split(",");
@@ -49,44 +55,6 @@ const wants = (s: string) => only === undefined || only.includes(s);
 
 const root = new URL("../../../", import.meta.url).pathname;
 const dist = (p: string) => join(root, "dist", p);
-
-async function ensureTools(): Promise<{ wrk: string; h2load: string }> {
-  let wrk = await versionOf("wrk", "-v");
-  let h2load = await versionOf("h2load", "--version");
-  if ((!wrk || !h2load) && process.getuid?.() === 0) {
-    process.stderr.write("bench: installing wrk and nghttp2-client (h2load) with apt-get\n");
-    await run("apt-get", ["update", "-qq"]);
-    await run("apt-get", [
-      "install",
-      "-y",
-      "-qq",
-      "--no-install-recommends",
-      "wrk",
-      "nghttp2-client",
-    ]);
-    wrk = await versionOf("wrk", "-v");
-    h2load = await versionOf("h2load", "--version");
-  }
-  if (!wrk || !h2load) {
-    throw new Error("the bench needs wrk and h2load: apt-get install wrk nghttp2-client");
-  }
-  return { wrk, h2load };
-}
-
-/** The first line a tool prints about its version (wrk prints it and exits 1), or "". */
-function versionOf(cmd: string, arg: string): Promise<string> {
-  return new Promise((resolve) => {
-    const child = spawn(cmd, [arg], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    const take = (c: Buffer) => {
-      out += c.toString();
-    };
-    child.stdout.on("data", take);
-    child.stderr.on("data", take);
-    child.once("error", () => resolve(""));
-    child.once("exit", () => resolve(out.trim().split("\n")[0]?.trim() ?? ""));
-  });
-}
 
 function packageVersion(name: string): string {
   return (
@@ -159,15 +127,20 @@ async function main() {
   };
   // --profile: a V8 CPU profile of the gateway, written when it exits (see profile-summary.ts).
   const profileArgs = args.profile ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
-  const gatewayProc = startNode(
-    "gateway",
-    // --gateway-main: another build of the gateway (e.g. a change under test) in the same harness.
-    [...measuredArgs, ...profileArgs, args["gateway-main"] ?? dist("main.js"), "--config", config],
-    {
-      env,
-      log: logFd("gateway"),
-    },
-  );
+  // --gateway-main: another build of the gateway (e.g. a change under test) in the same harness.
+  const startGateway = (name: string, configFile: string) =>
+    startNode(
+      name,
+      [
+        ...measuredArgs,
+        ...profileArgs,
+        args["gateway-main"] ?? dist("main.js"),
+        "--config",
+        configFile,
+      ],
+      { env, log: logFd(name) },
+    );
+  const gatewayProc = startGateway("gateway", config);
   const baselineEnv = {
     BENCH_EMULATOR_URL: emulatorUrl,
     BENCH_TOKEN: token,
@@ -231,7 +204,24 @@ async function main() {
     all.push(proc);
     compare = { name: "gateway-compare", url: `http://127.0.0.1:${port}`, process: proc };
   }
+  // The limits scenario's own three gateways (off, in memory, on Redis), one build and config.
+  let limitGateways: LimitGateways | undefined;
   try {
+    if (wants("limits")) {
+      limitGateways = await startLimitGateways({
+        config,
+        dir,
+        redisLog: logFd("redis"),
+        aa: args["limits-aa"] === true,
+        start(name, configFile) {
+          const proc = startGateway(name, configFile);
+          all.push(proc);
+          log(`  ${name}: pid ${proc.pid}`);
+          return proc;
+        },
+        log,
+      });
+    }
     await waitForHttp(`${gateway.url}/healthz`);
     if (compare) await waitForHttp(`${compare.url}/healthz`);
     await waitForHttp(bareUndici.url);
@@ -309,6 +299,14 @@ async function main() {
       results.connect.push(await connectUnary(bench, 1, 16, pair));
       results.connect.push(await connectUnary(bench, 4, 16, pair));
     }
+    if (limitGateways) {
+      log(
+        "Limits: REST and Connect unary through the gateway without limits, limited in memory, on Redis",
+      );
+      results.limits = await limitScenarios(bench, limitGateways);
+      results.limiterCost = await limiterCost(limitGateways.redisServer);
+      log(`  the limiter alone, µs of CPU per request: ${JSON.stringify(results.limiterCost)}`);
+    }
     if (wants("amplification")) {
       log("Upstream amplification (counts)");
       results.amplification = await amplification(bench);
@@ -359,6 +357,7 @@ async function main() {
     }
   } finally {
     await Promise.all(all.map((p) => p.stop()));
+    await limitGateways?.stop();
   }
 }
 

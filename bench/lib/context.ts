@@ -71,9 +71,12 @@ export async function emulatorAdmin(
   await res.arrayBuffer();
 }
 
-/** Orders the proxies of repetition `rep` so neither always runs first (ABBA). */
-export function alternate<T>(pair: readonly [T, T], rep: number): [T, T] {
-  return rep % 2 === 0 ? [pair[0], pair[1]] : [pair[1], pair[0]];
+/**
+ * Orders the proxies of repetition `rep` so neither always runs first (ABBA; with three,
+ * ABC CBA: each runs before and after the first as often).
+ */
+export function alternate<T extends readonly unknown[]>(list: T, rep: number): T {
+  return (rep % 2 === 0 ? list : [...list].reverse()) as unknown as T;
 }
 
 /** ns (hrtime bigint difference) to ms. */

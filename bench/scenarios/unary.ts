@@ -38,7 +38,8 @@ export const restBody = JSON.stringify({
   messages: [{ role: "user", content: "Hello" }],
 });
 
-async function measured(
+/** Runs `load` against `proxy`, with the CPU the proxy and the emulator used meanwhile. */
+export async function measured(
   bench: Bench,
   proxy: ProxyUnderTest,
   load: () => Promise<LoadResult>,
@@ -190,13 +191,12 @@ export function restStream(
   );
 }
 
-/** REST non-stream chat through wrk: the gateway against the bare undici hop. */
-export function restUnary(
+/** A load of REST non-stream chats through wrk with `concurrency` connections. */
+export function restLoad(
   bench: Bench,
   concurrency: number,
-  pair: readonly [ProxyUnderTest, ProxyUnderTest] = [bench.bareUndici, bench.gateway],
-): Promise<UnaryScenario> {
-  return sideBySide(bench, "rest", concurrency, pair, (proxy, seconds) =>
+): (proxy: ProxyUnderTest, seconds: number) => Promise<LoadResult> {
+  return (proxy, seconds) =>
     wrk({
       url: `${proxy.url}/v1/chat/completions`,
       key: bench.key,
@@ -204,8 +204,16 @@ export function restUnary(
       connections: concurrency,
       seconds,
       dir: bench.dir,
-    }),
-  );
+    });
+}
+
+/** REST non-stream chat through wrk: the gateway against the bare undici hop. */
+export function restUnary(
+  bench: Bench,
+  concurrency: number,
+  pair: readonly [ProxyUnderTest, ProxyUnderTest] = [bench.bareUndici, bench.gateway],
+): Promise<UnaryScenario> {
+  return sideBySide(bench, "rest", concurrency, pair, restLoad(bench, concurrency));
 }
 
 /** The binary Connect body of `ChatService.Chat` for the echo bot. */
@@ -230,8 +238,26 @@ export function connectUnary(
   streams: number,
   pair: readonly [ProxyUnderTest, ProxyUnderTest] = [bench.bareConnect, bench.gateway],
 ): Promise<UnaryScenario> {
+  return sideBySide(
+    bench,
+    "connect",
+    clients * streams,
+    pair,
+    connectLoad(bench, clients, streams),
+  );
+}
+
+/**
+ * A load of Connect unary chats through h2load: `streams` concurrent requests on each of
+ * `clients` connections.
+ */
+export function connectLoad(
+  bench: Bench,
+  clients: number,
+  streams: number,
+): (proxy: ProxyUnderTest, seconds: number) => Promise<LoadResult> {
   const body = connectBody();
-  return sideBySide(bench, "connect", clients * streams, pair, (proxy, seconds) =>
+  return (proxy, seconds) =>
     h2load({
       url: `${proxy.url}/cozegateway.v1.ChatService/Chat`,
       headers: {
@@ -244,6 +270,5 @@ export function connectUnary(
       streams,
       seconds,
       dir: bench.dir,
-    }),
-  );
+    });
 }

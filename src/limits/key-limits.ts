@@ -108,8 +108,16 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     usage: (name: string, p: Period) => `u:${p.id}:${name}`,
     streams: (name: string) => `st:${name}`,
   };
-  const usagePeriod = (limits: KeyLimitsConfig | undefined, now: number) =>
-    periodOf(limits?.quota?.per ?? "month", now);
+  // The current day and month, kept until they end: every call and every finish asks.
+  const current: Partial<Record<QuotaPeriod, Period & { startMs: number }>> = {};
+  const usagePeriod = (limits: KeyLimitsConfig | undefined, now: number): Period => {
+    const per = limits?.quota?.per ?? "month";
+    const known = current[per];
+    if (known !== undefined && now >= known.startMs && now < known.endMs) return known;
+    const period = { ...periodOf(per, now), startMs: now };
+    current[per] = period;
+    return period;
+  };
 
   function admit(
     request: object,
@@ -297,21 +305,24 @@ function judge(
     undefined,
   );
   const headers = rateLimitHeaders(figure(l.requestsPerMinute, r("rpm")), tokens);
-  const refusals: [LimitKind, OpResult | undefined, string][] = [
+  // The words are written only for a refusal: most calls pass.
+  const refusals: [LimitKind, OpResult | undefined, () => string][] = [
     [
       "quota",
       r("quota"),
-      `quota exhausted: ${l.quota?.tokens} Coze tokens per ${l.quota?.per} for this API key; it resets at ${new Date(period.endMs).toISOString()}`,
+      () =>
+        `quota exhausted: ${l.quota?.tokens} Coze tokens per ${l.quota?.per} for this API key; it resets at ${new Date(period.endMs).toISOString()}`,
     ],
-    ["tokens", r("tpd"), `rate limit reached: ${l.tokensPerDay} Coze tokens per day`],
-    ["tokens", r("tpm"), `rate limit reached: ${l.tokensPerMinute} Coze tokens per minute`],
-    ["requests", r("rpm"), `rate limit reached: ${l.requestsPerMinute} requests per minute`],
-    ["streams", r("streams"), `too many streams open for this API key (${l.maxStreams})`],
+    ["tokens", r("tpd"), () => `rate limit reached: ${l.tokensPerDay} Coze tokens per day`],
+    ["tokens", r("tpm"), () => `rate limit reached: ${l.tokensPerMinute} Coze tokens per minute`],
+    ["requests", r("rpm"), () => `rate limit reached: ${l.requestsPerMinute} requests per minute`],
+    ["streams", r("streams"), () => `too many streams open for this API key (${l.maxStreams})`],
   ];
   const refused = refusals.filter(([, res]) => res !== undefined && !res.allowed);
   const first = refused[0];
   if (first === undefined || !metered) return { ok: true, headers };
-  const [kind, , text] = first;
+  const [kind, , words] = first;
+  const text = words();
   const retryAfterMs = Math.max(...refused.map(([, res]) => res?.retryAfterMs ?? 0));
   const message =
     kind === "quota" || kind === "streams"

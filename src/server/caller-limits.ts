@@ -19,18 +19,21 @@ export function createKeyLimitsInterceptor(limiter: KeyLimiter): Interceptor {
     const caller = req.contextValues.get(callerKey);
     const verdict = ctx && caller && limiter.admit(ctx, caller.name, true);
     if (verdict === undefined) return next(req);
-    const proceed = async (v: Verdict) => {
-      if (!v.ok) throw toConnectError(v.error);
-      try {
-        const res = await next(req);
-        for (const name in v.headers) res.header.set(name, v.headers[name] as string);
-        return res;
-      } catch (err) {
-        if (err instanceof ConnectError) {
-          for (const name in v.headers) err.metadata.set(name, v.headers[name] as string);
-        }
-        throw err;
-      }
+    // Promise callbacks rather than an async function: one promise fewer per call.
+    const proceed = (v: Verdict) => {
+      if (!v.ok) return Promise.reject(toConnectError(v.error));
+      return next(req).then(
+        (res) => {
+          for (const name in v.headers) res.header.set(name, v.headers[name] as string);
+          return res;
+        },
+        (err: unknown) => {
+          if (err instanceof ConnectError) {
+            for (const name in v.headers) err.metadata.set(name, v.headers[name] as string);
+          }
+          throw err;
+        },
+      );
     };
     return verdict instanceof Promise ? verdict.then(proceed) : proceed(verdict);
   };

@@ -3,23 +3,30 @@
 // change the other.
 
 /**
- * Runs a batch of {@link StateOp}s. `KEYS[i]` is the counter of operation i; `ARGV[1]` the time
- * (ms since the epoch, from the gateway's clock so that tests can move it); then five arguments
- * per operation: kind (`r` rate, `b` budget, `s` slots), mode, and three parameters (rate:
- * limit, window ms, cost; budget: limit, period end ms, cost; slots: max, ttl ms, holder).
- * Returns five integers per operation: allowed (1/0), used, remaining, reset ms, retry-after ms.
+ * Runs batches of {@link StateOp}s one after the other, each as if alone. `KEYS[i]` is the
+ * counter of operation i; `ARGV[1]` the time (ms since the epoch, from the gateway's clock so
+ * that tests can move it); `ARGV[2]` how many operations, first in the call, were deferred
+ * (write-only; nobody reads their results); `ARGV[3]` five comma-separated fields per operation,
+ * all in one argument (each argument costs the client more than the script's split): kind (`r`
+ * rate, `b` budget, `s` slots), mode, and three parameters (rate: limit, window ms, cost;
+ * budget: limit, period end ms, cost; slots: max, ttl ms, holder); `ARGV[4]` the number of
+ * operations of each batch after the deferred ones, comma-separated (empty: none). Returns five
+ * integers per operation after the deferred ones: allowed (1/0), used, remaining, reset ms,
+ * retry-after ms.
  *
- * Writes that are not gated (`add`, `release`, `renew`) apply in order; a gate's write
- * (`take`, `acquire`) applies only when every gate passed.
+ * In a batch, writes that are not gated (`add`, `release`, `renew`) apply in order; a gate's
+ * write (`take`, `acquire`) applies only when every gate of the batch passed. A deferred
+ * operation writes what it would write in a batch and only that, with the fewest commands.
  *
  * @see StateOp
  */
 export const batchScript = `
 local now = tonumber(ARGV[1])
+local deferred = tonumber(ARGV[2])
 local eps = 1e-6
 local grace = 3600000
-local pass = true
-local written, unwritten, gated = {}, {}, {}
+-- The batch being run: whether its gates all passed, its results either way, its gates' writes.
+local pass, written, unwritten, gated
 
 local function round6(x) return tonumber(string.format("%.6f", x)) end
 local function append(list, ok, used, remaining, reset, retry)
@@ -29,8 +36,21 @@ local function append(list, ok, used, remaining, reset, retry)
   list[#list + 1] = reset
   list[#list + 1] = retry
 end
+local function both(ok, used, remaining, reset, retry)
+  append(written, ok, used, remaining, reset, retry)
+  append(unwritten, ok, used, remaining, reset, retry)
+end
+-- A rate's figures at level l: used, remaining, reset ms.
+local function figures(l, limit, per)
+  return math.max(0, math.ceil(l - eps)), math.max(0, math.floor(limit - l + eps)),
+    math.max(0, math.ceil(l * per - eps))
+end
+local function store_rate(key, level, at, window, limit)
+  redis.call("SET", key, string.format("%.6f:%.0f", level, at),
+    "PX", math.ceil(level * window / limit) + 1000)
+end
 
-local function rate(key, mode, limit, window, cost)
+local function rate(key, mode, limit, window, cost, quiet)
   local level, at = 0, now
   local stored = redis.call("GET", key)
   if stored then
@@ -44,30 +64,23 @@ local function rate(key, mode, limit, window, cost)
     end
   end
   local per = window / limit
-  local function figures(l)
-    return math.max(0, math.ceil(l - eps)), math.max(0, math.floor(limit - l + eps)),
-      math.max(0, math.ceil(l * per - eps))
-  end
-  local bu, br, bz = figures(level)
   if mode == "check" then
     local ok = limit - level >= 1 - eps
     local retry = 0
-    if not ok then retry = math.max(1, math.ceil((level + 1 - limit) * per - eps)) end
-    if not ok then pass = false end
-    append(written, ok, bu, br, bz, retry)
-    append(unwritten, ok, bu, br, bz, retry)
+    if not ok then
+      pass = false
+      retry = math.max(1, math.ceil((level + 1 - limit) * per - eps))
+    end
+    local u, r, z = figures(level, limit, per)
+    both(ok, u, r, z, retry)
     return
   end
   local nl = round6(level + cost)
-  local function store()
-    redis.call("SET", key, string.format("%.6f:%.0f", nl, at),
-      "PX", math.ceil(nl * window / limit) + 1000)
-  end
-  local nu, nr, nz = figures(nl)
   if mode == "add" then
-    store()
-    append(written, true, nu, nr, nz, 0)
-    append(unwritten, true, nu, nr, nz, 0)
+    store_rate(key, nl, at, window, limit)
+    if quiet then return end
+    local u, r, z = figures(nl, limit, per)
+    both(true, u, r, z, 0)
     return
   end
   local ok = nl <= limit + eps
@@ -76,12 +89,21 @@ local function rate(key, mode, limit, window, cost)
     pass = false
     retry = math.max(1, math.ceil((nl - limit) * per - eps))
   end
-  gated[#gated + 1] = store
+  gated[#gated + 1] = { "r", key, nl, at, window, limit }
+  local nu, nr, nz = figures(nl, limit, per)
+  local bu, br, bz = figures(level, limit, per)
   append(written, ok, nu, nr, nz, retry)
   append(unwritten, ok, bu, br, bz, retry)
 end
 
-local function budget(key, mode, limit, period_end, cost)
+local function budget(key, mode, limit, period_end, cost, quiet)
+  if quiet then
+    if cost > 0 then
+      redis.call("INCRBY", key, cost)
+      redis.call("PEXPIREAT", key, period_end + grace)
+    end
+    return
+  end
   local used = tonumber(redis.call("GET", key) or "0")
   local after = used
   if mode == "add" then
@@ -98,12 +120,20 @@ local function budget(key, mode, limit, period_end, cost)
   if limit > 0 then remaining = math.max(0, limit - after) end
   local retry = 0
   if not ok then retry = math.max(1, reset) end
-  append(written, ok, after, remaining, reset, retry)
-  append(unwritten, ok, after, remaining, reset, retry)
+  both(ok, after, remaining, reset, retry)
 end
 
-local function slots(key, mode, max, ttl, holder)
+local function slots(key, mode, max, ttl, holder, quiet)
+  if quiet and mode == "release" then
+    redis.call("ZREM", key, holder)
+    return
+  end
   redis.call("ZREMRANGEBYSCORE", key, "-inf", now)
+  if mode == "renew" and quiet then
+    redis.call("ZADD", key, "XX", now + ttl, holder)
+    redis.call("PEXPIRE", key, ttl)
+    return
+  end
   local held = redis.call("ZCARD", key)
   if mode == "acquire" then
     local ok = held < max
@@ -112,10 +142,7 @@ local function slots(key, mode, max, ttl, holder)
       pass = false
       retry = 1000
     end
-    gated[#gated + 1] = function()
-      redis.call("ZADD", key, now + ttl, holder)
-      redis.call("PEXPIRE", key, ttl)
-    end
+    gated[#gated + 1] = { "s", key, now + ttl, holder, ttl }
     local taken = held
     if ok then taken = held + 1 end
     append(written, ok, taken, math.max(0, max - taken), 0, retry)
@@ -129,26 +156,48 @@ local function slots(key, mode, max, ttl, holder)
     redis.call("PEXPIRE", key, ttl)
   end
   held = redis.call("ZCARD", key)
-  append(written, true, held, math.max(0, max - held), 0, 0)
-  append(unwritten, true, held, math.max(0, max - held), 0, 0)
+  both(true, held, math.max(0, max - held), 0, 0)
 end
 
-for i = 1, #KEYS do
-  local a = 2 + (i - 1) * 5
-  local kind, mode = ARGV[a], ARGV[a + 1]
-  local p1, p2, p3 = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4]
+local fields = {}
+for field in string.gmatch(ARGV[3], "[^,]+") do fields[#fields + 1] = field end
+local function op(i, quiet)
+  local a = (i - 1) * 5 + 1
+  local kind, mode = fields[a], fields[a + 1]
+  local p1, p2, p3 = tonumber(fields[a + 2]), tonumber(fields[a + 3]), fields[a + 4]
   if kind == "r" then
-    rate(KEYS[i], mode, p1, p2, tonumber(p3))
+    rate(KEYS[i], mode, p1, p2, tonumber(p3), quiet)
   elseif kind == "b" then
-    budget(KEYS[i], mode, p1, p2, tonumber(p3))
+    budget(KEYS[i], mode, p1, p2, tonumber(p3), quiet)
   else
-    slots(KEYS[i], mode, p1, p2, p3)
+    slots(KEYS[i], mode, p1, p2, p3, quiet)
   end
 end
 
-if not pass then return unwritten end
-for _, apply in ipairs(gated) do apply() end
-return written
+for i = 1, deferred do op(i, true) end
+local out, i = {}, deferred
+for size in string.gmatch(ARGV[4], "[^,]+") do
+  pass = true
+  written, unwritten, gated = {}, {}, {}
+  for _ = 1, tonumber(size) do
+    i = i + 1
+    op(i, false)
+  end
+  local results = unwritten
+  if pass then
+    results = written
+    for _, g in ipairs(gated) do
+      if g[1] == "r" then
+        store_rate(g[2], g[3], g[4], g[5], g[6])
+      else
+        redis.call("ZADD", g[2], g[3], g[4])
+        redis.call("PEXPIRE", g[2], g[5])
+      end
+    end
+  end
+  for _, v in ipairs(results) do out[#out + 1] = v end
+end
+return out
 `;
 
 /** Takes or extends a lease: `KEYS[1]` the lease, `ARGV[1]` the holder, `ARGV[2]` ttl ms. */

@@ -11,6 +11,7 @@ import {
 import { createMemoryStore } from "./memory-store.js";
 import { createRedisStore } from "./redis-store.js";
 import {
+  type BudgetOp,
   type OpResult,
   type RateOp,
   StateError,
@@ -175,6 +176,114 @@ describe.skipIf(!haveRedis)(`the redis store${redisSkipReason}`, () => {
         return commands.count("evalsha") === 1;
       }, "the flush");
       expect((await run(store, [tpm]))[0]?.used).toBe(35);
+    } finally {
+      commands.close();
+    }
+  });
+
+  it("sends the batches asked for together in one round trip, each judged as if alone", async () => {
+    if (redis === undefined) return;
+    const store = await open();
+    const commands = await monitorCommands(redis);
+    try {
+      await run(store, [rpm("check", "rq:gil")]);
+      await commands.settle();
+      commands.reset();
+      const tpm: RateOp = { ...rpm("check", "tm:gil"), limit: 1000 };
+      store.defer([{ ...tpm, mode: "add", cost: 999 }]);
+      // Three requests arrive together: 2 requests a minute let the first two through; the
+      // third is refused and takes nothing; each sees the tokens the deferred add counted.
+      const take = { ...rpm("take", "rq:gil"), limit: 2 };
+      const results = await Promise.all([
+        run(store, [take, tpm]),
+        run(store, [take, tpm]),
+        run(store, [take, tpm]),
+      ]);
+      expect(results.map((r) => r.map((x) => x.allowed))).toEqual([
+        [true, true],
+        [true, true],
+        [false, true],
+      ]);
+      expect(results.map((r) => r[0]?.remaining)).toEqual([1, 0, 0]);
+      expect(results.map((r) => r[1]?.used)).toEqual([999, 999, 999]);
+      // A gate refused in one batch does not undo another's: the refused one wrote nothing.
+      expect((await run(store, [{ ...take, mode: "check" }]))[0]?.used).toBe(2);
+      await commands.settle();
+      expect(commands.count("evalsha")).toBe(2);
+    } finally {
+      commands.close();
+    }
+  });
+
+  it("fails every batch of a round trip Redis did not answer", async () => {
+    if (redis === undefined) return;
+    const store = createRedisStore({
+      url: redis.url,
+      timeoutMs: 100,
+      prefix: "both:",
+      flushMs: 50,
+      clock: createManualClock(start),
+    });
+    opened.push(store);
+    await until(() => store.health().ok, "connected");
+    redis.pause();
+    try {
+      const failed = await Promise.all([
+        rejection(store.run([rpm("take")])),
+        rejection(store.run([rpm("check")])),
+      ]);
+      expect(failed.map((e) => e.code)).toEqual(["timeout", "timeout"]);
+      expect(store.health().ok).toBe(false);
+    } finally {
+      redis.resume();
+    }
+    await until(async () => {
+      try {
+        await store.run([rpm("check")]);
+        return true;
+      } catch {
+        return false;
+      }
+    }, "answers again");
+  });
+
+  it("lets a write deferred after a batch wait its own flush_ms: steady traffic sends nothing alone", async () => {
+    if (redis === undefined) return;
+    const clock = createManualClock(start);
+    const store = await open(clock);
+    const commands = await monitorCommands(redis);
+    try {
+      const used: BudgetOp = {
+        kind: "budget",
+        key: "u:fay",
+        mode: "check",
+        limit: 0,
+        cost: 0,
+        periodEndMs: start + 86_400_000,
+      };
+      await run(store, [used]);
+      await commands.settle();
+      commands.reset();
+      // One request every 20 ms, each deferring its tokens after its batch: every deferred write
+      // rides along with the next request's batch.
+      for (let i = 0; i < 10; i++) {
+        await run(store, [rpm("take", "rq:fay"), used]);
+        store.defer([{ ...used, mode: "add", cost: 1 }]);
+        await clock.advance(20);
+      }
+      await commands.settle();
+      expect(commands.count("evalsha")).toBe(10);
+      // The last one, deferred at 180 ms, has no batch to ride along with: it goes out alone at
+      // 230 ms, not when the timer started for the first one's wait runs out.
+      await clock.advance(29);
+      await commands.settle();
+      expect(commands.count("evalsha")).toBe(10);
+      await clock.advance(1);
+      await until(async () => {
+        await commands.settle();
+        return commands.count("evalsha") === 11;
+      }, "the flush");
+      expect((await run(store, [used]))[0]?.used).toBe(10);
     } finally {
       commands.close();
     }

@@ -40,9 +40,10 @@ export function reconnectDelayMs(attempt: number): number {
 }
 
 /**
- * The state store on a Redis server, shared by every replica that names it. A batch is one
- * EVALSHA of {@link batchScript}, carrying the deferred operations too; a deferred operation
- * waits at most `flushMs` for a batch to ride along with. While Redis is unreachable every call
+ * The state store on a Redis server, shared by every replica that names it. The batches asked
+ * for in one turn of the event loop (requests that arrived together) go out in one EVALSHA of
+ * {@link batchScript}, each judged as if alone, carrying the deferred operations too; a deferred
+ * operation waits at most `flushMs` for a batch to ride along with. While Redis is unreachable every call
  * fails at once, without waiting (no queue of commands builds up), and the client reconnects by
  * itself; a command sent but not answered within `timeoutMs` fails. Deferred operations are kept
  * (merged, bounded) while Redis is unreachable and sent once it is back; operations of a batch
@@ -67,6 +68,14 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
   let state: "starting" | "up" | "down" = "starting";
   let downSince: number | undefined;
   let flushing: AbortController | undefined;
+  /** Batches waiting for the end of this turn of the event loop. */
+  let queued: {
+    ops: readonly StateOp[];
+    resolve: (results: readonly OpResult[]) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+  /** When the oldest operation waiting in `deferred` was queued. */
+  let oldestDeferredAt = 0;
   let closed = false;
 
   const health = (): StateHealth =>
@@ -110,7 +119,11 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
         return value;
       },
       (err: unknown) => {
-        const slow = performance.now() - started >= timeoutMs;
+        // ioredis's own word for its command timeout; the elapsed time as well, since a timer
+        // may fire a little before `timeoutMs` by this clock.
+        const slow =
+          (err instanceof Error && err.message === "Command timed out") ||
+          performance.now() - started >= timeoutMs;
         down();
         throw new StateError(
           slow ? "timeout" : "unavailable",
@@ -123,36 +136,74 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
     );
   }
 
+  /**
+   * Queues a batch to go out with the others asked for in this turn of the event loop (the
+   * requests that arrived together), in one script call; fails at once while Redis is away.
+   */
   function runBatch(ops: readonly StateOp[]): Promise<readonly OpResult[]> {
-    return guarded(() => {
-      // Taken only once the batch goes out: while Redis is down they stay queued.
-      const pending = deferred.take();
-      const all = pending.length === 0 ? ops : [...pending, ...ops];
-      const args: (string | number)[] = all.map((op) => prefix + op.key);
-      args.push(Math.floor(clock.now()));
-      for (const op of all) args.push(...encode(op));
-      return scripts
-        .stateBatch(all.length, ...args)
-        .then((flat) => decode(flat, pending.length, ops.length));
+    if (closed || client.status !== "ready") {
+      return Promise.reject(new StateError("unavailable", "the state store is unreachable"));
+    }
+    return new Promise((resolve, reject) => {
+      queued.push({ ops, resolve, reject });
+      if (queued.length === 1) setImmediate(sendQueued);
     });
+  }
+
+  /** Sends the queued batches, behind the deferred operations, in one script call. */
+  function sendQueued(): Promise<void> {
+    const batches = queued;
+    queued = [];
+    return guarded(() => {
+      // Taken only once the call goes out: while Redis is down they stay queued.
+      const pending = deferred.take();
+      const all = [...pending];
+      for (const b of batches) all.push(...b.ops);
+      const args: (string | number)[] = all.map((op) => prefix + op.key);
+      args.push(Math.floor(clock.now()), pending.length, all.map(encode).join(","));
+      args.push(batches.map((b) => b.ops.length).join(","));
+      return scripts.stateBatch(all.length, ...args);
+    }).then(
+      (flat) => {
+        let at = 0;
+        for (const b of batches) {
+          b.resolve(decode(flat, at, b.ops.length));
+          at += b.ops.length * 5;
+        }
+      },
+      (err: unknown) => {
+        for (const b of batches) b.reject(err);
+      },
+    );
   }
 
   async function flush(): Promise<void> {
     if (deferred.size === 0 || client.status !== "ready") return;
     try {
-      await runBatch([]);
+      // Alone, unless a request's batch is about to go out with them.
+      if (queued.length === 0) await sendQueued();
     } catch {
       // Counted through the store's health; the charges of that batch are lost, not retried.
     }
   }
 
-  function schedule(): void {
+  /**
+   * Sends what is deferred once the oldest of it waited `flushMs`. Operations a batch took
+   * meanwhile do not count: those queued after them get their full wait, so that under steady
+   * traffic every one rides along with a request's batch and none goes out alone.
+   */
+  function schedule(delayMs = flushMs): void {
     if (flushing !== undefined || closed) return;
     const timer = new AbortController();
     flushing = timer;
-    clock.sleep(flushMs, timer.signal).then(
+    clock.sleep(delayMs, timer.signal).then(
       async () => {
         flushing = undefined;
+        const waited = clock.now() - oldestDeferredAt;
+        if (deferred.size > 0 && waited < flushMs) {
+          schedule(flushMs - waited);
+          return;
+        }
         await flush();
         if (deferred.size > 0 && client.status === "ready") schedule();
       },
@@ -164,6 +215,7 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
     kind: "redis",
     run: runBatch,
     defer(ops) {
+      if (deferred.size === 0) oldestDeferredAt = clock.now();
       deferred.push(ops.filter(isWriteOnly));
       if (deferred.size > 0) schedule();
     },
@@ -197,23 +249,26 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
   };
 }
 
-/** The five script arguments of an operation after its key. */
-function encode(op: StateOp): (string | number)[] {
+/**
+ * The five script fields of an operation after its key, comma-separated. No field holds a comma:
+ * the numbers are JavaScript's, the holders the limiter's own (base64url and digits).
+ */
+function encode(op: StateOp): string {
   switch (op.kind) {
     case "rate":
-      return ["r", op.mode, op.limit, op.windowMs, op.cost];
+      return `r,${op.mode},${op.limit},${op.windowMs},${op.cost}`;
     case "budget":
-      return ["b", op.mode, op.limit, op.periodEndMs, Math.round(op.cost)];
+      return `b,${op.mode},${op.limit},${op.periodEndMs},${Math.round(op.cost)}`;
     case "slots":
-      return ["s", op.mode, op.max, op.ttlMs, op.holder];
+      return `s,${op.mode},${op.max},${op.ttlMs},${op.holder}`;
   }
 }
 
-/** The results of the last `count` operations, after `skip` deferred ones. */
-function decode(flat: readonly number[], skip: number, count: number): OpResult[] {
+/** The results of `count` operations from `start` in the script's answer. */
+function decode(flat: readonly number[], start: number, count: number): OpResult[] {
   const out: OpResult[] = [];
-  for (let i = skip; i < skip + count; i++) {
-    const at = i * 5;
+  for (let i = 0; i < count; i++) {
+    const at = start + i * 5;
     out.push({
       allowed: flat[at] === 1,
       used: flat[at + 1] ?? 0,

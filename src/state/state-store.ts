@@ -57,6 +57,7 @@ export interface SlotOp {
   readonly key: string;
   readonly mode: "acquire" | "release" | "renew";
   readonly max: number;
+  /** Who holds the slot; no comma (the Redis store sends it in a comma-separated field). */
   readonly holder: string;
   readonly ttlMs: number;
 }

@@ -1,0 +1,182 @@
+// Issue 15's bench: the cost of per-key limits, side by side with the same build without them
+// (the gateways: limit-gateways.ts). Each repetition starts a fresh set of the three gateways,
+// warms each up, and measures each door once per gateway, in turn (ABC, then CBA in the next).
+import { alternate, type Bench, emulatorStats, type ProxyUnderTest } from "../lib/context.js";
+import type { LoadResult } from "../lib/drivers.js";
+import { sleep } from "../lib/proc.js";
+import { type BenchRedis, commandDelta } from "../lib/redis.js";
+import { type Spread, spread } from "../lib/stats.js";
+import { checkLimitsApply, type LimitGateways, type LimitSet } from "./limit-gateways.js";
+import { connectLoad, measured, restLoad, type UnaryRun } from "./unary.js";
+
+/**
+ * The Redis side of a scenario. Requests are counted as the Coze calls the emulator saw (one per
+ * request): the load generators count neither their warm-up (h2load) nor the requests cut at the
+ * end of a run.
+ */
+export interface LimitsOnRedis {
+  /** Per measured run: script calls (EVALSHA, or EVAL when the script was not loaded yet). */
+  batches: number[];
+  /** Per measured run: the requests. */
+  requests: number[];
+  /** Script calls per request, per run. */
+  batchesPerRequest: Spread;
+  /**
+   * What the gateway sent during a one-second check of the same load under MONITOR (too costly
+   * to leave on while CPU is measured): commands by name (a script's own calls left out), and
+   * the requests meanwhile.
+   */
+  sent: { commands: Record<string, number>; requests: number };
+  /** The server's CPU per request, in ms. */
+  cpuMsPerRequest: Spread;
+}
+
+/** One scenario (a door at one concurrency) through the three gateways. */
+export interface LimitsScenario {
+  name: string;
+  concurrency: number;
+  /** The measured runs of each gateway, by name. */
+  runs: Record<string, UnaryRun[]>;
+  /** CPU per request of each limited gateway over `limits-off`, per repetition. */
+  cpuRatio: Record<string, Spread>;
+  /** Requests per second of each limited gateway over `limits-off`, per repetition. */
+  throughputRatio: Record<string, Spread>;
+  /** What the Redis server did for the `limits-redis` runs, when there were any. */
+  redis?: LimitsOnRedis;
+}
+
+type Load = (proxy: ProxyUnderTest, seconds: number) => Promise<LoadResult>;
+
+/** What one door's runs gathered over the repetitions. */
+interface Gathered {
+  name: string;
+  concurrency: number;
+  load: Load;
+  runs: Record<string, UnaryRun[]>;
+  onRedis: { batches: number; requests: number; cpuMs: number }[];
+  sent?: LimitsOnRedis["sent"];
+}
+
+/** Chats the emulator has answered so far: one per request through a gateway. */
+async function cozeChats(bench: Bench): Promise<number> {
+  return (await emulatorStats(bench)).calls.chat ?? 0;
+}
+
+/** One measured run of `proxy`; with `server`, what Redis did meanwhile. */
+async function measure(
+  bench: Bench,
+  door: Gathered,
+  proxy: ProxyUnderTest,
+  server: BenchRedis | undefined,
+): Promise<void> {
+  const before = server && {
+    commands: await server.commandCounts(),
+    chats: await cozeChats(bench),
+    cpuMs: server.cpuMs(),
+  };
+  const r = await measured(bench, proxy, () => door.load(proxy, bench.seconds));
+  door.runs[proxy.name]?.push(r);
+  let note = "";
+  if (server && before) {
+    const cpuMs = server.cpuMs() - before.cpuMs;
+    const requests = (await cozeChats(bench)) - before.chats;
+    const delta = commandDelta(before.commands, await server.commandCounts());
+    const batches = (delta.evalsha ?? 0) + (delta.eval ?? 0);
+    door.onRedis.push({ batches, requests, cpuMs });
+    note = `; Redis: ${batches} scripts for ${requests} requests, ${((cpuMs / Math.max(1, requests)) * 1000).toFixed(0)} µs CPU/req`;
+  }
+  bench.log(
+    `  ${door.name} c=${door.concurrency} ${proxy.name}: ${r.rps.toFixed(0)} req/s, ${(r.cpuMsPerRequest * 1000).toFixed(0)} µs CPU/req, ${r.errors} errors${note}`,
+  );
+}
+
+/**
+ * What the gateway sends Redis, by name, during one second of the door's load under MONITOR
+ * (too costly to leave on while CPU is measured).
+ */
+async function monitored(
+  bench: Bench,
+  door: Gathered,
+  proxy: ProxyUnderTest,
+  server: BenchRedis,
+): Promise<LimitsOnRedis["sent"]> {
+  const chats0 = await cozeChats(bench);
+  const monitor = await server.monitor();
+  await door.load(proxy, 1);
+  // The last requests' counts go out on their own after the store's flush delay (50 ms).
+  await sleep(200);
+  const commands = await monitor.stop();
+  const sent = { commands, requests: (await cozeChats(bench)) - chats0 };
+  bench.log(
+    `  ${door.name} c=${door.concurrency} ${proxy.name} under MONITOR: ${JSON.stringify(sent)}`,
+  );
+  return sent;
+}
+
+/** The door's scenario: its runs, and the ratios of each repetition's set. */
+function scenarioOf(door: Gathered, names: readonly string[]): LimitsScenario {
+  const off = door.runs["limits-off"] ?? [];
+  const ratios = (pick: (x: UnaryRun) => number) =>
+    Object.fromEntries(
+      names
+        .filter((n) => n !== "limits-off")
+        .map((n) => {
+          const mine = door.runs[n] ?? [];
+          return [n, spread(mine.map((x, i) => pick(x) / pick(off[i] as UnaryRun)))];
+        }),
+    );
+  const scenario: LimitsScenario = {
+    name: door.name,
+    concurrency: door.concurrency,
+    runs: door.runs,
+    cpuRatio: ratios((x) => x.cpuMsPerRequest),
+    throughputRatio: ratios((x) => x.rps),
+  };
+  const { onRedis, sent } = door;
+  if (onRedis.length > 0 && sent) {
+    scenario.redis = {
+      batches: onRedis.map((x) => x.batches),
+      requests: onRedis.map((x) => x.requests),
+      batchesPerRequest: spread(onRedis.map((x) => x.batches / Math.max(1, x.requests))),
+      sent,
+      cpuMsPerRequest: spread(onRedis.map((x) => x.cpuMs / Math.max(1, x.requests))),
+    };
+  }
+  return scenario;
+}
+
+/**
+ * REST non-stream chat (wrk, c=1 and 16) and Connect unary (h2load, one connection, 16 streams)
+ * through the gateway without limits, with the bench key limited in memory, and on Redis.
+ */
+export async function limitScenarios(bench: Bench, g: LimitGateways): Promise<LimitsScenario[]> {
+  if (g.aa) bench.log("  A/A: the three gateways run without limits, in memory");
+  const doors: Gathered[] = [
+    { name: "rest", concurrency: 1, load: restLoad(bench, 1), runs: {}, onRedis: [] },
+    { name: "rest", concurrency: 16, load: restLoad(bench, 16), runs: {}, onRedis: [] },
+    { name: "connect", concurrency: 16, load: connectLoad(bench, 1, 16), runs: {}, onRedis: [] },
+  ];
+  let names: string[] = [];
+  for (let rep = 0; rep < bench.reps; rep++) {
+    const set: LimitSet = await g.startSet(rep + 1);
+    try {
+      if (rep === 0 && !g.aa) await checkLimitsApply(bench, set);
+      const proxies = [set.off, set.memory, ...(set.redis ? [set.redis] : [])];
+      names = proxies.map((p) => p.name);
+      for (const door of doors) {
+        for (const p of proxies) door.runs[p.name] ??= [];
+        for (const p of proxies) await door.load(p, bench.warmupSeconds);
+        for (const proxy of alternate(proxies, rep)) {
+          const server = proxy === set.redis && !g.aa ? g.redisServer : undefined;
+          await measure(bench, door, proxy, server);
+        }
+        if (rep === bench.reps - 1 && set.redis && g.redisServer && !g.aa) {
+          door.sent = await monitored(bench, door, set.redis, g.redisServer);
+        }
+      }
+    } finally {
+      await set.stop();
+    }
+  }
+  return doors.map((door) => scenarioOf(door, names));
+}
