@@ -1,6 +1,7 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { CallInfo } from "../coze/http.js";
 import type { TokenCacheStats, TokenEvent } from "../coze/token-cache.js";
+import { hotCounter, hotHistogram } from "./hot-metrics.js";
 
 /** Latency buckets in seconds: sub-millisecond proxying up to long streams and sync runs. */
 const buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
@@ -55,29 +56,6 @@ export interface MetricsOptions {
   processMetrics?: boolean;
 }
 
-/**
- * A counter of what `histogram` observed, by its labels: its `_count` series under a counter's
- * name, read at scrape time rather than counted a second time on every request.
- */
-function countsOf<L extends string>(
-  registry: Registry,
-  histogram: Histogram<L>,
-  config: { name: string; help: string; labelNames: readonly L[] },
-): void {
-  new Counter({
-    ...config,
-    registers: [registry],
-    async collect() {
-      const { name, values } = await histogram.get();
-      const count = `${name}_count`;
-      this.reset();
-      for (const v of values) {
-        if (v.metricName === count) this.inc(v.labels as Partial<Record<L, string>>, v.value);
-      }
-    },
-  });
-}
-
 /** Creates the metrics on a registry of their own (several gateways can share a process). */
 export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
   const registry = new Registry();
@@ -89,29 +67,27 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
       registry.removeSingleMetric(`coze_gateway_nodejs_${name}`);
   }
 
-  const requestSeconds = new Histogram({
-    name: "coze_gateway_request_duration_seconds",
-    help: "Caller request latency, to the end of the response (streams included).",
-    labelNames: ["method", "code"] as const,
-    buckets,
-    registers: [registry],
-  });
-  countsOf(registry, requestSeconds, {
+  // The series every request updates: hot metrics (hot-metrics.ts, BENCHMARKS.md).
+  const requests = hotCounter(registry, {
     name: "coze_gateway_requests_total",
     help: "Caller requests by RPC method or REST route and outcome code.",
-    labelNames: ["method", "code"] as const,
+    labelNames: ["method", "code"],
   });
-  const keyRequests = new Counter({
+  const requestSeconds = hotHistogram(registry, {
+    name: "coze_gateway_request_duration_seconds",
+    help: "Caller request latency, to the end of the response (streams included).",
+    labelNames: ["method", "code"],
+    buckets,
+  });
+  const keyRequests = hotCounter(registry, {
     name: "coze_gateway_key_requests_total",
     help: "Requests of each API key by model and outcome (ok, client_error, error, canceled).",
-    labelNames: ["key", "model", "outcome"] as const,
-    registers: [registry],
+    labelNames: ["key", "model", "outcome"],
   });
-  const cozeTokens = new Counter({
+  const cozeTokens = hotCounter(registry, {
     name: "coze_gateway_coze_tokens_total",
     help: "Tokens Coze reported in the answers, by API key, model and type (prompt, completion).",
-    labelNames: ["key", "model", "type"] as const,
-    registers: [registry],
+    labelNames: ["key", "model", "type"],
   });
   const failures = new Counter({
     name: "coze_gateway_request_failures_total",
@@ -119,17 +95,16 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     labelNames: ["reason"] as const,
     registers: [registry],
   });
-  const upstreamSeconds = new Histogram({
-    name: "coze_gateway_upstream_request_duration_seconds",
-    help: "Coze API call latency: to the end of the body (unary) or to the headers (streams).",
-    labelNames: ["channel", "step", "outcome"] as const,
-    buckets,
-    registers: [registry],
-  });
-  countsOf(registry, upstreamSeconds, {
+  const upstreamCalls = hotCounter(registry, {
     name: "coze_gateway_upstream_requests_total",
     help: "Coze API calls by channel, step and outcome.",
-    labelNames: ["channel", "step", "outcome"] as const,
+    labelNames: ["channel", "step", "outcome"],
+  });
+  const upstreamSeconds = hotHistogram(registry, {
+    name: "coze_gateway_upstream_request_duration_seconds",
+    help: "Coze API call latency: to the end of the body (unary) or to the headers (streams).",
+    labelNames: ["channel", "step", "outcome"],
+    buckets,
   });
   const upstreamRetries = new Counter({
     name: "coze_gateway_upstream_retries_total",
@@ -214,23 +189,20 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     registry,
     contentType: registry.contentType,
     request(method, code, seconds) {
-      requestSeconds.observe({ method, code }, seconds);
+      requests.series(method, code).inc();
+      requestSeconds.series(method, code).observe(seconds);
     },
     keyRequest(key, model, outcome, promptTokens, completionTokens) {
-      keyRequests.inc({ key, model, outcome });
-      if (promptTokens > 0) cozeTokens.inc({ key, model, type: "prompt" }, promptTokens);
-      if (completionTokens > 0) {
-        cozeTokens.inc({ key, model, type: "completion" }, completionTokens);
-      }
+      keyRequests.series(key, model, outcome).inc();
+      if (promptTokens > 0) cozeTokens.series(key, model, "prompt").inc(promptTokens);
+      if (completionTokens > 0) cozeTokens.series(key, model, "completion").inc(completionTokens);
     },
     failure(reason) {
       failures.inc({ reason });
     },
     upstream(channel, info) {
-      upstreamSeconds.observe(
-        { channel, step: info.step, outcome: info.outcome },
-        info.durationMs / 1000,
-      );
+      upstreamCalls.series(channel, info.step, info.outcome).inc();
+      upstreamSeconds.series(channel, info.step, info.outcome).observe(info.durationMs / 1000);
       if (info.retries > 0)
         upstreamRetries.inc({ channel, step: info.step, reason: "transient" }, info.retries);
       if (info.retriedAuth)
