@@ -23,13 +23,6 @@ export interface LoggerOptions {
 export interface Logger {
   /** Structured logging with secret fields redacted. */
   log: LogFn;
-  /**
-   * Writes one line of `fields` the caller vouches hold no secret (nothing is redacted), in the
-   * format of {@link log}: the level, the time, the fields in their order, `msg` last. One
-   * `JSON.stringify` of the object instead of pino's walk over its fields, for the line every
-   * request writes (BENCHMARKS.md). Fields whose value is `undefined` are left out.
-   */
-  line(level: "info" | "warn", msg: string, fields: object): void;
   /** Writes out buffered log lines at once (before the process exits). */
   flush(): void;
 }
@@ -118,14 +111,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     log(level, msg, fields) {
       if (fields === undefined) logger[level](msg);
       else logger[level](redact(fields), msg);
-    },
-    line(level, msg, fields) {
-      if (!logger.isLevelEnabled(level)) return;
-      const json = JSON.stringify(fields);
-      const members = json.length > 2 ? `,${json.slice(1, -1)}` : "";
-      destination.write(
-        `{"level":"${level}"${isoTime()}${members},"msg":${JSON.stringify(msg)}}\n`,
-      );
     },
     flush() {
       const sync = (destination as { flushSync?: () => void }).flushSync;

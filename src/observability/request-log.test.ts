@@ -1,15 +1,9 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { captureLog } from "../../test/support/log-capture.js";
-import { createLogger, type Logger } from "./logger.js";
-import { type RequestLine, type RequestLogFn, requestLogOf, requestLogVia } from "./request-log.js";
+import { createLogger } from "./logger.js";
+import { type RequestLine, requestLogVia } from "./request-log.js";
 
-/** The two ways to the same line: through pino, and the gateway's own (one JSON.stringify). */
-const writers: [string, (logger: Logger) => RequestLogFn][] = [
-  ["through pino", (logger) => requestLogVia(logger.log)],
-  ["in one JSON.stringify", (logger) => requestLogOf(logger)],
-];
-
-describe.each(writers)("the request line %s", (_, writerOf) => {
+describe("the request line", () => {
   afterEach(() => {
     vi.useRealTimers();
   });
@@ -94,7 +88,7 @@ describe.each(writers)("the request line %s", (_, writerOf) => {
     vi.useFakeTimers({ toFake: ["Date"] });
     vi.setSystemTime(Date.parse("2026-11-24T21:01:35.638Z"));
     const out = captureLog();
-    writerOf(createLogger({ destination: out.out }))(level, line);
+    requestLogVia(createLogger({ destination: out.out }).log)(level, line);
     await new Promise((r) => setImmediate(r));
     const lines = out.text().trimEnd().split("\n");
     expect(lines).toHaveLength(1);
@@ -116,44 +110,14 @@ describe.each(writers)("the request line %s", (_, writerOf) => {
 
   it("follows the log level and keeps its place among other lines", async () => {
     const warnOnly = captureLog();
-    writerOf(createLogger({ destination: warnOnly.out, level: "warn" }))("info", base);
+    requestLogVia(createLogger({ destination: warnOnly.out, level: "warn" }).log)("info", base);
     const log = captureLog();
     const logger = createLogger({ destination: log.out });
     logger.log("info", "before");
-    writerOf(logger)("info", base);
+    requestLogVia(logger.log)("info", base);
     logger.log("info", "after");
     await new Promise((r) => setImmediate(r));
     expect(warnOnly.text()).toBe("");
     expect(log.lines().map((l) => l.msg)).toEqual(["before", "request", "after"]);
   });
-});
-
-it("writes the same line through pino and in one JSON.stringify", async () => {
-  const line: RequestLine = {
-    requestId: "r1",
-    traceId: undefined,
-    method: "POST /v1/chat/completions",
-    code: "200",
-    outcome: "ok",
-    durationMs: 3,
-    caller: 'key "ops"\\ é',
-    client: "127.0.0.1",
-    model: "coze-echo",
-    kind: "bot",
-    channel: "main",
-    promptTokens: 3,
-    completionTokens: 0,
-    reason: undefined,
-    field: undefined,
-    cozeLogIds: ["a", "b"],
-    aborted: true,
-  };
-  vi.useFakeTimers({ toFake: ["Date"] });
-  vi.setSystemTime(Date.parse("2026-11-24T21:01:35.638Z"));
-  const [viaPino, own] = [captureLog(), captureLog()];
-  requestLogVia(createLogger({ destination: viaPino.out }).log)("warn", line);
-  requestLogOf(createLogger({ destination: own.out }))("warn", line);
-  await new Promise((r) => setImmediate(r));
-  vi.useRealTimers();
-  expect(own.text()).toBe(viaPino.text());
 });

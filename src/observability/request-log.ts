@@ -1,4 +1,4 @@
-import type { LogFn, Logger } from "./logger.js";
+import type { LogFn } from "./logger.js";
 
 /** How a request ended, for its log line and the per-key metrics. */
 export type RequestOutcome = "ok" | "client_error" | "error" | "canceled";
@@ -45,37 +45,24 @@ export type RequestLogFn = (level: "info" | "warn", line: RequestLine) => void;
 
 /** {@link RequestLogFn} through a {@link LogFn}. */
 export function requestLogVia(log: LogFn): RequestLogFn {
-  return (level, line) => log(level, "request", requestFields(line));
-}
-
-/**
- * {@link RequestLogFn} through {@link Logger.line}: the same line as {@link requestLogVia}
- * writes, without redaction (no field of a request line holds a secret: the key's name, never
- * the key) and in one `JSON.stringify`.
- */
-export function requestLogOf(logger: Pick<Logger, "line">): RequestLogFn {
-  return (level, line) => logger.line(level, "request", requestFields(line));
-}
-
-/** The fields of a request line in order; `aborted` only when true. */
-function requestFields(line: RequestLine) {
-  return {
-    requestId: line.requestId,
-    traceId: line.traceId,
-    method: line.method,
-    code: line.code,
-    outcome: line.outcome,
-    durationMs: line.durationMs,
-    caller: line.caller,
-    client: line.client,
-    model: line.model,
-    kind: line.kind,
-    channel: line.channel,
-    promptTokens: line.promptTokens,
-    completionTokens: line.completionTokens,
-    reason: line.reason,
-    field: line.field,
-    cozeLogIds: line.cozeLogIds,
-    aborted: line.aborted ? true : undefined,
-  };
+  return (level, line) =>
+    log(level, "request", {
+      requestId: line.requestId,
+      traceId: line.traceId,
+      method: line.method,
+      code: line.code,
+      outcome: line.outcome,
+      durationMs: line.durationMs,
+      caller: line.caller,
+      client: line.client,
+      model: line.model,
+      kind: line.kind,
+      channel: line.channel,
+      promptTokens: line.promptTokens,
+      completionTokens: line.completionTokens,
+      reason: line.reason,
+      field: line.field,
+      cozeLogIds: line.cozeLogIds,
+      aborted: line.aborted ? true : undefined,
+    });
 }
