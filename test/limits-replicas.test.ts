@@ -6,6 +6,7 @@ import {
   type Replicas,
   readyWith,
   redisState,
+  slowStream,
   startReplicas,
   testKey,
 } from "./support/limited-gateways.js";
@@ -101,16 +102,7 @@ describe.skipIf(!haveRedis)(`replicas on one Redis${redisSkipReason}`, () => {
     const [a = "", b = ""] = replicas.urls;
     const key = replicas.key("one-stream");
     const slow = new AbortController();
-    const open = await fetch(`${a}/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        model: "bot:7390000000000000005",
-        stream: true,
-        messages: [{ role: "user", content: "take your time" }],
-      }),
-      signal: slow.signal,
-    });
+    const open = await slowStream(a, key, slow.signal);
     expect(open.status).toBe(200);
     const refused = await chat(b, key);
     expect(refused.status).toBe(429);

@@ -7,6 +7,7 @@ import {
   limitHeaders,
   type Replicas,
   redisState,
+  slowStream,
   startReplicas,
   testKey,
 } from "./support/limited-gateways.js";
@@ -251,16 +252,7 @@ describe("REST limits", () => {
     const [url = ""] = replicas.urls;
     const key = replicas.key("cap");
     const slow = new AbortController();
-    const open = await fetch(`${url}/v1/chat/completions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
-      body: JSON.stringify({
-        model: "bot:7390000000000000005",
-        stream: true,
-        messages: [{ role: "user", content: "take your time" }],
-      }),
-      signal: slow.signal,
-    });
+    const open = await slowStream(url, key, slow.signal);
     expect(open.status).toBe(200);
     const busy = await chat(url, key);
     expect([busy.status, busy.headers.get("retry-after")]).toEqual([429, "1"]);

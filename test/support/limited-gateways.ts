@@ -142,6 +142,23 @@ export function chat(url: string, key: string, content = "Hello", signal?: Abort
   });
 }
 
+/**
+ * Opens a chat stream of the slow bot that stays open until `signal` aborts: a stream slot and a
+ * channel's call to Coze held for as long as a test needs.
+ */
+export function slowStream(url: string, key: string, signal: AbortSignal) {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify({
+      model: "bot:7390000000000000005",
+      stream: true,
+      messages: [{ role: "user", content: "take your time" }],
+    }),
+    signal,
+  });
+}
+
 /** The `x-ratelimit-*` and `retry-after` headers of a response. */
 export function limitHeaders(res: Response): Record<string, string> {
   const out: Record<string, string> = {};
