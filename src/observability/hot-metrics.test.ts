@@ -17,7 +17,7 @@ const observations: [string, string, number][] = [
 ];
 
 describe("hot metrics", () => {
-  it("expose exactly what prom-client's Counter and Histogram expose for the same updates", async () => {
+  it("expose exactly what prom-client's Counter and Histogram expose for the same updates, a histogram's counter too", async () => {
     const reference = new Registry();
     const counter = new Counter({
       name: "t_requests_total",
@@ -33,21 +33,29 @@ describe("hot metrics", () => {
       registers: [reference],
     });
     const ours = new Registry();
-    const hotC = hotCounter(ours, {
-      name: "t_requests_total",
-      help: "requests",
-      labelNames: ["method", "code"],
-    });
     const hotH = hotHistogram(ours, {
       name: "t_seconds",
       help: "latency",
       labelNames: ["method", "code"],
       buckets,
+      counter: { name: "t_requests_total", help: "requests" },
+    });
+    const hotC = hotCounter(ours, {
+      name: "t_calls_total",
+      help: "calls",
+      labelNames: ["method", "code"],
+    });
+    const calls = new Counter({
+      name: "t_calls_total",
+      help: "calls",
+      labelNames: ["method", "code"],
+      registers: [reference],
     });
     for (const [method, code, seconds] of observations) {
       counter.inc({ method, code });
       histogram.observe({ method, code }, seconds);
-      hotC.series(method, code).inc();
+      calls.inc({ method, code }, 2);
+      hotC.series(method, code).inc(2);
       hotH.series(method, code).observe(seconds);
     }
     const text = await ours.metrics();

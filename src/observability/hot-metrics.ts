@@ -119,10 +119,21 @@ export function hotCounter(
   return { series: (...labels) => table.get(labels) };
 }
 
-/** Creates a {@link HotHistogram} with the given upper bounds, registered in `registry`. */
+/**
+ * Creates a {@link HotHistogram} with the given upper bounds, registered in `registry`. With
+ * `counter`, also a counter of the observations per label set under that name (registered
+ * first), read from the histogram's counts: a request counted once, not once more beside its
+ * latency.
+ */
 export function hotHistogram(
   registry: Registry,
-  options: { name: string; help: string; labelNames: readonly string[]; buckets: number[] },
+  options: {
+    name: string;
+    help: string;
+    labelNames: readonly string[];
+    buckets: number[];
+    counter?: { name: string; help: string };
+  },
 ): HotHistogram {
   const bounds = [...options.buckets].sort((a, b) => a - b);
   const table = new SeriesTable(options.labelNames, () => {
@@ -145,7 +156,12 @@ export function hotHistogram(
     };
     return h;
   });
-  const { name } = options;
+  const { name, counter } = options;
+  if (counter !== undefined) {
+    register(registry, counter.name, counter.help, "counter", () =>
+      table.all.map(({ labels, series }) => ({ labels, value: series.count })),
+    );
+  }
   register(registry, name, options.help, "histogram", () => {
     const values: MetricValue[] = [];
     for (const { labels, series } of table.all) {

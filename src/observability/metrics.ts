@@ -68,16 +68,15 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
   }
 
   // The series every request updates: hot metrics (hot-metrics.ts, BENCHMARKS.md).
-  const requests = hotCounter(registry, {
-    name: "coze_gateway_requests_total",
-    help: "Caller requests by RPC method or REST route and outcome code.",
-    labelNames: ["method", "code"],
-  });
   const requestSeconds = hotHistogram(registry, {
     name: "coze_gateway_request_duration_seconds",
     help: "Caller request latency, to the end of the response (streams included).",
     labelNames: ["method", "code"],
     buckets,
+    counter: {
+      name: "coze_gateway_requests_total",
+      help: "Caller requests by RPC method or REST route and outcome code.",
+    },
   });
   const keyRequests = hotCounter(registry, {
     name: "coze_gateway_key_requests_total",
@@ -95,16 +94,15 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     labelNames: ["reason"] as const,
     registers: [registry],
   });
-  const upstreamCalls = hotCounter(registry, {
-    name: "coze_gateway_upstream_requests_total",
-    help: "Coze API calls by channel, step and outcome.",
-    labelNames: ["channel", "step", "outcome"],
-  });
   const upstreamSeconds = hotHistogram(registry, {
     name: "coze_gateway_upstream_request_duration_seconds",
     help: "Coze API call latency: to the end of the body (unary) or to the headers (streams).",
     labelNames: ["channel", "step", "outcome"],
     buckets,
+    counter: {
+      name: "coze_gateway_upstream_requests_total",
+      help: "Coze API calls by channel, step and outcome.",
+    },
   });
   const upstreamRetries = new Counter({
     name: "coze_gateway_upstream_retries_total",
@@ -189,7 +187,6 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
     registry,
     contentType: registry.contentType,
     request(method, code, seconds) {
-      requests.series(method, code).inc();
       requestSeconds.series(method, code).observe(seconds);
     },
     keyRequest(key, model, outcome, promptTokens, completionTokens) {
@@ -201,7 +198,6 @@ export function createMetrics(options: MetricsOptions = {}): GatewayMetrics {
       failures.inc({ reason });
     },
     upstream(channel, info) {
-      upstreamCalls.series(channel, info.step, info.outcome).inc();
       upstreamSeconds.series(channel, info.step, info.outcome).observe(info.durationMs / 1000);
       if (info.retries > 0)
         upstreamRetries.inc({ channel, step: info.step, reason: "transient" }, info.retries);
