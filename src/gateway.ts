@@ -41,6 +41,7 @@ const defaultState: StateConfig = {
   fail: stateDefaults.fail,
   prefix: stateDefaults.prefix,
   flushMs: stateDefaults.flushMs,
+  share: stateDefaults.share,
 };
 
 /** Options for {@link startGateway}. */
@@ -132,6 +133,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     fail: state.fail,
     clock: limitsClock,
     events: limitMetrics,
+    // A share saves a round trip; in memory there is none to save.
+    share:
+      state.store === "redis" && state.share > 0
+        ? { maxUnits: state.share, ttlMs: state.flushMs }
+        : undefined,
   });
   const pools = createPools();
   const tokens = createTokenCache({

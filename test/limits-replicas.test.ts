@@ -124,11 +124,11 @@ describe.skipIf(!haveRedis)(`replicas on one Redis${redisSkipReason}`, () => {
     expect(status).toBe(200);
   });
 
-  it("cost one Redis round trip per request, token counts riding along", async () => {
+  it("cost one Redis round trip per request without shares, token counts riding along", async () => {
     replicas = await startReplicas({
       count: 1,
       keys: [testKey("counted", { requestsPerMinute: 100, tokensPerMinute: 100_000 })],
-      state: state(),
+      state: state({ share: 0 }),
       limitsClock: clockAhead(),
     });
     await replicas.ready("redis");
@@ -154,6 +154,46 @@ describe.skipIf(!haveRedis)(`replicas on one Redis${redisSkipReason}`, () => {
       // Each answer's figures count the tokens Coze reported for every request before it.
       expect(remaining).toEqual(
         remaining.map((_, i) => 100_000 - tokens.slice(0, i + 1).reduce((a, b) => a + b, 0)),
+      );
+    } finally {
+      commands.close();
+    }
+  });
+
+  it("admit calls from shares taken ahead: 4 round trips for 40 calls, every figure exact", async () => {
+    replicas = await startReplicas({
+      count: 1,
+      keys: [testKey("shared", { requestsPerMinute: 6400, tokensPerMinute: 1_000_000 })],
+      state: state(),
+      limitsClock: clockAhead(),
+    });
+    await replicas.ready("redis");
+    const [url = ""] = replicas.urls;
+    const key = replicas.key("shared");
+    const tokensOf = async (res: Response) =>
+      ((await res.json()) as { usage: { total_tokens: number } }).usage.total_tokens;
+    const tokens = [await tokensOf(await chat(url, key))];
+    const commands = await monitorCommands(redis);
+    try {
+      const figures: [number, number][] = [];
+      for (let i = 0; i < 40; i++) {
+        const res = await chat(url, key, `Hello number ${i}`);
+        figures.push([
+          Number(res.headers.get("x-ratelimit-remaining-requests")),
+          Number(res.headers.get("x-ratelimit-remaining-tokens")),
+        ]);
+        tokens.push(await tokensOf(res));
+      }
+      await commands.settle();
+      // Call 2 takes a share of 4, call 7 one of 8, calls 16 and 33 one of 16 (the default most).
+      expect(commands.count("evalsha")).toBe(4);
+      // Each answer counts every request before it and itself, and every token before it, as if
+      // each had asked Redis.
+      expect(figures).toEqual(
+        figures.map((_, i) => [
+          6400 - (i + 2),
+          1_000_000 - tokens.slice(0, i + 1).reduce((a, b) => a + b, 0),
+        ]),
       );
     } finally {
       commands.close();

@@ -140,6 +140,11 @@ export interface StateConfig {
   prefix: string;
   /** Longest time a call's token count waits to ride along with another round trip, in ms. */
   flushMs: number;
+  /**
+   * On Redis, the most calls of one key a replica admits from a share taken ahead (each share
+   * lasts `flushMs`); 0: every call of a limited key asks Redis. Default 16.
+   */
+  share: number;
 }
 
 /**

@@ -229,6 +229,7 @@ function expectedFull(source: string): GatewayConfig {
       fail: "open",
       prefix: "coze-gateway:",
       flushMs: 50,
+      share: 16,
     },
     interrupts: { ttlSeconds: 3600 },
     warnings: [],

@@ -104,6 +104,7 @@ describe("planReload", () => {
           fail: "open",
           prefix: "cg:",
           flushMs: 50,
+          share: 16,
         };
       });
     const running = redis("redis://:first-password@10.0.0.1:6379");

@@ -9,6 +9,7 @@ export const stateDefaults = {
   fail: "open",
   prefix: "coze-gateway:",
   flushMs: 50,
+  share: 16,
 } as const;
 
 const urlRule = "a Redis URL redis://[:password@]host[:port][/db] or rediss://â€¦";
@@ -16,7 +17,7 @@ const urlRule = "a Redis URL redis://[:password@]host[:port][/db] or rediss://â€
 /**
  * Reads the optional `state` section: `store` (`memory` or `redis`), and for Redis its `url`
  * (inline, `env:NAME` or `file:PATH`; it may hold a password, so it is a secret and no message
- * quotes it), `timeout_ms`, `fail` (`open` or `closed`), `prefix` and `flush_ms`.
+ * quotes it), `timeout_ms`, `fail` (`open` or `closed`), `prefix`, `flush_ms` and `share`.
  *
  * @throws ConfigError for an unknown field or store, a missing or malformed URL with `redis`, a
  *   URL with `memory`, or a number out of range.
@@ -30,6 +31,7 @@ export async function readState(ctx: LoadContext, value: unknown): Promise<State
     "fail",
     "prefix",
     "flush_ms",
+    "share",
   ]);
   const storePlace = child(place, "store");
   const store = text(ctx, storePlace, map.store, "memory or redis") ?? stateDefaults.store;
@@ -53,6 +55,11 @@ export async function readState(ctx: LoadContext, value: unknown): Promise<State
     max: 60_000,
     fallback: stateDefaults.flushMs,
   });
+  const share = integer(ctx, child(place, "share"), map.share, {
+    min: 0,
+    max: 1000,
+    fallback: stateDefaults.share,
+  });
   const urlPlace = child(place, "url");
   let url = "";
   if (store === "memory") {
@@ -66,7 +73,7 @@ export async function readState(ctx: LoadContext, value: unknown): Promise<State
     url = secret.text.trim();
     if (!validRedisUrl(url)) fail(ctx, urlPlace, `must be ${urlRule}${fromLabel(secret)}`);
   }
-  return { store, url, timeoutMs, fail: failMode, prefix, flushMs };
+  return { store, url, timeoutMs, fail: failMode, prefix, flushMs, share };
 }
 
 /** A `redis:` or `rediss:` URL with a host, and at most a database number as its path. */

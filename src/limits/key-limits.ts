@@ -34,6 +34,17 @@ export interface LimiterEvents {
   unchecked?(mode: "open" | "closed"): void;
 }
 
+/** How a replica takes shares of its keys' limits ahead: see {@link KeyLimiterOptions.share}. */
+export interface ShareOptions {
+  /** The most requests one share holds. */
+  maxUnits: number;
+  /** How long a share is good for, in ms. */
+  ttlMs: number;
+}
+
+/** A share's size never passes 1/`shareFraction` of a key's requests per minute or streams. */
+const shareFraction = 32;
+
 /** Options of {@link createKeyLimiter}. */
 export interface KeyLimiterOptions {
   /** The configured keys; those with `limits` are limited, every key's usage is counted. */
@@ -44,6 +55,16 @@ export interface KeyLimiterOptions {
   /** Time for quota periods and the slots' renewal. Default the system's. */
   clock: Clock;
   events?: LimiterEvents;
+  /**
+   * Local shares, for a store that costs a round trip (Redis): a key whose calls come to this
+   * replica less than `ttlMs` apart, and which has at least half of every limit left, takes a
+   * few requests (and as many stream slots) ahead, in the same round trip as one of its calls,
+   * and admits its next calls here without asking the store, until the share is used up or
+   * `ttlMs` passed. What a share leaves unused goes back to the store. A share never holds more
+   * than 1/32 of the key's requests per minute or streams, so keys with small limits never take
+   * one and are counted call by call. Off when undefined.
+   */
+  share?: ShareOptions;
 }
 
 /**
@@ -119,6 +140,8 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     return period;
   };
 
+  const shares = createShares();
+
   function admit(
     request: object,
     key: string,
@@ -128,6 +151,10 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     if (plan === undefined || !plan.admits || plan.limits === undefined) return undefined;
     const l = plan.limits;
     const now = clock.now();
+    if (metered && shares !== undefined) {
+      const local = shares.admit(request, key, l, now);
+      if (local !== undefined) return local;
+    }
     const ops: StateOp[] = [];
     const at: Partial<Record<"rpm" | "tpm" | "tpd" | "quota" | "streams", number>> = {};
     const rate = (name: "rpm" | "tpm" | "tpd", key: string, limit: number, windowMs: number) => {
@@ -174,10 +201,233 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     };
     try {
       const results = store.run(ops);
+      // Behind the call's batch, in the same round trip: a share of the key's limits, if any.
+      if (metered) shares?.ask(key, l, now);
       return results instanceof Promise ? results.then(decide, failed) : decide(results);
     } catch (err) {
       return failed(err);
     }
+  }
+
+  /** The local shares of a replica, when {@link KeyLimiterOptions.share} asks for them. */
+  function createShares() {
+    if (options.share === undefined) return undefined;
+    const { maxUnits, ttlMs } = options.share;
+    interface Share {
+      readonly key: string;
+      readonly limits: KeyLimitsConfig;
+      /** Requests left to admit here. */
+      units: number;
+      /** Stream slots taken ahead and not handed out. */
+      readonly slots: SlotOp[];
+      /** Tokens this replica may see used before the share no longer holds. */
+      margin: number;
+      /** Tokens used here since the share was taken. */
+      spent: number;
+      readonly until: number;
+      readonly size: number;
+      readonly requests: LimitFigure | undefined;
+      readonly tokens: LimitFigure | undefined;
+      readonly timer: AbortController;
+      retired: boolean;
+    }
+    const held = new Map<string, Share>();
+    /** The size of each key's next share, halved or doubled by how much of the last was used. */
+    const sizes = new Map<string, number>();
+    /** When each key last asked the store, or may ask for a share again after a refusal. */
+    const lastCall = new Map<string, number>();
+    const notBefore = new Map<string, number>();
+    const asking = new Set<string>();
+    const half = (n: number) => Math.ceil(n / 2);
+
+    /** Gives back what `share` holds unused (once), and sizes the key's next share by its use. */
+    function retire(share: Share): void {
+      if (share.retired) return;
+      share.retired = true;
+      if (held.get(share.key) === share) held.delete(share.key);
+      share.timer.abort();
+      const back: StateOp[] = share.slots.map((slot) => ({ ...slot, mode: "release" as const }));
+      const rpm = share.limits.requestsPerMinute;
+      if (rpm && share.units > 0) {
+        back.push({
+          kind: "rate",
+          key: keyOf.requests(share.key),
+          mode: "add",
+          limit: rpm,
+          windowMs: minuteMs,
+          cost: -share.units,
+        });
+      }
+      if (back.length > 0) store.defer(back);
+      const size =
+        share.units === 0
+          ? share.size * 2
+          : share.units > share.size / 2
+            ? share.size / 2
+            : share.size;
+      sizes.set(share.key, Math.min(maxUnits, Math.max(2, size)));
+    }
+
+    return {
+      /** Admits a call from the key's share: `undefined` when there is none to admit it. */
+      admit(request: object, key: string, l: KeyLimitsConfig, now: number): Verdict | undefined {
+        const share = held.get(key);
+        if (share === undefined) return undefined;
+        if (
+          share.limits !== l ||
+          now >= share.until ||
+          share.units === 0 ||
+          share.margin < share.spent ||
+          (l.maxStreams !== undefined && share.slots.length === 0)
+        ) {
+          retire(share);
+          return undefined;
+        }
+        share.units--;
+        const slot = share.slots.pop();
+        if (slot !== undefined) hold(request, slot);
+        const requests = share.requests && {
+          ...share.requests,
+          remaining: share.requests.remaining + share.units,
+        };
+        const tokens = share.tokens && {
+          ...share.tokens,
+          remaining: Math.max(0, share.tokens.remaining - share.spent),
+        };
+        return { ok: true, headers: rateLimitHeaders(requests, tokens) };
+      },
+      /** Asks for a share of the key's limits, when its calls come often enough and it has none. */
+      ask(key: string, l: KeyLimitsConfig, now: number): void {
+        const last = lastCall.get(key);
+        lastCall.set(key, now);
+        if (last === undefined || now - last >= ttlMs || asking.has(key)) return;
+        if ((notBefore.get(key) ?? 0) > now) return;
+        let units = sizes.get(key) ?? Math.min(4, maxUnits);
+        if (l.requestsPerMinute)
+          units = Math.min(units, Math.floor(l.requestsPerMinute / shareFraction));
+        if (l.maxStreams) units = Math.min(units, Math.floor(l.maxStreams / shareFraction));
+        if (units < 2) return;
+        const ops: StateOp[] = [];
+        const at: Partial<Record<"rpm" | "tpm" | "tpd" | "quota", number>> = {};
+        const rate = (name: "rpm" | "tpm" | "tpd", k: string, limit: number, windowMs: number) => {
+          at[name] = ops.length;
+          ops.push({
+            kind: "rate",
+            key: k,
+            mode: "check",
+            limit,
+            windowMs,
+            cost: half(limit) + (name === "rpm" ? units : 0),
+          });
+        };
+        if (l.requestsPerMinute) {
+          rate("rpm", keyOf.requests(key), l.requestsPerMinute, minuteMs);
+          ops.push({
+            kind: "rate",
+            key: keyOf.requests(key),
+            mode: "take",
+            limit: l.requestsPerMinute,
+            windowMs: minuteMs,
+            cost: units,
+          });
+        }
+        if (l.tokensPerMinute) rate("tpm", keyOf.tpm(key), l.tokensPerMinute, minuteMs);
+        if (l.tokensPerDay) rate("tpd", keyOf.tpd(key), l.tokensPerDay, dayMs);
+        if (l.quota) {
+          const period = usagePeriod(l, now);
+          at.quota = ops.length;
+          ops.push({
+            kind: "budget",
+            key: keyOf.usage(key, period),
+            mode: "check",
+            limit: l.quota.tokens,
+            cost: half(l.quota.tokens),
+            periodEndMs: period.endMs,
+          });
+        }
+        const slots: SlotOp[] = [];
+        if (l.maxStreams) {
+          for (let i = 0; i < units; i++) {
+            slots.push({
+              kind: "slots",
+              key: keyOf.streams(key),
+              mode: "acquire",
+              max: l.maxStreams,
+              holder: `${replica}:${seq++}`,
+              ttlMs: slotTtlMs,
+            });
+          }
+          ops.push(...slots);
+        }
+        const taken = (results: readonly OpResult[]) => {
+          asking.delete(key);
+          if (!results.every((r) => r.allowed)) {
+            notBefore.set(key, clock.now() + ttlMs);
+            return;
+          }
+          const r = (name: keyof typeof at) =>
+            at[name] === undefined ? undefined : results[at[name]];
+          const take = at.rpm === undefined ? undefined : results[at.rpm + 1];
+          const tokenLimits: [number | undefined, OpResult | undefined][] = [
+            [l.tokensPerMinute, r("tpm")],
+            [l.tokensPerDay, r("tpd")],
+            [l.quota?.tokens, r("quota")],
+          ];
+          let margin = Number.POSITIVE_INFINITY;
+          let tokens: LimitFigure | undefined;
+          for (const [limit, res] of tokenLimits) {
+            if (limit === undefined || res === undefined) continue;
+            margin = Math.min(margin, res.remaining - half(limit));
+            if (tokens === undefined || res.remaining < tokens.remaining) {
+              tokens = { limit, remaining: res.remaining, resetMs: res.resetMs };
+            }
+          }
+          const timer = new AbortController();
+          const share: Share = {
+            key,
+            limits: l,
+            units,
+            slots: slots.map((s) => ({ ...s, mode: "acquire" as const })),
+            margin,
+            spent: 0,
+            until: clock.now() + ttlMs,
+            size: units,
+            requests:
+              take && l.requestsPerMinute
+                ? { limit: l.requestsPerMinute, remaining: take.remaining, resetMs: take.resetMs }
+                : undefined,
+            tokens,
+            timer,
+            retired: false,
+          };
+          const earlier = held.get(key);
+          if (earlier !== undefined) retire(earlier);
+          held.set(key, share);
+          clock.sleep(ttlMs, timer.signal).then(
+            () => retire(share),
+            () => {},
+          );
+        };
+        asking.add(key);
+        try {
+          const results = store.run(ops);
+          if (results instanceof Promise) results.then(taken, () => asking.delete(key));
+          else taken(results);
+        } catch {
+          asking.delete(key);
+        }
+      },
+      /** Counts tokens a finished call of `key` used against its share's margin. */
+      spent(key: string, tokens: number): void {
+        const share = held.get(key);
+        if (share !== undefined) share.spent += tokens;
+      },
+      /** Gives every share back. */
+      clear(): void {
+        for (const share of [...held.values()]) retire(share);
+        sizes.clear();
+      },
+    };
   }
 
   function failed(_err: unknown): Verdict {
@@ -251,6 +501,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
           ops.push({ kind: "rate", key: k, mode: "add", limit, windowMs, cost });
         if (l?.tokensPerMinute) add(keyOf.tpm(plan.name), l.tokensPerMinute, minuteMs);
         if (l?.tokensPerDay) add(keyOf.tpd(plan.name), l.tokensPerDay, dayMs);
+        shares?.spent(plan.name, cost);
       }
       if (ops.length > 0) store.defer(ops);
     },
@@ -271,8 +522,10 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     },
     setKeys(keys) {
       plans = plansOf(keys);
+      shares?.clear();
     },
     close() {
+      shares?.clear();
       renewing?.abort();
       renewing = undefined;
     },

@@ -25,8 +25,9 @@ local now = tonumber(ARGV[1])
 local deferred = tonumber(ARGV[2])
 local eps = 1e-6
 local grace = 3600000
--- The batch being run: whether its gates all passed, its results either way, its gates' writes.
-local pass, written, unwritten, gated
+-- The batch being run: whether its gates all passed, its results either way, its gates' writes,
+-- the slots its acquires take per key.
+local pass, written, unwritten, gated, acquiring
 
 local function round6(x) return tonumber(string.format("%.6f", x)) end
 local function append(list, ok, used, remaining, reset, retry)
@@ -65,17 +66,18 @@ local function rate(key, mode, limit, window, cost, quiet)
   end
   local per = window / limit
   if mode == "check" then
-    local ok = limit - level >= 1 - eps
+    local wanted = math.max(1, cost)
+    local ok = limit - level >= wanted - eps
     local retry = 0
     if not ok then
       pass = false
-      retry = math.max(1, math.ceil((level + 1 - limit) * per - eps))
+      retry = math.max(1, math.ceil((level + wanted - limit) * per - eps))
     end
     local u, r, z = figures(level, limit, per)
     both(ok, u, r, z, retry)
     return
   end
-  local nl = round6(level + cost)
+  local nl = math.max(0, round6(level + cost))
   if mode == "add" then
     store_rate(key, nl, at, window, limit)
     if quiet then return end
@@ -113,7 +115,7 @@ local function budget(key, mode, limit, period_end, cost, quiet)
       redis.call("PEXPIREAT", key, period_end + grace)
     end
   end
-  local ok = mode == "add" or limit == 0 or used < limit
+  local ok = mode == "add" or limit == 0 or used + math.max(1, cost) <= limit
   if not ok then pass = false end
   local reset = math.max(0, period_end - now)
   local remaining = 0
@@ -136,7 +138,9 @@ local function slots(key, mode, max, ttl, holder, quiet)
   end
   local held = redis.call("ZCARD", key)
   if mode == "acquire" then
+    held = held + (acquiring[key] or 0)
     local ok = held < max
+    if ok then acquiring[key] = (acquiring[key] or 0) + 1 end
     local retry = 0
     if not ok then
       pass = false
@@ -178,7 +182,7 @@ for i = 1, deferred do op(i, true) end
 local out, i = {}, deferred
 for size in string.gmatch(ARGV[4], "[^,]+") do
   pass = true
-  written, unwritten, gated = {}, {}, {}
+  written, unwritten, gated, acquiring = {}, {}, {}, {}
   for _ = 1, tonumber(size) do
     i = i + 1
     op(i, false)

@@ -54,14 +54,15 @@ export function rateStep(op: RateOp, state: RateState | undefined, now: number):
   const per = op.windowMs / op.limit;
   const before = figures(op, current.level);
   if (op.mode === "check") {
-    const allowed = op.limit - current.level >= 1 - eps;
+    const wanted = Math.max(1, op.cost);
+    const allowed = op.limit - current.level >= wanted - eps;
     const retryAfterMs = allowed
       ? 0
-      : Math.max(1, Math.ceil((current.level + 1 - op.limit) * per - eps));
+      : Math.max(1, Math.ceil((current.level + wanted - op.limit) * per - eps));
     const result = { allowed, ...before, retryAfterMs };
     return { allowed, next: current, written: result, unwritten: result };
   }
-  const level = roundLevel(current.level + op.cost);
+  const level = Math.max(0, roundLevel(current.level + op.cost));
   const next = { level, at: current.at };
   if (op.mode === "add") {
     const result = { allowed: true, ...figures(op, level), retryAfterMs: 0 };
@@ -89,7 +90,7 @@ export function budgetStep(
   now: number,
 ): { allowed: boolean; result: OpResult } {
   const after = op.mode === "add" ? used + op.cost : used;
-  const allowed = op.mode === "add" || op.limit === 0 || used < op.limit;
+  const allowed = op.mode === "add" || op.limit === 0 || used + Math.max(1, op.cost) <= op.limit;
   const resetMs = Math.max(0, op.periodEndMs - now);
   return {
     allowed,

@@ -70,6 +70,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     // counts for a gate after it on the same counter.
     const gated: (() => void)[] = [];
     const unwritten: OpResult[] = [];
+    // Slots the acquires of this batch take, per key: the next acquire counts them.
+    const acquiring = new Map<string, number>();
     let pass = true;
     for (const op of ops) {
       if (op.kind === "rate") {
@@ -93,8 +95,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
         const slots = liveSlots(op, at);
         const save = () => write(op.key, slots, at + op.ttlMs);
         if (op.mode === "acquire") {
-          const allowed = slots.size < op.max;
-          if (!allowed) pass = false;
+          const held = slots.size + (acquiring.get(op.key) ?? 0);
+          const allowed = held < op.max;
+          if (allowed) acquiring.set(op.key, (acquiring.get(op.key) ?? 0) + 1);
+          else pass = false;
           gated.push(() => {
             slots.set(op.holder, at + op.ttlMs);
             save();
@@ -106,8 +110,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
             resetMs: 0,
             retryAfterMs: allowed ? 0 : slotRetryMs,
           });
-          results.push(figures(slots.size + (allowed ? 1 : 0)));
-          unwritten.push(figures(slots.size));
+          results.push(figures(held + (allowed ? 1 : 0)));
+          unwritten.push(figures(held));
         } else {
           if (op.mode === "release") slots.delete(op.holder);
           else if (slots.has(op.holder)) slots.set(op.holder, at + op.ttlMs);

@@ -98,7 +98,7 @@ describe.each(stores)("the %s store", (_name, make) => {
     const store = await open(make);
     const tokens: RateOp = { ...rpm("add", "tm:alice", 100), limit: 100 };
     await run(store, [tokens]);
-    const [requests, over] = await run(store, [rpm("take"), { ...tokens, mode: "check" }]);
+    const [requests, over] = await run(store, [rpm("take"), { ...tokens, mode: "check", cost: 1 }]);
     expect(over).toMatchObject({ allowed: false, remaining: 0, retryAfterMs: 600 });
     // The request was not counted: its figures are those before it.
     expect(requests).toMatchObject({ allowed: true, remaining: 10, resetMs: 0 });
@@ -177,6 +177,53 @@ describe.each(stores)("the %s store", (_name, make) => {
     // b expired (taken 11 s ago); c was renewed 5 s ago.
     expect((await run(store, [slot("acquire", "d")]))[0]).toMatchObject({ allowed: true, used: 2 });
     expect((await run(store, [slot("acquire", "e")]))[0]?.allowed).toBe(false);
+  });
+
+  it("asks a check for `cost` units, gives units back with a negative add, and counts a batch's acquires together", async () => {
+    const clock = createManualClock(start);
+    const store = await open(make, clock);
+    await run(store, [rpm("take", "rq:dan", 4)]);
+    // 6 left: a check for 6 passes, for 7 refuses with the wait until 7 are left (6 s each).
+    expect((await run(store, [rpm("check", "rq:dan", 6)]))[0]).toMatchObject({ allowed: true });
+    expect((await run(store, [rpm("check", "rq:dan", 7)]))[0]).toMatchObject({
+      allowed: false,
+      remaining: 6,
+      retryAfterMs: 6_000,
+    });
+    // Three given back: one left in use; more than taken never goes below 0.
+    store.defer([rpm("add", "rq:dan", -3)]);
+    expect((await run(store, [rpm("check", "rq:dan")]))[0]).toMatchObject({
+      used: 1,
+      remaining: 9,
+    });
+    store.defer([rpm("add", "rq:dan", -5)]);
+    expect((await run(store, [rpm("check", "rq:dan")]))[0]).toMatchObject({
+      used: 0,
+      remaining: 10,
+    });
+
+    const budget = {
+      kind: "budget",
+      key: "u:d1:dan",
+      limit: 100,
+      periodEndMs: start + 86_400_000,
+    } as const;
+    await run(store, [{ ...budget, mode: "add", cost: 60 }]);
+    expect((await run(store, [{ ...budget, mode: "check", cost: 40 }]))[0]?.allowed).toBe(true);
+    expect((await run(store, [{ ...budget, mode: "check", cost: 41 }]))[0]?.allowed).toBe(false);
+    expect((await run(store, [{ ...budget, mode: "check", cost: 0 }]))[0]?.allowed).toBe(true);
+
+    const slot = (holder: string) =>
+      ({ kind: "slots", key: "st:dan", mode: "acquire", max: 3, holder, ttlMs: 10_000 }) as const;
+    await run(store, [slot("a")]);
+    // Two more fit, three do not: the batch takes none of them.
+    const three = await run(store, [slot("b"), slot("c"), slot("d")]);
+    expect(three.map((r) => r.allowed)).toEqual([true, true, false]);
+    expect((await run(store, [slot("e"), slot("f")])).map((r) => [r.allowed, r.used])).toEqual([
+      [true, 2],
+      [true, 3],
+    ]);
+    expect((await run(store, [slot("g")]))[0]).toMatchObject({ allowed: false, used: 3 });
   });
 
   it("keeps values and leases", async () => {

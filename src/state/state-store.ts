@@ -10,9 +10,9 @@
 
 /**
  * How an operation uses a rate: `take` counts `cost` units when they fit under the limit (a
- * request against requests per minute); `check` only asks whether at least one unit is left
- * (tokens, which are known only after the call); `add` counts `cost` units whether or not they
- * fit (the tokens a finished call used).
+ * request against requests per minute); `check` only asks whether `cost` units (at least one)
+ * are left (tokens, which are known only after the call); `add` counts `cost` units whether or
+ * not they fit (the tokens a finished call used; a negative cost gives units back, never below 0).
  */
 export type RateMode = "take" | "check" | "add";
 
@@ -28,14 +28,15 @@ export interface RateOp {
   /** Units per window, at least 1. */
   readonly limit: number;
   readonly windowMs: number;
-  /** Units counted by `take` and `add`; ignored by `check`. */
+  /** Units counted by `take` and `add`; those `check` asks for (at least 1). */
   readonly cost: number;
 }
 
 /**
  * A budget of one fixed period (a UTC day or month): a counter that `add` raises, that `check`
- * compares with `limit`, and that is gone after `periodEndMs` (the key names the period, so the
- * next one starts at 0). `limit` 0 means none: the counter only records usage.
+ * compares with `limit` (passing while `cost` units, at least one, are left), and that is gone
+ * after `periodEndMs` (the key names the period, so the next one starts at 0). `limit` 0 means
+ * none: the counter only records usage.
  */
 export interface BudgetOp {
   readonly kind: "budget";
@@ -49,7 +50,8 @@ export interface BudgetOp {
 
 /**
  * Slots held at once (streams open for a key): `acquire` takes one for `holder` when fewer than
- * `max` are held, `release` gives it back, `renew` extends it. A slot expires `ttlMs` after it
+ * `max` are held (counting those the acquires before it in the batch take), `release` gives it
+ * back, `renew` extends it. A slot expires `ttlMs` after it
  * was taken or renewed, so a replica that dies frees its slots by itself.
  */
 export interface SlotOp {

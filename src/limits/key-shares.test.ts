@@ -1,0 +1,279 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { createManualClock, type ManualClock } from "../../test/support/manual-clock.js";
+import {
+  haveRedis,
+  type RedisServer,
+  redisSkipReason,
+  startRedisServer,
+} from "../../test/support/redis-server.js";
+import type { KeyLimitsConfig } from "../config/index.js";
+import { createMemoryStore } from "../state/memory-store.js";
+import { createRedisStore } from "../state/redis-store.js";
+import type { OpResult, StateOp, StateStore } from "../state/state-store.js";
+import { createKeyLimiter, type KeyLimiter, type Verdict } from "./key-limits.js";
+
+// Local shares (KeyLimiterOptions.share): a replica takes a few requests ahead in the round trip
+// of a call and admits the next calls without asking the store. Here on the memory store, with
+// every batch counted: the Redis side is in test/limits-replicas.test.ts.
+
+const none: KeyLimitsConfig = {
+  requestsPerMinute: undefined,
+  tokensPerMinute: undefined,
+  tokensPerDay: undefined,
+  maxStreams: undefined,
+  quota: undefined,
+};
+const start = Date.UTC(2025, 0, 15, 12);
+const ttlMs = 50;
+
+/** A store that records every batch it runs (deferred operations apart). */
+function counted(store: StateStore): StateStore & { batches: StateOp[][]; deferred: StateOp[] } {
+  const batches: StateOp[][] = [];
+  const deferred: StateOp[] = [];
+  return {
+    ...store,
+    batches,
+    deferred,
+    run(ops) {
+      batches.push([...ops]);
+      return store.run(ops);
+    },
+    defer(ops) {
+      deferred.push(...ops);
+      store.defer(ops);
+    },
+  };
+}
+
+/** The cost of a rate or budget operation; NaN for slots. */
+const cost = (op: StateOp | undefined) =>
+  op === undefined || op.kind === "slots" ? Number.NaN : op.cost;
+
+/** Whether a batch asks for a share: it takes, checks or acquires more than one call needs. */
+const isShare = (batch: readonly StateOp[]) =>
+  batch.filter((op) => op.kind === "slots").length > 1 ||
+  batch.some((op) => op.kind !== "slots" && op.mode !== "add" && op.cost > 1);
+
+const limiters: KeyLimiter[] = [];
+afterEach(() => {
+  for (const l of limiters.splice(0)) l.close();
+});
+
+function replica(
+  limits: Partial<KeyLimitsConfig>,
+  store: StateStore,
+  clock: ManualClock,
+  maxUnits = 16,
+): KeyLimiter {
+  const limiter = createKeyLimiter({
+    keys: [{ name: "alice", limits: { ...none, ...limits } }],
+    store,
+    fail: "closed",
+    clock,
+    share: { maxUnits, ttlMs },
+  });
+  limiters.push(limiter);
+  return limiter;
+}
+
+async function call(limiter: KeyLimiter, request: object = {}): Promise<Verdict> {
+  const verdict = limiter.admit(request, "alice", true);
+  if (verdict === undefined) throw new Error("no verdict");
+  return await verdict;
+}
+
+/** Requests per minute in use on the store now. */
+function used(store: StateStore, limit: number): number {
+  const [r] = store.run([
+    { kind: "rate", key: "rq:alice", mode: "check", limit, windowMs: 60_000, cost: 1 },
+  ]) as readonly OpResult[];
+  return r?.used ?? -1;
+}
+
+describe("a replica's shares of a key's limits", () => {
+  it("admits calls from a share, growing it while it is used up: 8 round trips for 100 calls", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const limiter = replica({ requestsPerMinute: 6000 }, store, clock);
+    const remaining: string[] = [];
+    for (let i = 0; i < 100; i++) {
+      const v = await call(limiter);
+      if (!v.ok) throw v.error;
+      remaining.push(v.headers["x-ratelimit-remaining-requests"] ?? "");
+    }
+    // Calls 1 and 2 ask the store (the second takes 4 ahead, in a batch of the same turn), 3–6
+    // are local; 7 takes 8 ahead, 16 takes 16, then every 17th call asks again.
+    const calls = store.batches.filter((b) => !isShare(b));
+    const shares = store.batches.filter(isShare).map((b) => cost(b[1]));
+    expect(calls).toHaveLength(8);
+    expect(shares).toEqual([4, 8, 16, 16, 16, 16, 16]);
+    // Exactly 100 requests in use, and every call saw what is left for it.
+    expect(used(store, 6000)).toBe(100);
+    expect(remaining.slice(0, 6)).toEqual(["5999", "5998", "5997", "5996", "5995", "5994"]);
+    expect(remaining.at(-1)).toBe("5900");
+  });
+
+  it("gives back what a share left unused when it expires, and shrinks the next", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const limiter = replica({ requestsPerMinute: 640, maxStreams: 1000 }, store, clock);
+    for (let i = 0; i < 3; i++) expect((await call(limiter)).ok).toBe(true);
+    // Two calls asked the store, the third came from a share of 4 (and its 4 slots): 6 counted.
+    expect(used(store, 640)).toBe(6);
+    await clock.advance(ttlMs);
+    // Its 3 unused requests and 3 unused slots went back (and half a request drained meanwhile).
+    expect(used(store, 640)).toBe(3);
+    const releases = store.deferred.filter((op) => op.kind === "slots" && op.mode === "release");
+    expect(releases).toHaveLength(3);
+    const back = store.deferred.filter((op) => op.kind === "rate");
+    expect(back.map(cost)).toEqual([-3]);
+    // The key's next share is 2: half of 4, since most of it went unused.
+    await call(limiter);
+    await call(limiter);
+    expect(cost(store.batches.at(-1)?.[1])).toBe(2);
+  });
+
+  it("never takes a share for a key whose calls come further apart than a share lasts", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const limiter = replica({ requestsPerMinute: 6000 }, store, clock);
+    for (let i = 0; i < 10; i++) {
+      expect((await call(limiter)).ok).toBe(true);
+      await clock.advance(ttlMs);
+    }
+    expect(store.batches).toHaveLength(10);
+    expect(store.batches.filter(isShare)).toEqual([]);
+    expect(store.deferred).toEqual([]);
+  });
+
+  it("counts a small limit call by call: 10 per minute over three replicas admits exactly 10", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const replicas = [0, 1, 2].map(() => replica({ requestsPerMinute: 10 }, store, clock));
+    let admitted = 0;
+    for (let i = 0; i < 30; i++) if ((await call(replicas[i % 3] as KeyLimiter)).ok) admitted++;
+    expect(admitted).toBe(10);
+    expect(store.batches.filter(isShare)).toEqual([]);
+  });
+
+  it("admits exactly the limit over three replicas taking shares, and stops sharing at half", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const replicas = [0, 1, 2].map(() => replica({ requestsPerMinute: 640 }, store, clock));
+    let admitted = 0;
+    for (let i = 0; i < 900; i++) if ((await call(replicas[i % 3] as KeyLimiter)).ok) admitted++;
+    expect(admitted).toBe(640);
+    expect(used(store, 640)).toBe(640);
+    // Shares were taken (20 units at most, 1/32 of 640) and refused once less than half was left.
+    const shareBatches = store.batches.filter(isShare);
+    expect(shareBatches.length).toBeGreaterThan(3);
+    expect(Math.max(...shareBatches.map((b) => cost(b[1])))).toBeLessThanOrEqual(16);
+    // Nothing left to give back: every share was used up before the key ran out.
+    await clock.advance(ttlMs);
+    expect(used(store, 640)).toBe(640);
+  });
+
+  it("stops admitting from a share once the tokens used here reach its margin", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const limiter = replica({ requestsPerMinute: 6000, tokensPerMinute: 1000 }, store, clock);
+    await call(limiter);
+    const second = await call(limiter);
+    expect(second.ok && second.headers["x-ratelimit-remaining-tokens"]).toBe("1000");
+    // The share was taken with 1000 tokens left: it holds while 500 are (a margin of 500).
+    expect(store.batches).toHaveLength(3);
+    limiter.finish({}, "alice", 300);
+    const third = await call(limiter);
+    expect(store.batches).toHaveLength(3);
+    expect(third.ok && third.headers["x-ratelimit-remaining-tokens"]).toBe("700");
+    limiter.finish({}, "alice", 300);
+    // 600 used of the 500 margin: the next call asks the store, which has the count, and no
+    // share is taken with 400 left.
+    const fourth = await call(limiter);
+    expect(store.batches).toHaveLength(5);
+    expect(fourth.ok && fourth.headers["x-ratelimit-remaining-tokens"]).toBe("400");
+    // Refused shares are not asked for again before a share's time passed.
+    await call(limiter);
+    expect(store.batches.filter(isShare)).toHaveLength(2);
+    expect(store.batches).toHaveLength(6);
+  });
+
+  it("hands out the share's stream slots and frees each when its call finished", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const limiter = replica({ maxStreams: 64 }, store, clock);
+    const open: object[] = [];
+    for (let i = 0; i < 4; i++) {
+      const request = {};
+      expect((await call(limiter, request)).ok).toBe(true);
+      open.push(request);
+    }
+    // 64 streams allow shares of 2: calls 1 and 2 asked the store, 3 and 4 came from the share.
+    expect(store.batches).toHaveLength(3);
+    const held = () =>
+      (
+        store.run([
+          { kind: "slots", key: "st:alice", mode: "renew", max: 64, holder: "x", ttlMs: 1 },
+        ]) as readonly OpResult[]
+      )[0]?.used;
+    expect(held()).toBe(4);
+    for (const request of open) limiter.finish(request, "alice", 0);
+    expect(held()).toBe(0);
+  });
+
+  it("drops its shares when the keys are reloaded: new limits apply to the next call", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const limiter = replica({ requestsPerMinute: 6000 }, store, clock);
+    await call(limiter);
+    await call(limiter);
+    expect(used(store, 6000)).toBe(6);
+    limiter.setKeys([{ name: "alice", limits: { ...none, requestsPerMinute: 6 } }]);
+    // The 4 unused went back; the new limit of 6 is judged by the store, with 2 in use.
+    expect(used(store, 6000)).toBe(2);
+    const results = [];
+    for (let i = 0; i < 5; i++) results.push((await call(limiter)).ok);
+    expect(results).toEqual([true, true, true, true, false]);
+  });
+});
+
+describe.skipIf(!haveRedis)(`shares on Redis ${redisSkipReason}`, () => {
+  let redis: RedisServer | undefined;
+  beforeAll(async () => {
+    redis = await startRedisServer();
+  });
+  afterAll(async () => {
+    await redis?.close();
+  });
+
+  it("admit exactly the limit over three replicas calling at once", async () => {
+    // Ahead of Redis's own clock, which expires the counters.
+    const clock = createManualClock(Math.ceil(Date.now() / 60_000) * 60_000 + 3_600_000);
+    const prefix = `shares${Math.random().toString(36).slice(2)}:`;
+    const stores = [0, 1, 2].map(() =>
+      createRedisStore({ url: redis?.url ?? "", timeoutMs: 2000, prefix, flushMs: ttlMs, clock }),
+    );
+    try {
+      for (let i = 0; i < 200 && !stores.every((s) => s.health().ok); i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const replicas = stores.map((store) =>
+        replica({ requestsPerMinute: 640, maxStreams: 6400 }, store, clock),
+      );
+      let admitted = 0;
+      // 300 rounds of three calls at once, one per replica: 900 calls for 640 requests.
+      for (let round = 0; round < 300; round++) {
+        const verdicts = await Promise.all(replicas.map((r) => call(r)));
+        admitted += verdicts.filter((v) => v.ok).length;
+      }
+      expect(admitted).toBe(640);
+      const [r] = await (stores[0] as StateStore).run([
+        { kind: "rate", key: "rq:alice", mode: "check", limit: 640, windowMs: 60_000, cost: 1 },
+      ]);
+      expect(r?.used).toBe(640);
+    } finally {
+      for (const l of limiters.splice(0)) l.close();
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+});
