@@ -185,7 +185,8 @@ describe.skipIf(!haveRedis)(`replicas on one Redis${redisSkipReason}`, () => {
         tokens.push(await tokensOf(res));
       }
       await commands.settle();
-      // Call 2 takes a share of 4, call 7 one of 8, calls 16 and 33 one of 16 (the default most).
+      // Call 2 takes a share of 4 in its own round trip; the share is topped up ahead by 8 at call
+      // 5, 16 at call 12 and 32 at call 26, each time a quarter of it is left.
       expect(commands.count("evalsha")).toBe(4);
       // Each answer counts every request before it and itself, and every token before it, as if
       // each had asked Redis.

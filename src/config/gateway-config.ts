@@ -142,7 +142,7 @@ export interface StateConfig {
   flushMs: number;
   /**
    * On Redis, the most calls of one key a replica admits from a share taken ahead (each share
-   * lasts `flushMs`); 0: every call of a limited key asks Redis. Default 16.
+   * lasts `flushMs`); 0: every call of a limited key asks Redis. Default 64.
    */
   share: number;
 }

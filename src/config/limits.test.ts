@@ -102,7 +102,7 @@ describe("state", () => {
       fail: "open",
       prefix: "coze-gateway:",
       flushMs: 50,
-      share: 16,
+      share: 64,
     });
   });
 

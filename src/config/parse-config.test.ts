@@ -229,7 +229,7 @@ function expectedFull(source: string): GatewayConfig {
       fail: "open",
       prefix: "coze-gateway:",
       flushMs: 50,
-      share: 16,
+      share: 64,
     },
     interrupts: { ttlSeconds: 3600 },
     warnings: [],

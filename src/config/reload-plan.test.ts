@@ -104,7 +104,7 @@ describe("planReload", () => {
           fail: "open",
           prefix: "cg:",
           flushMs: 50,
-          share: 16,
+          share: 64,
         };
       });
     const running = redis("redis://:first-password@10.0.0.1:6379");

@@ -9,7 +9,7 @@ export const stateDefaults = {
   fail: "open",
   prefix: "coze-gateway:",
   flushMs: 50,
-  share: 16,
+  share: 64,
 } as const;
 
 const urlRule = "a Redis URL redis://[:password@]host[:port][/db] or rediss://…";

@@ -221,29 +221,35 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       /** Stream slots taken ahead and not handed out. */
       readonly slots: SlotOp[];
       /** Tokens this replica may see used before the share no longer holds. */
-      margin: number;
-      /** Tokens used here since the share was taken. */
-      spent: number;
+      readonly margin: number;
+      /** The key's tokens used here (`spent`) when the share was asked for. */
+      readonly spentBefore: number;
       readonly until: number;
+      /** Requests the last round trip added: the next is twice as many when these run low. */
       readonly size: number;
       readonly requests: LimitFigure | undefined;
       readonly tokens: LimitFigure | undefined;
       readonly timer: AbortController;
-      retired: boolean;
+      /** Given back, or merged into the share that followed it. */
+      done: boolean;
     }
     const held = new Map<string, Share>();
-    /** The size of each key's next share, halved or doubled by how much of the last was used. */
+    /** Tokens each key's calls used here, since the start: a share counts what it did not see. */
+    const spent = new Map<string, number>();
+    /** The size of each key's next share. */
     const sizes = new Map<string, number>();
-    /** When each key last asked the store, or may ask for a share again after a refusal. */
+    /** When each key last asked the store here. */
     const lastCall = new Map<string, number>();
+    /** Keys whose share was refused: not asked again before then. */
     const notBefore = new Map<string, number>();
     const asking = new Set<string>();
     const half = (n: number) => Math.ceil(n / 2);
+    const sized = (n: number) => Math.min(maxUnits, Math.max(2, n));
 
-    /** Gives back what `share` holds unused (once), and sizes the key's next share by its use. */
+    /** Gives back what `share` holds unused (once); a share mostly unused halves the next. */
     function retire(share: Share): void {
-      if (share.retired) return;
-      share.retired = true;
+      if (share.done) return;
+      share.done = true;
       if (held.get(share.key) === share) held.delete(share.key);
       share.timer.abort();
       const back: StateOp[] = share.slots.map((slot) => ({ ...slot, mode: "release" as const }));
@@ -259,17 +265,146 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
         });
       }
       if (back.length > 0) store.defer(back);
-      const size =
-        share.units === 0
-          ? share.size * 2
-          : share.units > share.size / 2
-            ? share.size / 2
-            : share.size;
-      sizes.set(share.key, Math.min(maxUnits, Math.max(2, size)));
+      if (share.units > share.size / 2) sizes.set(share.key, sized(share.size / 2));
+    }
+
+    /**
+     * Asks the store for `units` requests of `key` ahead (and as many stream slots), while at
+     * least half of each of its limits is left; a share still held here is topped up.
+     */
+    function takeAhead(key: string, l: KeyLimitsConfig, units: number): void {
+      // Calls that finish from now on may be missing from the store's figures: they are counted
+      // against the share here. (Those that finish before the batch goes out count twice: the
+      // share errs on the side of less.)
+      const spentBefore = spent.get(key) ?? 0;
+      const ops: StateOp[] = [];
+      const at: Partial<Record<"rpm" | "tpm" | "tpd" | "quota", number>> = {};
+      const rate = (name: "rpm" | "tpm" | "tpd", k: string, limit: number, windowMs: number) => {
+        at[name] = ops.length;
+        const cost = half(limit) + (name === "rpm" ? units : 0);
+        ops.push({ kind: "rate", key: k, mode: "check", limit, windowMs, cost });
+      };
+      if (l.requestsPerMinute) {
+        rate("rpm", keyOf.requests(key), l.requestsPerMinute, minuteMs);
+        ops.push({
+          kind: "rate",
+          key: keyOf.requests(key),
+          mode: "take",
+          limit: l.requestsPerMinute,
+          windowMs: minuteMs,
+          cost: units,
+        });
+      }
+      if (l.tokensPerMinute) rate("tpm", keyOf.tpm(key), l.tokensPerMinute, minuteMs);
+      if (l.tokensPerDay) rate("tpd", keyOf.tpd(key), l.tokensPerDay, dayMs);
+      if (l.quota) {
+        const period = usagePeriod(l, clock.now());
+        at.quota = ops.length;
+        ops.push({
+          kind: "budget",
+          key: keyOf.usage(key, period),
+          mode: "check",
+          limit: l.quota.tokens,
+          cost: half(l.quota.tokens),
+          periodEndMs: period.endMs,
+        });
+      }
+      const slots: SlotOp[] = [];
+      if (l.maxStreams) {
+        for (let i = 0; i < units; i++) {
+          slots.push({
+            kind: "slots",
+            key: keyOf.streams(key),
+            mode: "acquire",
+            max: l.maxStreams,
+            holder: `${replica}:${seq++}`,
+            ttlMs: slotTtlMs,
+          });
+        }
+        ops.push(...slots);
+      }
+      const taken = (results: readonly OpResult[]) => {
+        asking.delete(key);
+        const now = clock.now();
+        if (!results.every((r) => r.allowed)) {
+          notBefore.set(key, now + ttlMs);
+          return;
+        }
+        const r = (name: keyof typeof at) =>
+          at[name] === undefined ? undefined : results[at[name]];
+        const take = at.rpm === undefined ? undefined : results[at.rpm + 1];
+        let margin = Number.POSITIVE_INFINITY;
+        let tokens: LimitFigure | undefined;
+        for (const [limit, res] of [
+          [l.tokensPerMinute, r("tpm")],
+          [l.tokensPerDay, r("tpd")],
+          [l.quota?.tokens, r("quota")],
+        ] as const) {
+          if (limit === undefined || res === undefined) continue;
+          margin = Math.min(margin, res.remaining - half(limit));
+          if (tokens === undefined || res.remaining < tokens.remaining) {
+            tokens = { limit, remaining: res.remaining, resetMs: res.resetMs };
+          }
+        }
+        // A share still held here (the limits unchanged) goes on in this one.
+        const earlier = held.get(key);
+        let left = 0;
+        const pool = slots;
+        if (earlier !== undefined && earlier.limits === l && !earlier.done) {
+          earlier.done = true;
+          earlier.timer.abort();
+          left = earlier.units;
+          pool.push(...earlier.slots);
+        } else if (earlier !== undefined) retire(earlier);
+        const timer = new AbortController();
+        const share: Share = {
+          key,
+          limits: l,
+          units: units + left,
+          slots: pool,
+          margin,
+          spentBefore,
+          until: now + ttlMs,
+          size: units,
+          requests:
+            take && l.requestsPerMinute
+              ? { limit: l.requestsPerMinute, remaining: take.remaining, resetMs: take.resetMs }
+              : undefined,
+          tokens,
+          timer,
+          done: false,
+        };
+        held.set(key, share);
+        clock.sleep(ttlMs, timer.signal).then(
+          () => retire(share),
+          () => {},
+        );
+      };
+      asking.add(key);
+      try {
+        const results = store.run(ops);
+        if (results instanceof Promise) results.then(taken, () => asking.delete(key));
+        else taken(results);
+      } catch {
+        asking.delete(key);
+      }
+    }
+
+    /** The size of the key's next share, within its limits; below 2, none. */
+    function nextSize(key: string, l: KeyLimitsConfig): number {
+      let units = sizes.get(key) ?? Math.min(4, maxUnits);
+      if (l.requestsPerMinute) {
+        units = Math.min(units, Math.floor(l.requestsPerMinute / shareFraction));
+      }
+      if (l.maxStreams) units = Math.min(units, Math.floor(l.maxStreams / shareFraction));
+      return units;
     }
 
     return {
-      /** Admits a call from the key's share: `undefined` when there is none to admit it. */
+      /**
+       * Admits a call from the key's share: `undefined` when there is none to admit it. The
+       * share is topped up ahead, twice as large, once a quarter of it is left.
+       */
       admit(request: object, key: string, l: KeyLimitsConfig, now: number): Verdict | undefined {
         const share = held.get(key);
         if (share === undefined) return undefined;
@@ -277,8 +412,8 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
           share.limits !== l ||
           now >= share.until ||
           share.units === 0 ||
-          share.margin < share.spent ||
-          (l.maxStreams !== undefined && share.slots.length === 0)
+          share.margin < (spent.get(key) ?? 0) - share.spentBefore ||
+          (l.maxStreams && share.slots.length === 0)
         ) {
           retire(share);
           return undefined;
@@ -286,141 +421,39 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
         share.units--;
         const slot = share.slots.pop();
         if (slot !== undefined) hold(request, slot);
+        if (share.units <= share.size / 4 && !asking.has(key)) {
+          sizes.set(key, sized(share.size * 2));
+          const units = nextSize(key, l);
+          if (units >= 2) takeAhead(key, l, units);
+        }
         const requests = share.requests && {
           ...share.requests,
           remaining: share.requests.remaining + share.units,
         };
         const tokens = share.tokens && {
           ...share.tokens,
-          remaining: Math.max(0, share.tokens.remaining - share.spent),
+          remaining: Math.max(
+            0,
+            share.tokens.remaining - (spent.get(key) ?? 0) + share.spentBefore,
+          ),
         };
         return { ok: true, headers: rateLimitHeaders(requests, tokens) };
       },
-      /** Asks for a share of the key's limits, when its calls come often enough and it has none. */
+      /**
+       * Asks for a share behind a call's batch, in the same round trip, when the key's calls
+       * come here less than a share's time apart and it has none.
+       */
       ask(key: string, l: KeyLimitsConfig, now: number): void {
         const last = lastCall.get(key);
         lastCall.set(key, now);
         if (last === undefined || now - last >= ttlMs || asking.has(key)) return;
         if ((notBefore.get(key) ?? 0) > now) return;
-        let units = sizes.get(key) ?? Math.min(4, maxUnits);
-        if (l.requestsPerMinute)
-          units = Math.min(units, Math.floor(l.requestsPerMinute / shareFraction));
-        if (l.maxStreams) units = Math.min(units, Math.floor(l.maxStreams / shareFraction));
-        if (units < 2) return;
-        const ops: StateOp[] = [];
-        const at: Partial<Record<"rpm" | "tpm" | "tpd" | "quota", number>> = {};
-        const rate = (name: "rpm" | "tpm" | "tpd", k: string, limit: number, windowMs: number) => {
-          at[name] = ops.length;
-          ops.push({
-            kind: "rate",
-            key: k,
-            mode: "check",
-            limit,
-            windowMs,
-            cost: half(limit) + (name === "rpm" ? units : 0),
-          });
-        };
-        if (l.requestsPerMinute) {
-          rate("rpm", keyOf.requests(key), l.requestsPerMinute, minuteMs);
-          ops.push({
-            kind: "rate",
-            key: keyOf.requests(key),
-            mode: "take",
-            limit: l.requestsPerMinute,
-            windowMs: minuteMs,
-            cost: units,
-          });
-        }
-        if (l.tokensPerMinute) rate("tpm", keyOf.tpm(key), l.tokensPerMinute, minuteMs);
-        if (l.tokensPerDay) rate("tpd", keyOf.tpd(key), l.tokensPerDay, dayMs);
-        if (l.quota) {
-          const period = usagePeriod(l, now);
-          at.quota = ops.length;
-          ops.push({
-            kind: "budget",
-            key: keyOf.usage(key, period),
-            mode: "check",
-            limit: l.quota.tokens,
-            cost: half(l.quota.tokens),
-            periodEndMs: period.endMs,
-          });
-        }
-        const slots: SlotOp[] = [];
-        if (l.maxStreams) {
-          for (let i = 0; i < units; i++) {
-            slots.push({
-              kind: "slots",
-              key: keyOf.streams(key),
-              mode: "acquire",
-              max: l.maxStreams,
-              holder: `${replica}:${seq++}`,
-              ttlMs: slotTtlMs,
-            });
-          }
-          ops.push(...slots);
-        }
-        const taken = (results: readonly OpResult[]) => {
-          asking.delete(key);
-          if (!results.every((r) => r.allowed)) {
-            notBefore.set(key, clock.now() + ttlMs);
-            return;
-          }
-          const r = (name: keyof typeof at) =>
-            at[name] === undefined ? undefined : results[at[name]];
-          const take = at.rpm === undefined ? undefined : results[at.rpm + 1];
-          const tokenLimits: [number | undefined, OpResult | undefined][] = [
-            [l.tokensPerMinute, r("tpm")],
-            [l.tokensPerDay, r("tpd")],
-            [l.quota?.tokens, r("quota")],
-          ];
-          let margin = Number.POSITIVE_INFINITY;
-          let tokens: LimitFigure | undefined;
-          for (const [limit, res] of tokenLimits) {
-            if (limit === undefined || res === undefined) continue;
-            margin = Math.min(margin, res.remaining - half(limit));
-            if (tokens === undefined || res.remaining < tokens.remaining) {
-              tokens = { limit, remaining: res.remaining, resetMs: res.resetMs };
-            }
-          }
-          const timer = new AbortController();
-          const share: Share = {
-            key,
-            limits: l,
-            units,
-            slots: slots.map((s) => ({ ...s, mode: "acquire" as const })),
-            margin,
-            spent: 0,
-            until: clock.now() + ttlMs,
-            size: units,
-            requests:
-              take && l.requestsPerMinute
-                ? { limit: l.requestsPerMinute, remaining: take.remaining, resetMs: take.resetMs }
-                : undefined,
-            tokens,
-            timer,
-            retired: false,
-          };
-          const earlier = held.get(key);
-          if (earlier !== undefined) retire(earlier);
-          held.set(key, share);
-          clock.sleep(ttlMs, timer.signal).then(
-            () => retire(share),
-            () => {},
-          );
-        };
-        asking.add(key);
-        try {
-          const results = store.run(ops);
-          if (results instanceof Promise) results.then(taken, () => asking.delete(key));
-          else taken(results);
-        } catch {
-          asking.delete(key);
-        }
+        const units = nextSize(key, l);
+        if (units >= 2) takeAhead(key, l, units);
       },
       /** Counts tokens a finished call of `key` used against its share's margin. */
       spent(key: string, tokens: number): void {
-        const share = held.get(key);
-        if (share !== undefined) share.spent += tokens;
+        spent.set(key, (spent.get(key) ?? 0) + tokens);
       },
       /** Gives every share back. */
       clear(): void {

@@ -91,26 +91,29 @@ function used(store: StateStore, limit: number): number {
 }
 
 describe("a replica's shares of a key's limits", () => {
-  it("admits calls from a share, growing it while it is used up: 8 round trips for 100 calls", async () => {
+  it("admits calls from a share topped up ahead, twice as large each time: 2 round trips of calls for 100", async () => {
     const clock = createManualClock(start);
     const store = counted(createMemoryStore({ now: clock.now }));
-    const limiter = replica({ requestsPerMinute: 6000 }, store, clock);
+    const limiter = replica({ requestsPerMinute: 640 }, store, clock);
     const remaining: string[] = [];
     for (let i = 0; i < 100; i++) {
       const v = await call(limiter);
       if (!v.ok) throw v.error;
       remaining.push(v.headers["x-ratelimit-remaining-requests"] ?? "");
     }
-    // Calls 1 and 2 ask the store (the second takes 4 ahead, in a batch of the same turn), 3–6
-    // are local; 7 takes 8 ahead, 16 takes 16, then every 17th call asks again.
+    // Calls 1 and 2 ask the store, the second taking 4 ahead in a batch of the same turn; from
+    // then on every call is admitted here, and the share is topped up (8, then 16, the most)
+    // each time a quarter of it is left.
     const calls = store.batches.filter((b) => !isShare(b));
     const shares = store.batches.filter(isShare).map((b) => cost(b[1]));
-    expect(calls).toHaveLength(8);
-    expect(shares).toEqual([4, 8, 16, 16, 16, 16, 16]);
-    // Exactly 100 requests in use, and every call saw what is left for it.
-    expect(used(store, 6000)).toBe(100);
-    expect(remaining.slice(0, 6)).toEqual(["5999", "5998", "5997", "5996", "5995", "5994"]);
-    expect(remaining.at(-1)).toBe("5900");
+    expect(calls).toHaveLength(2);
+    expect(shares).toEqual([4, 8, 16, 16, 16, 16, 16, 16]);
+    // Every call saw what was left for it, as if it had asked the store.
+    expect(remaining).toEqual(remaining.map((_, i) => String(640 - (i + 1))));
+    // 110 taken, 10 of them still ahead here: they go back when the share's time is up.
+    expect(used(store, 640)).toBe(110);
+    await clock.advance(ttlMs);
+    expect(used(store, 640)).toBe(100);
   });
 
   it("gives back what a share left unused when it expires, and shrinks the next", async () => {
@@ -208,16 +211,19 @@ describe("a replica's shares of a key's limits", () => {
       expect((await call(limiter, request)).ok).toBe(true);
       open.push(request);
     }
-    // 64 streams allow shares of 2: calls 1 and 2 asked the store, 3 and 4 came from the share.
-    expect(store.batches).toHaveLength(3);
+    // 64 streams allow shares of 2: calls 1 and 2 asked the store, 3 and 4 came from the share,
+    // topped up by 2 more at the last.
+    expect(store.batches).toHaveLength(4);
     const held = () =>
       (
         store.run([
           { kind: "slots", key: "st:alice", mode: "renew", max: 64, holder: "x", ttlMs: 1 },
         ]) as readonly OpResult[]
       )[0]?.used;
-    expect(held()).toBe(4);
+    expect(held()).toBe(6);
     for (const request of open) limiter.finish(request, "alice", 0);
+    expect(held()).toBe(2);
+    await clock.advance(ttlMs);
     expect(held()).toBe(0);
   });
 

@@ -1,10 +1,10 @@
-import type { StateOp } from "./state-store.js";
+import type { BudgetOp, RateOp, SlotOp, StateOp } from "./state-store.js";
 
 /** Write-only operations waiting for the next round trip, merged per counter. */
 export interface DeferredOps {
   /** Queues `ops`: `add`s to one counter add up, a `release` cancels a pending `renew`. */
   push(ops: readonly StateOp[]): void;
-  /** Everything queued, in arrival order of each counter; the queue is empty after. */
+  /** Everything queued, counters first, then slots; the queue is empty after. */
   take(): StateOp[];
   /** Operations queued now. */
   readonly size: number;
@@ -13,42 +13,49 @@ export interface DeferredOps {
 }
 
 /**
- * Creates the queue of deferred operations. At most `max` distinct counters wait (bounded by
- * the configured keys in practice); past that, new ones are dropped and counted: losing a
- * charge beats growing without bound while the store is unreachable.
+ * Creates the queue of deferred operations. At most `max` distinct counters and slots wait
+ * (bounded by the configured keys and open streams in practice); past that, new ones are dropped
+ * and counted: losing a charge beats growing without bound while the store is unreachable.
  */
 export function createDeferredOps(max = 10_000): DeferredOps {
-  let queue = new Map<string, StateOp>();
+  /** `add`s by counter (only `add` is deferred for rates and budgets), with their summed cost. */
+  let adds = new Map<string, { op: RateOp | BudgetOp; cost: number }>();
+  /** The last `release` or `renew` of each slot. */
+  let slots = new Map<string, SlotOp>();
   let dropped = 0;
+  const full = () => adds.size + slots.size >= max;
   return {
     push(ops) {
       for (const op of ops) {
-        const holder = op.kind === "slots" ? op.holder : "";
-        const id = `${op.kind}\u0000${op.key}\u0000${holder}`;
-        const id2 = `${id}\u0000${op.mode}`;
-        const earlier = queue.get(id2);
-        if (earlier !== undefined && earlier.kind !== "slots" && op.kind !== "slots") {
-          queue.set(id2, { ...earlier, cost: earlier.cost + op.cost });
+        if (op.kind === "slots") {
+          const id = `${op.key}\u0000${op.holder}`;
+          const earlier = slots.get(id);
+          // A renew after a release (or after a renew) changes nothing.
+          if (earlier !== undefined && op.mode === "renew") continue;
+          if (earlier === undefined && full()) {
+            dropped++;
+            continue;
+          }
+          slots.set(id, op);
           continue;
         }
-        if (op.kind === "slots" && op.mode === "release") queue.delete(`${id}\u0000renew`);
-        if (op.kind === "slots" && op.mode === "renew" && queue.has(`${id}\u0000release`)) {
-          continue;
-        }
-        if (earlier === undefined && queue.size >= max) {
-          dropped++;
-          continue;
-        }
-        queue.set(id2, op);
+        const id = op.kind === "rate" ? `r${op.key}` : `b${op.key}`;
+        const earlier = adds.get(id);
+        if (earlier !== undefined) earlier.cost += op.cost;
+        else if (full()) dropped++;
+        else adds.set(id, { op, cost: op.cost });
       }
     },
     take() {
-      const ops = [...queue.values()];
-      queue = new Map();
+      const ops: StateOp[] = [];
+      for (const { op, cost } of adds.values()) ops.push(cost === op.cost ? op : { ...op, cost });
+      for (const op of slots.values()) ops.push(op);
+      adds = new Map();
+      slots = new Map();
       return ops;
     },
     get size() {
-      return queue.size;
+      return adds.size + slots.size;
     },
     get dropped() {
       return dropped;
