@@ -311,12 +311,13 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       }
       const slots: SlotOp[] = [];
       if (l.maxStreams) {
+        // Acquired against half the limit: they pass while half the streams stay free after.
         for (let i = 0; i < units; i++) {
           slots.push({
             kind: "slots",
             key: keyOf.streams(key),
             mode: "acquire",
-            max: l.maxStreams,
+            max: Math.floor(l.maxStreams / 2),
             holder: `${replica}:${seq++}`,
             ttlMs: slotTtlMs,
           });
@@ -458,7 +459,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       /** Gives every share back. */
       clear(): void {
         for (const share of [...held.values()]) retire(share);
-        sizes.clear();
+        for (const map of [sizes, lastCall, notBefore, spent]) map.clear();
       },
     };
   }

@@ -227,6 +227,32 @@ describe("a replica's shares of a key's limits", () => {
     expect(held()).toBe(0);
   });
 
+  it("takes no share of streams unless half of them stay free after it", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const limiter = replica({ maxStreams: 64 }, store, clock);
+    // 30 streams open (none finished): a share of 2 would leave 32 free, so it is taken.
+    for (let i = 0; i < 29; i++) await call(limiter);
+    const taken = store.batches.filter(isShare).length;
+    expect(taken).toBeGreaterThan(0);
+    const streamsHeld = () =>
+      (
+        store.run([
+          { kind: "slots", key: "st:alice", mode: "renew", max: 64, holder: "x", ttlMs: 1 },
+        ]) as readonly OpResult[]
+      )[0]?.used ?? -1;
+    // From 31 held on, no share passes: at most 32 are ever held by calls and shares together
+    // until the calls ask one by one.
+    for (let i = 0; i < 20; i++) await call(limiter);
+    await clock.advance(ttlMs);
+    expect(streamsHeld()).toBe(49);
+    const refusedShares = store.batches.filter(isShare).slice(taken);
+    expect(refusedShares.length).toBeGreaterThan(0);
+    // Every share asked for once 31 or more were held was refused: the rest were single calls.
+    const calls = store.batches.filter((b) => !isShare(b)).length;
+    expect(calls).toBeGreaterThanOrEqual(49 - 32);
+  });
+
   it("drops its shares when the keys are reloaded: new limits apply to the next call", async () => {
     const clock = createManualClock(start);
     const store = counted(createMemoryStore({ now: clock.now }));
