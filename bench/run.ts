@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
     seconds: { type: "string" },
     "no-write": { type: "boolean" },
     profile: { type: "boolean" },
+    fresh: { type: "boolean" },
     "gateway-main": { type: "string" },
     "compare-main": { type: "string" },
     // The REST concurrencies to run, e.g. --rest-c=16 while iterating on a change.
@@ -125,7 +126,8 @@ async function main() {
     COZE_GATEWAY_PORT: "",
     COZE_GATEWAY_CORS_ORIGINS: "",
   };
-  // --profile: a V8 CPU profile of the gateway, written when it exits (see profile-summary.ts).
+  // --profile: a V8 CPU profile of the gateway (and of the compared build), written when it exits
+  // (see profile-summary.ts).
   const profileArgs = args.profile ? ["--cpu-prof", `--cpu-prof-dir=${dir}`] : [];
   // --gateway-main: another build of the gateway (e.g. a change under test) in the same harness.
   const startGateway = (name: string, configFile: string) =>
@@ -198,11 +200,29 @@ async function main() {
     }
     const proc = startNode(
       "gateway-compare",
-      [...measuredArgs, args["compare-main"], "--config", compareConfig],
+      [...measuredArgs, ...profileArgs, args["compare-main"], "--config", compareConfig],
       { env, log: logFd("gateway-compare") },
     );
     all.push(proc);
     compare = { name: "gateway-compare", url: `http://127.0.0.1:${port}`, process: proc };
+    const compared = compare;
+    const compareMain = args["compare-main"];
+    compare.restart = async () => {
+      await compared.process.stop();
+      compared.process = startNode(
+        "gateway-compare",
+        [...measuredArgs, ...profileArgs, compareMain, "--config", compareConfig],
+        { env, log: logFd("gateway-compare") },
+      );
+      all.push(compared.process);
+      await waitForHttp(`${compared.url}/healthz`);
+    };
+    gateway.restart = async () => {
+      await gateway.process.stop();
+      gateway.process = startGateway("gateway", config);
+      all.push(gateway.process);
+      await waitForHttp(`${gateway.url}/healthz`);
+    };
   }
   // The limits scenario's own three gateways (off, in memory, on Redis), one build and config.
   let limitGateways: LimitGateways | undefined;
@@ -237,6 +257,7 @@ async function main() {
       seconds: Number(args.seconds ?? (quick ? 2 : 5)),
       warmupSeconds: quick ? 1 : 3,
       reps: Number(args.reps ?? (quick ? 2 : 3)),
+      fresh: args.fresh === true,
       log,
     };
     const started = Date.now();

@@ -6,6 +6,11 @@ export interface ProxyUnderTest {
   name: string;
   url: string;
   process: NodeProcess;
+  /**
+   * Stops the process and starts a new one of the same build and config on the same port,
+   * ready when it resolves (`--fresh` runs; the gateways only).
+   */
+  restart?: () => Promise<void>;
 }
 
 /** The streams the emulator host recorded (hrtimes in ns, as decimal strings). */
@@ -31,6 +36,11 @@ export interface Bench {
   warmupSeconds: number;
   /** Measured repetitions per scenario and proxy. */
   reps: number;
+  /**
+   * `--fresh`: side-by-side scenarios of two gateways start both afresh (and warm them up) for
+   * every repetition, so that one process's luck does not weigh on every repetition.
+   */
+  fresh?: boolean;
   log(line: string): void;
 }
 

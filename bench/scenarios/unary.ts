@@ -64,9 +64,14 @@ async function sideBySide(
   load: (proxy: ProxyUnderTest, seconds: number) => Promise<LoadResult>,
 ): Promise<UnaryScenario> {
   const [baseline, gateway] = pair;
+  const fresh = bench.fresh === true && pair.every((p) => p.restart !== undefined);
   for (const proxy of pair) await load(proxy, bench.warmupSeconds);
   const runs: Record<string, UnaryRun[]> = { [baseline.name]: [], [gateway.name]: [] };
   for (let rep = 0; rep < bench.reps; rep++) {
+    if (fresh && rep > 0) {
+      for (const proxy of pair) await proxy.restart?.();
+      for (const proxy of pair) await load(proxy, bench.warmupSeconds);
+    }
     for (const proxy of alternate(pair, rep)) {
       const r = await measured(bench, proxy, () => load(proxy, bench.seconds));
       runs[proxy.name]?.push(r);

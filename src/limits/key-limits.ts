@@ -566,6 +566,9 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
   };
 }
 
+/** The gates a call can be refused by. */
+const gates = ["quota", "tpd", "tpm", "rpm", "streams"] as const;
+
 /**
  * The verdict of a batch's results: the first refusal by weight (quota, tokens per day and per
  * minute, requests, streams), waiting for the longest of all that refused; else the figures. A
@@ -592,7 +595,8 @@ function judge(
     undefined,
   );
   const headers = rateLimitHeaders(figure(l.requestsPerMinute, r("rpm")), tokens);
-  // The words are written only for a refusal: most calls pass.
+  // Most calls pass: the words below are written only for a refusal.
+  if (!metered || gates.every((g) => r(g)?.allowed !== false)) return { ok: true, headers };
   const refusals: [LimitKind, OpResult | undefined, () => string][] = [
     [
       "quota",
@@ -607,7 +611,7 @@ function judge(
   ];
   const refused = refusals.filter(([, res]) => res !== undefined && !res.allowed);
   const first = refused[0];
-  if (first === undefined || !metered) return { ok: true, headers };
+  if (first === undefined) return { ok: true, headers };
   const [kind, , words] = first;
   const text = words();
   const retryAfterMs = Math.max(...refused.map(([, res]) => res?.retryAfterMs ?? 0));

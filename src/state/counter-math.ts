@@ -13,9 +13,12 @@ export interface RateState {
   at: number;
 }
 
-/** Rounds a stored level as Redis keeps it (`%.6f`), so both stores see the same numbers. */
+/**
+ * Rounds a stored level as Redis keeps it (`%.6f`), so both stores see the same numbers. A whole
+ * number (a level drained to 0 plus whole units, the common case) is already what `%.6f` keeps.
+ */
 export function roundLevel(level: number): number {
-  return Number(level.toFixed(6));
+  return Number.isInteger(level) ? level : Number(level.toFixed(6));
 }
 
 /** `state` at `now`: the level drained by the time passed (never below 0, never backwards). */

@@ -1,5 +1,5 @@
 import { budgetGraceMs, budgetStep, type RateState, rateStep, rateTtlMs } from "./counter-math.js";
-import type { OpResult, SlotOp, StateOp, StateStore } from "./state-store.js";
+import type { OpResult, RateOp, SlotOp, StateOp, StateStore } from "./state-store.js";
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
@@ -66,19 +66,18 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
   function runSync(ops: readonly StateOp[]): OpResult[] {
     const at = Math.floor(now());
     const results: OpResult[] = [];
-    // Gate writes wait until every gate passed; the others apply in order, so a deferred `add`
-    // counts for a gate after it on the same counter.
-    const gated: (() => void)[] = [];
     const unwritten: OpResult[] = [];
+    // Gate writes (`take`, `acquire`) wait until every gate passed; the others apply in order, so
+    // a deferred `add` counts for a gate after it on the same counter.
+    const gated: { op: RateOp | SlotOp; next: RateState | undefined }[] = [];
     // Slots the acquires of this batch take, per key: the next acquire counts them.
-    const acquiring = new Map<string, number>();
+    let acquiring: Map<string, number> | undefined;
     let pass = true;
     for (const op of ops) {
       if (op.kind === "rate") {
         const step = rateStep(op, read(op.key, at) as RateState | undefined, at);
-        const store = () => write(op.key, step.next, step.next.at + rateTtlMs(op, step.next.level));
-        if (op.mode === "add") store();
-        else if (op.mode === "take") gated.push(store);
+        if (op.mode === "add") writeRate(op, step.next);
+        else if (op.mode === "take") gated.push({ op, next: step.next });
         if (!step.allowed) pass = false;
         results.push(step.written);
         unwritten.push(step.unwritten);
@@ -93,20 +92,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
         unwritten.push(step.result);
       } else {
         const slots = liveSlots(op, at);
-        const save = () => write(op.key, slots, at + op.ttlMs);
         if (op.mode === "acquire") {
-          const held = slots.size + (acquiring.get(op.key) ?? 0);
+          const pending = acquiring?.get(op.key) ?? 0;
+          const held = slots.size + pending;
           const allowed = held < op.max;
-          if (allowed) acquiring.set(op.key, (acquiring.get(op.key) ?? 0) + 1);
-          else pass = false;
-          gated.push(() => {
-            slots.set(op.holder, at + op.ttlMs);
-            save();
-          });
-          const figures = (held: number) => ({
+          if (allowed) {
+            acquiring ??= new Map();
+            acquiring.set(op.key, pending + 1);
+          } else pass = false;
+          gated.push({ op, next: undefined });
+          const figures = (n: number) => ({
             allowed,
-            used: held,
-            remaining: Math.max(0, op.max - held),
+            used: n,
+            remaining: Math.max(0, op.max - n),
             resetMs: 0,
             retryAfterMs: allowed ? 0 : slotRetryMs,
           });
@@ -115,7 +113,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
         } else {
           if (op.mode === "release") slots.delete(op.holder);
           else if (slots.has(op.holder)) slots.set(op.holder, at + op.ttlMs);
-          save();
+          write(op.key, slots, at + op.ttlMs);
           const result = {
             allowed: true,
             used: slots.size,
@@ -129,8 +127,19 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       }
     }
     if (!pass) return unwritten;
-    for (const apply of gated) apply();
+    for (const { op, next } of gated) {
+      if (op.kind === "rate") writeRate(op, next as RateState);
+      else {
+        const slots = liveSlots(op, at);
+        slots.set(op.holder, at + op.ttlMs);
+        write(op.key, slots, at + op.ttlMs);
+      }
+    }
     return results;
+  }
+
+  function writeRate(op: RateOp, next: RateState): void {
+    write(op.key, next, next.at + rateTtlMs(op, next.level));
   }
 
   return {
