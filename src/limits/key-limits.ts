@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import type { ApiKeyConfig, KeyLimitsConfig } from "../config/index.js";
 import type { Clock } from "../coze/clock.js";
 import { GatewayError, type LimitKind } from "../service/index.js";
-import type { OpResult, SlotOp, StateOp, StateStore } from "../state/index.js";
+import type { OpResult, RateMode, RateOp, SlotOp, StateOp, StateStore } from "../state/index.js";
 import { type Period, periodOf, type QuotaPeriod } from "./periods.js";
 import { durationText, type LimitFigure, rateLimitHeaders } from "./rate-limit-headers.js";
 
@@ -140,6 +140,53 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     return period;
   };
 
+  /** Where each limit's result is in a batch's results. */
+  type At = Partial<Record<"rpm" | "tpm" | "tpd" | "quota" | "streams", number>>;
+
+  /**
+   * The operations that check `key`'s limits in one batch, and where their results are: the
+   * `requests` operations on its requests per minute (the first one's result is the figure), and
+   * a check for `asked(limit)` units of each token limit and of its quota.
+   */
+  function checks(
+    key: string,
+    l: KeyLimitsConfig,
+    period: Period,
+    requests: readonly Pick<RateOp, "mode" | "cost">[],
+    asked: (limit: number) => number,
+  ): { ops: StateOp[]; at: At } {
+    const ops: StateOp[] = [];
+    const at: At = {};
+    const rate = (k: string, limit: number, windowMs: number, mode: RateMode, cost: number) =>
+      ops.push({ kind: "rate", key: k, mode, limit, windowMs, cost });
+    if (l.requestsPerMinute) {
+      at.rpm = ops.length;
+      for (const { mode, cost } of requests) {
+        rate(keyOf.requests(key), l.requestsPerMinute, minuteMs, mode, cost);
+      }
+    }
+    if (l.tokensPerMinute) {
+      at.tpm = ops.length;
+      rate(keyOf.tpm(key), l.tokensPerMinute, minuteMs, "check", asked(l.tokensPerMinute));
+    }
+    if (l.tokensPerDay) {
+      at.tpd = ops.length;
+      rate(keyOf.tpd(key), l.tokensPerDay, dayMs, "check", asked(l.tokensPerDay));
+    }
+    if (l.quota) {
+      at.quota = ops.length;
+      ops.push({
+        kind: "budget",
+        key: keyOf.usage(key, period),
+        mode: "check",
+        limit: l.quota.tokens,
+        cost: asked(l.quota.tokens),
+        periodEndMs: period.endMs,
+      });
+    }
+    return { ops, at };
+  }
+
   const shares = createShares();
 
   function admit(
@@ -155,28 +202,8 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       const local = shares.admit(request, key, l, now);
       if (local !== undefined) return local;
     }
-    const ops: StateOp[] = [];
-    const at: Partial<Record<"rpm" | "tpm" | "tpd" | "quota" | "streams", number>> = {};
-    const rate = (name: "rpm" | "tpm" | "tpd", key: string, limit: number, windowMs: number) => {
-      at[name] = ops.length;
-      const mode = name === "rpm" && metered ? "take" : "check";
-      ops.push({ kind: "rate", key, mode, limit, windowMs, cost: 1 });
-    };
-    if (l.requestsPerMinute) rate("rpm", keyOf.requests(key), l.requestsPerMinute, minuteMs);
-    if (l.tokensPerMinute) rate("tpm", keyOf.tpm(key), l.tokensPerMinute, minuteMs);
-    if (l.tokensPerDay) rate("tpd", keyOf.tpd(key), l.tokensPerDay, dayMs);
     const period = usagePeriod(l, now);
-    if (l.quota) {
-      at.quota = ops.length;
-      ops.push({
-        kind: "budget",
-        key: keyOf.usage(key, period),
-        mode: "check",
-        limit: l.quota.tokens,
-        cost: 0,
-        periodEndMs: period.endMs,
-      });
-    }
+    const { ops, at } = checks(key, l, period, metered ? takeOne : checkOne, () => 1);
     let slot: SlotOp | undefined;
     if (l.maxStreams && metered) {
       at.streams = ops.length;
@@ -277,38 +304,17 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       // against the share here. (Those that finish before the batch goes out count twice: the
       // share errs on the side of less.)
       const spentBefore = spent.get(key) ?? 0;
-      const ops: StateOp[] = [];
-      const at: Partial<Record<"rpm" | "tpm" | "tpd" | "quota", number>> = {};
-      const rate = (name: "rpm" | "tpm" | "tpd", k: string, limit: number, windowMs: number) => {
-        at[name] = ops.length;
-        const cost = half(limit) + (name === "rpm" ? units : 0);
-        ops.push({ kind: "rate", key: k, mode: "check", limit, windowMs, cost });
-      };
-      if (l.requestsPerMinute) {
-        rate("rpm", keyOf.requests(key), l.requestsPerMinute, minuteMs);
-        ops.push({
-          kind: "rate",
-          key: keyOf.requests(key),
-          mode: "take",
-          limit: l.requestsPerMinute,
-          windowMs: minuteMs,
-          cost: units,
-        });
-      }
-      if (l.tokensPerMinute) rate("tpm", keyOf.tpm(key), l.tokensPerMinute, minuteMs);
-      if (l.tokensPerDay) rate("tpd", keyOf.tpd(key), l.tokensPerDay, dayMs);
-      if (l.quota) {
-        const period = usagePeriod(l, clock.now());
-        at.quota = ops.length;
-        ops.push({
-          kind: "budget",
-          key: keyOf.usage(key, period),
-          mode: "check",
-          limit: l.quota.tokens,
-          cost: half(l.quota.tokens),
-          periodEndMs: period.endMs,
-        });
-      }
+      // The figure is that of the check: the requests left before the share's are taken.
+      const { ops, at } = checks(
+        key,
+        l,
+        usagePeriod(l, clock.now()),
+        [
+          { mode: "check", cost: half(l.requestsPerMinute ?? 0) + units },
+          { mode: "take", cost: units },
+        ],
+        half,
+      );
       const slots: SlotOp[] = [];
       if (l.maxStreams) {
         // Acquired against half the limit: they pass while half the streams stay free after.
@@ -565,6 +571,10 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     },
   };
 }
+
+/** A call's operation on its requests per minute: counted, or (a billing read) only read. */
+const takeOne = [{ mode: "take", cost: 1 }] as const;
+const checkOne = [{ mode: "check", cost: 1 }] as const;
 
 /** The gates a call can be refused by. */
 const gates = ["quota", "tpd", "tpm", "rpm", "streams"] as const;
