@@ -49,6 +49,14 @@ function counted(store: StateStore): StateStore & { batches: StateOp[][]; deferr
 const cost = (op: StateOp | undefined) =>
   op === undefined || op.kind === "slots" ? Number.NaN : op.cost;
 
+/** Stream slots held on the store now (a renew of nobody's slot reads the count). */
+function streams(store: StateStore): number {
+  const [r] = store.run([
+    { kind: "slots", key: "st:alice", mode: "renew", max: 64, holder: "x", ttlMs: 1 },
+  ]) as readonly OpResult[];
+  return r?.used ?? -1;
+}
+
 /** Whether a batch asks for a share: it takes, checks or acquires more than one call needs. */
 const isShare = (batch: readonly StateOp[]) =>
   batch.filter((op) => op.kind === "slots").length > 1 ||
@@ -214,12 +222,7 @@ describe("a replica's shares of a key's limits", () => {
     // 64 streams allow shares of 2: calls 1 and 2 asked the store, 3 and 4 came from the share,
     // topped up by 2 more at the last.
     expect(store.batches).toHaveLength(4);
-    const held = () =>
-      (
-        store.run([
-          { kind: "slots", key: "st:alice", mode: "renew", max: 64, holder: "x", ttlMs: 1 },
-        ]) as readonly OpResult[]
-      )[0]?.used;
+    const held = () => streams(store);
     expect(held()).toBe(6);
     for (const request of open) limiter.finish(request, "alice", 0);
     expect(held()).toBe(2);
@@ -235,12 +238,7 @@ describe("a replica's shares of a key's limits", () => {
     for (let i = 0; i < 29; i++) await call(limiter);
     const taken = store.batches.filter(isShare).length;
     expect(taken).toBeGreaterThan(0);
-    const streamsHeld = () =>
-      (
-        store.run([
-          { kind: "slots", key: "st:alice", mode: "renew", max: 64, holder: "x", ttlMs: 1 },
-        ]) as readonly OpResult[]
-      )[0]?.used ?? -1;
+    const streamsHeld = () => streams(store);
     // From 31 held on, no share passes: at most 32 are ever held by calls and shares together
     // until the calls ask one by one.
     for (let i = 0; i < 20; i++) await call(limiter);
