@@ -272,6 +272,7 @@ const appliedDefaults: Record<string, (c: GatewayConfig) => unknown> = {
   "state.fail": (c) => c.state?.fail,
   "state.prefix": (c) => c.state?.prefix,
   "state.flush_ms": (c) => c.state?.flushMs,
+  "state.share": (c) => c.state?.share,
   "interrupts.ttl_seconds": (c) => c.interrupts?.ttlSeconds,
 };
 
