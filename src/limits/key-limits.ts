@@ -304,7 +304,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       // against the share here. (Those that finish before the batch goes out count twice: the
       // share errs on the side of less.)
       const spentBefore = spent.get(key) ?? 0;
-      // The figure is that of the check: the requests left before the share's are taken.
+      // At least half the requests must stay after the share; its figure is the take's.
       const { ops, at } = checks(
         key,
         l,
@@ -428,7 +428,11 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
         share.units--;
         const slot = share.slots.pop();
         if (slot !== undefined) hold(request, slot);
-        if (share.units <= share.size / 4 && !asking.has(key)) {
+        if (
+          share.units <= share.size / 4 &&
+          !asking.has(key) &&
+          !((notBefore.get(key) ?? 0) > now)
+        ) {
           sizes.set(key, sized(share.size * 2));
           const units = nextSize(key, l);
           if (units >= 2) takeAhead(key, l, units);

@@ -26,17 +26,23 @@ const none: KeyLimitsConfig = {
 const start = Date.UTC(2025, 0, 15, 12);
 const ttlMs = 50;
 
-/** A store that records every batch it runs (deferred operations apart). */
-function counted(store: StateStore): StateStore & { batches: StateOp[][]; deferred: StateOp[] } {
+/** A store that records every batch it runs, and whether it passed (deferred operations apart). */
+function counted(
+  store: StateStore,
+): StateStore & { batches: StateOp[][]; passed: boolean[]; deferred: StateOp[] } {
   const batches: StateOp[][] = [];
+  const passed: boolean[] = [];
   const deferred: StateOp[] = [];
   return {
     ...store,
     batches,
+    passed,
     deferred,
     run(ops) {
       batches.push([...ops]);
-      return store.run(ops);
+      const results = store.run(ops);
+      if (!(results instanceof Promise)) passed.push(results.every((r) => r.allowed));
+      return results;
     },
     defer(ops) {
       deferred.push(...ops);
@@ -182,6 +188,21 @@ describe("a replica's shares of a key's limits", () => {
     // Nothing left to give back: every share was used up before the key ran out.
     await clock.advance(ttlMs);
     expect(used(store, 640)).toBe(640);
+  });
+
+  it("asks for no top-up again for a share's time once one was refused near half the limit", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const limiter = replica({ requestsPerMinute: 640 }, store, clock);
+    for (let i = 0; i < 400; i++) expect((await call(limiter)).ok).toBe(true);
+    // Shares were topped up until fewer than half would be left; the first top-up refused is the
+    // last share asked for while the clock stands still: the calls after it ask one by one.
+    const refused = store.batches.filter((b, i) => isShare(b) && !store.passed[i]);
+    expect(refused).toHaveLength(1);
+    const after = store.batches.slice(store.batches.indexOf(refused[0] as StateOp[]) + 1);
+    expect(after.filter(isShare)).toEqual([]);
+    expect(after.length).toBeGreaterThan(50);
+    expect(used(store, 640)).toBe(400);
   });
 
   it("stops admitting from a share once the tokens used here reach its margin", async () => {
