@@ -1,0 +1,286 @@
+import type { KeyLimitsConfig } from "../config/index.js";
+import type { Clock } from "../coze/clock.js";
+import type { OpResult, RateMode, RateOp, SlotOp, StateOp, StateStore } from "../state/index.js";
+import type { Period } from "./periods.js";
+import { type LimitFigure, rateLimitHeaders } from "./rate-limit-headers.js";
+import type { Verdict } from "./verdict.js";
+
+/**
+ * How a replica takes shares of its keys' limits ahead: a key whose calls come to this replica
+ * less than `ttlMs` apart, and which has at least half of every limit left, takes a few requests
+ * (and as many stream slots) ahead, in the same round trip as one of its calls, and admits its
+ * next calls here without asking the store, until the share is used up or `ttlMs` passed. What a
+ * share leaves unused goes back to the store. A share never holds more than 1/32 of the key's
+ * requests per minute or streams, so keys with small limits never take one and are counted call
+ * by call.
+ */
+export interface ShareOptions {
+  /** The most requests one share holds. */
+  maxUnits: number;
+  /** How long a share is good for, in ms. */
+  ttlMs: number;
+}
+
+/** A share's size never passes 1/`shareFraction` of a key's requests per minute or streams. */
+const shareFraction = 32;
+
+/** Where each limit's result is in a batch's results. */
+export type LimitPositions = Partial<Record<"rpm" | "tpm" | "tpd" | "quota" | "streams", number>>;
+
+/** What shares use of their limiter: its store and clock, and how it builds and holds. */
+export interface ShareLimiter {
+  readonly store: StateStore;
+  readonly clock: Clock;
+  /**
+   * The operations that check `key`'s limits in one batch, and where their results are: the
+   * `requests` operations on its requests per minute (the first one's result is the figure), and
+   * a check for `asked(limit)` units of each token limit and of its quota.
+   */
+  checks(
+    key: string,
+    l: KeyLimitsConfig,
+    period: Period,
+    requests: readonly Pick<RateOp, "mode" | "cost">[],
+    asked: (limit: number) => number,
+  ): { ops: StateOp[]; at: LimitPositions };
+  /** An operation on `key`'s requests per minute (`limit`). */
+  requestsOp(key: string, limit: number, mode: RateMode, cost: number): RateOp;
+  /** A new stream slot of `key`, held by this replica, acquired while fewer than `max` are held. */
+  slot(key: string, max: number): SlotOp;
+  /** The period `l`'s usage and quota count in at `now`. */
+  usagePeriod(l: KeyLimitsConfig, now: number): Period;
+  /** Hands `slot` to the call `request`: held until the call finished. */
+  hold(request: object, slot: SlotOp): void;
+}
+
+/** A replica's shares, by key. */
+export interface Shares {
+  /** Admits a call from the key's share: `undefined` when there is none to admit it. */
+  admit(request: object, key: string, l: KeyLimitsConfig, now: number): Verdict | undefined;
+  /** Asks for a share behind a call's batch, when the key's calls come often and it has none. */
+  ask(key: string, l: KeyLimitsConfig, now: number): void;
+  /** Counts tokens a finished call of `key` used against its share. */
+  spent(key: string, tokens: number): void;
+  /** Gives every share back and forgets what they learned of each key. */
+  clear(): void;
+}
+
+/**
+ * The shares of one replica (see {@link ShareOptions}): a busy key far from its limits takes a
+ * few requests and stream slots ahead, in the same round trip as one of its calls, and its next
+ * calls here are admitted from them without asking the store.
+ */
+export function createShares(options: ShareOptions, limiter: ShareLimiter): Shares {
+  const { maxUnits, ttlMs } = options;
+  const { store, clock, checks, usagePeriod, hold } = limiter;
+  interface Share {
+    readonly key: string;
+    readonly limits: KeyLimitsConfig;
+    /** Requests left to admit here. */
+    units: number;
+    /** Stream slots taken ahead and not handed out. */
+    readonly slots: SlotOp[];
+    /** Tokens this replica may see used before the share no longer holds. */
+    readonly margin: number;
+    /** The key's tokens used here (`spent`) when the share was asked for. */
+    readonly spentBefore: number;
+    readonly until: number;
+    /** Requests the last round trip added: the next is twice as many when these run low. */
+    readonly size: number;
+    readonly requests: LimitFigure | undefined;
+    readonly tokens: LimitFigure | undefined;
+    readonly timer: AbortController;
+    /** Given back, or merged into the share that followed it. */
+    done: boolean;
+  }
+  const held = new Map<string, Share>();
+  /** Tokens each key's calls used here, since the start: a share counts what it did not see. */
+  const spent = new Map<string, number>();
+  /** The size of each key's next share. */
+  const sizes = new Map<string, number>();
+  /** When each key last asked the store here. */
+  const lastCall = new Map<string, number>();
+  /** Keys whose share was refused: not asked again before then. */
+  const notBefore = new Map<string, number>();
+  const asking = new Set<string>();
+  const half = (n: number) => Math.ceil(n / 2);
+  const sized = (n: number) => Math.min(maxUnits, Math.max(2, n));
+
+  /** Gives back what `share` holds unused (once); a share mostly unused halves the next. */
+  function retire(share: Share): void {
+    if (share.done) return;
+    share.done = true;
+    if (held.get(share.key) === share) held.delete(share.key);
+    share.timer.abort();
+    const back: StateOp[] = share.slots.map((slot) => ({ ...slot, mode: "release" as const }));
+    const rpm = share.limits.requestsPerMinute;
+    if (rpm && share.units > 0) {
+      back.push(limiter.requestsOp(share.key, rpm, "add", -share.units));
+    }
+    if (back.length > 0) store.defer(back);
+    if (share.units > share.size / 2) sizes.set(share.key, sized(share.size / 2));
+  }
+
+  /**
+   * Asks the store for `units` requests of `key` ahead (and as many stream slots), while at
+   * least half of each of its limits is left; a share still held here is topped up.
+   */
+  function takeAhead(key: string, l: KeyLimitsConfig, units: number): void {
+    // Calls that finish from now on may be missing from the store's figures: they are counted
+    // against the share here. (Those that finish before the batch goes out count twice: the
+    // share errs on the side of less.)
+    const spentBefore = spent.get(key) ?? 0;
+    // At least half the requests must stay after the share; its figure is the take's.
+    const { ops, at } = checks(
+      key,
+      l,
+      usagePeriod(l, clock.now()),
+      [
+        { mode: "check", cost: half(l.requestsPerMinute ?? 0) + units },
+        { mode: "take", cost: units },
+      ],
+      half,
+    );
+    const slots: SlotOp[] = [];
+    if (l.maxStreams) {
+      // Acquired against half the limit: they pass while half the streams stay free after.
+      for (let i = 0; i < units; i++) {
+        slots.push(limiter.slot(key, Math.floor(l.maxStreams / 2)));
+      }
+      ops.push(...slots);
+    }
+    const taken = (results: readonly OpResult[]) => {
+      asking.delete(key);
+      const now = clock.now();
+      if (!results.every((r) => r.allowed)) {
+        notBefore.set(key, now + ttlMs);
+        return;
+      }
+      const r = (name: keyof typeof at) => (at[name] === undefined ? undefined : results[at[name]]);
+      const take = at.rpm === undefined ? undefined : results[at.rpm + 1];
+      let margin = Number.POSITIVE_INFINITY;
+      let tokens: LimitFigure | undefined;
+      for (const [limit, res] of [
+        [l.tokensPerMinute, r("tpm")],
+        [l.tokensPerDay, r("tpd")],
+        [l.quota?.tokens, r("quota")],
+      ] as const) {
+        if (limit === undefined || res === undefined) continue;
+        margin = Math.min(margin, res.remaining - half(limit));
+        if (tokens === undefined || res.remaining < tokens.remaining) {
+          tokens = { limit, remaining: res.remaining, resetMs: res.resetMs };
+        }
+      }
+      // A share still held here (the limits unchanged) goes on in this one.
+      const earlier = held.get(key);
+      let left = 0;
+      const pool = slots;
+      if (earlier !== undefined && earlier.limits === l && !earlier.done) {
+        earlier.done = true;
+        earlier.timer.abort();
+        left = earlier.units;
+        pool.push(...earlier.slots);
+      } else if (earlier !== undefined) retire(earlier);
+      const timer = new AbortController();
+      const share: Share = {
+        key,
+        limits: l,
+        units: units + left,
+        slots: pool,
+        margin,
+        spentBefore,
+        until: now + ttlMs,
+        size: units,
+        requests:
+          take && l.requestsPerMinute
+            ? { limit: l.requestsPerMinute, remaining: take.remaining, resetMs: take.resetMs }
+            : undefined,
+        tokens,
+        timer,
+        done: false,
+      };
+      held.set(key, share);
+      clock.sleep(ttlMs, timer.signal).then(
+        () => retire(share),
+        () => {},
+      );
+    };
+    asking.add(key);
+    try {
+      const results = store.run(ops);
+      if (results instanceof Promise) results.then(taken, () => asking.delete(key));
+      else taken(results);
+    } catch {
+      asking.delete(key);
+    }
+  }
+
+  /** The size of the key's next share, within its limits; below 2, none. */
+  function nextSize(key: string, l: KeyLimitsConfig): number {
+    let units = sizes.get(key) ?? Math.min(4, maxUnits);
+    if (l.requestsPerMinute) {
+      units = Math.min(units, Math.floor(l.requestsPerMinute / shareFraction));
+    }
+    if (l.maxStreams) units = Math.min(units, Math.floor(l.maxStreams / shareFraction));
+    return units;
+  }
+
+  return {
+    /**
+     * Admits a call from the key's share: `undefined` when there is none to admit it. The
+     * share is topped up ahead, twice as large, once a quarter of it is left.
+     */
+    admit(request: object, key: string, l: KeyLimitsConfig, now: number): Verdict | undefined {
+      const share = held.get(key);
+      if (share === undefined) return undefined;
+      if (
+        share.limits !== l ||
+        now >= share.until ||
+        share.units === 0 ||
+        share.margin < (spent.get(key) ?? 0) - share.spentBefore ||
+        (l.maxStreams && share.slots.length === 0)
+      ) {
+        retire(share);
+        return undefined;
+      }
+      share.units--;
+      const slot = share.slots.pop();
+      if (slot !== undefined) hold(request, slot);
+      if (share.units <= share.size / 4 && !asking.has(key) && !((notBefore.get(key) ?? 0) > now)) {
+        sizes.set(key, sized(share.size * 2));
+        const units = nextSize(key, l);
+        if (units >= 2) takeAhead(key, l, units);
+      }
+      const requests = share.requests && {
+        ...share.requests,
+        remaining: share.requests.remaining + share.units,
+      };
+      const tokens = share.tokens && {
+        ...share.tokens,
+        remaining: Math.max(0, share.tokens.remaining - (spent.get(key) ?? 0) + share.spentBefore),
+      };
+      return { ok: true, headers: rateLimitHeaders(requests, tokens) };
+    },
+    /**
+     * Asks for a share behind a call's batch, in the same round trip, when the key's calls
+     * come here less than a share's time apart and it has none.
+     */
+    ask(key: string, l: KeyLimitsConfig, now: number): void {
+      const last = lastCall.get(key);
+      lastCall.set(key, now);
+      if (last === undefined || now - last >= ttlMs || asking.has(key)) return;
+      if ((notBefore.get(key) ?? 0) > now) return;
+      const units = nextSize(key, l);
+      if (units >= 2) takeAhead(key, l, units);
+    },
+    /** Counts tokens a finished call of `key` used against its share's margin. */
+    spent(key: string, tokens: number): void {
+      spent.set(key, (spent.get(key) ?? 0) + tokens);
+    },
+    /** Gives every share back. */
+    clear(): void {
+      for (const share of [...held.values()]) retire(share);
+      for (const map of [sizes, lastCall, notBefore, spent]) map.clear();
+    },
+  };
+}
