@@ -2,7 +2,6 @@
 // drives them with wrk, h2load and a streaming client from this process, and writes
 // bench/results.json and BENCHMARKS.md. See BENCHMARKS.md for the method.
 
-import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus, release, tmpdir } from "node:os";
@@ -13,6 +12,7 @@ import { createPools } from "../src/coze/pools.js";
 import { createTokenCache } from "../src/coze/token-cache.js";
 import type { GeneratedApp } from "../src/emulator/index.js";
 import { catalog } from "../src/emulator/index.js";
+import { restartable, writeCompareConfig } from "./lib/compare.js";
 import type { Bench, ProxyUnderTest } from "./lib/context.js";
 import { emulatorStats } from "./lib/context.js";
 import { freePort, nextMessage, probeImport, startNode, waitForHttp } from "./lib/proc.js";
@@ -176,53 +176,22 @@ async function main() {
   // --compare-main: another gateway build as the baseline of the REST and Connect scenarios, side
   // by side with this one in the same run (before/after a change, issue #6's rule for ratios).
   let compare: ProxyUnderTest | undefined;
-  if (args["compare-main"]) {
+  const compareMain = args["compare-main"];
+  if (compareMain) {
     const port = await freePort();
-    const compareConfig = join(dir, "gateway-compare.json");
-    const parsed = JSON.parse(readFileSync(config, "utf8")) as {
-      server: { port: number; max_streams_per_key?: number };
-      server_secret?: string;
-    };
-    parsed.server.port = port;
-    // A build from before issue 13 refuses the key; the compared scenarios stay far below it.
-    delete parsed.server.max_streams_per_key;
-    writeFileSync(compareConfig, JSON.stringify(parsed), { mode: 0o600 });
-    // A build from before server_secret existed refuses the key: give it the config it knows.
-    const check = spawnSync(
-      process.execPath,
-      [args["compare-main"], "--config", compareConfig, "--check"],
-      { encoding: "utf8" },
-    );
-    if (check.status !== 0 && check.stderr.includes("server_secret")) {
-      delete parsed.server_secret;
-      writeFileSync(compareConfig, JSON.stringify(parsed), { mode: 0o600 });
-      console.log("compare build predates server_secret: its config goes without it");
-    }
-    const proc = startNode(
-      "gateway-compare",
-      [...measuredArgs, ...profileArgs, args["compare-main"], "--config", compareConfig],
-      { env, log: logFd("gateway-compare") },
-    );
-    all.push(proc);
-    compare = { name: "gateway-compare", url: `http://127.0.0.1:${port}`, process: proc };
-    const compared = compare;
-    const compareMain = args["compare-main"];
-    compare.restart = async () => {
-      await compared.process.stop();
-      compared.process = startNode(
+    const compareConfig = writeCompareConfig(config, dir, port, compareMain);
+    const startCompare = () =>
+      startNode(
         "gateway-compare",
         [...measuredArgs, ...profileArgs, compareMain, "--config", compareConfig],
         { env, log: logFd("gateway-compare") },
       );
-      all.push(compared.process);
-      await waitForHttp(`${compared.url}/healthz`);
-    };
-    gateway.restart = async () => {
-      await gateway.process.stop();
-      gateway.process = startGateway("gateway", config);
-      all.push(gateway.process);
-      await waitForHttp(`${gateway.url}/healthz`);
-    };
+    const proc = startCompare();
+    all.push(proc);
+    compare = { name: "gateway-compare", url: `http://127.0.0.1:${port}`, process: proc };
+    // --fresh: both started afresh for each repetition.
+    restartable(compare, startCompare, all);
+    restartable(gateway, () => startGateway("gateway", config), all);
   }
   // The limits scenario's own three gateways (off, in memory, on Redis), one build and config.
   let limitGateways: LimitGateways | undefined;

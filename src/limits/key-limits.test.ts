@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from "vitest";
+import { noLimits as none } from "../../test/support/key-limits.js";
 import { createManualClock } from "../../test/support/manual-clock.js";
 import type { KeyLimitsConfig } from "../config/index.js";
 import { GatewayError, type LimitKind } from "../service/index.js";
@@ -6,14 +7,6 @@ import { createMemoryStore } from "../state/memory-store.js";
 import { type OpResult, StateError, type StateStore } from "../state/state-store.js";
 import { createKeyLimiter, type KeyLimiter, slotTtlMs, type Verdict } from "./key-limits.js";
 import { periodOf } from "./periods.js";
-
-const none: KeyLimitsConfig = {
-  requestsPerMinute: undefined,
-  tokensPerMinute: undefined,
-  tokensPerDay: undefined,
-  maxStreams: undefined,
-  quota: undefined,
-};
 
 /** 2025-01-31T23:00:00Z: an hour before both a day and a month end. */
 const start = Date.UTC(2025, 0, 31, 23);

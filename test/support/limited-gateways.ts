@@ -9,16 +9,8 @@ import type { Clock } from "../../src/coze/clock.js";
 import { type Demo, startDemo } from "../../src/demo.js";
 import { type Gateway, startGateway } from "../../src/gateway.js";
 import { createObservability } from "../../src/observability/index.js";
+import { noLimits } from "./key-limits.js";
 import { captureLog, type LogCapture } from "./log-capture.js";
-
-/** Limits with every field unset, to spread a few over. */
-export const noLimits: KeyLimitsConfig = {
-  requestsPerMinute: undefined,
-  tokensPerMinute: undefined,
-  tokensPerDay: undefined,
-  maxStreams: undefined,
-  quota: undefined,
-};
 
 /** A caller key of the test, by its name. */
 export interface TestKey {
