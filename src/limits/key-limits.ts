@@ -3,7 +3,7 @@ import type { ApiKeyConfig, KeyLimitsConfig } from "../config/index.js";
 import type { Clock } from "../coze/clock.js";
 import { GatewayError, type LimitKind } from "../service/index.js";
 import type { OpResult, RateMode, RateOp, SlotOp, StateOp, StateStore } from "../state/index.js";
-import { createShares, type LimitPositions, type ShareOptions } from "./key-shares.js";
+import { createShares, type LimitPositions, type ShareOptions, slotAs } from "./key-shares.js";
 import { type Period, periodOf, type QuotaPeriod } from "./periods.js";
 import { judge, type Verdict } from "./verdict.js";
 
@@ -76,6 +76,16 @@ export interface KeyLimiter {
   close(): void;
 }
 
+/** The store keys of one API key's counters; `usage` is that of the period `usagePeriod`. */
+interface CounterNames {
+  readonly requests: string;
+  readonly tpm: string;
+  readonly tpd: string;
+  readonly streams: string;
+  usagePeriod: string;
+  usage: string;
+}
+
 const heldSlot = Symbol("coze-gateway.heldSlot");
 const finished = Symbol("coze-gateway.finished");
 type Tagged = { [heldSlot]?: SlotOp | undefined; [finished]?: true };
@@ -101,12 +111,30 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
   const live = new Set<SlotOp>();
   let renewing: AbortController | undefined;
 
-  const keyOf = {
-    requests: (name: string) => `rq:${name}`,
-    tpm: (name: string) => `tm:${name}`,
-    tpd: (name: string) => `td:${name}`,
-    usage: (name: string, p: Period) => `u:${p.id}:${name}`,
-    streams: (name: string) => `st:${name}`,
+  // Each key's counter names, made once (every call and every finish names three to five).
+  let named = new Map<string, CounterNames>();
+  const keyOf = (name: string): CounterNames => {
+    let names = named.get(name);
+    if (names === undefined) {
+      names = {
+        requests: `rq:${name}`,
+        tpm: `tm:${name}`,
+        tpd: `td:${name}`,
+        streams: `st:${name}`,
+        usagePeriod: "",
+        usage: "",
+      };
+      named.set(name, names);
+    }
+    return names;
+  };
+  const usageKey = (name: string, p: Period): string => {
+    const names = keyOf(name);
+    if (names.usagePeriod !== p.id) {
+      names.usagePeriod = p.id;
+      names.usage = `u:${p.id}:${name}`;
+    }
+    return names.usage;
   };
   // The current day and month, kept until they end: every call and every finish asks.
   const current: Partial<Record<QuotaPeriod, Period & { startMs: number }>> = {};
@@ -121,7 +149,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
 
   const requestsOp = (key: string, limit: number, mode: RateMode, cost: number): RateOp => ({
     kind: "rate",
-    key: keyOf.requests(key),
+    key: keyOf(key).requests,
     mode,
     limit,
     windowMs: minuteMs,
@@ -129,7 +157,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
   });
   const slot = (key: string, max: number): SlotOp => ({
     kind: "slots",
-    key: keyOf.streams(key),
+    key: keyOf(key).streams,
     mode: "acquire",
     max,
     holder: `${replica}:${seq++}`,
@@ -156,17 +184,17 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     }
     if (l.tokensPerMinute) {
       at.tpm = ops.length;
-      rate(keyOf.tpm(key), l.tokensPerMinute, minuteMs, "check", asked(l.tokensPerMinute));
+      rate(keyOf(key).tpm, l.tokensPerMinute, minuteMs, "check", asked(l.tokensPerMinute));
     }
     if (l.tokensPerDay) {
       at.tpd = ops.length;
-      rate(keyOf.tpd(key), l.tokensPerDay, dayMs, "check", asked(l.tokensPerDay));
+      rate(keyOf(key).tpd, l.tokensPerDay, dayMs, "check", asked(l.tokensPerDay));
     }
     if (l.quota) {
       at.quota = ops.length;
       ops.push({
         kind: "budget",
-        key: keyOf.usage(key, period),
+        key: usageKey(key, period),
         mode: "check",
         limit: l.quota.tokens,
         cost: asked(l.quota.tokens),
@@ -246,7 +274,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     // The response closed while the store answered (the client went away): nobody will give
     // the slot back, so it goes back now.
     if (tagged[finished]) {
-      store.defer([{ ...slot, mode: "release" }]);
+      store.defer([slotAs(slot, "release")]);
       return;
     }
     tagged[heldSlot] = slot;
@@ -261,7 +289,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     try {
       while (live.size > 0) {
         await clock.sleep(renewEveryMs, stop.signal);
-        store.defer([...live].map((s) => ({ ...s, mode: "renew" as const })));
+        store.defer([...live].map((s) => slotAs(s, "renew")));
       }
     } catch {
       // Stopped by close().
@@ -280,7 +308,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       if (tagged !== undefined && slot !== undefined) {
         tagged[heldSlot] = undefined;
         live.delete(slot);
-        ops.push({ ...slot, mode: "release" });
+        ops.push(slotAs(slot, "release"));
       }
       const plan = key === undefined ? undefined : plans.get(key);
       if (plan !== undefined && tokens > 0) {
@@ -289,7 +317,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
         const period = usagePeriod(l, clock.now());
         ops.push({
           kind: "budget",
-          key: keyOf.usage(plan.name, period),
+          key: usageKey(plan.name, period),
           mode: "add",
           limit: 0,
           cost,
@@ -297,8 +325,8 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
         });
         const add = (k: string, limit: number, windowMs: number) =>
           ops.push({ kind: "rate", key: k, mode: "add", limit, windowMs, cost });
-        if (l?.tokensPerMinute) add(keyOf.tpm(plan.name), l.tokensPerMinute, minuteMs);
-        if (l?.tokensPerDay) add(keyOf.tpd(plan.name), l.tokensPerDay, dayMs);
+        if (l?.tokensPerMinute) add(keyOf(plan.name).tpm, l.tokensPerMinute, minuteMs);
+        if (l?.tokensPerDay) add(keyOf(plan.name).tpd, l.tokensPerDay, dayMs);
         shares?.spent(plan.name, cost);
       }
       if (ops.length > 0) store.defer(ops);
@@ -309,7 +337,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       const [result] = await store.run([
         {
           kind: "budget",
-          key: keyOf.usage(key, period),
+          key: usageKey(key, period),
           mode: "check",
           limit: 0,
           cost: 0,
@@ -320,6 +348,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     },
     setKeys(keys) {
       plans = plansOf(keys);
+      named = new Map();
       shares?.clear();
     },
     close() {

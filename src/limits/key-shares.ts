@@ -24,6 +24,12 @@ export interface ShareOptions {
 /** A share's size never passes 1/`shareFraction` of a key's requests per minute or streams. */
 const shareFraction = 32;
 
+/** `slot` for its release or renewal. */
+export function slotAs(slot: SlotOp, mode: "release" | "renew"): SlotOp {
+  const { key, max, holder, ttlMs } = slot;
+  return { kind: "slots", key, mode, max, holder, ttlMs };
+}
+
 /** Where each limit's result is in a batch's results. */
 export type LimitPositions = Partial<Record<"rpm" | "tpm" | "tpd" | "quota" | "streams", number>>;
 
@@ -112,7 +118,7 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
     share.done = true;
     if (held.get(share.key) === share) held.delete(share.key);
     share.timer.abort();
-    const back: StateOp[] = share.slots.map((slot) => ({ ...slot, mode: "release" as const }));
+    const back: StateOp[] = share.slots.map((slot) => slotAs(slot, "release"));
     const rpm = share.limits.requestsPerMinute;
     if (rpm && share.units > 0) {
       back.push(limiter.requestsOp(share.key, rpm, "add", -share.units));

@@ -12,6 +12,17 @@ export type Verdict =
 /** The gates a call can be refused by. */
 const gates = ["quota", "tpd", "tpm", "rpm", "streams"] as const;
 
+function figure(limit: number | undefined, res: OpResult | undefined): LimitFigure | undefined {
+  return limit === undefined || res === undefined
+    ? undefined
+    : { limit, remaining: res.remaining, resetMs: res.resetMs };
+}
+
+/** Of two figures, the one with fewer remaining (the first on a tie). */
+function closer(a: LimitFigure | undefined, b: LimitFigure | undefined): LimitFigure | undefined {
+  return a === undefined || (b !== undefined && b.remaining < a.remaining) ? b : a;
+}
+
 /**
  * The verdict of a batch's results: the first refusal by weight (quota, tokens per day and per
  * minute, requests, streams), waiting for the longest of all that refused; else the figures. A
@@ -23,19 +34,10 @@ export function judge(
   r: (name: "rpm" | "tpm" | "tpd" | "quota" | "streams") => OpResult | undefined,
   metered: boolean,
 ): Verdict {
-  const figure = (limit: number | undefined, res: OpResult | undefined): LimitFigure | undefined =>
-    limit === undefined || res === undefined
-      ? undefined
-      : { limit, remaining: res.remaining, resetMs: res.resetMs };
-  const tokenFigures = [
-    figure(l.tokensPerMinute, r("tpm")),
-    figure(l.tokensPerDay, r("tpd")),
-    figure(l.quota?.tokens, r("quota")),
-  ].filter((f) => f !== undefined);
   // The tokens figures are those of the token limit closest to refusing.
-  const tokens = tokenFigures.reduce<LimitFigure | undefined>(
-    (least, f) => (least === undefined || f.remaining < least.remaining ? f : least),
-    undefined,
+  const tokens = closer(
+    closer(figure(l.tokensPerMinute, r("tpm")), figure(l.tokensPerDay, r("tpd"))),
+    figure(l.quota?.tokens, r("quota")),
   );
   const headers = rateLimitHeaders(figure(l.requestsPerMinute, r("rpm")), tokens);
   // Most calls pass: the words below are written only for a refusal.

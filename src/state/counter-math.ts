@@ -21,63 +21,58 @@ export function roundLevel(level: number): number {
   return Number.isInteger(level) ? level : Number(level.toFixed(6));
 }
 
-/** `state` at `now`: the level drained by the time passed (never below 0, never backwards). */
-export function drained(state: RateState | undefined, op: RateOp, now: number): RateState {
-  if (state === undefined) return { level: 0, at: now };
-  const elapsed = now - state.at;
-  if (elapsed <= 0) return state;
-  return { level: Math.max(0, state.level - (elapsed * op.limit) / op.windowMs), at: now };
-}
-
-/** The figures of a rate at `level`, before any retry. */
-function figures(op: RateOp, level: number): { used: number; remaining: number; resetMs: number } {
-  const per = op.windowMs / op.limit;
-  return {
-    used: Math.max(0, Math.ceil(level - eps)),
-    remaining: Math.max(0, Math.floor(op.limit - level + eps)),
-    resetMs: Math.max(0, Math.ceil(level * per - eps)),
-  };
-}
-
-/** What a rate operation decides: its result whether the batch passes or not, and what it writes. */
+/**
+ * What one rate operation found at `at`: whether it passes alone, how long until it would, and
+ * the level before it (drained by the time passed, never below 0) and after it (what `take` and
+ * `add` write; the level before for `check`).
+ */
 export interface RateStep {
-  /** Whether this operation alone passes (true for `add`). */
-  allowed: boolean;
-  /** The state to store when it writes: `add` always, `take` when the batch passes. */
-  next: RateState;
-  /** The result when the operation writes. */
-  written: OpResult;
-  /** The result when it does not (a `check`, or a `take` in a refused batch). */
-  unwritten: OpResult;
+  readonly allowed: boolean;
+  readonly retryAfterMs: number;
+  readonly before: number;
+  readonly after: number;
+  /** When the levels hold: `now`, or the stored time when that is later (never backwards). */
+  readonly at: number;
 }
 
 /** One rate operation on `state` at `now`. */
 export function rateStep(op: RateOp, state: RateState | undefined, now: number): RateStep {
-  const current = drained(state, op, now);
+  let before = 0;
+  let at = now;
+  if (state !== undefined) {
+    const elapsed = now - state.at;
+    if (elapsed <= 0) {
+      before = state.level;
+      at = state.at;
+    } else before = Math.max(0, state.level - (elapsed * op.limit) / op.windowMs);
+  }
   const per = op.windowMs / op.limit;
-  const before = figures(op, current.level);
   if (op.mode === "check") {
     const wanted = Math.max(1, op.cost);
-    const allowed = op.limit - current.level >= wanted - eps;
-    const retryAfterMs = allowed
-      ? 0
-      : Math.max(1, Math.ceil((current.level + wanted - op.limit) * per - eps));
-    const result = { allowed, ...before, retryAfterMs };
-    return { allowed, next: current, written: result, unwritten: result };
+    const allowed = op.limit - before >= wanted - eps;
+    const retryAfterMs = allowed ? 0 : Math.max(1, Math.ceil((before + wanted - op.limit) * per - eps));
+    return { allowed, retryAfterMs, before, after: before, at };
   }
-  const level = Math.max(0, roundLevel(current.level + op.cost));
-  const next = { level, at: current.at };
-  if (op.mode === "add") {
-    const result = { allowed: true, ...figures(op, level), retryAfterMs: 0 };
-    return { allowed: true, next, written: result, unwritten: result };
-  }
-  const allowed = level <= op.limit + eps;
-  const retryAfterMs = allowed ? 0 : Math.max(1, Math.ceil((level - op.limit) * per - eps));
+  const after = Math.max(0, roundLevel(before + op.cost));
+  if (op.mode === "add") return { allowed: true, retryAfterMs: 0, before, after, at };
+  const allowed = after <= op.limit + eps;
+  const retryAfterMs = allowed ? 0 : Math.max(1, Math.ceil((after - op.limit) * per - eps));
+  return { allowed, retryAfterMs, before, after, at };
+}
+
+/**
+ * The result of a rate operation's `step`: with the level it wrote (`written`: an `add`, or a
+ * `take` of a batch that passed), else with the level before it.
+ */
+export function rateResult(op: RateOp, step: RateStep, written: boolean): OpResult {
+  const level = written ? step.after : step.before;
+  const per = op.windowMs / op.limit;
   return {
-    allowed,
-    next,
-    written: { allowed, ...figures(op, level), retryAfterMs },
-    unwritten: { allowed, ...before, retryAfterMs },
+    allowed: step.allowed,
+    used: Math.max(0, Math.ceil(level - eps)),
+    remaining: Math.max(0, Math.floor(op.limit - level + eps)),
+    resetMs: Math.max(0, Math.ceil(level * per - eps)),
+    retryAfterMs: step.retryAfterMs,
   };
 }
 
@@ -86,24 +81,22 @@ export function rateTtlMs(op: RateOp, level: number): number {
   return Math.ceil((level * op.windowMs) / op.limit) + 1000;
 }
 
-/** One budget operation on counter value `used` at `now`. */
-export function budgetStep(
-  op: BudgetOp,
-  used: number,
-  now: number,
-): { allowed: boolean; result: OpResult } {
+/** Whether a budget operation passes alone on counter value `used`. */
+export function budgetAllowed(op: BudgetOp, used: number): boolean {
+  return op.mode === "add" || op.limit === 0 || used + Math.max(1, op.cost) <= op.limit;
+}
+
+/** The result of a budget operation on counter value `used` (before it) at `now`. */
+export function budgetResult(op: BudgetOp, used: number, now: number): OpResult {
   const after = op.mode === "add" ? used + op.cost : used;
-  const allowed = op.mode === "add" || op.limit === 0 || used + Math.max(1, op.cost) <= op.limit;
+  const allowed = budgetAllowed(op, used);
   const resetMs = Math.max(0, op.periodEndMs - now);
   return {
     allowed,
-    result: {
-      allowed,
-      used: after,
-      remaining: op.limit === 0 ? 0 : Math.max(0, op.limit - after),
-      resetMs,
-      retryAfterMs: allowed ? 0 : Math.max(1, resetMs),
-    },
+    used: after,
+    remaining: op.limit === 0 ? 0 : Math.max(0, op.limit - after),
+    resetMs,
+    retryAfterMs: allowed ? 0 : Math.max(1, resetMs),
   };
 }
 

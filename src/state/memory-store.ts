@@ -1,4 +1,13 @@
-import { budgetGraceMs, budgetStep, type RateState, rateStep, rateTtlMs } from "./counter-math.js";
+import {
+  budgetAllowed,
+  budgetGraceMs,
+  budgetResult,
+  type RateState,
+  type RateStep,
+  rateResult,
+  rateStep,
+  rateTtlMs,
+} from "./counter-math.js";
 import type { OpResult, RateOp, SlotOp, StateOp, StateStore } from "./state-store.js";
 
 /** Options of {@link createMemoryStore}. */
@@ -42,7 +51,13 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
   }
 
   function write(key: string, value: Value, expiresAt: number): void {
-    entries.set(key, { value, expiresAt });
+    // An entry is changed in place: the long-lived map then holds no new objects to trace.
+    const entry = entries.get(key);
+    if (entry === undefined) entries.set(key, { value, expiresAt });
+    else {
+      entry.value = value;
+      entry.expiresAt = expiresAt;
+    }
     if (++writes % sweepEvery === 0) sweep();
   }
 
@@ -63,90 +78,94 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     return value;
   }
 
-  function runSync(ops: readonly StateOp[]): OpResult[] {
+  /**
+   * Runs `ops` as one batch; with `answer`, returns what each found (else nothing is made of it:
+   * deferred writes). Gate writes (`take`, `acquire`) wait until every gate passed; the others
+   * apply in order, so a deferred `add` counts for a gate after it on the same counter.
+   */
+  function runSync(ops: readonly StateOp[], answer: boolean): OpResult[] | undefined {
     const at = Math.floor(now());
-    const results: OpResult[] = [];
-    const unwritten: OpResult[] = [];
-    // Gate writes (`take`, `acquire`) wait until every gate passed; the others apply in order, so
-    // a deferred `add` counts for a gate after it on the same counter.
-    const gated: { op: RateOp | SlotOp; next: RateState | undefined }[] = [];
+    // What each operation found: a rate's step, a budget's counter before it, the slots held
+    // before an acquire or after a release or renewal. Results are made of them at the end.
+    const found: (RateStep | number)[] = [];
+    // Where the gates that write are in `ops`.
+    const gated: number[] = [];
     // Slots the acquires of this batch take, per key: the next acquire counts them.
     let acquiring: Map<string, number> | undefined;
     let pass = true;
-    for (const op of ops) {
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i] as StateOp;
       if (op.kind === "rate") {
         const step = rateStep(op, read(op.key, at) as RateState | undefined, at);
-        if (op.mode === "add") writeRate(op, step.next);
-        else if (op.mode === "take") gated.push({ op, next: step.next });
+        if (op.mode === "add") writeRate(op, step);
+        else if (op.mode === "take") gated.push(i);
         if (!step.allowed) pass = false;
-        results.push(step.written);
-        unwritten.push(step.unwritten);
+        found.push(step);
       } else if (op.kind === "budget") {
         const used = (read(op.key, at) as number | undefined) ?? 0;
-        const step = budgetStep(op, used, at);
         if (op.mode === "add" && op.cost > 0) {
           write(op.key, used + op.cost, op.periodEndMs + budgetGraceMs);
         }
-        if (!step.allowed) pass = false;
-        results.push(step.result);
-        unwritten.push(step.result);
+        if (!budgetAllowed(op, used)) pass = false;
+        found.push(used);
       } else {
         const slots = liveSlots(op, at);
         if (op.mode === "acquire") {
           const pending = acquiring?.get(op.key) ?? 0;
           const held = slots.size + pending;
-          const allowed = held < op.max;
-          if (allowed) {
+          if (held < op.max) {
             acquiring ??= new Map();
             acquiring.set(op.key, pending + 1);
           } else pass = false;
-          gated.push({ op, next: undefined });
-          const figures = (n: number) => ({
-            allowed,
-            used: n,
-            remaining: Math.max(0, op.max - n),
-            resetMs: 0,
-            retryAfterMs: allowed ? 0 : slotRetryMs,
-          });
-          results.push(figures(held + (allowed ? 1 : 0)));
-          unwritten.push(figures(held));
+          gated.push(i);
+          found.push(held);
         } else {
           if (op.mode === "release") slots.delete(op.holder);
           else if (slots.has(op.holder)) slots.set(op.holder, at + op.ttlMs);
           write(op.key, slots, at + op.ttlMs);
-          const result = {
-            allowed: true,
-            used: slots.size,
-            remaining: Math.max(0, op.max - slots.size),
-            resetMs: 0,
-            retryAfterMs: 0,
-          };
-          results.push(result);
-          unwritten.push(result);
+          found.push(slots.size);
         }
       }
     }
-    if (!pass) return unwritten;
-    for (const { op, next } of gated) {
-      if (op.kind === "rate") writeRate(op, next as RateState);
-      else {
-        const slots = liveSlots(op, at);
-        slots.set(op.holder, at + op.ttlMs);
-        write(op.key, slots, at + op.ttlMs);
+    if (pass) {
+      for (const i of gated) {
+        const op = ops[i] as RateOp | SlotOp;
+        if (op.kind === "rate") writeRate(op, found[i] as RateStep);
+        else {
+          const slots = liveSlots(op, at);
+          slots.set(op.holder, at + op.ttlMs);
+          write(op.key, slots, at + op.ttlMs);
+        }
       }
     }
-    return results;
+    if (!answer) return undefined;
+    return ops.map((op, i) => {
+      const f = found[i] as RateStep | number;
+      if (op.kind === "rate") return rateResult(op, f as RateStep, pass || op.mode === "add");
+      if (op.kind === "budget") return budgetResult(op, f as number, at);
+      if (op.mode !== "acquire") return slotResult(op, f as number, true);
+      const held = f as number;
+      return slotResult(op, pass ? held + 1 : held, held < op.max);
+    });
   }
 
-  function writeRate(op: RateOp, next: RateState): void {
-    write(op.key, next, next.at + rateTtlMs(op, next.level));
+  function writeRate(op: RateOp, step: RateStep): void {
+    const { after: level, at } = step;
+    const expiresAt = at + rateTtlMs(op, level);
+    const state = entries.get(op.key)?.value;
+    if (typeof state !== "object" || state instanceof Map) write(op.key, { level, at }, expiresAt);
+    else {
+      state.level = level;
+      state.at = at;
+      write(op.key, state, expiresAt);
+    }
   }
 
   return {
     kind: "memory",
-    run: runSync,
+    run: (ops) => runSync(ops, true) as OpResult[],
     defer(ops) {
-      runSync(ops.filter(isWriteOnly));
+      runSync(ops.filter(isWriteOnly), false);
     },
     async get(key) {
       const value = read(key, now());
@@ -178,6 +197,17 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     async close() {
       entries.clear();
     },
+  };
+}
+
+/** The figures of `used` slots of `op`'s key. */
+function slotResult(op: SlotOp, used: number, allowed: boolean): OpResult {
+  return {
+    allowed,
+    used,
+    remaining: Math.max(0, op.max - used),
+    resetMs: 0,
+    retryAfterMs: allowed ? 0 : slotRetryMs,
   };
 }
 
