@@ -50,7 +50,9 @@ export function rateStep(op: RateOp, state: RateState | undefined, now: number):
   if (op.mode === "check") {
     const wanted = Math.max(1, op.cost);
     const allowed = op.limit - before >= wanted - eps;
-    const retryAfterMs = allowed ? 0 : Math.max(1, Math.ceil((before + wanted - op.limit) * per - eps));
+    const retryAfterMs = allowed
+      ? 0
+      : Math.max(1, Math.ceil((before + wanted - op.limit) * per - eps));
     return { allowed, retryAfterMs, before, after: before, at };
   }
   const after = Math.max(0, roundLevel(before + op.cost));
