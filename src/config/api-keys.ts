@@ -33,6 +33,11 @@ export function hashApiKey(key: string): Buffer {
   return hash("sha256", key, "buffer");
 }
 
+/** {@link hashApiKey} in base64, for a lookup by hash. */
+export function apiKeyDigest(key: string): string {
+  return hash("sha256", key, "base64");
+}
+
 /**
  * Whether `key` may use `model`. No allow-list allows every model; otherwise an entry matches
  * when it equals the name, or ends in `*` and the name starts with what precedes it

@@ -83,7 +83,7 @@ export interface MetricsConfig {
 export interface ApiKeyConfig {
   /** The caller's name, unique; safe to log. */
   name: string;
-  /** SHA-256 of the key, 32 bytes. Compare with `timingSafeEqual(hashApiKey(given), sha256)`. */
+  /** SHA-256 of the key, 32 bytes (`hashApiKey`); the key itself is never kept. */
   sha256: Buffer;
   /**
    * The models this key may use: exact names, or prefixes ending in `*` (`workflow:*`).

@@ -1,4 +1,4 @@
-export { hashApiKey, modelAllowed } from "./api-keys.js";
+export { apiKeyDigest, hashApiKey, modelAllowed } from "./api-keys.js";
 export { audioModelNames, audioModels } from "./audio-models.js";
 export { channelDefaults } from "./channels.js";
 export { ConfigError, type ConfigErrorOptions } from "./config-error.js";
