@@ -230,7 +230,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       if (local !== undefined) return local;
     }
     const period = usagePeriod(l, now);
-    const { ops, at } = checks(key, l, period, metered ? takeOne : checkOne, () => 1);
+    const { ops, at } = checks(key, l, period, metered ? takeOne : checkOne, one);
     let held: SlotOp | undefined;
     if (l.maxStreams && metered) {
       at.streams = ops.length;
@@ -362,3 +362,5 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
 /** A call's operation on its requests per minute: counted, or (a billing read) only read. */
 const takeOne = [{ mode: "take", cost: 1 }] as const;
 const checkOne = [{ mode: "check", cost: 1 }] as const;
+/** A call asks its token limits for one unit left. */
+const one = () => 1;

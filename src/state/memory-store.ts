@@ -91,7 +91,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     // Where the gates that write are in `ops`.
     const gated: number[] = [];
     // Slots the acquires of this batch take, per key: the next acquire counts them.
-    let acquiring: Map<string, number> | undefined;
+    const acquired: string[] = [];
     let pass = true;
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i] as StateOp;
@@ -111,12 +111,10 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       } else {
         const slots = liveSlots(op, at);
         if (op.mode === "acquire") {
-          const pending = acquiring?.get(op.key) ?? 0;
-          const held = slots.size + pending;
-          if (held < op.max) {
-            acquiring ??= new Map();
-            acquiring.set(op.key, pending + 1);
-          } else pass = false;
+          let held = slots.size;
+          for (const key of acquired) if (key === op.key) held++;
+          if (held < op.max) acquired.push(op.key);
+          else pass = false;
           gated.push(i);
           found.push(held);
         } else {
@@ -139,14 +137,20 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       }
     }
     if (!answer) return undefined;
-    return ops.map((op, i) => {
+    const results: OpResult[] = [];
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i] as StateOp;
       const f = found[i] as RateStep | number;
-      if (op.kind === "rate") return rateResult(op, f as RateStep, pass || op.mode === "add");
-      if (op.kind === "budget") return budgetResult(op, f as number, at);
-      if (op.mode !== "acquire") return slotResult(op, f as number, true);
-      const held = f as number;
-      return slotResult(op, pass ? held + 1 : held, held < op.max);
-    });
+      if (op.kind === "rate")
+        results.push(rateResult(op, f as RateStep, pass || op.mode === "add"));
+      else if (op.kind === "budget") results.push(budgetResult(op, f as number, at));
+      else if (op.mode !== "acquire") results.push(slotResult(op, f as number, true));
+      else {
+        const held = f as number;
+        results.push(slotResult(op, pass ? held + 1 : held, held < op.max));
+      }
+    }
+    return results;
   }
 
   function writeRate(op: RateOp, step: RateStep): void {
