@@ -257,13 +257,17 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
         const units = nextSize(key, l);
         if (units >= 2) takeAhead(key, l, units);
       }
-      const requests = share.requests && {
-        ...share.requests,
-        remaining: share.requests.remaining + share.units,
+      const r = share.requests;
+      const t = share.tokens;
+      const requests = r && {
+        limit: r.limit,
+        remaining: r.remaining + share.units,
+        resetMs: r.resetMs,
       };
-      const tokens = share.tokens && {
-        ...share.tokens,
-        remaining: Math.max(0, share.tokens.remaining - (spent.get(key) ?? 0) + share.spentBefore),
+      const tokens = t && {
+        limit: t.limit,
+        remaining: Math.max(0, t.remaining - (spent.get(key) ?? 0) + share.spentBefore),
+        resetMs: t.resetMs,
       };
       return { ok: true, headers: rateLimitHeaders(requests, tokens) };
     },
