@@ -3,7 +3,7 @@ import type { Clock } from "../coze/clock.js";
 import type { OpResult, RateMode, RateOp, SlotOp, StateOp, StateStore } from "../state/index.js";
 import type { Period } from "./periods.js";
 import { type LimitFigure, rateLimitHeaders } from "./rate-limit-headers.js";
-import type { Verdict } from "./verdict.js";
+import { tokenFigure, type Verdict } from "./verdict.js";
 
 /**
  * How a replica takes shares of its keys' limits ahead: a key whose calls come to this replica
@@ -164,35 +164,32 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
       }
       const r = (name: keyof typeof at) => (at[name] === undefined ? undefined : results[at[name]]);
       const take = at.rpm === undefined ? undefined : results[at.rpm + 1];
+      // Tokens this replica may see used while every token limit keeps half.
       let margin = Number.POSITIVE_INFINITY;
-      let tokens: LimitFigure | undefined;
       for (const [limit, res] of [
         [l.tokensPerMinute, r("tpm")],
         [l.tokensPerDay, r("tpd")],
         [l.quota?.tokens, r("quota")],
       ] as const) {
-        if (limit === undefined || res === undefined) continue;
-        margin = Math.min(margin, res.remaining - half(limit));
-        if (tokens === undefined || res.remaining < tokens.remaining) {
-          tokens = { limit, remaining: res.remaining, resetMs: res.resetMs };
+        if (limit !== undefined && res !== undefined) {
+          margin = Math.min(margin, res.remaining - half(limit));
         }
       }
       // A share still held here (the limits unchanged) goes on in this one.
       const earlier = held.get(key);
       let left = 0;
-      const pool = slots;
       if (earlier !== undefined && earlier.limits === l && !earlier.done) {
         earlier.done = true;
         earlier.timer.abort();
         left = earlier.units;
-        pool.push(...earlier.slots);
+        slots.push(...earlier.slots);
       } else if (earlier !== undefined) retire(earlier);
       const timer = new AbortController();
       const share: Share = {
         key,
         limits: l,
         units: units + left,
-        slots: pool,
+        slots,
         margin,
         spentBefore,
         until: now + ttlMs,
@@ -201,7 +198,7 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
           take && l.requestsPerMinute
             ? { limit: l.requestsPerMinute, remaining: take.remaining, resetMs: take.resetMs }
             : undefined,
-        tokens,
+        tokens: tokenFigure(l, r),
         timer,
         done: false,
       };

@@ -23,6 +23,17 @@ function closer(a: LimitFigure | undefined, b: LimitFigure | undefined): LimitFi
   return a === undefined || (b !== undefined && b.remaining < a.remaining) ? b : a;
 }
 
+/** The figures of the token limit closest to refusing: per minute, per day, or the quota. */
+export function tokenFigure(
+  l: KeyLimitsConfig,
+  r: (name: "tpm" | "tpd" | "quota") => OpResult | undefined,
+): LimitFigure | undefined {
+  return closer(
+    closer(figure(l.tokensPerMinute, r("tpm")), figure(l.tokensPerDay, r("tpd"))),
+    figure(l.quota?.tokens, r("quota")),
+  );
+}
+
 /**
  * The verdict of a batch's results: the first refusal by weight (quota, tokens per day and per
  * minute, requests, streams), waiting for the longest of all that refused; else the figures. A
@@ -34,12 +45,7 @@ export function judge(
   r: (name: "rpm" | "tpm" | "tpd" | "quota" | "streams") => OpResult | undefined,
   metered: boolean,
 ): Verdict {
-  // The tokens figures are those of the token limit closest to refusing.
-  const tokens = closer(
-    closer(figure(l.tokensPerMinute, r("tpm")), figure(l.tokensPerDay, r("tpd"))),
-    figure(l.quota?.tokens, r("quota")),
-  );
-  const headers = rateLimitHeaders(figure(l.requestsPerMinute, r("rpm")), tokens);
+  const headers = rateLimitHeaders(figure(l.requestsPerMinute, r("rpm")), tokenFigure(l, r));
   // Most calls pass: the words below are written only for a refusal.
   if (!metered || gates.every((g) => r(g)?.allowed !== false)) return { ok: true, headers };
   const refusals: [LimitKind, OpResult | undefined, () => string][] = [
