@@ -16,7 +16,33 @@ export interface MemoryStoreOptions {
   now?: () => number;
 }
 
-type Value = RateState | number | string | Map<string, number>;
+type Value = RateState | number | string | Slots;
+
+/**
+ * The slots of one key: when each holder's slot expires. `earliest` is never later than the
+ * first of those expiries, so the holders are looked through only once one may have expired,
+ * not on every operation (a key with a thousand streams open would pay for all of them on each).
+ */
+class Slots {
+  readonly holders = new Map<string, number>();
+  earliest = Number.POSITIVE_INFINITY;
+
+  hold(holder: string, expiresAt: number): void {
+    this.holders.set(holder, expiresAt);
+    if (expiresAt < this.earliest) this.earliest = expiresAt;
+  }
+
+  /** Drops the holders expired at `at`, if any may have. */
+  expire(at: number): void {
+    if (this.earliest > at) return;
+    let earliest = Number.POSITIVE_INFINITY;
+    for (const [holder, expiresAt] of this.holders) {
+      if (expiresAt <= at) this.holders.delete(holder);
+      else if (expiresAt < earliest) earliest = expiresAt;
+    }
+    this.earliest = earliest;
+  }
+}
 
 interface Entry {
   value: Value;
@@ -66,15 +92,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     for (const [key, entry] of entries) if (entry.expiresAt <= at) entries.delete(key);
   }
 
-  /** The live slots of `op`'s key: one map per key, so operations of one batch share it. */
-  function liveSlots(op: SlotOp, at: number): Map<string, number> {
+  /** The live slots of `op`'s key: one per key, so operations of one batch share it. */
+  function liveSlots(op: SlotOp, at: number): Slots {
     const value = read(op.key, at);
-    if (!(value instanceof Map)) {
-      const slots = new Map<string, number>();
+    if (!(value instanceof Slots)) {
+      const slots = new Slots();
       entries.set(op.key, { value: slots, expiresAt: at + op.ttlMs });
       return slots;
     }
-    for (const [holder, expiry] of value) if (expiry <= at) value.delete(holder);
+    value.expire(at);
     return value;
   }
 
@@ -111,17 +137,17 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       } else {
         const slots = liveSlots(op, at);
         if (op.mode === "acquire") {
-          let held = slots.size;
+          let held = slots.holders.size;
           for (const key of acquired) if (key === op.key) held++;
           if (held < op.max) acquired.push(op.key);
           else pass = false;
           gated.push(i);
           found.push(held);
         } else {
-          if (op.mode === "release") slots.delete(op.holder);
-          else if (slots.has(op.holder)) slots.set(op.holder, at + op.ttlMs);
+          if (op.mode === "release") slots.holders.delete(op.holder);
+          else if (slots.holders.has(op.holder)) slots.hold(op.holder, at + op.ttlMs);
           write(op.key, slots, at + op.ttlMs);
-          found.push(slots.size);
+          found.push(slots.holders.size);
         }
       }
     }
@@ -131,7 +157,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
         if (op.kind === "rate") writeRate(op, found[i] as RateStep);
         else {
           const slots = liveSlots(op, at);
-          slots.set(op.holder, at + op.ttlMs);
+          slots.hold(op.holder, at + op.ttlMs);
           write(op.key, slots, at + op.ttlMs);
         }
       }
@@ -157,7 +183,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     const { after: level, at } = step;
     const expiresAt = at + rateTtlMs(op, level);
     const state = entries.get(op.key)?.value;
-    if (typeof state !== "object" || state instanceof Map) write(op.key, { level, at }, expiresAt);
+    if (typeof state !== "object" || state instanceof Slots)
+      write(op.key, { level, at }, expiresAt);
     else {
       state.level = level;
       state.at = at;

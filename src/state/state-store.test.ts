@@ -179,6 +179,44 @@ describe.each(stores)("the %s store", (_name, make) => {
     expect((await run(store, [slot("acquire", "e")]))[0]?.allowed).toBe(false);
   });
 
+  it("frees each slot exactly when it expires, however the slots before it were renewed or released", async () => {
+    const clock = createManualClock(start);
+    const store = await open(make, clock);
+    const slot = (mode: "acquire" | "release" | "renew", holder: string) =>
+      ({ kind: "slots", key: "st:erin", mode, max: 2, holder, ttlMs: 10_000 }) as const;
+    await run(store, [slot("acquire", "a")]); // expires at 10 s
+    await clock.advance(4_000);
+    await run(store, [slot("acquire", "b")]); // expires at 14 s
+    await clock.advance(2_000);
+    await run(store, [slot("renew", "a")]); // now expires at 16 s
+    // 10.5 s: the first expiry once due has passed, and nothing expired.
+    await clock.advance(4_500);
+    expect((await run(store, [slot("acquire", "c")]))[0]).toMatchObject({
+      allowed: false,
+      used: 2,
+    });
+    await clock.advance(3_499);
+    expect((await run(store, [slot("acquire", "c")]))[0]?.allowed).toBe(false);
+    // 14 s: b's slot is free, to the millisecond; a's is not.
+    await clock.advance(1);
+    expect((await run(store, [slot("acquire", "c")]))[0]).toMatchObject({
+      allowed: true,
+      used: 2,
+    });
+    // After a release, a's renewed slot still expires on time: at 16 s, d's (24 s) does not.
+    await run(store, [slot("release", "c")]);
+    await run(store, [slot("acquire", "d")]); // expires at 24 s
+    await clock.advance(2_000);
+    expect((await run(store, [slot("acquire", "e")]))[0]).toMatchObject({
+      allowed: true,
+      used: 2,
+    });
+    expect((await run(store, [slot("acquire", "f")]))[0]).toMatchObject({
+      allowed: false,
+      used: 2,
+    });
+  });
+
   it("asks a check for `cost` units, gives units back with a negative add, and counts a batch's acquires together", async () => {
     const clock = createManualClock(start);
     const store = await open(make, clock);
