@@ -194,6 +194,7 @@ export function createAuthenticator(config: GatewayConfig): {
   // By the hash, not the key: how long a lookup takes depends only on the presented key's
   // SHA-256, which tells a guesser nothing about a configured key (no timing-safe comparison
   // needed), and it takes as long for one key as for ten thousand.
+  // `Buffer.from`: a config that went through `structuredClone` holds plain `Uint8Array`s.
   const byHash = new Map(
     keys.map((k, i) => [Buffer.from(k.sha256).toString("base64"), callers[i]]),
   );
