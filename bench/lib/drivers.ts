@@ -80,7 +80,7 @@ function luaString(s: string): string {
 /**
  * h2load over HTTP/2 cleartext with prior knowledge (what gRPC and Connect clients over h2 do):
  * `clients` connections, `streams` concurrent requests on each, POSTing the binary `body` with
- * `headers`, for `seconds` after a one-second warm-up.
+ * `headers`, for `seconds` after a warm-up of `warmUpSeconds` (default one second).
  */
 export async function h2load(options: {
   url: string;
@@ -89,6 +89,7 @@ export async function h2load(options: {
   clients: number;
   streams: number;
   seconds: number;
+  warmUpSeconds?: number;
   dir: string;
 }): Promise<LoadResult> {
   const data = join(options.dir, "h2load-body.bin");
@@ -98,7 +99,7 @@ export async function h2load(options: {
     `-c${options.clients}`,
     `-m${options.streams}`,
     `-D${options.seconds}`,
-    "--warm-up-time=1",
+    `--warm-up-time=${options.warmUpSeconds ?? 1}`,
     "-d",
     data,
   ];

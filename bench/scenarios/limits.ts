@@ -1,13 +1,17 @@
 // Issue 15's bench: the cost of per-key limits, side by side with the same build without them
 // (the gateways: limit-gateways.ts). Each repetition starts a fresh set of the three gateways,
-// warms each up, and measures each door once per gateway, in turn (ABC, then CBA in the next).
+// warms each up, and measures each door on each gateway in one-second slices taken in turn
+// (ABC CBA ABC…), summed per gateway: one ratio per gateway and repetition.
 import { alternate, type Bench, emulatorStats, type ProxyUnderTest } from "../lib/context.js";
 import type { LoadResult } from "../lib/drivers.js";
-import { sleep } from "../lib/proc.js";
+import { cpuMs, sleep } from "../lib/proc.js";
 import { type BenchRedis, commandDelta } from "../lib/redis.js";
 import { type Spread, spread } from "../lib/stats.js";
 import { checkLimitsApply, type LimitGateways, type LimitSet } from "./limit-gateways.js";
-import { connectLoad, measured, restLoad, type UnaryRun } from "./unary.js";
+import { connectLoad, restLoad, type UnaryRun } from "./unary.js";
+
+/** The length of one measured slice, in seconds. */
+const sliceSeconds = 1;
 
 /**
  * The Redis side of a scenario. Requests are counted as the Coze calls the emulator saw (one per
@@ -62,31 +66,78 @@ async function cozeChats(bench: Bench): Promise<number> {
   return (await emulatorStats(bench)).calls.chat ?? 0;
 }
 
-/** One measured run of `proxy`; with `server`, what Redis did meanwhile. */
-async function measure(
+/** What one gateway did over a repetition's slices of one door. */
+interface Tally {
+  cpuMs: number;
+  emulatorCpuMs: number;
+  /** Coze chats the emulator answered meanwhile: the requests the gateway served. */
+  requests: number;
+  errors: number;
+  seconds: number;
+  /** Redis script calls and server CPU, for the gateway on Redis. */
+  batches: number;
+  redisCpuMs: number;
+}
+
+const emptyTally = (): Tally => ({
+  cpuMs: 0,
+  emulatorCpuMs: 0,
+  requests: 0,
+  errors: 0,
+  seconds: 0,
+  batches: 0,
+  redisCpuMs: 0,
+});
+
+/**
+ * One slice of `proxy` under the door's load, added to `tally`; with `server`, what Redis did
+ * meanwhile. The requests are the Coze chats the emulator answered over the same window as the
+ * CPU: the load generators' own counts leave out their warm-up and the requests cut at the end.
+ */
+async function slice(
   bench: Bench,
   door: Gathered,
   proxy: ProxyUnderTest,
   server: BenchRedis | undefined,
+  tally: Tally,
 ): Promise<void> {
-  const before = server && {
-    commands: await server.commandCounts(),
-    chats: await cozeChats(bench),
-    cpuMs: server.cpuMs(),
+  const commands = server && (await server.commandCounts());
+  const redisCpu0 = server?.cpuMs() ?? 0;
+  const chats0 = await cozeChats(bench);
+  const cpu0 = cpuMs(proxy.process.pid);
+  const emu0 = cpuMs(bench.emulator.pid);
+  const r = await door.load(proxy, sliceSeconds);
+  tally.cpuMs += cpuMs(proxy.process.pid) - cpu0;
+  tally.emulatorCpuMs += cpuMs(bench.emulator.pid) - emu0;
+  tally.requests += (await cozeChats(bench)) - chats0;
+  tally.errors += r.errors;
+  tally.seconds += r.seconds;
+  if (server && commands) {
+    tally.redisCpuMs += server.cpuMs() - redisCpu0;
+    const delta = commandDelta(commands, await server.commandCounts());
+    tally.batches += (delta.evalsha ?? 0) + (delta.eval ?? 0);
+  }
+}
+
+/** A repetition's tally of one gateway as a run, logged. */
+function record(bench: Bench, door: Gathered, name: string, t: Tally, onRedis: boolean): void {
+  const requests = Math.max(1, t.requests);
+  const run: UnaryRun = {
+    requests: t.requests,
+    errors: t.errors,
+    seconds: t.seconds,
+    rps: t.requests / Math.max(1e-9, t.seconds),
+    cpuMsPerRequest: t.cpuMs / requests,
+    emulatorCpuMsPerRequest: t.emulatorCpuMs / requests,
   };
-  const r = await measured(bench, proxy, () => door.load(proxy, bench.seconds));
-  door.runs[proxy.name]?.push(r);
+  door.runs[name]?.push(run);
   let note = "";
-  if (server && before) {
-    const cpuMs = server.cpuMs() - before.cpuMs;
-    const requests = (await cozeChats(bench)) - before.chats;
-    const delta = commandDelta(before.commands, await server.commandCounts());
-    const batches = (delta.evalsha ?? 0) + (delta.eval ?? 0);
-    door.onRedis.push({ batches, requests, cpuMs });
-    note = `; Redis: ${batches} scripts for ${requests} requests, ${((cpuMs / Math.max(1, requests)) * 1000).toFixed(0)} µs CPU/req`;
+  if (onRedis) {
+    door.onRedis.push({ batches: t.batches, requests: t.requests, cpuMs: t.redisCpuMs });
+    note = `; Redis: ${t.batches} scripts for ${t.requests} requests, ${((t.redisCpuMs / requests) * 1000).toFixed(0)} µs CPU/req`;
   }
   bench.log(
-    `  ${door.name} c=${door.concurrency} ${proxy.name}: ${r.rps.toFixed(0)} req/s, ${(r.cpuMsPerRequest * 1000).toFixed(0)} µs CPU/req, ${r.errors} errors${note}`,
+    `  ${door.name} c=${door.concurrency} ${name}: ${run.rps.toFixed(0)} req/s, ${(run.cpuMsPerRequest * 1000).toFixed(0)} µs CPU/req, ${run.errors} errors${note}`,
   );
 }
 
@@ -154,7 +205,7 @@ export async function limitScenarios(bench: Bench, g: LimitGateways): Promise<Li
   const doors: Gathered[] = [
     { name: "rest", concurrency: 1, load: restLoad(bench, 1), runs: {}, onRedis: [] },
     { name: "rest", concurrency: 16, load: restLoad(bench, 16), runs: {}, onRedis: [] },
-    { name: "connect", concurrency: 16, load: connectLoad(bench, 1, 16), runs: {}, onRedis: [] },
+    { name: "connect", concurrency: 16, load: connectLoad(bench, 1, 16, 0), runs: {}, onRedis: [] },
   ];
   let names: string[] = [];
   for (let rep = 0; rep < bench.reps; rep++) {
@@ -166,9 +217,18 @@ export async function limitScenarios(bench: Bench, g: LimitGateways): Promise<Li
       for (const door of doors) {
         for (const p of proxies) door.runs[p.name] ??= [];
         for (const p of proxies) await door.load(p, bench.warmupSeconds);
-        for (const proxy of alternate(proxies, rep)) {
-          const server = proxy === set.redis && !g.aa ? g.redisServer : undefined;
-          await measure(bench, door, proxy, server);
+        // The measured seconds in one-second slices, each gateway in turn (ABC CBA ABC…): the
+        // machine's own drift over a repetition then falls on all three alike.
+        const tallies = new Map(proxies.map((p) => [p, emptyTally()]));
+        const slices = Math.max(1, Math.round(bench.seconds / sliceSeconds));
+        for (let s = 0; s < slices; s++) {
+          for (const proxy of alternate(proxies, rep + s)) {
+            const server = proxy === set.redis && !g.aa ? g.redisServer : undefined;
+            await slice(bench, door, proxy, server, tallies.get(proxy) ?? emptyTally());
+          }
+        }
+        for (const [proxy, t] of tallies) {
+          record(bench, door, proxy.name, t, proxy === set.redis && !g.aa && !!g.redisServer);
         }
         if (rep === bench.reps - 1 && set.redis && g.redisServer && !g.aa) {
           door.sent = await monitored(bench, door, set.redis, g.redisServer);

@@ -260,6 +260,7 @@ export function connectLoad(
   bench: Bench,
   clients: number,
   streams: number,
+  warmUpSeconds = 1,
 ): (proxy: ProxyUnderTest, seconds: number) => Promise<LoadResult> {
   const body = connectBody();
   return (proxy, seconds) =>
@@ -274,6 +275,7 @@ export function connectLoad(
       clients,
       streams,
       seconds,
+      warmUpSeconds,
       dir: bench.dir,
     });
 }
