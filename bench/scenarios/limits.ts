@@ -19,11 +19,11 @@ const sliceSeconds = 1;
  * end of a run.
  */
 export interface LimitsOnRedis {
-  /** Per measured run: script calls (EVALSHA, or EVAL when the script was not loaded yet). */
+  /** Per repetition: script calls (EVALSHA, or EVAL when the script was not loaded yet). */
   batches: number[];
-  /** Per measured run: the requests. */
+  /** Per repetition: the requests. */
   requests: number[];
-  /** Script calls per request, per run. */
+  /** Script calls per request, per repetition. */
   batchesPerRequest: Spread;
   /**
    * What the gateway sent during a one-second check of the same load under MONITOR (too costly
@@ -219,16 +219,20 @@ export async function limitScenarios(bench: Bench, g: LimitGateways): Promise<Li
         for (const p of proxies) await door.load(p, bench.warmupSeconds);
         // The measured seconds in one-second slices, each gateway in turn (ABC CBA ABC…): the
         // machine's own drift over a repetition then falls on all three alike.
-        const tallies = new Map(proxies.map((p) => [p, emptyTally()]));
+        const gateways = proxies.map((proxy) => ({
+          proxy,
+          // The Redis server whose commands and CPU go with this gateway's slices, if any.
+          server: proxy === set.redis && !g.aa ? g.redisServer : undefined,
+          tally: emptyTally(),
+        }));
         const slices = Math.max(1, Math.round(bench.seconds / sliceSeconds));
         for (let s = 0; s < slices; s++) {
-          for (const proxy of alternate(proxies, rep + s)) {
-            const server = proxy === set.redis && !g.aa ? g.redisServer : undefined;
-            await slice(bench, door, proxy, server, tallies.get(proxy) ?? emptyTally());
+          for (const { proxy, server, tally } of alternate(gateways, rep + s)) {
+            await slice(bench, door, proxy, server, tally);
           }
         }
-        for (const [proxy, t] of tallies) {
-          record(bench, door, proxy.name, t, proxy === set.redis && !g.aa && !!g.redisServer);
+        for (const { proxy, server, tally } of gateways) {
+          record(bench, door, proxy.name, tally, server !== undefined);
         }
         if (rep === bench.reps - 1 && set.redis && g.redisServer && !g.aa) {
           door.sent = await monitored(bench, door, set.redis, g.redisServer);
