@@ -4,7 +4,7 @@ import { createManualClock } from "../../test/support/manual-clock.js";
 import type { KeyLimitsConfig } from "../config/index.js";
 import { GatewayError, type LimitKind } from "../service/index.js";
 import { createMemoryStore } from "../state/memory-store.js";
-import { type OpResult, StateError, type StateStore } from "../state/state-store.js";
+import { type Admission, StateError, type StateStore } from "../state/state-store.js";
 import { createKeyLimiter, type KeyLimiter, slotTtlMs, type Verdict } from "./key-limits.js";
 import { periodOf } from "./periods.js";
 
@@ -200,9 +200,9 @@ describe("a key's limits", () => {
     let answer: () => void = () => {};
     const slow: StateStore = {
       ...memory,
-      run: (ops) =>
+      admit: (gates) =>
         new Promise((resolve) => {
-          answer = () => resolve(memory.run(ops) as OpResult[]);
+          answer = () => resolve(memory.admit(gates) as Admission);
         }),
     };
     const { limiter } = setup({ maxStreams: 1 }, { store: slow });
@@ -250,6 +250,7 @@ describe("a key's limits", () => {
       ...createMemoryStore(),
       kind: "redis",
       run: () => Promise.reject(new StateError("unavailable", "down")),
+      admit: () => Promise.reject(new StateError("unavailable", "down")),
     };
     const open = setup({ requestsPerMinute: 1 }, { store: failing });
     expect(await call(open.limiter)).toEqual({ ok: true, headers: {} });

@@ -2,7 +2,18 @@ import { randomBytes } from "node:crypto";
 import type { ApiKeyConfig, KeyLimitsConfig } from "../config/index.js";
 import type { Clock } from "../coze/clock.js";
 import { GatewayError, type LimitKind } from "../service/index.js";
-import type { OpResult, RateMode, RateOp, SlotOp, StateOp, StateStore } from "../state/index.js";
+import type {
+  Admission,
+  BudgetGate,
+  KeyGates,
+  RateGate,
+  RateMode,
+  RateOp,
+  SlotGate,
+  SlotOp,
+  StateOp,
+  StateStore,
+} from "../state/index.js";
 import { createShares, type LimitPositions, type ShareOptions, slotAs } from "./key-shares.js";
 import { type Period, periodOf, type QuotaPeriod } from "./periods.js";
 import { judge, type Verdict } from "./verdict.js";
@@ -95,6 +106,8 @@ interface Plan {
   readonly limits: KeyLimitsConfig | undefined;
   /** Whether a call has anything to check. */
   readonly admits: boolean;
+  /** The key's gates in `period`, for calls (`take`) and for reads (`check`): made once per period. */
+  gates: { period: Period; take: KeyGates; check: KeyGates } | undefined;
 }
 
 /** Creates the limiter of the configured keys. */
@@ -102,7 +115,10 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
   const { store, clock, events } = options;
   const plansOf = (keys: KeyLimiterOptions["keys"]) =>
     new Map<string, Plan>(
-      keys.map((k) => [k.name, { name: k.name, limits: k.limits, admits: !!k.limits }]),
+      keys.map((k) => [
+        k.name,
+        { name: k.name, limits: k.limits, admits: !!k.limits, gates: undefined },
+      ]),
     );
   let plans = plansOf(options.keys);
   // Slot holders are this process's own: random, so no caller-supplied id can collide.
@@ -155,7 +171,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     windowMs: minuteMs,
     cost,
   });
-  const slot = (key: string, max: number): SlotOp => ({
+  const slot = (key: string, max: number): SlotGate => ({
     kind: "slots",
     key: keyOf(key).streams,
     mode: "acquire",
@@ -204,6 +220,27 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     return { ops, at };
   }
 
+  /** The gates of `plan`'s calls (`metered`) or reads in `period`, made once per period. */
+  function gatesOf(plan: Plan, l: KeyLimitsConfig, period: Period, metered: boolean): KeyGates {
+    let made = plan.gates;
+    if (made === undefined || made.period !== period) {
+      const gates = (requests: typeof takeOne | typeof checkOne): KeyGates => {
+        const { ops, at } = checks(plan.name, l, period, requests, one);
+        const op = (i: number | undefined) => (i === undefined ? undefined : ops[i]);
+        return {
+          requests: op(at.rpm) as RateGate | undefined,
+          tokensPerMinute: op(at.tpm) as RateGate | undefined,
+          tokensPerDay: op(at.tpd) as RateGate | undefined,
+          quota: op(at.quota) as BudgetGate | undefined,
+          streams: undefined,
+        };
+      };
+      made = { period, take: gates(takeOne), check: gates(checkOne) };
+      plan.gates = made;
+    }
+    return metered ? made.take : made.check;
+  }
+
   const shares =
     options.share &&
     createShares(options.share, {
@@ -230,27 +267,37 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       if (local !== undefined) return local;
     }
     const period = usagePeriod(l, now);
-    const { ops, at } = checks(key, l, period, metered ? takeOne : checkOne, one);
-    let held: SlotOp | undefined;
+    let gates = gatesOf(plan, l, period, metered);
+    let held: SlotGate | undefined;
     if (l.maxStreams && metered) {
-      at.streams = ops.length;
       held = slot(key, l.maxStreams);
-      ops.push(held);
+      gates = {
+        requests: gates.requests,
+        tokensPerMinute: gates.tokensPerMinute,
+        tokensPerDay: gates.tokensPerDay,
+        quota: gates.quota,
+        streams: held,
+      };
+    } else if (
+      // A balance read of a key whose only limit is its streams: nothing to ask the store.
+      gates.requests === undefined &&
+      gates.tokensPerMinute === undefined &&
+      gates.tokensPerDay === undefined &&
+      gates.quota === undefined
+    ) {
+      return { ok: true, headers: {} };
     }
-    // A balance read of a key whose only limit is its streams: nothing to ask the store.
-    if (ops.length === 0) return { ok: true, headers: {} };
-    const decide = (results: readonly OpResult[]): Verdict => {
-      const r = (name: keyof typeof at) => (at[name] === undefined ? undefined : results[at[name]]);
-      const verdict = judge(l, period, r, metered);
+    const decide = (a: Admission): Verdict => {
+      const verdict = judge(l, period, a, metered);
       if (verdict.ok && held !== undefined) hold(request, held);
       if (!verdict.ok && verdict.error.limit) events?.refused?.(verdict.error.limit.kind);
       return verdict;
     };
     try {
-      const results = store.run(ops);
+      const admitted = store.admit(gates);
       // Behind the call's batch, in the same round trip: a share of the key's limits, if any.
       if (metered) shares?.ask(key, l, now);
-      return results instanceof Promise ? results.then(decide, failed) : decide(results);
+      return admitted instanceof Promise ? admitted.then(decide, failed) : decide(admitted);
     } catch (err) {
       return failed(err);
     }

@@ -8,6 +8,7 @@ import {
   startRedisServer,
 } from "../../test/support/redis-server.js";
 import type { KeyLimitsConfig } from "../config/index.js";
+import { gateOps } from "../state/admission.js";
 import { createMemoryStore } from "../state/memory-store.js";
 import { createRedisStore } from "../state/redis-store.js";
 import type { OpResult, StateOp, StateStore } from "../state/state-store.js";
@@ -37,6 +38,12 @@ function counted(
       const results = store.run(ops);
       if (!(results instanceof Promise)) passed.push(results.every((r) => r.allowed));
       return results;
+    },
+    admit(gates) {
+      batches.push(gateOps(gates));
+      const admission = store.admit(gates);
+      if (!(admission instanceof Promise)) passed.push(admission.allowed);
+      return admission;
     },
     defer(ops) {
       deferred.push(...ops);

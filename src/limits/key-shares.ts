@@ -198,7 +198,7 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
           take && l.requestsPerMinute
             ? { limit: l.requestsPerMinute, remaining: take.remaining, resetMs: take.resetMs }
             : undefined,
-        tokens: tokenFigure(l, r),
+        tokens: tokenFigure(l, r("tpm"), r("tpd"), r("quota")),
         timer,
         done: false,
       };

@@ -1,6 +1,6 @@
 import type { KeyLimitsConfig } from "../config/index.js";
 import { GatewayError, type LimitKind } from "../service/index.js";
-import type { OpResult } from "../state/index.js";
+import type { Admission, OpResult } from "../state/index.js";
 import type { Period } from "./periods.js";
 import { durationText, type LimitFigure, rateLimitHeaders } from "./rate-limit-headers.js";
 
@@ -8,9 +8,6 @@ import { durationText, type LimitFigure, rateLimitHeaders } from "./rate-limit-h
 export type Verdict =
   | { readonly ok: true; readonly headers: Readonly<Record<string, string>> }
   | { readonly ok: false; readonly error: GatewayError };
-
-/** The gates a call can be refused by. */
-const gates = ["quota", "tpd", "tpm", "rpm", "streams"] as const;
 
 function figure(limit: number | undefined, res: OpResult | undefined): LimitFigure | undefined {
   return limit === undefined || res === undefined
@@ -26,39 +23,47 @@ function closer(a: LimitFigure | undefined, b: LimitFigure | undefined): LimitFi
 /** The figures of the token limit closest to refusing: per minute, per day, or the quota. */
 export function tokenFigure(
   l: KeyLimitsConfig,
-  r: (name: "tpm" | "tpd" | "quota") => OpResult | undefined,
+  perMinute: OpResult | undefined,
+  perDay: OpResult | undefined,
+  quota: OpResult | undefined,
 ): LimitFigure | undefined {
   return closer(
-    closer(figure(l.tokensPerMinute, r("tpm")), figure(l.tokensPerDay, r("tpd"))),
-    figure(l.quota?.tokens, r("quota")),
+    closer(figure(l.tokensPerMinute, perMinute), figure(l.tokensPerDay, perDay)),
+    figure(l.quota?.tokens, quota),
   );
 }
 
 /**
- * The verdict of a batch's results: the first refusal by weight (quota, tokens per day and per
+ * The verdict of an admission: the first refusal by weight (quota, tokens per day and per
  * minute, requests, streams), waiting for the longest of all that refused; else the figures. A
  * call that is not metered is never refused.
  */
-export function judge(
-  l: KeyLimitsConfig,
-  period: Period,
-  r: (name: "rpm" | "tpm" | "tpd" | "quota" | "streams") => OpResult | undefined,
-  metered: boolean,
-): Verdict {
-  const headers = rateLimitHeaders(figure(l.requestsPerMinute, r("rpm")), tokenFigure(l, r));
+export function judge(l: KeyLimitsConfig, period: Period, a: Admission, metered: boolean): Verdict {
+  const headers = rateLimitHeaders(
+    figure(l.requestsPerMinute, a.requests),
+    tokenFigure(l, a.tokensPerMinute, a.tokensPerDay, a.quota),
+  );
   // Most calls pass: the words below are written only for a refusal.
-  if (!metered || gates.every((g) => r(g)?.allowed !== false)) return { ok: true, headers };
+  if (!metered || a.allowed) return { ok: true, headers };
   const refusals: [LimitKind, OpResult | undefined, () => string][] = [
     [
       "quota",
-      r("quota"),
+      a.quota,
       () =>
         `quota exhausted: ${l.quota?.tokens} Coze tokens per ${l.quota?.per} for this API key; it resets at ${new Date(period.endMs).toISOString()}`,
     ],
-    ["tokens", r("tpd"), () => `rate limit reached: ${l.tokensPerDay} Coze tokens per day`],
-    ["tokens", r("tpm"), () => `rate limit reached: ${l.tokensPerMinute} Coze tokens per minute`],
-    ["requests", r("rpm"), () => `rate limit reached: ${l.requestsPerMinute} requests per minute`],
-    ["streams", r("streams"), () => `too many streams open for this API key (${l.maxStreams})`],
+    ["tokens", a.tokensPerDay, () => `rate limit reached: ${l.tokensPerDay} Coze tokens per day`],
+    [
+      "tokens",
+      a.tokensPerMinute,
+      () => `rate limit reached: ${l.tokensPerMinute} Coze tokens per minute`,
+    ],
+    [
+      "requests",
+      a.requests,
+      () => `rate limit reached: ${l.requestsPerMinute} requests per minute`,
+    ],
+    ["streams", a.streams, () => `too many streams open for this API key (${l.maxStreams})`],
   ];
   const refused = refusals.filter(([, res]) => res !== undefined && !res.allowed);
   const first = refused[0];

@@ -2,10 +2,15 @@ export { createStateStore, type StateStoreOptions } from "./create-state-store.j
 export { createMemoryStore, type MemoryStoreOptions } from "./memory-store.js";
 export { createRedisStore, type RedisStoreOptions } from "./redis-store.js";
 export {
+  type Admission,
+  type BudgetGate,
   type BudgetOp,
+  type KeyGates,
   type OpResult,
+  type RateGate,
   type RateMode,
   type RateOp,
+  type SlotGate,
   type SlotOp,
   StateError,
   type StateErrorCode,

@@ -8,7 +8,15 @@ import {
   rateStep,
   rateTtlMs,
 } from "./counter-math.js";
-import type { OpResult, RateOp, SlotOp, StateOp, StateStore } from "./state-store.js";
+import type {
+  Admission,
+  KeyGates,
+  OpResult,
+  RateOp,
+  SlotOp,
+  StateOp,
+  StateStore,
+} from "./state-store.js";
 
 /** Options of {@link createMemoryStore}. */
 export interface MemoryStoreOptions {
@@ -105,11 +113,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
   }
 
   /**
-   * Runs `ops` as one batch; with `answer`, returns what each found (else nothing is made of it:
-   * deferred writes). Gate writes (`take`, `acquire`) wait until every gate passed; the others
-   * apply in order, so a deferred `add` counts for a gate after it on the same counter.
+   * Runs `ops` as one batch and returns what each found. Gate writes (`take`, `acquire`) wait
+   * until every gate passed; the others apply in order, so a deferred `add` counts for a gate
+   * after it on the same counter.
    */
-  function runSync(ops: readonly StateOp[], answer: boolean): OpResult[] | undefined {
+  function runSync(ops: readonly StateOp[]): OpResult[] {
     const at = Math.floor(now());
     // What each operation found: a rate's step, a budget's counter before it, the slots held
     // before an acquire or after a release or renewal. Results are made of them at the end.
@@ -121,48 +129,32 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     let pass = true;
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i] as StateOp;
-      if (op.kind === "rate") {
+      if (isWriteOnly(op)) found.push(apply(op, at));
+      else if (op.kind === "rate") {
         const step = rateStep(op, read(op.key, at) as RateState | undefined, at);
-        if (op.mode === "add") writeRate(op, step);
-        else if (op.mode === "take") gated.push(i);
+        if (op.mode === "take") gated.push(i);
         if (!step.allowed) pass = false;
         found.push(step);
       } else if (op.kind === "budget") {
         const used = (read(op.key, at) as number | undefined) ?? 0;
-        if (op.mode === "add" && op.cost > 0) {
-          write(op.key, used + op.cost, op.periodEndMs + budgetGraceMs);
-        }
         if (!budgetAllowed(op, used)) pass = false;
         found.push(used);
       } else {
-        const slots = liveSlots(op, at);
-        if (op.mode === "acquire") {
-          let held = slots.holders.size;
-          for (const key of acquired) if (key === op.key) held++;
-          if (held < op.max) acquired.push(op.key);
-          else pass = false;
-          gated.push(i);
-          found.push(held);
-        } else {
-          if (op.mode === "release") slots.holders.delete(op.holder);
-          else if (slots.holders.has(op.holder)) slots.hold(op.holder, at + op.ttlMs);
-          write(op.key, slots, at + op.ttlMs);
-          found.push(slots.holders.size);
-        }
+        let held = liveSlots(op, at).holders.size;
+        for (const key of acquired) if (key === op.key) held++;
+        if (held < op.max) acquired.push(op.key);
+        else pass = false;
+        gated.push(i);
+        found.push(held);
       }
     }
     if (pass) {
       for (const i of gated) {
         const op = ops[i] as RateOp | SlotOp;
         if (op.kind === "rate") writeRate(op, found[i] as RateStep);
-        else {
-          const slots = liveSlots(op, at);
-          slots.hold(op.holder, at + op.ttlMs);
-          write(op.key, slots, at + op.ttlMs);
-        }
+        else acquire(op, liveSlots(op, at), at);
       }
     }
-    if (!answer) return undefined;
     const results: OpResult[] = [];
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i] as StateOp;
@@ -177,6 +169,73 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       }
     }
     return results;
+  }
+
+  /**
+   * Applies a write-only operation (`add`, `release`, `renew`) at `at`: what it found, as
+   * {@link runSync} keeps it (a rate's step, a budget's counter before it, the slots held after).
+   */
+  function apply(op: StateOp, at: number): RateStep | number {
+    if (op.kind === "rate") {
+      const step = rateStep(op, read(op.key, at) as RateState | undefined, at);
+      writeRate(op, step);
+      return step;
+    }
+    if (op.kind === "budget") {
+      const used = (read(op.key, at) as number | undefined) ?? 0;
+      if (op.cost > 0) write(op.key, used + op.cost, op.periodEndMs + budgetGraceMs);
+      return used;
+    }
+    const slots = liveSlots(op, at);
+    if (op.mode === "release") slots.holders.delete(op.holder);
+    else if (slots.holders.has(op.holder)) slots.hold(op.holder, at + op.ttlMs);
+    write(op.key, slots, at + op.ttlMs);
+    return slots.holders.size;
+  }
+
+  /** Takes a slot of `slots` (those of `op`'s key) for `op`'s holder. */
+  function acquire(op: SlotOp, slots: Slots, at: number): void {
+    slots.hold(op.holder, at + op.ttlMs);
+    write(op.key, slots, at + op.ttlMs);
+  }
+
+  /** The steps of a rate gate, when there is one. */
+  function rateGate(op: RateOp | undefined, at: number): RateStep | undefined {
+    return op && rateStep(op, read(op.key, at) as RateState | undefined, at);
+  }
+
+  /**
+   * {@link StateStore.admit}: the batch of the gates present, run without making it (no list of
+   * operations, of what each found, or of results): every call of a limited key comes here.
+   */
+  function admit(gates: KeyGates): Admission {
+    const at = Math.floor(now());
+    const { requests, tokensPerMinute, tokensPerDay, quota, streams } = gates;
+    const rq = rateGate(requests, at);
+    const tpm = rateGate(tokensPerMinute, at);
+    const tpd = rateGate(tokensPerDay, at);
+    const used = quota && ((read(quota.key, at) as number | undefined) ?? 0);
+    const slots = streams && liveSlots(streams, at);
+    const held = slots === undefined ? 0 : slots.holders.size;
+    const free = streams === undefined || held < streams.max;
+    const allowed =
+      rq?.allowed !== false &&
+      tpm?.allowed !== false &&
+      tpd?.allowed !== false &&
+      (quota === undefined || budgetAllowed(quota, used as number)) &&
+      free;
+    if (allowed) {
+      if (requests?.mode === "take") writeRate(requests, rq as RateStep);
+      if (streams !== undefined) acquire(streams, slots as Slots, at);
+    }
+    return {
+      allowed,
+      requests: requests && rateResult(requests, rq as RateStep, allowed),
+      tokensPerMinute: tokensPerMinute && rateResult(tokensPerMinute, tpm as RateStep, allowed),
+      tokensPerDay: tokensPerDay && rateResult(tokensPerDay, tpd as RateStep, allowed),
+      quota: quota && budgetResult(quota, used as number, at),
+      streams: streams && slotResult(streams, allowed ? held + 1 : held, free),
+    };
   }
 
   function writeRate(op: RateOp, step: RateStep): void {
@@ -194,9 +253,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
 
   return {
     kind: "memory",
-    run: (ops) => runSync(ops, true) as OpResult[],
+    run: runSync,
+    admit,
     defer(ops) {
-      runSync(ops.filter(isWriteOnly), false);
+      const at = Math.floor(now());
+      for (const op of ops) if (isWriteOnly(op)) apply(op, at);
     },
     async get(key) {
       const value = read(key, now());

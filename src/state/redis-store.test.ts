@@ -8,6 +8,7 @@ import {
   redisSkipReason,
   startRedisServer,
 } from "../../test/support/redis-server.js";
+import { storeSteps } from "../../test/support/state-ops.js";
 import { createMemoryStore } from "./memory-store.js";
 import { createRedisStore } from "./redis-store.js";
 import {
@@ -80,54 +81,20 @@ async function run(store: StateStore, ops: StateOp[]): Promise<readonly OpResult
 }
 
 describe.skipIf(!haveRedis)(`the redis store${redisSkipReason}`, () => {
-  it("gives the memory store's results for any sequence of operations", async () => {
+  it("gives the memory store's results for any sequence of operations and admissions", async () => {
     const client = redis?.client();
-    // A counter keeps its limit and window, as a key's limits do.
-    const rates = [
-      { key: "r1", limit: 7, windowMs: 60_000 },
-      { key: "r2", limit: 10, windowMs: 60_000 },
-      { key: "r3", limit: 1000, windowMs: 86_400_000 },
-    ];
-    const op = fc.oneof(
-      fc
-        .record({
-          rate: fc.constantFrom(...rates),
-          mode: fc.constantFrom("take" as const, "check" as const, "add" as const),
-          cost: fc.integer({ min: 1, max: 400 }),
-        })
-        .map(({ rate, mode, cost }): RateOp => ({ kind: "rate", ...rate, mode, cost })),
-      fc.record({
-        kind: fc.constant("budget" as const),
-        key: fc.constantFrom("b1", "b2"),
-        mode: fc.constantFrom("check" as const, "add" as const),
-        limit: fc.constantFrom(0, 500),
-        cost: fc.integer({ min: 0, max: 300 }),
-        periodEndMs: fc.constant(start + 86_400_000),
-      }),
-      fc.record({
-        kind: fc.constant("slots" as const),
-        key: fc.constant("s1"),
-        mode: fc.constantFrom("acquire" as const, "release" as const, "renew" as const),
-        max: fc.constant(2),
-        holder: fc.constantFrom("a", "b", "c"),
-        ttlMs: fc.constant(20_000),
-      }),
-    );
-    const step = fc.record({
-      advanceMs: fc.integer({ min: 0, max: 9_000 }),
-      ops: fc.array(op, { minLength: 1, maxLength: 4 }),
-    });
     await fc.assert(
-      fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), async (steps) => {
+      fc.asyncProperty(storeSteps(start + 86_400_000), async (steps) => {
         await client?.flushall();
         const memoryClock = createManualClock(start);
         const redisClock = createManualClock(start);
         const memory = createMemoryStore({ now: memoryClock.now });
         const shared = await open(redisClock);
-        for (const { advanceMs, ops } of steps) {
+        for (const { advanceMs, ops, gates } of steps) {
           await memoryClock.advance(advanceMs);
           await redisClock.advance(advanceMs);
-          expect(await shared.run(ops)).toEqual(memory.run(ops));
+          if (gates !== undefined) expect(await shared.admit(gates)).toEqual(memory.admit(gates));
+          else expect(await shared.run(ops)).toEqual(memory.run(ops));
         }
         await shared.close();
       }),

@@ -1,5 +1,6 @@
 import { Redis } from "ioredis";
 import type { Clock } from "../coze/clock.js";
+import { admissionOf, gateOps } from "./admission.js";
 import { batchScript, leaseScript, releaseScript } from "./batch-script.js";
 import { createDeferredOps } from "./deferred-ops.js";
 import { isWriteOnly } from "./memory-store.js";
@@ -214,6 +215,7 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
   return {
     kind: "redis",
     run: runBatch,
+    admit: (gates) => runBatch(gateOps(gates)).then((results) => admissionOf(gates, results)),
     defer(ops) {
       if (deferred.size === 0) oldestDeferredAt = clock.now();
       deferred.push(ops.filter(isWriteOnly));

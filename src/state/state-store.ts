@@ -81,6 +81,40 @@ export interface OpResult {
   readonly retryAfterMs: number;
 }
 
+/**
+ * Every gate of one API key, checked at once when a call arrives: its requests per minute
+ * (`take` one, or `check` for a call that only reads), its tokens per minute and per day and its
+ * quota (`check`), and a stream slot (`acquire`). A gate the key has no limit of is undefined.
+ */
+export interface KeyGates {
+  readonly requests: RateGate | undefined;
+  readonly tokensPerMinute: RateGate | undefined;
+  readonly tokensPerDay: RateGate | undefined;
+  readonly quota: BudgetGate | undefined;
+  readonly streams: SlotGate | undefined;
+}
+
+/** A rate operation that is a gate: `take` or `check`. */
+export type RateGate = RateOp & { readonly mode: "take" | "check" };
+/** A budget operation that is a gate: `check`. */
+export type BudgetGate = BudgetOp & { readonly mode: "check" };
+/** A slot operation that is a gate: `acquire`. */
+export type SlotGate = SlotOp & { readonly mode: "acquire" };
+
+/**
+ * What an admission found, gate by gate (undefined for a gate not checked): the same results as
+ * a batch of the gates present, in the order of {@link KeyGates}. `allowed` when every gate
+ * passed, and then the `take` and the `acquire` were counted.
+ */
+export interface Admission {
+  readonly allowed: boolean;
+  readonly requests: OpResult | undefined;
+  readonly tokensPerMinute: OpResult | undefined;
+  readonly tokensPerDay: OpResult | undefined;
+  readonly quota: OpResult | undefined;
+  readonly streams: OpResult | undefined;
+}
+
 /** Whether the store answers, for `/readyz`, metrics and logs. */
 export interface StateHealth {
   readonly ok: boolean;
@@ -113,6 +147,13 @@ export interface StateStore {
    * @throws StateError when the store is unreachable or slower than its timeout.
    */
   run(ops: readonly StateOp[]): readonly OpResult[] | Promise<readonly OpResult[]>;
+  /**
+   * Admits a call of one API key: the same as {@link run} of the gates present, in the order of
+   * {@link KeyGates}, with the results by gate. The memory store answers synchronously, without
+   * making the batch (every call of a limited key comes through here).
+   * @throws StateError when the store is unreachable or slower than its timeout.
+   */
+  admit(gates: KeyGates): Admission | Promise<Admission>;
   /**
    * Queues write-only operations (`add`, `release`, `renew`; gates are refused) to ride along
    * with the next {@link run}, or to be sent on their own after the store's flush delay when no
