@@ -14,7 +14,7 @@ import {
 } from "../observability/index.js";
 import { explainReflectionOverHttp1, registerReflection } from "../reflection/index.js";
 import { type Caller, callerKey } from "./caller.js";
-import { createKeyLimitsInterceptor } from "./caller-limits.js";
+import { createKeyLimitsInterceptor, nodeResponseKey } from "./caller-limits.js";
 import { connectionKey, connectionOf, createCallerLookup } from "./caller-lookup.js";
 import { createCallerStreamLimit, createStreamLimitInterceptor } from "./caller-streams.js";
 import { createClientAddress } from "./client-address.js";
@@ -27,7 +27,7 @@ import { createConnectionTracker } from "./connection-tracker.js";
 import { createCorsPolicy } from "./cors.js";
 import { type Door, writeServerError } from "./doors.js";
 import { createHealthService } from "./health.js";
-import type { NodeRequest, NodeResponse } from "./http-response.js";
+import { type NodeRequest, type NodeResponse, responseOf } from "./http-response.js";
 import { createHttp2Timeouts } from "./http2-timeouts.js";
 import {
   createAuthInterceptor,
@@ -235,7 +235,8 @@ export async function startGatewayServer(options: GatewayServerOptions): Promise
     contextValues: (req) =>
       createContextValues()
         .set(requestContextKey, requestOf(req))
-        .set(connectionKey, connectionOf(req as NodeRequest)),
+        .set(connectionKey, connectionOf(req as NodeRequest))
+        .set(nodeResponseKey, responseOf(req as NodeRequest)),
     // Aborted only when the grace period is over: aborting it earlier would cancel unary
     // calls that are allowed to finish. Streams are ended by the cutoff interceptor instead.
     shutdownSignal: hardStop.signal,

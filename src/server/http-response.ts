@@ -49,6 +49,19 @@ function bodyUnread(req: NodeRequest): boolean {
   return (length !== undefined && length !== "0") || req.headers["transfer-encoding"] !== undefined;
 }
 
+const responseTag = Symbol("coze-gateway.response");
+type Tagged = { [responseTag]?: NodeResponse };
+
+/** Ties `res` to `req`, for code that is handed the request alone (Connect's context values). */
+export function tieResponse(req: NodeRequest, res: NodeResponse): void {
+  (req as Tagged)[responseTag] = res;
+}
+
+/** The response {@link tieResponse} tied to `req`, if any. */
+export function responseOf(req: NodeRequest): NodeResponse | undefined {
+  return (req as Tagged)[responseTag];
+}
+
 /** The path of a request target without its query string. */
 export function requestPath(req: NodeRequest): string {
   const url = req.url ?? "/";

@@ -12,7 +12,13 @@ import {
 import type { CorsPolicy } from "./cors.js";
 import { type Door, doorFor, errorWriterOf, writeServerError } from "./doors.js";
 import type { HealthService } from "./health.js";
-import { type NodeRequest, type NodeResponse, requestPath, sendJson } from "./http-response.js";
+import {
+  type NodeRequest,
+  type NodeResponse,
+  requestPath,
+  sendJson,
+  tieResponse,
+} from "./http-response.js";
 import { shuttingDownMessage, unauthenticatedMessage } from "./interceptors.js";
 import { noteFailure, requestOf } from "./request-context.js";
 
@@ -227,6 +233,7 @@ export function createRequestHandler(
         routeDoor(req, res, door, path);
         return;
       }
+      tieResponse(req, res);
       // The adapter's response type is a structural subset of both Node response types.
       connect(req, res as Parameters<ConnectHandler>[1]);
     } catch (e) {
