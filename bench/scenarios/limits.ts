@@ -1,7 +1,8 @@
 // Issue 15's bench: the cost of per-key limits, side by side with the same build without them
 // (the gateways: limit-gateways.ts). Each repetition starts a fresh set of the three gateways,
-// warms each up, and measures each door on each gateway in one-second slices taken in turn
-// (ABC CBA ABC…), summed per gateway: one ratio per gateway and repetition.
+// warms each up (one long load, then a few of one slice), and measures each door on each gateway
+// in one-second slices taken in turn (ABC CBA ABC…), summed per gateway: one ratio per gateway and
+// repetition.
 import { alternate, type Bench, emulatorStats, type ProxyUnderTest } from "../lib/context.js";
 import type { LoadResult } from "../lib/drivers.js";
 import { cpuMs, sleep } from "../lib/proc.js";
@@ -12,6 +13,14 @@ import { connectLoad, restLoad, type UnaryRun } from "./unary.js";
 
 /** The length of one measured slice, in seconds. */
 const sliceSeconds = 1;
+
+/**
+ * Loads of one slice each gateway takes in turn after its warm-up, unmeasured. Each load opens
+ * new connections, and the first ones after a warm-up set V8 deoptimizing and optimizing again
+ * (in six such seconds after a 5-s warm-up: 45, 27, 9, 8, 3, 3 functions optimized, 30 deopts in
+ * the first): compiler work on the first measured slices, more in one process than another.
+ */
+const settleSlices = 4;
 
 /**
  * The Redis side of a scenario. Requests are counted as the Coze calls the emulator saw (one per
@@ -217,6 +226,9 @@ export async function limitScenarios(bench: Bench, g: LimitGateways): Promise<Li
       for (const door of doors) {
         for (const p of proxies) door.runs[p.name] ??= [];
         for (const p of proxies) await door.load(p, bench.warmupSeconds);
+        for (let s = 0; s < settleSlices; s++) {
+          for (const p of proxies) await door.load(p, sliceSeconds);
+        }
         // The measured seconds in one-second slices, each gateway in turn (ABC CBA ABC…): the
         // machine's own drift over a repetition then falls on all three alike.
         const gateways = proxies.map((proxy) => ({
