@@ -1,10 +1,10 @@
+export { slotTtlMs } from "./held-slots.js";
 export {
   createKeyLimiter,
   type KeyLimiter,
   type KeyLimiterOptions,
   type KeyUsage,
   type LimiterEvents,
-  slotTtlMs,
   type Verdict,
 } from "./key-limits.js";
 export { createLimitMetrics, type LimitMetrics } from "./limit-metrics.js";

@@ -5,7 +5,8 @@ import type { KeyLimitsConfig } from "../config/index.js";
 import { GatewayError, type LimitKind } from "../service/index.js";
 import { createMemoryStore } from "../state/memory-store.js";
 import { type Admission, StateError, type StateStore } from "../state/state-store.js";
-import { createKeyLimiter, type KeyLimiter, slotTtlMs, type Verdict } from "./key-limits.js";
+import { slotTtlMs } from "./held-slots.js";
+import { createKeyLimiter, type KeyLimiter, type Verdict } from "./key-limits.js";
 import { periodOf } from "./periods.js";
 
 /** 2025-01-31T23:00:00Z: an hour before both a day and a month end. */

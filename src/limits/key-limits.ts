@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import type { ApiKeyConfig, KeyLimitsConfig } from "../config/index.js";
 import type { Clock } from "../coze/clock.js";
 import { GatewayError, type LimitKind } from "../service/index.js";
@@ -10,11 +9,11 @@ import type {
   RateMode,
   RateOp,
   SlotGate,
-  SlotOp,
   StateOp,
   StateStore,
 } from "../state/index.js";
-import { createShares, type LimitPositions, type ShareOptions, slotAs } from "./key-shares.js";
+import { createHeldSlots } from "./held-slots.js";
+import { createShares, type LimitPositions, type ShareOptions } from "./key-shares.js";
 import { type Period, periodOf, type QuotaPeriod } from "./periods.js";
 import { judge, type Verdict } from "./verdict.js";
 
@@ -22,9 +21,6 @@ export type { Verdict } from "./verdict.js";
 
 const minuteMs = 60_000;
 const dayMs = 86_400_000;
-/** A stream's slot lives this long unless renewed: a replica that dies frees its slots by then. */
-export const slotTtlMs = 120_000;
-const renewEveryMs = slotTtlMs / 3;
 
 /** A key's usage in its quota period (or this UTC month without a quota), for billing. */
 export interface KeyUsage {
@@ -97,10 +93,6 @@ interface CounterNames {
   usage: string;
 }
 
-const heldSlot = Symbol("coze-gateway.heldSlot");
-const finished = Symbol("coze-gateway.finished");
-type Tagged = { [heldSlot]?: SlotOp | undefined; [finished]?: true };
-
 interface Plan {
   readonly name: string;
   readonly limits: KeyLimitsConfig | undefined;
@@ -121,11 +113,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       ]),
     );
   let plans = plansOf(options.keys);
-  // Slot holders are this process's own: random, so no caller-supplied id can collide.
-  const replica = randomBytes(6).toString("base64url");
-  let seq = 0;
-  const live = new Set<SlotOp>();
-  let renewing: AbortController | undefined;
+  const held = createHeldSlots(store, clock);
 
   // Each key's counter names, made once (every call and every finish names three to five).
   let named = new Map<string, CounterNames>();
@@ -171,14 +159,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     windowMs: minuteMs,
     cost,
   });
-  const slot = (key: string, max: number): SlotGate => ({
-    kind: "slots",
-    key: keyOf(key).streams,
-    mode: "acquire",
-    max,
-    holder: `${replica}:${seq++}`,
-    ttlMs: slotTtlMs,
-  });
+  const slot = (key: string, max: number): SlotGate => held.slot(keyOf(key).streams, max);
 
   /** See {@link ShareLimiter.checks}. */
   function checks(
@@ -250,7 +231,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       requestsOp,
       slot,
       usagePeriod,
-      hold,
+      hold: held.hold,
     });
 
   function admit(
@@ -268,15 +249,15 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     }
     const period = usagePeriod(l, now);
     let gates = gatesOf(plan, l, period, metered);
-    let held: SlotGate | undefined;
+    let stream: SlotGate | undefined;
     if (l.maxStreams && metered) {
-      held = slot(key, l.maxStreams);
+      stream = slot(key, l.maxStreams);
       gates = {
         requests: gates.requests,
         tokensPerMinute: gates.tokensPerMinute,
         tokensPerDay: gates.tokensPerDay,
         quota: gates.quota,
-        streams: held,
+        streams: stream,
       };
     } else if (
       // A balance read of a key whose only limit is its streams: nothing to ask the store.
@@ -289,7 +270,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     }
     const decide = (a: Admission): Verdict => {
       const verdict = judge(l, period, a, metered);
-      if (verdict.ok && held !== undefined) hold(request, held);
+      if (verdict.ok && stream !== undefined) held.hold(request, stream);
       if (!verdict.ok && verdict.error.limit) events?.refused?.(verdict.error.limit.kind);
       return verdict;
     };
@@ -316,47 +297,12 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     };
   }
 
-  function hold(request: object, slot: SlotOp): void {
-    const tagged = request as Tagged;
-    // The response closed while the store answered (the client went away): nobody will give
-    // the slot back, so it goes back now.
-    if (tagged[finished]) {
-      store.defer([slotAs(slot, "release")]);
-      return;
-    }
-    tagged[heldSlot] = slot;
-    live.add(slot);
-    if (renewing === undefined) void renewLoop();
-  }
-
-  /** Renews the slots of the streams open here, while there are any. */
-  async function renewLoop(): Promise<void> {
-    const stop = new AbortController();
-    renewing = stop;
-    try {
-      while (live.size > 0) {
-        await clock.sleep(renewEveryMs, stop.signal);
-        store.defer([...live].map((s) => slotAs(s, "renew")));
-      }
-    } catch {
-      // Stopped by close().
-    } finally {
-      if (renewing === stop) renewing = undefined;
-    }
-  }
-
   return {
     admit,
     finish(request, key, tokens) {
       const ops: StateOp[] = [];
-      const tagged = request as Tagged | undefined;
-      if (tagged !== undefined) tagged[finished] = true;
-      const slot = tagged?.[heldSlot];
-      if (tagged !== undefined && slot !== undefined) {
-        tagged[heldSlot] = undefined;
-        live.delete(slot);
-        ops.push(slotAs(slot, "release"));
-      }
+      const release = held.finish(request);
+      if (release !== undefined) ops.push(release);
       const plan = key === undefined ? undefined : plans.get(key);
       if (plan !== undefined && tokens > 0) {
         const cost = Math.round(tokens);
@@ -400,8 +346,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     },
     close() {
       shares?.clear();
-      renewing?.abort();
-      renewing = undefined;
+      held.close();
     },
   };
 }

@@ -131,7 +131,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       const op = ops[i] as StateOp;
       if (isWriteOnly(op)) found.push(apply(op, at));
       else if (op.kind === "rate") {
-        const step = rateStep(op, read(op.key, at) as RateState | undefined, at);
+        const step = stepOf(op, at);
         if (op.mode === "take") gated.push(i);
         if (!step.allowed) pass = false;
         found.push(step);
@@ -177,7 +177,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
    */
   function apply(op: StateOp, at: number): RateStep | number {
     if (op.kind === "rate") {
-      const step = rateStep(op, read(op.key, at) as RateState | undefined, at);
+      const step = stepOf(op, at);
       writeRate(op, step);
       return step;
     }
@@ -199,9 +199,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     write(op.key, slots, at + op.ttlMs);
   }
 
-  /** The steps of a rate gate, when there is one. */
-  function rateGate(op: RateOp | undefined, at: number): RateStep | undefined {
-    return op && rateStep(op, read(op.key, at) as RateState | undefined, at);
+  /** What rate operation `op` finds at `at`. */
+  function stepOf(op: RateOp, at: number): RateStep {
+    return rateStep(op, read(op.key, at) as RateState | undefined, at);
   }
 
   /**
@@ -211,9 +211,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
   function admit(gates: KeyGates): Admission {
     const at = Math.floor(now());
     const { requests, tokensPerMinute, tokensPerDay, quota, streams } = gates;
-    const rq = rateGate(requests, at);
-    const tpm = rateGate(tokensPerMinute, at);
-    const tpd = rateGate(tokensPerDay, at);
+    const rq = requests && stepOf(requests, at);
+    const tpm = tokensPerMinute && stepOf(tokensPerMinute, at);
+    const tpd = tokensPerDay && stepOf(tokensPerDay, at);
     const used = quota && ((read(quota.key, at) as number | undefined) ?? 0);
     const slots = streams && liveSlots(streams, at);
     const held = slots === undefined ? 0 : slots.holders.size;

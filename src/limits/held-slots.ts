@@ -1,0 +1,90 @@
+import { randomBytes } from "node:crypto";
+import type { Clock } from "../coze/clock.js";
+import type { SlotGate, SlotOp, StateStore } from "../state/index.js";
+import { slotAs } from "./key-shares.js";
+
+/** A stream's slot lives this long unless renewed: a replica that dies frees its slots by then. */
+export const slotTtlMs = 120_000;
+const renewEveryMs = slotTtlMs / 3;
+
+const heldSlot = Symbol("coze-gateway.heldSlot");
+const finished = Symbol("coze-gateway.finished");
+type Tagged = { [heldSlot]?: SlotOp | undefined; [finished]?: true };
+
+/**
+ * The stream slots this replica holds for its calls: each call's request (an object the caller
+ * passes, the request's context) is tagged with its slot until it finished, and the slots held
+ * are renewed while any are, so that those of a replica that died expire by themselves.
+ */
+export interface HeldSlots {
+  /** A new slot of the counter `key`, held by this replica, acquired while fewer than `max` are held. */
+  slot(key: string, max: number): SlotGate;
+  /** Hands `slot` to `request` until it finished; given back at once if it already has. */
+  hold(request: object, slot: SlotOp): void;
+  /** Marks `request` finished: the release of the slot it held, if it held one. */
+  finish(request: object | undefined): SlotOp | undefined;
+  /** Stops renewing. */
+  close(): void;
+}
+
+/** The held slots of one replica, on `store`. */
+export function createHeldSlots(store: StateStore, clock: Clock): HeldSlots {
+  // Slot holders are this process's own: random, so no caller-supplied id can collide.
+  const replica = randomBytes(6).toString("base64url");
+  let seq = 0;
+  const live = new Set<SlotOp>();
+  let renewing: AbortController | undefined;
+
+  /** Renews the slots of the streams open here, while there are any. */
+  async function renewLoop(): Promise<void> {
+    const stop = new AbortController();
+    renewing = stop;
+    try {
+      while (live.size > 0) {
+        await clock.sleep(renewEveryMs, stop.signal);
+        store.defer([...live].map((s) => slotAs(s, "renew")));
+      }
+    } catch {
+      // Stopped by close().
+    } finally {
+      if (renewing === stop) renewing = undefined;
+    }
+  }
+
+  return {
+    slot: (key, max) => ({
+      kind: "slots",
+      key,
+      mode: "acquire",
+      max,
+      holder: `${replica}:${seq++}`,
+      ttlMs: slotTtlMs,
+    }),
+    hold(request, slot) {
+      const tagged = request as Tagged;
+      // The response closed while the store answered (the client went away): nobody will give
+      // the slot back, so it goes back now.
+      if (tagged[finished]) {
+        store.defer([slotAs(slot, "release")]);
+        return;
+      }
+      tagged[heldSlot] = slot;
+      live.add(slot);
+      if (renewing === undefined) void renewLoop();
+    },
+    finish(request) {
+      if (request === undefined) return undefined;
+      const tagged = request as Tagged;
+      tagged[finished] = true;
+      const slot = tagged[heldSlot];
+      if (slot === undefined) return undefined;
+      tagged[heldSlot] = undefined;
+      live.delete(slot);
+      return slotAs(slot, "release");
+    },
+    close() {
+      renewing?.abort();
+      renewing = undefined;
+    },
+  };
+}
