@@ -3,6 +3,7 @@ import { type KeyLimiter, retryAfterSeconds, type Verdict } from "../limits/inde
 import { type GatewayError, toConnectError } from "../service/index.js";
 import { callerKey } from "./caller.js";
 import type { Refusal, RefusalCode } from "./doors.js";
+import { addHeaders } from "./gateway-response.js";
 import type { NodeResponse } from "./http-response.js";
 import { requestContextKey } from "./request-context.js";
 
@@ -36,7 +37,7 @@ export function createKeyLimitsInterceptor(limiter: KeyLimiter): Interceptor {
     const proceed = (v: Verdict) => {
       if (!v.ok) return Promise.reject(toConnectError(v.error));
       const res = req.contextValues.get(nodeResponseKey);
-      if (res !== undefined && !res.headersSent) setLimitHeaders(res, v.headers);
+      if (res !== undefined && !res.headersSent) addHeaders(res, v.headers);
       return next(req);
     };
     return verdict instanceof Promise ? verdict.then(proceed) : proceed(verdict);
@@ -61,9 +62,4 @@ export function limitRefusal(err: GatewayError): Refusal {
     message: err.message,
     headers: { ...err.limit?.headers, "retry-after": retryAfterSeconds(err.retryAfterMs ?? 1000) },
   };
-}
-
-/** Puts a limited key's figures on a REST response before its handler writes it. */
-export function setLimitHeaders(res: NodeResponse, headers: Readonly<Record<string, string>>) {
-  for (const name in headers) res.setHeader(name, headers[name] as string);
 }

@@ -1,5 +1,6 @@
 import { cors as connectCors } from "@connectrpc/connect";
 import { writeServerError } from "./doors.js";
+import { addHeader } from "./gateway-response.js";
 import type { NodeRequest, NodeResponse } from "./http-response.js";
 
 /** Options of {@link createCorsPolicy}. */
@@ -75,7 +76,7 @@ export function createCorsPolicy(options: CorsPolicyOptions): CorsPolicy {
       const requested = req.headers["access-control-request-headers"];
       const preflight =
         req.method === "OPTIONS" && req.headers["access-control-request-method"] !== undefined;
-      res.setHeader("vary", req.method === "OPTIONS" ? preflightVary : "Origin");
+      addHeader(res, "vary", req.method === "OPTIONS" ? preflightVary : "Origin");
       if (typeof origin !== "string") return false;
       if (!allowed(origin)) {
         if (!preflight) return false;

@@ -8,6 +8,7 @@ import type { AddressInfo, Server, Socket } from "node:net";
 import { createCleartextListener } from "./cleartext-listener.js";
 import { type ConnectionLimits, deadlineCheckIntervalMs } from "./connection-limits.js";
 import type { ConnectionPhase } from "./connection-tracker.js";
+import { GatewayResponse } from "./gateway-response.js";
 import type { NodeRequest, NodeResponse } from "./http-response.js";
 
 /** Largest request header block accepted (HTTP/1.1: 431; HTTP/2: the stream is refused). */
@@ -58,6 +59,7 @@ export function createGatewayListener(options: GatewayListenerOptions): GatewayL
   };
   if (options.tls) {
     const secure = createSecureServer({
+      Http1ServerResponse: GatewayResponse,
       cert: options.tls.cert,
       key: options.tls.key,
       allowHTTP1: true,
@@ -78,7 +80,7 @@ export function createGatewayListener(options: GatewayListenerOptions): GatewayL
     return { server: secure, dispose: () => {} };
   }
   const h1: Http1Server = createHttp1Server(
-    { maxHeaderSize: maxHeaderBytes, ...http1Timeouts(limits) },
+    { ServerResponse: GatewayResponse, maxHeaderSize: maxHeaderBytes, ...http1Timeouts(limits) },
     onRequest,
   );
   const h2 = createHttp2Server({ settings }, onRequest);

@@ -7,6 +7,7 @@ import type {
   Tracing,
 } from "../observability/index.js";
 import { type Door, doorFor } from "./doors.js";
+import { addHeader } from "./gateway-response.js";
 import type { NodeRequest, NodeResponse } from "./http-response.js";
 import { requestPath } from "./http-response.js";
 import {
@@ -216,7 +217,7 @@ export function observeRequests(
       ctx.traceId = trace.traceId;
       ctx.tracer = trace;
     }
-    res.setHeader(requestIdHeader, ctx.id);
+    addHeader(res, requestIdHeader, ctx.id);
     const started = performance.now();
     res.once("close", () => {
       closed();

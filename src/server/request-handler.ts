@@ -2,7 +2,7 @@ import type { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { KeyLimiter, Verdict } from "../limits/index.js";
 import type { LogFn } from "../observability/index.js";
 import { parseBearerToken } from "./bearer.js";
-import { limitRefusal, setLimitHeaders } from "./caller-limits.js";
+import { limitRefusal } from "./caller-limits.js";
 import { type CallerLookup, connectionOf } from "./caller-lookup.js";
 import {
   type CallerStreamLimit,
@@ -11,6 +11,7 @@ import {
 } from "./caller-streams.js";
 import type { CorsPolicy } from "./cors.js";
 import { type Door, doorFor, errorWriterOf, writeServerError } from "./doors.js";
+import { addHeaders } from "./gateway-response.js";
 import type { HealthService } from "./health.js";
 import {
   type NodeRequest,
@@ -114,7 +115,7 @@ export function createDoorRoutes(
         refuse(res, limitRefusal(v.error));
         return true;
       }
-      setLimitHeaders(res, v.headers);
+      addHeaders(res, v.headers);
       return door.handle(req, res, { caller, shutdown, hardStop });
     };
     return verdict instanceof Promise ? verdict.then(proceed) : proceed(verdict);
