@@ -1,3 +1,5 @@
+import type { IncomingHttpHeaders } from "node:http";
+import { connect as http2Connect } from "node:http2";
 import OpenAI, { RateLimitError } from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { StateConfig } from "../src/config/index.js";
@@ -12,6 +14,7 @@ import {
   testKey,
 } from "./support/limited-gateways.js";
 import { createManualClock } from "./support/manual-clock.js";
+import { rawConnect, within } from "./support/raw-http.js";
 import {
   haveRedis,
   type RedisServer,
@@ -193,6 +196,80 @@ describe("REST limits", () => {
     ]);
     expect(limited.headers?.get("retry-after")).toBe("20");
     expect(limited.message).toContain("3 requests per minute for this API key; try again in 20s");
+  });
+
+  it("send the figures, the request id and the body's length once, over HTTP/1.1 and HTTP/2 alike", async () => {
+    replicas = await startReplicas({
+      count: 1,
+      keys: [testKey("wire", { requestsPerMinute: 5 })],
+      limitsClock: createManualClock(beforeMidnight()),
+    });
+    const [url = ""] = replicas.urls;
+    const key = replicas.key("wire");
+    const body = JSON.stringify({
+      model: "coze-echo",
+      messages: [{ role: "user", content: "hi" }],
+    });
+    // HTTP/1.1 below the clients: every header line as it went out.
+    const conn = await rawConnect(Number(new URL(url).port));
+    conn.socket.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${key}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${body.length}\r\n` +
+        `x-request-id: wire-h1\r\nconnection: close\r\n\r\n${body}`,
+    );
+    await within(conn.closed, 10_000, "the HTTP/1.1 answer");
+    const [head = "", answer = ""] = conn.received().toString("utf8").split("\r\n\r\n");
+    const [status, ...lines] = head.toLowerCase().split("\r\n");
+    expect(status).toBe("http/1.1 200 ok");
+    const names = lines.map((l) => l.slice(0, l.indexOf(":")));
+    expect(names.filter((n, i) => names.indexOf(n) !== i)).toEqual([]);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        "x-request-id: wire-h1",
+        "x-ratelimit-limit-requests: 5",
+        "x-ratelimit-remaining-requests: 4",
+        "content-type: application/json; charset=utf-8",
+        `content-length: ${Buffer.byteLength(answer)}`,
+      ]),
+    );
+    expect(JSON.parse(answer)).toMatchObject({ object: "chat.completion" });
+
+    const session = http2Connect(url);
+    try {
+      const [headers, text] = await within(
+        new Promise<[IncomingHttpHeaders, string]>((resolve, reject) => {
+          const stream = session.request({
+            ":method": "POST",
+            ":path": "/v1/chat/completions",
+            authorization: `Bearer ${key}`,
+            "content-type": "application/json",
+            "x-request-id": "wire-h2",
+          });
+          let got: IncomingHttpHeaders = {};
+          const chunks: Buffer[] = [];
+          stream.on("response", (h) => {
+            got = h;
+          });
+          stream.on("data", (c: Buffer) => chunks.push(c));
+          stream.on("end", () => resolve([got, Buffer.concat(chunks).toString("utf8")]));
+          stream.on("error", reject);
+          stream.end(body);
+        }),
+        10_000,
+        "the HTTP/2 answer",
+      );
+      expect(headers).toMatchObject({
+        ":status": 200,
+        "x-request-id": "wire-h2",
+        "x-ratelimit-limit-requests": "5",
+        "x-ratelimit-remaining-requests": "3",
+        "content-type": "application/json; charset=utf-8",
+        "content-length": String(Buffer.byteLength(text)),
+      });
+      expect(JSON.parse(text)).toMatchObject({ object: "chat.completion" });
+    } finally {
+      session.close();
+    }
   });
 
   it("refuses the next call once Coze's reported tokens pass tokens_per_minute", async () => {
