@@ -1,4 +1,3 @@
-import type { IncomingHttpHeaders } from "node:http";
 import { connect as http2Connect } from "node:http2";
 import OpenAI, { RateLimitError } from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -14,7 +13,7 @@ import {
   testKey,
 } from "./support/limited-gateways.js";
 import { createManualClock } from "./support/manual-clock.js";
-import { rawConnect, within } from "./support/raw-http.js";
+import { h2Request, rawConnect, within } from "./support/raw-http.js";
 import {
   haveRedis,
   type RedisServer,
@@ -236,25 +235,18 @@ describe("REST limits", () => {
 
     const session = http2Connect(url);
     try {
-      const [headers, text] = await within(
-        new Promise<[IncomingHttpHeaders, string]>((resolve, reject) => {
-          const stream = session.request({
+      const { headers, body: text } = await within(
+        h2Request(
+          session,
+          {
             ":method": "POST",
             ":path": "/v1/chat/completions",
             authorization: `Bearer ${key}`,
             "content-type": "application/json",
             "x-request-id": "wire-h2",
-          });
-          let got: IncomingHttpHeaders = {};
-          const chunks: Buffer[] = [];
-          stream.on("response", (h) => {
-            got = h;
-          });
-          stream.on("data", (c: Buffer) => chunks.push(c));
-          stream.on("end", () => resolve([got, Buffer.concat(chunks).toString("utf8")]));
-          stream.on("error", reject);
-          stream.end(body);
-        }),
+          },
+          body,
+        ),
         10_000,
         "the HTTP/2 answer",
       );

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect as connectHttp2, createServer as createHttp2Server } from "node:http2";
 import { afterEach, describe, expect, it } from "vitest";
 import { createTestCertificate } from "../../test/support/certificates.js";
-import { rawConnect, within } from "../../test/support/raw-http.js";
+import { h2Request, rawConnect, within } from "../../test/support/raw-http.js";
 import { addHeader, GatewayResponse } from "./gateway-response.js";
 import type { NodeResponse } from "./http-response.js";
 import { createGatewayListener, listenOn } from "./listeners.js";
@@ -119,13 +119,8 @@ describe("GatewayResponse", () => {
     try {
       const port = await listenOn(h2, "127.0.0.1", 0);
       const client = connectHttp2(`http://127.0.0.1:${port}`);
-      const headers = await within(
-        new Promise<Record<string, unknown>>((resolve, reject) => {
-          const stream = client.request({ ":path": "/" });
-          stream.on("response", (h) => resolve(h));
-          stream.on("error", reject);
-          stream.resume();
-        }),
+      const { headers } = await within(
+        h2Request(client, { ":path": "/" }),
         5000,
         "the HTTP/2 response",
       );

@@ -1,4 +1,5 @@
 import { type IncomingHttpHeaders, request } from "node:http";
+import type { ClientHttp2Session, OutgoingHttpHeaders } from "node:http2";
 import { connect, type Socket } from "node:net";
 import { connect as connectTls } from "node:tls";
 
@@ -195,5 +196,34 @@ export function rawRequest(
     );
     req.on("error", reject);
     req.end(init.body);
+  });
+}
+
+/** An HTTP/2 response: its headers (`:status` among them) and its body as text. */
+export interface H2Response {
+  headers: IncomingHttpHeaders & { ":status"?: number };
+  body: string;
+}
+
+/**
+ * Sends one request on `session` (a stream of an HTTP/2 connection) with `headers` and `body`;
+ * resolves once the response ended, rejects on a stream error. Bound it with {@link within}.
+ */
+export function h2Request(
+  session: ClientHttp2Session,
+  headers: OutgoingHttpHeaders,
+  body?: string | Buffer,
+): Promise<H2Response> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request(headers);
+    let got: H2Response["headers"] = {};
+    const chunks: Buffer[] = [];
+    stream.on("response", (h) => {
+      got = h;
+    });
+    stream.on("data", (chunk: Buffer) => chunks.push(chunk));
+    stream.on("end", () => resolve({ headers: got, body: Buffer.concat(chunks).toString("utf8") }));
+    stream.on("error", reject);
+    stream.end(body);
   });
 }
