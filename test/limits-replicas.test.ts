@@ -201,6 +201,51 @@ describe.skipIf(!haveRedis)(`replicas on one Redis${redisSkipReason}`, () => {
     }
   });
 
+  it("keep a busy key's stream slots between its calls: 40 calls take 32 slots, given back once idle", async () => {
+    const clock = clockAhead();
+    const st = state();
+    replicas = await startReplicas({
+      count: 1,
+      keys: [testKey("busy", { requestsPerMinute: 6400, maxStreams: 1024 })],
+      state: st,
+      limitsClock: clock,
+    });
+    await replicas.ready("redis");
+    const [url = ""] = replicas.urls;
+    const key = replicas.key("busy");
+    const slots = `${st.prefix}st:busy`;
+    const commands = await monitorCommands(redis);
+    try {
+      for (let i = 0; i < 40; i++) {
+        const res = await chat(url, key);
+        expect(res.status).toBe(200);
+        await res.body?.cancel();
+      }
+      await commands.settle();
+      // The same 4 round trips as without streams. Calls 1 and 2 took a slot each; the shares of
+      // 4, 8, 16 and 32 took the slots they lacked (4, 4, 8, 16): every later call took one and
+      // gave it back to the share, nothing to Redis. (Without kept slots: 62 taken, one per call
+      // given back.)
+      expect(commands.count("evalsha")).toBe(4);
+      expect(commands.scripted(slots, "zadd")).toBe(2 + 32);
+      // Call 1's and call 2's, riding along with the next round trips.
+      expect(commands.scripted(slots, "zrem")).toBe(2);
+      expect(await redis.client().zcard(slots)).toBe(32);
+      // Idle: flush_ms later the last calls' usage goes out, and the share expires; its 32 slots
+      // go back in the round trip after.
+      for (let i = 0; i < 100 && (await redis.client().zcard(slots)) > 0; i++) {
+        await clock.advance(50);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(await redis.client().zcard(slots)).toBe(0);
+      await commands.settle();
+      expect(commands.scripted(slots, "zrem")).toBe(2 + 32);
+      expect(commands.count("evalsha")).toBe(6);
+    } finally {
+      commands.close();
+    }
+  });
+
   it("keep serving while Redis is down (fail open), say so, and count again once it is back", async () => {
     replicas = await startReplicas({
       count: 1,

@@ -12,17 +12,25 @@ const finished = Symbol("coze-gateway.finished");
 type Tagged = { [heldSlot]?: SlotOp | undefined; [finished]?: true };
 
 /**
- * The stream slots this replica holds for its calls: each call's request (an object the caller
- * passes, the request's context) is tagged with its slot until it finished, and the slots held
- * are renewed while any are, so that those of a replica that died expire by themselves.
+ * The stream slots this replica holds: those of its calls (each call's request, an object the
+ * caller passes, the request's context, is tagged with its slot until it finished) and those its
+ * shares keep for the next calls. Every slot held is renewed while any is, so that those of a
+ * replica that died expire by themselves.
  */
 export interface HeldSlots {
   /** A new slot of the counter `key`, held by this replica, acquired while fewer than `max` are held. */
   slot(key: string, max: number): SlotGate;
+  /** Counts `slots`, acquired for no call yet (a share's), as held here: renewed until released. */
+  keep(slots: readonly SlotOp[]): void;
   /** Hands `slot` to `request` until it finished; given back at once if it already has. */
   hold(request: object, slot: SlotOp): void;
-  /** Marks `request` finished: the release of the slot it held, if it held one. */
+  /**
+   * Marks `request` finished: the slot it held, if it held one, still held here until
+   * {@link release}d (a share may keep it for the next call).
+   */
   finish(request: object | undefined): SlotOp | undefined;
+  /** No longer held here: the operation that gives `slot` back to the store. */
+  release(slot: SlotOp): SlotOp;
   /** Stops renewing. */
   close(): void;
 }
@@ -35,7 +43,7 @@ export function createHeldSlots(store: StateStore, clock: Clock): HeldSlots {
   const live = new Set<SlotOp>();
   let renewing: AbortController | undefined;
 
-  /** Renews the slots of the streams open here, while there are any. */
+  /** Renews the slots held here, while there are any. */
   async function renewLoop(): Promise<void> {
     const stop = new AbortController();
     renewing = stop;
@@ -51,6 +59,16 @@ export function createHeldSlots(store: StateStore, clock: Clock): HeldSlots {
     }
   }
 
+  function keep(slot: SlotOp): void {
+    live.add(slot);
+    if (renewing === undefined) void renewLoop();
+  }
+
+  function release(slot: SlotOp): SlotOp {
+    live.delete(slot);
+    return slotAs(slot, "release");
+  }
+
   return {
     slot: (key, max) => ({
       kind: "slots",
@@ -60,17 +78,19 @@ export function createHeldSlots(store: StateStore, clock: Clock): HeldSlots {
       holder: `${replica}:${seq++}`,
       ttlMs: slotTtlMs,
     }),
+    keep(slots) {
+      for (const slot of slots) keep(slot);
+    },
     hold(request, slot) {
       const tagged = request as Tagged;
       // The response closed while the store answered (the client went away): nobody will give
       // the slot back, so it goes back now.
       if (tagged[finished]) {
-        store.defer([slotAs(slot, "release")]);
+        store.defer([release(slot)]);
         return;
       }
       tagged[heldSlot] = slot;
-      live.add(slot);
-      if (renewing === undefined) void renewLoop();
+      keep(slot);
     },
     finish(request) {
       if (request === undefined) return undefined;
@@ -79,9 +99,9 @@ export function createHeldSlots(store: StateStore, clock: Clock): HeldSlots {
       const slot = tagged[heldSlot];
       if (slot === undefined) return undefined;
       tagged[heldSlot] = undefined;
-      live.delete(slot);
-      return slotAs(slot, "release");
+      return slot;
     },
+    release,
     close() {
       renewing?.abort();
       renewing = undefined;

@@ -232,6 +232,8 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
       slot,
       usagePeriod,
       hold: held.hold,
+      keep: held.keep,
+      release: held.release,
     });
 
   function admit(
@@ -301,8 +303,11 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     admit,
     finish(request, key, tokens) {
       const ops: StateOp[] = [];
-      const release = held.finish(request);
-      if (release !== undefined) ops.push(release);
+      const slot = held.finish(request);
+      // A share of the key's kept here takes its slot for the next call; else it goes back.
+      if (slot !== undefined && !(key !== undefined && shares?.giveBack(key, slot))) {
+        ops.push(held.release(slot));
+      }
       const plan = key === undefined ? undefined : plans.get(key);
       if (plan !== undefined && tokens > 0) {
         const cost = Math.round(tokens);

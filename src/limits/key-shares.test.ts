@@ -246,14 +246,77 @@ describe("a replica's shares of a key's limits", () => {
       open.push(request);
     }
     // 64 streams allow shares of 2: calls 1 and 2 asked the store, 3 and 4 came from the share,
-    // topped up by 2 more at the last.
+    // topped up by 2 more requests at the last. Its two slots are with calls 3 and 4, which
+    // give them back: the top-up took one slot only, which checks that half the streams are free.
     expect(store.batches).toHaveLength(4);
+    expect(store.batches.map((b) => b.filter((op) => op.kind === "slots").length)).toEqual([
+      1, 1, 2, 1,
+    ]);
     const held = () => streams(store);
-    expect(held()).toBe(6);
+    expect(held()).toBe(5);
+    // The first two finished calls' slots stay with the share (two at most); the others go back.
     for (const request of open) limiter.finish(request, "alice", 0);
     expect(held()).toBe(2);
     await clock.advance(ttlMs);
     expect(held()).toBe(0);
+  });
+
+  it("keeps a busy key's stream slots for its next calls: 200 calls one at a time take 1 per top-up once the share is grown", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const limiter = replica({ maxStreams: 1024 }, store, clock);
+    for (let i = 0; i < 200; i++) {
+      const request = {};
+      expect((await call(limiter, request)).ok).toBe(true);
+      limiter.finish(request, "alice", 0);
+      await clock.advance(1);
+    }
+    const slotOps = (ops: readonly StateOp[], mode: string) =>
+      ops.filter((op) => op.kind === "slots" && op.mode === mode).length;
+    // Calls 1 and 2 asked the store, a slot each, and gave it back. The shares of 4, 8 and 16
+    // requests took the slots they lacked (4, 4, 8): every later call took one of them and gave
+    // it back to the share. Each top-up of 16 (every 12 calls) took one, a share's check that
+    // half the streams are free, one too many, given back by the next call.
+    const acquired = store.batches.map((b) => slotOps(b, "acquire"));
+    expect(acquired.slice(0, 5)).toEqual([1, 1, 4, 4, 8]);
+    const topUps = acquired.slice(5);
+    expect(topUps.length).toBe(11);
+    expect(topUps.every((n) => n === 1)).toBe(true);
+    // Once the share is grown, 1 slot taken from the store and 1 given back per 12 calls (without
+    // kept slots, each call took one and gave one back).
+    expect(slotOps(store.deferred, "release")).toBe(2 + 11);
+    expect(streams(store)).toBe(16);
+    // Idle, the share expires and gives its slots back.
+    await clock.advance(ttlMs);
+    expect(streams(store)).toBe(0);
+  });
+
+  it("renews the slots a share keeps: they outlive a slot's lifetime while the key is busy", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const limiter = replica({ maxStreams: 1024 }, store, clock, 4);
+    // A call every 10 ms for 150 s, each finished before the next: the shares of 4 are topped up
+    // before they lasted 50 ms. Each top-up takes one slot, handed to the next call and given
+    // back after it; three of the four the first share took stay with the shares that follow.
+    const first: string[] = [];
+    for (let t = 0; t < 150_000; t += 10) {
+      const request = {};
+      expect((await call(limiter, request)).ok).toBe(true);
+      limiter.finish(request, "alice", 0);
+      if (first.length === 0 && store.batches.length === 3) {
+        for (const op of store.batches[2] ?? []) if (op.kind === "slots") first.push(op.holder);
+      }
+      await clock.advance(10);
+    }
+    expect(first).toHaveLength(4);
+    // Held for 150 s, past the 120 s a slot lives unless renewed (at 40, 80 and 120 s): the
+    // store still counts four, and three of the first were renewed three times each.
+    expect(streams(store)).toBe(4);
+    const renewals = (holder: string) =>
+      store.deferred.filter(
+        (op) => op.kind === "slots" && op.mode === "renew" && op.holder === holder,
+      ).length;
+    expect(first.map(renewals)).toEqual([3, 3, 3, 0]);
   });
 
   it("takes no share of streams unless half of them stay free after it", async () => {

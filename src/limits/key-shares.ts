@@ -12,7 +12,9 @@ import { tokenFigure, type Verdict } from "./verdict.js";
  * next calls here without asking the store, until the share is used up or `ttlMs` passed. What a
  * share leaves unused goes back to the store. A share never holds more than 1/32 of the key's
  * requests per minute or streams, so keys with small limits never take one and are counted call
- * by call.
+ * by call. A stream slot a call took from a share comes back to the key's share when the call
+ * finished, for the next call: a busy key's slots stay held here instead of going to the store
+ * and back for every call.
  */
 export interface ShareOptions {
   /** The most requests one share holds. */
@@ -57,6 +59,10 @@ export interface ShareLimiter {
   usagePeriod(l: KeyLimitsConfig, now: number): Period;
   /** Hands `slot` to the call `request`: held until the call finished. */
   hold(request: object, slot: SlotOp): void;
+  /** Counts `slots`, taken ahead by a share, as held here (renewed until released). */
+  keep(slots: readonly SlotOp[]): void;
+  /** No longer held here: the operation that gives `slot` back to the store. */
+  release(slot: SlotOp): SlotOp;
 }
 
 /** A replica's shares, by key. */
@@ -67,6 +73,11 @@ export interface Shares {
   ask(key: string, l: KeyLimitsConfig, now: number): void;
   /** Counts tokens a finished call of `key` used against its share. */
   spent(key: string, tokens: number): void;
+  /**
+   * Keeps the stream slot of a finished call of `key` in the key's share, for its next call:
+   * false when there is none to keep it (or it has slots enough), and the slot goes back.
+   */
+  giveBack(key: string, slot: SlotOp): boolean;
   /** Gives every share back and forgets what they learned of each key. */
   clear(): void;
 }
@@ -78,14 +89,16 @@ export interface Shares {
  */
 export function createShares(options: ShareOptions, limiter: ShareLimiter): Shares {
   const { maxUnits, ttlMs } = options;
-  const { store, clock, checks, usagePeriod, hold } = limiter;
+  const { store, clock, checks, usagePeriod, hold, keep, release } = limiter;
   interface Share {
     readonly key: string;
     readonly limits: KeyLimitsConfig;
     /** Requests left to admit here. */
     units: number;
-    /** Stream slots taken ahead and not handed out. */
+    /** Stream slots held here for the next calls: taken ahead, or given back by finished calls. */
     readonly slots: SlotOp[];
+    /** Slots this share (or the one it followed) handed out whose calls have not finished. */
+    lent: number;
     /** Tokens this replica may see used before the share no longer holds. */
     readonly margin: number;
     /** The key's tokens used here (`spent`) when the share was asked for. */
@@ -118,7 +131,7 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
     share.done = true;
     if (held.get(share.key) === share) held.delete(share.key);
     share.timer.abort();
-    const back: StateOp[] = share.slots.map((slot) => slotAs(slot, "release"));
+    const back: StateOp[] = share.slots.map(release);
     const rpm = share.limits.requestsPerMinute;
     if (rpm && share.units > 0) {
       back.push(limiter.requestsOp(share.key, rpm, "add", -share.units));
@@ -149,8 +162,16 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
     );
     const slots: SlotOp[] = [];
     if (l.maxStreams) {
-      // Acquired against half the limit: they pass while half the streams stay free after.
-      for (let i = 0; i < units; i++) {
+      // Taken against half the limit: they pass while half the streams stay free after. A
+      // share still held here has slots (kept, or lent to calls that give them back): only
+      // the missing ones are taken, and at least one, so that a top-up too passes only while
+      // half the streams are free.
+      const earlier = held.get(key);
+      const have =
+        earlier === undefined || earlier.done || earlier.limits !== l
+          ? 0
+          : earlier.slots.length + earlier.lent;
+      for (let i = Math.min(have, units - 1); i < units; i++) {
         slots.push(limiter.slot(key, Math.floor(l.maxStreams / 2)));
       }
       ops.push(...slots);
@@ -162,6 +183,7 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
         notBefore.set(key, now + ttlMs);
         return;
       }
+      keep(slots);
       const r = (name: keyof typeof at) => (at[name] === undefined ? undefined : results[at[name]]);
       const take = at.rpm === undefined ? undefined : results[at.rpm + 1];
       // Tokens this replica may see used while every token limit keeps half.
@@ -178,11 +200,15 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
       // A share still held here (the limits unchanged) goes on in this one.
       const earlier = held.get(key);
       let left = 0;
+      let lent = 0;
       if (earlier !== undefined && earlier.limits === l && !earlier.done) {
         earlier.done = true;
         earlier.timer.abort();
         left = earlier.units;
-        slots.push(...earlier.slots);
+        lent = earlier.lent;
+        // Under the new ones: the slots handed out first are those taken last, so that the
+        // ones a share keeps stay the same while the key is busy.
+        slots.unshift(...earlier.slots);
       } else if (earlier !== undefined) retire(earlier);
       const timer = new AbortController();
       const share: Share = {
@@ -190,6 +216,7 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
         limits: l,
         units: units + left,
         slots,
+        lent,
         margin,
         spentBefore,
         until: now + ttlMs,
@@ -248,7 +275,10 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
       }
       share.units--;
       const slot = share.slots.pop();
-      if (slot !== undefined) hold(request, slot);
+      if (slot !== undefined) {
+        share.lent++;
+        hold(request, slot);
+      }
       if (share.units <= share.size / 4 && !asking.has(key) && !((notBefore.get(key) ?? 0) > now)) {
         sizes.set(key, sized(share.size * 2));
         const units = nextSize(key, l);
@@ -283,6 +313,15 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
     /** Counts tokens a finished call of `key` used against its share's margin. */
     spent(key: string, tokens: number): void {
       spent.set(key, (spent.get(key) ?? 0) + tokens);
+    },
+    giveBack(key: string, slot: SlotOp): boolean {
+      const share = held.get(key);
+      if (share === undefined || share.done || !share.limits.maxStreams) return false;
+      if (share.lent > 0) share.lent--;
+      // Never more than a share's worth kept: what other replicas may need stays in the store.
+      if (share.slots.length >= share.size) return false;
+      share.slots.push(slot);
+      return true;
     },
     /** Gives every share back. */
     clear(): void {

@@ -123,6 +123,11 @@ export interface CommandCounter {
   /** Commands named `name` (`evalsha`, `eval`, `get` …) seen so far. */
   count(name: string): number;
   /**
+   * Commands the scripts ran on keys named `key`, by name (`zadd`, `zrem` …; `zadd xx` for a
+   * ZADD that only updates).
+   */
+  scripted(key: string, name: string): number;
+  /**
    * Resolves once every command sent before the call has been counted: Redis reports commands
    * to MONITOR in the order it runs them, so a marker sent now arrives after all of them.
    */
@@ -136,11 +141,17 @@ export async function monitorCommands(server: RedisServer): Promise<CommandCount
   const monitor = await server.client().monitor();
   const marker = server.client();
   const counts = new Map<string, number>();
+  const scripted = new Map<string, number>();
   const waiting = new Map<string, () => void>();
   let seq = 0;
   monitor.on("monitor", (_time: string, args: string[], source: string) => {
     // Commands a Lua script runs are reported too, from source "lua".
-    if (source === "lua") return;
+    if (source === "lua") {
+      const name = (args[0] ?? "").toLowerCase();
+      const id = `${args[1]} ${name}${name === "zadd" && args[2] === "XX" ? " xx" : ""}`;
+      scripted.set(id, (scripted.get(id) ?? 0) + 1);
+      return;
+    }
     const name = (args[0] ?? "").toLowerCase();
     if (name === "echo" && waiting.has(args[1] ?? "")) {
       waiting.get(args[1] ?? "")?.();
@@ -150,6 +161,7 @@ export async function monitorCommands(server: RedisServer): Promise<CommandCount
   });
   return {
     count: (name) => counts.get(name) ?? 0,
+    scripted: (key, name) => scripted.get(`${key} ${name}`) ?? 0,
     async settle() {
       const id = `settle-${seq++}`;
       const seen = new Promise<void>((resolve) => waiting.set(id, resolve));
@@ -157,7 +169,10 @@ export async function monitorCommands(server: RedisServer): Promise<CommandCount
       await seen;
       waiting.delete(id);
     },
-    reset: () => counts.clear(),
+    reset() {
+      counts.clear();
+      scripted.clear();
+    },
     close() {
       monitor.disconnect();
       marker.disconnect();
