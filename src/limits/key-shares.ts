@@ -98,7 +98,7 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
     /** Stream slots held here for the next calls: taken ahead, or given back by finished calls. */
     readonly slots: SlotOp[];
     /** Slots this share (or the one it followed) handed out whose calls have not finished. */
-    lent: number;
+    readonly lent: Set<SlotOp>;
     /** Tokens this replica may see used before the share no longer holds. */
     readonly margin: number;
     /** The key's tokens used here (`spent`) when the share was asked for. */
@@ -170,7 +170,7 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
       const have =
         earlier === undefined || earlier.done || earlier.limits !== l
           ? 0
-          : earlier.slots.length + earlier.lent;
+          : earlier.slots.length + earlier.lent.size;
       for (let i = Math.min(have, units - 1); i < units; i++) {
         slots.push(limiter.slot(key, Math.floor(l.maxStreams / 2)));
       }
@@ -200,7 +200,7 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
       // A share still held here (the limits unchanged) goes on in this one.
       const earlier = held.get(key);
       let left = 0;
-      let lent = 0;
+      let lent = new Set<SlotOp>();
       if (earlier !== undefined && earlier.limits === l && !earlier.done) {
         earlier.done = true;
         earlier.timer.abort();
@@ -276,7 +276,7 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
       share.units--;
       const slot = share.slots.pop();
       if (slot !== undefined) {
-        share.lent++;
+        share.lent.add(slot);
         hold(request, slot);
       }
       if (share.units <= share.size / 4 && !asking.has(key) && !((notBefore.get(key) ?? 0) > now)) {
@@ -317,7 +317,7 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
     giveBack(key: string, slot: SlotOp): boolean {
       const share = held.get(key);
       if (share === undefined || share.done || !share.limits.maxStreams) return false;
-      if (share.lent > 0) share.lent--;
+      share.lent.delete(slot);
       // Never more than a share's worth kept: what other replicas may need stays in the store.
       if (share.slots.length >= share.size) return false;
       share.slots.push(slot);
