@@ -304,7 +304,8 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     finish(request, key, tokens) {
       const ops: StateOp[] = [];
       const slot = held.finish(request);
-      // A share of the key's kept here takes its slot for the next call; else it goes back.
+      // The key's share on this replica, if it has room, keeps the slot for the key's next
+      // call; else the slot goes back to the store.
       if (slot !== undefined && !(key !== undefined && shares?.giveBack(key, slot))) {
         ops.push(held.release(slot));
       }
