@@ -6,6 +6,8 @@ export interface ProxyUnderTest {
   name: string;
   url: string;
   process: NodeProcess;
+  /** The caller key its loads send, when not the bench's (a second key of the same process). */
+  key?: string;
   /**
    * Stops the process and starts a new one of the same build and config on the same port,
    * ready when it resolves (`--fresh` runs; the gateways only).

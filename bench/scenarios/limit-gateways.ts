@@ -2,7 +2,9 @@
 // the bench key's limits and where their counters live: none ("limits-off"), in memory, and on a
 // Redis server the bench starts itself. A fresh set per repetition: an A/A run showed one
 // process staying 10-15% cheaper or dearer than its twin for its whole life (how it was compiled
-// and laid out), which alternating runs of the same processes cannot cancel.
+// and laid out), which alternating runs of the same processes cannot cancel. So each gateway also
+// holds a second key that never has limits: the limited key's calls held against that key's in
+// the same process leave the process's own luck out of the ratio.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Bench, ProxyUnderTest } from "../lib/context.js";
@@ -19,12 +21,20 @@ export const benchKeyLimits = {
   quota: { tokens: 1_000_000_000_000, per: "month" },
 };
 
+/** The second caller key of every gateway in the scenario: never limited. */
+export const plainKey = "bench-plain-0123456789abcdef";
+
 /** One set of the three gateways, started together. */
 export interface LimitSet {
   off: ProxyUnderTest;
   memory: ProxyUnderTest;
   /** Absent when `redis-server` is not installed. */
   redis: ProxyUnderTest | undefined;
+  /**
+   * The memory and Redis gateways again, called with the key without limits (`plainKey`): the
+   * same processes, named `<name>-plain`.
+   */
+  plain: ProxyUnderTest[];
   /** Stops the set's processes. */
   stop(): Promise<void>;
 }
@@ -76,6 +86,7 @@ export async function startLimitGateways(options: {
     const config = structuredClone(base);
     config.server.port = port;
     if (limits && !aa) for (const k of config.api_keys) k.limits = benchKeyLimits;
+    config.api_keys.push({ name: "bench-plain", key: plainKey });
     if (state !== undefined && !aa) config.state = state;
     const file = join(options.dir, `gateway-${name}.json`);
     writeFileSync(file, JSON.stringify(config), { mode: 0o600 });
@@ -100,7 +111,10 @@ export async function startLimitGateways(options: {
           (await gateway("limits-redis", round, true, { store: "redis", url: redisServer.url }));
         if (redis) started.push(redis);
         for (const p of started) await waitForHttp(`${p.url}/healthz`);
-        return { off, memory, redis, stop };
+        const plain = started
+          .filter((p) => p !== off)
+          .map((p) => ({ ...p, name: `${p.name}-plain`, key: plainKey }));
+        return { off, memory, redis, plain, stop };
       } catch (err) {
         await stop();
         throw err;
@@ -112,19 +126,21 @@ export async function startLimitGateways(options: {
 
 /**
  * Checks that the limited gateways apply the limits: a REST chat through each answers 200, with
- * OpenAI's `x-ratelimit-limit-requests` from the limited ones only (a Redis store that failed
- * open would answer without it).
+ * OpenAI's `x-ratelimit-limit-requests` for the limited key only (a Redis store that failed open
+ * would answer without it), not for the gateway without limits nor for the key without limits.
  */
 export async function checkLimitsApply(bench: Bench, set: LimitSet): Promise<void> {
   for (const [proxy, limited] of [
     [set.off, false],
     [set.memory, true],
     [set.redis, true],
+    ...set.plain.map((p) => [p, false] as const),
   ] as const) {
     if (proxy === undefined) continue;
+    const key = proxy.key ?? bench.key;
     const res = await fetch(`${proxy.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${bench.key}` },
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
       body: restBody,
     });
     await res.arrayBuffer();

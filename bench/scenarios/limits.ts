@@ -2,7 +2,8 @@
 // (the gateways: limit-gateways.ts). Each repetition starts a fresh set of the three gateways,
 // warms each up (one long load, then a few of one slice), and measures each door on each gateway
 // in one-second slices taken in turn (ABC CBA ABC…), summed per gateway: one ratio per gateway and
-// repetition.
+// repetition. The limited gateways take slices of their key without limits too, so each limited
+// key is also held against a key without limits in its own process.
 import { alternate, type Bench, emulatorStats, type ProxyUnderTest } from "../lib/context.js";
 import type { LoadResult } from "../lib/drivers.js";
 import { cpuMs, sleep } from "../lib/proc.js";
@@ -50,8 +51,13 @@ export interface LimitsScenario {
   concurrency: number;
   /** The measured runs of each gateway, by name. */
   runs: Record<string, UnaryRun[]>;
-  /** CPU per request of each limited gateway over `limits-off`, per repetition. */
+  /** CPU per request of each gateway over `limits-off`, per repetition. */
   cpuRatio: Record<string, Spread>;
+  /**
+   * CPU per request of each limited gateway's limited key over its key without limits (its
+   * `-plain` runs), per repetition: the same process, so its own luck cancels.
+   */
+  sameProcessRatio?: Record<string, Spread>;
   /** Requests per second of each limited gateway over `limits-off`, per repetition. */
   throughputRatio: Record<string, Spread>;
   /** What the Redis server did for the `limits-redis` runs, when there were any. */
@@ -175,15 +181,13 @@ async function monitored(
 
 /** The door's scenario: its runs, and the ratios of each repetition's set. */
 function scenarioOf(door: Gathered, names: readonly string[]): LimitsScenario {
-  const off = door.runs["limits-off"] ?? [];
+  const over = (n: string, base: string, pick: (x: UnaryRun) => number) => {
+    const baseRuns = door.runs[base] ?? [];
+    return spread((door.runs[n] ?? []).map((x, i) => pick(x) / pick(baseRuns[i] as UnaryRun)));
+  };
   const ratios = (pick: (x: UnaryRun) => number) =>
     Object.fromEntries(
-      names
-        .filter((n) => n !== "limits-off")
-        .map((n) => {
-          const mine = door.runs[n] ?? [];
-          return [n, spread(mine.map((x, i) => pick(x) / pick(off[i] as UnaryRun)))];
-        }),
+      names.filter((n) => n !== "limits-off").map((n) => [n, over(n, "limits-off", pick)]),
     );
   const scenario: LimitsScenario = {
     name: door.name,
@@ -191,6 +195,11 @@ function scenarioOf(door: Gathered, names: readonly string[]): LimitsScenario {
     runs: door.runs,
     cpuRatio: ratios((x) => x.cpuMsPerRequest),
     throughputRatio: ratios((x) => x.rps),
+    sameProcessRatio: Object.fromEntries(
+      names
+        .filter((n) => names.includes(`${n}-plain`))
+        .map((n) => [n, over(n, `${n}-plain`, (x) => x.cpuMsPerRequest)]),
+    ),
   };
   const { onRedis, sent } = door;
   if (onRedis.length > 0 && sent) {
@@ -207,7 +216,8 @@ function scenarioOf(door: Gathered, names: readonly string[]): LimitsScenario {
 
 /**
  * REST non-stream chat (wrk, c=1 and 16) and Connect unary (h2load, one connection, 16 streams)
- * through the gateway without limits, with the bench key limited in memory, and on Redis.
+ * through the gateway without limits, with the bench key limited in memory, and on Redis; and
+ * through the limited gateways with their key without limits.
  */
 export async function limitScenarios(bench: Bench, g: LimitGateways): Promise<LimitsScenario[]> {
   if (g.aa) bench.log("  A/A: the three gateways run without limits, in memory");
@@ -221,13 +231,24 @@ export async function limitScenarios(bench: Bench, g: LimitGateways): Promise<Li
     const set: LimitSet = await g.startSet(rep + 1);
     try {
       if (rep === 0 && !g.aa) await checkLimitsApply(bench, set);
-      const proxies = [set.off, set.memory, ...(set.redis ? [set.redis] : [])];
+      // Each process's two keys sit at mirrored places (limited first and plain last, or
+      // second and second to last): the turns run back and forth (ABCDE EDCBA), so each key
+      // follows the same neighbours, and runs twice in a row at a turn, as often as its twin.
+      const proxies = [
+        set.memory,
+        ...(set.redis ? [set.redis] : []),
+        set.off,
+        ...[...set.plain].reverse(),
+      ];
       names = proxies.map((p) => p.name);
       for (const door of doors) {
         for (const p of proxies) door.runs[p.name] ??= [];
-        for (const p of proxies) await door.load(p, bench.warmupSeconds);
+        // The gateway without limits warms up twice, as the others do, one load per key: an
+        // A/A run read it 5 % dearer than them with one.
+        const warming = [...proxies, set.off];
+        for (const p of warming) await door.load(p, bench.warmupSeconds);
         for (let s = 0; s < settleSlices; s++) {
-          for (const p of proxies) await door.load(p, sliceSeconds);
+          for (const p of warming) await door.load(p, sliceSeconds);
         }
         // The measured seconds in one-second slices, each gateway in turn (ABC CBA ABC…): the
         // machine's own drift over a repetition then falls on all three alike.

@@ -204,7 +204,7 @@ export function restLoad(
   return (proxy, seconds) =>
     wrk({
       url: `${proxy.url}/v1/chat/completions`,
-      key: bench.key,
+      key: proxy.key ?? bench.key,
       body: restBody,
       connections: concurrency,
       seconds,
@@ -269,7 +269,7 @@ export function connectLoad(
       headers: {
         "content-type": "application/proto",
         "connect-protocol-version": "1",
-        authorization: `Bearer ${bench.key}`,
+        authorization: `Bearer ${proxy.key ?? bench.key}`,
       },
       body,
       clients,
