@@ -4,7 +4,8 @@
 // process staying 10-15% cheaper or dearer than its twin for its whole life (how it was compiled
 // and laid out), which alternating runs of the same processes cannot cancel. So each gateway also
 // holds a second key that never has limits: the limited key's calls held against that key's in
-// the same process leave the process's own luck out of the ratio.
+// the same process leave the luck of the process as a whole out of the ratio (not that of each
+// path through it: BENCHMARKS.md).
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Bench, ProxyUnderTest } from "../lib/context.js";
