@@ -291,6 +291,36 @@ describe("a replica's shares of a key's limits", () => {
     expect(streams(store)).toBe(0);
   });
 
+  it("counts only the slots it lent as out: a call admitted by the store that finishes does not make the next top-up take more", async () => {
+    const clock = createManualClock(start);
+    const store = counted(createMemoryStore({ now: clock.now }));
+    const limiter = replica({ maxStreams: 1024 }, store, clock);
+    const slotOps = (ops: readonly StateOp[]) =>
+      ops.filter((op) => op.kind === "slots" && op.mode === "acquire").length;
+    // Calls 1 and 2 ask the store, a slot each, and stay open; the second's round trip takes a
+    // share of 4 requests and 4 slots. Call 3 takes one of them and stays open too.
+    const open = [{}, {}, {}];
+    for (const request of open) {
+      expect((await call(limiter, request)).ok).toBe(true);
+      await clock.advance(1);
+    }
+    expect(store.batches.map(slotOps)).toEqual([1, 1, 4]);
+    // Calls 1 and 2 finish: their slots, the store's, were never the share's. The share keeps
+    // the first (it has room for one) and the second goes back; call 3's is still lent.
+    limiter.finish(open[0], "alice", 0);
+    limiter.finish(open[1], "alice", 0);
+    // Calls 4 and 5, one at a time, bring the share down to a quarter. At call 5 the share
+    // keeps 3 slots and has lent 2 (calls 3 and 5): the top-up of 8 takes the 3 it lacks.
+    // Counted as a number, calls 1 and 2 would have cancelled call 3's loan: 4.
+    for (let i = 0; i < 2; i++) {
+      const request = {};
+      expect((await call(limiter, request)).ok).toBe(true);
+      limiter.finish(request, "alice", 0);
+      await clock.advance(1);
+    }
+    expect(store.batches.map(slotOps)).toEqual([1, 1, 4, 3]);
+  });
+
   it("renews the slots a share keeps: they outlive a slot's lifetime while the key is busy", async () => {
     const clock = createManualClock(start);
     const store = counted(createMemoryStore({ now: clock.now }));
