@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import type { Clock } from "../coze/clock.js";
 import type { SlotGate, SlotOp, StateStore } from "../state/index.js";
 import { slotAs } from "./key-shares.js";
@@ -37,9 +36,6 @@ export interface HeldSlots {
 
 /** The held slots of one replica, on `store`. */
 export function createHeldSlots(store: StateStore, clock: Clock): HeldSlots {
-  // Slot holders are this process's own: random, so no caller-supplied id can collide.
-  const replica = randomBytes(6).toString("base64url");
-  let seq = 0;
   const live = new Set<SlotOp>();
   let renewing: AbortController | undefined;
 
@@ -75,7 +71,7 @@ export function createHeldSlots(store: StateStore, clock: Clock): HeldSlots {
       key,
       mode: "acquire",
       max,
-      holder: `${replica}:${seq++}`,
+      holder: store.holder(),
       ttlMs: slotTtlMs,
     }),
     keep(slots) {

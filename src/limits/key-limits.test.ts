@@ -193,7 +193,7 @@ describe("a key's limits", () => {
     expect((await call(limiter)).ok).toBe(false);
     limiter.finish(c, "alice", 0);
     limiter.finish(b, "alice", 0);
-    expect((await store.run([{ ...slotOp, mode: "acquire", holder: "x" }]))[0]?.used).toBe(1);
+    expect((await store.run([{ ...slotOp, mode: "acquire", holder: -1 }]))[0]?.used).toBe(1);
   });
 
   it("gives a slot back at once when the request ended before the store answered", async () => {
@@ -275,7 +275,7 @@ const slotOp = {
   key: "st:alice",
   mode: "acquire",
   max: 2,
-  holder: "x",
+  holder: -1,
   ttlMs: slotTtlMs,
 } as const;
 

@@ -59,7 +59,7 @@ const cost = (op: StateOp | undefined) =>
 /** Stream slots held on the store now (a renew of nobody's slot reads the count). */
 function streams(store: StateStore): number {
   const [r] = store.run([
-    { kind: "slots", key: "st:alice", mode: "renew", max: 64, holder: "x", ttlMs: 1 },
+    { kind: "slots", key: "st:alice", mode: "renew", max: 64, holder: -1, ttlMs: 1 },
   ]) as readonly OpResult[];
   return r?.used ?? -1;
 }
@@ -328,7 +328,7 @@ describe("a replica's shares of a key's limits", () => {
     // A call every 10 ms for 150 s, each finished before the next: the shares of 4 are topped up
     // before they lasted 50 ms. Each top-up takes one slot, handed to the next call and given
     // back after it; three of the four the first share took stay with the shares that follow.
-    const first: string[] = [];
+    const first: number[] = [];
     for (let t = 0; t < 150_000; t += 10) {
       const request = {};
       expect((await call(limiter, request)).ok).toBe(true);
@@ -342,7 +342,7 @@ describe("a replica's shares of a key's limits", () => {
     // Held for 150 s, past the 120 s a slot lives unless renewed (at 40, 80 and 120 s): the
     // store still counts four, and three of the first were renewed three times each.
     expect(streams(store)).toBe(4);
-    const renewals = (holder: string) =>
+    const renewals = (holder: number) =>
       store.deferred.filter(
         (op) => op.kind === "slots" && op.mode === "renew" && op.holder === holder,
       ).length;

@@ -32,14 +32,14 @@ describe("the memory store's admission", () => {
 
   it("counts the request and takes the slot only when every gate passes", () => {
     const store = createMemoryStore({ now: () => start });
-    const gates = (holder: string): KeyGates => ({
+    const gates = (holder: number): KeyGates => ({
       requests: { kind: "rate", key: "rq", mode: "take", limit: 5, windowMs: 60_000, cost: 1 },
       tokensPerMinute: undefined,
       tokensPerDay: undefined,
       quota: undefined,
       streams: { kind: "slots", key: "st", mode: "acquire", max: 1, holder, ttlMs: 60_000 },
     });
-    const first = store.admit(gates("a")) as Admission;
+    const first = store.admit(gates(1)) as Admission;
     expect(first).toMatchObject({
       allowed: true,
       requests: { allowed: true, used: 1, remaining: 4 },
@@ -47,7 +47,7 @@ describe("the memory store's admission", () => {
       quota: undefined,
     });
     // The slot is taken: refused, and the request is not counted.
-    const second = store.admit(gates("b")) as Admission;
+    const second = store.admit(gates(2)) as Admission;
     expect(second).toMatchObject({
       allowed: false,
       requests: { allowed: true, used: 1, remaining: 4 },

@@ -32,10 +32,10 @@ type Value = RateState | number | string | Slots;
  * not on every operation (a key with a thousand streams open would pay for all of them on each).
  */
 class Slots {
-  readonly holders = new Map<string, number>();
+  readonly holders = new Map<number, number>();
   earliest = Number.POSITIVE_INFINITY;
 
-  hold(holder: string, expiresAt: number): void {
+  hold(holder: number, expiresAt: number): void {
     this.holders.set(holder, expiresAt);
     if (expiresAt < this.earliest) this.earliest = expiresAt;
   }
@@ -73,6 +73,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
   const now = options.now ?? Date.now;
   const entries = new Map<string, Entry>();
   let writes = 0;
+  let holders = 0;
 
   function read(key: string, at: number): Value | undefined {
     const entry = entries.get(key);
@@ -255,6 +256,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     kind: "memory",
     run: runSync,
     admit,
+    holder: () => holders++,
     defer(ops) {
       const at = Math.floor(now());
       for (const op of ops) if (isWriteOnly(op)) apply(op, at);

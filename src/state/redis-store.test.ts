@@ -102,6 +102,40 @@ describe.skipIf(!haveRedis)(`the redis store${redisSkipReason}`, () => {
     );
   });
 
+  it("keeps two replicas' slots apart, though each numbers its holders from the same start", async () => {
+    const prefix = `t${Math.random().toString(36).slice(2)}:`;
+    const clock = createManualClock(start);
+    const replica = async () => {
+      const store = createRedisStore({
+        url: redis?.url ?? "",
+        timeoutMs: 1000,
+        prefix,
+        flushMs: 50,
+        clock,
+      });
+      opened.push(store);
+      await until(() => store.health().ok, "connected");
+      return store;
+    };
+    const [a, b] = [await replica(), await replica()];
+    const slot = (mode: "acquire" | "release" | "renew", holder: number): StateOp => ({
+      kind: "slots",
+      key: "st:alice",
+      mode,
+      max: 2,
+      holder,
+      ttlMs: 10_000,
+    });
+    const [ha, hb] = [a.holder(), b.holder()];
+    expect(hb).toBe(ha);
+    expect((await a.run([slot("acquire", ha)]))[0]).toMatchObject({ allowed: true, used: 1 });
+    expect((await b.run([slot("acquire", hb)]))[0]).toMatchObject({ allowed: true, used: 2 });
+    expect((await a.run([slot("acquire", a.holder())]))[0]?.allowed).toBe(false);
+    // b gives its slot back: a's stays held.
+    expect((await b.run([slot("release", hb)]))[0]?.used).toBe(1);
+    expect((await a.run([slot("renew", ha)]))[0]?.used).toBe(1);
+  });
+
   function rejection(p: unknown): Promise<StateError> {
     return Promise.resolve(p).then(
       () => expect.fail("the call succeeded"),

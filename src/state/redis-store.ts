@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { Redis } from "ioredis";
 import type { Clock } from "../coze/clock.js";
 import { admissionOf, gateOps } from "./admission.js";
@@ -65,6 +66,9 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
   client.defineCommand("stateRelease", { lua: releaseScript, numberOfKeys: 1 });
   const scripts = client as unknown as ScriptCommands;
   const deferred = createDeferredOps();
+  // Slot holders go to Redis under this store's random name: no other replica's can collide.
+  const replica = randomBytes(6).toString("base64url");
+  let holders = 0;
   // `starting` until the first connection or failure: neither is worth a warning before.
   let state: "starting" | "up" | "down" = "starting";
   let downSince: number | undefined;
@@ -161,7 +165,11 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
       const all = [...pending];
       for (const b of batches) all.push(...b.ops);
       const args: (string | number)[] = all.map((op) => prefix + op.key);
-      args.push(Math.floor(clock.now()), pending.length, all.map(encode).join(","));
+      args.push(
+        Math.floor(clock.now()),
+        pending.length,
+        all.map((op) => encode(op, replica)).join(","),
+      );
       args.push(batches.map((b) => b.ops.length).join(","));
       return scripts.stateBatch(all.length, ...args);
     }).then(
@@ -216,6 +224,7 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
     kind: "redis",
     run: runBatch,
     admit: (gates) => runBatch(gateOps(gates)).then((results) => admissionOf(gates, results)),
+    holder: () => holders++,
     defer(ops) {
       if (deferred.size === 0) oldestDeferredAt = clock.now();
       deferred.push(ops.filter(isWriteOnly));
@@ -253,16 +262,16 @@ export function createRedisStore(options: RedisStoreOptions): StateStore {
 
 /**
  * The five script fields of an operation after its key, comma-separated. No field holds a comma:
- * the numbers are JavaScript's, the holders the limiter's own (base64url and digits).
+ * the numbers are JavaScript's, `replica` base64url.
  */
-function encode(op: StateOp): string {
+function encode(op: StateOp, replica: string): string {
   switch (op.kind) {
     case "rate":
       return `r,${op.mode},${op.limit},${op.windowMs},${op.cost}`;
     case "budget":
       return `b,${op.mode},${op.limit},${op.periodEndMs},${Math.round(op.cost)}`;
     case "slots":
-      return `s,${op.mode},${op.max},${op.ttlMs},${op.holder}`;
+      return `s,${op.mode},${op.max},${op.ttlMs},${replica}:${op.holder}`;
   }
 }
 

@@ -156,62 +156,62 @@ describe.each(stores)("the %s store", (_name, make) => {
   it("holds slots up to their max, frees them on release, and lets them expire", async () => {
     const clock = createManualClock(start);
     const store = await open(make, clock);
-    const slot = (mode: "acquire" | "release" | "renew", holder: string) =>
+    const slot = (mode: "acquire" | "release" | "renew", holder: number) =>
       ({ kind: "slots", key: "st:alice", mode, max: 2, holder, ttlMs: 10_000 }) as const;
-    expect((await run(store, [slot("acquire", "a")]))[0]).toMatchObject({
+    expect((await run(store, [slot("acquire", 1)]))[0]).toMatchObject({
       allowed: true,
       used: 1,
       remaining: 1,
     });
-    await run(store, [slot("acquire", "b")]);
-    expect((await run(store, [slot("acquire", "c")]))[0]).toMatchObject({
+    await run(store, [slot("acquire", 2)]);
+    expect((await run(store, [slot("acquire", 3)]))[0]).toMatchObject({
       allowed: false,
       used: 2,
       retryAfterMs: 1000,
     });
-    await run(store, [slot("release", "a")]);
-    expect((await run(store, [slot("acquire", "c")]))[0]?.allowed).toBe(true);
+    await run(store, [slot("release", 1)]);
+    expect((await run(store, [slot("acquire", 3)]))[0]?.allowed).toBe(true);
     await clock.advance(6_000);
-    await run(store, [slot("renew", "c")]);
+    await run(store, [slot("renew", 3)]);
     await clock.advance(5_000);
     // b expired (taken 11 s ago); c was renewed 5 s ago.
-    expect((await run(store, [slot("acquire", "d")]))[0]).toMatchObject({ allowed: true, used: 2 });
-    expect((await run(store, [slot("acquire", "e")]))[0]?.allowed).toBe(false);
+    expect((await run(store, [slot("acquire", 4)]))[0]).toMatchObject({ allowed: true, used: 2 });
+    expect((await run(store, [slot("acquire", 5)]))[0]?.allowed).toBe(false);
   });
 
   it("frees each slot exactly when it expires, however the slots before it were renewed or released", async () => {
     const clock = createManualClock(start);
     const store = await open(make, clock);
-    const slot = (mode: "acquire" | "release" | "renew", holder: string) =>
+    const slot = (mode: "acquire" | "release" | "renew", holder: number) =>
       ({ kind: "slots", key: "st:erin", mode, max: 2, holder, ttlMs: 10_000 }) as const;
-    await run(store, [slot("acquire", "a")]); // expires at 10 s
+    await run(store, [slot("acquire", 1)]); // expires at 10 s
     await clock.advance(4_000);
-    await run(store, [slot("acquire", "b")]); // expires at 14 s
+    await run(store, [slot("acquire", 2)]); // expires at 14 s
     await clock.advance(2_000);
-    await run(store, [slot("renew", "a")]); // now expires at 16 s
+    await run(store, [slot("renew", 1)]); // now expires at 16 s
     // 10.5 s: the first expiry once due has passed, and nothing expired.
     await clock.advance(4_500);
-    expect((await run(store, [slot("acquire", "c")]))[0]).toMatchObject({
+    expect((await run(store, [slot("acquire", 3)]))[0]).toMatchObject({
       allowed: false,
       used: 2,
     });
     await clock.advance(3_499);
-    expect((await run(store, [slot("acquire", "c")]))[0]?.allowed).toBe(false);
+    expect((await run(store, [slot("acquire", 3)]))[0]?.allowed).toBe(false);
     // 14 s: b's slot is free, to the millisecond; a's is not.
     await clock.advance(1);
-    expect((await run(store, [slot("acquire", "c")]))[0]).toMatchObject({
+    expect((await run(store, [slot("acquire", 3)]))[0]).toMatchObject({
       allowed: true,
       used: 2,
     });
     // After a release, a's renewed slot still expires on time: at 16 s, d's (24 s) does not.
-    await run(store, [slot("release", "c")]);
-    await run(store, [slot("acquire", "d")]); // expires at 24 s
+    await run(store, [slot("release", 3)]);
+    await run(store, [slot("acquire", 4)]); // expires at 24 s
     await clock.advance(2_000);
-    expect((await run(store, [slot("acquire", "e")]))[0]).toMatchObject({
+    expect((await run(store, [slot("acquire", 5)]))[0]).toMatchObject({
       allowed: true,
       used: 2,
     });
-    expect((await run(store, [slot("acquire", "f")]))[0]).toMatchObject({
+    expect((await run(store, [slot("acquire", 6)]))[0]).toMatchObject({
       allowed: false,
       used: 2,
     });
@@ -251,17 +251,23 @@ describe.each(stores)("the %s store", (_name, make) => {
     expect((await run(store, [{ ...budget, mode: "check", cost: 41 }]))[0]?.allowed).toBe(false);
     expect((await run(store, [{ ...budget, mode: "check", cost: 0 }]))[0]?.allowed).toBe(true);
 
-    const slot = (holder: string) =>
+    const slot = (holder: number) =>
       ({ kind: "slots", key: "st:dan", mode: "acquire", max: 3, holder, ttlMs: 10_000 }) as const;
-    await run(store, [slot("a")]);
+    await run(store, [slot(1)]);
     // Two more fit, three do not: the batch takes none of them.
-    const three = await run(store, [slot("b"), slot("c"), slot("d")]);
+    const three = await run(store, [slot(2), slot(3), slot(4)]);
     expect(three.map((r) => r.allowed)).toEqual([true, true, false]);
-    expect((await run(store, [slot("e"), slot("f")])).map((r) => [r.allowed, r.used])).toEqual([
+    expect((await run(store, [slot(5), slot(6)])).map((r) => [r.allowed, r.used])).toEqual([
       [true, 2],
       [true, 3],
     ]);
-    expect((await run(store, [slot("g")]))[0]).toMatchObject({ allowed: false, used: 3 });
+    expect((await run(store, [slot(7)]))[0]).toMatchObject({ allowed: false, used: 3 });
+  });
+
+  it("hands out each slot holder once", async () => {
+    const store = await open(make);
+    const holders = Array.from({ length: 100 }, () => store.holder());
+    expect(new Set(holders).size).toBe(100);
   });
 
   it("keeps values and leases", async () => {

@@ -59,8 +59,11 @@ export interface SlotOp {
   readonly key: string;
   readonly mode: "acquire" | "release" | "renew";
   readonly max: number;
-  /** Who holds the slot; no comma (the Redis store sends it in a comma-separated field). */
-  readonly holder: string;
+  /**
+   * Who holds the slot: a number from the store's {@link StateStore.holder}, which no other slot
+   * of the store has (the Redis store tells replicas apart by a random name of its own).
+   */
+  readonly holder: number;
   readonly ttlMs: number;
 }
 
@@ -154,6 +157,8 @@ export interface StateStore {
    * @throws StateError when the store is unreachable or slower than its timeout.
    */
   admit(gates: KeyGates): Admission | Promise<Admission>;
+  /** A new slot holder ({@link SlotOp.holder}): a number this store never handed out before. */
+  holder(): number;
   /**
    * Queues write-only operations (`add`, `release`, `renew`; gates are refused) to ride along
    * with the next {@link run}, or to be sent on their own after the store's flush delay when no

@@ -33,7 +33,7 @@ export function stateOp(periodEndMs: number): fc.Arbitrary<StateOp> {
       key: fc.constant("s1"),
       mode: fc.constantFrom("acquire" as const, "release" as const, "renew" as const),
       max: fc.constant(2),
-      holder: fc.constantFrom("a", "b", "c"),
+      holder: fc.constantFrom(1, 2, 3),
       ttlMs: fc.constant(20_000),
     }),
   );
@@ -79,7 +79,7 @@ export function keyGates(periodEndMs: number): fc.Arbitrary<KeyGates> {
       { nil: undefined },
     ),
     streams: fc.option(
-      fc.constantFrom("a", "b", "c").map((holder) => ({
+      fc.constantFrom(1, 2, 3).map((holder) => ({
         kind: "slots" as const,
         key: "s1",
         mode: "acquire" as const,
