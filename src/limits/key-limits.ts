@@ -5,6 +5,7 @@ import type {
   Admission,
   BudgetGate,
   KeyGates,
+  RateCheck,
   RateGate,
   RateMode,
   RateOp,
@@ -159,6 +160,13 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     windowMs: minuteMs,
     cost,
   });
+  const tokensOp = (
+    key: string,
+    counter: "tpm" | "tpd",
+    limit: number,
+    windowMs: number,
+    cost: number,
+  ): RateOp => ({ kind: "rate", key: keyOf(key)[counter], mode: "add", limit, windowMs, cost });
   const slot = (key: string, max: number): SlotGate => held.slot(keyOf(key).streams, max);
 
   /** See {@link ShareLimiter.checks}. */
@@ -210,8 +218,8 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
         const op = (i: number | undefined) => (i === undefined ? undefined : ops[i]);
         return {
           requests: op(at.rpm) as RateGate | undefined,
-          tokensPerMinute: op(at.tpm) as RateGate | undefined,
-          tokensPerDay: op(at.tpd) as RateGate | undefined,
+          tokensPerMinute: op(at.tpm) as RateCheck | undefined,
+          tokensPerDay: op(at.tpd) as RateCheck | undefined,
           quota: op(at.quota) as BudgetGate | undefined,
           streams: undefined,
         };
@@ -270,20 +278,31 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     ) {
       return { ok: true, headers: {} };
     }
-    const decide = (a: Admission): Verdict => {
-      const verdict = judge(l, period, a, metered);
-      if (verdict.ok && stream !== undefined) held.hold(request, stream);
-      if (!verdict.ok && verdict.error.limit) events?.refused?.(verdict.error.limit.kind);
-      return verdict;
-    };
     try {
       const admitted = store.admit(gates);
       // Behind the call's batch, in the same round trip: a share of the key's limits, if any.
       if (metered) shares?.ask(key, l, now);
-      return admitted instanceof Promise ? admitted.then(decide, failed) : decide(admitted);
+      return admitted instanceof Promise
+        ? admitted.then((a) => decide(request, l, period, a, metered, stream), failed)
+        : decide(request, l, period, admitted, metered, stream);
     } catch (err) {
       return failed(err);
     }
+  }
+
+  /** The verdict of an admission; an admitted call holds its stream slot. */
+  function decide(
+    request: object,
+    l: KeyLimitsConfig,
+    period: Period,
+    a: Admission,
+    metered: boolean,
+    stream: SlotGate | undefined,
+  ): Verdict {
+    const verdict = judge(l, period, a, metered);
+    if (verdict.ok && stream !== undefined) held.hold(request, stream);
+    if (!verdict.ok && verdict.error.limit) events?.refused?.(verdict.error.limit.kind);
+    return verdict;
   }
 
   function failed(_err: unknown): Verdict {
@@ -322,10 +341,10 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
           cost,
           periodEndMs: period.endMs,
         });
-        const add = (k: string, limit: number, windowMs: number) =>
-          ops.push({ kind: "rate", key: k, mode: "add", limit, windowMs, cost });
-        if (l?.tokensPerMinute) add(keyOf(plan.name).tpm, l.tokensPerMinute, minuteMs);
-        if (l?.tokensPerDay) add(keyOf(plan.name).tpd, l.tokensPerDay, dayMs);
+        if (l?.tokensPerMinute) {
+          ops.push(tokensOp(plan.name, "tpm", l.tokensPerMinute, minuteMs, cost));
+        }
+        if (l?.tokensPerDay) ops.push(tokensOp(plan.name, "tpd", l.tokensPerDay, dayMs, cost));
         shares?.spent(plan.name, cost);
       }
       if (ops.length > 0) store.defer(ops);

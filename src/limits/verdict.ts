@@ -15,22 +15,32 @@ function figure(limit: number | undefined, res: OpResult | undefined): LimitFigu
     : { limit, remaining: res.remaining, resetMs: res.resetMs };
 }
 
-/** Of two figures, the one with fewer remaining (the first on a tie). */
-function closer(a: LimitFigure | undefined, b: LimitFigure | undefined): LimitFigure | undefined {
-  return a === undefined || (b !== undefined && b.remaining < a.remaining) ? b : a;
-}
-
-/** The figures of the token limit closest to refusing: per minute, per day, or the quota. */
+/**
+ * The figures of the token limit closest to refusing (fewest remaining; the first on a tie): per
+ * minute, per day, or the quota.
+ */
 export function tokenFigure(
   l: KeyLimitsConfig,
   perMinute: OpResult | undefined,
   perDay: OpResult | undefined,
   quota: OpResult | undefined,
 ): LimitFigure | undefined {
-  return closer(
-    closer(figure(l.tokensPerMinute, perMinute), figure(l.tokensPerDay, perDay)),
-    figure(l.quota?.tokens, quota),
-  );
+  let limit = l.tokensPerMinute;
+  let res = limit === undefined ? undefined : perMinute;
+  if (
+    l.tokensPerDay !== undefined &&
+    perDay !== undefined &&
+    !(res && res.remaining <= perDay.remaining)
+  ) {
+    limit = l.tokensPerDay;
+    res = perDay;
+  }
+  const q = l.quota?.tokens;
+  if (q !== undefined && quota !== undefined && !(res && res.remaining <= quota.remaining)) {
+    limit = q;
+    res = quota;
+  }
+  return figure(limit, res);
 }
 
 /**

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { storeSteps } from "../../test/support/state-ops.js";
 import { admissionOf, gateOps } from "./admission.js";
-import { createMemoryStore } from "./memory-store.js";
+import { createMemoryStore, isWriteOnly } from "./memory-store.js";
 import type { Admission, KeyGates, OpResult, StateStore } from "./state-store.js";
 
 const start = Date.UTC(2025, 0, 15, 12);
@@ -24,6 +24,30 @@ describe("the memory store's admission", () => {
           time += advanceMs;
           if (gates !== undefined) expect(direct.admit(gates)).toEqual(byBatch(batched, gates));
           else expect(direct.run(ops)).toEqual(batched.run(ops));
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("applies deferred writes as a batch of them would, for any sequence of calls and batches", () => {
+    fc.assert(
+      fc.property(storeSteps(start + 86_400_000), (steps) => {
+        let time = start;
+        const now = () => time;
+        const deferring = createMemoryStore({ now });
+        const batched = createMemoryStore({ now });
+        for (const { advanceMs, ops, gates } of steps) {
+          time += advanceMs;
+          if (gates !== undefined) {
+            expect(deferring.admit(gates)).toEqual(batched.admit(gates));
+            continue;
+          }
+          const writes = ops.filter(isWriteOnly);
+          deferring.defer(writes);
+          batched.run(writes);
+          const gated = ops.filter((op) => !isWriteOnly(op));
+          expect(deferring.run(gated)).toEqual(batched.run(gated));
         }
       }),
       { numRuns: 300 },

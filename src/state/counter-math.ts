@@ -35,27 +35,33 @@ export interface RateStep {
   readonly at: number;
 }
 
+/** The level of `state` at `now`: drained by the time passed, never below 0. */
+export function drained(op: RateOp, state: RateState | undefined, now: number): number {
+  if (state === undefined) return 0;
+  const elapsed = now - state.at;
+  return elapsed <= 0 ? state.level : Math.max(0, state.level - (elapsed * op.limit) / op.windowMs);
+}
+
+/** When the levels of `state` hold at `now`: `now`, or the stored time when that is later. */
+export function asOf(state: RateState | undefined, now: number): number {
+  return state === undefined || state.at < now ? now : state.at;
+}
+
+/** The level an `add` or a `take` of `cost` leaves from `before`. */
+export function added(before: number, cost: number): number {
+  return Math.max(0, roundLevel(before + cost));
+}
+
 /** One rate operation on `state` at `now`. */
 export function rateStep(op: RateOp, state: RateState | undefined, now: number): RateStep {
-  let before = 0;
-  let at = now;
-  if (state !== undefined) {
-    const elapsed = now - state.at;
-    if (elapsed <= 0) {
-      before = state.level;
-      at = state.at;
-    } else before = Math.max(0, state.level - (elapsed * op.limit) / op.windowMs);
-  }
+  const before = drained(op, state, now);
+  const at = asOf(state, now);
   const per = op.windowMs / op.limit;
   if (op.mode === "check") {
-    const wanted = Math.max(1, op.cost);
-    const allowed = op.limit - before >= wanted - eps;
-    const retryAfterMs = allowed
-      ? 0
-      : Math.max(1, Math.ceil((before + wanted - op.limit) * per - eps));
-    return { allowed, retryAfterMs, before, after: before, at };
+    const retryAfterMs = checkRetryMs(op, before);
+    return { allowed: retryAfterMs === 0, retryAfterMs, before, after: before, at };
   }
-  const after = Math.max(0, roundLevel(before + op.cost));
+  const after = added(before, op.cost);
   if (op.mode === "add") return { allowed: true, retryAfterMs: 0, before, after, at };
   const allowed = after <= op.limit + eps;
   const retryAfterMs = allowed ? 0 : Math.max(1, Math.ceil((after - op.limit) * per - eps));
@@ -67,14 +73,34 @@ export function rateStep(op: RateOp, state: RateState | undefined, now: number):
  * `take` of a batch that passed), else with the level before it.
  */
 export function rateResult(op: RateOp, step: RateStep, written: boolean): OpResult {
-  const level = written ? step.after : step.before;
+  return levelResult(op, written ? step.after : step.before, step.retryAfterMs);
+}
+
+/**
+ * The result of a `check` of `op` on `state` at `now`: the same as {@link rateResult} of its
+ * {@link rateStep}, without making the step (every call of a key with token limits checks them).
+ */
+export function rateCheck(op: RateOp, state: RateState | undefined, now: number): OpResult {
+  const level = drained(op, state, now);
+  return levelResult(op, level, checkRetryMs(op, level));
+}
+
+/** How long until a `check` of `op` passes at `level` units in use: 0 when it passes now. */
+function checkRetryMs(op: RateOp, level: number): number {
+  const wanted = Math.max(1, op.cost);
+  if (op.limit - level >= wanted - eps) return 0;
+  return Math.max(1, Math.ceil((level + wanted - op.limit) * (op.windowMs / op.limit) - eps));
+}
+
+/** The figures of `op`'s rate at `level` units in use; refused while `retryAfterMs` is not 0. */
+function levelResult(op: RateOp, level: number, retryAfterMs: number): OpResult {
   const per = op.windowMs / op.limit;
   return {
-    allowed: step.allowed,
+    allowed: retryAfterMs === 0,
     used: Math.max(0, Math.ceil(level - eps)),
     remaining: Math.max(0, Math.floor(op.limit - level + eps)),
     resetMs: Math.max(0, Math.ceil(level * per - eps)),
-    retryAfterMs: step.retryAfterMs,
+    retryAfterMs,
   };
 }
 

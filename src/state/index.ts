@@ -7,6 +7,7 @@ export {
   type BudgetOp,
   type KeyGates,
   type OpResult,
+  type RateCheck,
   type RateGate,
   type RateMode,
   type RateOp,

@@ -1,9 +1,13 @@
 import {
+  added,
+  asOf,
   budgetAllowed,
   budgetGraceMs,
   budgetResult,
+  drained,
   type RateState,
   type RateStep,
+  rateCheck,
   rateResult,
   rateStep,
   rateTtlMs,
@@ -152,7 +156,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     if (pass) {
       for (const i of gated) {
         const op = ops[i] as RateOp | SlotOp;
-        if (op.kind === "rate") writeRate(op, found[i] as RateStep);
+        if (op.kind === "rate") writeStep(op, found[i] as RateStep);
         else acquire(op, liveSlots(op, at), at);
       }
     }
@@ -179,7 +183,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
   function apply(op: StateOp, at: number): RateStep | number {
     if (op.kind === "rate") {
       const step = stepOf(op, at);
-      writeRate(op, step);
+      writeStep(op, step);
       return step;
     }
     if (op.kind === "budget") {
@@ -200,6 +204,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     write(op.key, slots, at + op.ttlMs);
   }
 
+  /** What a `check` of `op` finds at `at`. */
+  function checkOf(op: RateOp, at: number): OpResult {
+    return rateCheck(op, read(op.key, at) as RateState | undefined, at);
+  }
+
   /** What rate operation `op` finds at `at`. */
   function stepOf(op: RateOp, at: number): RateStep {
     return rateStep(op, read(op.key, at) as RateState | undefined, at);
@@ -213,8 +222,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     const at = Math.floor(now());
     const { requests, tokensPerMinute, tokensPerDay, quota, streams } = gates;
     const rq = requests && stepOf(requests, at);
-    const tpm = tokensPerMinute && stepOf(tokensPerMinute, at);
-    const tpd = tokensPerDay && stepOf(tokensPerDay, at);
+    const tpm = tokensPerMinute && checkOf(tokensPerMinute, at);
+    const tpd = tokensPerDay && checkOf(tokensPerDay, at);
     const used = quota && ((read(quota.key, at) as number | undefined) ?? 0);
     const slots = streams && liveSlots(streams, at);
     const held = slots === undefined ? 0 : slots.holders.size;
@@ -226,21 +235,25 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       (quota === undefined || budgetAllowed(quota, used as number)) &&
       free;
     if (allowed) {
-      if (requests?.mode === "take") writeRate(requests, rq as RateStep);
+      if (requests?.mode === "take") writeStep(requests, rq as RateStep);
       if (streams !== undefined) acquire(streams, slots as Slots, at);
     }
     return {
       allowed,
       requests: requests && rateResult(requests, rq as RateStep, allowed),
-      tokensPerMinute: tokensPerMinute && rateResult(tokensPerMinute, tpm as RateStep, allowed),
-      tokensPerDay: tokensPerDay && rateResult(tokensPerDay, tpd as RateStep, allowed),
+      tokensPerMinute: tpm,
+      tokensPerDay: tpd,
       quota: quota && budgetResult(quota, used as number, at),
       streams: streams && slotResult(streams, allowed ? held + 1 : held, free),
     };
   }
 
-  function writeRate(op: RateOp, step: RateStep): void {
-    const { after: level, at } = step;
+  function writeStep(op: RateOp, step: RateStep): void {
+    writeRate(op, step.after, step.at);
+  }
+
+  /** Writes `op`'s rate: `level` units in use as of `at`. */
+  function writeRate(op: RateOp, level: number, at: number): void {
     const expiresAt = at + rateTtlMs(op, level);
     const state = entries.get(op.key)?.value;
     if (typeof state !== "object" || state instanceof Slots)
@@ -259,7 +272,14 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     holder: () => holders++,
     defer(ops) {
       const at = Math.floor(now());
-      for (const op of ops) if (isWriteOnly(op)) apply(op, at);
+      for (const op of ops) {
+        // A rate's `add` is written without keeping what it found (every finished call defers
+        // one or two); the others as in a batch.
+        if (op.kind === "rate" && op.mode === "add") {
+          const state = read(op.key, at) as RateState | undefined;
+          writeRate(op, added(drained(op, state, at), op.cost), asOf(state, at));
+        } else if (isWriteOnly(op)) apply(op, at);
+      }
     },
     async get(key) {
       const value = read(key, now());

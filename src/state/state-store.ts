@@ -91,14 +91,16 @@ export interface OpResult {
  */
 export interface KeyGates {
   readonly requests: RateGate | undefined;
-  readonly tokensPerMinute: RateGate | undefined;
-  readonly tokensPerDay: RateGate | undefined;
+  readonly tokensPerMinute: RateCheck | undefined;
+  readonly tokensPerDay: RateCheck | undefined;
   readonly quota: BudgetGate | undefined;
   readonly streams: SlotGate | undefined;
 }
 
 /** A rate operation that is a gate: `take` or `check`. */
 export type RateGate = RateOp & { readonly mode: "take" | "check" };
+/** A rate operation that only asks: `check`. */
+export type RateCheck = RateOp & { readonly mode: "check" };
 /** A budget operation that is a gate: `check`. */
 export type BudgetGate = BudgetOp & { readonly mode: "check" };
 /** A slot operation that is a gate: `acquire`. */
