@@ -34,7 +34,7 @@ async function cost(store: StateStore, concurrency: number, requests: number): P
     clock: systemClock,
   });
   const one = async () => {
-    const request = {};
+    const request = { limitHold: undefined };
     const verdict = await limiter.admit(request, "cost", true);
     if (!verdict?.ok) throw new Error("the limiter refused a request of the cost run");
     limiter.finish(request, "cost", 16);

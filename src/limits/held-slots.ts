@@ -6,9 +6,16 @@ import { slotAs } from "./key-shares.js";
 export const slotTtlMs = 120_000;
 const renewEveryMs = slotTtlMs / 3;
 
-const heldSlot = Symbol("coze-gateway.heldSlot");
-const finished = Symbol("coze-gateway.finished");
-type Tagged = { [heldSlot]?: SlotOp | undefined; [finished]?: true };
+/**
+ * A request as the limiter sees it: a field where it keeps the stream slot the request holds, and
+ * a mark once the request finished (the request's context declares it).
+ */
+export interface LimitedRequest {
+  limitHold: object | undefined;
+}
+
+/** What a finished request holds. */
+const finished = Object.freeze({});
 
 /**
  * The stream slots this replica holds: those of its calls (each call's request, an object the
@@ -22,12 +29,12 @@ export interface HeldSlots {
   /** Counts `slots`, acquired for no call yet (a share's), as held here: renewed until released. */
   keep(slots: readonly SlotOp[]): void;
   /** Hands `slot` to `request` until it finished; given back at once if it already has. */
-  hold(request: object, slot: SlotOp): void;
+  hold(request: LimitedRequest, slot: SlotOp): void;
   /**
    * Marks `request` finished: the slot it held, if it held one, still held here until
    * {@link release}d (a share may keep it for the next call).
    */
-  finish(request: object | undefined): SlotOp | undefined;
+  finish(request: LimitedRequest | undefined): SlotOp | undefined;
   /** No longer held here: the operation that gives `slot` back to the store. */
   release(slot: SlotOp): SlotOp;
   /** Stops renewing. */
@@ -78,24 +85,20 @@ export function createHeldSlots(store: StateStore, clock: Clock): HeldSlots {
       for (const slot of slots) keep(slot);
     },
     hold(request, slot) {
-      const tagged = request as Tagged;
       // The response closed while the store answered (the client went away): nobody will give
       // the slot back, so it goes back now.
-      if (tagged[finished]) {
+      if (request.limitHold === finished) {
         store.defer([release(slot)]);
         return;
       }
-      tagged[heldSlot] = slot;
+      request.limitHold = slot;
       keep(slot);
     },
     finish(request) {
       if (request === undefined) return undefined;
-      const tagged = request as Tagged;
-      tagged[finished] = true;
-      const slot = tagged[heldSlot];
-      if (slot === undefined) return undefined;
-      tagged[heldSlot] = undefined;
-      return slot;
+      const slot = request.limitHold;
+      request.limitHold = finished;
+      return slot === finished ? undefined : (slot as SlotOp | undefined);
     },
     release,
     close() {

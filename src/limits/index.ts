@@ -1,4 +1,4 @@
-export { slotTtlMs } from "./held-slots.js";
+export { type LimitedRequest, slotTtlMs } from "./held-slots.js";
 export {
   createKeyLimiter,
   type KeyLimiter,

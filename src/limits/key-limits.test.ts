@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it } from "vitest";
-import { noLimits as none } from "../../test/support/key-limits.js";
+import { request as newRequest, noLimits as none } from "../../test/support/key-limits.js";
 import { createManualClock } from "../../test/support/manual-clock.js";
 import type { KeyLimitsConfig } from "../config/index.js";
 import { GatewayError, type LimitKind } from "../service/index.js";
 import { createMemoryStore } from "../state/memory-store.js";
 import { type Admission, StateError, type StateStore } from "../state/state-store.js";
+import type { LimitedRequest } from "./held-slots.js";
 import { slotTtlMs } from "./held-slots.js";
 import { createKeyLimiter, type KeyLimiter, type Verdict } from "./key-limits.js";
 import { periodOf } from "./periods.js";
@@ -38,7 +39,7 @@ function setup(limits: Partial<KeyLimitsConfig> | undefined, options: { store?: 
 
 /** The verdict of one call of `key` (a fresh request object each time). */
 async function call(limiter: KeyLimiter, key = "alice", metered = true): Promise<Verdict> {
-  const verdict = limiter.admit({}, key, metered);
+  const verdict = limiter.admit(newRequest(), key, metered);
   if (verdict === undefined) throw new Error("no verdict");
   return await verdict;
 }
@@ -51,9 +52,9 @@ function refusal(v: Verdict): GatewayError {
 describe("a key's limits", () => {
   it("lets a key without limits through without a verdict, and counts its usage", async () => {
     const { limiter } = setup(undefined);
-    expect(limiter.admit({}, "alice", true)).toBeUndefined();
-    limiter.finish({}, "alice", 120);
-    limiter.finish({}, "alice", 30);
+    expect(limiter.admit(newRequest(), "alice", true)).toBeUndefined();
+    limiter.finish(newRequest(), "alice", 120);
+    limiter.finish(newRequest(), "alice", 30);
     expect(await limiter.usage("alice")).toEqual({
       quota: undefined,
       usedTokens: 150,
@@ -105,13 +106,13 @@ describe("a key's limits", () => {
         "x-ratelimit-reset-tokens": "0s",
       },
     });
-    limiter.finish({}, "alice", 70);
+    limiter.finish(newRequest(), "alice", 70);
     // The figures are those of the token limit closest to refusing.
     expect(await call(limiter)).toMatchObject({
       ok: true,
       headers: { "x-ratelimit-remaining-tokens": "30", "x-ratelimit-reset-tokens": "42s" },
     });
-    limiter.finish({}, "alice", 50);
+    limiter.finish(newRequest(), "alice", 50);
     const err = refusal(await call(limiter));
     expect(err.code).toBe("rate_limit_exceeded");
     expect(err.limit?.kind).toBe("tokens");
@@ -122,12 +123,12 @@ describe("a key's limits", () => {
 
   it("refuses a key over its quota until the period ends, and says when", async () => {
     const { clock, limiter, refused } = setup({ quota: { tokens: 1000, per: "day" } });
-    limiter.finish({}, "alice", 999);
+    limiter.finish(newRequest(), "alice", 999);
     expect(await call(limiter)).toMatchObject({
       ok: true,
       headers: { "x-ratelimit-remaining-tokens": "1", "x-ratelimit-reset-tokens": "1h0m0s" },
     });
-    limiter.finish({}, "alice", 5);
+    limiter.finish(newRequest(), "alice", 5);
     const err = refusal(await call(limiter));
     expect(err.code).toBe("insufficient_quota");
     expect(err.message).toBe(
@@ -152,7 +153,7 @@ describe("a key's limits", () => {
 
   it("keeps a monthly quota across days, and resets it with the month", async () => {
     const { clock, limiter } = setup({ quota: { tokens: 500, per: "month" } });
-    limiter.finish({}, "alice", 500);
+    limiter.finish(newRequest(), "alice", 500);
     expect(refusal(await call(limiter)).message).toContain("resets at 2025-02-01T00:00:00.000Z");
     await clock.advance(3_600_000);
     expect(periodOf("month", clock.now()).id).toBe("2025-02");
@@ -162,7 +163,7 @@ describe("a key's limits", () => {
   it("reads the figures of a billing request without counting it or refusing it", async () => {
     const { limiter } = setup({ requestsPerMinute: 1, quota: { tokens: 10, per: "day" } });
     expect((await call(limiter)).ok).toBe(true);
-    limiter.finish({}, "alice", 20);
+    limiter.finish(newRequest(), "alice", 20);
     for (let i = 0; i < 3; i++) {
       expect(await call(limiter, "alice", false)).toMatchObject({
         ok: true,
@@ -173,19 +174,19 @@ describe("a key's limits", () => {
 
   it("holds a stream slot per request until it finished, and renews slots of long streams", async () => {
     const { clock, limiter, store } = setup({ maxStreams: 2 });
-    const a = {};
-    const b = {};
+    const a = newRequest();
+    const b = newRequest();
     expect((await call2(limiter, a)).ok).toBe(true);
     expect((await call2(limiter, b)).ok).toBe(true);
     // A balance read takes no slot and asks the store nothing.
-    expect(limiter.admit({}, "alice", false)).toEqual({ ok: true, headers: {} });
+    expect(limiter.admit(newRequest(), "alice", false)).toEqual({ ok: true, headers: {} });
     const err = refusal(await call(limiter));
     expect(err.code).toBe("too_many_streams");
     expect(err.retryAfterMs).toBe(1000);
     limiter.finish(a, "alice", 0);
     // Finishing twice gives back one slot, once.
     limiter.finish(a, "alice", 0);
-    const c = {};
+    const c = newRequest();
     expect((await call2(limiter, c)).ok).toBe(true);
     expect((await call(limiter)).ok).toBe(false);
     // Past the slots' lifetime they hold on, renewed while their requests run.
@@ -207,13 +208,13 @@ describe("a key's limits", () => {
         }),
     };
     const { limiter } = setup({ maxStreams: 1 }, { store: slow });
-    const gone = {};
+    const gone = newRequest();
     const verdict = limiter.admit(gone, "alice", true);
     // The client went away: its response closed while the admission was under way.
     limiter.finish(gone, "alice", 0);
     answer();
     expect((await verdict)?.ok).toBe(true);
-    const next = limiter.admit({}, "alice", true);
+    const next = limiter.admit(newRequest(), "alice", true);
     answer();
     expect((await next)?.ok).toBe(true);
   });
@@ -223,13 +224,13 @@ describe("a key's limits", () => {
     expect((await call(limiter)).ok).toBe(true);
     expect((await call(limiter)).ok).toBe(true);
     expect(refusal(await call(limiter)).code).toBe("rate_limit_exceeded");
-    limiter.finish({}, "alice", 40);
+    limiter.finish(newRequest(), "alice", 40);
     limiter.setKeys([
       { name: "alice", limits: { ...none, requestsPerMinute: 3, maxStreams: 1 } },
       { name: "carol", limits: { ...none, requestsPerMinute: 1 } },
     ]);
     // Two of the three this minute are taken: one more gets through, a stream.
-    const stream = {};
+    const stream = newRequest();
     const third = await call2(limiter, stream);
     expect(third).toMatchObject({ ok: true, headers: { "x-ratelimit-limit-requests": "3" } });
     expect((await call(limiter)).ok).toBe(false);
@@ -243,7 +244,7 @@ describe("a key's limits", () => {
     limiter.setKeys([{ name: "carol", limits: { ...none, requestsPerMinute: 1 } }]);
     expect((await call(limiter, "carol")).ok).toBe(true);
     expect(refusal(await call(limiter, "carol")).code).toBe("rate_limit_exceeded");
-    expect(limiter.admit({}, "alice", true)).toBeUndefined();
+    expect(limiter.admit(newRequest(), "alice", true)).toBeUndefined();
   });
 
   it("fails open when the store fails, and closed when told to", async () => {
@@ -280,7 +281,7 @@ const slotOp = {
 } as const;
 
 /** A call whose request object the test keeps, to finish it later. */
-async function call2(limiter: KeyLimiter, request: object): Promise<Verdict> {
+async function call2(limiter: KeyLimiter, request: LimitedRequest): Promise<Verdict> {
   const verdict = limiter.admit(request, "alice", true);
   if (verdict === undefined) throw new Error("no verdict");
   return await verdict;

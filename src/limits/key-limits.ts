@@ -13,7 +13,7 @@ import type {
   StateOp,
   StateStore,
 } from "../state/index.js";
-import { createHeldSlots } from "./held-slots.js";
+import { createHeldSlots, type LimitedRequest } from "./held-slots.js";
 import { createShares, type LimitPositions, type ShareOptions } from "./key-shares.js";
 import { type Period, periodOf, type QuotaPeriod } from "./periods.js";
 import { judge, type Verdict } from "./verdict.js";
@@ -57,8 +57,8 @@ export interface KeyLimiterOptions {
 /**
  * Per-key limits and usage on the shared state store (issue 15). A call is admitted with one
  * batch (one round trip); what it used is counted after it ended, deferred to ride along with a
- * later batch. Requests are tagged (a property under a symbol of this module on an object the
- * caller passes, the request's context) with the stream slot they hold.
+ * later batch. A request keeps the stream slot it holds in its own field ({@link LimitedRequest}:
+ * the request's context declares it).
  */
 export interface KeyLimiter {
   /**
@@ -66,9 +66,13 @@ export interface KeyLimiter {
    * (nothing to wait for); else the verdict, synchronously with the memory store. `metered`
    * false only reads the figures (billing reads): nothing is counted, nothing refused.
    */
-  admit(request: object, key: string, metered: boolean): Verdict | Promise<Verdict> | undefined;
+  admit(
+    request: LimitedRequest,
+    key: string,
+    metered: boolean,
+  ): Verdict | Promise<Verdict> | undefined;
   /** Counts the Coze tokens a finished call of `key` used, and frees its stream slot. Never throws. */
-  finish(request: object | undefined, key: string | undefined, tokens: number): void;
+  finish(request: LimitedRequest | undefined, key: string | undefined, tokens: number): void;
   /**
    * The usage and quota of `key` now.
    * @throws StateError when the store fails.
@@ -245,7 +249,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     });
 
   function admit(
-    request: object,
+    request: LimitedRequest,
     key: string,
     metered: boolean,
   ): Verdict | Promise<Verdict> | undefined {
@@ -292,7 +296,7 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
 
   /** The verdict of an admission; an admitted call holds its stream slot. */
   function decide(
-    request: object,
+    request: LimitedRequest,
     l: KeyLimitsConfig,
     period: Period,
     a: Admission,

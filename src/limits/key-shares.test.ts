@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { noLimits as none } from "../../test/support/key-limits.js";
+import { request as newRequest, noLimits as none } from "../../test/support/key-limits.js";
 import { createManualClock, type ManualClock } from "../../test/support/manual-clock.js";
 import {
   haveRedis,
@@ -12,6 +12,7 @@ import { gateOps } from "../state/admission.js";
 import { createMemoryStore } from "../state/memory-store.js";
 import { createRedisStore } from "../state/redis-store.js";
 import type { OpResult, StateOp, StateStore } from "../state/state-store.js";
+import type { LimitedRequest } from "./held-slots.js";
 import { createKeyLimiter, type KeyLimiter, type Verdict } from "./key-limits.js";
 
 // Local shares (KeyLimiterOptions.share): a replica takes a few requests ahead in the round trip
@@ -99,8 +100,8 @@ async function admittedInTurn(replicas: readonly KeyLimiter[], n: number): Promi
   return admitted;
 }
 
-async function call(limiter: KeyLimiter, request: object = {}): Promise<Verdict> {
-  const verdict = limiter.admit(request, "alice", true);
+async function call(limiter: KeyLimiter, req: LimitedRequest = newRequest()): Promise<Verdict> {
+  const verdict = limiter.admit(req, "alice", true);
   if (verdict === undefined) throw new Error("no verdict");
   return await verdict;
 }
@@ -219,11 +220,11 @@ describe("a replica's shares of a key's limits", () => {
     expect(second.ok && second.headers["x-ratelimit-remaining-tokens"]).toBe("1000");
     // The share was taken with 1000 tokens left: it holds while 500 are (a margin of 500).
     expect(store.batches).toHaveLength(3);
-    limiter.finish({}, "alice", 300);
+    limiter.finish(newRequest(), "alice", 300);
     const third = await call(limiter);
     expect(store.batches).toHaveLength(3);
     expect(third.ok && third.headers["x-ratelimit-remaining-tokens"]).toBe("700");
-    limiter.finish({}, "alice", 300);
+    limiter.finish(newRequest(), "alice", 300);
     // 600 used of the 500 margin: the next call asks the store, which has the count, and no
     // share is taken with 400 left.
     const fourth = await call(limiter);
@@ -239,9 +240,9 @@ describe("a replica's shares of a key's limits", () => {
     const clock = createManualClock(start);
     const store = counted(createMemoryStore({ now: clock.now }));
     const limiter = replica({ maxStreams: 64 }, store, clock);
-    const open: object[] = [];
+    const open: LimitedRequest[] = [];
     for (let i = 0; i < 4; i++) {
-      const request = {};
+      const request = newRequest();
       expect((await call(limiter, request)).ok).toBe(true);
       open.push(request);
     }
@@ -266,7 +267,7 @@ describe("a replica's shares of a key's limits", () => {
     const store = counted(createMemoryStore({ now: clock.now }));
     const limiter = replica({ maxStreams: 1024 }, store, clock);
     for (let i = 0; i < 200; i++) {
-      const request = {};
+      const request = newRequest();
       expect((await call(limiter, request)).ok).toBe(true);
       limiter.finish(request, "alice", 0);
       await clock.advance(1);
@@ -299,7 +300,7 @@ describe("a replica's shares of a key's limits", () => {
       ops.filter((op) => op.kind === "slots" && op.mode === "acquire").length;
     // Calls 1 and 2 ask the store, a slot each, and stay open; the second's round trip takes a
     // share of 4 requests and 4 slots. Call 3 takes one of them and stays open too.
-    const open = [{}, {}, {}];
+    const open = [newRequest(), newRequest(), newRequest()];
     for (const request of open) {
       expect((await call(limiter, request)).ok).toBe(true);
       await clock.advance(1);
@@ -313,7 +314,7 @@ describe("a replica's shares of a key's limits", () => {
     // keeps 3 slots and has lent 2 (calls 3 and 5): the top-up of 8 takes the 3 it lacks.
     // Counted as a number, calls 1 and 2 would have cancelled call 3's loan: 4.
     for (let i = 0; i < 2; i++) {
-      const request = {};
+      const request = newRequest();
       expect((await call(limiter, request)).ok).toBe(true);
       limiter.finish(request, "alice", 0);
       await clock.advance(1);
@@ -330,7 +331,7 @@ describe("a replica's shares of a key's limits", () => {
     // back after it; three of the four the first share took stay with the shares that follow.
     const first: number[] = [];
     for (let t = 0; t < 150_000; t += 10) {
-      const request = {};
+      const request = newRequest();
       expect((await call(limiter, request)).ok).toBe(true);
       limiter.finish(request, "alice", 0);
       if (first.length === 0 && store.batches.length === 3) {

@@ -1,6 +1,7 @@
 import type { KeyLimitsConfig } from "../config/index.js";
 import type { Clock } from "../coze/clock.js";
 import type { OpResult, RateMode, RateOp, SlotOp, StateOp, StateStore } from "../state/index.js";
+import type { LimitedRequest } from "./held-slots.js";
 import type { Period } from "./periods.js";
 import { type LimitFigure, rateLimitHeaders } from "./rate-limit-headers.js";
 import { tokenFigure, type Verdict } from "./verdict.js";
@@ -58,7 +59,7 @@ export interface ShareLimiter {
   /** The period `l`'s usage and quota count in at `now`. */
   usagePeriod(l: KeyLimitsConfig, now: number): Period;
   /** Hands `slot` to the call `request`: held until the call finished. */
-  hold(request: object, slot: SlotOp): void;
+  hold(request: LimitedRequest, slot: SlotOp): void;
   /** Counts `slots`, taken ahead by a share, as held here (renewed until released). */
   keep(slots: readonly SlotOp[]): void;
   /** No longer held here: the operation that gives `slot` back to the store. */
@@ -68,7 +69,7 @@ export interface ShareLimiter {
 /** A replica's shares, by key. */
 export interface Shares {
   /** Admits a call from the key's share: `undefined` when there is none to admit it. */
-  admit(request: object, key: string, l: KeyLimitsConfig, now: number): Verdict | undefined;
+  admit(request: LimitedRequest, key: string, l: KeyLimitsConfig, now: number): Verdict | undefined;
   /** Asks for a share behind a call's batch, when the key's calls come often and it has none. */
   ask(key: string, l: KeyLimitsConfig, now: number): void;
   /** Counts tokens a finished call of `key` used against its share. */
@@ -260,7 +261,12 @@ export function createShares(options: ShareOptions, limiter: ShareLimiter): Shar
      * Admits a call from the key's share: `undefined` when there is none to admit it. The
      * share is topped up ahead, twice as large, once a quarter of it is left.
      */
-    admit(request: object, key: string, l: KeyLimitsConfig, now: number): Verdict | undefined {
+    admit(
+      request: LimitedRequest,
+      key: string,
+      l: KeyLimitsConfig,
+      now: number,
+    ): Verdict | undefined {
       const share = held.get(key);
       if (share === undefined) return undefined;
       if (

@@ -31,6 +31,11 @@ export interface RequestContext extends CallTrace {
   failure: RequestFailure | undefined;
   /** Set by the server once the request was accounted (its log line and metrics): once only. */
   accounted: boolean;
+  /**
+   * What the key limiter keeps on the request (its stream slot until it finished); the limiter's
+   * own. A field of every request, so that limited and other requests have one shape.
+   */
+  limitHold: object | undefined;
 }
 
 /** The model, route and Coze usage of one request, for its log line and the usage metrics. */
@@ -119,6 +124,7 @@ export function beginRequest(req: object, incoming: string | undefined): Request
     usage: undefined,
     failure: undefined,
     accounted: false,
+    limitHold: undefined,
   };
   (req as Tagged)[contextOf] = ctx;
   return ctx;

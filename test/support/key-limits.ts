@@ -1,4 +1,5 @@
 import type { KeyLimitsConfig } from "../../src/config/index.js";
+import type { LimitedRequest } from "../../src/limits/index.js";
 
 /** Limits with every field unset, to spread a few over. */
 export const noLimits: KeyLimitsConfig = {
@@ -8,3 +9,8 @@ export const noLimits: KeyLimitsConfig = {
   maxStreams: undefined,
   quota: undefined,
 };
+
+/** A new request as the limiter sees it: holding nothing yet. */
+export function request(): LimitedRequest {
+  return { limitHold: undefined };
+}
