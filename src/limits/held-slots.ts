@@ -18,9 +18,9 @@ export interface LimitedRequest {
 const finished = Object.freeze({});
 
 /**
- * The stream slots this replica holds: those of its calls (each call's request, an object the
- * caller passes, the request's context, is tagged with its slot until it finished) and those its
- * shares keep for the next calls. Every slot held is renewed while any is, so that those of a
+ * The stream slots this replica holds: those of its calls (each call's request keeps its slot in
+ * {@link LimitedRequest.limitHold} until it finished) and those its shares keep for the next
+ * calls. Every slot held is renewed while any is, so that those of a
  * replica that died expire by themselves.
  */
 export interface HeldSlots {

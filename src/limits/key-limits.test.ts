@@ -5,8 +5,7 @@ import type { KeyLimitsConfig } from "../config/index.js";
 import { GatewayError, type LimitKind } from "../service/index.js";
 import { createMemoryStore } from "../state/memory-store.js";
 import { type Admission, StateError, type StateStore } from "../state/state-store.js";
-import type { LimitedRequest } from "./held-slots.js";
-import { slotTtlMs } from "./held-slots.js";
+import { type LimitedRequest, slotTtlMs } from "./held-slots.js";
 import { createKeyLimiter, type KeyLimiter, type Verdict } from "./key-limits.js";
 import { periodOf } from "./periods.js";
 

@@ -30,13 +30,17 @@ export function tokenFigure(
   if (
     l.tokensPerDay !== undefined &&
     perDay !== undefined &&
-    !(res && res.remaining <= perDay.remaining)
+    (res === undefined || perDay.remaining < res.remaining)
   ) {
     limit = l.tokensPerDay;
     res = perDay;
   }
   const q = l.quota?.tokens;
-  if (q !== undefined && quota !== undefined && !(res && res.remaining <= quota.remaining)) {
+  if (
+    q !== undefined &&
+    quota !== undefined &&
+    (res === undefined || quota.remaining < res.remaining)
+  ) {
     limit = q;
     res = quota;
   }

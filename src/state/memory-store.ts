@@ -248,6 +248,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     };
   }
 
+  /** Writes what a `take` or an `add` of `op` found it leaves. */
   function writeStep(op: RateOp, step: RateStep): void {
     writeRate(op, step.after, step.at);
   }
