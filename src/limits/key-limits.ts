@@ -164,13 +164,21 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     windowMs: minuteMs,
     cost,
   });
+  /** An operation on `key`'s tokens per minute (`tpm`, `limit`) or per day (`tpd`). */
   const tokensOp = (
     key: string,
     counter: "tpm" | "tpd",
     limit: number,
-    windowMs: number,
+    mode: RateMode,
     cost: number,
-  ): RateOp => ({ kind: "rate", key: keyOf(key)[counter], mode: "add", limit, windowMs, cost });
+  ): RateOp => ({
+    kind: "rate",
+    key: keyOf(key)[counter],
+    mode,
+    limit,
+    windowMs: counter === "tpm" ? minuteMs : dayMs,
+    cost,
+  });
   const slot = (key: string, max: number): SlotGate => held.slot(keyOf(key).streams, max);
 
   /** See {@link ShareLimiter.checks}. */
@@ -183,8 +191,6 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
   ): { ops: StateOp[]; at: LimitPositions } {
     const ops: StateOp[] = [];
     const at: LimitPositions = {};
-    const rate = (k: string, limit: number, windowMs: number, mode: RateMode, cost: number) =>
-      ops.push({ kind: "rate", key: k, mode, limit, windowMs, cost });
     if (l.requestsPerMinute) {
       at.rpm = ops.length;
       for (const { mode, cost } of requests) {
@@ -193,11 +199,11 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
     }
     if (l.tokensPerMinute) {
       at.tpm = ops.length;
-      rate(keyOf(key).tpm, l.tokensPerMinute, minuteMs, "check", asked(l.tokensPerMinute));
+      ops.push(tokensOp(key, "tpm", l.tokensPerMinute, "check", asked(l.tokensPerMinute)));
     }
     if (l.tokensPerDay) {
       at.tpd = ops.length;
-      rate(keyOf(key).tpd, l.tokensPerDay, dayMs, "check", asked(l.tokensPerDay));
+      ops.push(tokensOp(key, "tpd", l.tokensPerDay, "check", asked(l.tokensPerDay)));
     }
     if (l.quota) {
       at.quota = ops.length;
@@ -346,9 +352,9 @@ export function createKeyLimiter(options: KeyLimiterOptions): KeyLimiter {
           periodEndMs: period.endMs,
         });
         if (l?.tokensPerMinute) {
-          ops.push(tokensOp(plan.name, "tpm", l.tokensPerMinute, minuteMs, cost));
+          ops.push(tokensOp(plan.name, "tpm", l.tokensPerMinute, "add", cost));
         }
-        if (l?.tokensPerDay) ops.push(tokensOp(plan.name, "tpd", l.tokensPerDay, dayMs, cost));
+        if (l?.tokensPerDay) ops.push(tokensOp(plan.name, "tpd", l.tokensPerDay, "add", cost));
         shares?.spent(plan.name, cost);
       }
       if (ops.length > 0) store.defer(ops);

@@ -1,4 +1,4 @@
-import type { BudgetOp, OpResult, RateOp } from "./state-store.js";
+import type { BudgetOp, OpResult, RateGate, RateOp } from "./state-store.js";
 
 // The arithmetic of rates and budgets, for the memory store. The Redis store runs the very same
 // steps in Lua (batch-script.ts): change one, change the other; the store tests run one suite
@@ -52,8 +52,8 @@ export function added(before: number, cost: number): number {
   return Math.max(0, roundLevel(before + cost));
 }
 
-/** One rate operation on `state` at `now`. */
-export function rateStep(op: RateOp, state: RateState | undefined, now: number): RateStep {
+/** One rate gate (`take` or `check`) on `state` at `now`; an `add` is {@link added}. */
+export function rateStep(op: RateGate, state: RateState | undefined, now: number): RateStep {
   const before = drained(op, state, now);
   const at = asOf(state, now);
   const per = op.windowMs / op.limit;
@@ -62,15 +62,14 @@ export function rateStep(op: RateOp, state: RateState | undefined, now: number):
     return { allowed: retryAfterMs === 0, retryAfterMs, before, after: before, at };
   }
   const after = added(before, op.cost);
-  if (op.mode === "add") return { allowed: true, retryAfterMs: 0, before, after, at };
   const allowed = after <= op.limit + eps;
   const retryAfterMs = allowed ? 0 : Math.max(1, Math.ceil((after - op.limit) * per - eps));
   return { allowed, retryAfterMs, before, after, at };
 }
 
 /**
- * The result of a rate operation's `step`: with the level it wrote (`written`: an `add`, or a
- * `take` of a batch that passed), else with the level before it.
+ * The result of a rate gate's `step`: with the level it wrote (`written`: a `take` of a batch
+ * that passed), else with the level before it.
  */
 export function rateResult(op: RateOp, step: RateStep, written: boolean): OpResult {
   return levelResult(op, written ? step.after : step.before, step.retryAfterMs);
@@ -93,7 +92,7 @@ function checkRetryMs(op: RateOp, level: number): number {
 }
 
 /** The figures of `op`'s rate at `level` units in use; refused while `retryAfterMs` is not 0. */
-function levelResult(op: RateOp, level: number, retryAfterMs: number): OpResult {
+export function levelResult(op: RateOp, level: number, retryAfterMs: number): OpResult {
   const per = op.windowMs / op.limit;
   return {
     allowed: retryAfterMs === 0,

@@ -5,6 +5,7 @@ import {
   budgetGraceMs,
   budgetResult,
   drained,
+  levelResult,
   type RateState,
   type RateStep,
   rateCheck,
@@ -16,6 +17,7 @@ import type {
   Admission,
   KeyGates,
   OpResult,
+  RateGate,
   RateOp,
   SlotOp,
   StateOp,
@@ -124,8 +126,9 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
    */
   function runSync(ops: readonly StateOp[]): OpResult[] {
     const at = Math.floor(now());
-    // What each operation found: a rate's step, a budget's counter before it, the slots held
-    // before an acquire or after a release or renewal. Results are made of them at the end.
+    // What each operation found: a rate's step (the level it wrote, for an `add`), a budget's
+    // counter before it, the slots held before an acquire or after a release or renewal. Results
+    // are made of them at the end.
     const found: (RateStep | number)[] = [];
     // Where the gates that write are in `ops`.
     const gated: number[] = [];
@@ -136,7 +139,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
       const op = ops[i] as StateOp;
       if (isWriteOnly(op)) found.push(apply(op, at));
       else if (op.kind === "rate") {
-        const step = stepOf(op, at);
+        const step = stepOf(op as RateGate, at);
         if (op.mode === "take") gated.push(i);
         if (!step.allowed) pass = false;
         found.push(step);
@@ -164,9 +167,11 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     for (let i = 0; i < ops.length; i++) {
       const op = ops[i] as StateOp;
       const f = found[i] as RateStep | number;
-      if (op.kind === "rate")
-        results.push(rateResult(op, f as RateStep, pass || op.mode === "add"));
-      else if (op.kind === "budget") results.push(budgetResult(op, f as number, at));
+      if (op.kind === "rate") {
+        results.push(
+          op.mode === "add" ? levelResult(op, f as number, 0) : rateResult(op, f as RateStep, pass),
+        );
+      } else if (op.kind === "budget") results.push(budgetResult(op, f as number, at));
       else if (op.mode !== "acquire") results.push(slotResult(op, f as number, true));
       else {
         const held = f as number;
@@ -178,13 +183,15 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
 
   /**
    * Applies a write-only operation (`add`, `release`, `renew`) at `at`: what it found, as
-   * {@link runSync} keeps it (a rate's step, a budget's counter before it, the slots held after).
+   * {@link runSync} keeps it (the level a rate's `add` wrote, a budget's counter before it, the
+   * slots held after). Every finished call defers one to four of them.
    */
-  function apply(op: StateOp, at: number): RateStep | number {
+  function apply(op: StateOp, at: number): number {
     if (op.kind === "rate") {
-      const step = stepOf(op, at);
-      writeStep(op, step);
-      return step;
+      const state = read(op.key, at) as RateState | undefined;
+      const level = added(drained(op, state, at), op.cost);
+      writeRate(op, level, asOf(state, at));
+      return level;
     }
     if (op.kind === "budget") {
       const used = (read(op.key, at) as number | undefined) ?? 0;
@@ -209,8 +216,8 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     return rateCheck(op, read(op.key, at) as RateState | undefined, at);
   }
 
-  /** What rate operation `op` finds at `at`. */
-  function stepOf(op: RateOp, at: number): RateStep {
+  /** What rate gate `op` finds at `at`. */
+  function stepOf(op: RateGate, at: number): RateStep {
     return rateStep(op, read(op.key, at) as RateState | undefined, at);
   }
 
@@ -248,7 +255,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     };
   }
 
-  /** Writes what a `take` or an `add` of `op` found it leaves. */
+  /** Writes the level a `take` of `op` leaves (its `step`). */
   function writeStep(op: RateOp, step: RateStep): void {
     writeRate(op, step.after, step.at);
   }
@@ -273,14 +280,7 @@ export function createMemoryStore(options: MemoryStoreOptions = {}): StateStore 
     holder: () => holders++,
     defer(ops) {
       const at = Math.floor(now());
-      for (const op of ops) {
-        // A rate's `add` is written without keeping what it found (every finished call defers
-        // one or two); the others as in a batch.
-        if (op.kind === "rate" && op.mode === "add") {
-          const state = read(op.key, at) as RateState | undefined;
-          writeRate(op, added(drained(op, state, at), op.cost), asOf(state, at));
-        } else if (isWriteOnly(op)) apply(op, at);
-      }
+      for (const op of ops) if (isWriteOnly(op)) apply(op, at);
     },
     async get(key) {
       const value = read(key, now());
